@@ -1,0 +1,248 @@
+"""The one contracts module: typed shapes that agent, guardrails, activation and evals exchange.
+
+Nothing crosses a layer as a bare dict. Every model forbids extra fields and uses Literal types for
+closed sets, so a typo in a channel or a status fails where it is made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date, datetime
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Segment = Literal["high_value_lapse_risk", "new_users_first_week_intent", "churn_rescue_nps"]
+SEGMENTS: tuple[str, ...] = get_args(Segment)
+Channel = Literal["email", "sms", "push"]
+CHANNELS: tuple[str, ...] = get_args(Channel)
+Goal = Literal["90d_clv", "engagement"]
+GOALS: tuple[str, ...] = get_args(Goal)
+Mode = Literal["rules", "llm"]
+MODES: tuple[str, ...] = get_args(Mode)
+PolicyName = Literal["rules", "llm", "llm->rules", "random", "logging"]
+Arm = Literal["treatment", "holdout"]
+Status = Literal["send", "suppressed", "deferred", "holdout", "no_action"]
+STATUSES: tuple[str, ...] = get_args(Status)
+Verdict = Literal["pass", "fixed", "failed"]
+DestinationName = Literal["hubspot", "salesforce", "webhook"]
+DESTINATIONS: tuple[str, ...] = get_args(DestinationName)
+DeliveryStatus = Literal["delivered", "failed", "dead_letter", "unchanged", "dry_run"]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- reference data (dbt seeds under warehouse/dbt/seeds, loaded by agent.reference) -------------
+
+
+class ActionSpec(Frozen):
+    """One row of the action bank: a template a segment may use, on one channel, within a range."""
+
+    segment: Segment
+    template_id: str
+    channel: Channel
+    min_discount_pct: float = Field(ge=0, le=100)
+    max_discount_pct: float = Field(ge=0, le=100)
+    description: str
+
+
+class MessageTemplate(Frozen):
+    """An approved message; subject/body are jinja2 with `first_name` and `discount_pct`."""
+
+    template_id: str
+    channel: Channel
+    subject: str | None
+    body: str
+
+
+class ChannelLimit(Frozen):
+    channel: Channel
+    max_chars: int
+    max_sms_segments: int
+    max_subject_chars: int
+    max_per_7d: int
+    quiet_start_hour: int = Field(ge=0, le=23)
+    quiet_end_hour: int = Field(ge=0, le=23)
+
+
+class BannedTerm(Frozen):
+    term: str
+    category: Literal["prohibited_claim", "competitor"]
+
+
+# --- the customer as a decision sees it -----------------------------------------------------------
+
+
+class Consent(Frozen):
+    email: bool
+    sms: bool
+    push: bool
+
+    def allows(self, channel: str) -> bool:
+        return bool(getattr(self, channel))
+
+
+class LastContact(Frozen):
+    email: datetime | None = None
+    sms: datetime | None = None
+    push: datetime | None = None
+
+
+class SegmentScores(Frozen):
+    high_value_lapse_risk: float
+    new_users_first_week_intent: float
+    churn_rescue_nps: float
+
+
+class CustomerContext(Frozen):
+    """Only what a decision needs. No email, phone or address; first name is the one personal token."""
+
+    customer_id: str
+    segment: Segment
+    segment_reason: str
+    scores: SegmentScores
+    first_name: str
+    country: str
+    timezone: str
+    signup_date: date
+    tenure_days: int
+    orders_count: int
+    lifetime_revenue: float
+    avg_order_value: float
+    recency_days: int | None
+    usual_gap_days: float | None
+    rfm_segment: str
+    sessions_7d: int
+    sessions_30d: int
+    product_views_30d: int
+    add_to_cart_30d: int
+    nps_score: int | None
+    nps_comment: str | None = Field(default=None, max_length=300)
+    consent: Consent
+    preferred_channel: Channel
+    last_contact: LastContact
+    globally_suppressed: bool = False
+
+    def context_hash(self) -> str:
+        return stable_hash(self.model_dump(mode="json"))
+
+
+# --- what a policy proposes and what the guardrails make of it ------------------------------------
+
+
+class Proposal(Model):
+    """What a policy (rules or LLM) proposes. The LLM's response model is a per-segment subclass
+    whose channel and template_id are narrowed to that segment's action bank."""
+
+    channel: Channel
+    template_id: str
+    discount_pct: float
+    subject: str | None = None
+    message: str
+    rationale: str = ""
+
+
+class GuardrailCheck(Model):
+    name: str
+    verdict: Verdict
+    before: Any = None
+    after: Any = None
+    reason: str = ""
+
+
+class GuardrailReport(Model):
+    decision_id: str
+    customer_id: str
+    checks: list[GuardrailCheck] = Field(default_factory=list)
+
+    def add(self, name: str, verdict: Verdict, before: Any = None, after: Any = None, reason: str = "") -> None:
+        self.checks.append(GuardrailCheck(name=name, verdict=verdict, before=before, after=after, reason=reason))
+
+
+class LLMAttempt(Model):
+    """One request to the model: counted from instructor's hooks, not from the final object."""
+
+    attempt: int
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_ms: float = 0.0
+    error: str | None = None
+
+
+class Decision(Model):
+    decision_id: str
+    run_id: str
+    as_of: datetime
+    customer_id: str
+    segment: Segment
+    goal: Goal
+    arm: Arm
+    status: Status
+    reasons: list[str] = Field(default_factory=list)
+    channel: Channel | None = None
+    template_id: str | None = None
+    discount_pct: float = 0.0
+    subject: str | None = None
+    message: str | None = None
+    rationale: str = ""
+    policy: PolicyName
+    model: str | None = None
+    prompt_version: str | None = None
+    context_hash: str
+    propensity: float = 1.0
+    fallback_reason: str | None = None
+    defer_until: datetime | None = None
+    proposed_discount_pct: float | None = None
+    attempts: list[LLMAttempt] = Field(default_factory=list)
+
+
+class ContactEvent(Frozen):
+    """One row of the contact ledger: who was contacted, on which channel, through which destination."""
+
+    customer_id: str
+    channel: Channel
+    destination: str
+    contacted_at: datetime
+    decision_id: str = ""
+    run_id: str = ""
+
+
+class DeliveryRecord(Model):
+    decision_id: str
+    destination: str
+    idempotency_key: str
+    payload_hash: str
+    attempt: int
+    status: DeliveryStatus
+    destination_record_id: str | None = None
+    error: str | None = None
+    at: datetime
+
+
+# --- offline evaluation ---------------------------------------------------------------------------
+
+
+class LoggedTouch(Frozen):
+    """One past marketing touch from the campaign history, chosen by the logging policy."""
+
+    touch_id: str
+    customer_id: str
+    segment: Segment | None
+    template_id: str
+    discount_pct: float
+    propensity: float = Field(gt=0, le=1)
+    converted_14d: bool
+    revenue_90d: float
+
+
+def stable_hash(obj: Any, length: int = 16) -> str:
+    """sha256 over canonical JSON: the same value hashes the same in any process, any day."""
+    raw = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()[:length]
