@@ -203,6 +203,20 @@ class Decision(Model):
     attempts: list[LLMAttempt] = Field(default_factory=list)
 
 
+class DecisionMeta(Model):
+    """What the pipeline knows about a decision before the guardrails finalise it."""
+
+    decision_id: str
+    run_id: str
+    as_of: datetime
+    goal: Goal
+    policy: Literal["rules", "llm"]
+    model: str | None = None
+    prompt_version: str | None = None
+    propensity: float = 1.0
+    attempts: list[LLMAttempt] = Field(default_factory=list)
+
+
 class ContactEvent(Frozen):
     """One row of the contact ledger: who was contacted, on which channel, through which destination."""
 
