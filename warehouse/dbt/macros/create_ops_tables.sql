@@ -1,0 +1,48 @@
+{#
+  Operational tables written by Python (activation and evals), read by dbt marts as sources.
+  dbt owns their DDL so that a fresh build always has them (empty) and the marts over them build.
+  Called from on-run-start in dbt_project.yml. Create-if-not-exists: never drops history.
+#}
+{% macro create_ops_tables() %}
+  {% if target.type == 'duckdb' %}
+  create schema if not exists ops;
+  create table if not exists ops.run_log (
+    run_id varchar primary key, started_at timestamp, finished_at timestamp, as_of timestamp,
+    mode varchar, segment varchar, goal varchar, dry_run boolean, discount_cap double,
+    suppress_hours double, prompt_version varchar, model varchar, status varchar, summary_json varchar
+  );
+  create table if not exists ops.decision_log (
+    run_id varchar, decision_id varchar, as_of timestamp, customer_id varchar, segment varchar,
+    goal varchar, arm varchar, status varchar, reasons varchar, channel varchar, template_id varchar,
+    discount_pct double, proposed_discount_pct double, subject varchar, message varchar,
+    policy varchar, model varchar, prompt_version varchar, context_hash varchar, propensity double,
+    fallback_reason varchar, defer_until timestamp, llm_attempts integer, prompt_tokens integer,
+    completion_tokens integer, llm_latency_ms double, guardrail_report varchar, dry_run boolean
+  );
+  create table if not exists ops.delivery_log (
+    run_id varchar, decision_id varchar, customer_id varchar, destination varchar,
+    idempotency_key varchar, payload_hash varchar, attempt integer, status varchar,
+    destination_record_id varchar, error varchar, at timestamp
+  );
+  create table if not exists ops.contact_ledger (
+    customer_id varchar, channel varchar, destination varchar, contacted_at timestamp,
+    decision_id varchar, run_id varchar
+  );
+  create table if not exists ops.sync_state (
+    destination varchar, record_key varchar, payload_hash varchar, last_status varchar,
+    last_attempt_at timestamp, last_success_at timestamp, primary key (destination, record_key)
+  );
+  create table if not exists ops.dead_letter (
+    run_id varchar, decision_id varchar, destination varchar, idempotency_key varchar,
+    payload varchar, error varchar, at timestamp, replayed_at timestamp
+  );
+  create table if not exists ops.decision_outcomes (
+    decision_id varchar, customer_id varchar, converted_14d boolean, revenue_90d double,
+    observed_at timestamp
+  );
+  create table if not exists ops.eval_runs (
+    eval_id varchar, created_at timestamp, candidate varchar, baseline varchar, sample_size integer,
+    report_json varchar
+  );
+  {% endif %}
+{% endmacro %}
