@@ -1,0 +1,192 @@
+"""The one place an LLM is called: instructor over the async openai client.
+
+Per segment, the response model narrows channel and template_id to that segment's action bank, and
+a validator asks the model again (bounded reasks) when it pairs a template with the wrong channel.
+Tokens and latency are counted per attempt from instructor's hooks (a ContextVar keeps concurrent
+calls apart), not from the final object. Every failure (timeout, HTTP error, invalid or truncated
+output) ends as a ProposalOutcome with a reason; nothing here raises into the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Literal
+
+import instructor
+import openai
+from instructor.core import IncompleteOutputException, InstructorRetryException
+from pydantic import Field, create_model, model_validator
+
+from agent.cache import DecisionCache, cache_key
+from agent.contracts import CustomerContext, LLMAttempt, Proposal
+from agent.prompts import RenderedPrompt
+from agent.reference import ReferenceData, load_reference
+from agent.settings import LLMSettings
+
+_MODES = {"tools": instructor.Mode.TOOLS, "json": instructor.Mode.JSON, "md_json": instructor.Mode.MD_JSON}
+_trail: ContextVar[list[dict[str, Any]] | None] = ContextVar("nba_llm_trail", default=None)
+
+
+@dataclass
+class ProposalOutcome:
+    customer_id: str
+    proposal: Proposal | None
+    failure_reason: str | None
+    attempts: list[LLMAttempt] = field(default_factory=list)
+    cached: bool = False
+
+
+@lru_cache(maxsize=8)
+def response_model_for(segment: str, ref: ReferenceData | None = None) -> type[Proposal]:
+    """A Proposal subclass whose channel and template_id are that segment's bank, nothing else."""
+    ref = ref or load_reference()
+    actions = ref.actions_for(segment)
+    pairs = {a.template_id: a.channel for a in actions}
+    templates = tuple(sorted(pairs))
+    channels = tuple(sorted(set(pairs.values())))
+
+    def check_pair(self: Proposal) -> Proposal:
+        expected = pairs.get(self.template_id)
+        if expected is not None and expected != self.channel:
+            raise ValueError(f"template_id {self.template_id} is sent on channel {expected}, not {self.channel}")
+        return self
+
+    return create_model(
+        f"Proposal_{segment}",
+        __base__=Proposal,
+        __validators__={"check_pair": model_validator(mode="after")(check_pair)},
+        channel=(Literal[channels], Field(description="one of the allowed channels")),  # type: ignore[valid-type]
+        template_id=(Literal[templates], Field(description="template_id of one allowed action")),  # type: ignore[valid-type]
+        discount_pct=(float, Field(description="discount percentage offered, 0 for none")),
+        subject=(str | None, Field(default=None, description="email subject; null for sms and push")),
+        message=(str, Field(min_length=1, description="the message text sent to the customer")),
+        rationale=(str, Field(default="", description="one sentence: why this action")),
+    )
+
+
+def classify_failure(exc: BaseException) -> str:
+    """Map an exception from the LLM path to a short, stable fallback reason code."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, openai.APITimeoutError | asyncio.TimeoutError | TimeoutError):
+            return "timeout"
+        if isinstance(cur, openai.APIStatusError):
+            return f"http_{cur.status_code}"
+        if isinstance(cur, openai.APIConnectionError):
+            return "connection_error"
+        if isinstance(cur, IncompleteOutputException):
+            return "truncated_output"
+        cur = cur.__cause__ or cur.__context__
+    return "invalid_output"
+
+
+class LLMClient:
+    def __init__(self, settings: LLMSettings, *, base_url: str | None = None, cache: DecisionCache | None = None,
+                 ref: ReferenceData | None = None) -> None:
+        self.settings = settings
+        self.ref = ref or load_reference()
+        self.cache = cache
+        key = settings.api_key.get_secret_value() if settings.api_key else "sk-no-key-needed"
+        raw = openai.AsyncOpenAI(
+            base_url=base_url or settings.base_url, api_key=key, timeout=settings.timeout_s,
+            max_retries=settings.http_retries,
+        )
+        self._client = instructor.from_openai(raw, mode=_MODES[settings.instructor_mode])
+        self._client.on("completion:kwargs", self._on_kwargs)
+        self._client.on("completion:response", self._on_response)
+        self._client.on("completion:error", self._on_error)
+        self._client.on("parse:error", self._on_error)
+        self.calls = 0
+
+    # --- hooks: one trail per asyncio task -------------------------------------------------------
+    def _on_kwargs(self, *args: Any, **kwargs: Any) -> None:
+        trail = _trail.get()
+        if trail is not None:
+            trail.append({"attempt": len(trail) + 1, "t0": time.perf_counter()})
+            self.calls += 1
+
+    def _on_response(self, response: Any) -> None:
+        trail = _trail.get()
+        if trail:
+            cur = trail[-1]
+            cur["latency_ms"] = (time.perf_counter() - cur["t0"]) * 1000
+            usage = getattr(response, "usage", None)
+            cur["prompt_tokens"] = getattr(usage, "prompt_tokens", 0) or 0
+            cur["completion_tokens"] = getattr(usage, "completion_tokens", 0) or 0
+
+    def _on_error(self, error: Exception, *args: Any, **kwargs: Any) -> None:
+        trail = _trail.get()
+        if trail:
+            cur = trail[-1]
+            cur.setdefault("latency_ms", (time.perf_counter() - cur["t0"]) * 1000)
+            cur["error"] = f"{type(error).__name__}: {str(error)[:200]}"
+
+    # --- calls -----------------------------------------------------------------------------------
+    async def propose(self, ctx: CustomerContext, prompt: RenderedPrompt) -> ProposalOutcome:
+        s = self.settings
+        messages = prompt.messages()
+        key = cache_key(model=s.model, prompt_version=prompt.version, messages=messages,
+                        context_hash=ctx.context_hash(), fingerprint=s.cache_fingerprint())
+        if self.cache is not None and s.cache:
+            hit = self.cache.get(key)
+            if hit is not None:
+                data, attempts = hit
+                return ProposalOutcome(ctx.customer_id, Proposal.model_validate(data), None, attempts, cached=True)
+        trail: list[dict[str, Any]] = []
+        token = _trail.set(trail)
+        try:
+            result = await self._client.chat.completions.create(
+                model=s.model,
+                response_model=response_model_for(ctx.segment, self.ref),
+                messages=messages,  # type: ignore[arg-type]
+                max_retries=s.max_retries + 1,
+                temperature=s.temperature,
+                seed=s.seed,
+                max_tokens=s.max_tokens,
+            )
+            proposal = Proposal.model_validate(result.model_dump())
+            reason = None
+        except Exception as exc:  # noqa: BLE001 - a run never fails because an LLM did
+            proposal, reason = None, classify_failure(exc)
+        finally:
+            _trail.reset(token)
+        attempts = [
+            LLMAttempt(attempt=t["attempt"], prompt_tokens=t.get("prompt_tokens", 0),
+                       completion_tokens=t.get("completion_tokens", 0),
+                       latency_ms=round(t.get("latency_ms", 0.0), 2), error=t.get("error"))
+            for t in trail
+        ]
+        if proposal is not None and self.cache is not None and s.cache:
+            self.cache.put(key, proposal, attempts)
+        return ProposalOutcome(ctx.customer_id, proposal, reason, attempts)
+
+    async def propose_many(
+        self, items: Sequence[tuple[CustomerContext, RenderedPrompt]],
+        on_done: Callable[[ProposalOutcome], None] | None = None,
+    ) -> list[ProposalOutcome]:
+        sem = asyncio.Semaphore(self.settings.concurrency)
+
+        async def one(ctx: CustomerContext, prompt: RenderedPrompt) -> ProposalOutcome:
+            async with sem:
+                out = await self.propose(ctx, prompt)
+            if on_done:
+                on_done(out)
+            return out
+
+        return list(await asyncio.gather(*(one(c, p) for c, p in items)))
+
+    async def aclose(self) -> None:
+        client = getattr(self._client, "client", None)
+        if client is not None and hasattr(client, "close"):
+            await client.close()
+
+
+# Exceptions that InstructorRetryException wraps are classified by classify_failure.
+__all__ = ["LLMClient", "ProposalOutcome", "classify_failure", "response_model_for", "InstructorRetryException"]

@@ -1,0 +1,98 @@
+"""Versioned prompt templates: prompts/<name>/<version>/{system,user}.j2, rendered sandboxed.
+
+StrictUndefined makes a missing variable fail loudly and name itself; the sandbox keeps a template
+from reaching into Python. Customer free text reaches a prompt only through `tojson` (quoted data).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, UndefinedError
+from jinja2.sandbox import SandboxedEnvironment
+
+from agent.contracts import CustomerContext
+from agent.errors import PromptError
+from agent.reference import ReferenceData
+
+PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+
+GOAL_TEXT = {
+    "90d_clv": "maximise 90-day customer lifetime value: a discount costs margin, offer one only when it is "
+    "likely to pay for itself.",
+    "engagement": "maximise reach and engagement: prefer helpful content and no discount.",
+}
+CHANNEL_STYLE = "Email: subject under 60 characters, message under 80 words. SMS and push: one short sentence."
+
+
+@dataclass(frozen=True)
+class RenderedPrompt:
+    version: str
+    system: str
+    user: str
+
+    def messages(self) -> list[dict[str, str]]:
+        return [{"role": "system", "content": self.system}, {"role": "user", "content": self.user}]
+
+
+def available_versions(name: str = "nba") -> list[str]:
+    root = PROMPTS_DIR / name
+    return sorted(p.name for p in root.iterdir() if (p / "system.j2").exists()) if root.exists() else []
+
+
+@lru_cache(maxsize=16)
+def _env(name: str, version: str) -> SandboxedEnvironment:
+    folder = PROMPTS_DIR / name / version
+    if not (folder / "system.j2").exists():
+        raise PromptError(
+            f"prompt version {version!r} not found under prompts/{name}/; "
+            f"available: {', '.join(available_versions(name)) or 'none'}"
+        )
+    return SandboxedEnvironment(
+        loader=FileSystemLoader(str(folder)), undefined=StrictUndefined, autoescape=False,
+        keep_trailing_newline=False,
+    )
+
+
+def render_prompt(
+    ctx: CustomerContext,
+    *,
+    version: str,
+    ref: ReferenceData,
+    allowed_channels: Sequence[str],
+    goal: str,
+    discount_cap: float,
+    name: str = "nba",
+) -> RenderedPrompt:
+    actions = [
+        {
+            "template_id": a.template_id,
+            "channel": a.channel,
+            "max_discount": min(a.max_discount_pct, discount_cap),
+            "description": a.description,
+        }
+        for a in ref.actions_for(ctx.segment)
+        if a.channel in allowed_channels
+    ]
+    max_discount = max((a["max_discount"] for a in actions), default=0.0)
+    variables = {
+        "prompt_version": version,
+        "goal_text": GOAL_TEXT[goal],
+        "max_discount": f"{max_discount:g}",
+        "channel_style": CHANNEL_STYLE,
+        "ctx": ctx.model_dump(),
+        "allowed_channels": list(allowed_channels),
+        "actions": actions,
+    }
+    env = _env(name, version)
+    try:
+        system = env.get_template("system.j2").render(**variables).strip()
+        user = env.get_template("user.j2").render(**variables).strip()
+    except TemplateNotFound as exc:
+        raise PromptError(f"prompts/{name}/{version}/ lacks {exc.name}") from exc
+    except UndefinedError as exc:
+        raise PromptError(f"prompts/{name}/{version}: {exc.message}") from exc
+    return RenderedPrompt(version=version, system=system, user=user)

@@ -1,0 +1,80 @@
+"""LLM settings, read once from the environment. Errors name the variable to set.
+
+OpenAI-compatible endpoint: OPENAI_BASE_URL, OPENAI_API_KEY, OPENAI_MODEL (the standard names, so
+vLLM, Ollama, llama.cpp or OpenAI itself work unchanged). Everything else: NBA_LLM__<FIELD>.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from agent.errors import SettingsError
+
+EMBEDDED_MODEL = "smollm2-135m-instruct"
+
+
+class LLMSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    model: str = EMBEDDED_MODEL
+    instructor_mode: Literal["tools", "json", "md_json"] = "tools"
+    temperature: float = Field(default=0.2, ge=0, le=2)
+    seed: int = 7
+    max_retries: int = Field(default=2, ge=0, le=5)  # reasks after the first attempt
+    timeout_s: float = Field(default=60.0, gt=0)
+    concurrency: int = Field(default=2, ge=1, le=256)
+    max_tokens: int = Field(default=320, ge=16)
+    http_retries: int = Field(default=0, ge=0, le=5)
+    cache: bool = True
+
+    @property
+    def embedded(self) -> bool:
+        """No endpoint and no key configured: the run serves the embedded local model itself."""
+        return self.base_url is None and self.api_key is None
+
+    def cache_fingerprint(self) -> dict[str, object]:
+        """Settings that change what the model returns (never the key)."""
+        return {
+            "model": self.model, "mode": self.instructor_mode, "temperature": self.temperature,
+            "seed": self.seed, "max_retries": self.max_retries, "max_tokens": self.max_tokens,
+        }
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> LLMSettings:
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        if env.get("OPENAI_BASE_URL"):
+            values["base_url"] = env["OPENAI_BASE_URL"]
+        if env.get("OPENAI_API_KEY"):
+            values["api_key"] = env["OPENAI_API_KEY"]
+        if env.get("OPENAI_MODEL"):
+            values["model"] = env["OPENAI_MODEL"]
+        elif values.get("api_key") and not values.get("base_url"):
+            values["model"] = "gpt-4o-mini"
+        prefix = "NBA_LLM__"
+        for key, raw in env.items():
+            if key.startswith(prefix):
+                field = key[len(prefix):].lower()
+                if field not in cls.model_fields or field in {"base_url", "api_key", "model"}:
+                    raise SettingsError(key, f"unknown setting; valid: {', '.join(_public_fields())}")
+                values[field] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            var = {"base_url": "OPENAI_BASE_URL", "api_key": "OPENAI_API_KEY", "model": "OPENAI_MODEL"}.get(
+                field, prefix + field.upper()
+            )
+            raise SettingsError(var, err["msg"]) from None
+
+
+def _public_fields() -> list[str]:
+    return ["NBA_LLM__" + f.upper() for f in LLMSettings.model_fields if f not in {"base_url", "api_key", "model"}]
