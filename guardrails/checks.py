@@ -1,0 +1,112 @@
+"""The message checks bound to one set of reference data, and the discount clamp.
+
+`MessageChecker.check` is a pure function of its arguments and is memoised: the rules policy and the
+re-render path produce the same few hundred messages over and over, so a million decisions pay for
+each distinct message once.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+from agent.contracts import ActionSpec
+from agent.reference import ReferenceData
+from guardrails.message import (
+    compile_terms,
+    find_banned,
+    find_dates,
+    find_other_names,
+    find_percentages,
+    find_pii,
+    find_prices,
+    has_control,
+    sms_segments,
+)
+
+Finding = tuple[str, str]  # (reason code, evidence)
+
+
+class MessageChecker:
+    def __init__(self, ref: ReferenceData) -> None:
+        self.limits = ref.channel_limits
+        self.banned = compile_terms(t.term for t in ref.banned_terms)
+        self.check = lru_cache(maxsize=65536)(self._check)
+
+    def _check(
+        self, channel: str, subject: str | None, body: str, discount_pct: float, first_name: str
+    ) -> tuple[Finding, ...]:
+        """Every way (subject, body) breaks a message rule for this channel and final discount;
+        an empty tuple means the message may be sent."""
+        out: list[Finding] = []
+        limit = self.limits.get(channel)
+        if limit is None:
+            return (("unknown_channel", channel),)
+        subject = subject or None
+        if has_control(body) or (subject is not None and has_control(subject)):
+            out.append(("control_chars", ""))
+        if not body.strip():
+            out.append(("empty_message", ""))
+        if len(body) > limit.max_chars:
+            out.append(("message_too_long", f"{len(body)}>{limit.max_chars}"))
+        if channel == "sms":
+            encoding, segments = sms_segments(body)
+            if segments > limit.max_sms_segments:
+                out.append(("sms_too_many_segments", f"{segments} {encoding}>{limit.max_sms_segments}"))
+        if limit.max_subject_chars <= 0:
+            if subject is not None:
+                out.append(("subject_not_allowed", channel))
+        elif subject is None or not subject.strip():
+            out.append(("subject_missing", channel))
+        elif len(subject) > limit.max_subject_chars:
+            out.append(("subject_too_long", f"{len(subject)}>{limit.max_subject_chars}"))
+        text = body if subject is None else f"{subject} | {body}"
+        wrong = [p for p in find_percentages(text) if not math.isclose(p, discount_pct, abs_tol=1e-9)]
+        if wrong:
+            out.append(("percent_mismatch", f"{wrong[0]:g}% vs {discount_pct:g}%"))
+        for code, found in (
+            ("invented_price", find_prices(text)),
+            ("banned_term", find_banned(text, self.banned)),
+            ("other_customer_name", find_other_names(text, first_name)),
+            ("invented_date", find_dates(text)),
+        ):
+            if found:
+                out.append((code, found[0]))
+        out.extend((f"pii_{kind}", found) for kind, found in find_pii(text)[:1])
+        return tuple(out)
+
+
+_CHECKERS: dict[int, tuple[ReferenceData, MessageChecker]] = {}
+
+
+def get_checker(ref: ReferenceData) -> MessageChecker:
+    """One checker per ReferenceData object (held here, so its id cannot be reused)."""
+    hit = _CHECKERS.get(id(ref))
+    if hit is None or hit[0] is not ref:
+        hit = (ref, MessageChecker(ref))
+        _CHECKERS[id(ref)] = hit
+    return hit[1]
+
+
+def discount_bounds(action: ActionSpec, cap: float) -> tuple[int, int] | None:
+    """Whole-percent bounds [max(0, bank min), min(cap, bank max)], or None if no whole percentage fits.
+
+    Discounts are whole percentages because approved templates state `discount_pct|int`: a final
+    7.5% would be announced as 7%, and the message must state exactly what is given."""
+    lo = math.ceil(max(0.0, action.min_discount_pct) - 1e-9)
+    hi = math.floor(min(cap, action.max_discount_pct) + 1e-9)
+    return (lo, hi) if lo <= hi else None
+
+
+def clamp_discount(proposed: float, lo: int, hi: int) -> tuple[float, list[str]]:
+    """(final, reason codes). NaN -> the minimum; +inf -> the maximum; -inf -> the minimum."""
+    if math.isnan(proposed):
+        return float(lo), ["discount_not_finite"]
+    if math.isinf(proposed):
+        return float(hi if proposed > 0 else lo), ["discount_not_finite", "discount_clamped"]
+    if proposed > hi:
+        return float(hi), ["discount_clamped"]
+    if proposed < lo:
+        return float(lo), ["discount_clamped"]
+    final = float(math.floor(proposed + 1e-9))
+    return final, (["discount_rounded"] if final != proposed else [])

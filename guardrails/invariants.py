@@ -1,0 +1,167 @@
+"""An independent checker of every invariant a final decision must satisfy.
+
+It recomputes what it needs from the raw inputs (context, contact history, settings, reference data)
+with its own code, rather than trusting the engine's intermediate results, so property tests, the
+live-LLM test and evals can use it as the oracle. Returns [] when the decision is safe.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from agent.contracts import ContactEvent, CustomerContext, Decision
+from agent.reference import ReferenceData
+from guardrails.holdout import assign_arm
+from guardrails.message import (
+    find_banned,
+    find_dates,
+    find_other_names,
+    find_percentages,
+    find_pii,
+    find_prices,
+    sms_segments,
+    strip_control,
+)
+from guardrails.settings import GuardrailSettings
+
+
+def _utc(dt: datetime) -> datetime:
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def _quiet(at: datetime, tz_name: str, start: int, end: int) -> bool:
+    try:
+        tz = ZoneInfo(tz_name)
+    except Exception:
+        tz = ZoneInfo("UTC")
+    h = at.astimezone(tz).hour
+    if start == end:
+        return False
+    return start <= h < end if start < end else (h >= start or h < end)
+
+
+def message_violations(
+    subject: str | None,
+    body: str | None,
+    *,
+    channel: str,
+    discount_pct: float,
+    first_name: str,
+    ref: ReferenceData,
+) -> list[str]:
+    """Every message rule, recomputed from the pure detectors."""
+    out: list[str] = []
+    limit = ref.channel_limits.get(channel)
+    if limit is None:
+        return ["unknown_channel"]
+    if body is None or not body.strip():
+        return ["empty_message"]
+    if strip_control(body) != body or (subject is not None and strip_control(subject) != subject):
+        out.append("control_chars")
+    if len(body) > limit.max_chars:
+        out.append("message_too_long")
+    if channel == "sms" and sms_segments(body)[1] > limit.max_sms_segments:
+        out.append("sms_too_many_segments")
+    if limit.max_subject_chars == 0 and subject:
+        out.append("subject_not_allowed")
+    if limit.max_subject_chars > 0 and (not subject or len(subject) > limit.max_subject_chars):
+        out.append("subject_missing_or_too_long")
+    for text in (subject or "", body):
+        if any(p != discount_pct for p in find_percentages(text)):
+            out.append("percent_mismatch")
+        if find_prices(text):
+            out.append("invented_price")
+        if find_banned(text, [t.term for t in ref.banned_terms]):
+            out.append("banned_term")
+        if find_pii(text):
+            out.append("pii")
+        if find_other_names(text, first_name):
+            out.append("other_customer_name")
+        if find_dates(text):
+            out.append("invented_date")
+    return sorted(set(out))
+
+
+def violations(
+    decision: Decision,
+    ctx: CustomerContext,
+    history: Sequence[ContactEvent],
+    *,
+    as_of: datetime,
+    settings: GuardrailSettings,
+    ref: ReferenceData,
+) -> list[str]:
+    as_of = _utc(as_of)
+    out: list[str] = []
+    arm = assign_arm(ctx.customer_id, ctx.segment, settings)
+    if decision.arm != arm:
+        out.append("arm_mismatch")
+    if decision.customer_id != ctx.customer_id or decision.segment != ctx.segment:
+        out.append("wrong_customer")
+    if decision.context_hash != ctx.context_hash():
+        out.append("context_hash_mismatch")
+    if decision.policy == "llm->rules" and not decision.fallback_reason:
+        out.append("fallback_without_reason")
+    if decision.status == "holdout" and decision.arm != "holdout":
+        out.append("holdout_status_in_treatment")
+    if decision.status not in ("send", "deferred"):
+        if decision.channel is not None or decision.message is not None or decision.template_id is not None:
+            out.append("inert_decision_carries_action")
+        if decision.defer_until is not None:
+            out.append("defer_until_without_deferral")
+        return out
+
+    if arm != "treatment" or decision.arm != "treatment":
+        out.append("holdout_contacted")
+    if ctx.globally_suppressed:
+        out.append("globally_suppressed")
+    ch = decision.channel
+    if ch is None or not ctx.consent.allows(ch):
+        out.append("no_consent")
+        return out
+    action = next(
+        (a for a in ref.actions if a.segment == ctx.segment and a.template_id == decision.template_id), None
+    )
+    if action is None or action.channel != ch or decision.template_id not in ref.templates:
+        out.append("not_in_action_bank")
+    d = decision.discount_pct
+    if not math.isfinite(d) or d < 0 or d > settings.discount_cap:
+        out.append("discount_out_of_range")
+    elif action is not None and not (action.min_discount_pct <= d <= action.max_discount_pct):
+        out.append("discount_out_of_bank_range")
+
+    times = {(e.channel, _utc(e.contacted_at)) for e in history if e.customer_id == ctx.customer_id}
+    times |= {(c, _utc(t)) for c, t in ctx.last_contact.model_dump().items() if t is not None}
+    if any(abs(as_of - t) < timedelta(hours=settings.suppress_hours) for _, t in times):
+        out.append("suppression_window")
+    limit = ref.channel_limits.get(ch)
+    if limit is None or sum(1 for c, t in times if c == ch and abs(as_of - t) < timedelta(days=7)) >= (
+        limit.max_per_7d
+    ):
+        out.append("frequency_cap")
+
+    out += message_violations(
+        decision.subject, decision.message, channel=ch, discount_pct=d, first_name=ctx.first_name, ref=ref
+    )
+
+    if limit is not None and settings.enforce_quiet_hours:
+        s, e = limit.quiet_start_hour, limit.quiet_end_hour
+        quiet_now = _quiet(as_of, ctx.timezone, s, e)
+        if decision.status == "send" and quiet_now:
+            out.append("sent_in_quiet_hours")
+        if decision.status == "deferred":
+            until = decision.defer_until
+            if not quiet_now:
+                out.append("deferred_outside_quiet_hours")
+            if until is None or _utc(until) <= as_of or _utc(until) - as_of > timedelta(hours=24):
+                out.append("defer_until_invalid")
+            elif _quiet(until, ctx.timezone, s, e) or not _quiet(
+                until - timedelta(minutes=1), ctx.timezone, s, e
+            ):
+                out.append("defer_until_not_next_allowed_time")
+    if decision.status == "send" and decision.defer_until is not None:
+        out.append("defer_until_on_send")
+    return out
