@@ -1,0 +1,3 @@
+from activation.destinations.hubspot.connector import HubSpotDestination
+
+__all__ = ["HubSpotDestination"]

@@ -1,0 +1,166 @@
+"""HubSpot CRM v3 through hubspot-api-client: one batch = one `POST /crm/v3/objects/contacts/batch/upsert`.
+
+Routing: every `send` decision becomes a contact upsert keyed by the unique property
+`nba_customer_id` (HubSpot's idempotency mechanism: a re-sent input updates, never duplicates),
+setting the nba_* properties. Email enrolment is not a separate call: the HubSpot workflow that
+sends the email enrols a contact when `nba_decision_id` changes and `nba_channel` is `email`
+(a property-change enrolment trigger). So a batch stays one idempotent request, and a re-sent
+decision (same nba_decision_id) enrols nobody twice. The local server simulates that trigger.
+
+Each input carries `objectWriteTraceId` = decision id; results and 207 errors are mapped back by it,
+never by position.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import urllib3
+from hubspot import Client
+from hubspot.crm.contacts import (
+    BatchInputSimplePublicObjectBatchInputUpsert,
+    SimplePublicObjectBatchInputUpsert,
+)
+from hubspot.crm.contacts.exceptions import ApiException
+from urllib3.util.retry import Retry
+
+from activation.destinations.base import (
+    ItemResult,
+    OutboundItem,
+    RateLimit,
+    body_excerpt,
+    classify_status,
+    fmt_num,
+    parse_retry_after,
+)
+from activation.errors import DestinationBlockedError, RateLimitedError, TerminalError, TransientError
+from activation.settings import HubSpotSettings
+from agent.contracts import Decision
+
+# 207 error categories that a retry of the same input can cure; anything else is the row's fault.
+TRANSIENT_CATEGORIES = {
+    "CONFLICT",
+    "RATE_LIMITS",
+    "INTERNAL_ERROR",
+    "SERVICE_UNAVAILABLE",
+    "TIMEOUT",
+    "LOCKED",
+}
+
+
+class HubSpotDestination:
+    name = "hubspot"
+
+    def __init__(self, settings: HubSpotSettings | None = None, *, timeout_s: float = 30.0) -> None:
+        self.settings = settings or HubSpotSettings.from_env()
+        self.max_batch = self.settings.max_batch
+        self.rate_limit = RateLimit(
+            max_requests=self.settings.rate_per_10s, window_s=self.settings.rate_window_s
+        )
+        token = self.settings.token.get_secret_value()
+        self.secrets = (token,)
+        self._timeout = timeout_s
+        # No client-side retries: the delivery engine owns retries, backoff and the rate budget.
+        no_retry = Retry(total=0, connect=0, read=0, status=0, redirect=0, raise_on_status=False)
+        self._client = Client.create(
+            access_token=token, host=self.settings.base_url.rstrip("/"), retry=no_retry
+        )
+        self._batch_api = self._client.crm.contacts.batch_api
+
+    # --- pure part -------------------------------------------------------------------------------
+
+    def accepts(self, decision: Decision) -> bool:
+        return decision.status == "send"
+
+    def record_key(self, decision: Decision) -> str:
+        return decision.customer_id
+
+    def build_payload(self, decision: Decision) -> dict[str, Any]:
+        """One batch-upsert input. Property values are strings, as HubSpot stores them. The run id is
+        left out on purpose: re-running the same decision must hash the same (diff -> unchanged)."""
+        props = {
+            self.settings.id_property: decision.customer_id,
+            "nba_decision_id": decision.decision_id,
+            "nba_decided_at": decision.as_of.isoformat(),
+            "nba_segment": decision.segment,
+            "nba_goal": decision.goal,
+            "nba_channel": decision.channel or "",
+            "nba_template_id": decision.template_id or "",
+            "nba_discount_pct": fmt_num(decision.discount_pct),
+            "nba_subject": decision.subject or "",
+            "nba_message": decision.message or "",
+            "nba_policy": decision.policy,
+        }
+        return {
+            "id": decision.customer_id,
+            "idProperty": self.settings.id_property,
+            "objectWriteTraceId": decision.decision_id,
+            "properties": props,
+        }
+
+    # --- the one request per batch ---------------------------------------------------------------
+
+    def send_batch(self, items: list[OutboundItem]) -> list[ItemResult]:
+        inputs = [
+            SimplePublicObjectBatchInputUpsert(
+                id=it.payload["id"],
+                id_property=it.payload["idProperty"],
+                object_write_trace_id=it.payload["objectWriteTraceId"],
+                properties=it.payload["properties"],
+            )
+            for it in items
+        ]
+        body = BatchInputSimplePublicObjectBatchInputUpsert(inputs=inputs)
+        try:
+            data, _status, _headers = self._batch_api.upsert_with_http_info(
+                body, _request_timeout=self._timeout
+            )
+        except ApiException as exc:
+            raise self._map_exception(exc) from None
+        except urllib3.exceptions.HTTPError as exc:
+            raise TransientError(f"connection error: {type(exc).__name__}", destination=self.name) from None
+
+        by_trace: dict[str, ItemResult] = {}
+        for res in data.results or []:
+            trace = res.object_write_trace_id
+            if trace:
+                by_trace[trace] = ItemResult(decision_id=trace, outcome="ok", record_id=str(res.id))
+        for err in getattr(data, "errors", None) or []:
+            traces = (err.context or {}).get("objectWriteTraceId") or []
+            category = (err.category or "").upper()
+            outcome = "transient" if category in TRANSIENT_CATEGORIES else "terminal"
+            for trace in traces:
+                msg = f"{category}: {err.message}"
+                by_trace[trace] = ItemResult(decision_id=trace, outcome=outcome, error=msg)
+        return [
+            by_trace.get(it.decision_id)
+            or ItemResult(
+                decision_id=it.decision_id, outcome="transient", error="no result returned for input"
+            )
+            for it in items
+        ]
+
+    def _map_exception(self, exc: ApiException) -> Exception:
+        status = int(exc.status or 0)
+        headers = exc.headers or {}
+        detail = body_excerpt(exc.body or exc.reason or "")
+        if status in (401, 403):
+            return DestinationBlockedError(
+                f"not authorised ({detail}); check NBA_HUBSPOT__TOKEN",
+                destination=self.name,
+                status_code=status,
+            )
+        kind = classify_status(status)
+        if kind == "rate_limited":
+            return RateLimitedError(
+                f"rate limited: {detail}",
+                destination=self.name,
+                status_code=status,
+                retry_after=parse_retry_after(headers.get("Retry-After")),
+            )
+        if kind == "transient":
+            return TransientError(f"server error: {detail}", destination=self.name, status_code=status)
+        return TerminalError(f"batch rejected: {detail}", destination=self.name, status_code=status)
+
+    def close(self) -> None:
+        pass

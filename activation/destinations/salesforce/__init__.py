@@ -1,0 +1,3 @@
+from activation.destinations.salesforce.connector import SalesforceDestination
+
+__all__ = ["SalesforceDestination"]

@@ -1,0 +1,3 @@
+from activation.destinations.webhook.connector import WebhookDestination, sign
+
+__all__ = ["WebhookDestination", "sign"]
