@@ -146,7 +146,7 @@ _CUR_WORDS = (
     r"dollars?|euros?|pounds?|quid|bucks|cents?|pence|yen|yuan|rupees?|francs?|kronor|krona|kroner|"
     r"kr|zloty|złoty|zł|pesos?|reais|rand|lira"
 )
-_AMOUNT = r"\d(?:[\d.,' ]*\d)?"
+_AMOUNT = r"\d(?:[.,' ]?\d)*"
 _PRICE_RE = re.compile(
     rf"[{_SC}] ?{_AMOUNT}|{_AMOUNT} ?[{_SC}]|\b(?:{_CODES}) ?{_AMOUNT}|{_AMOUNT} ?(?:{_CODES}|{_CUR_WORDS})\b",
     re.I,
