@@ -1,0 +1,251 @@
+"""Steps 2-4 through `finalize`: every proposal and message check, the re-render fix and the fallback."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from datetime import UTC, datetime
+
+import pytest
+from guardrail_factories import AS_OF, make_ctx, make_meta, make_proposal
+
+from agent.contracts import Decision, MessageTemplate
+from guardrails.eligibility import check_eligibility
+from guardrails.engine import finalize
+from guardrails.invariants import violations
+from guardrails.settings import GuardrailSettings
+
+S = GuardrailSettings(global_holdout_pct=0, segment_holdout_pct=0)
+
+
+def run(ref, proposal, ctx=None, *, settings=S, as_of=AS_OF, policy="llm", failure_reason=None, history=()):
+    ctx = ctx or make_ctx()
+    e = check_eligibility(ctx, list(history), as_of=as_of, settings=settings, ref=ref)
+    d, report = finalize(
+        ctx,
+        proposal,
+        eligibility=e,
+        meta=make_meta(policy, as_of),
+        settings=settings,
+        ref=ref,
+        failure_reason=failure_reason,
+    )
+    assert violations(d, ctx, list(history), as_of=as_of, settings=settings, ref=ref) == []
+    Decision.model_validate(d.model_dump())  # model_construct produced a valid Decision
+    return d, report
+
+
+def check(report, name):
+    return next(c for c in report.checks if c.name == name)
+
+
+def test_clean_llm_proposal_is_kept(ref):
+    p = make_proposal()
+    d, report = run(ref, p)
+    assert (d.status, d.policy, d.channel, d.template_id, d.discount_pct) == (
+        "send",
+        "llm",
+        "email",
+        "winback_soft",
+        5,
+    )
+    assert d.message == p.message and d.subject == p.subject and d.reasons == []
+    assert (
+        d.proposed_discount_pct == 5.0
+        and d.model == "test-model"
+        and d.context_hash == make_ctx().context_hash()
+    )
+    assert check(report, "message").verdict == "pass"
+
+
+@pytest.mark.parametrize(
+    ("channel", "template", "why"),
+    [
+        ("email", "first_order_offer", "template_not_in_bank"),  # another segment's template
+        ("email", "bogus_template", "template_not_in_bank"),
+        ("sms", "winback_soft", "channel_template_mismatch"),  # a banked template on the wrong channel
+    ],
+)
+def test_bank_pair_check_falls_back_to_rules(ref, channel, template, why):
+    d, report = run(
+        ref, make_proposal(channel=channel, template_id=template, subject=None, message="Hi Olivia")
+    )
+    assert d.policy == "llm->rules" and d.fallback_reason == why and f"fallback:{why}" in d.reasons
+    assert d.template_id == "winback_soft" and d.channel == "email"
+    assert check(report, "action_bank").verdict == "failed"
+
+
+def test_channel_must_be_allowed_for_the_customer(ref):
+    ctx = make_ctx(consent={"email": False, "sms": True, "push": True})
+    d, report = run(ref, make_proposal(), ctx)
+    assert (
+        d.fallback_reason == "channel_not_allowed" and d.channel == "sms" and d.template_id == "winback_sms"
+    )
+    assert check(report, "channel_allowed").verdict == "failed"
+
+
+@pytest.mark.parametrize(
+    ("proposed", "cap", "final", "reason"),
+    [
+        (500.0, 5.0, 5.0, "discount_clamped"),
+        (-10.0, 5.0, 0.0, "discount_clamped"),
+        (math.nan, 5.0, 0.0, "discount_not_finite"),
+        (math.inf, 5.0, 5.0, "discount_not_finite"),
+        (-math.inf, 5.0, 0.0, "discount_not_finite"),
+        (50.0, 50.0, 10.0, "discount_clamped"),  # bank max (10) below the cap
+        (4.7, 5.0, 4.0, "discount_rounded"),  # whole percent, never rounded up
+        (3.0, 0.0, 0.0, "discount_clamped"),  # a zero cap
+    ],
+)
+def test_discount_clamp(ref, proposed, cap, final, reason):
+    settings = S.model_copy(update={"discount_cap": cap})
+    d, report = run(ref, make_proposal(discount_pct=proposed), settings=settings)
+    assert d.discount_pct == final and reason in d.reasons
+    assert d.proposed_discount_pct == (proposed if math.isfinite(proposed) else None)
+    assert check(report, "discount_clamp").verdict == "fixed"
+    assert check(report, "discount_clamp").after == final
+
+
+def rerendered(ref, d, report, *codes):
+    assert d.status == "send" and d.policy == "llm" and "message_rerendered" in d.reasons
+    for code in codes:
+        assert code in d.reasons, (code, d.reasons)
+    assert check(report, "message").verdict == "failed"
+    assert check(report, "message_rerender").verdict == "fixed"
+    assert d.message.startswith("Hi Olivia, it has been a while")
+
+
+def test_percent_mismatch_rerenders(ref):
+    d, report = run(ref, make_proposal(discount_pct=20, message="Hi Olivia, 20% off just for you"))
+    rerendered(ref, d, report, "percent_mismatch", "discount_clamped")
+    assert "5% off" in d.message and d.discount_pct == 5
+
+
+def test_price_invented(ref):
+    d, report = run(ref, make_proposal(message="Hi Olivia, 5% off, that is $20 back in your pocket"))
+    rerendered(ref, d, report, "invented_price")
+
+
+@pytest.mark.parametrize(
+    ("override", "code"),
+    [
+        ({"message": "x" * 2001}, "message_too_long"),
+        ({"subject": "S" * 81}, "subject_too_long"),
+        ({"subject": None}, "subject_missing"),
+        ({"message": "   "}, "empty_message"),
+        ({"message": "Hi Olivia, 5% off, guaranteed!"}, "banned_term"),
+        ({"message": "Hi Olivia, cheaper than ZALANDO. 5% off"}, "banned_term"),
+        ({"message": "Hi Olivia, 5% off, questions? help@shop.example"}, "pii_email"),
+        ({"message": "Hi Olivia, 5% off, call 0800 123 4567"}, "pii_phone"),
+        ({"message": "Hi Olivia, your card 4111-1111-1111-1111 gets 5% off"}, "pii_card"),
+        ({"message": "Hi Olivia, Liam already used his 5% off"}, "other_customer_name"),
+        ({"message": "Hi Olivia, 5% off until Friday"}, "invented_date"),
+        ({"message": "Hi Olivia, 5% off, ends tomorrow"}, "invented_date"),
+    ],
+)
+def test_message_checks_rerender(ref, override, code):
+    d, report = run(ref, make_proposal(**override))
+    rerendered(ref, d, report, code)
+
+
+def test_sms_segments_gsm7_vs_ucs2(ref):
+    ctx = make_ctx(preferred_channel="sms")
+    body = (
+        "Hi Olivia, we miss you! 5% off your next order. " + "Lovely new styles are in. " * 4 + "Reply STOP"
+    )
+    assert 134 < len(body) <= 306
+    ok, _ = run(ref, make_proposal(channel="sms", template_id="winback_sms", subject=None, message=body), ctx)
+    assert ok.message == body  # GSM-7: 1-2 segments, within the limit of 2
+    emoji = body + " 😍"
+    d, report = run(
+        ref, make_proposal(channel="sms", template_id="winback_sms", subject=None, message=emoji), ctx
+    )
+    assert "sms_too_many_segments" in d.reasons and d.message.startswith("Hi Olivia, we miss you!")
+
+
+def test_sms_subject_not_allowed(ref):
+    p = make_proposal(channel="sms", template_id="winback_sms", subject="Hello", message="Hi Olivia, 5% off")
+    d, _ = run(ref, p)
+    assert "subject_not_allowed" in d.reasons and d.subject is None
+
+
+def test_control_characters_stripped_not_rerendered(ref):
+    p = make_proposal(message="Hi Olivia,\x00 we miss you.\u202e Enjoy 5% off.")
+    d, report = run(ref, p)
+    assert d.message == "Hi Olivia, we miss you. Enjoy 5% off." and "control_chars_stripped" in d.reasons
+    assert "message_rerendered" not in d.reasons and check(report, "control_chars").verdict == "fixed"
+
+
+def test_rerender_still_failing_falls_back_to_rules(ref):
+    """The LLM picked vip_checkin whose (misconfigured) copy is banned: re-rendering cannot fix it."""
+    bad = MessageTemplate(
+        template_id="vip_checkin",
+        channel="email",
+        subject="{{ first_name }}, hello",
+        body="Hi {{ first_name }}, guaranteed satisfaction.",
+    )
+    ref2 = dataclasses.replace(ref, templates={**ref.templates, "vip_checkin": bad})
+    p = make_proposal(template_id="vip_checkin", discount_pct=0, message="Hi Olivia, we guarantee 20% off")
+    d, report = run(ref2, p)
+    assert d.policy == "llm->rules" and d.fallback_reason == "message_unfixable"
+    assert d.template_id == "winback_soft" and check(report, "message_rerender").verdict == "failed"
+
+
+@pytest.mark.parametrize("why", ["llm_timeout", "http_error:503", "invalid_output"])
+def test_no_proposal_falls_back_with_reason(ref, why):
+    d, report = run(ref, None, failure_reason=why)
+    assert (d.status, d.policy, d.fallback_reason) == ("send", "llm->rules", why)
+    assert f"fallback:{why}" in d.reasons and d.template_id == "winback_soft" and d.discount_pct == 5
+    assert check(report, "proposal").reason == why and check(report, "fallback").verdict == "fixed"
+
+
+def test_rules_mode(ref):
+    d, _ = run(ref, None, policy="rules")
+    assert d.policy == "rules" and d.fallback_reason is None and d.status == "send"
+
+
+def test_rules_mode_unfixable_is_no_action(ref):
+    # a name that is itself a banned term makes every template fail: no action rather than a bad send
+    d, _ = run(ref, None, make_ctx(first_name="Amazon"), policy="rules")
+    assert (
+        d.status == "no_action" and d.channel is None and any(r.startswith("rules_failed") for r in d.reasons)
+    )
+
+
+@pytest.mark.parametrize(
+    ("ctx_kw", "settings", "status"),
+    [
+        ({"globally_suppressed": True}, S, "suppressed"),
+        ({"consent": {"email": False, "sms": False, "push": False}}, S, "suppressed"),
+        ({}, GuardrailSettings(global_holdout_pct=100), "holdout"),
+    ],
+)
+def test_inert_statuses_carry_no_action(ref, ctx_kw, settings, status):
+    d, report = run(ref, make_proposal(), make_ctx(**ctx_kw), settings=settings)
+    assert d.status == status and d.channel is None and d.message is None and d.template_id is None
+    assert [c.name for c in report.checks][-1] == "quiet_hours"  # nothing past eligibility ran
+
+
+def test_quiet_hours_defer_keeps_the_action(ref):
+    night = datetime(2024, 5, 1, 3, 0, tzinfo=UTC)  # 23:00 in New York
+    d, _ = run(ref, make_proposal(), make_ctx(timezone="America/New_York"), as_of=night)
+    assert d.status == "deferred" and d.channel == "email" and d.message is not None
+    assert d.defer_until == datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def test_chosen_channel_in_quiet_hours_defers(ref):
+    evening = datetime(2024, 5, 1, 20, 30, tzinfo=UTC)  # 21:30 London: sms quiet, email not
+    p = make_proposal(channel="sms", template_id="winback_sms", subject=None, message="Hi Olivia, 5% off")
+    d, report = run(ref, p, make_ctx(timezone="Europe/London"), as_of=evening)
+    assert d.status == "deferred" and d.defer_until == datetime(2024, 5, 2, 8, 0, tzinfo=UTC)
+    assert check(report, "quiet_hours_channel").verdict == "fixed"
+    email, _ = run(ref, make_proposal(), make_ctx(timezone="Europe/London"), as_of=evening)
+    assert email.status == "send"
+
+
+def test_report_logs_before_and_after(ref):
+    d, report = run(ref, make_proposal(discount_pct=12, message="Hi Olivia, 12% off"))
+    c = check(report, "discount_clamp")
+    assert (c.before, c.after, c.verdict) == (12.0, 5.0, "fixed")
+    assert report.decision_id == d.decision_id and report.customer_id == d.customer_id
+    report.model_dump_json()  # serialisable
