@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Literal
 
 import instructor
@@ -41,10 +40,19 @@ class ProposalOutcome:
     cached: bool = False
 
 
-@lru_cache(maxsize=8)
+_MODELS: dict[tuple[str, int], type[Proposal]] = {}
+
+
 def response_model_for(segment: str, ref: ReferenceData | None = None) -> type[Proposal]:
     """A Proposal subclass whose channel and template_id are that segment's bank, nothing else."""
     ref = ref or load_reference()
+    key = (segment, id(ref))
+    if key not in _MODELS:
+        _MODELS[key] = _build_response_model(segment, ref)
+    return _MODELS[key]
+
+
+def _build_response_model(segment: str, ref: ReferenceData) -> type[Proposal]:
     actions = ref.actions_for(segment)
     pairs = {a.template_id: a.channel for a in actions}
     templates = tuple(sorted(pairs))

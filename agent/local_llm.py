@@ -90,7 +90,7 @@ def wait_ready(base_url: str, proc: subprocess.Popen | None = None, timeout_s: f
 def server_command(port: int, *, n_ctx: int = 4096, threads: int | None = None) -> list[str]:
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path()), "--model_alias",
            EMBEDDED_MODEL, "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx),
-           "--chat_format", "chatml-function-calling"]
+           ]
     if threads:
         cmd += ["--n_threads", str(threads)]
     return cmd

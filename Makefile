@@ -1,0 +1,128 @@
+# Warehouse-native customer activation with guardrailed LLM decisioning.
+# `make help` lists every target. The first target that needs Python creates .venv and installs into it.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DBT := $(VENV)/bin/dbt
+STAMP := $(VENV)/.installed
+
+# --- parameters (override on the command line: make activate MODE=rules SEGMENT=churn_rescue_nps) ---
+SEGMENT ?= all
+DRY_RUN ?= 1
+MODE ?= llm
+GOAL ?= 90d_clv
+DISCOUNT_CAP ?= 5
+SUPPRESS_HOURS ?= 24
+PROMPT_VERSION ?= v1
+AS_OF ?=
+OUTPUT ?= table
+CUSTOMERS ?= 5000
+SEED ?= 42
+DATA_AS_OF ?= 2026-11-27
+BASELINE ?= rules
+SAMPLE ?= 40
+FORCE ?= 0
+
+DBT_ARGS := --project-dir warehouse/dbt --profiles-dir warehouse/dbt
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "[setup] installing the project into $(VENV) (first run only)"
+	@$(PY) -m pip install --quiet --upgrade pip wheel setuptools
+	@$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+.PHONY: help
+help: ## List every target with one line each
+	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo
+	@echo "Parameters: SEGMENT=$(SEGMENT) DRY_RUN=$(DRY_RUN) MODE=$(MODE) GOAL=$(GOAL) DISCOUNT_CAP=$(DISCOUNT_CAP)"
+	@echo "            SUPPRESS_HOURS=$(SUPPRESS_HOURS) PROMPT_VERSION=$(PROMPT_VERSION) CUSTOMERS=$(CUSTOMERS) SEED=$(SEED)"
+
+.PHONY: install
+install: $(STAMP) ## Create .venv and install the project with its dev tools
+
+.PHONY: seed
+seed: $(STAMP) ## Generate synthetic raw data (CUSTOMERS, SEED, DATA_AS_OF) and load the dbt seeds
+	$(PY) -m warehouse.cli generate --seed $(SEED) --customers $(CUSTOMERS) --as-of $(DATA_AS_OF)
+	$(DBT) seed $(DBT_ARGS) --quiet
+
+.PHONY: build
+build: $(STAMP) ## dbt build: seeds, staging, intermediate, marts and every dbt test (generates data if missing)
+	$(PY) -m warehouse.cli build
+
+.PHONY: test
+test: $(STAMP) ## Run the test suite (offline: recorded cassettes, local servers, no API key)
+	$(PY) -m pytest -q
+
+.PHONY: test-live
+test-live: $(STAMP) ## Drive the real embedded model end to end for a handful of customers
+	$(PY) -m pytest -q -m live tests/live
+
+.PHONY: docs
+docs: $(STAMP) ## Generate dbt docs (catalog and lineage)
+	$(PY) -m warehouse.cli docs
+
+.PHONY: serve-docs
+serve-docs: docs ## Serve dbt docs on http://localhost:8080
+	$(DBT) docs serve $(DBT_ARGS) --port 8080 --no-browser
+
+.PHONY: bi
+bi: $(STAMP) ## Export dim_customer, customer 360 and segment scores to bi/ (CSV + Parquet, atomic)
+	$(PY) -m warehouse.cli bi
+
+.PHONY: activate
+activate: $(STAMP) ## Decide and activate: SEGMENT DRY_RUN MODE GOAL DISCOUNT_CAP SUPPRESS_HOURS PROMPT_VERSION
+	$(PY) -m activation.cli --segment $(SEGMENT) --dry-run $(DRY_RUN) --mode $(MODE) --goal $(GOAL) \
+		--discount-cap $(DISCOUNT_CAP) --suppress-hours $(SUPPRESS_HOURS) --prompt-version $(PROMPT_VERSION) \
+		--output $(OUTPUT) $(if $(AS_OF),--as-of $(AS_OF)) $(if $(filter 1,$(FORCE)),--force)
+
+.PHONY: replay-dlq
+replay-dlq: $(STAMP) ## Re-send what the dead-letter queue holds
+	$(PY) -m activation.cli replay-dlq
+
+.PHONY: destinations-up
+destinations-up: $(STAMP) ## Run local HubSpot, Salesforce (TLS) and webhook servers on 127.0.0.1 for a live demo
+	$(PY) -m activation.local_servers all
+
+.PHONY: prompt
+prompt: $(STAMP) ## Show the rendered context and prompt for CUSTOMER_ID (PROMPT_VERSION)
+	$(PY) -m agent.cli prompt --customer-id $(CUSTOMER_ID) --prompt-version $(PROMPT_VERSION) --goal $(GOAL) \
+		--discount-cap $(DISCOUNT_CAP)
+
+.PHONY: llm-serve
+llm-serve: $(STAMP) ## Serve the embedded model (SmolLM2-135M) standalone on 127.0.0.1:8081 for prompt work
+	$(PY) -m agent.cli llm-serve --port 8081
+
+.PHONY: record-cassettes
+record-cassettes: $(STAMP) ## Re-record the LLM cassettes against a real model server (embedded unless OPENAI_BASE_URL)
+	NBA_RECORD=1 $(PY) -m pytest -q tests/agent -k cassette -p no:randomly
+
+.PHONY: eval
+eval: $(STAMP) ## Offline eval: MODE PROMPT_VERSION vs BASELINE on SAMPLE customers; report under reports/
+	$(PY) -m evals.cli --mode $(MODE) --prompt-version $(PROMPT_VERSION) --baseline $(BASELINE) --sample $(SAMPLE) \
+		--goal $(GOAL) --discount-cap $(DISCOUNT_CAP)
+
+.PHONY: bench
+bench: $(STAMP) ## Run every benchmark under bench/ and print the ratios
+	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+.PHONY: lint
+lint: $(STAMP) ## ruff check + ruff format --check
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+.PHONY: format
+format: $(STAMP) ## ruff format
+	$(VENV)/bin/ruff format .
+
+.PHONY: typecheck
+typecheck: $(STAMP) ## mypy over the Python packages
+	$(VENV)/bin/mypy
+
+.PHONY: clean
+clean: ## Remove generated data, the warehouse file, outbox, reports and caches (keeps .venv)
+	rm -rf warehouse/data warehouse/dbt/target warehouse/dbt/logs warehouse/dbt/*.duckdb outbox bi reports .cache
