@@ -31,9 +31,17 @@ class EnvSection(BaseModel):
         return f"{PREFIX}{section.upper()}__{field.upper()}"
 
     @classmethod
-    def from_env(cls: type[T], env: Mapping[str, str] | None = None, **overrides: Any) -> T:
+    def from_env(
+        cls: type[T],
+        env: Mapping[str, str] | None = None,
+        *,
+        defaults: Mapping[str, Any] | None = None,
+        **overrides: Any,
+    ) -> T:
+        """Fields from `NBA_<SECTION>__<FIELD>`; `defaults` fill what the environment leaves unset,
+        `overrides` win over it."""
         env = os.environ if env is None else env
-        values: dict[str, Any] = {}
+        values: dict[str, Any] = dict(defaults or {})
         for name in cls.model_fields:
             if name == "section":
                 continue

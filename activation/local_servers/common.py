@@ -176,7 +176,9 @@ class LocalServer:
         return Response(401, {"error": "unauthorised"})
 
     def too_many(self, retry_after: float, declared: bool) -> Response:
-        return Response(429, {"error": "rate limited"}, {"Retry-After": _retry_after(retry_after)})
+        return Response(
+            429, {"error": "rate limited"}, {"Retry-After": _retry_after(retry_after, exact=not declared)}
+        )
 
     def server_error(self, status: int) -> Response:
         return Response(status, {"error": "injected server error"})
@@ -262,8 +264,11 @@ class LocalServer:
         return Response(404, {"error": "unknown admin route"})
 
 
-def _retry_after(seconds: float) -> str:
-    """HTTP Retry-After is whole seconds; never round a wait down to zero."""
+def _retry_after(seconds: float, exact: bool = False) -> str:
+    """HTTP Retry-After is whole seconds; never round a wait down to zero. `exact` keeps a configured
+    sub-second value (a test knob, so suites stay fast; clients parse it as a float)."""
+    if exact and seconds < 1:
+        return f"{seconds:g}"
     return str(max(1, int(seconds + 0.999)))
 
 

@@ -42,11 +42,14 @@ def _now() -> str:
 class HubSpotServer(LocalServer):
     name = "hubspot"
 
-    def __init__(self, *, token: str = "local-hubspot-token", **kwargs: Any) -> None:
+    def __init__(
+        self, *, token: str = "local-hubspot-token", max_discount_pct: float = 100.0, **kwargs: Any
+    ) -> None:
         kwargs.setdefault("rate_limit", 100)
         kwargs.setdefault("rate_window_s", 10.0)
         super().__init__(**kwargs)
         self.token = token
+        self.max_discount_pct = max_discount_pct  # the portal's validation rule on nba_discount_pct
         self.contacts: dict[str, dict[str, Any]] = {}  # by nba_customer_id / email value
         self.enrollments: set[tuple[str, str]] = set()
         self._next_id = 1000
@@ -67,7 +70,7 @@ class HubSpotServer(LocalServer):
             "correlationId": str(uuid.UUID(int=self.rng.getrandbits(128))),
             "policyName": "TEN_SECONDLY_ROLLING",
         }
-        return Response(429, body, {"Retry-After": _retry_after(retry_after)})
+        return Response(429, body, {"Retry-After": _retry_after(retry_after, exact=not declared)})
 
     def server_error(self, status: int) -> Response:
         return Response(status, _error("internal error (injected)", "INTERNAL_ERROR"))
@@ -162,8 +165,9 @@ class HubSpotServer(LocalServer):
                 pct = float(raw)
             except (TypeError, ValueError):
                 pct = math.nan
-            if not 0 <= pct <= 100:
-                return f"Property values were not valid: nba_discount_pct={raw!r} for id {value} (must be 0..100)"
+            if not 0 <= pct <= self.max_discount_pct:
+                limit = f"0..{self.max_discount_pct:g}"
+                return f"Property values were not valid: nba_discount_pct={raw!r} for id {value} (must be {limit})"
         return None
 
     def _write(self, item: dict[str, Any], props: dict[str, str], trace: str | None) -> dict[str, Any]:

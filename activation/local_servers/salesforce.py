@@ -87,7 +87,7 @@ class SalesforceServer(LocalServer):
 
     def too_many(self, retry_after: float, declared: bool) -> Response:
         body = [{"message": "Too many requests", "errorCode": "REQUEST_LIMIT_EXCEEDED_BURST"}]
-        return Response(429, body, {"Retry-After": _retry_after(retry_after)})
+        return Response(429, body, {"Retry-After": _retry_after(retry_after, exact=not declared)})
 
     def server_error(self, status: int) -> Response:
         return Response(
