@@ -66,7 +66,9 @@ class ActionSpace:
         object.__setattr__(self, "discounts", tuple(discs))
         object.__setattr__(self, "segments", tuple(segs))
         object.__setattr__(self, "channels", tuple(chans))
-        object.__setattr__(self, "_index", {(t, d): i for i, (t, d) in enumerate(zip(tids, discs, strict=True))})
+        object.__setattr__(
+            self, "_index", {(t, d): i for i, (t, d) in enumerate(zip(tids, discs, strict=True))}
+        )
         object.__setattr__(self, "_spec", {s.template_id: s for s in self.specs})
 
     def __len__(self) -> int:

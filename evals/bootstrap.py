@@ -43,7 +43,9 @@ def _chunk_sums(terms32: np.ndarray, n_bootstrap: int, seq: np.random.SeedSequen
     return (weights @ terms32).astype(np.float64)  # type: ignore[no-any-return]
 
 
-def bootstrap_sums(terms: np.ndarray, *, n_bootstrap: int, seed: int, workers: int | None = None) -> np.ndarray:
+def bootstrap_sums(
+    terms: np.ndarray, *, n_bootstrap: int, seed: int, workers: int | None = None
+) -> np.ndarray:
     """Column sums of `terms` (n x k) under `n_bootstrap` resamples: an (n_bootstrap x k) array.
 
     Columns are centred on their mean before the float32 matmul and the mean is added back with the

@@ -92,11 +92,16 @@ class LoggedData:
 
     @classmethod
     def from_touches(
-        cls, touches: Sequence[LoggedTouch], *, features: np.ndarray | None = None, space: ActionSpace | None = None
+        cls,
+        touches: Sequence[LoggedTouch],
+        *,
+        features: np.ndarray | None = None,
+        space: ActionSpace | None = None,
     ) -> LoggedData:
         space = space or default_action_space()
         actions = space.indices(
-            np.array([t.template_id for t in touches], dtype=object), np.array([t.discount_pct for t in touches])
+            np.array([t.template_id for t in touches], dtype=object),
+            np.array([t.discount_pct for t in touches]),
         )
         segments = [t.segment or space.segments[a] for t, a in zip(touches, actions, strict=True)]
         return cls(
@@ -119,8 +124,12 @@ class LoggedData:
         those columns; `feature_columns` (numeric, nulls filled with the column mean) feed DR."""
         space = space or default_action_space()
         actions = space.indices(_col(table, "template_id"), _col(table, "discount_pct").astype(np.float64))
-        segs = _col(table, "segment") if "segment" in table.column_names else np.array([None] * table.num_rows)
-        segs = np.array([s if s else space.segments[a] for s, a in zip(segs, actions, strict=True)], dtype=object)
+        segs = (
+            _col(table, "segment") if "segment" in table.column_names else np.array([None] * table.num_rows)
+        )
+        segs = np.array(
+            [s if s else space.segments[a] for s, a in zip(segs, actions, strict=True)], dtype=object
+        )
         feats = None
         cols = list(feature_columns)
         if cols:
@@ -169,8 +178,10 @@ class TargetPolicy:
         n_rows = len(self.actions) if self.actions is not None else self.probs.shape[0]  # type: ignore[union-attr]
         if n_rows != data.n:
             raise ValueError(f"target policy {self.name!r} covers {n_rows} rows, logged data has {data.n}")
-        if self.actions is not None and len(self.actions) and (
-            self.actions.min() < NO_ACTION or self.actions.max() >= len(data.space)
+        if (
+            self.actions is not None
+            and len(self.actions)
+            and (self.actions.min() < NO_ACTION or self.actions.max() >= len(data.space))
         ):
             raise ValueError(f"target actions must be -1 (no action) or indices < {len(data.space)}")
         if self.probs is not None and self.probs.shape[1] != len(data.space):
@@ -276,7 +287,13 @@ class Estimator(ABC):
         return float(self.combine(self.terms(data, target).sum(axis=0)))
 
     def estimate_interval(
-        self, data: LoggedData, target: TargetPolicy, *, n_bootstrap: int = 1000, alpha: float = 0.05, seed: int
+        self,
+        data: LoggedData,
+        target: TargetPolicy,
+        *,
+        n_bootstrap: int = 1000,
+        alpha: float = 0.05,
+        seed: int,
     ) -> tuple[float, float]:
         """Percentile bootstrap interval at level 1 - alpha, reproducible from `seed`."""
         return self._interval(self.terms(data, target), n_bootstrap, alpha, seed)
@@ -293,14 +310,22 @@ class Estimator(ABC):
         return float(low), float(high)
 
     def estimate(
-        self, data: LoggedData, target: TargetPolicy, *, n_bootstrap: int = 1000, alpha: float = 0.05, seed: int
+        self,
+        data: LoggedData,
+        target: TargetPolicy,
+        *,
+        n_bootstrap: int = 1000,
+        alpha: float = 0.05,
+        seed: int,
     ) -> Estimate:
         """Value and interval from one computation of the per-row terms."""
         terms = self.terms(data, target)
         with np.errstate(divide="ignore", invalid="ignore"):
             value = float(self.combine(terms.sum(axis=0)))
         low, high = self._interval(terms, n_bootstrap, alpha, seed)
-        return Estimate(estimator=self.name, metric=self.metric, policy=target.name, value=value, low=low, high=high)
+        return Estimate(
+            estimator=self.name, metric=self.metric, policy=target.name, value=value, low=low, high=high
+        )
 
 
 @dataclass(frozen=True)
@@ -356,7 +381,9 @@ class DoublyRobust(Estimator):
 
     def fit(self, data: LoggedData) -> FittedRewardModel:
         if self._fitted is None or self._fitted[0] != id(data):
-            fitted = self.reward_model.fit(data.actions, data.reward(self.metric), data.features, len(data.space))
+            fitted = self.reward_model.fit(
+                data.actions, data.reward(self.metric), data.features, len(data.space)
+            )
             self._fitted = (id(data), fitted)
         return self._fitted[1]
 
@@ -401,6 +428,8 @@ def true_policy_value(
     probs = np.asarray(target.probs)
     for a in target.used_actions():
         rows = np.flatnonzero(probs[:, a] > 0)
-        values = truth(data.customer_ids[rows], np.full(len(rows), tids[a], dtype=object), np.full(len(rows), discs[a]))
+        values = truth(
+            data.customer_ids[rows], np.full(len(rows), tids[a], dtype=object), np.full(len(rows), discs[a])
+        )
         total[rows] += probs[rows, a] * values[pick]
     return float(total.mean()) if data.n else 0.0

@@ -39,7 +39,10 @@ class SimulatedWorld:
     def expected_by_index(self, rows: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         disc = np.asarray(self.space.discounts)[actions]
         logit = (
-            -1.6 + self.appeal[actions] + self.beta[actions] * self.x[rows] + self.gamma[actions] * self.z[rows]
+            -1.6
+            + self.appeal[actions]
+            + self.beta[actions] * self.x[rows]
+            + self.gamma[actions] * self.z[rows]
             + self.sensitivity[rows] * np.sqrt(disc / 5.0)
         )
         conv = 1.0 / (1.0 + np.exp(-logit))

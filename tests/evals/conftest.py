@@ -31,8 +31,11 @@ def rules_target(data: LoggedData) -> TargetPolicy:
 def llm_like_target(data: LoggedData, seed: int = 0) -> TargetPolicy:
     """Feature-dependent choices, off-grid discounts (7% -> 5%) and 10% suppressed rows."""
     sp = data.space
-    alt = {"high_value_lapse_risk": ("winback_sms", 7), "new_users_first_week_intent": ("first_order_sms", 7),
-           "churn_rescue_nps": ("cs_apology_sms", 7)}
+    alt = {
+        "high_value_lapse_risk": ("winback_sms", 7),
+        "new_users_first_week_intent": ("first_order_sms", 7),
+        "churn_rescue_nps": ("cs_apology_sms", 7),
+    }
     a = np.array([sp.index(*RULES[s]) for s in data.segments])
     b = np.array([sp.index(*alt[s]) for s in data.segments])
     acts = np.where(data.features[:, 0] > 0, a, b)

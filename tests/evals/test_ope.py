@@ -58,9 +58,12 @@ def test_never_acting_policy_is_worth_zero_and_logging_policy_is_worth_its_mean(
         assert est.estimate_policy_value(logged, none) == pytest.approx(0.0, abs=1e-9)
     # replaying the logged actions deterministically: weights 1/p
     same = TargetPolicy.deterministic(logged.actions, name="logging")
-    assert IPS().estimate_policy_value(logged, same) == pytest.approx(np.mean(logged.revenue_90d / logged.propensities))
+    assert IPS().estimate_policy_value(logged, same) == pytest.approx(
+        np.mean(logged.revenue_90d / logged.propensities)
+    )
     assert SNIPS().estimate_policy_value(logged, same) == pytest.approx(
-        np.sum(logged.revenue_90d / logged.propensities) / np.sum(1 / logged.propensities))
+        np.sum(logged.revenue_90d / logged.propensities) / np.sum(1 / logged.propensities)
+    )
 
 
 def test_interval_is_seeded_and_narrows_with_confidence(logged):
@@ -84,7 +87,9 @@ def test_bootstrap_width_matches_analytic_standard_error(logged):
 def test_effective_sample_size_and_support(logged):
     target = rules_target(logged)
     constant = dataclasses.replace(logged, propensities=np.full(logged.n, 0.5))  # all weights 2
-    assert effective_sample_size(constant, TargetPolicy.deterministic(logged.actions)) == pytest.approx(logged.n)
+    assert effective_sample_size(constant, TargetPolicy.deterministic(logged.actions)) == pytest.approx(
+        logged.n
+    )
     ess = effective_sample_size(logged, target)
     assert 0 < ess < logged.n / 3
     assert support_coverage(logged, target).action_share == 1.0
@@ -92,9 +97,14 @@ def test_effective_sample_size_and_support(logged):
     a0 = target.actions[0]
     keep = np.flatnonzero(logged.actions != a0)
     sub = dataclasses.replace(
-        logged, actions=logged.actions[keep], propensities=logged.propensities[keep],
-        revenue_90d=logged.revenue_90d[keep], converted_14d=logged.converted_14d[keep],
-        customer_ids=logged.customer_ids[keep], segments=logged.segments[keep], features=logged.features[keep],
+        logged,
+        actions=logged.actions[keep],
+        propensities=logged.propensities[keep],
+        revenue_90d=logged.revenue_90d[keep],
+        converted_14d=logged.converted_14d[keep],
+        customer_ids=logged.customer_ids[keep],
+        segments=logged.segments[keep],
+        features=logged.features[keep],
     )
     cov = support_coverage(sub, TargetPolicy.deterministic(target.actions[keep]))
     assert cov.n_target_actions == 3 and cov.n_supported_actions == 2
@@ -117,18 +127,36 @@ def test_action_index_maps_discounts_onto_the_logging_grid():
 
 
 def _touch(i: int, template: str, disc: float, p: float, conv: bool, rev: float) -> LoggedTouch:
-    return LoggedTouch(touch_id=f"t{i}", customer_id=f"c{i}", segment=None, template_id=template,
-                       discount_pct=disc, propensity=p, converted_14d=conv, revenue_90d=rev)
+    return LoggedTouch(
+        touch_id=f"t{i}",
+        customer_id=f"c{i}",
+        segment=None,
+        template_id=template,
+        discount_pct=disc,
+        propensity=p,
+        converted_14d=conv,
+        revenue_90d=rev,
+    )
 
 
 def test_logged_data_from_touches_and_from_arrow_agree():
-    touches = [_touch(0, "winback_soft", 5, 0.5, True, 40.0), _touch(1, "cs_followup", 0, 0.25, False, 0.0),
-               _touch(2, "first_order_offer", 14, 0.2, True, 30.0)]
+    touches = [
+        _touch(0, "winback_soft", 5, 0.5, True, 40.0),
+        _touch(1, "cs_followup", 0, 0.25, False, 0.0),
+        _touch(2, "first_order_offer", 14, 0.2, True, 30.0),
+    ]
     a = LoggedData.from_touches(touches)
     table = pa.Table.from_pylist([t.model_dump() | {"channel": "email"} for t in touches])
     b = LoggedData.from_arrow(table)
-    assert a.actions.tolist() == b.actions.tolist() == [
-        action_index("winback_soft", 5), action_index("cs_followup", 0), action_index("first_order_offer", 15)]
+    assert (
+        a.actions.tolist()
+        == b.actions.tolist()
+        == [
+            action_index("winback_soft", 5),
+            action_index("cs_followup", 0),
+            action_index("first_order_offer", 15),
+        ]
+    )
     assert a.segments.tolist() == ["high_value_lapse_risk", "churn_rescue_nps", "new_users_first_week_intent"]
     target = TargetPolicy.deterministic(np.array([a.actions[0], -1, a.actions[2]]))
     # IPS by hand: (1/0.5 * 40 + 0 + 1/0.2 * 30) / 3
@@ -137,8 +165,14 @@ def test_logged_data_from_touches_and_from_arrow_agree():
 
 
 def test_logged_data_rejects_bad_contracts():
-    good = dict(actions=[0], propensities=[0.5], revenue_90d=[1.0], converted_14d=[1], customer_ids=["c"],
-                segments=["high_value_lapse_risk"])
+    good = dict(
+        actions=[0],
+        propensities=[0.5],
+        revenue_90d=[1.0],
+        converted_14d=[1],
+        customer_ids=["c"],
+        segments=["high_value_lapse_risk"],
+    )
     LoggedData(**good)
     with pytest.raises(ValueError, match="propensities"):
         LoggedData(**good | {"propensities": [0.0]})
