@@ -252,9 +252,11 @@ def finalize(
             fields["policy"], fields["fallback_reason"] = "llm->rules", why
             reasons.append(f"fallback:{why}")
             checks.append(_check(name="fallback", verdict="fixed", before="llm", after="rules", reason=why))
-        elif vetted is not None:  # a rules proposal failing is a configuration problem, not a retry
-            reasons.append(f"rules_failed:{vetted.failure}")
-            return done("no_action")
+        elif vetted is not None:  # a rules-mode proposal that fails: re-derive it from the rules policy
+            reasons.append(f"rules_refused:{vetted.failure}")
+            checks.append(
+                _check(name="fallback", verdict="fixed", before="rules", after="rules", reason=vetted.failure)
+            )
         fallback = rules.propose(ctx, eligibility.allowed_channels, settings=settings, ref=ref)
         if fallback is None:
             reasons.append("rules_no_action")
