@@ -1,0 +1,116 @@
+"""The rules policy and the documented next_best_action API."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from guardrail_factories import make_ctx
+
+from agent.reference import load_reference
+from guardrails.errors import (
+    ChannelMismatchError,
+    GuardrailError,
+    SettingsError,
+    UnknownGoalError,
+    UnknownSegmentError,
+)
+from guardrails.rules import RulesPolicy, next_best_action
+from guardrails.settings import GuardrailSettings
+
+NOON = datetime(2024, 5, 1, 12, tzinfo=UTC)
+RULES = RulesPolicy()
+ALL = ["email", "sms", "push"]
+
+
+def propose(ctx, allowed=ALL, **settings):
+    return RULES.propose(ctx, allowed, settings=GuardrailSettings(**settings), ref=load_reference())
+
+
+def test_next_best_action_contract():
+    nba = next_best_action("high_value_lapse_risk", goal="90d_clv", discount_cap=5.0, as_of=NOON)
+    assert {k: nba[k] for k in ("channel", "template", "discount_pct")} == {
+        "channel": "email",
+        "template": "winback_soft",
+        "discount_pct": 5.0,
+    }
+    assert nba["subject"] and "5% off" in nba["message"] and nba["rationale"] and nba["status"] == "send"
+    assert next_best_action("new_users_first_week_intent", as_of=NOON)["template"] == "onboarding_tips"
+    churn = next_best_action("churn_rescue_nps", as_of=NOON)
+    assert churn["template"] == "cs_followup_offer" and churn["discount_pct"] == 5.0
+
+
+def test_next_best_action_validates():
+    with pytest.raises(
+        ValueError, match="high_value_lapse_risk, new_users_first_week_intent, churn_rescue_nps"
+    ):
+        next_best_action("vip")
+    with pytest.raises(UnknownGoalError, match="90d_clv, engagement"):
+        next_best_action("churn_rescue_nps", goal="revenue")
+    with pytest.raises(ValueError, match="unknown argument"):
+        next_best_action("churn_rescue_nps", colour="red")
+    assert issubclass(UnknownSegmentError, GuardrailError)
+
+
+def test_cap_and_bank_bound_the_discount():
+    assert next_best_action("high_value_lapse_risk", discount_cap=0, as_of=NOON)["discount_pct"] == 0
+    assert next_best_action("high_value_lapse_risk", discount_cap=2.5, as_of=NOON)["discount_pct"] == 2
+    strong = dict(nps_score=1, lifetime_revenue=900.0)
+    assert next_best_action("churn_rescue_nps", discount_cap=50, as_of=NOON, **strong)["discount_pct"] == 10
+
+
+def test_goal_engagement_never_discounts():
+    for seg in ("high_value_lapse_risk", "new_users_first_week_intent", "churn_rescue_nps"):
+        nba = next_best_action(seg, goal="engagement", discount_cap=50, as_of=NOON)
+        assert nba["discount_pct"] == 0 and "%" not in nba["message"]
+
+
+def test_clv_weighs_discount_against_value():
+    mildly_overdue = make_ctx(recency_days=35, usual_gap_days=30.0)
+    assert propose(mildly_overdue).template_id == "vip_checkin"
+    lapsing = make_ctx(recency_days=90, usual_gap_days=30.0)
+    assert (propose(lapsing).template_id, propose(lapsing).discount_pct) == ("winback_soft", 5.0)
+    engaged_new = make_ctx(segment="new_users_first_week_intent", add_to_cart_30d=3)
+    p = propose(engaged_new, discount_cap=20)
+    assert (p.template_id, p.discount_pct) == ("first_order_offer", 10.0)
+    assert propose(make_ctx(segment="new_users_first_week_intent")).template_id == "onboarding_tips"
+    tiny = make_ctx(segment="churn_rescue_nps", orders_count=1, lifetime_revenue=20.0)
+    assert propose(tiny).template_id == "cs_followup"
+
+
+def test_channel_routing_by_preference_and_consent():
+    assert propose(make_ctx(preferred_channel="sms")).channel == "sms"
+    assert propose(make_ctx(preferred_channel="push")).template_id == "winback_push"
+    assert propose(make_ctx(preferred_channel="sms"), allowed=["email", "push"]).channel == "email"
+    assert propose(make_ctx(), allowed=["push"]).template_id == "winback_push"
+    assert propose(make_ctx(), allowed=[]) is None
+    # new users have no sms template in the onboarding family's email slot: email -> sms -> push order holds
+    assert (
+        propose(make_ctx(segment="new_users_first_week_intent"), allowed=["sms"]).template_id
+        == "first_order_sms"
+    )
+
+
+def test_settings_validation_and_env():
+    with pytest.raises(ValueError):
+        GuardrailSettings(discount_cap=101)
+    with pytest.raises(ValueError):
+        GuardrailSettings(discount_cap=float("nan"))
+    with pytest.raises(ValueError):
+        GuardrailSettings(suppress_hours=-1)
+    with pytest.raises(ValueError):
+        GuardrailSettings(unknown=1)
+    s = GuardrailSettings.from_env(
+        {"DISCOUNT_CAP": "7.5", "GOAL": "engagement", "ENFORCE_QUIET_HOURS": "false"}
+    )
+    assert (s.discount_cap, s.goal, s.enforce_quiet_hours) == (7.5, "engagement", False)
+    with pytest.raises(SettingsError, match="DISCOUNT_CAP"):
+        GuardrailSettings.from_env({"DISCOUNT_CAP": "lots"})
+    with pytest.raises(SettingsError, match="NBA_SUPPRESS_HOURS"):
+        GuardrailSettings.from_env({"NBA_SUPPRESS_HOURS": "-3"}, prefix="NBA_")
+
+
+def test_errors_carry_fields():
+    e = ChannelMismatchError("winback_soft", "sms", "email")
+    assert (e.template_id, e.bank_channel, e.template_channel) == ("winback_soft", "sms", "email")
+    assert isinstance(e, GuardrailError)
