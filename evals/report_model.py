@@ -1,0 +1,75 @@
+"""The eval report as a typed contract (serialised to report.json and ops.eval_runs)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from agent.contracts import Model
+from evals.scorers import ScoreResult
+
+
+class PolicyValue(Model):
+    policy: str
+    estimator: str
+    metric: str
+    value: float | None
+    low: float | None
+    high: float | None
+    true_value: float | None = None
+    ess: float
+    support_action_share: float
+    support_row_share: float
+
+    @property
+    def covers_truth(self) -> bool | None:
+        if self.true_value is None or self.low is None or self.high is None:
+            return None
+        return self.low <= self.true_value <= self.high
+
+
+class PromptVersionRow(Model):
+    policy: str
+    mode: str
+    prompt_version: str
+    schema_validity: float | None
+    fallback_rate: float | None
+    intervention_rate: float | None
+    mean_discount: float | None
+    mean_tokens: float | None
+    mean_latency_ms: float | None
+    ope_value: float | None
+    ope_low: float | None
+    ope_high: float | None
+
+
+class CaseResult(Model):
+    suite: Literal["golden", "adversarial"]
+    name: str
+    policy: str
+    passed: bool
+    failures: list[str]
+
+
+class EvalReport(Model):
+    eval_id: str
+    created_at: datetime
+    seed: int
+    candidate: dict[str, Any]
+    baseline: dict[str, Any]
+    sample_size: int
+    n_logged: int
+    has_truth: bool
+    policy_values: list[PolicyValue] = Field(default_factory=list)
+    scores: dict[str, list[ScoreResult]] = Field(default_factory=dict)
+    prompt_versions: list[PromptVersionRow] = Field(default_factory=list)
+    cases: list[CaseResult] = Field(default_factory=list)
+    difference: dict[str, dict[str, float]] = Field(default_factory=dict)
+
+    def value(self, policy: str, estimator: str = "dr", metric: str = "revenue_90d") -> PolicyValue:
+        for v in self.policy_values:
+            if (v.policy, v.estimator, v.metric) == (policy, estimator, metric):
+                return v
+        raise KeyError((policy, estimator, metric))
