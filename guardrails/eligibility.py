@@ -5,18 +5,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, time, timedelta
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.contracts import CHANNELS, Arm, Channel, ContactEvent, CustomerContext, GuardrailCheck
 from agent.reference import ReferenceData
+from guardrails._fast import build
 from guardrails.holdout import global_bucket, segment_bucket
 from guardrails.settings import GuardrailSettings
 
 WEEK = timedelta(days=7)
-_check = GuardrailCheck.model_construct
+
+
+def _check(
+    name: str, verdict: str, before: Any = None, after: Any = None, reason: str = ""
+) -> GuardrailCheck:
+    return build(
+        GuardrailCheck, {"name": name, "verdict": verdict, "before": before, "after": after, "reason": reason}
+    )
 
 
 class Eligibility(BaseModel):
@@ -236,12 +244,15 @@ def check_eligibility(
         reasons.append("quiet_hours")
     else:
         status = "send"
-    return Eligibility.model_construct(
-        status=status,
-        arm=arm,
-        reasons=reasons,
-        allowed_channels=allowed,
-        defer_until=defer_until,
-        channel_defer_until=deferred,
-        checks=checks,
+    return build(
+        Eligibility,
+        {
+            "status": status,
+            "arm": arm,
+            "reasons": reasons,
+            "allowed_channels": allowed,
+            "defer_until": defer_until,
+            "channel_defer_until": deferred,
+            "checks": checks,
+        },
     )

@@ -17,6 +17,7 @@ from typing import Any
 
 from agent.contracts import CustomerContext, Decision, DecisionMeta, GuardrailCheck, GuardrailReport, Proposal
 from agent.reference import ReferenceData
+from guardrails._fast import build
 from guardrails.checks import clamp_discount, discount_bounds, get_checker
 from guardrails.eligibility import Eligibility
 from guardrails.errors import TemplateRenderError
@@ -24,7 +25,15 @@ from guardrails.message import render_template, strip_control
 from guardrails.rules import RulesPolicy
 from guardrails.settings import GuardrailSettings
 
-_check = GuardrailCheck.model_construct
+
+def _check(
+    name: str, verdict: str, before: Any = None, after: Any = None, reason: str = ""
+) -> GuardrailCheck:
+    return build(
+        GuardrailCheck, {"name": name, "verdict": verdict, "before": before, "after": after, "reason": reason}
+    )
+
+
 _DEFAULT_RULES = RulesPolicy()
 RATIONALE_MAX = 1000
 
@@ -221,9 +230,10 @@ def finalize(
     }
 
     def done(status: str) -> tuple[Decision, GuardrailReport]:
-        decision = Decision.model_construct(status=status, reasons=reasons, **fields)
-        report = GuardrailReport.model_construct(
-            decision_id=meta.decision_id, customer_id=ctx.customer_id, checks=checks
+        decision = build(Decision, {**fields, "status": status, "reasons": reasons})
+        report = build(
+            GuardrailReport,
+            {"decision_id": meta.decision_id, "customer_id": ctx.customer_id, "checks": checks},
         )
         return decision, report
 

@@ -36,6 +36,7 @@ from agent.contracts import (
     stable_hash,
 )
 from agent.reference import ReferenceData, load_reference
+from guardrails._fast import build
 from guardrails.checks import discount_bounds
 from guardrails.errors import UnknownGoalError, UnknownSegmentError
 from guardrails.message import render_template
@@ -166,13 +167,16 @@ class RulesPolicy:
                 continue
             discount = float(min(max(math.floor(target), bounds[0]), bounds[1]))
             subject, body = render_template(ref.templates[action.template_id], ctx.first_name, discount)
-            return Proposal.model_construct(
-                channel=action.channel,
-                template_id=action.template_id,
-                discount_pct=discount,
-                subject=subject,
-                message=body,
-                rationale=f"rules: {rationale}",
+            return build(
+                Proposal,
+                {
+                    "channel": action.channel,
+                    "template_id": action.template_id,
+                    "discount_pct": discount,
+                    "subject": subject,
+                    "message": body,
+                    "rationale": f"rules: {rationale}",
+                },
             )
         return None
 
