@@ -61,9 +61,12 @@ def zone(name: str) -> ZoneInfo | None:
 def quiet_until(as_of: datetime, tz: ZoneInfo | None, start: int, end: int) -> datetime | None:
     """If `as_of` is inside the quiet hours [start, end) local time (wrapping midnight when
     start > end), the next local `end`:00 as UTC; else None."""
+    return _quiet_until_local(as_of.astimezone(tz or UTC), tz, start, end)
+
+
+def _quiet_until_local(local: datetime, tz: ZoneInfo | None, start: int, end: int) -> datetime | None:
     if start == end:
         return None
-    local = as_of.astimezone(tz or UTC)
     h = local.hour
     if start < end:
         if not start <= h < end:
@@ -215,9 +218,10 @@ def check_eligibility(
         tz = zone(ctx.timezone)
         if tz is None:
             reasons.append("timezone_unknown_utc")
+        local = as_of.astimezone(tz or UTC)
         for ch in allowed:
             lim = limits[ch]
-            until = quiet_until(as_of, tz, lim.quiet_start_hour, lim.quiet_end_hour)
+            until = _quiet_until_local(local, tz, lim.quiet_start_hour, lim.quiet_end_hour)
             if until is not None:
                 deferred[ch] = until
     all_quiet = bool(allowed) and len(deferred) == len(allowed)

@@ -28,6 +28,7 @@ _STRIP_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co"})  # controls, format (zer
 _ASCII_CONTROL_RE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
 
 
+@lru_cache(maxsize=65536)
 def strip_control(text: str) -> str:
     """Remove control, format (zero-width, bidi override), surrogate and private-use characters;
     newlines stay. CRLF/CR become LF."""
