@@ -22,7 +22,7 @@
   create table if not exists ops.delivery_log (
     run_id varchar, decision_id varchar, customer_id varchar, destination varchar,
     idempotency_key varchar, payload_hash varchar, attempt integer, status varchar,
-    destination_record_id varchar, error varchar, at timestamp
+    destination_record_id varchar, error varchar, "at" timestamp
   );
   create table if not exists ops.contact_ledger (
     customer_id varchar, channel varchar, destination varchar, contacted_at timestamp,
@@ -34,7 +34,7 @@
   );
   create table if not exists ops.dead_letter (
     run_id varchar, decision_id varchar, destination varchar, idempotency_key varchar,
-    payload varchar, error varchar, at timestamp, replayed_at timestamp
+    payload varchar, error varchar, "at" timestamp, replayed_at timestamp
   );
   create table if not exists ops.decision_outcomes (
     decision_id varchar, customer_id varchar, converted_14d boolean, revenue_90d double,

@@ -1,0 +1,16 @@
+with
+
+source as (
+    select * from {{ source('raw', 'products') }}
+),
+
+renamed as (
+    select
+        cast(product_id as varchar) as product_id,
+        cast(product_name as varchar) as product_name,
+        cast(category as varchar) as category,
+        cast(list_price as double) as list_price
+    from source
+)
+
+select * from renamed

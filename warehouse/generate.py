@@ -1,0 +1,225 @@
+"""Deterministic synthetic data for the warehouse: raw Parquet for dbt, ground truth for evals.
+
+    python -m warehouse.generate --seed 42 --customers 5000 --as-of 2026-11-27 [--out DIR] [--truth-out DIR]
+
+Same arguments give byte-identical files. Raw tables go to `warehouse.paths.raw_dir()` (read by
+dbt sources), the latent response parameters to `warehouse.paths.truth_dir()` (read only by evals).
+`_meta.json` and `generator_meta.parquet` record seed, customers and as_of, so dbt and Python
+agree on the as_of date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from warehouse import paths, truth
+from warehouse.synth_activity import make_nps, make_orders, make_web_events
+from warehouse.synth_marketing import make_campaigns, make_spend, make_suppressions, make_touches
+from warehouse.synth_people import make_customers, make_products
+
+DEFAULT_SEED = 42
+DEFAULT_CUSTOMERS = 5000
+DEFAULT_AS_OF = "2026-11-27"
+MAX_CUSTOMERS = 5_000_000
+META_FILE = "_meta.json"
+RAW_TABLES = (
+    "customers", "products", "orders", "order_items", "web_events", "nps_responses",
+    "campaigns", "marketing_spend", "suppression_list", "campaign_touches", "generator_meta",
+)
+NPS_RECENT_DAYS = 30
+NEW_USER_DAYS = 14
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    seed: int = DEFAULT_SEED
+    customers: int = DEFAULT_CUSTOMERS
+    as_of: date = date.fromisoformat(DEFAULT_AS_OF)
+
+    @property
+    def meta(self) -> dict[str, object]:
+        return {"seed": self.seed, "customers": self.customers, "as_of": self.as_of.isoformat()}
+
+
+def _latent_params(rng: np.random.Generator, people, as_of_day: int, lapsed, aov, rate,
+                   latest_nps_day, latest_nps_score) -> pa.Table:
+    n = len(people.signup_day)
+    detractor_recent = (latest_nps_day >= as_of_day - NPS_RECENT_DAYS) & (latest_nps_score >= 0) & (
+        latest_nps_score <= 6
+    )
+    is_new = (as_of_day - people.signup_day) <= NEW_USER_DAYS
+    situation = np.where(
+        detractor_recent, truth.SITUATIONS[2],
+        np.where(lapsed, truth.SITUATIONS[0], np.where(is_new, truth.SITUATIONS[1], "none")),
+    )
+    base_logit = -2.4 + 0.4 * rng.normal(0, 1, n) + 0.25 * np.log(people.engagement) - 0.3 * lapsed
+    sensitivity = rng.lognormal(np.log(0.35), 0.5, n) * np.where(is_new, 1.5, 1.0)
+    return pa.table(
+        {
+            "customer_id": people.customer_id,
+            "situation": pa.array(situation.astype(str), pa.string()),
+            "base_logit": pa.array(base_logit),
+            "discount_sensitivity": pa.array(sensitivity),
+            "expected_order_value": pa.array(np.round(aov * 1.3, 4)),
+            "affinity_email": pa.array(people.affinity[:, 0]),
+            "affinity_sms": pa.array(people.affinity[:, 1]),
+            "affinity_push": pa.array(people.affinity[:, 2]),
+            "purchase_rate_per_year": pa.array(rate),
+            "lapsed": pa.array(lapsed),
+            "satisfaction": pa.array(people.satisfaction),
+        }
+    )
+
+
+def generate(config: GenerateConfig, out: Path | None = None, truth_out: Path | None = None,
+             verbose: bool = False) -> dict[str, int]:
+    """Write every raw table and the ground truth; return row counts per table."""
+    out = out or paths.raw_dir()
+    truth_out = truth_out or paths.truth_dir()
+    as_of_day = (config.as_of - date(1970, 1, 1)).days
+    streams = [np.random.Generator(np.random.PCG64(s)) for s in np.random.SeedSequence(config.seed).spawn(9)]
+    t0 = time.perf_counter()
+
+    people = make_customers(streams[0], config.customers, as_of_day)
+    products, product_cat, product_price = make_products(streams[1])
+    orders, items, lapsed, _lapse_day, aov, rate = make_orders(
+        streams[2], people, as_of_day, product_cat, product_price
+    )
+    has_orders = np.zeros(config.customers, dtype=bool)
+    has_orders[np.unique(_customer_index(orders.column("customer_id")))] = True
+    web = make_web_events(streams[3], people, as_of_day, lapsed, has_orders)
+    nps, latest_day, latest_score = make_nps(streams[4], people, as_of_day, lapsed)
+    params = _latent_params(streams[5], people, as_of_day, lapsed, aov, rate, latest_day, latest_score)
+    touches = make_touches(streams[6], people, params, as_of_day)
+    campaigns = make_campaigns(as_of_day)
+    spend = make_spend(streams[7], as_of_day, config.customers, campaigns, touches)
+    suppressions = make_suppressions(streams[8], people, as_of_day)
+    meta = pa.table(
+        {
+            "seed": pa.array([config.seed], pa.int64()),
+            "customers": pa.array([config.customers], pa.int64()),
+            "as_of_date": pa.array([config.as_of], pa.date32()),
+        }
+    )
+    tables = {
+        "customers": people.table, "products": products, "orders": orders, "order_items": items,
+        "web_events": web, "nps_responses": nps, "campaigns": campaigns, "marketing_spend": spend,
+        "suppression_list": suppressions, "campaign_touches": touches, "generator_meta": meta,
+    }
+    if verbose:
+        print(f"generated in {time.perf_counter() - t0:.1f}s; writing", file=sys.stderr)
+
+    _write_dir(out, {f"{name}.parquet": t for name, t in tables.items()},
+               {META_FILE: json.dumps(config.meta, sort_keys=True) + "\n"})
+    truth_files = {truth.PARAMS_FILE: params}
+    if config.customers <= truth.EXPECTED_REWARDS_MAX_CUSTOMERS:
+        truth_files[truth.EXPECTED_FILE] = truth.expected_rewards_table(params)
+    _write_dir(truth_out, truth_files, {META_FILE: json.dumps(config.meta, sort_keys=True) + "\n"})
+    return {name: t.num_rows for name, t in tables.items()}
+
+
+def _customer_index(customer_ids: pa.ChunkedArray) -> np.ndarray:
+    """'C0000042' -> 41 (ids are dense and 1-based)."""
+    import pyarrow.compute as pc
+
+    return pc.cast(pc.utf8_slice_codeunits(customer_ids, 1), pa.int64()).to_numpy() - 1
+
+
+def _write_dir(directory: Path, tables: dict[str, pa.Table], texts: dict[str, str]) -> None:
+    """Write into a sibling temp dir, then swap it in: readers never see a half-written dataset."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = directory.with_name(directory.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    for name, table in tables.items():
+        pq.write_table(table, tmp / name, compression="zstd", row_group_size=1_000_000)
+    for name, text in texts.items():
+        (tmp / name).write_text(text, encoding="utf-8")
+    old = directory.with_name(directory.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if directory.exists():
+        directory.rename(old)
+    tmp.rename(directory)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def read_meta(directory: Path | None = None) -> dict[str, object] | None:
+    """The generator's _meta.json (seed, customers, as_of), or None if no data was generated."""
+    path = (directory or paths.raw_dir()) / META_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+# --- command line ----------------------------------------------------------------------------------
+
+
+def _customers_arg(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer; pass e.g. --customers 5000") from None
+    if not 1 <= n <= MAX_CUSTOMERS:
+        raise argparse.ArgumentTypeError(f"{n} is out of range; pass a count between 1 and {MAX_CUSTOMERS:,}")
+    return n
+
+
+def _seed_arg(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer; pass e.g. --seed 42") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{n} is negative; pass a seed >= 0")
+    return n
+
+
+def _date_arg(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date; pass YYYY-MM-DD, e.g. 2026-11-27") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=_seed_arg, default=DEFAULT_SEED, help="random seed (>= 0)")
+    parser.add_argument("--customers", type=_customers_arg, default=DEFAULT_CUSTOMERS,
+                        help=f"number of customers (1..{MAX_CUSTOMERS:,})")
+    parser.add_argument("--as-of", type=_date_arg, default=date.fromisoformat(DEFAULT_AS_OF),
+                        help="as-of date YYYY-MM-DD: all activity happens before it")
+    parser.add_argument("--out", type=Path, default=None, help="raw Parquet directory (default NBA_RAW_DIR)")
+    parser.add_argument("--truth-out", type=Path, default=None,
+                        help="ground-truth directory (default NBA_TRUTH_DIR)")
+
+
+def run_from_args(args: argparse.Namespace) -> dict[str, int]:
+    config = GenerateConfig(seed=args.seed, customers=args.customers, as_of=args.as_of)
+    t0 = time.perf_counter()
+    counts = generate(config, out=args.out, truth_out=args.truth_out)
+    summary = ", ".join(f"{k}={v:,}" for k, v in counts.items() if k != "generator_meta")
+    print(f"generated seed={config.seed} as_of={config.as_of} in {time.perf_counter() - t0:.1f}s: {summary}")
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m warehouse.generate", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    run_from_args(parser.parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
