@@ -114,3 +114,34 @@ def test_errors_carry_fields():
     e = ChannelMismatchError("winback_soft", "sms", "email")
     assert (e.template_id, e.bank_channel, e.template_channel) == ("winback_soft", "sms", "email")
     assert isinstance(e, GuardrailError)
+
+
+def test_reference_validation_names_the_problem():
+    import dataclasses
+
+    from agent.contracts import ActionSpec, MessageTemplate
+    from guardrails.config import validate_reference
+    from guardrails.errors import TemplateCheckError, TemplateRenderError, UnknownTemplateError
+
+    ref = load_reference()
+    validate_reference(ref)  # the shipped seeds are consistent
+    ghost = ActionSpec(
+        segment="churn_rescue_nps",
+        template_id="ghost",
+        channel="email",
+        min_discount_pct=0,
+        max_discount_pct=0,
+        description="x",
+    )
+    with pytest.raises(UnknownTemplateError, match="ghost"):
+        validate_reference(dataclasses.replace(ref, actions=(*ref.actions, ghost)))
+    t = ref.templates["winback_push"]
+    for body, err in [("{{ first_nam }}", TemplateRenderError), ("Free, guaranteed!", TemplateCheckError)]:
+        bad = MessageTemplate(template_id=t.template_id, channel=t.channel, subject=None, body=body)
+        with pytest.raises(err):
+            validate_reference(dataclasses.replace(ref, templates={**ref.templates, t.template_id: bad}))
+    sms = dataclasses.replace(
+        ref, templates={**ref.templates, "winback_push": t.model_copy(update={"channel": "sms"})}
+    )
+    with pytest.raises(ChannelMismatchError):
+        validate_reference(sms)
