@@ -155,3 +155,31 @@ def test_frozen_sample_is_seeded_and_stable():
     assert len(frozen_sample(con, 10_000, seed=1, relation="segs")) == 300
     with pytest.raises(ValueError, match="not a relation"):
         frozen_sample(con, 5, seed=1, relation="segs; drop table segs")
+
+
+def test_warehouse_truth_adapter_matches_the_generator_function():
+    import numpy as np
+    import pyarrow as pa
+
+    from evals.truth_adapter import truth_from_params
+    from warehouse.truth import expected_reward
+
+    params = pa.table(
+        {
+            "customer_id": ["a", "b"],
+            "base_logit": [-2.0, 0.5],
+            "discount_sensitivity": [0.3, 0.0],
+            "expected_order_value": [80.0, 40.0],
+            "situation": ["high_value_lapse_risk", "churn_rescue_nps"],
+            "affinity_email": [0.1, 0.0],
+            "affinity_sms": [0.0, 0.2],
+            "affinity_push": [0.0, 0.0],
+        }
+    )
+    fn = truth_from_params(params, expected_reward)
+    tids, discs = np.array(["winback_soft", "winback_soft"], dtype=object), np.array([10.0, 10.0])
+    conv, rev = fn(np.array(["b", "a"], dtype=object), tids, discs)
+    direct = expected_reward(params.take(pa.array([1, 0])), tids, discs)
+    assert np.allclose(conv, direct[0]) and np.allclose(rev, direct[1]) and conv[0] != conv[1]
+    with pytest.raises(KeyError, match="without ground truth"):
+        fn(np.array(["zz"], dtype=object), tids[:1], discs[:1])
