@@ -174,7 +174,6 @@ class _Sender:
         if self.summary.blocked:
             self.finish(items, "failed", f"not sent: {self.summary.blocked}")
             return
-        mark_pending(self.con, items, now_utc())
         self._group(items)
 
     def _sleep(self, seconds: float) -> None:
@@ -332,6 +331,7 @@ def deliver(
             if progress and to_send:
                 progress(len(to_send))
             continue
+        mark_pending(con, to_send, now_utc())
         for group in groups:
             sender.send(group)
     if dry_run:
@@ -363,6 +363,7 @@ def replay_dead_letters(
         if not items:
             continue
         sender = _Sender(dest, con, run_id, settings, ds, progress, lambda it: now_utc())
+        mark_pending(con, items, now_utc())
         for group in batches(items, dest.max_batch):
             sender.send(group)
         for it in items:

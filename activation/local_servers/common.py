@@ -275,6 +275,7 @@ def _retry_after(seconds: float, exact: bool = False) -> str:
 class _Handler(BaseHTTPRequestHandler):
     owner: LocalServer
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes: no 40 ms delayed-ACK stalls
 
     def _handle(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)

@@ -41,7 +41,7 @@ def con() -> Iterator[duckdb.DuckDBPyConnection]:
 
 @pytest.fixture
 def fast() -> DeliverySettings:
-    return DeliverySettings(backoff_base_s=0.01, backoff_max_s=0.05, seed=7, rate_safety_s=0.01)
+    return DeliverySettings(backoff_base_s=0.01, backoff_max_s=0.05, seed=7)
 
 
 @pytest.fixture

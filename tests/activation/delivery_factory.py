@@ -37,11 +37,11 @@ def make_decision(i: int = 0, **overrides: Any) -> Decision:
     return Decision(**base)
 
 
-def make_decisions(n: int, **overrides: Any) -> list[Decision]:
-    """n decisions; every 7th is a churn customer-success follow-up (a Salesforce Task)."""
+def make_decisions(n: int, *, with_tasks: bool = True, **overrides: Any) -> list[Decision]:
+    """n decisions; with_tasks: every 7th (i % 7 == 3) is a churn customer-success follow-up (a Task)."""
     out = []
     for i in range(n):
-        if i % 7 == 3:
+        if with_tasks and i % 7 == 3:
             out.append(make_decision(i, segment="churn_rescue_nps", template_id="cs_followup_offer", **overrides))
         else:
             out.append(make_decision(i, **overrides))
