@@ -31,7 +31,8 @@ def run(ref, proposal, ctx=None, *, settings=S, as_of=AS_OF, policy="llm", failu
         failure_reason=failure_reason,
     )
     assert violations(d, ctx, list(history), as_of=as_of, settings=settings, ref=ref) == []
-    Decision.model_validate(d.model_dump())  # model_construct produced a valid Decision
+    Decision.model_validate(d.model_dump())  # built without validation: must re-validate
+    assert set(d.__dict__) == set(Decision.model_fields)
     return d, report
 
 
