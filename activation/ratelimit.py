@@ -46,7 +46,8 @@ class RateBudget:
                     self._sent.popleft()
                 wait = self._not_before - now
                 if len(self._sent) >= self.limit.max_requests:
-                    wait = max(wait, self._sent[0] + self.window_s - now)
+                    # never grant while the oldest is still inside the window (float rounding included)
+                    wait = max(wait, self._sent[0] + self.window_s - now, 1e-6)
                 if wait <= 0:
                     self._sent.append(now)
                     self.waited_s += waited
