@@ -82,7 +82,9 @@ def _quiet_until_local(local: datetime, tz: ZoneInfo | None, start: int, end: in
 def contact_times(ctx: CustomerContext, history: Sequence[ContactEvent]) -> set[tuple[str, datetime]]:
     """(channel, UTC time) of every known contact: the ledger rows for this customer plus the
     context's last contact per channel (deduplicated)."""
-    out = {(e.channel, as_utc(e.contacted_at)) for e in history if e.customer_id == ctx.customer_id}
+    out: set[tuple[str, datetime]] = {
+        (e.channel, as_utc(e.contacted_at)) for e in history if e.customer_id == ctx.customer_id
+    }
     lc = ctx.last_contact
     for ch in CHANNELS:
         t = getattr(lc, ch)

@@ -133,7 +133,9 @@ def violations(
     elif action is not None and not (action.min_discount_pct <= d <= action.max_discount_pct):
         out.append("discount_out_of_bank_range")
 
-    times = {(e.channel, _utc(e.contacted_at)) for e in history if e.customer_id == ctx.customer_id}
+    times: set[tuple[str, datetime]] = {
+        (e.channel, _utc(e.contacted_at)) for e in history if e.customer_id == ctx.customer_id
+    }
     times |= {(c, _utc(t)) for c, t in ctx.last_contact.model_dump().items() if t is not None}
     if any(abs(as_of - t) < timedelta(hours=settings.suppress_hours) for _, t in times):
         out.append("suppression_window")

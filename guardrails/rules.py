@@ -279,9 +279,9 @@ def next_best_action(
         valid = sorted({"as_of", "ref", "enforce_quiet_hours", *CustomerContext.model_fields})
         raise ValueError(f"unknown argument(s) {sorted(unknown)}; valid: {', '.join(valid)}")
     settings = GuardrailSettings(
-        goal=goal,
+        goal=goal,  # type: ignore[arg-type]
         discount_cap=discount_cap,
-        suppress_hours=suppress_hours,  # type: ignore[arg-type]
+        suppress_hours=suppress_hours,
         global_holdout_pct=0,
         segment_holdout_pct=0,
         enforce_quiet_hours=quiet,
@@ -292,8 +292,8 @@ def next_best_action(
         decision_id=stable_hash([as_of.date().isoformat(), ctx.customer_id, "rules"]),
         run_id="api",
         as_of=as_of,
-        goal=goal,
-        policy="rules",  # type: ignore[arg-type]
+        goal=goal,  # type: ignore[arg-type]
+        policy="rules",
     )
     proposal = (
         _API_RULES.propose(ctx, elig.allowed_channels, settings=settings, ref=ref)
