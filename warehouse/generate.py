@@ -34,8 +34,17 @@ DEFAULT_AS_OF = "2026-11-27"
 MAX_CUSTOMERS = 5_000_000
 META_FILE = "_meta.json"
 RAW_TABLES = (
-    "customers", "products", "orders", "order_items", "web_events", "nps_responses",
-    "campaigns", "marketing_spend", "suppression_list", "campaign_touches", "generator_meta",
+    "customers",
+    "products",
+    "orders",
+    "order_items",
+    "web_events",
+    "nps_responses",
+    "campaigns",
+    "marketing_spend",
+    "suppression_list",
+    "campaign_touches",
+    "generator_meta",
 )
 NPS_RECENT_DAYS = 30
 NEW_USER_DAYS = 14
@@ -52,15 +61,17 @@ class GenerateConfig:
         return {"seed": self.seed, "customers": self.customers, "as_of": self.as_of.isoformat()}
 
 
-def _latent_params(rng: np.random.Generator, people, as_of_day: int, lapsed, aov, rate,
-                   latest_nps_day, latest_nps_score) -> pa.Table:
+def _latent_params(
+    rng: np.random.Generator, people, as_of_day: int, lapsed, aov, rate, latest_nps_day, latest_nps_score
+) -> pa.Table:
     n = len(people.signup_day)
-    detractor_recent = (latest_nps_day >= as_of_day - NPS_RECENT_DAYS) & (latest_nps_score >= 0) & (
-        latest_nps_score <= 6
+    detractor_recent = (
+        (latest_nps_day >= as_of_day - NPS_RECENT_DAYS) & (latest_nps_score >= 0) & (latest_nps_score <= 6)
     )
     is_new = (as_of_day - people.signup_day) <= NEW_USER_DAYS
     situation = np.where(
-        detractor_recent, truth.SITUATIONS[2],
+        detractor_recent,
+        truth.SITUATIONS[2],
         np.where(lapsed, truth.SITUATIONS[0], np.where(is_new, truth.SITUATIONS[1], "none")),
     )
     base_logit = -2.4 + 0.4 * rng.normal(0, 1, n) + 0.25 * np.log(people.engagement) - 0.3 * lapsed
@@ -82,8 +93,9 @@ def _latent_params(rng: np.random.Generator, people, as_of_day: int, lapsed, aov
     )
 
 
-def generate(config: GenerateConfig, out: Path | None = None, truth_out: Path | None = None,
-             verbose: bool = False) -> dict[str, int]:
+def generate(
+    config: GenerateConfig, out: Path | None = None, truth_out: Path | None = None, verbose: bool = False
+) -> dict[str, int]:
     """Write every raw table and the ground truth; return row counts per table."""
     out = out or paths.raw_dir()
     truth_out = truth_out or paths.truth_dir()
@@ -113,15 +125,26 @@ def generate(config: GenerateConfig, out: Path | None = None, truth_out: Path | 
         }
     )
     tables = {
-        "customers": people.table, "products": products, "orders": orders, "order_items": items,
-        "web_events": web, "nps_responses": nps, "campaigns": campaigns, "marketing_spend": spend,
-        "suppression_list": suppressions, "campaign_touches": touches, "generator_meta": meta,
+        "customers": people.table,
+        "products": products,
+        "orders": orders,
+        "order_items": items,
+        "web_events": web,
+        "nps_responses": nps,
+        "campaigns": campaigns,
+        "marketing_spend": spend,
+        "suppression_list": suppressions,
+        "campaign_touches": touches,
+        "generator_meta": meta,
     }
     if verbose:
         print(f"generated in {time.perf_counter() - t0:.1f}s; writing", file=sys.stderr)
 
-    _write_dir(out, {f"{name}.parquet": t for name, t in tables.items()},
-               {META_FILE: json.dumps(config.meta, sort_keys=True) + "\n"})
+    _write_dir(
+        out,
+        {f"{name}.parquet": t for name, t in tables.items()},
+        {META_FILE: json.dumps(config.meta, sort_keys=True) + "\n"},
+    )
     truth_files = {truth.PARAMS_FILE: params}
     if config.customers <= truth.EXPECTED_REWARDS_MAX_CUSTOMERS:
         truth_files[truth.EXPECTED_FILE] = truth.expected_rewards_table(params)
@@ -191,18 +214,29 @@ def _date_arg(value: str) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a date; pass YYYY-MM-DD, e.g. 2026-11-27") from None
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a date; pass YYYY-MM-DD, e.g. 2026-11-27"
+        ) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=_seed_arg, default=DEFAULT_SEED, help="random seed (>= 0)")
-    parser.add_argument("--customers", type=_customers_arg, default=DEFAULT_CUSTOMERS,
-                        help=f"number of customers (1..{MAX_CUSTOMERS:,})")
-    parser.add_argument("--as-of", type=_date_arg, default=date.fromisoformat(DEFAULT_AS_OF),
-                        help="as-of date YYYY-MM-DD: all activity happens before it")
+    parser.add_argument(
+        "--customers",
+        type=_customers_arg,
+        default=DEFAULT_CUSTOMERS,
+        help=f"number of customers (1..{MAX_CUSTOMERS:,})",
+    )
+    parser.add_argument(
+        "--as-of",
+        type=_date_arg,
+        default=date.fromisoformat(DEFAULT_AS_OF),
+        help="as-of date YYYY-MM-DD: all activity happens before it",
+    )
     parser.add_argument("--out", type=Path, default=None, help="raw Parquet directory (default NBA_RAW_DIR)")
-    parser.add_argument("--truth-out", type=Path, default=None,
-                        help="ground-truth directory (default NBA_TRUTH_DIR)")
+    parser.add_argument(
+        "--truth-out", type=Path, default=None, help="ground-truth directory (default NBA_TRUTH_DIR)"
+    )
 
 
 def run_from_args(args: argparse.Namespace) -> dict[str, int]:

@@ -50,13 +50,16 @@ def make_campaigns(as_of_day: int) -> pa.Table:
     )
 
 
-def make_spend(rng: np.random.Generator, as_of_day: int, n_customers: int, campaigns: pa.Table,
-               touches: pa.Table) -> pa.Table:
+def make_spend(
+    rng: np.random.Generator, as_of_day: int, n_customers: int, campaigns: pa.Table, touches: pa.Table
+) -> pa.Table:
     """Daily spend per campaign: paid media from a budget scaled to the customer base, CRM from sends."""
     scale = n_customers / 5000.0
     frames: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     starts = campaigns.column("start_date").cast(pa.int32()).to_numpy(zero_copy_only=False)
-    ends = campaigns.column("end_date").cast(pa.int32()).fill_null(as_of_day - 1).to_numpy(zero_copy_only=False)
+    ends = (
+        campaigns.column("end_date").cast(pa.int32()).fill_null(as_of_day - 1).to_numpy(zero_copy_only=False)
+    )
     cids = campaigns.column("campaign_id").to_pylist()
     for cid, s, e in zip(cids, starts, ends, strict=True):
         if cid.startswith("CMP-CRM-"):
@@ -74,8 +77,15 @@ def make_spend(rng: np.random.Generator, as_of_day: int, n_customers: int, campa
         sel = t_camp == cid
         days, counts = np.unique(t_day[sel], return_counts=True)
         cost = CRM_COST_PER_SEND[str(t_channel[sel][0])]
-        frames.append((np.full(len(days), cid, dtype=object), days, np.round(counts * cost, 4),
-                       counts.astype(np.int64), np.zeros(len(days), np.int64)))
+        frames.append(
+            (
+                np.full(len(days), cid, dtype=object),
+                days,
+                np.round(counts * cost, 4),
+                counts.astype(np.int64),
+                np.zeros(len(days), np.int64),
+            )
+        )
     cid, day, spend, imp, clk = (np.concatenate(x) for x in zip(*frames, strict=True))
     order = np.lexsort((cid, day))
     return pa.table(
@@ -156,7 +166,7 @@ def make_touches(rng: np.random.Generator, people: People, params: pa.Table, as_
     converted = rng.random(m) < conv_p
     per_conv = np.divide(rev_mean, conv_p, out=np.zeros(m), where=conv_p > 0)
     sigma = 0.5
-    revenue = np.where(converted, per_conv * rng.lognormal(-sigma**2 / 2, sigma, m), 0.0)
+    revenue = np.where(converted, per_conv * rng.lognormal(-(sigma**2) / 2, sigma, m), 0.0)
     return pa.table(
         {
             "touch_id": ids("T", np.arange(1, m + 1), 9),

@@ -38,9 +38,30 @@ CITIES: tuple[tuple[str, str, str, str, float], ...] = (
     ("AU", "Sydney", "Australia/Sydney", "+61", 0.03),
     ("AU", "Perth", "Australia/Perth", "+61", 0.01),
 )
-STREETS = ("Oak", "Maple", "High", "Station", "Church", "Park", "Mill", "Lake", "Hill", "King", "Queen", "Bridge")
+STREETS = (
+    "Oak",
+    "Maple",
+    "High",
+    "Station",
+    "Church",
+    "Park",
+    "Mill",
+    "Lake",
+    "Hill",
+    "King",
+    "Queen",
+    "Bridge",
+)
 STREET_KINDS = ("Street", "Road", "Avenue", "Lane", "Way")
-ACQUISITION_CHANNELS = ("organic_search", "paid_search", "paid_social", "referral", "email", "affiliate", "direct")
+ACQUISITION_CHANNELS = (
+    "organic_search",
+    "paid_search",
+    "paid_social",
+    "referral",
+    "email",
+    "affiliate",
+    "direct",
+)
 ACQUISITION_WEIGHTS = (0.25, 0.20, 0.18, 0.10, 0.07, 0.05, 0.15)
 CATEGORIES = ("apparel", "footwear", "accessories", "home", "beauty", "sports", "electronics", "kids")
 CATEGORY_PRICE = (45.0, 80.0, 30.0, 55.0, 25.0, 60.0, 150.0, 28.0)

@@ -1,0 +1,67 @@
+"""The nba-warehouse CLI: BI export, ensure_warehouse, one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from warehouse import cli
+from warehouse.testing import DemoWarehouse
+
+
+def test_bi_export_writes_csv_and_parquet_atomically(
+    demo_warehouse_env: DemoWarehouse, tmp_path: Path
+) -> None:
+    out = tmp_path / "bi"
+    written = cli.export_bi(out)
+    names = sorted(p.name for p in written)
+    assert names == sorted(f"{t}.{ext}" for t in cli.BI_TABLES for ext in ("csv", "parquet"))
+    assert sorted(os.listdir(out)) == names  # no temp files left behind
+    scores = pq.read_table(out / "mart_marketing__segment_scores.parquet")
+    assert scores.num_rows == demo_warehouse_env.customers
+    with open(out / "dim_customer.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == demo_warehouse_env.customers and rows[0]["customer_id"] == "C0000001"
+
+
+def test_cli_bi_subcommand_prints_paths(demo_warehouse_env: DemoWarehouse, tmp_path: Path, capsys) -> None:
+    assert cli.main(["bi", "--out", str(tmp_path / "x")]) == 0
+    assert "mart_marketing__customer_360.parquet" in capsys.readouterr().out
+
+
+def test_ensure_warehouse_is_a_no_op_on_a_built_warehouse(demo_warehouse_env: DemoWarehouse) -> None:
+    before = demo_warehouse_env.duckdb_path.stat().st_mtime_ns
+    assert cli.missing_marts() == []
+    assert cli.ensure_warehouse() == demo_warehouse_env.duckdb_path
+    assert demo_warehouse_env.duckdb_path.stat().st_mtime_ns == before
+
+
+def test_missing_marts_reports_everything_for_a_missing_file(tmp_path: Path) -> None:
+    assert cli.missing_marts(tmp_path / "none.duckdb") == list(cli.MART_TABLES)
+
+
+def test_build_failure_is_one_line_and_exit_1(tmp_path: Path, monkeypatch, capsys) -> None:
+    raw = tmp_path / "raw"
+    monkeypatch.setenv("NBA_RAW_DIR", str(raw))
+    monkeypatch.setenv("NBA_TRUTH_DIR", str(tmp_path / "truth"))
+    monkeypatch.setenv("NBA_DUCKDB_PATH", str(tmp_path / "w.duckdb"))
+    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "target"))
+    monkeypatch.setenv("DBT_LOG_PATH", str(tmp_path / "logs"))
+    assert cli.main(["generate", "--customers", "300"]) == 0
+    (raw / "web_events.parquet").unlink()  # a source file vanished
+    assert cli.main(["build"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("nba-warehouse build: dbt build failed") and "\n" not in err
+    assert "stg_web_events" in err
+
+
+@pytest.mark.parametrize("argv", [["generate", "--customers", "0"], ["build", "--seed", "-3"]])
+def test_invalid_arguments_exit_2(argv: list[str], capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == 2
+    assert "error: argument" in capsys.readouterr().err

@@ -1,0 +1,93 @@
+"""Run dbt on the project in a subprocess of this interpreter, with the project's profile and paths.
+
+dbt runs from the repo root (the committed profile's paths are repo-relative), writes its target
+and logs under warehouse/dbt/ (overridable with DBT_TARGET_PATH / DBT_LOG_PATH), and a failure
+becomes one readable line naming the failing nodes, read from run_results.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from warehouse import paths
+from warehouse.errors import DbtFailed
+
+MART_TABLES = (
+    "dim_customer",
+    "mart_marketing__customer_360",
+    "mart_marketing__segment_scores",
+    "mart_marketing__campaign_history",
+)
+
+
+def dbt_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment dbt runs with: absolute data paths, target/logs under warehouse/dbt/."""
+    env = dict(os.environ)
+    env.update(extra or {})
+    env["NBA_RAW_DIR"] = str(_resolve(env, "NBA_RAW_DIR", paths.raw_dir()))
+    env["NBA_DUCKDB_PATH"] = str(_resolve(env, "NBA_DUCKDB_PATH", paths.duckdb_path()))
+    env.setdefault("DBT_TARGET_PATH", str(paths.DBT_DIR / "target"))
+    env.setdefault("DBT_LOG_PATH", str(paths.DBT_DIR / "logs"))
+    env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    env.setdefault("DBT_PARTIAL_PARSE", "true")
+    return env
+
+
+def _resolve(env: Mapping[str, str], var: str, default: Path) -> Path:
+    value = env.get(var)
+    return Path(value).resolve() if value else default
+
+
+def dbt_command(args: Sequence[str]) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "dbt.cli.main",
+        *args,
+        "--project-dir",
+        str(paths.DBT_DIR),
+        "--profiles-dir",
+        str(paths.DBT_DIR),
+    ]
+
+
+def run_dbt(args: Sequence[str], env: Mapping[str, str] | None = None, quiet: bool = True) -> None:
+    """Run one dbt command; raise DbtFailed (one line naming the failing nodes) if it fails."""
+    full_env = dbt_env(env)
+    Path(full_env["NBA_DUCKDB_PATH"]).parent.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        dbt_command(args), cwd=paths.REPO_ROOT, env=full_env, text=True, capture_output=quiet
+    )
+    if proc.returncode == 0:
+        return
+    failures = failed_nodes(Path(full_env["DBT_TARGET_PATH"]) / "run_results.json")
+    if failures:
+        detail = "; ".join(f"{name} ({message})" for name, message in failures[:10])
+        more = f" and {len(failures) - 10} more" if len(failures) > 10 else ""
+        raise DbtFailed(
+            f"dbt {args[0]} failed: {len(failures)} node(s) failed: {detail}{more}",
+            failures=[name for name, _ in failures],
+        )
+    tail = (proc.stdout or "").strip().splitlines()[-3:] if quiet else []
+    raise DbtFailed(
+        f"dbt {args[0]} failed (exit {proc.returncode}): {' | '.join(tail) or 'see dbt logs'}", failures=[]
+    )
+
+
+def failed_nodes(run_results: Path) -> list[tuple[str, str]]:
+    """(node name, first line of its message) for every errored or failed node of the last run."""
+    if not run_results.exists():
+        return []
+    results = json.loads(run_results.read_text(encoding="utf-8"))["results"]
+    out = []
+    for r in results:
+        if r["status"] in ("error", "fail", "runtime error"):
+            name = r["unique_id"].split(".")[2] if r["unique_id"].count(".") >= 2 else r["unique_id"]
+            message = (r.get("message") or r["status"]).strip().splitlines()[0][:200]
+            out.append((name, message))
+    return out

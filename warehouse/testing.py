@@ -1,0 +1,97 @@
+"""Test helpers: build a small, isolated warehouse in a temporary directory.
+
+    from warehouse.testing import build_demo_warehouse, warehouse_env
+    demo = build_demo_warehouse(tmp_path, customers=5000)
+    with warehouse_env(demo):   # NBA_* variables point at the temporary warehouse
+        ...
+
+Used by the session fixture in tests/warehouse/conftest.py; move that fixture to tests/conftest.py
+to share one demo warehouse with every test package.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from warehouse import generate
+from warehouse.dbt_runner import run_dbt
+
+
+@dataclass(frozen=True)
+class DemoWarehouse:
+    root: Path
+    raw_dir: Path
+    truth_dir: Path
+    duckdb_path: Path
+    target_dir: Path
+    customers: int
+    seed: int
+    as_of: date
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "NBA_RAW_DIR": str(self.raw_dir),
+            "NBA_TRUTH_DIR": str(self.truth_dir),
+            "NBA_DUCKDB_PATH": str(self.duckdb_path),
+            "NBA_BI_DIR": str(self.root / "bi"),
+            "DBT_TARGET_PATH": str(self.target_dir),
+            "DBT_LOG_PATH": str(self.root / "dbt_logs"),
+        }
+
+
+def demo_layout(
+    root: Path,
+    customers: int = generate.DEFAULT_CUSTOMERS,
+    seed: int = generate.DEFAULT_SEED,
+    as_of: date | None = None,
+) -> DemoWarehouse:
+    root = Path(root).resolve()
+    return DemoWarehouse(
+        root=root,
+        raw_dir=root / "raw",
+        truth_dir=root / "truth",
+        duckdb_path=root / "warehouse.duckdb",
+        target_dir=root / "dbt_target",
+        customers=customers,
+        seed=seed,
+        as_of=as_of or date.fromisoformat(generate.DEFAULT_AS_OF),
+    )
+
+
+def generate_demo_data(demo: DemoWarehouse) -> None:
+    config = generate.GenerateConfig(seed=demo.seed, customers=demo.customers, as_of=demo.as_of)
+    generate.generate(config, out=demo.raw_dir, truth_out=demo.truth_dir)
+
+
+def build_demo_warehouse(
+    root: Path,
+    customers: int = generate.DEFAULT_CUSTOMERS,
+    seed: int = generate.DEFAULT_SEED,
+    as_of: date | None = None,
+) -> DemoWarehouse:
+    """Generate data and run `dbt build` into `root` without touching the repo's warehouse."""
+    demo = demo_layout(root, customers, seed, as_of)
+    generate_demo_data(demo)
+    run_dbt(["build"], env=demo.env)
+    return demo
+
+
+@contextmanager
+def warehouse_env(demo: DemoWarehouse) -> Iterator[DemoWarehouse]:
+    """Point every NBA_* path variable at the demo warehouse for the duration of the block."""
+    saved = {k: os.environ.get(k) for k in demo.env}
+    os.environ.update(demo.env)
+    try:
+        yield demo
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
