@@ -5,7 +5,8 @@ can let almost 2N through within one window (a full bucket, then the refill), so
 429s it exists to avoid. This budget keeps the timestamps of its last N requests (a sliding-window
 log) and waits until the oldest is more than `window + safety` old: never more than N in any window,
 N per window sustained. `safety` absorbs the gap between our clock at send and the server's at arrival.
-A 429's Retry-After pushes the next allowed send out (`hold`).
+The safety margin is max(safety_s, 2% of the window). A 429's Retry-After pushes the next allowed
+send out (`hold`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class RateBudget:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.limit = limit
-        self.window_s = limit.window_s + safety_s
+        self.window_s = limit.window_s + max(safety_s, 0.02 * limit.window_s)
         self._sent: deque[float] = deque()
         self._not_before = 0.0
         self._clock, self._sleep = clock, sleep

@@ -38,12 +38,16 @@ def destinations_from_env(
     for name in names:
         defaults = DRY_RUN_PLACEHOLDERS[name] if dry_run else None
         if name == "hubspot":
-            out.append(HubSpotDestination(HubSpotSettings.from_env(env, defaults=defaults), timeout_s=timeout_s))
+            out.append(
+                HubSpotDestination(HubSpotSettings.from_env(env, defaults=defaults), timeout_s=timeout_s)
+            )
         elif name == "salesforce":
             sf = SalesforceSettings.from_env(env, defaults=defaults)
             out.append(SalesforceDestination(sf, timeout_s=timeout_s))
         else:
-            out.append(WebhookDestination(WebhookSettings.from_env(env, defaults=defaults), timeout_s=timeout_s))
+            out.append(
+                WebhookDestination(WebhookSettings.from_env(env, defaults=defaults), timeout_s=timeout_s)
+            )
     return out
 
 

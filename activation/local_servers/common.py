@@ -114,6 +114,8 @@ class LocalServer:
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.cert_path: str | None = None
+        self.first_api_at: float | None = None  # monotonic time of the first/last authorised request
+        self.last_api_at: float | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -201,6 +203,8 @@ class LocalServer:
                 **self.counters,
                 "unique_records": self.unique_records(),
                 "peak_in_window": peak,
+                "first_api_at": self.first_api_at,
+                "last_api_at": self.last_api_at,
                 "knobs": asdict(self.knobs),
                 **self.extra_stats(),
             }
@@ -242,6 +246,8 @@ class LocalServer:
         if not self.authorised(req):
             return self.unauthorised()
         self.counters["api_requests"] += 1
+        self.first_api_at = self.first_api_at or now
+        self.last_api_at = now
         if k.error_rate and self.rng.random() < k.error_rate:
             self.counters["injected_errors"] += 1
             status = self.rng.choice([500, 503])

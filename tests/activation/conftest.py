@@ -70,7 +70,11 @@ def hubspot_for(server: HubSpotServer, **kw) -> HubSpotDestination:
 
 def salesforce_for(server: SalesforceServer, **kw) -> SalesforceDestination:
     settings = SalesforceSettings(
-        instance_url=server.url, session_id=server.session_id, ca_bundle=server.cert_path, rate_per_s=1000, **kw
+        instance_url=server.url,
+        session_id=server.session_id,
+        ca_bundle=server.cert_path,
+        rate_per_s=1000,
+        **kw,
     )
     return SalesforceDestination(settings, timeout_s=10)
 

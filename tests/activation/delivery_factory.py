@@ -42,7 +42,9 @@ def make_decisions(n: int, *, with_tasks: bool = True, **overrides: Any) -> list
     out = []
     for i in range(n):
         if with_tasks and i % 7 == 3:
-            out.append(make_decision(i, segment="churn_rescue_nps", template_id="cs_followup_offer", **overrides))
+            out.append(
+                make_decision(i, segment="churn_rescue_nps", template_id="cs_followup_offer", **overrides)
+            )
         else:
             out.append(make_decision(i, **overrides))
     return out

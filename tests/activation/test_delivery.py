@@ -61,7 +61,9 @@ def test_207_partial_failures_are_handled_per_row(con, fast):
     assert hs.retries > 0 and hs.requests > 3
     # good rows were never re-sent: every write the server took was a first write of a new contact
     assert stats["unique_records"] == stats["total_writes"] == 250
-    conflicts = _one(con, "select count(*) from ops.delivery_log where status = 'failed' and error like 'CONFLICT%'")
+    conflicts = _one(
+        con, "select count(*) from ops.delivery_log where status = 'failed' and error like 'CONFLICT%'"
+    )
     assert conflicts > 0
 
 
@@ -106,9 +108,16 @@ def test_chaos_then_second_run_holds_every_decision_exactly_once(con, fast):
         assert second.ok, second.destinations
         assert second.count("unchanged") == first.count("delivered")
         assert second.count("delivered") == first.count("failed")
-        assert hs.stats()["unique_records"] == sf.stats()["unique_records"] == wh.stats()["unique_records"] == 120
+        assert (
+            hs.stats()["unique_records"]
+            == sf.stats()["unique_records"]
+            == wh.stats()["unique_records"]
+            == 120
+        )
         assert wh.stats()["unique_decisions"] == 120 and sf.stats()["tasks"] == n_tasks
-        assert {c["properties"]["nba_decision_id"] for c in hs.contacts.values()} == {d.decision_id for d in decisions}
+        assert {c["properties"]["nba_decision_id"] for c in hs.contacts.values()} == {
+            d.decision_id for d in decisions
+        }
     assert _one(con, "select count(*) from ops.contact_ledger") == 360
     assert _one(con, "select count(distinct (decision_id, destination)) from ops.contact_ledger") == 360
     assert _one(con, "select count(*) from ops.sync_state where last_status <> 'delivered'") == 0
@@ -156,7 +165,9 @@ def test_diff_unchanged_not_resent_changed_resent_failed_retried(con, fast, webh
     webhook_server.knobs.error_rate = 0.0
     retried = _run(con, changed, [dest], fast, run_id="r5").destinations["webhook"]
     assert (retried.delivered, retried.unchanged) == (1, 5)
-    statuses = con.execute("select status from ops.delivery_log where run_id = 'r5' order by status").fetchall()
+    statuses = con.execute(
+        "select status from ops.delivery_log where run_id = 'r5' order by status"
+    ).fetchall()
     assert [s for (s,) in statuses] == ["delivered"] + ["unchanged"] * 5
 
 
@@ -182,7 +193,9 @@ def test_webhook_wrong_secret_blocks_with_the_variable_to_fix(con, fast, webhook
 def test_webhook_lost_response_is_deduplicated_by_idempotency_key(con, fast):
     # error_rate=1 on the first request only: half of injected errors happen after the write
     with WebhookServer(error_rate=0.5, seed=8) as server:
-        summary = _run(con, make_decisions(40), [webhook_for(server)], fast.model_copy(update={"max_retries": 10}))
+        summary = _run(
+            con, make_decisions(40), [webhook_for(server)], fast.model_copy(update={"max_retries": 10})
+        )
         stats = server.stats()
     assert summary.destinations["webhook"].delivered == 40
     assert stats["replays"] > 0  # some answers were lost after the write, the retry got the first answer back

@@ -17,7 +17,12 @@ UPSERT = "/crm/v3/objects/contacts/batch/upsert"
 
 def _inputs(n: int, **props) -> list[dict]:
     return [
-        {"id": f"C{i}", "idProperty": "nba_customer_id", "objectWriteTraceId": f"d{i}", "properties": dict(props)}
+        {
+            "id": f"C{i}",
+            "idProperty": "nba_customer_id",
+            "objectWriteTraceId": f"d{i}",
+            "properties": dict(props),
+        }
         for i in range(n)
     ]
 
@@ -29,7 +34,10 @@ def test_hubspot_limits_auth_and_headers(hubspot_server: HubSpotServer) -> None:
     assert too_many.status_code == 400 and "101 > 100" in too_many.json()["message"]
     bad_prop = httpx.post(url, headers=auth, json={"inputs": [dict(_inputs(1)[0], idProperty="firstname")]})
     assert bad_prop.status_code == 400 and "not a unique property" in bad_prop.json()["message"]
-    assert httpx.post(url, headers={"Authorization": "Bearer nope"}, json={"inputs": _inputs(1)}).status_code == 401
+    assert (
+        httpx.post(url, headers={"Authorization": "Bearer nope"}, json={"inputs": _inputs(1)}).status_code
+        == 401
+    )
     ok = httpx.post(url, headers=auth, json={"inputs": _inputs(3, nba_segment="x")})
     assert ok.status_code == 200
     assert {r["objectWriteTraceId"] for r in ok.json()["results"]} == {"d0", "d1", "d2"}
@@ -52,7 +60,11 @@ def test_hubspot_declared_limit_answers_429_with_retry_after() -> None:
 
 def test_hubspot_207_partial_failure_shape() -> None:
     with HubSpotServer(partial_failure_rate=0.5, seed=4) as server:
-        r = httpx.post(server.url + UPSERT, headers={"Authorization": f"Bearer {server.token}"}, json={"inputs": _inputs(20)})
+        r = httpx.post(
+            server.url + UPSERT,
+            headers={"Authorization": f"Bearer {server.token}"},
+            json={"inputs": _inputs(20)},
+        )
         body = r.json()
         assert r.status_code == 207 and body["numErrors"] == len(body["errors"]) > 0
         failed = {e["context"]["objectWriteTraceId"][0] for e in body["errors"]}
@@ -63,7 +75,10 @@ def test_hubspot_207_partial_failure_shape() -> None:
 
 def test_salesforce_collections_contract(salesforce_server: SalesforceServer) -> None:
     s = salesforce_server
-    client = httpx.Client(verify=ssl.create_default_context(cafile=s.cert_path), headers={"Authorization": f"Bearer {s.session_id}"})
+    client = httpx.Client(
+        verify=ssl.create_default_context(cafile=s.cert_path),
+        headers={"Authorization": f"Bearer {s.session_id}"},
+    )
     base = s.url + "/services/data/v62.0"
 
     def rec(i: int, pct: float = 5) -> dict:
@@ -80,7 +95,9 @@ def test_salesforce_collections_contract(salesforce_server: SalesforceServer) ->
     assert [r["success"] for r in partial.json()] == [True, False]
     assert partial.json()[0]["created"] is True
     assert partial.headers["Sforce-Limit-Info"].startswith("api-usage=")
-    wrong = client.patch(base + "/composite/sobjects/Contact/Email", json={"allOrNone": False, "records": [rec(3)]})
+    wrong = client.patch(
+        base + "/composite/sobjects/Contact/Email", json={"allOrNone": False, "records": [rec(3)]}
+    )
     assert "Provided external ID field does not exist or is not accessible" in wrong.json()[0]["message"]
     contact_id = partial.json()[0]["id"]
     task = client.post(base + "/sobjects/Task", json={"WhoId": contact_id, "Subject": "call"})
@@ -89,7 +106,10 @@ def test_salesforce_collections_contract(salesforce_server: SalesforceServer) ->
 
 def test_salesforce_request_limit_exceeded() -> None:
     with SalesforceServer(daily_limit=2) as s:
-        client = httpx.Client(verify=ssl.create_default_context(cafile=s.cert_path), headers={"Authorization": f"Bearer {s.session_id}"})
+        client = httpx.Client(
+            verify=ssl.create_default_context(cafile=s.cert_path),
+            headers={"Authorization": f"Bearer {s.session_id}"},
+        )
         codes = [client.get(s.url + "/services/data/v62.0/sobjects/Contact/describe") for _ in range(3)]
         assert [c.status_code for c in codes] == [200, 200, 403]
         assert codes[-1].json()[0]["errorCode"] == "REQUEST_LIMIT_EXCEEDED"
@@ -105,7 +125,9 @@ def test_webhook_signature_staleness_and_replay(webhook_server: WebhookServer) -
     body = json.dumps({"decision_id": "d1", "discount_pct": 5}).encode()
     url = w.url + "/hooks/nba"
     now = int(time.time())
-    forged = httpx.post(url, content=body, headers={"X-NBA-Signature": _signed("wrong", body, now), "Idempotency-Key": "k"})
+    forged = httpx.post(
+        url, content=body, headers={"X-NBA-Signature": _signed("wrong", body, now), "Idempotency-Key": "k"}
+    )
     assert forged.status_code == 401 and forged.json()["error"] == "bad signature"
     stale_sig = _signed(w.secret, body, now - 3600)
     stale = httpx.post(url, content=body, headers={"X-NBA-Signature": stale_sig, "Idempotency-Key": "k"})

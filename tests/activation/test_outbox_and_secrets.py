@@ -29,7 +29,9 @@ def _dump_tables(con) -> str:
 def test_dry_run_writes_the_outbox_atomically_and_sends_nothing(
     con, fast, tmp_path, hubspot_server, salesforce_server, webhook_server
 ):
-    decisions = make_decisions(150) + [make_decisions(1)[0].model_copy(update={"status": "suppressed", "decision_id": "x"})]
+    decisions = make_decisions(150) + [
+        make_decisions(1)[0].model_copy(update={"status": "suppressed", "decision_id": "x"})
+    ]
     dests = [hubspot_for(hubspot_server), salesforce_for(salesforce_server), webhook_for(webhook_server)]
     root = tmp_path / "outbox"
     summary = deliver(
@@ -38,7 +40,12 @@ def test_dry_run_writes_the_outbox_atomically_and_sends_nothing(
     )  # fmt: skip
     out = Path(summary.outbox_path or "")
     assert out == root / "dry-1"
-    assert sorted(p.name for p in out.iterdir()) == ["hubspot.jsonl", "manifest.json", "salesforce.jsonl", "webhook.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "hubspot.jsonl",
+        "manifest.json",
+        "salesforce.jsonl",
+        "webhook.jsonl",
+    ]
     assert [p.name for p in root.iterdir()] == ["dry-1"]  # no temp directory left behind
     lines = [json.loads(line) for line in (out / "hubspot.jsonl").read_text().splitlines()]
     assert len(lines) == 150 and {line["batch"] for line in lines} == {0, 1}
@@ -49,8 +56,18 @@ def test_dry_run_writes_the_outbox_atomically_and_sends_nothing(
         assert con.execute(f"select count(*) from ops.{table}").fetchone()[0] == 0
     assert con.execute("select count(*) from ops.delivery_log where status = 'dry_run'").fetchone()[0] == 450
     # a second dry run of the same run id replaces the directory as a whole
-    deliver(decisions[:10], con=con, run_id="dry-1", dry_run=True, outbox_dir=root, destinations=dests, settings=fast)
-    assert len((out / "hubspot.jsonl").read_text().splitlines()) == 10 and not (out / "manifest.json").exists()
+    deliver(
+        decisions[:10],
+        con=con,
+        run_id="dry-1",
+        dry_run=True,
+        outbox_dir=root,
+        destinations=dests,
+        settings=fast,
+    )
+    assert (
+        len((out / "hubspot.jsonl").read_text().splitlines()) == 10 and not (out / "manifest.json").exists()
+    )
 
 
 def test_outbox_write_is_all_or_nothing(tmp_path):
@@ -67,7 +84,9 @@ def test_dry_run_needs_no_credentials(monkeypatch, tmp_path, con, fast):
     assert summary.count("dry_run") == 9
 
 
-def test_secrets_never_reach_outbox_logs_or_tables(con, fast, tmp_path, caplog, salesforce_server, webhook_server):
+def test_secrets_never_reach_outbox_logs_or_tables(
+    con, fast, tmp_path, caplog, salesforce_server, webhook_server
+):
     caplog.set_level(logging.DEBUG)
     token = "pat-na1-SUPERSECRET-0000"
     with HubSpotServer(token="something-else") as wrong_token_server:
@@ -83,7 +102,9 @@ def test_secrets_never_reach_outbox_logs_or_tables(con, fast, tmp_path, caplog, 
                        settings=fast)  # fmt: skip
         dry = deliver(decisions, con=con, run_id="dry", dry_run=True, outbox_dir=tmp_path, destinations=dests,
                       settings=fast)  # fmt: skip
-    assert live.destinations["hubspot"].blocked and "NBA_HUBSPOT__TOKEN" in live.destinations["hubspot"].blocked
+    assert (
+        live.destinations["hubspot"].blocked and "NBA_HUBSPOT__TOKEN" in live.destinations["hubspot"].blocked
+    )
     assert live.destinations["salesforce"].dead_letter == 1
     haystack = _dump_tables(con) + caplog.text + live.model_dump_json() + dry.model_dump_json()
     haystack += "".join(p.read_text() for p in Path(dry.outbox_path or "").iterdir())

@@ -28,7 +28,12 @@ def test_ops_tables_come_from_the_dbt_macro():
     con = duckdb.connect()
     ensure_ops_tables(con)
     ensure_ops_tables(con)  # create-if-not-exists: idempotent
-    tables = {r[0] for r in con.execute("select table_name from information_schema.tables where table_schema='ops'").fetchall()}
+    tables = {
+        r[0]
+        for r in con.execute(
+            "select table_name from information_schema.tables where table_schema='ops'"
+        ).fetchall()
+    }
     assert {"delivery_log", "contact_ledger", "sync_state", "dead_letter"} <= tables
 
 
@@ -62,7 +67,9 @@ def test_payload_is_pure_and_hash_ignores_the_run_id():
     dest = HubSpotDestination(HubSpotSettings(token="x-token", base_url="http://127.0.0.1:9"))
     a = make_item(dest, make_decision(1))
     b = make_item(dest, make_decision(1, run_id="another-run"))
-    assert a.payload == b.payload and a.payload_hash == b.payload_hash and a.idempotency_key == b.idempotency_key
+    assert (
+        a.payload == b.payload and a.payload_hash == b.payload_hash and a.idempotency_key == b.idempotency_key
+    )
     c = make_item(dest, make_decision(1, message="different"))
     assert c.payload_hash != a.payload_hash and c.idempotency_key != a.idempotency_key
 
@@ -108,7 +115,9 @@ class FakeClock:
 )
 def test_rate_budget_never_exceeds_the_declared_limit_in_any_window(limit, window, gaps):
     clock = FakeClock()
-    budget = RateBudget(RateLimit(max_requests=limit, window_s=window), safety_s=0.0, clock=clock, sleep=clock.sleep)
+    budget = RateBudget(
+        RateLimit(max_requests=limit, window_s=window), safety_s=0.0, clock=clock, sleep=clock.sleep
+    )
     sent = []
     for gap in gaps:
         clock.now += gap
