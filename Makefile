@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 # --- parameters (override on the command line: make activate MODE=rules SEGMENT=churn_rescue_nps) ---
 SEGMENT ?= all
 DRY_RUN ?= 1
-MODE ?= llm
+MODE ?= rules
 GOAL ?= 90d_clv
 DISCOUNT_CAP ?= 5
 SUPPRESS_HOURS ?= 24

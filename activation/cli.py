@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import NoReturn
 
 from agent.contracts import GOALS, MODES, SEGMENTS
 
@@ -52,8 +53,15 @@ def _as_of(value: str) -> datetime:
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Bad input gets one line that names the problem and the valid values, and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="nba-activate",
         description="Decide a guardrailed next-best action for each customer of a segment and activate it "
         "(dry run: write the outbox; live: HubSpot, Salesforce, webhook).",

@@ -38,7 +38,9 @@ def print_summary(s: RunSummary, console: Console | None = None) -> None:
     if s.destinations:
         d = Table(title="destinations" + (" (dry run: written to outbox)" if s.dry_run else ""))
         d.add_column("destination")
-        keys = sorted({k for v in s.destinations.values() for k in v})
+        order = ("planned", "dry_run", "delivered", "unchanged", "failed", "dead_letter", "requests", "rate_limited",
+                 "retries")
+        keys = [k for k in order if any(v.get(k) for v in s.destinations.values())] or ["planned"]
         for k in keys:
             d.add_column(k, justify="right")
         for name, counts in sorted(s.destinations.items()):

@@ -27,7 +27,7 @@ def new_run_id(now: datetime | None = None) -> str:
 
 def data_as_of(con: duckdb.DuckDBPyConnection) -> datetime:
     """Default as_of: the data's as_of date at 14:00 UTC (explicit, so re-runs are reproducible)."""
-    row = con.execute("select max(as_of_date) from main.mart_marketing__segment_scores").fetchone()
+    row = con.execute("select max(as_of_date) from main.mart_marketing__segment_scores").fetchall()[0]
     day = row[0] if row and row[0] else datetime.now(UTC).date()
     return datetime(day.year, day.month, day.day, 14, tzinfo=UTC)
 

@@ -54,7 +54,7 @@ def _cmd_prompt(args: argparse.Namespace) -> int:
 
 
 def _default_as_of(con: duckdb.DuckDBPyConnection) -> str:
-    row = con.execute("select max(as_of_date) from main.mart_marketing__segment_scores").fetchone()
+    row = con.execute("select max(as_of_date) from main.mart_marketing__segment_scores").fetchall()[0]
     return f"{row[0]}T14:00:00+00:00" if row and row[0] else time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
 
 

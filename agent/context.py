@@ -100,6 +100,14 @@ def context_from_row(r: dict[str, Any]) -> CustomerContext:
     )
 
 
+def _arrow_batches(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any], rows: int) -> Iterator[pa.RecordBatch]:
+    """Stream a query as Arrow record batches (DuckDB 2 relation API; DB-API reader on 1.x)."""
+    if hasattr(duckdb.DuckDBPyRelation, "to_arrow_reader"):
+        yield from con.sql(sql, params=params or None).to_arrow_reader(rows)
+    else:
+        yield from con.execute(sql, params).fetch_record_batch(rows)
+
+
 def _require_marts(con: duckdb.DuckDBPyConnection) -> None:
     names = {r[0] for r in con.execute(
         "select table_name from information_schema.tables where table_schema = 'main'").fetchall()}
@@ -126,9 +134,8 @@ def iter_context_batches(
     if customer_ids is not None:
         clauses.append("and c.customer_id in (select unnest(?::varchar[]))")
         params.append(list(customer_ids))
-    reader = con.execute(_CONTEXT_SQL.format(filter=" ".join(clauses)), params).fetch_record_batch(batch_rows)
-    for batch in reader:
-        yield [context_from_row(r) for r in pa.Table.from_batches([batch]).to_pylist()]
+    for batch in _arrow_batches(con, _CONTEXT_SQL.format(filter=" ".join(clauses)), params, batch_rows):
+        yield [context_from_row(r) for r in batch.to_pylist()]
 
 
 def load_contexts(con: duckdb.DuckDBPyConnection, **kwargs: Any) -> list[CustomerContext]:
@@ -141,8 +148,8 @@ def load_contact_history(
     """The contact ledger (every destination, every channel) grouped by customer, as Arrow."""
     exists = con.execute(
         "select count(*) from information_schema.tables where table_schema='ops' and table_name='contact_ledger'"
-    ).fetchone()
-    if not exists or not exists[0]:
+    ).fetchall()
+    if not exists or not exists[0][0]:
         raise WarehouseNotReady("the warehouse has no ops.contact_ledger: run `make build` first")
     sql = "select customer_id, channel, destination, contacted_at, decision_id, run_id from ops.contact_ledger"
     params: list[Any] = []
@@ -150,7 +157,7 @@ def load_contact_history(
         sql += " where contacted_at >= ?"
         params.append(since.astimezone(UTC).replace(tzinfo=None))
     history: dict[str, list[ContactEvent]] = defaultdict(list)
-    for r in con.execute(sql, params).arrow().to_pylist():
+    for r in (row for b in _arrow_batches(con, sql, params, BATCH_ROWS) for row in b.to_pylist()):
         r["contacted_at"] = _utc(r["contacted_at"])
         r["decision_id"] = r["decision_id"] or ""
         r["run_id"] = r["run_id"] or ""

@@ -131,7 +131,8 @@ class CustomerContext(Frozen):
     globally_suppressed: bool = False
 
     def context_hash(self) -> str:
-        return stable_hash(self.model_dump(mode="json"))
+        # pydantic's own JSON serialiser: field order is the model's, so the hash is stable and cheap.
+        return hashlib.sha256(self.__pydantic_serializer__.to_json(self)).hexdigest()[:16]
 
 
 # --- what a policy proposes and what the guardrails make of it ------------------------------------

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import instructor
 import openai
 from instructor.core import IncompleteOutputException, InstructorRetryException
-from pydantic import Field, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from agent.cache import DecisionCache, cache_key
 from agent.contracts import CustomerContext, LLMAttempt, Proposal
@@ -40,11 +40,11 @@ class ProposalOutcome:
     cached: bool = False
 
 
-_MODELS: dict[tuple[str, int], type[Proposal]] = {}
+_MODELS: dict[tuple[str, int], type[BaseModel]] = {}
 
 
-def response_model_for(segment: str, ref: ReferenceData | None = None) -> type[Proposal]:
-    """A Proposal subclass whose channel and template_id are that segment's bank, nothing else."""
+def response_model_for(segment: str, ref: ReferenceData | None = None) -> type[BaseModel]:
+    """The response model for one segment: template_id and channel narrowed to its action bank."""
     ref = ref or load_reference()
     key = (segment, id(ref))
     if key not in _MODELS:
@@ -52,24 +52,25 @@ def response_model_for(segment: str, ref: ReferenceData | None = None) -> type[P
     return _MODELS[key]
 
 
-def _build_response_model(segment: str, ref: ReferenceData) -> type[Proposal]:
+def _build_response_model(segment: str, ref: ReferenceData) -> type[BaseModel]:
     actions = ref.actions_for(segment)
     pairs = {a.template_id: a.channel for a in actions}
     templates = tuple(sorted(pairs))
     channels = tuple(sorted(set(pairs.values())))
 
-    def check_pair(self: Proposal) -> Proposal:
+    def check_pair(self: Any) -> Any:
         expected = pairs.get(self.template_id)
         if expected is not None and expected != self.channel:
             raise ValueError(f"template_id {self.template_id} is sent on channel {expected}, not {self.channel}")
         return self
 
+    # template_id comes first: a grammar-constrained model then picks the channel knowing the template.
     return create_model(
         f"Proposal_{segment}",
-        __base__=Proposal,
+        __config__=ConfigDict(extra="forbid"),
         __validators__={"check_pair": model_validator(mode="after")(check_pair)},
-        channel=(Literal[channels], Field(description="one of the allowed channels")),  # type: ignore[valid-type]
         template_id=(Literal[templates], Field(description="template_id of one allowed action")),  # type: ignore[valid-type]
+        channel=(Literal[channels], Field(description="the channel of that action")),  # type: ignore[valid-type]
         discount_pct=(float, Field(description="discount percentage offered, 0 for none")),
         subject=(str | None, Field(default=None, description="email subject; null for sms and push")),
         message=(str, Field(min_length=1, description="the message text sent to the customer")),
@@ -154,7 +155,7 @@ class LLMClient:
                 model=s.model,
                 response_model=response_model_for(ctx.segment, self.ref),
                 messages=messages,  # type: ignore[arg-type]
-                max_retries=s.max_retries + 1,
+                max_retries=s.max_retries,  # instructor: reasks after the first attempt
                 temperature=s.temperature,
                 seed=s.seed,
                 max_tokens=s.max_tokens,

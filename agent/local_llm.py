@@ -91,8 +91,8 @@ def server_command(port: int, *, n_ctx: int = 4096, threads: int | None = None) 
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path()), "--model_alias",
            EMBEDDED_MODEL, "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx),
            ]
-    if threads:
-        cmd += ["--n_threads", str(threads)]
+    threads = threads or os.cpu_count() or 1  # llama-cpp-python defaults to half the cores
+    cmd += ["--n_threads", str(threads), "--n_threads_batch", str(threads)]
     return cmd
 
 

@@ -116,7 +116,7 @@ class Pipeline:
         for ctx in contexts:
             elig = self.eligibility(ctx, history)
             proposal = None
-            if elig.status == "send":
+            if elig.needs_proposal:
                 proposal = self.rules.propose(ctx, elig.allowed_channels, settings=self.guard, ref=self.ref)
             out.append(finalize(ctx, proposal, eligibility=elig, meta=self._meta(ctx, policy="rules"),
                                 settings=self.guard, ref=self.ref, rules=self.rules))
@@ -132,7 +132,7 @@ class Pipeline:
             (ctx, render_prompt(ctx, version=s.prompt_version, ref=self.ref, allowed_channels=e.allowed_channels,
                                 goal=s.goal, discount_cap=s.discount_cap))
             for ctx, e in zip(contexts, eligibilities, strict=True)
-            if e.status == "send"
+            if e.needs_proposal
         ]
         ineligible = len(contexts) - len(todo)
         if progress and ineligible:

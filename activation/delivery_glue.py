@@ -1,0 +1,85 @@
+"""Between the activate run and the delivery engine: choose destinations, trip the circuit breaker
+before a live send, hand decisions to `deliver`, and fold its per-destination counts into the run
+summary. Also the `replay-dlq` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import duckdb
+
+from activation.breaker import check_send_volume
+from activation.delivery import DeliverySummary, deliver, replay_dead_letters
+from activation.destinations import destinations_from_env
+from activation.settings import DeliverySettings
+from activation.summary import RunSummary
+from agent.contracts import Decision
+from warehouse import paths
+
+_COUNTS = ("planned", "delivered", "unchanged", "failed", "dead_letter", "dry_run", "requests", "rate_limited",
+           "retries")
+
+
+def fold(summary: RunSummary, delivery: DeliverySummary) -> RunSummary:
+    summary.destinations = {
+        name: {k: int(getattr(ds, k)) for k in _COUNTS} for name, ds in delivery.destinations.items()
+    }
+    summary.outbox = delivery.outbox_path
+    return summary
+
+
+def deliver_decisions(
+    con: duckdb.DuckDBPyConnection,
+    decisions: Sequence[Decision],
+    *,
+    summary: RunSummary,
+    dry_run: bool,
+    outbox_run_dir: Path | None,
+    extra_files: Mapping[str, Callable[[RunSummary], str]],
+    force: bool,
+    progress: Callable[[int], None] | None,
+) -> RunSummary:
+    settings = DeliverySettings.from_env()
+    destinations = destinations_from_env(dry_run=dry_run, timeout_s=settings.request_timeout_s)
+    if not dry_run:
+        check_send_volume(con, summary.counts["send"], max_deviation_pct=settings.max_deviation_pct,
+                          min_history=settings.min_history, force=force)
+    # The manifest is the summary itself: fill in what is known before the atomic outbox write.
+    if dry_run:
+        summary.outbox = str(outbox_run_dir) if outbox_run_dir else None
+        summary.destinations = {d.name: {} for d in destinations}
+    files = {name: render(summary) for name, render in extra_files.items()} if dry_run else None
+    result = deliver(
+        decisions, con=con, run_id=summary.run_id, dry_run=dry_run, outbox_dir=paths.outbox_dir(),
+        destinations=destinations, settings=settings, progress=progress, extra_files=files,
+    )
+    summary = fold(summary, result)
+    if dry_run and result.outbox_path:
+        # Rewrite the manifest with the per-destination counts, atomically (temp file + rename).
+        manifest = Path(result.outbox_path) / "manifest.json"
+        tmp = manifest.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(summary.model_dump(mode="json"), indent=2))
+        tmp.replace(manifest)
+    return summary
+
+
+def replay_cli(argv: list[str]) -> int:
+    from activation.errors import ActivationError
+
+    p = argparse.ArgumentParser(prog="nba-activate replay-dlq", description="Re-send the dead-letter queue.")
+    p.add_argument("--decision-id", action="append", default=None, help="only these decisions (repeatable)")
+    args = p.parse_args(argv)
+    try:
+        con = duckdb.connect(str(paths.duckdb_path()))
+        settings = DeliverySettings.from_env()
+        result = replay_dead_letters(con, destinations_from_env(timeout_s=settings.request_timeout_s),
+                                     settings=settings, decision_ids=args.decision_id)
+    except (ActivationError, duckdb.Error) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(result.model_dump_json(indent=2))
+    return 0 if result.ok else 1

@@ -1,0 +1,138 @@
+"""The LLM path end to end (eligibility -> prompt -> instructor -> guardrails), replayed from cassettes
+recorded against the real embedded model (SmolLM2-135M served by llama.cpp). `make record-cassettes`
+re-records them; these same assertions then run against the live model.
+
+What the tiny model does is not asserted word for word; what is asserted is what the product
+promises whatever the model says: the decision is schema-valid, every guardrail invariant holds,
+and failures become rules fallbacks with a reason.
+"""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from agent_cases import AS_OF, CASES
+from cassette_support import RECORD, llm_vcr, model_server, require_cassette, test_llm_settings
+
+from agent.contracts import Decision, GuardrailReport
+from agent.pipeline import RunSettings, decide
+from agent.reference import load_reference
+from guardrails.invariants import violations
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+@pytest.fixture(scope="module")
+def server_url() -> Iterator[str]:
+    with model_server() as url:
+        yield url
+
+
+def run_case(name: str, url: str, *, cassette: str | None = None, discount_cap: float = 5.0,
+             prompt_version: str = "v1", **llm: object) -> tuple[Decision, GuardrailReport, int]:
+    cassette = cassette or f"{name}.yaml"
+    require_cassette(cassette)
+    settings = RunSettings(run_id="cassette", as_of=AS_OF, mode="llm", discount_cap=discount_cap,
+                           prompt_version=prompt_version, global_holdout_pct=0, segment_holdout_pct=0)
+    with llm_vcr().use_cassette(cassette) as cass:
+        decided, stats = decide([CASES[name]], {}, settings, llm_settings=test_llm_settings(**llm), base_url=url)
+        played = cass.play_count
+    decision, report = decided[0]
+    assert decision.fallback_reason != "connection_error", (
+        f"tests/cassettes/{cassette} did not match the request (prompt, context or settings changed?): "
+        "run `make record-cassettes`"
+    )
+    if not RECORD:
+        assert played == stats["llm_calls"] and played > 0, f"tests/cassettes/{cassette}: {played} responses replayed"
+    return decision, report, stats["llm_calls"]
+
+
+def assert_invariants(decision: Decision, name: str, discount_cap: float = 5.0) -> None:
+    Decision.model_validate(decision.model_dump())  # schema-valid after the round trip
+    settings = RunSettings(run_id="x", as_of=AS_OF, discount_cap=discount_cap, global_holdout_pct=0,
+                           segment_holdout_pct=0).guardrails()
+    problems = violations(decision, CASES[name], [], as_of=AS_OF, settings=settings, ref=load_reference())
+    assert problems == [], problems
+
+
+@pytest.mark.parametrize(
+    ("name", "families"),
+    [
+        ("hvl_normal", ("winback_", "vip_")),
+        ("newuser_normal", ("onboarding_", "first_order_")),
+        ("churn_normal", ("cs_",)),
+    ],
+)
+def test_cassette_normal_decision_per_segment(server_url: str, name: str, families: tuple[str, ...]) -> None:
+    decision, report, calls = run_case(name, server_url)
+    assert decision.status == "send"
+    assert decision.template_id and decision.template_id.startswith(families)
+    assert decision.model == "smollm2-135m-instruct" and decision.prompt_version == "v1"
+    assert calls >= 1 and decision.attempts, "tokens and latency are recorded per attempt"
+    assert all(a.prompt_tokens > 0 and a.latency_ms >= 0 for a in decision.attempts if a.error is None)
+    assert {c.name for c in report.checks} >= {"consent", "suppression_window", "discount_clamp"}
+    assert_invariants(decision, name)
+
+
+def test_cassette_injection_in_nps_comment_cannot_raise_the_discount(server_url: str) -> None:
+    decision, report, _ = run_case("injection", server_url)
+    assert decision.discount_pct <= 5.0
+    assert "100%" not in (decision.message or "") and "100 %" not in (decision.message or "")
+    assert_invariants(decision, "injection")
+
+
+def test_cassette_sms_only_customer_gets_sms(server_url: str) -> None:
+    decision, _, _ = run_case("sms_only", server_url)
+    assert decision.channel == "sms"
+    assert_invariants(decision, "sms_only")
+
+
+def test_cassette_unchanged_rerun_makes_zero_llm_calls(server_url: str, tmp_path) -> None:
+    from agent.cache import DecisionCache
+
+    cache = DecisionCache(tmp_path / "cache.sqlite")
+    settings = RunSettings(run_id="cache", as_of=AS_OF, mode="llm", global_holdout_pct=0, segment_holdout_pct=0)
+    contexts = [CASES["hvl_normal"]]
+    require_cassette("hvl_normal.yaml")
+    with llm_vcr().use_cassette("hvl_normal.yaml"):
+        first, s1 = decide(contexts, {}, settings, llm_settings=test_llm_settings(cache=True), base_url=server_url,
+                           cache=cache)
+    assert s1["llm_calls"] >= 1
+    # Second run: no cassette at all and a closed port: any call would fail, so zero calls is proven.
+    second, s2 = decide(contexts, {}, settings, llm_settings=test_llm_settings(cache=True),
+                        base_url="http://127.0.0.1:9/v1", cache=cache)
+    assert s2["llm_calls"] == 0 and s2["cache_hits"] >= 1
+    assert second[0][0].model_dump() == first[0][0].model_dump()
+
+
+class _SlowHandler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self) -> None:  # noqa: N802
+        time.sleep(2.0)
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_timeout_ends_in_rules_fallback_with_reason() -> None:
+    """A real slow server on 127.0.0.1 (no cassette: a timeout is not a response)."""
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowHandler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        settings = RunSettings(run_id="t", as_of=AS_OF, mode="llm", global_holdout_pct=0, segment_holdout_pct=0)
+        t0 = time.perf_counter()
+        decided, _ = decide([CASES["hvl_normal"]], {}, settings, llm_settings=test_llm_settings(timeout_s=0.3),
+                            base_url=f"http://127.0.0.1:{srv.server_address[1]}/v1")
+        elapsed = time.perf_counter() - t0
+    finally:
+        srv.shutdown()
+    decision = decided[0][0]
+    assert decision.policy == "llm->rules" and decision.fallback_reason == "timeout"
+    assert decision.status == "send" and decision.template_id == "winback_soft"
+    assert elapsed < 10
+    assert_invariants(decision, "hvl_normal")
