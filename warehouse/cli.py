@@ -3,6 +3,7 @@
     nba-warehouse generate --seed 42 --customers 5000 --as-of 2026-11-27
     nba-warehouse build [--customers N --seed S --as-of D --regenerate]
     nba-warehouse docs
+    nba-warehouse serve-docs [--port 8080]
     nba-warehouse bi [--out DIR]
 
 `ensure_warehouse()` is the Python entry point for other packages: it builds if the DuckDB file or
@@ -12,8 +13,10 @@ a mart is missing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from datetime import date
@@ -22,7 +25,7 @@ from pathlib import Path
 import duckdb
 
 from warehouse import generate, paths
-from warehouse.dbt_runner import MART_TABLES, run_dbt
+from warehouse.dbt_runner import MART_TABLES, dbt_command, dbt_env, run_dbt
 from warehouse.errors import WarehouseError
 
 BI_TABLES = ("dim_customer", "mart_marketing__customer_360", "mart_marketing__segment_scores")
@@ -47,6 +50,14 @@ def docs(quiet: bool = True) -> None:
     if generate.read_meta() is None:
         generate.generate(generate.GenerateConfig())
     run_dbt(["docs", "generate"], quiet=quiet)
+
+
+def serve_docs(port: int = 8080) -> None:
+    """Generate the docs, then serve them on 127.0.0.1:port until interrupted (dbt docs serve)."""
+    docs()
+    cmd = dbt_command(["docs", "serve", "--port", str(port), "--host", "127.0.0.1", "--no-browser"])
+    with contextlib.suppress(KeyboardInterrupt):
+        subprocess.run(cmd, cwd=paths.REPO_ROOT, env=dbt_env(), check=False)
 
 
 def missing_marts(db_path: Path | None = None) -> list[str]:
@@ -118,6 +129,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--verbose", action="store_true", help="stream dbt's output")
     sub.add_parser("seed", help="dbt seed (load the reference CSVs)")
     sub.add_parser("docs", help="dbt docs generate (serve with: dbt docs serve --port 8080)")
+    serve = sub.add_parser("serve-docs", help="generate and serve the dbt docs on 127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
     bi = sub.add_parser("bi", help="export BI tables to CSV and Parquet")
     bi.add_argument("--out", type=Path, default=None, help="output directory (default NBA_BI_DIR or bi/)")
     return parser
@@ -142,7 +155,9 @@ def main(argv: list[str] | None = None) -> int:
             seed()
         elif args.command == "docs":
             docs()
-            print(f"docs generated under {paths.DBT_DIR / 'target'}")
+            print(f"docs generated under {dbt_env()['DBT_TARGET_PATH']}")
+        elif args.command == "serve-docs":
+            serve_docs(args.port)
         elif args.command == "bi":
             for path in export_bi(args.out):
                 print(path)

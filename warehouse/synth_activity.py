@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from warehouse.synth_people import CATEGORIES, DAY_US, N_PRODUCTS, US, People, ids, take_strings
 
@@ -167,11 +168,7 @@ def make_web_events(
     event_at = s_start[e_session] + pos * step
     has_product = (etype == 1) | (etype == 2)
     product = rng.integers(1, N_PRODUCTS + 1, len(e_session))
-    product_ids = ids("P", product, 4)
-    product_ids = pa.array(
-        np.where(has_product, np.asarray(product_ids.to_numpy(zero_copy_only=False), dtype=object), None),
-        pa.string(),
-    )
+    product_ids = pc.if_else(pa.array(has_product), ids("P", product, 4), pa.scalar(None, pa.string()))
     order = np.lexsort((event_at, s_cust[e_session]))
     return pa.table(
         {

@@ -30,7 +30,7 @@ def crm_campaign_id(template_id: str) -> str:
 def make_campaigns(as_of_day: int) -> pa.Table:
     grid = truth.action_grid()
     templates = {a.template_id: a for a in grid}
-    rows = [
+    rows: list[tuple[str, str, str, str, int, int | None]] = [
         (crm_campaign_id(t), f"Always-on CRM: {t}", a.channel, a.segment, as_of_day - 400, None)
         for t, a in templates.items()
     ]
