@@ -36,7 +36,7 @@ def llm_vcr() -> vcr.VCR:
     )
 
 
-def test_llm_settings(**overrides: object) -> LLMSettings:
+def llm_test_settings(**overrides: object) -> LLMSettings:
     """A test client: dummy key, no HTTP retries, no cache (so every case really goes to the cassette)."""
     values: dict[str, object] = {
         "model": os.environ.get("OPENAI_MODEL", EMBEDDED_MODEL) if RECORD else EMBEDDED_MODEL,

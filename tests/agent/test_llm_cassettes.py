@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 from agent_cases import AS_OF, CASES
-from cassette_support import RECORD, llm_vcr, model_server, require_cassette, test_llm_settings
+from cassette_support import RECORD, llm_vcr, model_server, require_cassette, llm_test_settings
 
 from agent.contracts import Decision, GuardrailReport
 from agent.pipeline import RunSettings, decide
@@ -39,7 +39,7 @@ def run_case(name: str, url: str, *, cassette: str | None = None, discount_cap: 
     settings = RunSettings(run_id="cassette", as_of=AS_OF, mode="llm", discount_cap=discount_cap,
                            prompt_version=prompt_version, global_holdout_pct=0, segment_holdout_pct=0)
     with llm_vcr().use_cassette(cassette) as cass:
-        decided, stats = decide([CASES[name]], {}, settings, llm_settings=test_llm_settings(**llm), base_url=url)
+        decided, stats = decide([CASES[name]], {}, settings, llm_settings=llm_test_settings(**llm), base_url=url)
         played = cass.play_count
     decision, report = decided[0]
     assert decision.fallback_reason != "connection_error", (
@@ -99,11 +99,11 @@ def test_cassette_unchanged_rerun_makes_zero_llm_calls(server_url: str, tmp_path
     contexts = [CASES["hvl_normal"]]
     require_cassette("hvl_normal.yaml")
     with llm_vcr().use_cassette("hvl_normal.yaml"):
-        first, s1 = decide(contexts, {}, settings, llm_settings=test_llm_settings(cache=True), base_url=server_url,
+        first, s1 = decide(contexts, {}, settings, llm_settings=llm_test_settings(cache=True), base_url=server_url,
                            cache=cache)
     assert s1["llm_calls"] >= 1
     # Second run: no cassette at all and a closed port: any call would fail, so zero calls is proven.
-    second, s2 = decide(contexts, {}, settings, llm_settings=test_llm_settings(cache=True),
+    second, s2 = decide(contexts, {}, settings, llm_settings=llm_test_settings(cache=True),
                         base_url="http://127.0.0.1:9/v1", cache=cache)
     assert s2["llm_calls"] == 0 and s2["cache_hits"] >= 1
     assert second[0][0].model_dump() == first[0][0].model_dump()
@@ -126,7 +126,7 @@ def test_timeout_ends_in_rules_fallback_with_reason() -> None:
     try:
         settings = RunSettings(run_id="t", as_of=AS_OF, mode="llm", global_holdout_pct=0, segment_holdout_pct=0)
         t0 = time.perf_counter()
-        decided, _ = decide([CASES["hvl_normal"]], {}, settings, llm_settings=test_llm_settings(timeout_s=0.3),
+        decided, _ = decide([CASES["hvl_normal"]], {}, settings, llm_settings=llm_test_settings(timeout_s=0.3),
                             base_url=f"http://127.0.0.1:{srv.server_address[1]}/v1")
         elapsed = time.perf_counter() - t0
     finally:
