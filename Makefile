@@ -49,7 +49,7 @@ install: $(STAMP) ## Create .venv and install the project with its dev tools
 .PHONY: seed
 seed: $(STAMP) ## Generate synthetic raw data (CUSTOMERS, SEED, DATA_AS_OF) and load the dbt seeds
 	$(PY) -m warehouse.cli generate --seed $(SEED) --customers $(CUSTOMERS) --as-of $(DATA_AS_OF)
-	$(DBT) seed $(DBT_ARGS) --quiet
+	$(PY) -m warehouse.cli seed
 
 .PHONY: build
 build: $(STAMP) ## dbt build: seeds, staging, intermediate, marts and every dbt test (generates data if missing)
@@ -63,13 +63,17 @@ test: $(STAMP) ## Run the test suite (offline: recorded cassettes, local servers
 test-live: $(STAMP) ## Drive the real embedded model end to end for a handful of customers
 	$(PY) -m pytest -q -m live tests/live
 
+.PHONY: test-dbt
+test-dbt: $(STAMP) ## Only the warehouse tests (generator, dbt build, corruption, BI export)
+	$(PY) -m pytest -q tests/warehouse
+
 .PHONY: docs
 docs: $(STAMP) ## Generate dbt docs (catalog and lineage)
 	$(PY) -m warehouse.cli docs
 
 .PHONY: serve-docs
 serve-docs: docs ## Serve dbt docs on http://localhost:8080
-	$(DBT) docs serve $(DBT_ARGS) --port 8080 --no-browser
+	$(PY) -m warehouse.cli serve-docs --port 8080
 
 .PHONY: bi
 bi: $(STAMP) ## Export dim_customer, customer 360 and segment scores to bi/ (CSV + Parquet, atomic)

@@ -43,6 +43,13 @@ class ProposalOutcome:
 _MODELS: dict[tuple[str, int], type[BaseModel]] = {}
 
 
+class _ProposalSchema(instructor.OpenAISchema):
+    """A next-best action for one customer: one template of the allowed list, its channel, a discount,
+    and the message."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 def response_model_for(segment: str, ref: ReferenceData | None = None) -> type[BaseModel]:
     """The response model for one segment: template_id and channel narrowed to its action bank."""
     ref = ref or load_reference()
@@ -65,9 +72,10 @@ def _build_response_model(segment: str, ref: ReferenceData) -> type[BaseModel]:
         return self
 
     # template_id comes first: a grammar-constrained model then picks the channel knowing the template.
+    # Built on instructor's schema base once per segment, so instructor does not re-wrap it per call.
     return create_model(
         f"Proposal_{segment}",
-        __config__=ConfigDict(extra="forbid"),
+        __base__=_ProposalSchema,
         __validators__={"check_pair": model_validator(mode="after")(check_pair)},
         template_id=(Literal[templates], Field(description="template_id of one allowed action")),  # type: ignore[valid-type]
         channel=(Literal[channels], Field(description="the channel of that action")),  # type: ignore[valid-type]

@@ -27,7 +27,7 @@ class LLMSettings(BaseModel):
     temperature: float = Field(default=0.2, ge=0, le=2)
     seed: int = 7
     max_retries: int = Field(default=1, ge=0, le=5)  # reasks after the first attempt
-    timeout_s: float = Field(default=60.0, gt=0)
+    timeout_s: float = Field(default=120.0, gt=0)
     concurrency: int = Field(default=2, ge=1, le=256)
     max_tokens: int = Field(default=200, ge=16)
     http_retries: int = Field(default=0, ge=0, le=5)
