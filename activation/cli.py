@@ -1,7 +1,7 @@
 """`nba-activate`: decide next-best actions for a segment and activate them.
 
-  nba-activate --segment all --dry-run 1 --mode llm --goal 90d_clv --discount-cap 5 --suppress-hours 24
-  nba-activate replay-dlq
+nba-activate --segment all --dry-run 1 --mode llm --goal 90d_clv --discount-cap 5 --suppress-hours 24
+nba-activate replay-dlq
 """
 
 from __future__ import annotations
@@ -48,8 +48,9 @@ def _as_of(value: str) -> datetime:
     try:
         ts = datetime.fromisoformat(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid value {value!r} (ISO date or timestamp, e.g. 2026-11-27T14:00Z)") \
-            from None
+        raise argparse.ArgumentTypeError(
+            f"invalid value {value!r} (ISO date or timestamp, e.g. 2026-11-27T14:00Z)"
+        ) from None
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
 
 
@@ -67,14 +68,23 @@ def build_parser() -> argparse.ArgumentParser:
         "(dry run: write the outbox; live: HubSpot, Salesforce, webhook).",
     )
     p.add_argument("--segment", choices=("all", *SEGMENTS), default="all", help="segment to activate")
-    p.add_argument("--dry-run", type=_bool01, default=True, metavar="{0,1}", help="1: write outbox/<run_id>/ only")
+    p.add_argument(
+        "--dry-run", type=_bool01, default=True, metavar="{0,1}", help="1: write outbox/<run_id>/ only"
+    )
     p.add_argument("--mode", choices=MODES, default="llm", help="policy: deterministic rules or the LLM")
     p.add_argument("--goal", choices=GOALS, default="90d_clv", help="what the policy optimises")
     p.add_argument("--discount-cap", type=_cap, default=5.0, metavar="0-100", help="max discount percent")
-    p.add_argument("--suppress-hours", type=_hours, default=24.0, metavar="H",
-                   help="no contact within H hours of the last one (any destination)")
+    p.add_argument(
+        "--suppress-hours",
+        type=_hours,
+        default=24.0,
+        metavar="H",
+        help="no contact within H hours of the last one (any destination)",
+    )
     p.add_argument("--prompt-version", default="v1", help="prompts/nba/<version> (LLM mode)")
-    p.add_argument("--as-of", type=_as_of, default=None, help="decision time (default: data as_of, 14:00 UTC)")
+    p.add_argument(
+        "--as-of", type=_as_of, default=None, help="decision time (default: data as_of, 14:00 UTC)"
+    )
     p.add_argument("--sample", type=int, default=None, help="only the first N segmented customers")
     p.add_argument("--force", action="store_true", help="send even if the circuit breaker trips")
     p.add_argument("--output", choices=("table", "json"), default="table", help="summary format")
@@ -89,8 +99,13 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int], Callable[[int], No
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  transient=False) as prog:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=False,
+    ) as prog:
 
         def factory(label: str, total: int) -> Callable[[int], None]:
             task = prog.add_task(label, total=total)
@@ -114,9 +129,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with _progress(not args.no_progress and args.output == "table" and sys.stderr.isatty()) as factory:
             summary = run_activation(
-                mode=args.mode, segment=args.segment, goal=args.goal, discount_cap=args.discount_cap,
-                suppress_hours=args.suppress_hours, dry_run=args.dry_run, prompt_version=args.prompt_version,
-                as_of=args.as_of, force=args.force, sample=args.sample, progress_factory=factory,
+                mode=args.mode,
+                segment=args.segment,
+                goal=args.goal,
+                discount_cap=args.discount_cap,
+                suppress_hours=args.suppress_hours,
+                dry_run=args.dry_run,
+                prompt_version=args.prompt_version,
+                as_of=args.as_of,
+                force=args.force,
+                sample=args.sample,
+                progress_factory=factory,
             )
     except (ActivationError, AgentError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

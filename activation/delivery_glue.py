@@ -20,8 +20,17 @@ from activation.summary import RunSummary
 from agent.contracts import Decision
 from warehouse import paths
 
-_COUNTS = ("planned", "delivered", "unchanged", "failed", "dead_letter", "dry_run", "requests", "rate_limited",
-           "retries")
+_COUNTS = (
+    "planned",
+    "delivered",
+    "unchanged",
+    "failed",
+    "dead_letter",
+    "dry_run",
+    "requests",
+    "rate_limited",
+    "retries",
+)
 
 
 def fold(summary: RunSummary, delivery: DeliverySummary) -> RunSummary:
@@ -46,16 +55,28 @@ def deliver_decisions(
     settings = DeliverySettings.from_env()
     destinations = destinations_from_env(dry_run=dry_run, timeout_s=settings.request_timeout_s)
     if not dry_run:
-        check_send_volume(con, summary.counts["send"], max_deviation_pct=settings.max_deviation_pct,
-                          min_history=settings.min_history, force=force)
+        check_send_volume(
+            con,
+            summary.counts["send"],
+            max_deviation_pct=settings.max_deviation_pct,
+            min_history=settings.min_history,
+            force=force,
+        )
     # The manifest is the summary itself: fill in what is known before the atomic outbox write.
     if dry_run:
         summary.outbox = str(outbox_run_dir) if outbox_run_dir else None
         summary.destinations = {d.name: {} for d in destinations}
     files = {name: render(summary) for name, render in extra_files.items()} if dry_run else None
     result = deliver(
-        decisions, con=con, run_id=summary.run_id, dry_run=dry_run, outbox_dir=paths.outbox_dir(),
-        destinations=destinations, settings=settings, progress=progress, extra_files=files,
+        decisions,
+        con=con,
+        run_id=summary.run_id,
+        dry_run=dry_run,
+        outbox_dir=paths.outbox_dir(),
+        destinations=destinations,
+        settings=settings,
+        progress=progress,
+        extra_files=files,
     )
     summary = fold(summary, result)
     if dry_run and result.outbox_path:
@@ -76,8 +97,12 @@ def replay_cli(argv: list[str]) -> int:
     try:
         con = duckdb.connect(str(paths.duckdb_path()))
         settings = DeliverySettings.from_env()
-        result = replay_dead_letters(con, destinations_from_env(timeout_s=settings.request_timeout_s),
-                                     settings=settings, decision_ids=args.decision_id)
+        result = replay_dead_letters(
+            con,
+            destinations_from_env(timeout_s=settings.request_timeout_s),
+            settings=settings,
+            decision_ids=args.decision_id,
+        )
     except (ActivationError, duckdb.Error) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -10,8 +10,10 @@ from activation.summary import RunSummary
 
 def print_summary(s: RunSummary, console: Console | None = None) -> None:
     console = console or Console()
-    head = (f"run {s.run_id}  mode={s.mode}  segment={s.segment}  goal={s.goal}  dry_run={int(s.dry_run)}  "
-            f"cap={s.discount_cap:g}%  suppress={s.suppress_hours:g}h  as_of={s.as_of}")
+    head = (
+        f"run {s.run_id}  mode={s.mode}  segment={s.segment}  goal={s.goal}  dry_run={int(s.dry_run)}  "
+        f"cap={s.discount_cap:g}%  suppress={s.suppress_hours:g}h  as_of={s.as_of}"
+    )
     console.print(head)
     t = Table(title=f"{s.decisions} decisions by status")
     t.add_column("segment")
@@ -30,16 +32,29 @@ def print_summary(s: RunSummary, console: Console | None = None) -> None:
             r.add_row(reason, str(n))
         console.print(r)
     fb = ", ".join(f"{k}={v}" for k, v in s.fallbacks.items()) or "none"
-    console.print(f"clamped discounts: {s.clamped}   holdouts: {s.holdouts}   deferred: {s.deferred}   "
-                  f"LLM fallbacks to rules: {sum(s.fallbacks.values())} ({fb})")
+    console.print(
+        f"clamped discounts: {s.clamped}   holdouts: {s.holdouts}   deferred: {s.deferred}   "
+        f"LLM fallbacks to rules: {sum(s.fallbacks.values())} ({fb})"
+    )
     if s.mode == "llm":
-        console.print(f"LLM: model={s.model} prompt={s.prompt_version} calls={s.llm_calls} cache_hits={s.cache_hits} "
-                      f"tokens={s.prompt_tokens}+{s.completion_tokens}")
+        console.print(
+            f"LLM: model={s.model} prompt={s.prompt_version} calls={s.llm_calls} cache_hits={s.cache_hits} "
+            f"tokens={s.prompt_tokens}+{s.completion_tokens}"
+        )
     if s.destinations:
         d = Table(title="destinations" + (" (dry run: written to outbox)" if s.dry_run else ""))
         d.add_column("destination")
-        order = ("planned", "dry_run", "delivered", "unchanged", "failed", "dead_letter", "requests", "rate_limited",
-                 "retries")
+        order = (
+            "planned",
+            "dry_run",
+            "delivered",
+            "unchanged",
+            "failed",
+            "dead_letter",
+            "requests",
+            "rate_limited",
+            "retries",
+        )
         keys = [k for k in order if any(v.get(k) for v in s.destinations.values())] or ["planned"]
         for k in keys:
             d.add_column(k, justify="right")

@@ -58,8 +58,14 @@ def run_activation(
         con = duckdb.connect(str(paths.duckdb_path()))
     as_of = as_of or data_as_of(con)
     settings = RunSettings(
-        run_id=new_run_id(), as_of=as_of, mode=mode, segment=segment, goal=goal,  # type: ignore[arg-type]
-        discount_cap=discount_cap, suppress_hours=suppress_hours, prompt_version=prompt_version,
+        run_id=new_run_id(),
+        as_of=as_of,
+        mode=mode,
+        segment=segment,
+        goal=goal,  # type: ignore[arg-type]
+        discount_cap=discount_cap,
+        suppress_hours=suppress_hours,
+        prompt_version=prompt_version,
     )
     contexts = load_contexts(con, segment=segment)
     if sample is not None:
@@ -73,10 +79,18 @@ def run_activation(
     write_decisions(con, decided, dry_run=dry_run)
 
     summary = summarize(
-        decisions, run_id=settings.run_id, mode=mode, segment=segment, goal=goal, dry_run=dry_run,
-        as_of=settings.as_of.isoformat(), discount_cap=discount_cap, suppress_hours=suppress_hours,
+        decisions,
+        run_id=settings.run_id,
+        mode=mode,
+        segment=segment,
+        goal=goal,
+        dry_run=dry_run,
+        as_of=settings.as_of.isoformat(),
+        discount_cap=discount_cap,
+        suppress_hours=suppress_hours,
         prompt_version=prompt_version if mode == "llm" else None,
-        model=llm_settings.model if llm_settings else None, llm_calls=stats["llm_calls"],
+        model=llm_settings.model if llm_settings else None,
+        llm_calls=stats["llm_calls"],
         cache_hits=stats["cache_hits"],
     )
     impact = guardrail_impact([r for _, r in decided])
@@ -87,8 +101,14 @@ def run_activation(
     }
     send_progress = progress_factory("delivering", summary.counts["send"]) if progress_factory else None
     summary = deliver_decisions(
-        con, decisions, summary=summary, dry_run=dry_run, outbox_run_dir=outbox_run, extra_files=extra,
-        force=force, progress=send_progress,
+        con,
+        decisions,
+        summary=summary,
+        dry_run=dry_run,
+        outbox_run_dir=outbox_run,
+        extra_files=extra,
+        force=force,
+        progress=send_progress,
     )
     summary.elapsed_s = round(time.perf_counter() - t0, 2)
     write_run(con, summary, started_at=started_at, status="completed")

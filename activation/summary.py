@@ -49,14 +49,22 @@ def summarize(decisions: Sequence[Decision], **fields: Any) -> RunSummary:
         seg = by_segment.setdefault(d.segment, {s: 0 for s in STATUSES})
         seg[d.status] += 1
     reasons = Counter(r for d in decisions for r in d.reasons)
-    fallbacks = Counter(d.fallback_reason for d in decisions if d.policy == "llm->rules" and d.fallback_reason)
+    fallbacks = Counter(
+        d.fallback_reason for d in decisions if d.policy == "llm->rules" and d.fallback_reason
+    )
     clamped = sum(
-        1 for d in decisions
+        1
+        for d in decisions
         if d.proposed_discount_pct is not None and abs(d.proposed_discount_pct - d.discount_pct) > 1e-9
     )
     return RunSummary(
-        decisions=len(decisions), counts=counts, by_segment=by_segment, reasons=dict(reasons.most_common()),
-        fallbacks=dict(fallbacks.most_common()), clamped=clamped, holdouts=counts["holdout"],
+        decisions=len(decisions),
+        counts=counts,
+        by_segment=by_segment,
+        reasons=dict(reasons.most_common()),
+        fallbacks=dict(fallbacks.most_common()),
+        clamped=clamped,
+        holdouts=counts["holdout"],
         deferred=counts["deferred"],
         prompt_tokens=sum(a.prompt_tokens for d in decisions for a in d.attempts),
         completion_tokens=sum(a.completion_tokens for d in decisions for a in d.attempts),

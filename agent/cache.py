@@ -21,11 +21,22 @@ def cache_path() -> Path:
     return Path(os.environ.get("NBA_CACHE_DIR") or REPO_ROOT / ".cache") / "llm_decisions.sqlite"
 
 
-def cache_key(*, model: str, prompt_version: str, messages: list[dict[str, str]], context_hash: str,
-              fingerprint: dict[str, object]) -> str:
+def cache_key(
+    *,
+    model: str,
+    prompt_version: str,
+    messages: list[dict[str, str]],
+    context_hash: str,
+    fingerprint: dict[str, object],
+) -> str:
     return stable_hash(
-        {"model": model, "prompt_version": prompt_version, "messages": messages, "context": context_hash,
-         "settings": fingerprint},
+        {
+            "model": model,
+            "prompt_version": prompt_version,
+            "messages": messages,
+            "context": context_hash,
+            "settings": fingerprint,
+        },
         length=32,
     )
 
@@ -46,12 +57,18 @@ class DecisionCache:
 
     def get(self, key: str) -> tuple[dict, list[LLMAttempt]] | None:
         with self._lock:
-            row = self._con.execute("select proposal, attempts from proposals where key = ?", (key,)).fetchone()
+            row = self._con.execute(
+                "select proposal, attempts from proposals where key = ?", (key,)
+            ).fetchone()
         if row is None:
             self.misses += 1
             return None
         self.hits += 1
         return json.loads(row[0]), [LLMAttempt.model_validate(a) for a in json.loads(row[1])]
+
+    def contains(self, key: str) -> bool:
+        with self._lock:
+            return self._con.execute("select 1 from proposals where key = ?", (key,)).fetchone() is not None
 
     def put(self, key: str, proposal: Proposal, attempts: list[LLMAttempt]) -> None:
         payload = json.dumps(proposal.model_dump(mode="json"), sort_keys=True)

@@ -1,7 +1,7 @@
 """`nba-agent`: prompt iteration commands.
 
-  nba-agent prompt --customer-id C0000042 [--prompt-version v2]   show context block + rendered prompt
-  nba-agent llm-serve [--port 8081]                               serve the embedded model standalone
+nba-agent prompt --customer-id C0000042 [--prompt-version v2]   show context block + rendered prompt
+nba-agent llm-serve [--port 8081]                               serve the embedded model standalone
 """
 
 from __future__ import annotations
@@ -31,8 +31,10 @@ def _cmd_prompt(args: argparse.Namespace) -> int:
     con = duckdb.connect(str(path), read_only=True)
     contexts = load_contexts(con, customer_ids=[args.customer_id])
     if not contexts:
-        raise AgentError(f"customer {args.customer_id!r} is in no segment (or does not exist): pick one from "
-                         "mart_marketing__segment_scores where segment is not null")
+        raise AgentError(
+            f"customer {args.customer_id!r} is in no segment (or does not exist): pick one from "
+            "mart_marketing__segment_scores where segment is not null"
+        )
     ctx = contexts[0]
     ref = load_reference()
     settings = GuardrailSettings(goal=args.goal, discount_cap=args.discount_cap)
@@ -40,11 +42,18 @@ def _cmd_prompt(args: argparse.Namespace) -> int:
     from agent.pipeline import RunSettings
 
     as_of = RunSettings(run_id="prompt", as_of=args.as_of or _default_as_of(con)).as_of
-    elig = check_eligibility(ctx, load_contact_history(con).get(ctx.customer_id, ()), as_of=as_of,
-                             settings=settings, ref=ref)
+    elig = check_eligibility(
+        ctx, load_contact_history(con).get(ctx.customer_id, ()), as_of=as_of, settings=settings, ref=ref
+    )
     channels = elig.allowed_channels or [ctx.preferred_channel]
-    prompt = render_prompt(ctx, version=args.prompt_version, ref=ref, allowed_channels=channels, goal=args.goal,
-                           discount_cap=args.discount_cap)
+    prompt = render_prompt(
+        ctx,
+        version=args.prompt_version,
+        ref=ref,
+        allowed_channels=channels,
+        goal=args.goal,
+        discount_cap=args.discount_cap,
+    )
     print("# context block (CustomerContext)")
     print(json.dumps(ctx.model_dump(mode="json"), indent=2, ensure_ascii=False))
     print(f"# context hash: {ctx.context_hash()}   eligibility: {elig.status} {elig.reasons}")
@@ -55,14 +64,20 @@ def _cmd_prompt(args: argparse.Namespace) -> int:
 
 def _default_as_of(con: duckdb.DuckDBPyConnection) -> str:
     row = con.execute("select max(as_of_date) from main.mart_marketing__segment_scores").fetchall()[0]
-    return f"{row[0]}T14:00:00+00:00" if row and row[0] else time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+    return (
+        f"{row[0]}T14:00:00+00:00"
+        if row and row[0]
+        else time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+    )
 
 
 def _cmd_llm_serve(args: argparse.Namespace) -> int:
     from agent import local_llm
 
     with local_llm.serve(port=args.port, quiet=False) as url:
-        print(f"embedded model ready: OPENAI_BASE_URL={url} OPENAI_MODEL={local_llm.EMBEDDED_MODEL}", flush=True)
+        print(
+            f"embedded model ready: OPENAI_BASE_URL={url} OPENAI_MODEL={local_llm.EMBEDDED_MODEL}", flush=True
+        )
         print("Ctrl-C to stop.", flush=True)
         try:
             while True:

@@ -87,8 +87,11 @@ def context_from_row(r: dict[str, Any]) -> CustomerContext:
             "add_to_cart_30d": r["add_to_cart_30d"] or 0,
             "nps_score": r["latest_nps_score"],
             "nps_comment": cap_comment(r["latest_nps_comment"]),
-            "consent": {"email": bool(r["consent_email"]), "sms": bool(r["consent_sms"]),
-                        "push": bool(r["consent_push"])},
+            "consent": {
+                "email": bool(r["consent_email"]),
+                "sms": bool(r["consent_sms"]),
+                "push": bool(r["consent_push"]),
+            },
             "preferred_channel": r["preferred_channel"],
             "last_contact": {
                 "email": _utc(r["last_contact_email_at"]),
@@ -100,7 +103,9 @@ def context_from_row(r: dict[str, Any]) -> CustomerContext:
     )
 
 
-def _arrow_batches(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any], rows: int) -> Iterator[pa.RecordBatch]:
+def _arrow_batches(
+    con: duckdb.DuckDBPyConnection, sql: str, params: list[Any], rows: int
+) -> Iterator[pa.RecordBatch]:
     """Stream a query as Arrow record batches (DuckDB 2 relation API; DB-API reader on 1.x)."""
     if hasattr(duckdb.DuckDBPyRelation, "to_arrow_reader"):
         yield from con.sql(sql, params=params or None).to_arrow_reader(rows)
@@ -109,8 +114,12 @@ def _arrow_batches(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any], 
 
 
 def _require_marts(con: duckdb.DuckDBPyConnection) -> None:
-    names = {r[0] for r in con.execute(
-        "select table_name from information_schema.tables where table_schema = 'main'").fetchall()}
+    names = {
+        r[0]
+        for r in con.execute(
+            "select table_name from information_schema.tables where table_schema = 'main'"
+        ).fetchall()
+    }
     missing = {"mart_marketing__customer_360", "mart_marketing__segment_scores"} - names
     if missing:
         raise WarehouseNotReady(f"the warehouse has no {', '.join(sorted(missing))}: run `make build` first")
@@ -151,7 +160,9 @@ def load_contact_history(
     ).fetchall()
     if not exists or not exists[0][0]:
         raise WarehouseNotReady("the warehouse has no ops.contact_ledger: run `make build` first")
-    sql = "select customer_id, channel, destination, contacted_at, decision_id, run_id from ops.contact_ledger"
+    sql = (
+        "select customer_id, channel, destination, contacted_at, decision_id, run_id from ops.contact_ledger"
+    )
     params: list[Any] = []
     if since is not None:
         sql += " where contacted_at >= ?"

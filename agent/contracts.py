@@ -163,8 +163,12 @@ class GuardrailReport(Model):
     customer_id: str
     checks: list[GuardrailCheck] = Field(default_factory=list)
 
-    def add(self, name: str, verdict: Verdict, before: Any = None, after: Any = None, reason: str = "") -> None:
-        self.checks.append(GuardrailCheck(name=name, verdict=verdict, before=before, after=after, reason=reason))
+    def add(
+        self, name: str, verdict: Verdict, before: Any = None, after: Any = None, reason: str = ""
+    ) -> None:
+        self.checks.append(
+            GuardrailCheck(name=name, verdict=verdict, before=before, after=after, reason=reason)
+        )
 
 
 class LLMAttempt(Model):

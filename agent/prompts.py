@@ -25,7 +25,9 @@ GOAL_TEXT = {
     "likely to pay for itself.",
     "engagement": "maximise reach and engagement: prefer helpful content and no discount.",
 }
-CHANNEL_STYLE = "Email: subject under 60 characters, message under 80 words. SMS and push: one short sentence."
+CHANNEL_STYLE = (
+    "Email: subject under 60 characters, message under 80 words. SMS and push: one short sentence."
+)
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,9 @@ def _env(name: str, version: str) -> SandboxedEnvironment:
             f"available: {', '.join(available_versions(name)) or 'none'}"
         )
     return SandboxedEnvironment(
-        loader=FileSystemLoader(str(folder)), undefined=StrictUndefined, autoescape=False,
+        loader=FileSystemLoader(str(folder)),
+        undefined=StrictUndefined,
+        autoescape=False,
         keep_trailing_newline=False,
     )
 

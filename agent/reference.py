@@ -52,5 +52,7 @@ def load_reference(seeds_dir: Path = SEEDS_DIR) -> ReferenceData:
     banned = tuple(BannedTerm.model_validate(r) for r in _rows("banned_terms", seeds_dir))
     missing = {a.template_id for a in actions} - set(templates)
     if missing:
-        raise ValueError(f"action_bank.csv names templates missing from message_templates.csv: {sorted(missing)}")
+        raise ValueError(
+            f"action_bank.csv names templates missing from message_templates.csv: {sorted(missing)}"
+        )
     return ReferenceData(actions=actions, templates=templates, channel_limits=limits, banned_terms=banned)

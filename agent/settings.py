@@ -41,8 +41,12 @@ class LLMSettings(BaseModel):
     def cache_fingerprint(self) -> dict[str, object]:
         """Settings that change what the model returns (never the key)."""
         return {
-            "model": self.model, "mode": self.instructor_mode, "temperature": self.temperature,
-            "seed": self.seed, "max_retries": self.max_retries, "max_tokens": self.max_tokens,
+            "model": self.model,
+            "mode": self.instructor_mode,
+            "temperature": self.temperature,
+            "seed": self.seed,
+            "max_retries": self.max_retries,
+            "max_tokens": self.max_tokens,
         }
 
     @classmethod
@@ -60,7 +64,7 @@ class LLMSettings(BaseModel):
         prefix = "NBA_LLM__"
         for key, raw in env.items():
             if key.startswith(prefix):
-                field = key[len(prefix):].lower()
+                field = key[len(prefix) :].lower()
                 if field not in cls.model_fields or field in {"base_url", "api_key", "model"}:
                     raise SettingsError(key, f"unknown setting; valid: {', '.join(_public_fields())}")
                 values[field] = raw
@@ -77,4 +81,6 @@ class LLMSettings(BaseModel):
 
 
 def _public_fields() -> list[str]:
-    return ["NBA_LLM__" + f.upper() for f in LLMSettings.model_fields if f not in {"base_url", "api_key", "model"}]
+    return [
+        "NBA_LLM__" + f.upper() for f in LLMSettings.model_fields if f not in {"base_url", "api_key", "model"}
+    ]

@@ -55,18 +55,18 @@ def main() -> None:
     os.environ["NBA_OUTBOX_DIR"] = str(root / "outbox")
 
     con = duckdb.connect(str(demo.duckdb_path))
-    segmented = con.execute("select count(*) from main.mart_marketing__segment_scores where segment is not null") \
-        .fetchall()[0][0]
+    segmented = con.execute(
+        "select count(*) from main.mart_marketing__segment_scores where segment is not null"
+    ).fetchall()[0][0]
 
     t0 = time.perf_counter()
     con.execute(FLOOR_SQL)
     floor_s = time.perf_counter() - t0
     floor_rows = con.execute("select count(*) from floor_actions").fetchall()[0][0]
 
-    from agent.context import load_contact_history, load_contexts
-    from agent.pipeline import Pipeline
     from activation.run import data_as_of, new_run_id
-    from agent.pipeline import RunSettings
+    from agent.context import load_contact_history, load_contexts
+    from agent.pipeline import Pipeline, RunSettings
 
     settings = RunSettings(run_id=new_run_id(), as_of=data_as_of(con), mode="rules")
     t0 = time.perf_counter()
@@ -81,18 +81,25 @@ def main() -> None:
     from activation.run import run_activation
 
     t0 = time.perf_counter()
-    summary = run_activation(mode="rules", segment="all", goal="90d_clv", discount_cap=5.0, suppress_hours=24.0,
-                             dry_run=True)
+    summary = run_activation(
+        mode="rules", segment="all", goal="90d_clv", discount_cap=5.0, suppress_hours=24.0, dry_run=True
+    )
     t_run = time.perf_counter() - t0
 
     core = t_ctx + t_dec
-    print(f"customers: {args.customers:,}   segmented: {segmented:,}   decisions: {len(decided):,} "
-          f"(sends {summary.counts['send']:,})")
+    print(
+        f"customers: {args.customers:,}   segmented: {segmented:,}   decisions: {len(decided):,} "
+        f"(sends {summary.counts['send']:,})"
+    )
     print(f"floor: one DuckDB statement assigning the rule actions : {floor_s:7.2f}s  ({floor_rows:,} rows)")
-    print(f"ours: contexts as Arrow -> pydantic ({t_ctx:.2f}s) + eligibility/rules/guardrails ({t_dec:.2f}s)"
-          f" = {core:7.2f}s   ratio to floor {core / floor_s:6.1f}x   target <= 60s: {'MET' if core <= 60 else 'NOT MET'}")
-    print(f"ours: full dry run (decide + decision log + outbox of 3 destinations): {t_run:7.2f}s   "
-          f"target <= 180s: {'MET' if t_run <= 180 else 'NOT MET'}")
+    print(
+        f"ours: contexts as Arrow -> pydantic ({t_ctx:.2f}s) + eligibility/rules/guardrails ({t_dec:.2f}s)"
+        f" = {core:7.2f}s   ratio to floor {core / floor_s:6.1f}x   target <= 60s: {'MET' if core <= 60 else 'NOT MET'}"
+    )
+    print(
+        f"ours: full dry run (decide + decision log + outbox of 3 destinations): {t_run:7.2f}s   "
+        f"target <= 180s: {'MET' if t_run <= 180 else 'NOT MET'}"
+    )
     print(f"decisions/s (full dry run): {len(decided) / t_run:,.0f}   outbox: {summary.outbox}")
 
 

@@ -55,7 +55,9 @@ async def raw_http(url: str, bodies: list[bytes]) -> float:
 
         async def one(body: bytes) -> None:
             async with sem:
-                r = await client.post("/chat/completions", content=body, headers={"content-type": "application/json"})
+                r = await client.post(
+                    "/chat/completions", content=body, headers={"content-type": "application/json"}
+                )
                 json.loads(r.content)
 
         t0 = time.perf_counter()
@@ -67,25 +69,48 @@ def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
     port = free_port()
     url = f"http://127.0.0.1:{port}/v1"
-    server = subprocess.Popen([sys.executable, str(ROOT / "bench" / "zero_latency_llm.py"), "--port", str(port)],
-                              stdout=subprocess.PIPE)
+    server = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "zero_latency_llm.py"), "--port", str(port)],
+        stdout=subprocess.PIPE,
+    )
     assert server.stdout is not None
     server.stdout.readline()
     try:
         ctxs = contexts(n)
         as_of = datetime(2026, 11, 27, 14, tzinfo=UTC)
-        settings = RunSettings(run_id="bench", as_of=as_of, mode="llm", global_holdout_pct=0, segment_holdout_pct=0)
-        llm = LLMSettings(base_url=url, api_key="sk-bench", cache=False, concurrency=CONCURRENCY, http_retries=0)
+        settings = RunSettings(
+            run_id="bench", as_of=as_of, mode="llm", global_holdout_pct=0, segment_holdout_pct=0
+        )
+        llm = LLMSettings(
+            base_url=url, api_key="sk-bench", cache=False, concurrency=CONCURRENCY, http_retries=0
+        )
 
         ref = load_reference()
         bodies = []
         for c in ctxs:
-            p = render_prompt(c, version="v1", ref=ref, allowed_channels=["email", "sms", "push"], goal="90d_clv",
-                              discount_cap=5.0)
+            p = render_prompt(
+                c,
+                version="v1",
+                ref=ref,
+                allowed_channels=["email", "sms", "push"],
+                goal="90d_clv",
+                discount_cap=5.0,
+            )
             rm = response_model_for(c.segment, ref)
-            tool = {"type": "function", "function": {"name": rm.__name__, "parameters": rm.model_json_schema()}}
-            bodies.append(json.dumps({"model": llm.model, "messages": p.messages(), "tools": [tool],
-                                      "tool_choice": {"type": "function", "function": {"name": rm.__name__}}}).encode())
+            tool = {
+                "type": "function",
+                "function": {"name": rm.__name__, "parameters": rm.model_json_schema()},
+            }
+            bodies.append(
+                json.dumps(
+                    {
+                        "model": llm.model,
+                        "messages": p.messages(),
+                        "tools": [tool],
+                        "tool_choice": {"type": "function", "function": {"name": rm.__name__}},
+                    }
+                ).encode()
+            )
         raw_s = asyncio.run(raw_http(url, bodies))
 
         t0 = time.perf_counter()

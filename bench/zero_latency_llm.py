@@ -35,11 +35,16 @@ def _arguments(tool: dict) -> str:
 
     template = first("template_id")
     channel = TEMPLATE_CHANNEL[template]
-    return json.dumps({
-        "template_id": template, "channel": channel, "discount_pct": 5,
-        "subject": "A little something for you" if channel == "email" else None,
-        "message": "We miss you! Enjoy 5% off your next order.", "rationale": "benchmark",
-    })
+    return json.dumps(
+        {
+            "template_id": template,
+            "channel": channel,
+            "discount_pct": 5,
+            "subject": "A little something for you" if channel == "email" else None,
+            "message": "We miss you! Enjoy 5% off your next order.",
+            "rationale": "benchmark",
+        }
+    )
 
 
 def completion(body: bytes) -> bytes:
@@ -47,11 +52,27 @@ def completion(body: bytes) -> bytes:
     name = req["tool_choice"]["function"]["name"]
     tool = next(t for t in req["tools"] if t["function"]["name"] == name)
     resp = {
-        "id": "chatcmpl-bench", "object": "chat.completion", "created": int(time.time()), "model": req["model"],
-        "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
-            "role": "assistant", "content": None,
-            "tool_calls": [{"id": "call_0", "type": "function",
-                            "function": {"name": name, "arguments": _arguments(tool)}}]}}],
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": req["model"],
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "tool_calls",
+                "message": {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "call_0",
+                            "type": "function",
+                            "function": {"name": name, "arguments": _arguments(tool)},
+                        }
+                    ],
+                },
+            }
+        ],
         "usage": {"prompt_tokens": 400, "completion_tokens": 40, "total_tokens": 440},
     }
     return json.dumps(resp).encode()
@@ -68,8 +89,12 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
             body = await reader.readexactly(length) if length else b""
             path = head.split(b" ", 2)[1]
             payload = completion(body) if path.endswith(b"/chat/completions") else b'{"data": []}'
-            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
-                         + str(len(payload)).encode() + b"\r\n\r\n" + payload)
+            writer.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
+                + str(len(payload)).encode()
+                + b"\r\n\r\n"
+                + payload
+            )
             await writer.drain()
     except (asyncio.IncompleteReadError, ConnectionResetError):
         pass

@@ -32,11 +32,16 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="nba-eval", description="Offline evaluation of a policy or prompt version against a baseline.")
+    p = _Parser(
+        prog="nba-eval", description="Offline evaluation of a policy or prompt version against a baseline."
+    )
     p.add_argument("--mode", choices=("rules", "llm", "random"), default="llm", help="candidate policy")
     p.add_argument("--prompt-version", default="v1", help="candidate prompt version (LLM mode)")
-    p.add_argument("--baseline", default="rules",
-                   help="baseline: rules, random, or a prompt version (e.g. v1) for the LLM")
+    p.add_argument(
+        "--baseline",
+        default="rules",
+        help="baseline: rules, random, or a prompt version (e.g. v1) for the LLM",
+    )
     p.add_argument("--sample", type=int, default=40, help="segmented customers in the frozen sample")
     p.add_argument("--goal", choices=GOALS, default="90d_clv")
     p.add_argument("--discount-cap", type=float, default=5.0)
@@ -82,8 +87,13 @@ def _run(args: argparse.Namespace) -> int:
     con = duckdb.connect(str(paths.duckdb_path()))
     as_of = data_as_of(con)
     if args.mode == "llm":
-        candidate = PolicySpec(name=f"llm:{args.prompt_version}", mode="llm", prompt_version=args.prompt_version,
-                               goal=args.goal, discount_cap=args.discount_cap)
+        candidate = PolicySpec(
+            name=f"llm:{args.prompt_version}",
+            mode="llm",
+            prompt_version=args.prompt_version,
+            goal=args.goal,
+            discount_cap=args.discount_cap,
+        )
     else:
         candidate = spec_for(args.mode, goal=args.goal, cap=args.discount_cap)
     baseline = spec_for(args.baseline, goal=args.goal, cap=args.discount_cap)
@@ -93,31 +103,52 @@ def _run(args: argparse.Namespace) -> int:
     ids = frozen_sample(con, args.sample, seed=args.seed)
     contexts = {c.customer_id: c for c in load_contexts(con, customer_ids=ids)}
     cols = ", ".join(f"c.{f}" for f in FEATURES)
-    table = con.sql(
-        f"select h.*, {cols} from main.mart_marketing__campaign_history h "
-        "join main.mart_marketing__customer_360 c using (customer_id)"
-    ).to_arrow_table() if hasattr(duckdb.DuckDBPyRelation, "to_arrow_table") else con.sql(
-        f"select h.*, {cols} from main.mart_marketing__campaign_history h "
-        "join main.mart_marketing__customer_360 c using (customer_id)").arrow()
+    table = (
+        con.sql(
+            f"select h.*, {cols} from main.mart_marketing__campaign_history h "
+            "join main.mart_marketing__customer_360 c using (customer_id)"
+        ).to_arrow_table()
+        if hasattr(duckdb.DuckDBPyRelation, "to_arrow_table")
+        else con.sql(
+            f"select h.*, {cols} from main.mart_marketing__campaign_history h "
+            "join main.mart_marketing__customer_360 c using (customer_id)"
+        ).arrow()
+    )
     logged = LoggedData.from_arrow(table, feature_columns=FEATURES)
     llm_settings = LLMSettings.from_env()
     needs_llm = "llm" in (candidate.mode, baseline.mode)
 
     with llm_endpoint(llm_settings) if needs_llm else contextlib.nullcontext(None) as url:
 
-        def decide_for(spec: PolicySpec, ctxs: list[CustomerContext]) -> list[tuple[Decision, GuardrailReport]]:
+        def decide_for(
+            spec: PolicySpec, ctxs: list[CustomerContext]
+        ) -> list[tuple[Decision, GuardrailReport]]:
             settings = RunSettings(
-                run_id=f"eval-{spec.name}", as_of=as_of, mode=spec.mode, goal=spec.goal,  # type: ignore[arg-type]
-                discount_cap=spec.discount_cap, prompt_version=spec.prompt_version or "v1",
-                global_holdout_pct=0, segment_holdout_pct=0,
+                run_id=f"eval-{spec.name}",
+                as_of=as_of,
+                mode=spec.mode,
+                goal=spec.goal,  # type: ignore[arg-type]
+                discount_cap=spec.discount_cap,
+                prompt_version=spec.prompt_version or "v1",
+                global_holdout_pct=0,
+                segment_holdout_pct=0,
             )
-            decided, _ = decide(ctxs, {}, settings, llm_settings=llm_settings,
-                                base_url=url if spec.mode == "llm" else None)
+            decided, _ = decide(
+                ctxs, {}, settings, llm_settings=llm_settings, base_url=url if spec.mode == "llm" else None
+            )
             return decided
 
-        report = run_eval(candidate=candidate, baseline=baseline, logged=logged, contexts_by_customer=contexts,
-                          decide=decide_for, truth=warehouse_truth(), seed=args.seed, n_bootstrap=args.n_bootstrap,
-                          created_at=as_of.astimezone(UTC))
+        report = run_eval(
+            candidate=candidate,
+            baseline=baseline,
+            logged=logged,
+            contexts_by_customer=contexts,
+            decide=decide_for,
+            truth=warehouse_truth(),
+            seed=args.seed,
+            n_bootstrap=args.n_bootstrap,
+            created_at=as_of.astimezone(UTC),
+        )
     out = write_report(report)
     store_eval_run(con, report)
     _print(report, out)
@@ -125,16 +156,20 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _print(report, out) -> None:  # type: ignore[no-untyped-def]
-    print(f"eval {report.eval_id}: {report.candidate['name']} vs {report.baseline['name']} on "
-          f"{report.sample_size} customers, {report.n_logged} logged touches")
+    print(
+        f"eval {report.eval_id}: {report.candidate['name']} vs {report.baseline['name']} on "
+        f"{report.sample_size} customers, {report.n_logged} logged touches"
+    )
     print(f"{'policy':<16}{'metric':<14}{'DR value':>10}  {'95% interval':<22}{'true':>9}{'error':>8}")
     for v in report.policy_values:
         if v.estimator != "dr":
             continue
         err = "" if not v.true_value else f"{(v.value - v.true_value) / v.true_value:+.1%}"
         true = "" if v.true_value is None else f"{v.true_value:.3f}"
-        print(f"{v.policy:<16}{v.metric:<14}{v.value:>10.3f}  [{v.low:.3f}, {v.high:.3f}]".ljust(62)
-              + f"{true:>9}{err:>8}")
+        print(
+            f"{v.policy:<16}{v.metric:<14}{v.value:>10.3f}  [{v.low:.3f}, {v.high:.3f}]".ljust(62)
+            + f"{true:>9}{err:>8}"
+        )
     for metric, d in report.difference.items():
         print(f"candidate - baseline ({metric}, DR): {d['value']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]")
     print(f"report: {out}")

@@ -16,7 +16,14 @@ from collections.abc import Iterator
 
 import pytest
 from agent_cases import AS_OF, CASES
-from cassette_support import RECORD, llm_vcr, model_server, require_cassette, llm_test_settings
+from cassette_support import (
+    CLOSED_PORT_URL,
+    RECORD,
+    llm_test_settings,
+    llm_vcr,
+    model_server,
+    require_cassette,
+)
 
 from agent.contracts import Decision, GuardrailReport
 from agent.pipeline import RunSettings, decide
@@ -32,14 +39,30 @@ def server_url() -> Iterator[str]:
         yield url
 
 
-def run_case(name: str, url: str, *, cassette: str | None = None, discount_cap: float = 5.0,
-             prompt_version: str = "v1", **llm: object) -> tuple[Decision, GuardrailReport, int]:
+def run_case(
+    name: str,
+    url: str,
+    *,
+    cassette: str | None = None,
+    discount_cap: float = 5.0,
+    prompt_version: str = "v1",
+    **llm: object,
+) -> tuple[Decision, GuardrailReport, int]:
     cassette = cassette or f"{name}.yaml"
     require_cassette(cassette)
-    settings = RunSettings(run_id="cassette", as_of=AS_OF, mode="llm", discount_cap=discount_cap,
-                           prompt_version=prompt_version, global_holdout_pct=0, segment_holdout_pct=0)
+    settings = RunSettings(
+        run_id="cassette",
+        as_of=AS_OF,
+        mode="llm",
+        discount_cap=discount_cap,
+        prompt_version=prompt_version,
+        global_holdout_pct=0,
+        segment_holdout_pct=0,
+    )
     with llm_vcr().use_cassette(cassette) as cass:
-        decided, stats = decide([CASES[name]], {}, settings, llm_settings=llm_test_settings(**llm), base_url=url)
+        decided, stats = decide(
+            [CASES[name]], {}, settings, llm_settings=llm_test_settings(**llm), base_url=url
+        )
         played = cass.play_count
     decision, report = decided[0]
     assert decision.fallback_reason != "connection_error", (
@@ -47,14 +70,17 @@ def run_case(name: str, url: str, *, cassette: str | None = None, discount_cap: 
         "run `make record-cassettes`"
     )
     if not RECORD:
-        assert played == stats["llm_calls"] and played > 0, f"tests/cassettes/{cassette}: {played} responses replayed"
+        assert played == stats["llm_calls"] and played > 0, (
+            f"tests/cassettes/{cassette}: {played} responses replayed"
+        )
     return decision, report, stats["llm_calls"]
 
 
 def assert_invariants(decision: Decision, name: str, discount_cap: float = 5.0) -> None:
     Decision.model_validate(decision.model_dump())  # schema-valid after the round trip
-    settings = RunSettings(run_id="x", as_of=AS_OF, discount_cap=discount_cap, global_holdout_pct=0,
-                           segment_holdout_pct=0).guardrails()
+    settings = RunSettings(
+        run_id="x", as_of=AS_OF, discount_cap=discount_cap, global_holdout_pct=0, segment_holdout_pct=0
+    ).guardrails()
     problems = violations(decision, CASES[name], [], as_of=AS_OF, settings=settings, ref=load_reference())
     assert problems == [], problems
 
@@ -95,16 +121,30 @@ def test_cassette_unchanged_rerun_makes_zero_llm_calls(server_url: str, tmp_path
     from agent.cache import DecisionCache
 
     cache = DecisionCache(tmp_path / "cache.sqlite")
-    settings = RunSettings(run_id="cache", as_of=AS_OF, mode="llm", global_holdout_pct=0, segment_holdout_pct=0)
+    settings = RunSettings(
+        run_id="cache", as_of=AS_OF, mode="llm", global_holdout_pct=0, segment_holdout_pct=0
+    )
     contexts = [CASES["hvl_normal"]]
     require_cassette("hvl_normal.yaml")
     with llm_vcr().use_cassette("hvl_normal.yaml"):
-        first, s1 = decide(contexts, {}, settings, llm_settings=llm_test_settings(cache=True), base_url=server_url,
-                           cache=cache)
+        first, s1 = decide(
+            contexts,
+            {},
+            settings,
+            llm_settings=llm_test_settings(cache=True),
+            base_url=server_url,
+            cache=cache,
+        )
     assert s1["llm_calls"] >= 1
     # Second run: no cassette at all and a closed port: any call would fail, so zero calls is proven.
-    second, s2 = decide(contexts, {}, settings, llm_settings=llm_test_settings(cache=True),
-                        base_url="http://127.0.0.1:9/v1", cache=cache)
+    second, s2 = decide(
+        contexts,
+        {},
+        settings,
+        llm_settings=llm_test_settings(cache=True),
+        base_url="http://127.0.0.1:9/v1",
+        cache=cache,
+    )
     assert s2["llm_calls"] == 0 and s2["cache_hits"] >= 1
     assert second[0][0].model_dump() == first[0][0].model_dump()
 
@@ -124,10 +164,17 @@ def test_timeout_ends_in_rules_fallback_with_reason() -> None:
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowHandler)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
-        settings = RunSettings(run_id="t", as_of=AS_OF, mode="llm", global_holdout_pct=0, segment_holdout_pct=0)
+        settings = RunSettings(
+            run_id="t", as_of=AS_OF, mode="llm", global_holdout_pct=0, segment_holdout_pct=0
+        )
         t0 = time.perf_counter()
-        decided, _ = decide([CASES["hvl_normal"]], {}, settings, llm_settings=llm_test_settings(timeout_s=0.3),
-                            base_url=f"http://127.0.0.1:{srv.server_address[1]}/v1")
+        decided, _ = decide(
+            [CASES["hvl_normal"]],
+            {},
+            settings,
+            llm_settings=llm_test_settings(timeout_s=0.3),
+            base_url=f"http://127.0.0.1:{srv.server_address[1]}/v1",
+        )
         elapsed = time.perf_counter() - t0
     finally:
         srv.shutdown()
@@ -135,4 +182,61 @@ def test_timeout_ends_in_rules_fallback_with_reason() -> None:
     assert decision.policy == "llm->rules" and decision.fallback_reason == "timeout"
     assert decision.status == "send" and decision.template_id == "winback_soft"
     assert elapsed < 10
+    assert_invariants(decision, "hvl_normal")
+
+
+@pytest.mark.parametrize("code", [429, 500])
+def test_cassette_http_error_ends_in_rules_fallback(server_url: str, code: int) -> None:
+    """429 and 500 from the model server: hand-written HTTP fixtures (see the note in each file)."""
+    from cassette_support import write_error_fixture
+
+    if RECORD:
+        write_error_fixture("hvl_normal.yaml", code)
+    require_cassette(f"http_{code}.yaml")
+    settings = RunSettings(
+        run_id="cassette", as_of=AS_OF, mode="llm", global_holdout_pct=0, segment_holdout_pct=0
+    )
+    with llm_vcr().use_cassette(f"http_{code}.yaml", record_mode="none") as cass:
+        decided, stats = decide(
+            [CASES["hvl_normal"]], {}, settings, llm_settings=llm_test_settings(), base_url=CLOSED_PORT_URL
+        )
+        assert cass.play_count == 1, (
+            f"tests/cassettes/http_{code}.yaml did not match: run `make record-cassettes`"
+        )
+    decision = decided[0][0]
+    assert decision.policy == "llm->rules" and decision.fallback_reason == f"http_{code}"
+    assert decision.attempts and decision.attempts[0].error
+    assert decision.status == "send" and decision.template_id == "winback_soft"
+    assert_invariants(decision, "hvl_normal")
+
+
+def test_cassette_proposal_above_cap_is_clamped_and_message_fixed(server_url: str) -> None:
+    """With DISCOUNT_CAP=0 any offer the model makes is above the cap: the guardrails clamp it to 0
+    and re-render the approved template so the message cannot announce a discount."""
+    decision, report, _ = run_case("clamp", server_url, discount_cap=0.0)
+    assert decision.policy == "llm"
+    assert decision.proposed_discount_pct is not None and decision.proposed_discount_pct > 0
+    assert decision.discount_pct == 0.0
+    assert "discount_clamped" in decision.reasons
+    clamp = next(c for c in report.checks if c.name == "discount_clamp")
+    assert clamp.verdict == "fixed" and clamp.before == decision.proposed_discount_pct and clamp.after == 0
+    assert "%" not in (decision.message or "")
+    assert_invariants(decision, "clamp", discount_cap=0.0)
+
+
+def test_cassette_output_invalid_until_retries_run_out(server_url: str) -> None:
+    decision, _, calls = run_case("exhausted", server_url, max_retries=2)
+    assert calls == 3 and len(decision.attempts) == 3
+    assert all(a.error for a in decision.attempts), "every attempt failed validation"
+    assert decision.policy == "llm->rules" and decision.fallback_reason == "invalid_output"
+    assert "fallback:invalid_output" in decision.reasons
+    assert decision.status == "send" and decision.channel in ("sms", "push")  # consent: no email
+    assert_invariants(decision, "exhausted")
+
+
+def test_cassette_truncated_output_ends_in_fallback(server_url: str) -> None:
+    """max_tokens too small for the tool call: the server stops mid-JSON (finish_reason=length)."""
+    decision, _, _ = run_case("hvl_normal", server_url, cassette="truncated.yaml", max_tokens=24)
+    assert decision.policy == "llm->rules"
+    assert decision.fallback_reason in ("truncated_output", "invalid_output")
     assert_invariants(decision, "hvl_normal")

@@ -26,8 +26,16 @@ SAMPLE = 6
 def test_live_llm_dry_run_on_embedded_model(warehouse_copy, tmp_path) -> None:
     settings = LLMSettings(cache=True, timeout_s=180.0)
     assert settings.embedded, "no OPENAI_* variables: the run must serve the embedded model itself"
-    summary = run_activation(mode="llm", segment="all", goal="90d_clv", discount_cap=5.0, suppress_hours=24.0,
-                             dry_run=True, sample=SAMPLE, llm_settings=settings)
+    summary = run_activation(
+        mode="llm",
+        segment="all",
+        goal="90d_clv",
+        discount_cap=5.0,
+        suppress_hours=24.0,
+        dry_run=True,
+        sample=SAMPLE,
+        llm_settings=settings,
+    )
     assert summary.decisions == SAMPLE
     assert summary.llm_calls >= 1, "the embedded model was really called"
     assert summary.outbox and (tmp_path / "nba_outbox_dir").exists()
@@ -47,20 +55,35 @@ def test_live_llm_dry_run_on_embedded_model(warehouse_copy, tmp_path) -> None:
     policies = Counter()
     for row in rows:
         r = dict(zip(cols, row, strict=True))
-        decision = Decision.model_validate({
-            "decision_id": r["decision_id"], "run_id": r["run_id"], "as_of": summary.as_of,
-            "customer_id": r["customer_id"], "segment": r["segment"], "goal": r["goal"], "arm": r["arm"],
-            "status": r["status"], "reasons": json.loads(r["reasons"]), "channel": r["channel"],
-            "template_id": r["template_id"], "discount_pct": r["discount_pct"], "subject": r["subject"],
-            "message": r["message"], "policy": r["policy"], "model": r["model"],
-            "prompt_version": r["prompt_version"], "context_hash": r["context_hash"],
-            "fallback_reason": r["fallback_reason"],
-            "defer_until": r["defer_until"].isoformat() + "+00:00" if r["defer_until"] else None,
-        })
+        decision = Decision.model_validate(
+            {
+                "decision_id": r["decision_id"],
+                "run_id": r["run_id"],
+                "as_of": summary.as_of,
+                "customer_id": r["customer_id"],
+                "segment": r["segment"],
+                "goal": r["goal"],
+                "arm": r["arm"],
+                "status": r["status"],
+                "reasons": json.loads(r["reasons"]),
+                "channel": r["channel"],
+                "template_id": r["template_id"],
+                "discount_pct": r["discount_pct"],
+                "subject": r["subject"],
+                "message": r["message"],
+                "policy": r["policy"],
+                "model": r["model"],
+                "prompt_version": r["prompt_version"],
+                "context_hash": r["context_hash"],
+                "fallback_reason": r["fallback_reason"],
+                "defer_until": r["defer_until"].isoformat() + "+00:00" if r["defer_until"] else None,
+            }
+        )
         ctx = contexts[decision.customer_id]
         assert decision.context_hash == ctx.context_hash()
-        problems = violations(decision, ctx, history.get(ctx.customer_id, []), as_of=decision.as_of,
-                              settings=guard, ref=ref)
+        problems = violations(
+            decision, ctx, history.get(ctx.customer_id, []), as_of=decision.as_of, settings=guard, ref=ref
+        )
         assert problems == [], (decision.customer_id, problems)
         assert decision.discount_pct <= 5.0
         if decision.policy == "llm->rules":

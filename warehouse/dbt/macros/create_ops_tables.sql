@@ -2,9 +2,16 @@
   Operational tables written by Python (activation and evals), read by dbt marts as sources.
   dbt owns their DDL so that a fresh build always has them (empty) and the marts over them build.
   Called from on-run-start in dbt_project.yml. Create-if-not-exists: never drops history.
+  Dispatched per adapter: DuckDB (where Python writes them) and Spark (empty tables of the same
+  columns, so the marts over them build and test there too).
 #}
 {% macro create_ops_tables() %}
-  {% if target.type == 'duckdb' %}
+  {{- return(adapter.dispatch('create_ops_tables')()) -}}
+{% endmacro %}
+
+{% macro default__create_ops_tables() %}{% endmacro %}
+
+{% macro duckdb__create_ops_tables() %}
   create schema if not exists ops;
   create table if not exists ops.run_log (
     run_id varchar primary key, started_at timestamp, finished_at timestamp, as_of timestamp,
@@ -44,5 +51,40 @@
     eval_id varchar, created_at timestamp, candidate varchar, baseline varchar, sample_size integer,
     report_json varchar
   );
+{% endmacro %}
+
+{#
+  Spark: hooks run one statement at a time, so each DDL is its own run_query. Only the tables the
+  ops source declares (read by marts); Python writes the ops tables to DuckDB, not to Spark.
+#}
+{% macro spark__create_ops_tables() %}
+  {% if execute %}
+  {% set ddl = [
+    "create database if not exists ops",
+    "create table if not exists ops.decision_log (
+      run_id string, decision_id string, as_of timestamp, customer_id string, segment string,
+      goal string, arm string, status string, reasons string, channel string, template_id string,
+      discount_pct double, proposed_discount_pct double, subject string, message string,
+      policy string, model string, prompt_version string, context_hash string, propensity double,
+      fallback_reason string, defer_until timestamp, llm_attempts int, prompt_tokens int,
+      completion_tokens int, llm_latency_ms double, guardrail_report string, dry_run boolean
+    ) using parquet",
+    "create table if not exists ops.delivery_log (
+      run_id string, decision_id string, customer_id string, destination string,
+      idempotency_key string, payload_hash string, attempt int, status string,
+      destination_record_id string, error string, `at` timestamp
+    ) using parquet",
+    "create table if not exists ops.contact_ledger (
+      customer_id string, channel string, destination string, contacted_at timestamp,
+      decision_id string, run_id string
+    ) using parquet",
+    "create table if not exists ops.decision_outcomes (
+      decision_id string, customer_id string, converted_14d boolean, revenue_90d double,
+      observed_at timestamp
+    ) using parquet",
+  ] %}
+  {% for statement in ddl %}
+    {% do run_query(statement) %}
+  {% endfor %}
   {% endif %}
 {% endmacro %}
