@@ -24,6 +24,10 @@ def ops_ddl_statements(path: Path = MACRO_PATH) -> list[str]:
     """The CREATE statements of the macro, in order, with jinja control lines and comments removed."""
     text = path.read_text()
     text = re.sub(r"\{#.*?#\}", "", text, flags=re.S)
+    # The macro dispatches per adapter: Python writes the ops tables to DuckDB, so take that body.
+    body = re.search(r"\{%-?\s*macro\s+duckdb__create_ops_tables\(\)\s*-?%\}(.*?)\{%-?\s*endmacro", text, re.S)
+    if body:
+        text = body.group(1)
     lines = [line for line in text.splitlines() if not _JINJA.match(line)]
     if any("{{" in line or "{%" in line for line in lines):
         raise ValueError(f"unexpected jinja left in {path}: only control lines can be stripped")
