@@ -1,0 +1,105 @@
+"""The `activate` command end to end on a real dbt-built warehouse: dry run, live run against the local
+HubSpot / Salesforce / webhook servers over real HTTP, and the contact ledger feeding the next run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from activation.cli import main as activate_main
+from activation.local_servers import HubSpotServer, SalesforceServer, WebhookServer
+from activation.run import run_activation
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _count(db: Path, sql: str) -> int:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return int(con.execute(sql).fetchall()[0][0])
+    finally:
+        con.close()
+
+
+def test_dry_run_writes_outbox_and_never_touches_the_ledger(warehouse_copy: Path, tmp_path: Path, capsys) -> None:
+    rc = activate_main(["--mode", "rules", "--dry-run", "1", "--output", "json", "--no-progress"])
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out)
+    for key in ("run_id", "mode", "segment", "dry_run", "counts", "fallbacks", "clamped", "outbox"):
+        assert key in summary
+    assert set(summary["counts"]) == {"send", "suppressed", "deferred", "holdout", "no_action"}
+    assert summary["dry_run"] is True and summary["counts"]["send"] > 0 and summary["counts"]["holdout"] > 0
+    outbox = Path(summary["outbox"])
+    assert outbox.parent == tmp_path / "nba_outbox_dir"
+    names = {p.name for p in outbox.iterdir()}
+    assert names == {"hubspot.jsonl", "salesforce.jsonl", "webhook.jsonl", "manifest.json", "guardrail_impact.json"}
+    hubspot_lines = (outbox / "hubspot.jsonl").read_text().splitlines()
+    assert len(hubspot_lines) == summary["counts"]["send"]
+    manifest = json.loads((outbox / "manifest.json").read_text())
+    assert manifest["destinations"]["hubspot"]["dry_run"] == summary["counts"]["send"]
+    impact = json.loads((outbox / "guardrail_impact.json").read_text())
+    assert impact and all(set(v) == {"pass", "fixed", "failed"} for v in impact.values())
+    assert not list(outbox.parent.glob("*.tmp*")), "the outbox is written atomically"
+    # Nothing sent, the ledger untouched; every decision logged with its guardrail report.
+    assert _count(warehouse_copy, "select count(*) from ops.contact_ledger") == 0
+    logged = _count(warehouse_copy, f"select count(*) from ops.decision_log where run_id = '{summary['run_id']}'")
+    assert logged == sum(summary["counts"].values())
+    holdout_sent = (
+        "select count(*) from ops.decision_log where arm = 'holdout' and status = 'send'"
+    )
+    assert _count(warehouse_copy, holdout_sent) == 0
+
+
+def test_invalid_arguments_get_one_line_and_exit_2() -> None:
+    for args, needle in ((["--segment", "vip"], "--segment"), (["--discount-cap", "150"], "--discount-cap"),
+                         (["--mode", "gpt"], "--mode"), (["--dry-run", "2"], "--dry-run")):
+        proc = subprocess.run([sys.executable, "-m", "activation.cli", *args], capture_output=True, text=True,
+                              cwd=ROOT)
+        assert proc.returncode == 2
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and needle in lines[0] and "choose from" in lines[0] or "0 to 100" in lines[0] \
+            or "0, 1" in lines[0], lines
+
+
+@pytest.fixture
+def servers(monkeypatch: pytest.MonkeyPatch):
+    with HubSpotServer(seed=11) as hs, SalesforceServer(seed=12) as sf, WebhookServer(seed=13) as wh:
+        monkeypatch.setenv("NBA_DESTINATIONS", "hubspot,salesforce,webhook")
+        monkeypatch.setenv("NBA_HUBSPOT__TOKEN", hs.token)
+        monkeypatch.setenv("NBA_HUBSPOT__BASE_URL", hs.url)
+        monkeypatch.setenv("NBA_SALESFORCE__INSTANCE_URL", sf.url)
+        monkeypatch.setenv("NBA_SALESFORCE__SESSION_ID", sf.session_id)
+        monkeypatch.setenv("NBA_SALESFORCE__CA_BUNDLE", sf.cert_path)
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", sf.cert_path)
+        monkeypatch.setenv("NBA_SALESFORCE__RATE_PER_S", "1000")
+        monkeypatch.setenv("NBA_WEBHOOK__URL", f"{wh.url}/hooks/nba")
+        monkeypatch.setenv("NBA_WEBHOOK__SECRET", wh.secret)
+        monkeypatch.setenv("NBA_WEBHOOK__RATE_PER_S", "1000")
+        yield hs, sf, wh
+
+
+def test_live_run_delivers_once_and_the_ledger_suppresses_the_next_run(warehouse_copy: Path, servers) -> None:
+    hs, sf, wh = servers
+    first = run_activation(mode="rules", segment="all", goal="90d_clv", discount_cap=5.0, suppress_hours=24.0,
+                           dry_run=False)
+    sends = first.counts["send"]
+    assert sends > 0
+    for name in ("hubspot", "salesforce", "webhook"):
+        assert first.destinations[name]["delivered"] == sends, first.destinations
+    assert hs.stats()["unique_records"] == sends
+    assert wh.stats()["unique_records"] == sends
+    ledger = _count(warehouse_copy, "select count(*) from ops.contact_ledger")
+    assert ledger == 3 * sends  # one row per delivered decision per destination
+
+    # Same day, inside SUPPRESS_HOURS: everyone just contacted is suppressed; nothing new is sent.
+    second = run_activation(mode="rules", segment="all", goal="90d_clv", discount_cap=5.0, suppress_hours=24.0,
+                            dry_run=False, force=True)
+    assert second.counts["send"] == 0
+    assert second.reasons.get("suppression_window", 0) >= sends
+    assert _count(warehouse_copy, "select count(*) from ops.contact_ledger") == ledger
+    assert hs.stats()["unique_records"] == sends
