@@ -27,6 +27,9 @@ BASELINE ?= rules
 SAMPLE ?= 40
 FORCE ?= 0
 
+# `make eval` compares the LLM (embedded model unless OPENAI_*) against BASELINE unless MODE is given.
+EVAL_MODE := $(if $(filter command line environment,$(origin MODE)),$(MODE),llm)
+
 DBT_ARGS := --project-dir warehouse/dbt --profiles-dir warehouse/dbt
 
 $(STAMP): pyproject.toml
@@ -107,8 +110,8 @@ record-cassettes: $(STAMP) ## Re-record the LLM cassettes against a real model s
 	NBA_RECORD=1 $(PY) -m pytest -q tests/agent -k cassette -p no:randomly
 
 .PHONY: eval
-eval: $(STAMP) ## Offline eval: MODE PROMPT_VERSION vs BASELINE on SAMPLE customers; report under reports/
-	$(PY) -m evals.cli --mode $(MODE) --prompt-version $(PROMPT_VERSION) --baseline $(BASELINE) --sample $(SAMPLE) \
+eval: $(STAMP) ## Offline eval: MODE (default llm) PROMPT_VERSION vs BASELINE on SAMPLE customers; report in reports/
+	$(PY) -m evals.cli --mode $(EVAL_MODE) --prompt-version $(PROMPT_VERSION) --baseline $(BASELINE) --sample $(SAMPLE) \
 		--goal $(GOAL) --discount-cap $(DISCOUNT_CAP)
 
 .PHONY: bench

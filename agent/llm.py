@@ -69,7 +69,8 @@ def _build_response_model(segment: str, ref: ReferenceData) -> type[BaseModel]:
         expected = pairs.get(self.template_id)
         if expected is not None and expected != self.channel:
             raise ValueError(
-                f"template_id {self.template_id} is sent on channel {expected}, not {self.channel}"
+                f'template_id "{self.template_id}" is sent on channel "{expected}", not "{self.channel}": '
+                f'answer again with channel "{expected}"'
             )
         return self
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 
@@ -24,7 +25,6 @@ from agent.contracts import (
     Goal,
     GuardrailReport,
     Mode,
-    stable_hash,
 )
 from agent.llm import LLMClient, ProposalOutcome, proposal_key
 from agent.prompts import RenderedPrompt, render_prompt
@@ -78,7 +78,7 @@ class RunSettings(BaseModel):
 
 def decision_id(as_of: datetime, customer_id: str, mode: str) -> str:
     """Stable over re-runs of the same day: the run date, the customer and the policy mode."""
-    return stable_hash({"date": as_of.date().isoformat(), "customer": customer_id, "policy": mode}, length=20)
+    return hashlib.sha256(f"{as_of.date().isoformat()}|{customer_id}|{mode}".encode()).hexdigest()[:20]
 
 
 @contextlib.contextmanager
