@@ -35,7 +35,10 @@ with_gap as (
         last_order_at,
         case
             when orders_count >= 2
-                then {{ dbt.datediff('first_order_at', 'last_order_at', 'second') }} / 86400.0 / (orders_count - 1)
+                -- double before dividing: Spark would divide a bigint by a decimal in decimal
+                -- arithmetic and round differently from DuckDB's double (engine parity of scores)
+                then cast({{ dbt.datediff('first_order_at', 'last_order_at', 'second') }} as double)
+                    / 86400.0 / (orders_count - 1)
         end as usual_gap_days
     from summarized
 )

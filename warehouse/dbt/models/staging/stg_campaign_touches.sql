@@ -6,12 +6,12 @@ source as (
 
 renamed as (
     select
-        cast(touch_id as varchar) as touch_id,
-        cast(customer_id as varchar) as customer_id,
-        cast(campaign_id as varchar) as campaign_id,
+        cast(touch_id as string) as touch_id,
+        cast(customer_id as string) as customer_id,
+        cast(campaign_id as string) as campaign_id,
         cast(touched_at as timestamp) as touched_at,
-        cast(template_id as varchar) as template_id,
-        cast(channel as varchar) as channel,
+        cast(template_id as string) as template_id,
+        cast(channel as string) as channel,
         cast(discount_pct as double) as discount_pct,
         cast(propensity as double) as propensity,
         cast(converted_14d as boolean) as converted_14d,

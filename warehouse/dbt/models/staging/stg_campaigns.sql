@@ -6,10 +6,10 @@ source as (
 
 renamed as (
     select
-        cast(campaign_id as varchar) as campaign_id,
-        cast(campaign_name as varchar) as campaign_name,
-        cast(channel as varchar) as channel,
-        cast(objective as varchar) as objective,
+        cast(campaign_id as string) as campaign_id,
+        cast(campaign_name as string) as campaign_name,
+        cast(channel as string) as channel,
+        cast(objective as string) as objective,
         cast(start_date as date) as start_date,
         cast(end_date as date) as end_date
     from source

@@ -6,21 +6,21 @@ source as (
 
 renamed as (
     select
-        cast(customer_id as varchar) as customer_id,
-        cast(first_name as varchar) as first_name,
-        cast(last_name as varchar) as last_name,
-        lower(cast(email as varchar)) as email,
-        cast(phone as varchar) as phone,
-        cast(address as varchar) as address,
-        cast(city as varchar) as city,
-        upper(cast(country as varchar)) as country,
-        cast(timezone as varchar) as timezone,
+        cast(customer_id as string) as customer_id,
+        cast(first_name as string) as first_name,
+        cast(last_name as string) as last_name,
+        lower(cast(email as string)) as email,
+        cast(phone as string) as phone,
+        cast(address as string) as address,
+        cast(city as string) as city,
+        upper(cast(country as string)) as country,
+        cast(timezone as string) as timezone,
         cast(signup_date as date) as signup_date,
-        cast(acquisition_channel as varchar) as acquisition_channel,
+        cast(acquisition_channel as string) as acquisition_channel,
         cast(consent_email as boolean) as consent_email,
         cast(consent_sms as boolean) as consent_sms,
         cast(consent_push as boolean) as consent_push,
-        cast(preferred_channel as varchar) as preferred_channel
+        cast(preferred_channel as string) as preferred_channel
     from source
 )
 

@@ -7,7 +7,7 @@ source as (
 renamed as (
     select
         cast(spend_date as date) as spend_date,
-        cast(campaign_id as varchar) as campaign_id,
+        cast(campaign_id as string) as campaign_id,
         cast(spend as double) as spend,
         cast(impressions as bigint) as impressions,
         cast(clicks as bigint) as clicks

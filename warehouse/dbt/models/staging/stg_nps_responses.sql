@@ -7,10 +7,10 @@ source as (
 renamed as (
     select
         cast(response_id as bigint) as response_id,
-        cast(customer_id as varchar) as customer_id,
+        cast(customer_id as string) as customer_id,
         cast(responded_at as timestamp) as responded_at,
         cast(score as integer) as score,
-        cast(comment as varchar) as comment,
+        cast(comment as string) as comment,
         case
             when score <= 6 then 'detractor'
             when score <= 8 then 'passive'

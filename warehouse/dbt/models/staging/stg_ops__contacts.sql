@@ -6,12 +6,12 @@ source as (
 
 renamed as (
     select
-        cast(customer_id as varchar) as customer_id,
-        cast(channel as varchar) as channel,
-        cast(destination as varchar) as destination,
+        cast(customer_id as string) as customer_id,
+        cast(channel as string) as channel,
+        cast(destination as string) as destination,
         cast(contacted_at as timestamp) as contacted_at,
-        cast(decision_id as varchar) as decision_id,
-        cast(run_id as varchar) as run_id
+        cast(decision_id as string) as decision_id,
+        cast(run_id as string) as run_id
     from source
 )
 

@@ -6,18 +6,18 @@ source as (
 
 renamed as (
     select
-        cast(decision_id as varchar) as decision_id,
-        cast(run_id as varchar) as run_id,
+        cast(decision_id as string) as decision_id,
+        cast(run_id as string) as run_id,
         cast(as_of as timestamp) as as_of,
-        cast(customer_id as varchar) as customer_id,
-        cast(segment as varchar) as segment,
-        cast(goal as varchar) as goal,
-        cast(arm as varchar) as arm,
-        cast(status as varchar) as status,
-        cast(channel as varchar) as channel,
-        cast(template_id as varchar) as template_id,
+        cast(customer_id as string) as customer_id,
+        cast(segment as string) as segment,
+        cast(goal as string) as goal,
+        cast(arm as string) as arm,
+        cast(status as string) as status,
+        cast(channel as string) as channel,
+        cast(template_id as string) as template_id,
         cast(discount_pct as double) as discount_pct,
-        cast(policy as varchar) as policy,
+        cast(policy as string) as policy,
         cast(propensity as double) as propensity,
         cast(dry_run as boolean) as is_dry_run
     from source

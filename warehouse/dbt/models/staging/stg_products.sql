@@ -6,9 +6,9 @@ source as (
 
 renamed as (
     select
-        cast(product_id as varchar) as product_id,
-        cast(product_name as varchar) as product_name,
-        cast(category as varchar) as category,
+        cast(product_id as string) as product_id,
+        cast(product_name as string) as product_name,
+        cast(category as string) as category,
         cast(list_price as double) as list_price
     from source
 )

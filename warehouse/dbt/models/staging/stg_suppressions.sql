@@ -6,9 +6,9 @@ source as (
 
 renamed as (
     select
-        cast(customer_id as varchar) as customer_id,
-        lower(cast(email as varchar)) as email,
-        cast(reason as varchar) as reason,
+        cast(customer_id as string) as customer_id,
+        lower(cast(email as string)) as email,
+        cast(reason as string) as reason,
         cast(suppressed_at as timestamp) as suppressed_at
     from source
 )

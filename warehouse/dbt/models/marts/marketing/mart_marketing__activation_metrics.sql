@@ -67,9 +67,9 @@ unioned as (
 final as (
     select
         cast(activity_date as date) as activity_date,
-        cast(segment as varchar) as segment,
-        cast(channel as varchar) as channel,
-        cast(destination as varchar) as destination,
+        cast(segment as string) as segment,
+        cast(channel as string) as channel,
+        cast(destination as string) as destination,
         cast(sum(sends) as integer) as sends,
         cast(sum(failures) as integer) as failures,
         cast(sum(suppressions) as integer) as suppressions,

@@ -95,10 +95,10 @@ rfm_scored as (
 
 final as (
     select
-        cast(customer_id as varchar) as customer_id,
-        cast(first_name as varchar) as first_name,
-        cast(country as varchar) as country,
-        cast(timezone as varchar) as timezone,
+        cast(customer_id as string) as customer_id,
+        cast(first_name as string) as first_name,
+        cast(country as string) as country,
+        cast(timezone as string) as timezone,
         cast(signup_date as date) as signup_date,
         cast(tenure_days as integer) as tenure_days,
         cast(orders_count as integer) as orders_count,
@@ -123,7 +123,7 @@ final as (
                 when rfm_recency_score <= 2 then 'hibernating'
                 when rfm_frequency_score >= 3 then 'loyal'
                 else 'promising'
-            end as varchar
+            end as string
         ) as rfm_segment,
         cast(sessions_7d as integer) as sessions_7d,
         cast(sessions_30d as integer) as sessions_30d,
@@ -131,12 +131,12 @@ final as (
         cast(add_to_cart_30d as integer) as add_to_cart_30d,
         cast(checkouts_30d as integer) as checkouts_30d,
         cast(latest_nps_score as integer) as latest_nps_score,
-        cast(latest_nps_comment as varchar) as latest_nps_comment,
+        cast(latest_nps_comment as string) as latest_nps_comment,
         cast(latest_nps_at as timestamp) as latest_nps_at,
         cast(consent_email as boolean) as consent_email,
         cast(consent_sms as boolean) as consent_sms,
         cast(consent_push as boolean) as consent_push,
-        cast(preferred_channel as varchar) as preferred_channel,
+        cast(preferred_channel as string) as preferred_channel,
         cast(is_globally_suppressed as boolean) as is_globally_suppressed,
         cast(last_contact_email_at as timestamp) as last_contact_email_at,
         cast(last_contact_sms_at as timestamp) as last_contact_sms_at,

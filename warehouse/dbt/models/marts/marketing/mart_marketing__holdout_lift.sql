@@ -52,7 +52,7 @@ rates as (
 
 final as (
     select
-        cast(segment as varchar) as segment,
+        cast(segment as string) as segment,
         cast(treatment_customers as integer) as treatment_customers,
         cast(holdout_customers as integer) as holdout_customers,
         cast(treatment_conversion_rate as double) as treatment_conversion_rate,

@@ -18,8 +18,8 @@ grouped as (
 
 final as (
     select
-        cast(segment as varchar) as segment,
-        cast(template_id as varchar) as template_id,
+        cast(segment as string) as segment,
+        cast(template_id as string) as template_id,
         cast(discount_pct as double) as discount_pct,
         cast(sends as integer) as sends,
         cast(conversions as integer) as conversions,

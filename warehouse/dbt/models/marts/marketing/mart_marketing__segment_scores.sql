@@ -97,31 +97,31 @@ explained as (
         *,
         case segment
             when 'churn_rescue_nps' then
-                'NPS ' || cast(latest_nps_score as varchar) || ' (detractor) given '
-                || cast(nps_days_ago as varchar) || ' days ago'
+                'NPS ' || cast(latest_nps_score as string) || ' (detractor) given '
+                || cast(nps_days_ago as string) || ' days ago'
             when 'high_value_lapse_risk' then
-                'lifetime revenue ' || cast(cast(round(lifetime_revenue, 0) as bigint) as varchar)
-                || ' (monetary quintile ' || cast(rfm_monetary_score as varchar) || ' of 5); '
-                || cast(recency_days as varchar) || ' days since last order vs usual '
-                || cast(cast(round(usual_gap_days, 0) as bigint) as varchar) || ' ('
-                || cast(round(gap_ratio, 1) as varchar) || 'x)'
+                'lifetime revenue ' || cast(cast(round(lifetime_revenue, 0) as bigint) as string)
+                || ' (monetary quintile ' || cast(rfm_monetary_score as string) || ' of 5); '
+                || cast(recency_days as string) || ' days since last order vs usual '
+                || cast(cast(round(usual_gap_days, 0) as bigint) as string) || ' ('
+                || cast(round(gap_ratio, 1) as string) || 'x)'
             when 'new_users_first_week_intent' then
-                'signed up ' || cast(tenure_days as varchar) || ' days ago, no order yet; '
-                || cast(sessions_7d as varchar) || ' sessions in 7 days, '
-                || cast(product_views_30d as varchar) || ' product views, '
-                || cast(add_to_cart_30d as varchar) || ' add-to-carts'
+                'signed up ' || cast(tenure_days as string) || ' days ago, no order yet; '
+                || cast(sessions_7d as string) || ' sessions in 7 days, '
+                || cast(product_views_30d as string) || ' product views, '
+                || cast(add_to_cart_30d as string) || ' add-to-carts'
         end as segment_reason
     from assigned
 ),
 
 final as (
     select
-        cast(customer_id as varchar) as customer_id,
+        cast(customer_id as string) as customer_id,
         cast(score_high_value_lapse_risk as double) as score_high_value_lapse_risk,
         cast(score_new_users_first_week_intent as double) as score_new_users_first_week_intent,
         cast(score_churn_rescue_nps as double) as score_churn_rescue_nps,
-        cast(segment as varchar) as segment,
-        cast(segment_reason as varchar) as segment_reason,
+        cast(segment as string) as segment,
+        cast(segment_reason as string) as segment_reason,
         cast(as_of_date as date) as as_of_date
     from explained
 )
