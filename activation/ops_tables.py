@@ -25,7 +25,9 @@ def ops_ddl_statements(path: Path = MACRO_PATH) -> list[str]:
     text = path.read_text()
     text = re.sub(r"\{#.*?#\}", "", text, flags=re.S)
     # The macro dispatches per adapter: Python writes the ops tables to DuckDB, so take that body.
-    body = re.search(r"\{%-?\s*macro\s+duckdb__create_ops_tables\(\)\s*-?%\}(.*?)\{%-?\s*endmacro", text, re.S)
+    body = re.search(
+        r"\{%-?\s*macro\s+duckdb__create_ops_tables\(\)\s*-?%\}(.*?)\{%-?\s*endmacro", text, re.S
+    )
     if body:
         text = body.group(1)
     lines = [line for line in text.splitlines() if not _JINJA.match(line)]

@@ -15,17 +15,10 @@ from typing import Any
 import duckdb
 from jinja2 import Environment, StrictUndefined, select_autoescape
 
+from activation.ops_tables import ensure_ops_tables
 from evals.report_model import EvalReport
 from evals.svg import DISCOUNT_COLOR, FAILED_COLOR, FIXED_COLOR, POLICY_COLORS, bar_chart, interval_chart
 from warehouse.paths import reports_dir
-
-EVAL_RUNS_DDL = """
-create schema if not exists ops;
-create table if not exists ops.eval_runs (
-  eval_id varchar, created_at timestamp, candidate varchar, baseline varchar, sample_size integer,
-  report_json varchar
-);
-"""
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Eval {{ r.eval_id }}</title>
@@ -149,7 +142,7 @@ def write_report(report: EvalReport, directory: Path | None = None) -> Path:
 
 def store_eval_run(con: duckdb.DuckDBPyConnection, report: EvalReport) -> None:
     """Insert one row into ops.eval_runs (created if missing, same DDL as create_ops_tables.sql)."""
-    con.execute(EVAL_RUNS_DDL)
+    ensure_ops_tables(con)  # the one DDL: the dbt macro create_ops_tables
     con.execute(
         "insert into ops.eval_runs values (?, ?, ?, ?, ?, ?)",
         [

@@ -14,6 +14,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
+from activation.errors import DeliveryError, RateLimitedError, TerminalError, TransientError
 from agent.contracts import Decision, stable_hash
 
 
@@ -116,6 +117,24 @@ def classify_status(status: int) -> Literal["rate_limited", "transient", "termin
     if status == 408 or status >= 500 or status == 0:
         return "transient"
     return "terminal"
+
+
+def error_for_status(
+    destination: str, status: int, detail: str, retry_after: str | None, *, rejected: str = "rejected"
+) -> DeliveryError:
+    """The one mapping from an HTTP status to the engine's error kinds: 429 rate-limited (with its
+    Retry-After), 408/5xx/connection transient, anything else terminal."""
+    kind = classify_status(status)
+    if kind == "rate_limited":
+        return RateLimitedError(
+            f"rate limited: {detail}",
+            destination=destination,
+            status_code=status,
+            retry_after=parse_retry_after(retry_after),
+        )
+    if kind == "transient":
+        return TransientError(f"server error: {detail}", destination=destination, status_code=status)
+    return TerminalError(f"{rejected}: {detail}", destination=destination, status_code=status)
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -30,11 +30,10 @@ from activation.destinations.base import (
     OutboundItem,
     RateLimit,
     body_excerpt,
-    classify_status,
+    error_for_status,
     fmt_num,
-    parse_retry_after,
 )
-from activation.errors import DestinationBlockedError, RateLimitedError, TerminalError, TransientError
+from activation.errors import DestinationBlockedError, TransientError
 from activation.settings import HubSpotSettings
 from agent.contracts import Decision
 
@@ -162,17 +161,9 @@ class HubSpotDestination:
                 destination=self.name,
                 status_code=status,
             )
-        kind = classify_status(status)
-        if kind == "rate_limited":
-            return RateLimitedError(
-                f"rate limited: {detail}",
-                destination=self.name,
-                status_code=status,
-                retry_after=parse_retry_after(headers.get("Retry-After")),
-            )
-        if kind == "transient":
-            return TransientError(f"server error: {detail}", destination=self.name, status_code=status)
-        return TerminalError(f"batch rejected: {detail}", destination=self.name, status_code=status)
+        return error_for_status(
+            self.name, status, detail, headers.get("Retry-After"), rejected="batch rejected"
+        )
 
     def close(self) -> None:
         pass

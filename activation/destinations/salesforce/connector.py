@@ -27,10 +27,9 @@ from activation.destinations.base import (
     OutboundItem,
     RateLimit,
     body_excerpt,
-    classify_status,
-    parse_retry_after,
+    error_for_status,
 )
-from activation.errors import DestinationBlockedError, RateLimitedError, TerminalError, TransientError
+from activation.errors import DestinationBlockedError, TerminalError, TransientError
 from activation.settings import SalesforceSettings
 from agent.contracts import Decision
 
@@ -209,18 +208,10 @@ class SalesforceDestination:
             return DestinationBlockedError(msg, destination=self.name, status_code=status)
         if EXTERNAL_ID_MISSING in detail:
             return DestinationBlockedError(detail, destination=self.name, status_code=status)
-        kind = classify_status(status)
-        if kind == "rate_limited":
-            headers = self._last_response.headers if self._last_response is not None else {}
-            return RateLimitedError(
-                f"rate limited: {detail}",
-                destination=self.name,
-                status_code=status,
-                retry_after=parse_retry_after(headers.get("Retry-After")),
-            )
-        if kind == "transient":
-            return TransientError(f"server error: {detail}", destination=self.name, status_code=status)
-        return TerminalError(f"request rejected: {detail}", destination=self.name, status_code=status)
+        headers = self._last_response.headers if self._last_response is not None else {}
+        return error_for_status(
+            self.name, status, detail, headers.get("Retry-After"), rejected="request rejected"
+        )
 
     def close(self) -> None:
         self._sf.session.close()

@@ -22,10 +22,9 @@ from activation.destinations.base import (
     OutboundItem,
     RateLimit,
     body_excerpt,
-    classify_status,
-    parse_retry_after,
+    error_for_status,
 )
-from activation.errors import DestinationBlockedError, RateLimitedError, TerminalError, TransientError
+from activation.errors import DestinationBlockedError, TransientError
 from activation.settings import WebhookSettings
 from agent.contracts import Decision
 
@@ -102,13 +101,7 @@ class WebhookDestination:
         if status == 401:
             msg = f"signature rejected ({detail}); check NBA_WEBHOOK__SECRET"
             raise DestinationBlockedError(msg, destination=self.name, status_code=status)
-        kind = classify_status(status)
-        if kind == "rate_limited":
-            retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-            raise RateLimitedError(detail, destination=self.name, status_code=status, retry_after=retry_after)
-        if kind == "transient":
-            raise TransientError(f"server error: {detail}", destination=self.name, status_code=status)
-        raise TerminalError(f"rejected: {detail}", destination=self.name, status_code=status)
+        raise error_for_status(self.name, status, detail, resp.headers.get("Retry-After"))
 
     def close(self) -> None:
         self._http.close()
