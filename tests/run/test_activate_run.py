@@ -26,7 +26,9 @@ def _count(db: Path, sql: str) -> int:
         con.close()
 
 
-def test_dry_run_writes_outbox_and_never_touches_the_ledger(warehouse_copy: Path, tmp_path: Path, capsys) -> None:
+def test_dry_run_writes_outbox_and_never_touches_the_ledger(
+    warehouse_copy: Path, tmp_path: Path, capsys
+) -> None:
     rc = activate_main(["--mode", "rules", "--dry-run", "1", "--output", "json", "--no-progress"])
     assert rc == 0
     summary = json.loads(capsys.readouterr().out)
@@ -37,7 +39,13 @@ def test_dry_run_writes_outbox_and_never_touches_the_ledger(warehouse_copy: Path
     outbox = Path(summary["outbox"])
     assert outbox.parent == tmp_path / "nba_outbox_dir"
     names = {p.name for p in outbox.iterdir()}
-    assert names == {"hubspot.jsonl", "salesforce.jsonl", "webhook.jsonl", "manifest.json", "guardrail_impact.json"}
+    assert names == {
+        "hubspot.jsonl",
+        "salesforce.jsonl",
+        "webhook.jsonl",
+        "manifest.json",
+        "guardrail_impact.json",
+    }
     hubspot_lines = (outbox / "hubspot.jsonl").read_text().splitlines()
     assert len(hubspot_lines) == summary["counts"]["send"]
     manifest = json.loads((outbox / "manifest.json").read_text())
@@ -47,23 +55,33 @@ def test_dry_run_writes_outbox_and_never_touches_the_ledger(warehouse_copy: Path
     assert not list(outbox.parent.glob("*.tmp*")), "the outbox is written atomically"
     # Nothing sent, the ledger untouched; every decision logged with its guardrail report.
     assert _count(warehouse_copy, "select count(*) from ops.contact_ledger") == 0
-    logged = _count(warehouse_copy, f"select count(*) from ops.decision_log where run_id = '{summary['run_id']}'")
-    assert logged == sum(summary["counts"].values())
-    holdout_sent = (
-        "select count(*) from ops.decision_log where arm = 'holdout' and status = 'send'"
+    logged = _count(
+        warehouse_copy, f"select count(*) from ops.decision_log where run_id = '{summary['run_id']}'"
     )
+    assert logged == sum(summary["counts"].values())
+    holdout_sent = "select count(*) from ops.decision_log where arm = 'holdout' and status = 'send'"
     assert _count(warehouse_copy, holdout_sent) == 0
 
 
 def test_invalid_arguments_get_one_line_and_exit_2() -> None:
-    for args, needle in ((["--segment", "vip"], "--segment"), (["--discount-cap", "150"], "--discount-cap"),
-                         (["--mode", "gpt"], "--mode"), (["--dry-run", "2"], "--dry-run")):
-        proc = subprocess.run([sys.executable, "-m", "activation.cli", *args], capture_output=True, text=True,
-                              cwd=ROOT)
+    for args, needle in (
+        (["--segment", "vip"], "--segment"),
+        (["--discount-cap", "150"], "--discount-cap"),
+        (["--mode", "gpt"], "--mode"),
+        (["--dry-run", "2"], "--dry-run"),
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "activation.cli", *args], capture_output=True, text=True, cwd=ROOT
+        )
         assert proc.returncode == 2
         lines = proc.stderr.strip().splitlines()
-        assert len(lines) == 1 and needle in lines[0] and "choose from" in lines[0] or "0 to 100" in lines[0] \
-            or "0, 1" in lines[0], lines
+        assert (
+            len(lines) == 1
+            and needle in lines[0]
+            and "choose from" in lines[0]
+            or "0 to 100" in lines[0]
+            or "0, 1" in lines[0]
+        ), lines
 
 
 @pytest.fixture
@@ -85,8 +103,9 @@ def servers(monkeypatch: pytest.MonkeyPatch):
 
 def test_live_run_delivers_once_and_the_ledger_suppresses_the_next_run(warehouse_copy: Path, servers) -> None:
     hs, sf, wh = servers
-    first = run_activation(mode="rules", segment="all", goal="90d_clv", discount_cap=5.0, suppress_hours=24.0,
-                           dry_run=False)
+    first = run_activation(
+        mode="rules", segment="all", goal="90d_clv", discount_cap=5.0, suppress_hours=24.0, dry_run=False
+    )
     sends = first.counts["send"]
     assert sends > 0
     for name in ("hubspot", "salesforce", "webhook"):
@@ -97,8 +116,15 @@ def test_live_run_delivers_once_and_the_ledger_suppresses_the_next_run(warehouse
     assert ledger == 3 * sends  # one row per delivered decision per destination
 
     # Same day, inside SUPPRESS_HOURS: everyone just contacted is suppressed; nothing new is sent.
-    second = run_activation(mode="rules", segment="all", goal="90d_clv", discount_cap=5.0, suppress_hours=24.0,
-                            dry_run=False, force=True)
+    second = run_activation(
+        mode="rules",
+        segment="all",
+        goal="90d_clv",
+        discount_cap=5.0,
+        suppress_hours=24.0,
+        dry_run=False,
+        force=True,
+    )
     assert second.counts["send"] == 0
     assert second.reasons.get("suppression_window", 0) >= sends
     assert _count(warehouse_copy, "select count(*) from ops.contact_ledger") == ledger
