@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 from agent.context import _CONTEXT_SQL, context_from_row
 from agent.contracts import SEGMENTS, CustomerContext
