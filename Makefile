@@ -30,6 +30,10 @@ FORCE ?= 0
 # `make eval` compares the LLM (embedded model unless OPENAI_*) against BASELINE unless MODE is given.
 EVAL_MODE := $(if $(filter command line environment,$(origin MODE)),$(MODE),llm)
 
+AIRFLOW_VENV := .venv-airflow
+SPARK_VENV := .venv-spark
+SPARK_STAMP := $(SPARK_VENV)/.installed
+
 DBT_ARGS := --project-dir warehouse/dbt --profiles-dir warehouse/dbt
 
 $(STAMP): pyproject.toml
@@ -65,6 +69,30 @@ test: $(STAMP) ## Run the test suite (offline: recorded cassettes, local servers
 .PHONY: test-live
 test-live: $(STAMP) ## Drive the real embedded model end to end for a handful of customers
 	$(PY) -m pytest -q -m live tests/live
+
+$(SPARK_STAMP): pyproject.toml
+	@test -x $(SPARK_VENV)/bin/python || $(PYTHON) -m venv $(SPARK_VENV)
+	@echo "[setup] installing the project + spark extra into $(SPARK_VENV) (first run only)"
+	@$(SPARK_VENV)/bin/python -m pip install --quiet --upgrade pip wheel setuptools
+	@$(SPARK_VENV)/bin/python -m pip install --quiet -e '.[dev,spark]'
+	@touch $(SPARK_STAMP)
+
+.PHONY: test-airflow
+test-airflow: $(STAMP) ## Run the nba_daily DAG under real Airflow 3.3.2 (own venv .venv-airflow, SQLite, temp dir)
+	NBA_AIRFLOW_VENV=$(AIRFLOW_VENV) orchestration/setup_airflow_venv.sh
+	NBA_AIRFLOW_VENV=$(AIRFLOW_VENV) $(PY) -m pytest -q -m airflow tests/production/test_airflow.py
+
+.PHONY: test-spark
+test-spark: $(SPARK_STAMP) ## dbt build on Spark local mode (.venv-spark, Java 17); decisions must equal DuckDB's
+	$(SPARK_VENV)/bin/python -m pytest -q -m spark --timeout 1200 tests/production/test_spark.py
+
+.PHONY: build-spark
+build-spark: $(SPARK_STAMP) ## dbt build on Apache Spark in local mode (state under NBA_SPARK_DIR)
+	NBA_DBT_TARGET=spark $(SPARK_VENV)/bin/python -m warehouse.cli build
+
+.PHONY: simulate-outcomes
+simulate-outcomes: $(STAMP) ## Draw synthetic outcomes for the latest run from the generator's truth (feeds the lift mart)
+	$(PY) -m activation.cli simulate-outcomes
 
 .PHONY: test-dbt
 test-dbt: $(STAMP) ## Only the warehouse tests (generator, dbt build, corruption, BI export)

@@ -114,12 +114,38 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int], Callable[[int], No
         yield factory
 
 
+def _simulate_outcomes_cli(argv: list[str]) -> int:
+    import duckdb
+
+    from activation.outcomes import simulate_outcomes
+    from warehouse import paths
+
+    p = OneLineParser(
+        prog="nba-activate simulate-outcomes",
+        description="Draw synthetic outcomes for a run's decisions from the generator's truth.",
+    )
+    p.add_argument("--run-id", default=None, help="default: the latest run")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    try:
+        n = simulate_outcomes(duckdb.connect(str(paths.duckdb_path())), args.run_id, seed=args.seed)
+    except (ValueError, FileNotFoundError, duckdb.Error) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"{n} outcomes written to ops.decision_outcomes; `make build` refreshes mart_marketing__holdout_lift"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["replay-dlq"]:
         from activation.delivery_glue import replay_cli
 
         return replay_cli(argv[1:])
+    if argv[:1] == ["simulate-outcomes"]:
+        return _simulate_outcomes_cli(argv[1:])
     args = build_parser().parse_args(argv)
     from activation.errors import ActivationError
     from activation.render import print_summary

@@ -129,3 +129,26 @@ def test_live_run_delivers_once_and_the_ledger_suppresses_the_next_run(warehouse
     assert second.reasons.get("suppression_window", 0) >= sends
     assert _count(warehouse_copy, "select count(*) from ops.contact_ledger") == ledger
     assert hs.stats()["unique_records"] == sends
+
+
+def test_holdout_lift_from_simulated_outcomes(warehouse_copy: Path) -> None:
+    """Dry run -> synthetic outcomes from the truth -> dbt builds the lift mart over them."""
+    from activation.outcomes import simulate_outcomes
+    from warehouse.dbt_runner import run_dbt
+
+    summary = run_activation(
+        mode="rules", segment="all", goal="90d_clv", discount_cap=5.0, suppress_hours=24.0, dry_run=True
+    )
+    con = duckdb.connect(str(warehouse_copy))
+    n = simulate_outcomes(con, summary.run_id, seed=1)
+    con.close()
+    assert n == summary.counts["send"] + summary.counts["holdout"]
+    run_dbt(["build", "--select", "mart_marketing__holdout_lift"])
+    con = duckdb.connect(str(warehouse_copy), read_only=True)
+    rows = con.execute(
+        "select segment, treatment_customers, holdout_customers, conversion_lift "
+        "from main.mart_marketing__holdout_lift order by segment"
+    ).fetchall()
+    con.close()
+    assert {r[0] for r in rows} == set(summary.by_segment)
+    assert all(r[1] > 0 and r[2] > 0 and r[3] is not None for r in rows)
