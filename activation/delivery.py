@@ -275,7 +275,8 @@ def _diff(
     items: list[OutboundItem], con: duckdb.DuckDBPyConnection, dest: Destination
 ) -> tuple[list[OutboundItem], list[tuple[OutboundItem, DeliveryStatus, str]]]:
     state = load_sync_state(con, dest.name)
-    send, skip = [], []
+    send: list[OutboundItem] = []
+    skip: list[tuple[OutboundItem, DeliveryStatus, str]] = []
     for it in items:
         row = state.get(it.record_key)
         if row and row.payload_hash == it.payload_hash and row.last_status == "delivered":

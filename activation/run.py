@@ -9,12 +9,14 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import duckdb
 
 from activation.decision_log import write_decisions, write_run
 from activation.summary import RunSummary, guardrail_impact, summarize
 from agent.context import load_contact_history, load_contexts
+from agent.contracts import Mode
 from agent.pipeline import RunSettings, decide
 from agent.settings import LLMSettings
 from warehouse import paths
@@ -60,7 +62,7 @@ def run_activation(
     settings = RunSettings(
         run_id=new_run_id(),
         as_of=as_of,
-        mode=mode,
+        mode=cast(Mode, mode),  # validated by RunSettings at runtime
         segment=segment,
         goal=goal,  # type: ignore[arg-type]
         discount_cap=discount_cap,

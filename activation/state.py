@@ -68,7 +68,7 @@ def mark_pending(con: duckdb.DuckDBPyConnection, items: list[OutboundItem], at: 
     """The intent, before the request: these rows may reach the destination from now on."""
     if not items:
         return
-    cols = {
+    cols: dict[str, list[Any]] = {
         "destination": [it.destination for it in items],
         "record_key": [it.record_key for it in items],
         "payload_hash": [it.payload_hash for it in items],

@@ -41,7 +41,7 @@ def _cmd_prompt(args: argparse.Namespace) -> int:
     from agent.context import load_contact_history
     from agent.pipeline import RunSettings
 
-    as_of = RunSettings(run_id="prompt", as_of=args.as_of or _default_as_of(con)).as_of
+    as_of = RunSettings.model_validate({"run_id": "prompt", "as_of": args.as_of or _default_as_of(con)}).as_of
     elig = check_eligibility(
         ctx, load_contact_history(con).get(ctx.customer_id, ()), as_of=as_of, settings=settings, ref=ref
     )

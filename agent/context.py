@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, cast
 
 import duckdb
 import pyarrow as pa
@@ -110,7 +110,8 @@ def _arrow_batches(
     if hasattr(duckdb.DuckDBPyRelation, "to_arrow_reader"):
         yield from con.sql(sql, params=params or None).to_arrow_reader(rows)
     else:
-        yield from con.execute(sql, params).fetch_record_batch(rows)
+        # DuckDB 1.x only; the installed stubs (2.x) no longer declare it
+        yield from cast(Any, con.execute(sql, params)).fetch_record_batch(rows)
 
 
 def _require_marts(con: duckdb.DuckDBPyConnection) -> None:
@@ -134,7 +135,8 @@ def iter_context_batches(
 ) -> Iterator[list[CustomerContext]]:
     """Yield lists of contexts, one per Arrow record batch read from the joined marts."""
     _require_marts(con)
-    clauses, params = [], []
+    clauses: list[str] = []
+    params: list[Any] = []
     if segment != "all":
         if segment not in SEGMENTS:
             raise ValueError(f"unknown segment {segment!r}; valid: all, {', '.join(SEGMENTS)}")

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
@@ -71,7 +72,7 @@ def render_prompt(
     discount_cap: float,
     name: str = "nba",
 ) -> RenderedPrompt:
-    actions = [
+    actions: list[dict[str, Any]] = [
         {
             "template_id": a.template_id,
             "channel": a.channel,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -95,7 +96,7 @@ class ActionSpace:
         tids = np.asarray(template_ids, dtype=object)
         discs = np.asarray(discount_pcts, dtype=np.float64)
         out = np.empty(len(tids), dtype=np.int64)
-        pairs = np.rec.fromarrays([tids.astype(str), discs]) if len(tids) else []
+        pairs: Any = np.rec.fromarrays([tids.astype(str), discs]) if len(tids) else []
         if len(tids) == 0:
             return out
         uniq, inverse = np.unique(pairs, return_inverse=True)

@@ -15,11 +15,11 @@ import argparse
 import contextlib
 import sys
 from datetime import UTC
-from typing import NoReturn
+from typing import NoReturn, cast
 
 import duckdb
 
-from agent.contracts import GOALS, CustomerContext, Decision, GuardrailReport
+from agent.contracts import GOALS, CustomerContext, Decision, GuardrailReport, Mode
 from agent.errors import AgentError
 from evals.harness import PolicySpec, run_eval
 
@@ -126,7 +126,7 @@ def _run(args: argparse.Namespace) -> int:
             settings = RunSettings(
                 run_id=f"eval-{spec.name}",
                 as_of=as_of,
-                mode=spec.mode,
+                mode=cast(Mode, spec.mode),  # never "random": random specs are not decided
                 goal=spec.goal,  # type: ignore[arg-type]
                 discount_cap=spec.discount_cap,
                 prompt_version=spec.prompt_version or "v1",

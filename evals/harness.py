@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 
@@ -96,7 +96,7 @@ def _difference(
     data: LoggedData, cand: TargetPolicy, base: TargetPolicy, n_bootstrap: int, seed: int
 ) -> dict[str, dict[str, float]]:
     """Paired DR difference candidate - baseline (same rows, same resamples), per metric."""
-    out = {}
+    out: dict[str, dict[str, float]] = {}
     for metric in METRICS:
         dr: Estimator = DoublyRobust(metric)
         terms = dr.terms(data, cand)
@@ -186,7 +186,13 @@ def run_eval(
             ("adversarial", check_adversarial_cases(adversarial, [d for d, _ in adv])),
         ):
             report.cases += [
-                CaseResult(suite=suite, name=n, policy=spec.name, passed=not f, failures=f)
+                CaseResult(
+                    suite=cast(Literal["golden", "adversarial"], suite),
+                    name=n,
+                    policy=spec.name,
+                    passed=not f,
+                    failures=f,
+                )
                 for n, f in results.items()
             ]
     if data.n:

@@ -32,7 +32,7 @@ def target_from_decisions(data: LoggedData, decisions: Iterable[Decision], name:
 
 def uniform_random_target(data: LoggedData, name: str = "random", dtype: type = np.float32) -> TargetPolicy:
     """Uniform over the action bank's actions (template x discount grid) of each row's segment."""
-    probs = np.zeros((data.n, len(data.space)), dtype=dtype)
+    probs: np.ndarray = np.zeros((data.n, len(data.space)), dtype=dtype)
     for seg in np.unique(data.segments.astype(str)):
         acts = data.space.actions_for_segment(seg)
         rows = np.flatnonzero(data.segments == seg)

@@ -159,7 +159,7 @@ class HubSpotServer(LocalServer):
         unknown = sorted(set(props) - PROPERTIES)
         if unknown:
             return f"Property values were not valid: properties {unknown} do not exist"
-        raw = props.get("nba_discount_pct")
+        raw: Any = props.get("nba_discount_pct")
         if raw not in (None, ""):
             try:
                 pct = float(raw)
@@ -174,7 +174,7 @@ class HubSpotServer(LocalServer):
         key, now = item["id"], _now()
         existing = self.contacts.get(key)
         created = existing is None
-        if created:
+        if existing is None:
             self._next_id += 1
             existing = {"id": str(self._next_id), "createdAt": now, "properties": {item["idProperty"]: key}}
             self.contacts[key] = existing

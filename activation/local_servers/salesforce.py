@@ -45,6 +45,7 @@ R_CREATE = re.compile(DATA + r"/sobjects/(?P<obj>\w+)/?$")
 class SalesforceServer(LocalServer):
     name = "salesforce"
     tls = True
+    cert_path: str  # always set in __init__ (the base class allows None for plain-HTTP servers)
 
     def __init__(
         self,

@@ -41,7 +41,9 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 def load_golden(path: Path = GOLDEN_FILE) -> list[GoldenCase]:
     raw = json.loads(path.read_text(encoding="utf-8"))
     return [
-        GoldenCase(name=c["name"], context=_merge(raw["base_context"], c["context"]), expect=c["expect"])
+        GoldenCase.model_validate(
+            {"name": c["name"], "context": _merge(raw["base_context"], c["context"]), "expect": c["expect"]}
+        )
         for c in raw["cases"]
     ]
 

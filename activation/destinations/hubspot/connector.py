@@ -28,6 +28,7 @@ from urllib3.util.retry import Retry
 from activation.destinations.base import (
     ItemResult,
     OutboundItem,
+    Outcome,
     RateLimit,
     body_excerpt,
     error_for_status,
@@ -50,6 +51,7 @@ TRANSIENT_CATEGORIES = {
 
 class HubSpotDestination:
     name = "hubspot"
+    secrets: tuple[str, ...]
 
     def __init__(self, settings: HubSpotSettings | None = None, *, timeout_s: float = 30.0) -> None:
         self.settings = settings or HubSpotSettings.from_env()
@@ -138,7 +140,7 @@ class HubSpotDestination:
         for err in data.get("errors") or []:
             traces = (err.get("context") or {}).get("objectWriteTraceId") or []
             category = str(err.get("category") or "").upper()
-            outcome = "transient" if category in TRANSIENT_CATEGORIES else "terminal"
+            outcome: Outcome = "transient" if category in TRANSIENT_CATEGORIES else "terminal"
             for trace in traces:
                 by_trace[trace] = ItemResult(
                     decision_id=trace, outcome=outcome, error=f"{category}: {err.get('message')}"

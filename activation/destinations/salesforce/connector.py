@@ -25,6 +25,7 @@ from simple_salesforce.exceptions import SalesforceError
 from activation.destinations.base import (
     ItemResult,
     OutboundItem,
+    Outcome,
     RateLimit,
     body_excerpt,
     error_for_status,
@@ -40,6 +41,7 @@ EXTERNAL_ID_MISSING = "Provided external ID field does not exist or is not acces
 
 class SalesforceDestination:
     name = "salesforce"
+    secrets: tuple[str, ...]
 
     def __init__(self, settings: SalesforceSettings | None = None, *, timeout_s: float = 30.0) -> None:
         self.settings = s = settings or SalesforceSettings.from_env()
@@ -136,7 +138,7 @@ class SalesforceDestination:
         except (TransientError, TerminalError) as exc:
             if isinstance(exc, DestinationBlockedError):
                 raise
-            outcome = "transient" if isinstance(exc, TransientError) else "terminal"
+            outcome: Outcome = "transient" if isinstance(exc, TransientError) else "terminal"
             return {
                 it.decision_id: ItemResult(
                     decision_id=it.decision_id,
@@ -195,7 +197,7 @@ class SalesforceDestination:
     def _map_exception(self, exc: SalesforceError) -> Exception:
         status = int(exc.status)
         content = exc.content
-        codes = (
+        codes: list[Any] = (
             [e.get("errorCode") for e in content if isinstance(e, dict)] if isinstance(content, list) else []
         )
         detail = body_excerpt(content)

@@ -43,6 +43,7 @@ def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
 
 class WebhookDestination:
     name = "webhook"
+    secrets: tuple[str, ...]
     max_batch = 1
 
     def __init__(self, settings: WebhookSettings | None = None, *, timeout_s: float = 30.0) -> None:
