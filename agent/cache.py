@@ -1,8 +1,10 @@
 """Decision cache: an unchanged re-run makes zero LLM calls.
 
 Keyed by (model, prompt version, rendered prompt, context hash, settings that change the output).
-Only successful proposals are stored: a failure is retried on the next run. SQLite in WAL mode, so
-concurrent readers and a killed run never corrupt it.
+Stored: successful proposals, and deterministic failures (invalid or truncated output: the same model,
+prompt, seed and settings give the same answer again, so asking again only burns tokens). Transient
+failures (timeouts, HTTP errors) are never stored: they are retried on the next run. SQLite in WAL
+mode, so concurrent readers and a killed run never corrupt it.
 """
 
 from __future__ import annotations
@@ -49,34 +51,46 @@ class DecisionCache:
         self._con = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._con.execute("pragma journal_mode=wal")
         self._con.execute(
-            "create table if not exists proposals (key text primary key, proposal text not null, "
+            "create table if not exists proposals_v2 (key text primary key, proposal text, failure_reason text, "
             "attempts text not null, created_at text default current_timestamp)"
         )
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: str) -> tuple[dict, list[LLMAttempt]] | None:
+    def get(self, key: str) -> tuple[dict | None, str | None, list[LLMAttempt]] | None:
+        """(proposal or None, failure reason or None, attempts) of a stored answer, or None."""
         with self._lock:
             row = self._con.execute(
-                "select proposal, attempts from proposals where key = ?", (key,)
+                "select proposal, failure_reason, attempts from proposals_v2 where key = ?", (key,)
             ).fetchone()
         if row is None:
             self.misses += 1
             return None
         self.hits += 1
-        return json.loads(row[0]), [LLMAttempt.model_validate(a) for a in json.loads(row[1])]
+        proposal = json.loads(row[0]) if row[0] is not None else None
+        return proposal, row[1], [LLMAttempt.model_validate(a) for a in json.loads(row[2])]
 
     def contains(self, key: str) -> bool:
         with self._lock:
-            return self._con.execute("select 1 from proposals where key = ?", (key,)).fetchone() is not None
+            return (
+                self._con.execute("select 1 from proposals_v2 where key = ?", (key,)).fetchone() is not None
+            )
 
-    def put(self, key: str, proposal: Proposal, attempts: list[LLMAttempt]) -> None:
-        payload = json.dumps(proposal.model_dump(mode="json"), sort_keys=True)
+    def put(
+        self,
+        key: str,
+        proposal: Proposal | None,
+        attempts: list[LLMAttempt],
+        failure_reason: str | None = None,
+    ) -> None:
+        payload = (
+            json.dumps(proposal.model_dump(mode="json"), sort_keys=True) if proposal is not None else None
+        )
         trail = json.dumps([a.model_dump(mode="json") for a in attempts])
         with self._lock:
             self._con.execute(
-                "insert or replace into proposals (key, proposal, attempts) values (?, ?, ?)",
-                (key, payload, trail),
+                "insert or replace into proposals_v2 (key, proposal, failure_reason, attempts) values (?, ?, ?, ?)",
+                (key, payload, failure_reason, trail),
             )
 
     def close(self) -> None:

@@ -27,6 +27,8 @@ from agent.prompts import RenderedPrompt
 from agent.reference import ReferenceData, load_reference
 from agent.settings import LLMSettings
 
+# Failures the same request reproduces: cached like answers. Timeouts and HTTP errors are retried.
+DETERMINISTIC_FAILURES = frozenset({"invalid_output", "truncated_output"})
 _MODES = {"tools": instructor.Mode.TOOLS, "json": instructor.Mode.JSON, "md_json": instructor.Mode.MD_JSON}
 _trail: ContextVar[list[dict[str, Any]] | None] = ContextVar("nba_llm_trail", default=None)
 
@@ -178,10 +180,9 @@ class LLMClient:
         if self.cache is not None and s.cache:
             hit = self.cache.get(key)
             if hit is not None:
-                data, attempts = hit
-                return ProposalOutcome(
-                    ctx.customer_id, Proposal.model_validate(data), None, attempts, cached=True
-                )
+                data, failure, attempts = hit
+                cached = Proposal.model_validate(data) if data is not None else None
+                return ProposalOutcome(ctx.customer_id, cached, failure, attempts, cached=True)
         trail: list[dict[str, Any]] = []
         token = _trail.set(trail)
         try:
@@ -210,8 +211,8 @@ class LLMClient:
             )
             for t in trail
         ]
-        if proposal is not None and self.cache is not None and s.cache:
-            self.cache.put(key, proposal, attempts)
+        if self.cache is not None and s.cache and (proposal is not None or reason in DETERMINISTIC_FAILURES):
+            self.cache.put(key, proposal, attempts, reason)
         return ProposalOutcome(ctx.customer_id, proposal, reason, attempts)
 
     async def propose_many(

@@ -240,3 +240,26 @@ def test_cassette_truncated_output_ends_in_fallback(server_url: str) -> None:
     assert decision.policy == "llm->rules"
     assert decision.fallback_reason in ("truncated_output", "invalid_output")
     assert_invariants(decision, "hvl_normal")
+
+
+def test_cassette_deterministic_failure_is_cached_too(server_url: str, tmp_path) -> None:
+    """Invalid output from the same model, prompt, seed and settings repeats itself: the re-run reuses the
+    cached failure (zero LLM calls, same fallback) instead of burning three more attempts."""
+    from agent.cache import DecisionCache
+
+    cache = DecisionCache(tmp_path / "cache.sqlite")
+    settings = RunSettings(
+        run_id="cache", as_of=AS_OF, mode="llm", global_holdout_pct=0, segment_holdout_pct=0
+    )
+    require_cassette("exhausted.yaml")
+    llm = llm_test_settings(cache=True, max_retries=2)
+    with llm_vcr().use_cassette("exhausted.yaml"):
+        first, s1 = decide(
+            [CASES["exhausted"]], {}, settings, llm_settings=llm, base_url=server_url, cache=cache
+        )
+    assert s1["llm_calls"] == 3 and first[0][0].fallback_reason == "invalid_output"
+    second, s2 = decide(
+        [CASES["exhausted"]], {}, settings, llm_settings=llm, base_url=CLOSED_PORT_URL, cache=cache
+    )
+    assert s2["llm_calls"] == 0
+    assert second[0][0].model_dump() == first[0][0].model_dump()
