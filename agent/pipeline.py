@@ -251,5 +251,7 @@ def decide(
         return asyncio.run(
             run(llm_settings.base_url or ("http://127.0.0.1:9/v1" if llm_settings.embedded else None))
         )
+    # llama-cpp-python's server answers one request at a time: queueing more only reorders them.
+    llm_settings = llm_settings.model_copy(update={"concurrency": 1})
     with llm_endpoint(llm_settings) as url:
         return asyncio.run(run(url))

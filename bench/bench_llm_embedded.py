@@ -47,7 +47,9 @@ def main() -> None:
         run_id="bench", as_of=as_of, mode="llm", global_holdout_pct=0, segment_holdout_pct=0
     )
     ref = load_reference()
-    llm = LLMSettings(cache=False, http_retries=0, timeout_s=300)
+    llm = LLMSettings(
+        cache=False, http_retries=0, timeout_s=300, concurrency=int(sys.argv[2]) if len(sys.argv) > 2 else 1
+    )
     guard = settings.guardrails()
     bodies = []
     for c in ctxs:
