@@ -192,7 +192,10 @@ class _Sender:
             for it in pending:
                 self.attempts[it.decision_id] = self.attempts.get(it.decision_id, 0) + 1
             try:
-                results = self.dest.send_batch(pending)
+                try:
+                    results = self.dest.send_batch(pending)
+                finally:
+                    self.budget.settle()
             except RateLimitedError as exc:
                 self.summary.rate_limited += 1
                 wait = exc.retry_after if exc.retry_after is not None else self.backoff.delay(1)

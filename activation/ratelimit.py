@@ -5,8 +5,9 @@ can let almost 2N through within one window (a full bucket, then the refill), so
 429s it exists to avoid. This budget keeps the timestamps of its last N requests (a sliding-window
 log) and waits until the oldest is more than `window + safety` old: never more than N in any window,
 N per window sustained. `safety` absorbs the gap between our clock at send and the server's at arrival.
-The safety margin is max(safety_s, 2% of the window). A 429's Retry-After pushes the next allowed
-send out (`hold`).
+The safety margin is max(safety_s, 2% of the window), and each request is counted from when its
+response arrived (`settle`), not from when it left. A 429's Retry-After pushes the next allowed send
+out (`hold`).
 """
 
 from __future__ import annotations
@@ -55,6 +56,17 @@ class RateBudget:
                     return waited
                 self._sleep(wait)
                 waited += wait
+
+    def settle(self) -> None:
+        """The request counted by the last acquire() has been answered: count it from now instead.
+
+        The server counts a request when it arrives, somewhere between our send and its response.
+        Counting from the response means no later request can arrive inside the server's window,
+        however long the payload took to build or the request to travel. Moving an entry later only
+        ever makes the budget stricter, so this is safe with concurrent senders too."""
+        with self._lock:
+            if self._sent:
+                self._sent[-1] = max(self._sent[-1], self._clock())
 
     def hold(self, seconds: float) -> None:
         """The destination said 'not before `seconds` from now' (Retry-After)."""
