@@ -230,11 +230,11 @@ def decide(
     pipe = Pipeline(settings)
     if settings.mode == "rules":
         return pipe.decide_rules(contexts, history, progress), {"llm_calls": 0, "cache_hits": 0}
-    llm_settings = llm_settings or LLMSettings.from_env()
-    cache = cache if cache is not None else (DecisionCache() if llm_settings.cache else None)
+    llm: LLMSettings = llm_settings or LLMSettings.from_env()
+    cache = cache if cache is not None else (DecisionCache() if llm.cache else None)
 
-    async def run(url: str | None) -> tuple[list[Decided], dict[str, int]]:
-        client = LLMClient(llm_settings, base_url=url, cache=cache, ref=pipe.ref)
+    async def run(url: str | None, cfg: LLMSettings) -> tuple[list[Decided], dict[str, int]]:
+        client = LLMClient(cfg, base_url=url, cache=cache, ref=pipe.ref)
         try:
             decided = await pipe.decide_llm(contexts, history, client, progress)
         finally:
@@ -242,16 +242,14 @@ def decide(
         return decided, {"llm_calls": client.calls, "cache_hits": cache.hits if cache else 0}
 
     if base_url is not None:
-        return asyncio.run(run(base_url))
-    needs_server = llm_settings.embedded and not (
-        cache is not None and llm_settings.cache and pipe.all_cached(contexts, history, llm_settings, cache)
+        return asyncio.run(run(base_url, llm))
+    needs_server = llm.embedded and not (
+        cache is not None and llm.cache and pipe.all_cached(contexts, history, llm, cache)
     )
     if not needs_server:
         # Embedded and fully cached: no server is started and a closed local port stands in for it.
-        return asyncio.run(
-            run(llm_settings.base_url or ("http://127.0.0.1:9/v1" if llm_settings.embedded else None))
-        )
+        return asyncio.run(run(llm.base_url or ("http://127.0.0.1:9/v1" if llm.embedded else None), llm))
     # llama-cpp-python's server answers one request at a time: queueing more only reorders them.
-    llm_settings = llm_settings.model_copy(update={"concurrency": 1})
-    with llm_endpoint(llm_settings) as url:
-        return asyncio.run(run(url))
+    serial = llm.model_copy(update={"concurrency": 1})
+    with llm_endpoint(serial) as url:
+        return asyncio.run(run(url, serial))
