@@ -7,7 +7,6 @@ reports (matched to decisions by decision_id), `contexts` the customer contexts 
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -17,6 +16,8 @@ from pydantic import ValidationError
 
 from agent.contracts import CustomerContext, Decision, GuardrailReport, Model
 from agent.reference import load_reference
+from guardrails.message import find_percentages
+from guardrails.message import sms_segments as guardrail_sms_segments
 
 MAX_LISTED_FAILURES = 50
 ACTING = ("send", "deferred")
@@ -26,12 +27,6 @@ SEGMENT_FAMILIES: dict[str, tuple[str, ...]] = {
     "new_users_first_week_intent": ("onboarding_", "first_order_"),
     "churn_rescue_nps": ("cs_",),
 }
-GSM7 = set(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§"
-    "¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-GSM7_EXT = set("^{}\\[~]|€")
-PERCENT = re.compile(r"(\d+(?:[.,]\d+)?)\s*(?:%|percent\b|per cent\b)", re.IGNORECASE)
 
 
 class ScoreResult(Model):
@@ -59,12 +54,8 @@ def _share(k: int, n: int) -> float | None:
 
 
 def sms_segments(text: str) -> int:
-    """SMS segments: GSM-7 (160 chars, 153 per part; extension chars count 2) or UCS-2 (70, 67)."""
-    if all(c in GSM7 or c in GSM7_EXT for c in text):
-        units = sum(2 if c in GSM7_EXT else 1 for c in text)
-        return 1 if units <= 160 else math.ceil(units / 153)
-    units = sum(2 if ord(c) > 0xFFFF else 1 for c in text)  # UTF-16 code units
-    return 1 if units <= 70 else math.ceil(units / 67)
+    """SMS segments of a message, counted exactly as the guardrails count them (GSM-7 or UCS-2)."""
+    return guardrail_sms_segments(text)[1]
 
 
 def _syllables(word: str) -> int:
@@ -189,7 +180,7 @@ class OfferConsistency:
         failures = []
         for d in acting:
             text = f"{d.subject or ''} {d.message or ''}"
-            mentioned = {float(m.replace(",", ".")) for m in PERCENT.findall(text)}
+            mentioned = set(find_percentages(text))  # the guardrails' own definition of a mention
             wrong = sorted(m for m in mentioned if abs(m - d.discount_pct) > 1e-9)
             if wrong:
                 failures.append(
