@@ -26,6 +26,7 @@ DATA_AS_OF ?= 2026-11-27
 BASELINE ?= rules
 SAMPLE ?= 40
 FORCE ?= 0
+LIMIT ?=
 
 # `make eval` compares the LLM (embedded model unless OPENAI_*) against BASELINE unless MODE is given.
 EVAL_MODE := $(if $(filter command line environment,$(origin MODE)),$(MODE),llm)
@@ -114,7 +115,8 @@ bi: $(STAMP) ## Export dim_customer, customer 360 and segment scores to bi/ (CSV
 activate: $(STAMP) ## Decide and activate: SEGMENT DRY_RUN MODE GOAL DISCOUNT_CAP SUPPRESS_HOURS PROMPT_VERSION
 	$(PY) -m activation.cli --segment $(SEGMENT) --dry-run $(DRY_RUN) --mode $(MODE) --goal $(GOAL) \
 		--discount-cap $(DISCOUNT_CAP) --suppress-hours $(SUPPRESS_HOURS) --prompt-version $(PROMPT_VERSION) \
-		--output $(OUTPUT) $(if $(AS_OF),--as-of $(AS_OF)) $(if $(filter 1,$(FORCE)),--force)
+		--output $(OUTPUT) $(if $(AS_OF),--as-of $(AS_OF)) $(if $(filter 1,$(FORCE)),--force) \
+		$(if $(LIMIT),--sample $(LIMIT))
 
 .PHONY: replay-dlq
 replay-dlq: $(STAMP) ## Re-send what the dead-letter queue holds
