@@ -14,7 +14,7 @@ import duckdb
 
 from activation.breaker import check_send_volume
 from activation.delivery import DeliverySummary, deliver, replay_dead_letters
-from activation.destinations import destinations_from_env
+from activation.destinations import Destination, destinations_from_env
 from activation.settings import DeliverySettings
 from activation.summary import RunSummary
 from agent.contracts import Decision
@@ -46,6 +46,7 @@ def deliver_decisions(
     decisions: Sequence[Decision],
     *,
     summary: RunSummary,
+    destinations: Sequence[Destination],
     dry_run: bool,
     outbox_run_dir: Path | None,
     extra_files: Mapping[str, Callable[[RunSummary], str]],
@@ -53,7 +54,6 @@ def deliver_decisions(
     progress: Callable[[int], None] | None,
 ) -> RunSummary:
     settings = DeliverySettings.from_env()
-    destinations = destinations_from_env(dry_run=dry_run, timeout_s=settings.request_timeout_s)
     if not dry_run:
         check_send_volume(
             con,

@@ -8,12 +8,14 @@ import secrets
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import cast
 
 import duckdb
 
 from activation.decision_log import write_decisions, write_run
+from activation.destinations import destinations_from_env
+from activation.errors import CircuitBreakerOpen
+from activation.settings import DeliverySettings
 from activation.summary import RunSummary, guardrail_impact, summarize
 from agent.context import load_contact_history, load_contexts
 from agent.contracts import Mode
@@ -55,6 +57,11 @@ def run_activation(
 
     t0 = time.perf_counter()
     started_at = datetime.now(UTC)
+    # Destination settings are checked before anything is decided or written: a missing variable
+    # fails the run at once, naming it, with nothing half-done.
+    destinations = destinations_from_env(
+        dry_run=dry_run, timeout_s=DeliverySettings.from_env().request_timeout_s
+    )
     if con is None:
         ensure_warehouse()
         con = duckdb.connect(str(paths.duckdb_path()))
@@ -102,20 +109,22 @@ def run_activation(
         "guardrail_impact.json": lambda _s: json.dumps(impact, indent=2),
     }
     send_progress = progress_factory("delivering", summary.counts["send"]) if progress_factory else None
-    summary = deliver_decisions(
-        con,
-        decisions,
-        summary=summary,
-        dry_run=dry_run,
-        outbox_run_dir=outbox_run,
-        extra_files=extra,
-        force=force,
-        progress=send_progress,
-    )
+    try:
+        summary = deliver_decisions(
+            con,
+            decisions,
+            summary=summary,
+            destinations=destinations,
+            dry_run=dry_run,
+            outbox_run_dir=outbox_run,
+            extra_files=extra,
+            force=force,
+            progress=send_progress,
+        )
+    except CircuitBreakerOpen:
+        summary.elapsed_s = round(time.perf_counter() - t0, 2)
+        write_run(con, summary, started_at=started_at, status="blocked_by_circuit_breaker")
+        raise
     summary.elapsed_s = round(time.perf_counter() - t0, 2)
     write_run(con, summary, started_at=started_at, status="completed")
     return summary
-
-
-def outbox_path(summary: RunSummary) -> Path | None:
-    return Path(summary.outbox) if summary.outbox else None

@@ -152,3 +152,16 @@ def test_holdout_lift_from_simulated_outcomes(warehouse_copy: Path) -> None:
     con.close()
     assert {r[0] for r in rows} == set(summary.by_segment)
     assert all(r[1] > 0 and r[2] > 0 and r[3] is not None for r in rows)
+
+
+def test_live_run_without_destination_settings_fails_before_writing_anything(
+    warehouse_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NBA_DESTINATIONS", "hubspot")
+    monkeypatch.delenv("NBA_HUBSPOT__TOKEN", raising=False)
+    with pytest.raises(Exception, match="NBA_HUBSPOT__TOKEN"):
+        run_activation(
+            mode="rules", segment="all", goal="90d_clv", discount_cap=5.0, suppress_hours=24.0, dry_run=False
+        )
+    assert _count(warehouse_copy, "select count(*) from ops.decision_log") == 0
+    assert _count(warehouse_copy, "select count(*) from ops.run_log") == 0
