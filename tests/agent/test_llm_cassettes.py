@@ -263,3 +263,14 @@ def test_cassette_deterministic_failure_is_cached_too(server_url: str, tmp_path)
     )
     assert s2["llm_calls"] == 0
     assert second[0][0].model_dump() == first[0][0].model_dump()
+
+
+def test_cassette_invalid_output_then_successful_reask(server_url: str) -> None:
+    """The model's first answers are invalid JSON; instructor asks again with the validation error and
+    the third answer validates: the decision is the LLM's, with every attempt on record."""
+    decision, _, calls = run_case("reask", server_url, max_retries=2)
+    assert calls == 3 and len(decision.attempts) == 3
+    assert decision.attempts[0].error and decision.attempts[1].error and decision.attempts[2].error is None
+    assert decision.policy == "llm" and decision.fallback_reason is None
+    assert decision.status == "send" and decision.channel == "email"  # email is the only consent
+    assert_invariants(decision, "reask")
