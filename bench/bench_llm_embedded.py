@@ -8,7 +8,10 @@
 Target: (2) >= 0.9x (1). Reasks count against us: a decision that needs two completions is one
 decision.
 
-    .venv/bin/python bench/bench_llm_embedded.py [N]
+    .venv/bin/python bench/bench_llm_embedded.py [N] [CONCURRENCY] [MAX_RETRIES]
+
+Defaults are the product's for the embedded model (no reasks: see agent/settings.py); MAX_RETRIES=1
+adds one reask per invalid answer, which costs the model a full completion each.
 """
 
 from __future__ import annotations
@@ -47,8 +50,14 @@ def main() -> None:
         run_id="bench", as_of=as_of, mode="llm", global_holdout_pct=0, segment_holdout_pct=0
     )
     ref = load_reference()
-    llm = LLMSettings(
-        cache=False, http_retries=0, timeout_s=300, concurrency=int(sys.argv[2]) if len(sys.argv) > 2 else 1
+    # The product's own defaults for the embedded model (no OPENAI_* variables), unless overridden.
+    llm = LLMSettings.from_env(
+        {},
+        cache=False,
+        http_retries=0,
+        timeout_s=300,
+        concurrency=int(sys.argv[2]) if len(sys.argv) > 2 else 1,
+        max_retries=int(sys.argv[3]) if len(sys.argv) > 3 else None,
     )
     guard = settings.guardrails()
     bodies = []
