@@ -1,7 +1,7 @@
 """`nba-eval`: is the candidate policy or prompt better than the baseline? One command, one report.
 
   nba-eval --mode llm --prompt-version v2 --baseline v1 --sample 40
-  nba-eval --mode rules --baseline random --sample 600
+  nba-eval --mode rules --baseline random            (every segmented customer)
 
 Both policies decide for the same frozen sample of segmented customers (seeded); their value is
 estimated off-policy (IPS, SNIPS, DR) on those customers' logged touches and, because the generator
@@ -22,6 +22,7 @@ import duckdb
 from agent.contracts import GOALS, CustomerContext, Decision, GuardrailReport, Mode
 from agent.errors import AgentError
 from evals.harness import PolicySpec, run_eval
+from evals.report_model import PolicyValue
 
 FEATURES = ("lifetime_revenue", "recency_days", "sessions_30d", "latest_nps_score", "tenure_days")
 
@@ -42,12 +43,31 @@ def build_parser() -> argparse.ArgumentParser:
         default="rules",
         help="baseline: rules, random, or a prompt version (e.g. v1) for the LLM",
     )
-    p.add_argument("--sample", type=int, default=40, help="segmented customers in the frozen sample")
+    p.add_argument(
+        "--sample",
+        type=_sample_size,
+        default=0,
+        help="segmented customers in the frozen sample, or 'all' (default: all; the estimated-vs-true "
+        "check needs the whole demo population, a sample of 40 is for quick prompt iteration)",
+    )
     p.add_argument("--goal", choices=GOALS, default="90d_clv")
     p.add_argument("--discount-cap", type=float, default=5.0)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--n-bootstrap", type=int, default=1000)
     return p
+
+
+def _sample_size(text: str) -> int:
+    """'all' -> 0 (every segmented customer), else a positive int."""
+    if text.strip().lower() == "all":
+        return 0
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer or 'all', got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer or 'all', got {text!r}")
+    return n
 
 
 def spec_for(name: str, *, goal: str, cap: float) -> PolicySpec:
@@ -81,8 +101,6 @@ def _run(args: argparse.Namespace) -> int:
     from warehouse import paths
     from warehouse.cli import ensure_warehouse
 
-    if args.sample < 1:
-        raise AgentError("--sample must be at least 1")
     ensure_warehouse()
     con = duckdb.connect(str(paths.duckdb_path()))
     as_of = data_as_of(con)
@@ -100,7 +118,7 @@ def _run(args: argparse.Namespace) -> int:
     if baseline.name == candidate.name:
         raise AgentError(f"candidate and baseline are the same policy ({candidate.name})")
 
-    ids = frozen_sample(con, args.sample, seed=args.seed)
+    ids = frozen_sample(con, args.sample or 10**12, seed=args.seed)
     contexts = {c.customer_id: c for c in load_contexts(con, customer_ids=ids)}
     cols = ", ".join(f"c.{f}" for f in FEATURES)
     table = (
@@ -151,8 +169,17 @@ def _run(args: argparse.Namespace) -> int:
         )
     out = write_report(report)
     store_eval_run(con, report)
+    con.close()
     _print(report, out)
     return 0
+
+
+def truth_check(v: PolicyValue, tolerance: float = 0.05) -> bool:
+    """The estimated-vs-true check: the estimate within `tolerance` of the true value and its 95%
+    interval covering it (False without a truth or an estimate)."""
+    if not v.true_value or v.value is None or v.low is None or v.high is None:
+        return False
+    return abs(v.value - v.true_value) <= tolerance * abs(v.true_value) and v.low <= v.true_value <= v.high
 
 
 def _print(report, out) -> None:  # type: ignore[no-untyped-def]
@@ -160,15 +187,19 @@ def _print(report, out) -> None:  # type: ignore[no-untyped-def]
         f"eval {report.eval_id}: {report.candidate['name']} vs {report.baseline['name']} on "
         f"{report.sample_size} customers, {report.n_logged} logged touches"
     )
-    print(f"{'policy':<16}{'metric':<14}{'DR value':>10}  {'95% interval':<22}{'true':>9}{'error':>8}")
+    print(
+        f"{'policy':<16}{'metric':<14}{'DR value':>10}  {'95% interval':<22}{'true':>9}{'error':>8}"
+        "  within 5% & covered"
+    )
     for v in report.policy_values:
         if v.estimator != "dr":
             continue
         err = "" if not v.true_value else f"{(v.value - v.true_value) / v.true_value:+.1%}"
         true = "" if v.true_value is None else f"{v.true_value:.3f}"
+        ok = "" if not v.true_value else ("yes" if truth_check(v) else "NO")
         print(
             f"{v.policy:<16}{v.metric:<14}{v.value:>10.3f}  [{v.low:.3f}, {v.high:.3f}]".ljust(62)
-            + f"{true:>9}{err:>8}"
+            + f"{true:>9}{err:>8}  {ok}"
         )
     for metric, d in report.difference.items():
         print(f"candidate - baseline ({metric}, DR): {d['value']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]")

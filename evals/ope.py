@@ -369,8 +369,9 @@ class SNIPS(Estimator):
 
 
 class DoublyRobust(Estimator):
-    """DR: mean of q(x_i, pi) + w_i * (r_i - q(x_i, a_i)) with a direct-method reward model q fit on
-    the logged data (default: per-(action, feature-bucket) means shrunk to the per-action mean)."""
+    """DR: mean of q(x_i, pi) + w_i * (r_i - q(x_i, a_i)) with a direct-method reward model q
+    cross-fitted on the logged data by customer (default: per-(action, feature-bucket) means shrunk
+    to the per-action mean; see evals.reward_model)."""
 
     name = "dr"
 
@@ -381,8 +382,8 @@ class DoublyRobust(Estimator):
 
     def fit(self, data: LoggedData) -> FittedRewardModel:
         if self._fitted is None or self._fitted[0] != id(data):
-            fitted = self.reward_model.fit(
-                data.actions, data.reward(self.metric), data.features, len(data.space)
+            fitted = self.reward_model.fit_crossed(
+                data.actions, data.reward(self.metric), data.features, len(data.space), data.customer_ids
             )
             self._fitted = (id(data), fitted)
         return self._fitted[1]

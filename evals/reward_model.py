@@ -8,6 +8,11 @@ itself shrunk towards the overall mean:
 
 A feature cell is the combination of each feature's quantile bucket (up to `max_features` features,
 `n_buckets` buckets each). With no features there is one cell and q is the shrunk per-action mean.
+
+`fit_crossed` cross-fits (Chernozhukov et al., 2018): customers are split into `n_folds` folds and
+each row's q comes from the model fit on the other folds, so a row's own outcome never enters its
+own q. Fit in-sample, q leans towards the row's outcome in sparse cells and DR's correction term
+shrinks with it: on the demo warehouse that biased DR by about +1.5%.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ class BucketRewardModel:
     n_buckets: int = 4
     prior: float = 10.0
     max_features: int = 3
+    n_folds: int = 5
 
     def cells(self, features: np.ndarray | None, n: int) -> tuple[np.ndarray, int]:
         if features is None or features.shape[1] == 0:
@@ -47,12 +53,42 @@ class BucketRewardModel:
     ) -> FittedRewardModel:
         n = len(actions)
         cells, n_cells = self.cells(features, n)
-        overall = float(rewards.mean()) if n else 0.0
+        table = self._table(actions, rewards, cells, n_cells, n_actions)
+        return FittedRewardModel(table=table, cells=cells)
+
+    def fit_crossed(
+        self,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        features: np.ndarray | None,
+        n_actions: int,
+        groups: np.ndarray,
+    ) -> FittedRewardModel:
+        """Cross-fitted by group (customer): fold k's table is fit on the rows of the other folds.
+        The result stacks the folds' tables (n_folds x n_cells rows) and each row's cell points into
+        its own fold's block, so it is used exactly like an in-sample fit. With fewer groups than
+        folds it is the in-sample fit."""
+        n = len(actions)
+        cells, n_cells = self.cells(features, n)
+        _, group = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
+        n_groups = int(group.max()) + 1 if n else 0
+        if n_groups < self.n_folds:
+            return self.fit(actions, rewards, features, n_actions)
+        folds = np.random.default_rng(0).permutation(n_groups)[group] % self.n_folds
+        tables = np.empty((self.n_folds, n_cells, n_actions))
+        for k in range(self.n_folds):
+            train = folds != k
+            tables[k] = self._table(actions[train], rewards[train], cells[train], n_cells, n_actions)
+        return FittedRewardModel(table=tables.reshape(-1, n_actions), cells=folds * n_cells + cells)
+
+    def _table(
+        self, actions: np.ndarray, rewards: np.ndarray, cells: np.ndarray, n_cells: int, n_actions: int
+    ) -> np.ndarray:
+        overall = float(rewards.mean()) if len(rewards) else 0.0
         a_sum = np.bincount(actions, weights=rewards, minlength=n_actions)
         a_cnt = np.bincount(actions, minlength=n_actions)
         q_action = (a_sum + self.prior * overall) / (a_cnt + self.prior)
         key = cells * n_actions + actions
         c_sum = np.bincount(key, weights=rewards, minlength=n_cells * n_actions).reshape(n_cells, n_actions)
         c_cnt = np.bincount(key, minlength=n_cells * n_actions).reshape(n_cells, n_actions)
-        table = (c_sum + self.prior * q_action) / (c_cnt + self.prior)
-        return FittedRewardModel(table=table, cells=cells)
+        return (c_sum + self.prior * q_action) / (c_cnt + self.prior)  # type: ignore[no-any-return]

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from warehouse import paths, truth
 from warehouse.synth_activity import make_nps, make_orders, make_web_events
 from warehouse.synth_marketing import make_campaigns, make_spend, make_suppressions, make_touches
-from warehouse.synth_people import make_customers, make_products
+from warehouse.synth_people import DAY_US, make_customers, make_products
 
 DEFAULT_SEED = 42
 DEFAULT_CUSTOMERS = 5000
@@ -113,7 +113,9 @@ def generate(
     web = make_web_events(streams[3], people, as_of_day, lapsed, has_orders)
     nps, latest_day, latest_score = make_nps(streams[4], people, as_of_day, lapsed)
     params = _latent_params(streams[5], people, as_of_day, lapsed, aov, rate, latest_day, latest_score)
-    touches = make_touches(streams[6], people, params, as_of_day)
+    touches = make_touches(
+        streams[6], people, params, as_of_day, _lifecycle_audience(orders, params, as_of_day)
+    )
     campaigns = make_campaigns(as_of_day)
     spend = make_spend(streams[7], as_of_day, config.customers, campaigns, touches)
     suppressions = make_suppressions(streams[8], people, as_of_day)
@@ -152,6 +154,34 @@ def generate(
     return {name: t.num_rows for name, t in tables.items()}
 
 
+def _lifecycle_audience(orders: pa.Table, params: pa.Table, as_of_day: int) -> np.ndarray:
+    """Customers in one of the incumbent CRM's lifecycle audiences, which used the same definitions
+    as today's dbt segments (see warehouse/README.md): high-value buyers (top 20% by lifetime revenue
+    or >= 1500) lapsing (>= 45 days and >= 2x their usual gap since the last order, >= 2 orders),
+    plus first-week users and recent detractors (their latent situation)."""
+    import pyarrow.compute as pc
+
+    n = params.num_rows
+    cust = _customer_index(orders.column("customer_id"))
+    day = pc.divide(orders.column("ordered_at").cast(pa.int64()), DAY_US).to_numpy()
+    amount = orders.column("amount").to_numpy()
+    count = np.bincount(cust, minlength=n)
+    revenue = np.bincount(cust, weights=amount, minlength=n)
+    first = np.full(n, np.iinfo(np.int64).max)
+    last = np.full(n, np.iinfo(np.int64).min)
+    np.minimum.at(first, cust, day)
+    np.maximum.at(last, cust, day)
+    buyers = count > 0
+    top = np.quantile(revenue[buyers], 0.8) if buyers.any() else np.inf
+    high_value = buyers & ((revenue >= top) | (revenue >= 1500))
+    gap = np.divide(last - first, np.maximum(count - 1, 1))
+    since = as_of_day - last
+    lapsing = (count >= 2) & (since >= 45) & (since >= 2.0 * gap)
+    situation = params.column("situation").to_numpy(zero_copy_only=False)
+    lifecycle: np.ndarray = (high_value & lapsing) | np.isin(situation, truth.SITUATIONS[1:])
+    return lifecycle
+
+
 def _customer_index(customer_ids: pa.ChunkedArray) -> np.ndarray:
     """'C0000042' -> 41 (ids are dense and 1-based)."""
     import pyarrow.compute as pc
@@ -168,7 +198,12 @@ def _write_dir(directory: Path, tables: dict[str, pa.Table], texts: dict[str, st
         shutil.rmtree(tmp)
     tmp.mkdir()
     for name, table in tables.items():
-        pq.write_table(table, tmp / name, compression="zstd", row_group_size=1_000_000)
+        # dictionary columns (the touches' template, channel, campaign) are written without the Arrow
+        # schema, whose dictionary ids would make same-seed files differ byte for byte
+        dictionary = any(pa.types.is_dictionary(f.type) for f in table.schema)
+        pq.write_table(
+            table, tmp / name, compression="zstd", row_group_size=1_000_000, store_schema=not dictionary
+        )
     for name, text in texts.items():
         (tmp / name).write_text(text, encoding="utf-8")
     old = directory.with_name(directory.name + ".old")

@@ -5,12 +5,32 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from warehouse import truth
 from warehouse.synth_people import DAY_US, US, People, ids, take_strings
 
-TOUCH_WINDOW_DAYS = 180
-LOGGING_EPSILON = 0.15  # uniform mixing: every action keeps propensity >= EPSILON / n_actions
+TOUCH_WINDOW_DAYS = 365
+LOGGING_EPSILON = 0.10  # uniform mixing: every action keeps propensity >= EPSILON / n_actions
+# Always-on CRM over the last year: every customer gets an occasional touch; customers in one of the
+# incumbent CRM's lifecycle audiences (see generate._lifecycle_audience: lapsing high-value buyers,
+# first-week users, recent detractors) get that program's sequence, about 2.5 messages a week across
+# email, SMS and push. Counts are Poisson over the customer's days in the window.
+BASE_TOUCHES_PER_DAY = 0.01
+LIFECYCLE_TOUCHES_PER_DAY = 0.35
+# The incumbent playbook the logging policy follows (with exploration): each situation's primary
+# template per channel, at a 5% discount.
+PLAYBOOK_TEMPLATES = frozenset(
+    {
+        "winback_soft",
+        "winback_sms",
+        "onboarding_tips",
+        "onboarding_push",
+        "cs_followup_offer",
+        "cs_apology_sms",
+    }
+)
+CUSTOMER_CHUNK = 100_000  # customers per chunk of touches (bounds memory at millions of customers)
 PAID_CAMPAIGNS = (
     ("CMP-PS-BRAND", "Brand search", "paid_search", "acquisition"),
     ("CMP-PS-GENERIC", "Generic search", "paid_search", "acquisition"),
@@ -69,23 +89,30 @@ def make_spend(
         impressions = rng.poisson(spend * 90).astype(np.int64)
         clicks = rng.binomial(impressions, 0.02).astype(np.int64)
         frames.append((np.full(len(days), cid, dtype=object), days, spend, impressions, clicks))
-    # CRM campaigns: cost per send, aggregated per day from the campaign history
-    t_day = (touches.column("touched_at").cast(pa.int64()).to_numpy() // DAY_US).astype(np.int64)
-    t_camp = np.asarray(touches.column("campaign_id").to_pylist(), dtype=object)
-    t_channel = np.asarray(touches.column("channel").to_pylist(), dtype=object)
-    for cid in sorted(set(t_camp.tolist())):
-        sel = t_camp == cid
-        days, counts = np.unique(t_day[sel], return_counts=True)
-        cost = CRM_COST_PER_SEND[str(t_channel[sel][0])]
-        frames.append(
-            (
-                np.full(len(days), cid, dtype=object),
-                days,
-                np.round(counts * cost, 4),
-                counts.astype(np.int64),
-                np.zeros(len(days), np.int64),
-            )
+    # CRM campaigns: cost per send, aggregated per day from the campaign history (a few thousand
+    # (campaign, day) groups, whatever the number of touches)
+    per_day = (
+        pa.table(
+            {
+                "campaign_id": touches.column("campaign_id").cast(pa.string()),
+                "channel": touches.column("channel").cast(pa.string()),
+                "day": pc.divide(touches.column("touched_at").cast(pa.int64()), DAY_US),
+            }
         )
+        .group_by(["campaign_id", "channel", "day"])
+        .aggregate([([], "count_all")])
+    )
+    counts = per_day.column("count_all").to_numpy().astype(np.int64)
+    cost = np.array([CRM_COST_PER_SEND[c] for c in per_day.column("channel").to_pylist()])
+    frames.append(
+        (
+            np.asarray(per_day.column("campaign_id").to_pylist(), dtype=object),
+            per_day.column("day").to_numpy().astype(np.int64),
+            np.round(counts * cost, 4),
+            counts,
+            np.zeros(len(counts), np.int64),
+        )
+    )
     cid, day, spend, imp, clk = (np.concatenate(x) for x in zip(*frames, strict=True))
     order = np.lexsort((cid, day))
     return pa.table(
@@ -117,74 +144,106 @@ def make_suppressions(rng: np.random.Generator, people: People, as_of_day: int) 
 
 
 def logging_policy_probs(situation: np.ndarray, preferred: np.ndarray, consent: np.ndarray) -> np.ndarray:
-    """The KNOWN logging policy: softmax over every action of the bank, mixed with uniform.
+    """The KNOWN logging policy: the incumbent CRM playbook as a softmax over every action of the
+    bank, mixed with uniform exploration.
 
-    Features: the customer's situation (which segment's templates fit), preferred channel and
-    consent. Returns (n, n_actions) probabilities; each row sums to 1 and every entry is at least
-    LOGGING_EPSILON / n_actions.
+    Logits: +2.5 for the templates of the customer's situation, +1.0 for the preferred channel,
+    -3.0 for a channel without consent, +1.0 for the playbook templates, -0.1 per discount point
+    away from 5%. Returns (n, n_actions) probabilities; each row sums to 1 and every entry is at
+    least LOGGING_EPSILON / n_actions.
     """
     grid = truth.action_grid()
     k = len(grid)
     seg = np.array([a.segment for a in grid], dtype=object)
     chan = np.array([("email", "sms", "push").index(a.channel) for a in grid])
     disc = np.array([a.discount_pct for a in grid])
-    logits = 1.6 * (situation[:, None] == seg[None, :])
-    logits = logits + 0.7 * (preferred[:, None] == chan[None, :])
-    logits = logits - 1.2 * ~consent[:, chan]
-    logits = logits - 0.04 * disc[None, :]
+    playbook = np.array([a.template_id in PLAYBOOK_TEMPLATES for a in grid])
+    logits = 2.5 * (situation[:, None] == seg[None, :])
+    logits = logits + 1.0 * (preferred[:, None] == chan[None, :])
+    logits = logits - 3.0 * ~consent[:, chan]
+    logits = logits + 1.0 * playbook[None, :] - 0.1 * np.abs(disc[None, :] - 5.0)
     logits -= logits.max(axis=1, keepdims=True)
     soft = np.exp(logits)
     soft /= soft.sum(axis=1, keepdims=True)
     return (1.0 - LOGGING_EPSILON) * soft + LOGGING_EPSILON / k
 
 
-def make_touches(rng: np.random.Generator, people: People, params: pa.Table, as_of_day: int) -> pa.Table:
+def make_touches(
+    rng: np.random.Generator, people: People, params: pa.Table, as_of_day: int, lifecycle: np.ndarray
+) -> pa.Table:
+    """The campaign history: touches per customer (Poisson, see the rates above), each action drawn
+    from the logging policy with its exact propensity, outcomes drawn from the truth."""
     n = len(people.signup_day)
-    eligible = people.signup_day < as_of_day - 1
-    touched = eligible & (rng.random(n) < 0.40)
-    count = np.where(touched, np.minimum(1 + rng.geometric(0.33, n) - 1, 5), 0)
-    t_cust = np.repeat(np.arange(n), count)
-    m = len(t_cust)
-    start = np.maximum(people.signup_day[t_cust], as_of_day - TOUCH_WINDOW_DAYS)
-    span_us = (as_of_day - start) * DAY_US - 3600 * US
-    ts = start * DAY_US + (rng.random(m) * span_us).astype(np.int64)
-
-    situation = params.column("situation").to_numpy(zero_copy_only=False)
+    start = np.maximum(people.signup_day, as_of_day - TOUCH_WINDOW_DAYS)
+    days = np.clip(as_of_day - start, 0, None)
+    rate = np.where(lifecycle, LIFECYCLE_TOUCHES_PER_DAY, BASE_TOUCHES_PER_DAY)
+    count = rng.poisson(rate * days)
+    columns = ("situation", "base_logit", "discount_sensitivity", "expected_order_value")
+    latent = {c: params.column(c).to_numpy(zero_copy_only=False) for c in columns}
+    latent |= {
+        f"affinity_{ch}": params.column(f"affinity_{ch}").to_numpy() for ch in ("email", "sms", "push")
+    }
+    s_codes, s_list = truth.string_codes(latent["situation"])
+    s_names = pa.array(s_list, pa.string())
     grid = truth.action_grid()
-    order = np.lexsort((ts, t_cust))
-    t_cust, ts = t_cust[order], ts[order]
-    probs = logging_policy_probs(situation[t_cust], people.preferred[t_cust], people.consent[t_cust])
-    cum = np.cumsum(probs, axis=1)
-    choice = (cum < rng.random(m)[:, None] * cum[:, -1:]).sum(axis=1)
-    choice = np.minimum(choice, len(grid) - 1)
-    propensity = probs[np.arange(m), choice]
-    tids = np.array([a.template_id for a in grid], dtype=object)[choice]
-    channels = np.array([a.channel for a in grid], dtype=object)[choice]
-    discs = np.array([a.discount_pct for a in grid])[choice]
-
-    conv_p, rev_mean = truth.expected_reward(params.take(pa.array(t_cust)), tids, discs)
-    converted = rng.random(m) < conv_p
-    per_conv = np.divide(rev_mean, conv_p, out=np.zeros(m), where=conv_p > 0)
-    sigma = 0.5
-    revenue = np.where(converted, per_conv * rng.lognormal(-(sigma**2) / 2, sigma, m), 0.0)
-    return pa.table(
-        {
-            "touch_id": ids("T", np.arange(1, m + 1), 9),
-            "customer_id": people.customer_id.take(pa.array(t_cust)),
-            "campaign_id": _campaign_ids(tids),
-            "touched_at": pa.array(ts, pa.timestamp("us")),
-            "template_id": pa.array(tids, pa.string()),
-            "channel": pa.array(channels, pa.string()),
-            "discount_pct": pa.array(discs, pa.float64()),
-            "propensity": pa.array(propensity, pa.float64()),
-            "converted_14d": pa.array(converted),
-            "revenue_90d": pa.array(np.round(revenue, 2), pa.float64()),
-        }
-    )
-
-
-def _campaign_ids(tids: np.ndarray) -> pa.Array:
-    if len(tids) == 0:
-        return pa.array([], pa.string())
-    uniq, inv = np.unique(tids, return_inverse=True)
-    return take_strings(tuple(crm_campaign_id(t) for t in uniq), inv)
+    k = len(grid)
+    tids = np.array([a.template_id for a in grid], dtype=object)
+    chans = np.array([a.channel for a in grid], dtype=object)
+    discs = np.array([a.discount_pct for a in grid])
+    # string columns as dictionaries (a few bytes per touch at millions of rows); each dictionary
+    # holds distinct values, indexed through the action's template / channel code
+    templates = sorted(set(tids.tolist()))
+    template_of = np.array([templates.index(t) for t in tids], dtype=np.int32)
+    channel_of = np.array([("email", "sms", "push").index(c) for c in chans], dtype=np.int32)
+    template_names = pa.array(templates, pa.string())
+    channel_names = pa.array(["email", "sms", "push"], pa.string())
+    campaign_names = pa.array([crm_campaign_id(t) for t in templates], pa.string())
+    parts: list[pa.Table] = []
+    first_id = 1
+    for lo in range(0, n, CUSTOMER_CHUNK):
+        hi = min(lo + CUSTOMER_CHUNK, n)
+        local = np.repeat(np.arange(hi - lo), count[lo:hi])  # chunk-local customer of each touch
+        t_cust = lo + local
+        m = len(t_cust)
+        span_us = days[t_cust] * DAY_US - 3600 * US
+        ts = start[t_cust] * DAY_US + (rng.random(m) * span_us).astype(np.int64)
+        ts = ts[np.lexsort((ts, local))]  # touches are grouped by customer already; sort each by time
+        # the logging policy depends on the customer only: one row of probabilities per customer,
+        # and one inverse-CDF lookup per touch (row r's CDF is shifted by r to search them all at once)
+        probs = logging_policy_probs(
+            latent["situation"][lo:hi], people.preferred[lo:hi], people.consent[lo:hi]
+        )
+        cdf = np.cumsum(probs, axis=1)
+        cdf /= cdf[:, -1:]
+        shifted = (cdf + np.arange(hi - lo)[:, None]).ravel()
+        flat = np.searchsorted(shifted, local + rng.random(m) * (1 - 1e-12), side="right")
+        choice = np.minimum(flat - local * k, k - 1)
+        propensity = probs.ravel()[local * k + choice]
+        del probs, cdf, shifted
+        rows = {c: v[t_cust] for c, v in latent.items() if c != "situation"}
+        rows["situation"] = pa.DictionaryArray.from_arrays(pa.array(s_codes[t_cust], pa.int32()), s_names)
+        template_code = pa.array(template_of[choice])
+        template = pa.DictionaryArray.from_arrays(template_code, template_names)
+        conv_p, rev_mean = truth.expected_reward(rows, template, discs[choice])
+        converted = rng.random(m) < conv_p
+        per_conv = np.divide(rev_mean, conv_p, out=np.zeros(m), where=conv_p > 0)
+        sigma = 0.5
+        revenue = np.where(converted, per_conv * rng.lognormal(-(sigma**2) / 2, sigma, m), 0.0)
+        parts.append(
+            pa.table(
+                {
+                    "touch_id": ids("T", np.arange(first_id, first_id + m), 9),
+                    "customer_id": people.customer_id.take(pa.array(t_cust)),
+                    "campaign_id": pa.DictionaryArray.from_arrays(template_code, campaign_names),
+                    "touched_at": pa.array(ts, pa.timestamp("us")),
+                    "template_id": template,
+                    "channel": pa.DictionaryArray.from_arrays(pa.array(channel_of[choice]), channel_names),
+                    "discount_pct": pa.array(discs[choice], pa.float64()),
+                    "propensity": pa.array(propensity, pa.float64()),
+                    "converted_14d": pa.array(converted),
+                    "revenue_90d": pa.array(np.round(revenue, 2), pa.float64()),
+                }
+            )
+        )
+        first_id += m
+    return pa.concat_tables(parts)

@@ -144,7 +144,14 @@ def test_logging_policy_rows_are_distributions_with_a_floor() -> None:
     situation = rng.choice(np.array([*truth.SITUATIONS, "none"], dtype=object), n)
     probs = logging_policy_probs(situation, rng.integers(0, 3, n), rng.random((n, 3)) < 0.5)
     assert np.allclose(probs.sum(axis=1), 1.0)
-    assert probs.min() >= 0.005
+    assert probs.min() >= LOGGING_EPSILON / len(truth.action_grid()) - 1e-12
+    # the playbook: a lapsing customer with email consent who prefers email is most likely to get
+    # the soft win-back email at 5%
+    one = logging_policy_probs(
+        np.array(["high_value_lapse_risk"], dtype=object), np.array([0]), np.array([[True, True, True]])
+    )[0]
+    labels = [(a.template_id, a.discount_pct) for a in truth.action_grid()]
+    assert labels[int(one.argmax())] == ("winback_soft", 5.0)
 
 
 def test_expected_rewards_file_and_discount_tradeoff(small: Path) -> None:

@@ -1,0 +1,53 @@
+"""`nba-eval` on the demo warehouse: the estimated-vs-true check at the demo scale.
+
+Rules against the uniform-random reference over every segmented customer of the demo (seed 42):
+for both policies and both metrics, the DR estimate must be within 5% of the true value computed
+from the generator's ground truth, and its 95% interval must cover it. The LLM policy's check needs
+the model for every customer (see README, Evals); here the rules and random policies carry it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from evals import cli
+from evals.report_model import PolicyValue
+
+
+def test_dr_within_5pct_of_truth_and_covered_at_demo_scale(
+    warehouse_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("NBA_REPORTS_DIR", str(tmp_path / "reports"))
+    assert cli.main(["--mode", "rules", "--baseline", "random", "--sample", "all"]) == 0
+    out = capsys.readouterr().out
+    reports = list((tmp_path / "reports").glob("eval-*/report.json"))
+    assert len(reports) == 1
+    report = json.loads(reports[0].read_text())
+    assert report["n_logged"] >= 40_000  # the campaign history is rich enough for a 5% check
+    assert report["sample_size"] >= 500
+    dr = [PolicyValue.model_validate(v) for v in report["policy_values"] if v["estimator"] == "dr"]
+    assert {(v.policy, v.metric) for v in dr} == {
+        (p, m) for p in ("rules", "random") for m in ("revenue_90d", "converted_14d")
+    }
+    for v in dr:
+        assert v.true_value, v
+        err = (v.value - v.true_value) / v.true_value
+        assert abs(err) <= 0.05, f"{v.policy} {v.metric}: DR {v.value:.4f} vs true {v.true_value:.4f}"
+        assert v.low <= v.true_value <= v.high, f"{v.policy} {v.metric}: interval misses the truth"
+        assert cli.truth_check(v)
+    assert out.count("  yes") == 4 and "NO" not in out
+    con = duckdb.connect(str(warehouse_copy), read_only=True)
+    assert con.sql("select count(*) from ops.eval_runs").fetchall()[0][0] == 1
+
+
+def test_sample_argument_errors_name_the_fix(capsys: pytest.CaptureFixture[str]) -> None:
+    for bad in ("0", "-3", "many"):
+        with pytest.raises(SystemExit) as exc:
+            cli.build_parser().parse_args(["--sample", bad])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "positive integer or 'all'" in err[0], err
