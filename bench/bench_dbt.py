@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 import duckdb
-import jinja2
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -62,9 +61,10 @@ def measured(cmd: list[str], env: dict[str, str], log: Path) -> dict[str, float]
 
 
 def ops_ddl() -> str:
-    source = (REPO / "warehouse/dbt/macros/create_ops_tables.sql").read_text()
-    module = jinja2.Environment().from_string(source).make_module({"target": {"type": "duckdb"}})
-    return str(module.create_ops_tables())
+    """The DuckDB DDL of the ops tables, read from the dbt macro as the product reads it."""
+    from activation.ops_tables import ops_ddl_statements
+
+    return ";\n".join(ops_ddl_statements())
 
 
 def raw_replay(target: Path, db_path: Path) -> tuple[float, int]:
