@@ -10,6 +10,7 @@ output) ends as a ProposalOutcome with a reason; nothing here raises into the ru
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
@@ -31,6 +32,11 @@ from agent.settings import LLMSettings
 DETERMINISTIC_FAILURES = frozenset({"invalid_output", "truncated_output"})
 _MODES = {"tools": instructor.Mode.TOOLS, "json": instructor.Mode.JSON, "md_json": instructor.Mode.MD_JSON}
 _trail: ContextVar[list[dict[str, Any]] | None] = ContextVar("nba_llm_trail", default=None)
+# instructor logs an error line (with the model's raw output) for every answer that stays invalid;
+# each one is already classified, counted in the run summary and kept in the decision log, so
+# without logging configured by the caller these lines are not printed (a configured root handler
+# still receives them).
+logging.getLogger("instructor").addHandler(logging.NullHandler())
 
 
 @dataclass
