@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+import time
+from collections.abc import Callable
 from datetime import UTC
 from typing import NoReturn, cast
 
@@ -152,7 +154,12 @@ def _run(args: argparse.Namespace) -> int:
                 segment_holdout_pct=0,
             )
             decided, _ = decide(
-                ctxs, {}, settings, llm_settings=llm_settings, base_url=url if spec.mode == "llm" else None
+                ctxs,
+                {},
+                settings,
+                llm_settings=llm_settings,
+                base_url=url if spec.mode == "llm" else None,
+                progress=_progress_printer(spec.name, len(ctxs)) if spec.mode == "llm" else None,
             )
             return decided
 
@@ -172,6 +179,22 @@ def _run(args: argparse.Namespace) -> int:
     con.close()
     _print(report, out)
     return 0
+
+
+def _progress_printer(label: str, total: int, every_s: float = 30.0) -> Callable[[int], None]:
+    """A plain progress line on stderr (LLM decisions take seconds each on the embedded model):
+    at most one every `every_s` seconds, and one when the last decision is in."""
+    state = {"done": 0, "last": time.monotonic()}
+    t0 = state["last"]
+
+    def advance(n: int) -> None:
+        state["done"] += n
+        now = time.monotonic()
+        if state["done"] >= total or now - state["last"] >= every_s:
+            state["last"] = now
+            print(f"[eval] {label}: {state['done']}/{total} decided ({now - t0:.0f}s)", file=sys.stderr)
+
+    return advance
 
 
 def truth_check(v: PolicyValue, tolerance: float = 0.05) -> bool:

@@ -51,3 +51,12 @@ def test_sample_argument_errors_name_the_fix(capsys: pytest.CaptureFixture[str])
         assert exc.value.code == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "positive integer or 'all'" in err[0], err
+
+
+def test_llm_progress_line_reaches_the_total(capsys: pytest.CaptureFixture[str]) -> None:
+    advance = cli._progress_printer("llm:v1", 3, every_s=3600)
+    advance(2)  # within the interval: silent
+    assert capsys.readouterr().err == ""
+    advance(1)  # the last decision always prints
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("[eval] llm:v1: 3/3 decided")
