@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import duckdb
 import pyarrow as pa
 
+from activation.ops_tables import insert_atomically
 from activation.summary import RunSummary
 from agent.contracts import Decision, GuardrailReport
 
@@ -92,16 +93,7 @@ def write_decisions(
     con: duckdb.DuckDBPyConnection, decided: Sequence[tuple[Decision, GuardrailReport]], *, dry_run: bool
 ) -> int:
     table = decision_rows(decided, dry_run=dry_run)
-    con.execute("begin transaction")
-    try:
-        con.register("_nba_decisions", table)
-        con.execute("insert into ops.decision_log by name select * from _nba_decisions")
-        con.unregister("_nba_decisions")
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
-    return table.num_rows
+    return insert_atomically(con, "ops.decision_log", table)
 
 
 def write_run(

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from warehouse.paths import DBT_DIR
 
@@ -42,3 +43,24 @@ def ensure_ops_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create the ops schema and tables if missing (never drops anything)."""
     for statement in ops_ddl_statements():
         con.execute(statement)
+
+
+def insert_atomically(
+    con: duckdb.DuckDBPyConnection, target: str, rows: pa.Table, *, replace_on: str | None = None
+) -> int:
+    """Insert an Arrow table into `target` by column name in one transaction: all rows or none.
+    With `replace_on`, rows of `target` whose `replace_on` value is among the new rows' go first
+    (an idempotent re-write). Returns the number of rows inserted."""
+    view = "_nba_insert_rows"
+    con.execute("begin transaction")
+    try:
+        con.register(view, rows)
+        if replace_on is not None:
+            con.execute(f"delete from {target} where {replace_on} in (select {replace_on} from {view})")
+        con.execute(f"insert into {target} by name select * from {view}")
+        con.unregister(view)
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    return rows.num_rows

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from activation.ops_tables import insert_atomically
 from warehouse.truth import DISCOUNT_COST_PER_PCT, expected_reward, load_truth
 
 
@@ -68,16 +69,4 @@ def simulate_outcomes(con: duckdb.DuckDBPyConnection, run_id: str | None = None,
             ),
         }
     )
-    con.execute("begin transaction")
-    try:
-        con.register("_nba_outcomes", out)
-        con.execute(
-            "delete from ops.decision_outcomes where decision_id in (select decision_id from _nba_outcomes)"
-        )
-        con.execute("insert into ops.decision_outcomes by name select * from _nba_outcomes")
-        con.unregister("_nba_outcomes")
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
-    return out.num_rows
+    return insert_atomically(con, "ops.decision_outcomes", out, replace_on="decision_id")

@@ -3,6 +3,8 @@ history (touches chosen by a known stochastic logging policy, outcomes drawn fro
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -155,7 +157,7 @@ def logging_policy_probs(situation: np.ndarray, preferred: np.ndarray, consent: 
     grid = truth.action_grid()
     k = len(grid)
     seg = np.array([a.segment for a in grid], dtype=object)
-    chan = np.array([("email", "sms", "push").index(a.channel) for a in grid])
+    chan = np.array([truth.CHANNELS.index(a.channel) for a in grid])
     disc = np.array([a.discount_pct for a in grid])
     playbook = np.array([a.template_id in PLAYBOOK_TEMPLATES for a in grid])
     logits = 2.5 * (situation[:, None] == seg[None, :])
@@ -178,25 +180,23 @@ def make_touches(
     days = np.clip(as_of_day - start, 0, None)
     rate = np.where(lifecycle, LIFECYCLE_TOUCHES_PER_DAY, BASE_TOUCHES_PER_DAY)
     count = rng.poisson(rate * days)
-    columns = ("situation", "base_logit", "discount_sensitivity", "expected_order_value")
-    latent = {c: params.column(c).to_numpy(zero_copy_only=False) for c in columns}
-    latent |= {
-        f"affinity_{ch}": params.column(f"affinity_{ch}").to_numpy() for ch in ("email", "sms", "push")
-    }
-    s_codes, s_list = truth.string_codes(latent["situation"])
+    situation = params.column("situation").to_numpy(zero_copy_only=False)
+    s_codes, s_list = truth.string_codes(params.column("situation"))
     s_names = pa.array(s_list, pa.string())
+    latent_columns = ("base_logit", "discount_sensitivity", "expected_order_value")
+    latent = {c: params.column(c).to_numpy() for c in latent_columns}
+    latent |= {f"affinity_{ch}": params.column(f"affinity_{ch}").to_numpy() for ch in truth.CHANNELS}
     grid = truth.action_grid()
     k = len(grid)
     tids = np.array([a.template_id for a in grid], dtype=object)
-    chans = np.array([a.channel for a in grid], dtype=object)
     discs = np.array([a.discount_pct for a in grid])
     # string columns as dictionaries (a few bytes per touch at millions of rows); each dictionary
     # holds distinct values, indexed through the action's template / channel code
     templates = sorted(set(tids.tolist()))
     template_of = np.array([templates.index(t) for t in tids], dtype=np.int32)
-    channel_of = np.array([("email", "sms", "push").index(c) for c in chans], dtype=np.int32)
+    channel_of = np.array([truth.CHANNELS.index(a.channel) for a in grid], dtype=np.int32)
     template_names = pa.array(templates, pa.string())
-    channel_names = pa.array(["email", "sms", "push"], pa.string())
+    channel_names = pa.array(truth.CHANNELS, pa.string())
     campaign_names = pa.array([crm_campaign_id(t) for t in templates], pa.string())
     parts: list[pa.Table] = []
     first_id = 1
@@ -210,9 +210,7 @@ def make_touches(
         ts = ts[np.lexsort((ts, local))]  # touches are grouped by customer already; sort each by time
         # the logging policy depends on the customer only: one row of probabilities per customer,
         # and one inverse-CDF lookup per touch (row r's CDF is shifted by r to search them all at once)
-        probs = logging_policy_probs(
-            latent["situation"][lo:hi], people.preferred[lo:hi], people.consent[lo:hi]
-        )
+        probs = logging_policy_probs(situation[lo:hi], people.preferred[lo:hi], people.consent[lo:hi])
         cdf = np.cumsum(probs, axis=1)
         cdf /= cdf[:, -1:]
         shifted = (cdf + np.arange(hi - lo)[:, None]).ravel()
@@ -220,7 +218,7 @@ def make_touches(
         choice = np.minimum(flat - local * k, k - 1)
         propensity = probs.ravel()[local * k + choice]
         del probs, cdf, shifted
-        rows = {c: v[t_cust] for c, v in latent.items() if c != "situation"}
+        rows: dict[str, Any] = {c: v[t_cust] for c, v in latent.items()}
         rows["situation"] = pa.DictionaryArray.from_arrays(pa.array(s_codes[t_cust], pa.int32()), s_names)
         template_code = pa.array(template_of[choice])
         template = pa.DictionaryArray.from_arrays(template_code, template_names)
