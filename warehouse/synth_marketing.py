@@ -16,10 +16,11 @@ TOUCH_WINDOW_DAYS = 365
 LOGGING_EPSILON = 0.10  # uniform mixing: every action keeps propensity >= EPSILON / n_actions
 # Always-on CRM over the last year: every customer gets an occasional touch; customers in one of the
 # incumbent CRM's lifecycle audiences (see generate._lifecycle_audience: lapsing high-value buyers,
-# first-week users, recent detractors) get that program's sequence, about 2.5 messages a week across
-# email, SMS and push. Counts are Poisson over the customer's days in the window.
+# first-week users, recent detractors) get that program's sequence, about 5 messages a week across
+# email, SMS and push (a retailer's lifecycle cadence). Counts are Poisson over the customer's days in
+# the window.
 BASE_TOUCHES_PER_DAY = 0.01
-LIFECYCLE_TOUCHES_PER_DAY = 0.35
+LIFECYCLE_TOUCHES_PER_DAY = 0.7
 # The incumbent playbook the logging policy follows (with exploration): each situation's primary
 # template per channel, at a 5% discount.
 PLAYBOOK_TEMPLATES = frozenset(

@@ -75,9 +75,10 @@ def test_campaign_history_is_the_logged_dataset(con, demo_warehouse) -> None:
     n, min_p, max_p, segmented = con.execute(
         "select count(*), min(propensity), max(propensity), count(segment) from mart_marketing__campaign_history"
     ).fetchone()
-    # the lifecycle programs touch segmented customers about 2.5 times a week: enough logged rows for
-    # off-policy estimates within 5% of the truth (tests/evals/test_eval_cli_demo.py)
-    assert n >= 50_000 and min_p >= LOGGING_EPSILON / 26 - 1e-12 and max_p <= 1 and segmented >= 40_000
+    # the lifecycle programs touch segmented customers about 5 times a week: enough logged rows for
+    # off-policy estimates within 5% of the truth (tests/evals/test_eval_cli_demo.py; half that
+    # cadence left the LLM policy's estimate outside 5% in one history of five)
+    assert n >= 100_000 and min_p >= LOGGING_EPSILON / 26 - 1e-12 and max_p <= 1 and segmented >= 100_000
     sends = con.execute("select sum(sends) from mart_marketing__segment_performance").fetchone()[0]
     assert sends == n
 
