@@ -12,14 +12,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import httpx2
 import instructor
 import openai
 from instructor.core import IncompleteOutputException, InstructorRetryException
+from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from agent.cache import DecisionCache, cache_key
@@ -49,6 +51,33 @@ class ProposalOutcome:
 
 
 _MODELS: dict[tuple[str, int], type[BaseModel]] = {}
+_CHECKED: set[type[BaseModel]] = set()  # our response models, checked once by instructor when built
+
+
+def _install_check_once() -> Callable[[Any], None]:
+    """instructor re-checks the response model for async validators about 7 times per create, each
+    time walking pydantic's whole BaseModel namespace (~1 ms of CPU per decision, profiled). Our
+    response models are built once per segment, checked with instructor's own function then, and
+    never change. `_reject_async_validators_once` answers for those and hands every other model to
+    instructor; it is installed where instructor looks the function up (the module attribute, read
+    at each call, and patch.py's import). Returns instructor's own check."""
+    from instructor.v2.core import patch as patch_module
+    from instructor.v2.validation import async_validators
+
+    current = async_validators.reject_async_validators
+    original: Callable[[Any], None] = getattr(current, "__wrapped__", current)
+    async_validators.reject_async_validators = _reject_async_validators_once
+    patch_module.reject_async_validators = _reject_async_validators_once  # type: ignore[attr-defined]
+    return original
+
+
+def _reject_async_validators_once(response_model: Any) -> None:
+    if response_model not in _CHECKED:
+        _instructor_check(response_model)
+
+
+_instructor_check = _install_check_once()
+_reject_async_validators_once.__wrapped__ = _instructor_check  # type: ignore[attr-defined]
 
 
 class _ProposalSchema(instructor.OpenAISchema):
@@ -63,7 +92,10 @@ def response_model_for(segment: str, ref: ReferenceData | None = None) -> type[B
     ref = ref or load_reference()
     key = (segment, id(ref))
     if key not in _MODELS:
-        _MODELS[key] = _build_response_model(segment, ref)
+        model = _build_response_model(segment, ref)
+        _instructor_check(model)
+        _CHECKED.add(model)
+        _MODELS[key] = model
     return _MODELS[key]
 
 
@@ -129,6 +161,39 @@ def proposal_key(settings: LLMSettings, ctx: CustomerContext, prompt: RenderedPr
     )
 
 
+def _http_client(settings: LLMSettings) -> httpx2.AsyncClient:
+    """openai's own HTTP client on the chosen transport, with a pool as wide as the concurrency.
+
+    aiohttp (openai's DefaultAioHttpClient; aiohttp comes with instructor) costs about half the CPU
+    per request of the default httpx transport, whose connection pool checks every connection on every
+    request (bench/bench_llm_overhead.py); `NBA_LLM__HTTP_TRANSPORT=httpx` switches back."""
+    width = max(settings.concurrency, 1)
+    limits = httpx2.Limits(max_connections=width, max_keepalive_connections=width)
+    if settings.http_transport == "aiohttp":
+        return openai.DefaultAioHttpClient(timeout=settings.timeout_s, limits=limits)
+    return openai.DefaultAsyncHttpxClient(timeout=settings.timeout_s, limits=limits)
+
+
+def chat_completions(raw: openai.AsyncOpenAI) -> Callable[..., Awaitable[ChatCompletion]]:
+    """`POST /chat/completions` through the openai client (its auth, timeout, retries, error types and
+    response model) with the body sent exactly as instructor built it.
+
+    `client.chat.completions.create` first runs the SDK's request transform, which walks every
+    message and the whole tool schema against the params' TypedDict annotations; for the plain JSON
+    this module sends it is the identity (tests/agent/test_llm_transport.py compares the two bodies)
+    and it was the largest single cost of a decision (~20% of the CPU, profiled)."""
+
+    async def create(**body: Any) -> ChatCompletion:
+        return await raw.post(
+            "/chat/completions",
+            body=body,
+            cast_to=ChatCompletion,
+            options={"security": {"bearer_auth": True}},
+        )
+
+    return create
+
+
 class LLMClient:
     def __init__(
         self,
@@ -142,13 +207,18 @@ class LLMClient:
         self.ref = ref or load_reference()
         self.cache = cache
         key = settings.api_key.get_secret_value() if settings.api_key else "sk-no-key-needed"
+        self.http = _http_client(settings)
         raw = openai.AsyncOpenAI(
             base_url=base_url or settings.base_url,
             api_key=key,
             timeout=settings.timeout_s,
             max_retries=settings.http_retries,
+            http_client=self.http,
         )
-        self._client = instructor.from_openai(raw, mode=_MODES[settings.instructor_mode])
+        mode = _MODES[settings.instructor_mode]
+        self._client = instructor.AsyncInstructor(
+            client=raw, create=instructor.patch(create=chat_completions(raw), mode=mode), mode=mode
+        )
         self._client.on("completion:kwargs", self._on_kwargs)
         self._client.on("completion:response", self._on_response)
         self._client.on("completion:error", self._on_error)
@@ -182,9 +252,10 @@ class LLMClient:
     async def propose(self, ctx: CustomerContext, prompt: RenderedPrompt) -> ProposalOutcome:
         s = self.settings
         messages = prompt.messages()
-        key = proposal_key(s, ctx, prompt)
-        if self.cache is not None and s.cache:
-            hit = self.cache.get(key)
+        cache = self.cache if s.cache else None
+        key = proposal_key(s, ctx, prompt) if cache is not None else ""  # hashing costs: only with a cache
+        if cache is not None:
+            hit = cache.get(key)
             if hit is not None:
                 data, failure, attempts = hit
                 cached = Proposal.model_validate(data) if data is not None else None
@@ -217,8 +288,8 @@ class LLMClient:
             )
             for t in trail
         ]
-        if self.cache is not None and s.cache and (proposal is not None or reason in DETERMINISTIC_FAILURES):
-            self.cache.put(key, proposal, attempts, reason)
+        if cache is not None and (proposal is not None or reason in DETERMINISTIC_FAILURES):
+            cache.put(key, proposal, attempts, reason)
         return ProposalOutcome(ctx.customer_id, proposal, reason, attempts)
 
     async def propose_many(

@@ -32,6 +32,7 @@ class LLMSettings(BaseModel):
     concurrency: int = Field(default=2, ge=1, le=256)
     max_tokens: int = Field(default=200, ge=16)
     http_retries: int = Field(default=0, ge=0, le=5)
+    http_transport: Literal["aiohttp", "httpx"] = "aiohttp"
     cache: bool = True
 
     @property

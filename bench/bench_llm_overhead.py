@@ -3,8 +3,9 @@
 Runs the full pipeline (eligibility -> prompt render -> instructor over the openai client ->
 response-model validation -> guardrails) against a zero-latency OpenAI-compatible server on
 127.0.0.1 in another process, at concurrency 32, and prints decisions/s next to the raw HTTP rate
-of the same server (plain httpx, same request bodies, same concurrency), so the ratio shows what our
-stack costs on top of the transport. Target: >= 300 decisions/s end to end.
+of the same server (plain aiohttp, the transport the client uses, and plain httpx; same request
+bodies, same concurrency), so the ratio shows what our stack costs on top of the transport.
+Target: >= 300 decisions/s end to end.
 
     .venv/bin/python bench/bench_llm_overhead.py [N]
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -20,6 +22,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,6 +68,25 @@ async def raw_http(url: str, bodies: list[bytes]) -> float:
         return time.perf_counter() - t0
 
 
+async def raw_aiohttp(url: str, bodies: list[bytes]) -> float:
+    sem = asyncio.Semaphore(CONCURRENCY)
+    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one(body: bytes) -> None:
+            async with (
+                sem,
+                session.post(
+                    f"{url}/chat/completions", data=body, headers={"content-type": "application/json"}
+                ) as r,
+            ):
+                json.loads(await r.read())
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one(b) for b in bodies))
+        return time.perf_counter() - t0
+
+
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
     port = free_port()
@@ -81,8 +103,13 @@ def main() -> None:
         settings = RunSettings(
             run_id="bench", as_of=as_of, mode="llm", global_holdout_pct=0, segment_holdout_pct=0
         )
-        llm = LLMSettings(
-            base_url=url, api_key="sk-bench", cache=False, concurrency=CONCURRENCY, http_retries=0
+        llm = LLMSettings.from_env(
+            {"NBA_LLM__HTTP_TRANSPORT": os.environ.get("NBA_LLM__HTTP_TRANSPORT", "aiohttp")},
+            base_url=url,
+            api_key="sk-bench",
+            cache=False,
+            concurrency=CONCURRENCY,
+            http_retries=0,
         )
 
         ref = load_reference()
@@ -112,6 +139,7 @@ def main() -> None:
                 ).encode()
             )
         raw_s = asyncio.run(raw_http(url, bodies))
+        aio_s = asyncio.run(raw_aiohttp(url, bodies))
 
         t0 = time.perf_counter()
         decided, stats = decide(ctxs, {}, settings, llm_settings=llm, base_url=url)
@@ -122,9 +150,11 @@ def main() -> None:
         server.terminate()
         server.wait()
     print(f"decisions: {n}  concurrency: {CONCURRENCY}  (LLM proposals kept: {llm_policy})")
-    print(f"raw HTTP to the same server : {n / raw_s:8.0f} req/s")
+    print(f"transport: {llm.http_transport}")
+    print(f"raw aiohttp, same server    : {n / aio_s:8.0f} req/s")
+    print(f"raw httpx, same server      : {n / raw_s:8.0f} req/s")
     print(f"our pipeline end to end     : {n / ours_s:8.0f} decisions/s  ({ours_s / n * 1000:.2f} ms each)")
-    print(f"ratio ours / raw HTTP       : {raw_s / ours_s:8.2f}x")
+    print(f"ratio ours / raw aiohttp    : {aio_s / ours_s:8.2f}x")
     print(f"target >= 300 decisions/s   : {'MET' if n / ours_s >= 300 else 'NOT MET'}")
 
 
