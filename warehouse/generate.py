@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from warehouse import paths, truth
 from warehouse.synth_activity import make_nps, make_orders, make_web_events
 from warehouse.synth_marketing import make_campaigns, make_spend, make_suppressions, make_touches
-from warehouse.synth_people import DAY_US, make_customers, make_products
+from warehouse.synth_people import DAY_US, People, make_customers, make_products
 
 DEFAULT_SEED = 42
 DEFAULT_CUSTOMERS = 5000
@@ -93,16 +93,31 @@ def _latent_params(
     )
 
 
-def generate(
-    config: GenerateConfig, out: Path | None = None, truth_out: Path | None = None, verbose: bool = False
-) -> dict[str, int]:
-    """Write every raw table and the ground truth; return row counts per table."""
-    out = out or paths.raw_dir()
-    truth_out = truth_out or paths.truth_dir()
+@dataclass(frozen=True, eq=False)
+class World:
+    """Everything the campaign history is drawn from: customers, their latent response parameters
+    and the lifecycle audiences, plus the random streams (one per table family)."""
+
+    as_of_day: int
+    streams: list[np.random.Generator]
+    people: People
+    products: pa.Table
+    orders: pa.Table
+    items: pa.Table
+    web: pa.Table
+    nps: pa.Table
+    params: pa.Table
+    lifecycle: np.ndarray
+
+    def touches(self, rng: np.random.Generator | None = None) -> pa.Table:
+        """The campaign history; with another `rng`, another history of the same customers."""
+        rng = self.streams[6] if rng is None else rng
+        return make_touches(rng, self.people, self.params, self.as_of_day, self.lifecycle)
+
+
+def build_world(config: GenerateConfig) -> World:
     as_of_day = (config.as_of - date(1970, 1, 1)).days
     streams = [np.random.Generator(np.random.PCG64(s)) for s in np.random.SeedSequence(config.seed).spawn(9)]
-    t0 = time.perf_counter()
-
     people = make_customers(streams[0], config.customers, as_of_day)
     products, product_cat, product_price = make_products(streams[1])
     orders, items, lapsed, _lapse_day, aov, rate = make_orders(
@@ -113,9 +128,21 @@ def generate(
     web = make_web_events(streams[3], people, as_of_day, lapsed, has_orders)
     nps, latest_day, latest_score = make_nps(streams[4], people, as_of_day, lapsed)
     params = _latent_params(streams[5], people, as_of_day, lapsed, aov, rate, latest_day, latest_score)
-    touches = make_touches(
-        streams[6], people, params, as_of_day, _lifecycle_audience(orders, params, as_of_day)
-    )
+    lifecycle = _lifecycle_audience(orders, params, as_of_day)
+    return World(as_of_day, streams, people, products, orders, items, web, nps, params, lifecycle)
+
+
+def generate(
+    config: GenerateConfig, out: Path | None = None, truth_out: Path | None = None, verbose: bool = False
+) -> dict[str, int]:
+    """Write every raw table and the ground truth; return row counts per table."""
+    out = out or paths.raw_dir()
+    truth_out = truth_out or paths.truth_dir()
+    t0 = time.perf_counter()
+    world = build_world(config)
+    as_of_day, streams, people, params = world.as_of_day, world.streams, world.people, world.params
+    products, orders, items, web, nps = world.products, world.orders, world.items, world.web, world.nps
+    touches = world.touches()
     campaigns = make_campaigns(as_of_day)
     spend = make_spend(streams[7], as_of_day, config.customers, campaigns, touches)
     suppressions = make_suppressions(streams[8], people, as_of_day)
