@@ -5,6 +5,7 @@ change what is sent or what instructor enforces)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import http.server
 import importlib.util
 import threading
@@ -145,3 +146,26 @@ def test_our_response_models_are_checked_once_and_others_every_time(
     with pytest.raises(ValueError, match="async validators are not supported"):
         async_validators.reject_async_validators(WithAsyncValidator)
     assert calls == [WithAsyncValidator]
+
+
+def test_a_batch_runs_with_fewer_gc_passes_and_restores_the_thresholds(server: dict[str, Any]) -> None:
+    before = gc.get_threshold()
+    settings = LLMSettings(api_key="sk-transport-test", cache=False)
+    client = llm.LLMClient(settings, base_url=server["url"])
+    during: list[tuple[int, int, int]] = []
+
+    async def run() -> list[llm.ProposalOutcome]:
+        try:
+            with llm.fewer_gc_passes():  # an overlapping outer batch: the inner one must not restore
+                out = await client.propose_many(
+                    [_prompt(), _prompt("churn_normal")], on_done=lambda _o: during.append(gc.get_threshold())
+                )
+                during.append(gc.get_threshold())
+            return out
+        finally:
+            await client.aclose()
+
+    outcomes = asyncio.run(run())
+    assert [o.failure_reason for o in outcomes] == [None, None]
+    assert len(during) == 3 and all(t[0] >= llm.GC_GEN0_THRESHOLD for t in during)
+    assert gc.get_threshold() == before
