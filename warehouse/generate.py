@@ -96,10 +96,10 @@ def _latent_params(
 @dataclass(frozen=True, eq=False)
 class World:
     """Everything the campaign history is drawn from: customers, their latent response parameters
-    and the lifecycle audiences, plus the random streams (one per table family)."""
+    and the lifecycle audiences, plus the seed of each table family's random stream."""
 
     as_of_day: int
-    streams: list[np.random.Generator]
+    seeds: list[np.random.SeedSequence]
     people: People
     products: pa.Table
     orders: pa.Table
@@ -109,15 +109,20 @@ class World:
     params: pa.Table
     lifecycle: np.ndarray
 
+    def stream(self, family: int) -> np.random.Generator:
+        """A fresh generator for one table family (the same numbers on every call)."""
+        return np.random.Generator(np.random.PCG64(self.seeds[family]))
+
     def touches(self, rng: np.random.Generator | None = None) -> pa.Table:
-        """The campaign history; with another `rng`, another history of the same customers."""
-        rng = self.streams[6] if rng is None else rng
+        """The campaign history as generated; with another `rng`, another history of the same customers."""
+        rng = self.stream(6) if rng is None else rng
         return make_touches(rng, self.people, self.params, self.as_of_day, self.lifecycle)
 
 
 def build_world(config: GenerateConfig) -> World:
     as_of_day = (config.as_of - date(1970, 1, 1)).days
-    streams = [np.random.Generator(np.random.PCG64(s)) for s in np.random.SeedSequence(config.seed).spawn(9)]
+    seeds = np.random.SeedSequence(config.seed).spawn(9)
+    streams = [np.random.Generator(np.random.PCG64(s)) for s in seeds]
     people = make_customers(streams[0], config.customers, as_of_day)
     products, product_cat, product_price = make_products(streams[1])
     orders, items, lapsed, _lapse_day, aov, rate = make_orders(
@@ -129,7 +134,7 @@ def build_world(config: GenerateConfig) -> World:
     nps, latest_day, latest_score = make_nps(streams[4], people, as_of_day, lapsed)
     params = _latent_params(streams[5], people, as_of_day, lapsed, aov, rate, latest_day, latest_score)
     lifecycle = _lifecycle_audience(orders, params, as_of_day)
-    return World(as_of_day, streams, people, products, orders, items, web, nps, params, lifecycle)
+    return World(as_of_day, seeds, people, products, orders, items, web, nps, params, lifecycle)
 
 
 def generate(
@@ -140,12 +145,12 @@ def generate(
     truth_out = truth_out or paths.truth_dir()
     t0 = time.perf_counter()
     world = build_world(config)
-    as_of_day, streams, people, params = world.as_of_day, world.streams, world.people, world.params
+    as_of_day, people, params = world.as_of_day, world.people, world.params
     products, orders, items, web, nps = world.products, world.orders, world.items, world.web, world.nps
     touches = world.touches()
     campaigns = make_campaigns(as_of_day)
-    spend = make_spend(streams[7], as_of_day, config.customers, campaigns, touches)
-    suppressions = make_suppressions(streams[8], people, as_of_day)
+    spend = make_spend(world.stream(7), as_of_day, config.customers, campaigns, touches)
+    suppressions = make_suppressions(world.stream(8), people, as_of_day)
     meta = pa.table(
         {
             "seed": pa.array([config.seed], pa.int64()),

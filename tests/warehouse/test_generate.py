@@ -38,6 +38,20 @@ def test_same_seed_gives_byte_identical_files(small: Path, tmp_path: Path) -> No
     assert _digest(tmp_path / "truth") == _digest(small / "truth")
 
 
+def test_world_redraws_the_history_of_the_same_customers(small: Path) -> None:
+    """bench/bench_ope_accuracy.py's premise: history 0 is the generated file, others are new draws."""
+    world = generate.build_world(generate.GenerateConfig(seed=7, customers=3000, as_of=date(2026, 11, 27)))
+    written = pq.read_table(small / "raw" / "campaign_touches.parquet")
+    own = world.touches()
+    assert own.equals(world.touches())  # the same numbers on every call
+    for col in ("touch_id", "customer_id", "template_id", "propensity", "revenue_90d"):
+        assert own.column(col).to_pylist() == written.column(col).to_pylist(), col
+    other = world.touches(np.random.default_rng(1))
+    assert not other.column("template_id").equals(own.column("template_id"))
+    lifecycle_ids = set(world.people.customer_id.take(np.flatnonzero(world.lifecycle)).to_pylist())
+    assert set(other.column("customer_id").to_pylist()) & lifecycle_ids
+
+
 def test_other_seed_gives_other_data(small: Path, tmp_path: Path) -> None:
     config = generate.GenerateConfig(seed=8, customers=3000, as_of=date(2026, 11, 27))
     generate.generate(config, out=tmp_path / "raw", truth_out=tmp_path / "truth")
