@@ -8,6 +8,7 @@ import asyncio
 import gc
 import http.server
 import importlib.util
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,8 +117,6 @@ def test_each_transport_gets_a_proposal_from_a_real_server(
 def test_body_is_what_the_sdk_transform_would_send(server: dict[str, Any]) -> None:
     """chat_completions() skips the SDK's request transform; for our bodies it is the identity."""
     _propose(server["url"], "aiohttp")
-    import json
-
     body = json.loads(server["bodies"][-1])
     assert body["tool_choice"]["function"]["name"] == "Proposal_high_value_lapse_risk"
     transformed = asyncio.run(async_maybe_transform(body, completion_create_params.CompletionCreateParams))
