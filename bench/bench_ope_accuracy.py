@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import date
+from functools import partial
 from pathlib import Path
 
 import duckdb
@@ -27,9 +28,8 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent.contracts import Mode  # noqa: E402
+from agent.contracts import Decision, Mode  # noqa: E402
 from agent.settings import LLMSettings  # noqa: E402
-from evals.actions import NO_ACTION, default_action_space  # noqa: E402
 from evals.cli import FEATURES  # noqa: E402
 from evals.harness import restrict  # noqa: E402
 from evals.ope import (  # noqa: E402
@@ -41,15 +41,15 @@ from evals.ope import (  # noqa: E402
     effective_sample_size,
     true_policy_value,
 )
-from evals.targets import ACTING_STATUSES, uniform_random_target  # noqa: E402
+from evals.targets import target_from_decisions, uniform_random_target  # noqa: E402
 from evals.truth_adapter import truth_from_params  # noqa: E402
 from warehouse import paths, truth  # noqa: E402
 from warehouse.cli import ensure_warehouse  # noqa: E402
 from warehouse.generate import GenerateConfig, build_world, read_meta  # noqa: E402
 
 
-def decided_actions(con: duckdb.DuckDBPyConnection, ids: list[str], mode: Mode) -> dict[str, int]:
-    """Each customer's action index under `mode` (as nba-eval decides: no holdouts, 90d_clv, cap 5)."""
+def decided(con: duckdb.DuckDBPyConnection, ids: list[str], mode: Mode) -> list[Decision]:
+    """Each customer's decision under `mode` (as nba-eval decides: no holdouts, 90d_clv, cap 5)."""
     from activation.run import data_as_of
     from agent.context import load_contexts
     from agent.pipeline import RunSettings, decide, llm_endpoint
@@ -67,27 +67,12 @@ def decided_actions(con: duckdb.DuckDBPyConnection, ids: list[str], mode: Mode) 
     )
     llm = LLMSettings.from_env()
     with llm_endpoint(llm) if mode == "llm" else contextlib.nullcontext(None) as url:
-        decided, stats = decide(contexts, {}, settings, llm_settings=llm, base_url=url)
+        pairs, stats = decide(contexts, {}, settings, llm_settings=llm, base_url=url)
     if mode == "llm":
         print(
             f"LLM decisions: {stats['cache_hits']} from the decision cache, {stats['llm_calls']} model calls"
         )
-    space = default_action_space()
-    return {
-        d.customer_id: space.index(d.template_id, d.discount_pct)
-        if d.status in ACTING_STATUSES and d.template_id
-        else NO_ACTION
-        for d, _ in decided
-    }
-
-
-def _deterministic(actions: dict[str, int], name: str) -> Callable[[LoggedData], TargetPolicy]:
-    def target(data: LoggedData) -> TargetPolicy:
-        return TargetPolicy.deterministic(
-            np.array([actions[c] for c in data.customer_ids], dtype=np.int64), name=name
-        )
-
-    return target
+    return [d for d, _ in pairs]
 
 
 def logged_from(touches: pa.Table, customers: pa.Table, segmented: set[str]) -> LoggedData:
@@ -128,7 +113,7 @@ def main() -> None:
     ]
     modes: tuple[Mode, ...] = ("rules", "llm") if args.llm else ("rules",)
     policies: dict[str, Callable[[LoggedData], TargetPolicy]] = {
-        m: _deterministic(decided_actions(con, ids, m), m) for m in modes
+        m: partial(target_from_decisions, decisions=decided(con, ids, m), name=m) for m in modes
     }
     policies["uniform random"] = uniform_random_target
     own_rows = con.sql(
