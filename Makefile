@@ -10,26 +10,18 @@ PY := $(VENV)/bin/python
 DBT := $(VENV)/bin/dbt
 STAMP := $(VENV)/.installed
 
-# --- parameters (override on the command line: make activate MODE=rules SEGMENT=churn_rescue_nps) ---
-SEGMENT ?= all
-DRY_RUN ?= 1
-MODE ?= rules
-GOAL ?= 90d_clv
-DISCOUNT_CAP ?= 5
-SUPPRESS_HOURS ?= 24
-PROMPT_VERSION ?= v1
-AS_OF ?=
-OUTPUT ?= table
+# --- parameters -------------------------------------------------------------------------------
+# Run parameters reach a command only when given on make's command line (`make activate MODE=llm`),
+# as the command's NBA_* variable: an unrelated shell variable of the same name (OUTPUT, MODE, ...)
+# cannot change a run. Their defaults and validation live in the settings model (core/config.py),
+# the one owner of every setting; `make help` lists them. Data generation has its own defaults here.
+RUN_PARAMS := SEGMENT MODE GOAL DISCOUNT_CAP SUPPRESS_HOURS PROMPT_VERSION AS_OF GLOBAL_HOLDOUT_PCT \
+	SEGMENT_HOLDOUT_PCT DRY_RUN LIMIT FORCE OUTPUT
+EVAL_PARAMS := MODE GOAL DISCOUNT_CAP PROMPT_VERSION BASELINE SAMPLE AS_OF
+nba_env = $(foreach v,$(1),$(if $(filter command line,$(origin $(v))),NBA_$(v)='$($(v))'))
 CUSTOMERS ?= 5000
 SEED ?= 42
 DATA_AS_OF ?= 2026-11-27
-BASELINE ?= rules
-SAMPLE ?= all
-FORCE ?= 0
-LIMIT ?=
-
-# `make eval` compares the LLM (embedded model unless OPENAI_*) against BASELINE unless MODE is given.
-EVAL_MODE := $(if $(filter command line environment,$(origin MODE)),$(MODE),llm)
 
 AIRFLOW_VENV := .venv-airflow
 SPARK_VENV := .venv-spark
@@ -39,17 +31,22 @@ DBT_ARGS := --project-dir warehouse/dbt --profiles-dir warehouse/dbt
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@echo "[setup] installing the project into $(VENV) (first run only)"
-	@$(PY) -m pip install --quiet --upgrade pip wheel setuptools
-	@$(PY) -m pip install --quiet -e '.[dev]'
+	@echo "[setup] installing the project into $(VENV) (first run only)" >&2
+	@$(PY) -m pip install --quiet --upgrade pip wheel setuptools >&2
+	@$(PY) -m pip install --quiet -e '.[dev]' >&2
 	@touch $(STAMP)
 
 .PHONY: help
 help: ## List every target with one line each
 	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo
-	@echo "Parameters: SEGMENT=$(SEGMENT) DRY_RUN=$(DRY_RUN) MODE=$(MODE) GOAL=$(GOAL) DISCOUNT_CAP=$(DISCOUNT_CAP)"
-	@echo "            SUPPRESS_HOURS=$(SUPPRESS_HOURS) PROMPT_VERSION=$(PROMPT_VERSION) CUSTOMERS=$(CUSTOMERS) SEED=$(SEED)"
+	@echo "Run parameters (make activate/eval/prompt ... NAME=value; defaults in brackets):"
+	@echo "  SEGMENT=[all]|high_value_lapse_risk|new_users_first_week_intent|churn_rescue_nps  MODE=[rules]|llm"
+	@echo "  GOAL=[90d_clv]|engagement  DISCOUNT_CAP=[5] (0-100)  SUPPRESS_HOURS=[24] (0-8760)  DRY_RUN=[1]|0"
+	@echo "  PROMPT_VERSION=[v1]  AS_OF=[data date, 14:00 UTC]  LIMIT=[all] (first N customers)  FORCE=[0]|1"
+	@echo "  OUTPUT=[table]|json  GLOBAL_HOLDOUT_PCT=[5]  SEGMENT_HOLDOUT_PCT=[10]"
+	@echo "  eval: MODE=[llm] BASELINE=[rules]|random|<prompt version> SAMPLE=[all]|N   prompt: CUSTOMER_ID=..."
+	@echo "  data: CUSTOMERS=[5000] SEED=[42] DATA_AS_OF=[2026-11-27]"
 
 .PHONY: install
 install: $(STAMP) ## Create .venv and install the project with its dev tools
@@ -93,7 +90,7 @@ build-spark: $(SPARK_STAMP) ## dbt build on Apache Spark in local mode (state un
 
 .PHONY: simulate-outcomes
 simulate-outcomes: $(STAMP) ## Draw synthetic outcomes for the latest run from the generator's truth (feeds the lift mart)
-	$(PY) -m activation.cli simulate-outcomes
+	@$(PY) -m activation.cli simulate-outcomes
 
 .PHONY: test-dbt
 test-dbt: $(STAMP) ## Only the warehouse tests (generator, dbt build, corruption, BI export)
@@ -112,15 +109,12 @@ bi: $(STAMP) ## Export dim_customer, customer 360 and segment scores to bi/ (CSV
 	$(PY) -m warehouse.cli bi
 
 .PHONY: activate
-activate: $(STAMP) ## Decide and activate: SEGMENT DRY_RUN MODE GOAL DISCOUNT_CAP SUPPRESS_HOURS PROMPT_VERSION
-	$(PY) -m activation.cli --segment $(SEGMENT) --dry-run $(DRY_RUN) --mode $(MODE) --goal $(GOAL) \
-		--discount-cap $(DISCOUNT_CAP) --suppress-hours $(SUPPRESS_HOURS) --prompt-version $(PROMPT_VERSION) \
-		--output $(OUTPUT) $(if $(AS_OF),--as-of $(AS_OF)) $(if $(filter 1,$(FORCE)),--force) \
-		$(if $(LIMIT),--sample $(LIMIT))
+activate: $(STAMP) ## Decide and activate (run parameters below; DRY_RUN=1 by default)
+	@$(call nba_env,$(RUN_PARAMS)) $(PY) -m activation.cli activate
 
 .PHONY: replay-dlq
 replay-dlq: $(STAMP) ## Re-send what the dead-letter queue holds
-	$(PY) -m activation.cli replay-dlq
+	@$(PY) -m activation.cli replay-dlq
 
 .PHONY: destinations-up
 destinations-up: $(STAMP) ## Run local HubSpot, Salesforce (TLS) and webhook servers on 127.0.0.1 for a live demo
@@ -128,8 +122,8 @@ destinations-up: $(STAMP) ## Run local HubSpot, Salesforce (TLS) and webhook ser
 
 .PHONY: prompt
 prompt: $(STAMP) ## Show the rendered context and prompt for CUSTOMER_ID (PROMPT_VERSION)
-	$(PY) -m agent.cli prompt --customer-id $(CUSTOMER_ID) --prompt-version $(PROMPT_VERSION) --goal $(GOAL) \
-		--discount-cap $(DISCOUNT_CAP)
+	@$(call nba_env,GOAL DISCOUNT_CAP PROMPT_VERSION AS_OF) $(PY) -m agent.cli prompt \
+		$(if $(filter command line,$(origin CUSTOMER_ID)),--customer-id '$(CUSTOMER_ID)')
 
 .PHONY: llm-serve
 llm-serve: $(STAMP) ## Serve the embedded model (SmolLM2-135M) standalone on 127.0.0.1:8081 for prompt work
@@ -141,16 +135,15 @@ record-cassettes: $(STAMP) ## Re-record the LLM cassettes against a real model s
 
 .PHONY: eval
 eval: $(STAMP) ## Offline eval: MODE (default llm) PROMPT_VERSION vs BASELINE on SAMPLE customers; report in reports/
-	$(PY) -m evals.cli --mode $(EVAL_MODE) --prompt-version $(PROMPT_VERSION) --baseline $(BASELINE) --sample $(SAMPLE) \
-		--goal $(GOAL) --discount-cap $(DISCOUNT_CAP)
+	@$(call nba_env,$(EVAL_PARAMS)) $(PY) -m evals.cli
 
 .PHONY: bench
 bench: $(STAMP) ## Run every benchmark under bench/ and print the ratios
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 .PHONY: lint
-lint: $(STAMP) ## ruff check + ruff format --check
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+lint: $(STAMP) ## ruff check + ruff format --check + the import layers (lint-imports)
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports
 
 .PHONY: format
 format: $(STAMP) ## ruff format

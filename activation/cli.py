@@ -1,95 +1,42 @@
 """`nba-activate`: decide next-best actions for a segment and activate them.
 
-nba-activate --segment all --dry-run 1 --mode llm --goal 90d_clv --discount-cap 5 --suppress-hours 24
-nba-activate replay-dlq
+    nba-activate activate --segment all --mode rules --goal 90d_clv --discount-cap 5 --suppress-hours 24
+    nba-activate activate --live           (send to NBA_DESTINATIONS)
+    nba-activate replay-dlq
+    nba-activate simulate-outcomes
+
+Every option's default and validation come from the settings model (activation.settings,
+core.config); an option not given falls back to its `NBA_*` variable, then to the default.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
-from typing import NoReturn
+from typing import Annotated
 
-from agent.contracts import GOALS, MODES, SEGMENTS
+import typer
 
+from activation.settings import ActivateSettings
+from core.cli import run, setting, version_option
+from core.config import load_settings
 
-def _bool01(value: str) -> bool:
-    if value in {"1", "true", "yes"}:
-        return True
-    if value in {"0", "false", "no"}:
-        return False
-    raise argparse.ArgumentTypeError(f"invalid value {value!r} (choose from 0, 1)")
-
-
-def _cap(value: str) -> float:
-    try:
-        v = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid value {value!r} (a number from 0 to 100)") from None
-    if not 0 <= v <= 100:
-        raise argparse.ArgumentTypeError(f"invalid value {value!r} (a number from 0 to 100)")
-    return v
+app = typer.Typer(
+    name="nba-activate",
+    help="Decide a guardrailed next-best action for each customer of a segment and activate it "
+    "(dry run: write the outbox; live: HubSpot, Salesforce, webhook).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+A = ActivateSettings
 
 
-def _hours(value: str) -> float:
-    try:
-        v = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid value {value!r} (hours, a number >= 0)") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"invalid value {value!r} (hours, a number >= 0)")
-    return v
-
-
-def _as_of(value: str) -> datetime:
-    try:
-        ts = datetime.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"invalid value {value!r} (ISO date or timestamp, e.g. 2026-11-27T14:00Z)"
-        ) from None
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """Bad input gets one line that names the problem and the valid values, and exit code 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(
-        prog="nba-activate",
-        description="Decide a guardrailed next-best action for each customer of a segment and activate it "
-        "(dry run: write the outbox; live: HubSpot, Salesforce, webhook).",
-    )
-    p.add_argument("--segment", choices=("all", *SEGMENTS), default="all", help="segment to activate")
-    p.add_argument(
-        "--dry-run", type=_bool01, default=True, metavar="{0,1}", help="1: write outbox/<run_id>/ only"
-    )
-    p.add_argument("--mode", choices=MODES, default="llm", help="policy: deterministic rules or the LLM")
-    p.add_argument("--goal", choices=GOALS, default="90d_clv", help="what the policy optimises")
-    p.add_argument("--discount-cap", type=_cap, default=5.0, metavar="0-100", help="max discount percent")
-    p.add_argument(
-        "--suppress-hours",
-        type=_hours,
-        default=24.0,
-        metavar="H",
-        help="no contact within H hours of the last one (any destination)",
-    )
-    p.add_argument("--prompt-version", default="v1", help="prompts/nba/<version> (LLM mode)")
-    p.add_argument(
-        "--as-of", type=_as_of, default=None, help="decision time (default: data as_of, 14:00 UTC)"
-    )
-    p.add_argument("--sample", type=int, default=None, help="only the first N segmented customers")
-    p.add_argument("--force", action="store_true", help="send even if the circuit breaker trips")
-    p.add_argument("--output", choices=("table", "json"), default="table", help="summary format")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return p
+@app.callback()
+def _main(version: Annotated[bool, version_option()] = False) -> None:
+    """Warehouse-native customer activation with guardrailed decisioning."""
 
 
 @contextmanager
@@ -97,6 +44,7 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int], Callable[[int], No
     if not enabled:
         yield None
         return
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
@@ -104,6 +52,7 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int], Callable[[int], No
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        console=Console(stderr=True),
         transient=False,
     ) as prog:
 
@@ -114,24 +63,122 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int], Callable[[int], No
         yield factory
 
 
-def _simulate_outcomes_cli(argv: list[str]) -> int:
+@app.command()
+def activate(
+    segment: Annotated[str | None, setting(A, "segment", "Who to decide for.")] = None,
+    mode: Annotated[
+        str | None, setting(A, "mode", "The policy that proposes (guardrailed either way).")
+    ] = None,
+    goal: Annotated[str | None, setting(A, "goal", "What the policy optimises.")] = None,
+    discount_cap: Annotated[
+        str | None, setting(A, "discount_cap", "No decision offers more (percent).", metavar="0-100")
+    ] = None,
+    suppress_hours: Annotated[
+        str | None,
+        setting(
+            A, "suppress_hours", "Nobody is contacted twice within H hours (any destination).", metavar="H"
+        ),
+    ] = None,
+    prompt_version: Annotated[
+        str | None, setting(A, "prompt_version", "prompts/nba/<version> (LLM mode).", metavar="VERSION")
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        setting(
+            A, "as_of", "Decision time, ISO (default: the data's as_of date, 14:00 UTC).", metavar="TIMESTAMP"
+        ),
+    ] = None,
+    global_holdout_pct: Annotated[
+        str | None,
+        setting(A, "global_holdout_pct", "Global control group (percent of customers).", metavar="0-100"),
+    ] = None,
+    segment_holdout_pct: Annotated[
+        str | None, setting(A, "segment_holdout_pct", "Per-segment holdout (percent).", metavar="0-100")
+    ] = None,
+    dry_run: Annotated[
+        bool | None,
+        setting(
+            A,
+            "dry_run",
+            "Dry run: write outbox/<run_id>/ only; --live sends to NBA_DESTINATIONS.",
+            "--dry-run/--live",
+        ),
+    ] = None,
+    limit: Annotated[
+        str | None, setting(A, "limit", "Only the first N segmented customers.", metavar="N")
+    ] = None,
+    force: Annotated[
+        bool | None, setting(A, "force", "Send even if the circuit breaker trips.", "--force/--no-force")
+    ] = None,
+    output: Annotated[str | None, setting(A, "output", "Summary format.")] = None,
+    progress: Annotated[
+        bool,
+        typer.Option("--progress/--no-progress", help="Progress bars on stderr (when it is a terminal)."),
+    ] = True,
+) -> int:
+    """Decide for every customer of SEGMENT and activate (or, on a dry run, write the outbox)."""
+    from activation.render import print_summary
+    from activation.run import run_activation
+
+    settings = load_settings(
+        ActivateSettings,
+        segment=segment,
+        mode=mode,
+        goal=goal,
+        discount_cap=discount_cap,
+        suppress_hours=suppress_hours,
+        prompt_version=prompt_version,
+        as_of=as_of,
+        global_holdout_pct=global_holdout_pct,
+        segment_holdout_pct=segment_holdout_pct,
+        dry_run=dry_run,
+        limit=limit,
+        force=force,
+        output=output,
+    )
+    with _progress(progress and settings.output == "table" and sys.stderr.isatty()) as factory:
+        summary = run_activation(settings, progress_factory=factory)
+    if settings.output == "json":
+        print(summary.model_dump_json(indent=2))
+    else:
+        print_summary(summary)
+    return 0
+
+
+@app.command("replay-dlq")
+def replay_dlq(
+    decision_id: Annotated[list[str] | None, typer.Option(help="Only these decisions (repeatable).")] = None,
+) -> int:
+    """Re-send what the dead-letter queue holds, to NBA_DESTINATIONS."""
+    import duckdb
+
+    from activation.delivery import replay_dead_letters
+    from activation.destinations import destinations_for
+    from warehouse import paths
+
+    settings = load_settings(ActivateSettings, dry_run=False)
+    con = duckdb.connect(str(paths.duckdb_path()))
+    result = replay_dead_letters(
+        con, destinations_for(settings), settings=settings.delivery, decision_ids=decision_id
+    )
+    print(result.model_dump_json(indent=2))
+    return 0 if result.ok else 1
+
+
+@app.command("simulate-outcomes")
+def simulate_outcomes_cmd(
+    run_id: Annotated[
+        str | None, typer.Option(help="The run to draw outcomes for [default: the latest run]")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed of the draws.")] = 0,
+) -> int:
+    """Draw synthetic outcomes for a run's decisions from the generator's truth (demo only)."""
     import duckdb
 
     from activation.outcomes import simulate_outcomes
     from warehouse import paths
 
-    p = OneLineParser(
-        prog="nba-activate simulate-outcomes",
-        description="Draw synthetic outcomes for a run's decisions from the generator's truth.",
-    )
-    p.add_argument("--run-id", default=None, help="default: the latest run")
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-    try:
-        n = simulate_outcomes(duckdb.connect(str(paths.duckdb_path())), args.run_id, seed=args.seed)
-    except (ValueError, FileNotFoundError, duckdb.Error) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    n = simulate_outcomes(duckdb.connect(str(paths.duckdb_path())), run_id, seed=seed)
     print(
         f"{n} outcomes written to ops.decision_outcomes; `make build` refreshes mart_marketing__holdout_lift"
     )
@@ -139,42 +186,7 @@ def _simulate_outcomes_cli(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["replay-dlq"]:
-        from activation.delivery_glue import replay_cli
-
-        return replay_cli(argv[1:])
-    if argv[:1] == ["simulate-outcomes"]:
-        return _simulate_outcomes_cli(argv[1:])
-    args = build_parser().parse_args(argv)
-    from activation.errors import ActivationError
-    from activation.render import print_summary
-    from activation.run import run_activation
-    from agent.errors import AgentError
-
-    try:
-        with _progress(not args.no_progress and args.output == "table" and sys.stderr.isatty()) as factory:
-            summary = run_activation(
-                mode=args.mode,
-                segment=args.segment,
-                goal=args.goal,
-                discount_cap=args.discount_cap,
-                suppress_hours=args.suppress_hours,
-                dry_run=args.dry_run,
-                prompt_version=args.prompt_version,
-                as_of=args.as_of,
-                force=args.force,
-                sample=args.sample,
-                progress_factory=factory,
-            )
-    except (ActivationError, AgentError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    if args.output == "json":
-        print(summary.model_dump_json(indent=2))
-    else:
-        print_summary(summary)
-    return 0
+    return run(app, argv, prog="nba-activate")
 
 
 if __name__ == "__main__":

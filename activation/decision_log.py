@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 import duckdb
 import pyarrow as pa
 
-from activation.ops_tables import insert_atomically
 from activation.summary import RunSummary
-from agent.contracts import Decision, GuardrailReport
+from core.contracts import Decision, GuardrailReport
+from warehouse.ops_tables import insert_atomically
 
 
 def _naive(ts: datetime | None) -> datetime | None:

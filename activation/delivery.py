@@ -27,7 +27,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from activation.destinations.base import Destination, ItemResult, OutboundItem, make_item
 from activation.errors import DestinationBlockedError, RateLimitedError, TerminalError, TransientError
-from activation.ops_tables import ensure_ops_tables
 from activation.outbox import item_line, jsonl, write_outbox
 from activation.ratelimit import Backoff, RateBudget
 from activation.settings import DeliverySettings
@@ -41,7 +40,8 @@ from activation.state import (
     utc_naive,
     write_outcomes,
 )
-from agent.contracts import Decision, DeliveryRecord, DeliveryStatus
+from core.contracts import Decision, DeliveryRecord, DeliveryStatus
+from warehouse.ops_tables import ensure_ops_tables
 
 log = logging.getLogger("activation.delivery")
 Progress = Callable[[int], None]

@@ -1,23 +1,20 @@
-"""Between the activate run and the delivery engine: choose destinations, trip the circuit breaker
-before a live send, hand decisions to `deliver`, and fold its per-destination counts into the run
-summary. Also the `replay-dlq` command."""
+"""Between the activate run and the delivery engine: trip the circuit breaker before a live send,
+hand decisions to `deliver`, and fold its per-destination counts into the run summary."""
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import duckdb
 
 from activation.breaker import check_send_volume
-from activation.delivery import DeliverySummary, deliver, replay_dead_letters
-from activation.destinations import Destination, destinations_from_env
-from activation.settings import DeliverySettings
+from activation.delivery import DeliverySummary, deliver
+from activation.destinations import Destination
+from activation.settings import ActivateSettings
 from activation.summary import RunSummary
-from agent.contracts import Decision
+from core.contracts import Decision
 from warehouse import paths
 
 _COUNTS = (
@@ -47,20 +44,19 @@ def deliver_decisions(
     *,
     summary: RunSummary,
     destinations: Sequence[Destination],
-    dry_run: bool,
+    settings: ActivateSettings,
     outbox_run_dir: Path | None,
     extra_files: Mapping[str, Callable[[RunSummary], str]],
-    force: bool,
     progress: Callable[[int], None] | None,
 ) -> RunSummary:
-    settings = DeliverySettings.from_env()
+    dry_run = settings.dry_run
     if not dry_run:
         check_send_volume(
             con,
             summary.counts["send"],
-            max_deviation_pct=settings.max_deviation_pct,
-            min_history=settings.min_history,
-            force=force,
+            max_deviation_pct=settings.delivery.max_deviation_pct,
+            min_history=settings.delivery.min_history,
+            force=settings.force,
         )
     # The manifest is the summary itself: fill in what is known before the atomic outbox write.
     if dry_run:
@@ -74,7 +70,7 @@ def deliver_decisions(
         dry_run=dry_run,
         outbox_dir=paths.outbox_dir(),
         destinations=destinations,
-        settings=settings,
+        settings=settings.delivery,
         progress=progress,
         extra_files=files,
     )
@@ -86,25 +82,3 @@ def deliver_decisions(
         tmp.write_text(json.dumps(summary.model_dump(mode="json"), indent=2))
         tmp.replace(manifest)
     return summary
-
-
-def replay_cli(argv: list[str]) -> int:
-    from activation.errors import ActivationError
-
-    p = argparse.ArgumentParser(prog="nba-activate replay-dlq", description="Re-send the dead-letter queue.")
-    p.add_argument("--decision-id", action="append", default=None, help="only these decisions (repeatable)")
-    args = p.parse_args(argv)
-    try:
-        con = duckdb.connect(str(paths.duckdb_path()))
-        settings = DeliverySettings.from_env()
-        result = replay_dead_letters(
-            con,
-            destinations_from_env(timeout_s=settings.request_timeout_s),
-            settings=settings,
-            decision_ids=args.decision_id,
-        )
-    except (ActivationError, duckdb.Error) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(result.model_dump_json(indent=2))
-    return 0 if result.ok else 1

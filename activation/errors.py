@@ -8,17 +8,13 @@ Messages never contain secrets: connectors build them from status codes and resp
 
 from __future__ import annotations
 
+from core.errors import ConfigError, NBAError
 
-class ActivationError(Exception):
+__all__ = ["ActivationError", "CircuitBreakerOpen", "ConfigError", "DeliveryError", "TransientError"]
+
+
+class ActivationError(NBAError):
     """Base of every error raised by the activation layer."""
-
-
-class ConfigError(ActivationError):
-    """A setting is missing or invalid; names the environment variable to set."""
-
-    def __init__(self, message: str, *, var: str | None = None) -> None:
-        self.var = var
-        super().__init__(f"{message} (set {var})" if var else message)
 
 
 class DeliveryError(ActivationError):

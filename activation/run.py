@@ -1,5 +1,6 @@
-"""The `activate` run: contexts -> decisions (rules or LLM, guardrailed) -> outbox or destinations ->
-write-back (decision log, run log; delivery log, sync state and contact ledger by the delivery engine)."""
+"""The `activate` run: contexts -> decisions (the one pipeline, any policy) -> outbox or destinations
+-> write-back (decision log, run log; delivery log, sync state and contact ledger by the delivery
+engine)."""
 
 from __future__ import annotations
 
@@ -8,20 +9,21 @@ import secrets
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import cast
 
 import duckdb
 
 from activation.decision_log import write_decisions, write_run
-from activation.destinations import destinations_from_env
+from activation.delivery_glue import deliver_decisions
+from activation.destinations import destinations_for
 from activation.errors import CircuitBreakerOpen
-from activation.settings import DeliverySettings
+from activation.settings import ActivateSettings
 from activation.summary import RunSummary, guardrail_impact, summarize
-from agent.context import load_contact_history, load_contexts
-from agent.contracts import Mode
-from agent.pipeline import RunSettings, decide
-from agent.settings import LLMSettings
+from agent.context import data_as_of, load_contact_history, load_contexts, reference_for
+from agent.pipeline import decide
 from warehouse import paths
+from warehouse.build import ensure_warehouse
+
+ProgressFactory = Callable[[str, int], Callable[[int], None]]
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -29,81 +31,51 @@ def new_run_id(now: datetime | None = None) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
-def data_as_of(con: duckdb.DuckDBPyConnection) -> datetime:
-    """Default as_of: the data's as_of date at 14:00 UTC (explicit, so re-runs are reproducible)."""
-    row = con.execute("select max(as_of_date) from main.mart_marketing__segment_scores").fetchall()[0]
-    day = row[0] if row and row[0] else datetime.now(UTC).date()
-    return datetime(day.year, day.month, day.day, 14, tzinfo=UTC)
-
-
 def run_activation(
+    settings: ActivateSettings,
     *,
-    mode: str,
-    segment: str,
-    goal: str,
-    discount_cap: float,
-    suppress_hours: float,
-    dry_run: bool,
-    prompt_version: str = "v1",
-    as_of: datetime | None = None,
-    force: bool = False,
-    sample: int | None = None,
-    llm_settings: LLMSettings | None = None,
-    progress_factory: Callable[[str, int], Callable[[int], None]] | None = None,
+    progress_factory: ProgressFactory | None = None,
     con: duckdb.DuckDBPyConnection | None = None,
 ) -> RunSummary:
-    from activation.delivery_glue import deliver_decisions
-    from warehouse.cli import ensure_warehouse
-
     t0 = time.perf_counter()
     started_at = datetime.now(UTC)
-    # Destination settings are checked before anything is decided or written: a missing variable
-    # fails the run at once, naming it, with nothing half-done.
-    destinations = destinations_from_env(
-        dry_run=dry_run, timeout_s=DeliverySettings.from_env().request_timeout_s
-    )
+    # Destination settings were checked when `settings` was built, before anything is decided or
+    # written: a missing variable fails the run at once, naming it, with nothing half-done.
+    destinations = destinations_for(settings)
     if con is None:
         ensure_warehouse()
         con = duckdb.connect(str(paths.duckdb_path()))
-    as_of = as_of or data_as_of(con)
-    settings = RunSettings(
-        run_id=new_run_id(),
-        as_of=as_of,
-        mode=cast(Mode, mode),  # validated by RunSettings at runtime
-        segment=segment,
-        goal=goal,  # type: ignore[arg-type]
-        discount_cap=discount_cap,
-        suppress_hours=suppress_hours,
-        prompt_version=prompt_version,
-    )
-    contexts = load_contexts(con, segment=segment)
-    if sample is not None:
-        contexts = contexts[:sample]
-    window = max(suppress_hours, 24 * 7)
-    history = load_contact_history(con, since=settings.as_of - timedelta(hours=window))
-    llm_settings = llm_settings or (LLMSettings.from_env() if mode == "llm" else None)
+    as_of = settings.as_of or data_as_of(con)
+    run_id = new_run_id()
+    contexts = load_contexts(con, segment=settings.segment)
+    if settings.limit is not None:
+        contexts = contexts[: settings.limit]
+    window = max(settings.suppress_hours, 24 * 7)
+    history = load_contact_history(con, since=as_of - timedelta(hours=window))
     progress = progress_factory("deciding", len(contexts)) if progress_factory else None
-    decided, stats = decide(contexts, history, settings, llm_settings=llm_settings, progress=progress)
+    decided, stats = decide(
+        contexts, history, settings, run_id=run_id, as_of=as_of, ref=reference_for(con), progress=progress
+    )
     decisions = [d for d, _ in decided]
-    write_decisions(con, decided, dry_run=dry_run)
+    write_decisions(con, decided, dry_run=settings.dry_run)
 
     summary = summarize(
         decisions,
-        run_id=settings.run_id,
-        mode=mode,
-        segment=segment,
-        goal=goal,
-        dry_run=dry_run,
-        as_of=settings.as_of.isoformat(),
-        discount_cap=discount_cap,
-        suppress_hours=suppress_hours,
-        prompt_version=prompt_version if mode == "llm" else None,
-        model=llm_settings.model if llm_settings else None,
+        run_id=run_id,
+        mode=settings.mode,
+        segment=settings.segment,
+        goal=settings.goal,
+        dry_run=settings.dry_run,
+        as_of=as_of.isoformat(),
+        discount_cap=settings.discount_cap,
+        suppress_hours=settings.suppress_hours,
+        prompt_version=settings.prompt_version if settings.mode == "llm" else None,
+        model=settings.llm.model if settings.mode == "llm" else None,
         llm_calls=stats["llm_calls"],
         cache_hits=stats["cache_hits"],
     )
     impact = guardrail_impact([r for _, r in decided])
-    outbox_run = paths.outbox_dir() / settings.run_id if dry_run else None
+    outbox_run = paths.outbox_dir() / run_id if settings.dry_run else None
     extra = {
         "manifest.json": lambda s: json.dumps(s.model_dump(mode="json"), indent=2),
         "guardrail_impact.json": lambda _s: json.dumps(impact, indent=2),
@@ -115,10 +87,9 @@ def run_activation(
             decisions,
             summary=summary,
             destinations=destinations,
-            dry_run=dry_run,
+            settings=settings,
             outbox_run_dir=outbox_run,
             extra_files=extra,
-            force=force,
             progress=send_progress,
         )
     except CircuitBreakerOpen:

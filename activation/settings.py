@@ -1,90 +1,48 @@
-"""Settings of the activation layer, read once at construction from environment variables.
+"""The activate command's settings: the shared run settings (core.config.RunConfig) plus how and
+where to deliver, built once from flags and `NBA_*` variables (pydantic-settings).
 
-One prefix (`NBA_`) and `__` between section and field: `NBA_HUBSPOT__TOKEN`,
-`NBA_SALESFORCE__SESSION_ID`, `NBA_WEBHOOK__SECRET`, `NBA_DELIVERY__MAX_RETRIES`. A missing required
-variable raises ConfigError naming it. Secrets are `SecretStr`, so a repr or a log line shows `**********`.
+Sections: `NBA_DELIVERY__*` (retries, backoff, waits, timeouts, circuit breaker),
+`NBA_HUBSPOT__*`, `NBA_SALESFORCE__*`, `NBA_WEBHOOK__*` (credentials and limits of each
+destination) and `NBA_DESTINATIONS=hubspot,salesforce,webhook` (which a live run sends to).
+Secrets are `SecretStr`, so a repr or a log line shows `**********`.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode
 
-from activation.errors import ConfigError
-
-PREFIX = "NBA_"
-T = TypeVar("T", bound="EnvSection")
+from core.config import RunConfig, Section
+from core.contracts import DESTINATIONS, DestinationName
+from core.errors import ConfigError
 
 
-class EnvSection(BaseModel):
-    """A settings section; subclasses set `section` and declare fields."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    section: str = Field(default="", exclude=True)
-
-    @classmethod
-    def var_name(cls, field: str) -> str:
-        section = cls.model_fields["section"].default
-        return f"{PREFIX}{section.upper()}__{field.upper()}"
-
-    @classmethod
-    def from_env(
-        cls: type[T],
-        env: Mapping[str, str] | None = None,
-        *,
-        defaults: Mapping[str, Any] | None = None,
-        **overrides: Any,
-    ) -> T:
-        """Fields from `NBA_<SECTION>__<FIELD>`; `defaults` fill what the environment leaves unset,
-        `overrides` win over it."""
-        env = os.environ if env is None else env
-        values: dict[str, Any] = dict(defaults or {})
-        for name in cls.model_fields:
-            if name == "section":
-                continue
-            var = cls.var_name(name)
-            if var in env and env[var] != "":
-                values[name] = env[var]
-        values.update(overrides)
-        try:
-            return cls(**values)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            field = str(err["loc"][0]) if err["loc"] else "?"
-            kind = "missing" if err["type"] == "missing" else f"invalid: {err['msg']}"
-            raise ConfigError(f"{cls.__name__}.{field} is {kind}", var=cls.var_name(field)) from None
-
-
-class DeliverySettings(EnvSection):
+class DeliverySettings(Section):
     """How the engine sends: retries, backoff, waits, timeouts (section NBA_DELIVERY__)."""
 
-    section: str = Field(default="delivery", exclude=True)
-    max_retries: int = Field(default=4, ge=0)  # transient failures per batch; 429 waits not counted
-    backoff_base_s: float = Field(default=0.5, ge=0)
-    backoff_max_s: float = Field(default=30.0, ge=0)
-    max_rate_limit_wait_s: float = Field(default=300.0, ge=0)  # total 429 waiting per batch
-    request_timeout_s: float = Field(default=30.0, gt=0)
-    rate_safety_s: float = Field(default=0.05, ge=0)  # widen our window against clock/latency skew
+    max_retries: int = Field(default=4, ge=0, le=20)  # transient failures per batch; 429 waits not counted
+    backoff_base_s: float = Field(default=0.5, ge=0, le=60, allow_inf_nan=False)
+    backoff_max_s: float = Field(default=30.0, ge=0, le=600, allow_inf_nan=False)
+    max_rate_limit_wait_s: float = Field(default=300.0, ge=0, le=86400, allow_inf_nan=False)
+    request_timeout_s: float = Field(default=30.0, gt=0, le=600, allow_inf_nan=False)
+    rate_safety_s: float = Field(default=0.05, ge=0, le=10, allow_inf_nan=False)
     seed: int | None = None  # jitter seed (tests); None -> system randomness
-    max_deviation_pct: float = Field(default=50.0, ge=0)  # circuit breaker
+    max_deviation_pct: float = Field(default=50.0, ge=0, allow_inf_nan=False)  # circuit breaker
     min_history: int = Field(default=3, ge=1)
 
 
-class HubSpotSettings(EnvSection):
-    section: str = Field(default="hubspot", exclude=True)
+class HubSpotSettings(Section):
     token: SecretStr
     base_url: str = "https://api.hubapi.com"
     id_property: str = "nba_customer_id"
     rate_per_10s: int = Field(default=100, gt=0)  # burst limit of the app's tier: 100 or 190
-    rate_window_s: float = Field(default=10.0, gt=0)  # the burst window (10 s at HubSpot)
+    rate_window_s: float = Field(default=10.0, gt=0, allow_inf_nan=False)  # the burst window (10 s)
     max_batch: int = Field(default=100, gt=0, le=100)
 
 
-class SalesforceSettings(EnvSection):
-    section: str = Field(default="salesforce", exclude=True)
+class SalesforceSettings(Section):
     instance_url: str
     session_id: SecretStr
     api_version: str = "62.0"
@@ -97,20 +55,82 @@ class SalesforceSettings(EnvSection):
     max_batch: int = Field(default=200, gt=0, le=200)
 
 
-class WebhookSettings(EnvSection):
-    section: str = Field(default="webhook", exclude=True)
+class WebhookSettings(Section):
     url: str
     secret: SecretStr
     rate_per_s: int = Field(default=50, gt=0)
 
 
-def enabled_destinations(env: Mapping[str, str] | None = None) -> list[str]:
-    """NBA_DESTINATIONS=hubspot,salesforce,webhook (default: none, which means outbox only)."""
-    env = os.environ if env is None else env
-    raw = env.get(f"{PREFIX}DESTINATIONS", "")
-    names = [n.strip().lower() for n in raw.split(",") if n.strip()]
-    known = {"hubspot", "salesforce", "webhook"}
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise ConfigError(f"unknown destination(s) {unknown}; known: {sorted(known)}", var="NBA_DESTINATIONS")
-    return names
+# A dry run builds payloads only: it needs no credentials and no endpoint (payloads never hold them).
+DRY_RUN_PLACEHOLDERS: dict[str, dict[str, str]] = {
+    "hubspot": {"token": "dry-run-no-secret"},
+    "salesforce": {"instance_url": "https://dry-run.invalid", "session_id": "dry-run-no-secret"},
+    "webhook": {"url": "https://dry-run.invalid/hooks/nba", "secret": "dry-run-no-secret"},
+}
+_SECTIONS: dict[str, type[Section]] = {
+    "hubspot": HubSpotSettings,
+    "salesforce": SalesforceSettings,
+    "webhook": WebhookSettings,
+}
+
+
+class ActivateSettings(RunConfig):
+    """`nba-activate activate` / `make activate`."""
+
+    dry_run: bool = True
+    force: bool = False  # send even if the circuit breaker trips
+    limit: Annotated[int, Field(ge=1)] | None = None  # only the first N segmented customers
+    output: Literal["table", "json"] = "table"
+    destinations: Annotated[list[DestinationName], NoDecode] = Field(default_factory=list)
+    delivery: DeliverySettings = DeliverySettings()
+    # raw sections as given; `destination_settings` validates the enabled ones
+    hubspot: dict[str, Any] | None = None
+    salesforce: dict[str, Any] | None = None
+    webhook: dict[str, Any] | None = None
+
+    @field_validator("destinations", mode="before")
+    @classmethod
+    def _split(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            names = [n.strip().lower() for n in v.split(",") if n.strip()]
+            unknown = [n for n in names if n not in DESTINATIONS]
+            if unknown:
+                raise ValueError(f"unknown destination(s) {unknown}; known: {', '.join(DESTINATIONS)}")
+            return names
+        return v
+
+    @model_validator(mode="after")
+    def _live_needs_destinations(self) -> ActivateSettings:
+        if not self.dry_run and not self.destinations:
+            raise ConfigError(
+                "NBA_DESTINATIONS",
+                "a live run needs at least one destination, e.g. hubspot,salesforce,webhook",
+            )
+        for name in self.sending_to:
+            self.destination_settings(name)  # fail now, naming the missing variable
+        return self
+
+    @property
+    def sending_to(self) -> list[str]:
+        """The destinations of this run: NBA_DESTINATIONS, or all three on a dry run without it."""
+        return list(self.destinations) or (list(DESTINATIONS) if self.dry_run else [])
+
+    def destination_settings(self, name: str) -> Section:
+        """The validated settings of one destination (dry run: placeholders for what is not set)."""
+        given = getattr(self, name) or {}
+        values = (DRY_RUN_PLACEHOLDERS[name] if self.dry_run else {}) | given
+        cls = _SECTIONS[name]
+        try:
+            return cls.model_validate(values)
+        except ValueError as exc:
+            from pydantic import ValidationError
+
+            if not isinstance(exc, ValidationError):
+                raise
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err.get("loc", ()))
+            var = f"NBA_{name.upper()}__{field.upper()}"
+            problem = "is required" if err.get("type") == "missing" else str(err.get("msg"))
+            if err.get("type") == "extra_forbidden":
+                problem = f"is not a setting; valid: {', '.join(f'NBA_{name.upper()}__{f.upper()}' for f in cls.model_fields)}"
+            raise ConfigError(var, problem) from None

@@ -18,7 +18,7 @@ import duckdb
 import pyarrow as pa
 
 from activation.destinations.base import OutboundItem
-from agent.contracts import ContactEvent, DeliveryRecord
+from core.contracts import ContactEvent, DeliveryRecord
 
 
 def utc_naive(value: datetime) -> datetime:

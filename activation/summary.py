@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.contracts import STATUSES, Decision, GuardrailReport
+from core.contracts import STATUSES, Decision, GuardrailReport
 
 
 class RunSummary(BaseModel):

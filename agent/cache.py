@@ -10,17 +10,16 @@ mode, so concurrent readers and a killed run never corrupt it.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
 from pathlib import Path
 
-from agent.contracts import LLMAttempt, Proposal, stable_hash
-from warehouse.paths import REPO_ROOT
+from core.contracts import LLMAttempt, Proposal, stable_hash
+from warehouse import paths
 
 
 def cache_path() -> Path:
-    return Path(os.environ.get("NBA_CACHE_DIR") or REPO_ROOT / ".cache") / "llm_decisions.sqlite"
+    return paths.cache_dir() / "llm_decisions.sqlite"
 
 
 def cache_key(

@@ -6,78 +6,114 @@ nba-agent llm-serve [--port 8081]                               serve the embedd
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
+from typing import Annotated
 
-import duckdb
+import typer
 
-from agent.contracts import GOALS
-from agent.errors import AgentError
+from core.cli import run, setting, version_option
+from core.config import EMBEDDED_MODEL, RunConfig, load_settings
+from core.errors import UserError
+
+app = typer.Typer(
+    name="nba-agent",
+    help="Prompt iteration for the next-best-action agent.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+R = RunConfig
 
 
-def _cmd_prompt(args: argparse.Namespace) -> int:
-    from agent.context import load_contexts
-    from agent.prompts import render_prompt
-    from agent.reference import load_reference
-    from guardrails.eligibility import check_eligibility
-    from guardrails.settings import GuardrailSettings
+@app.callback()
+def _main(version: Annotated[bool, version_option()] = False) -> None:
+    """Prompt iteration for the next-best-action agent."""
+
+
+@app.command()
+def prompt(
+    customer_id: Annotated[
+        str | None, typer.Option(help="The customer to show (make: CUSTOMER_ID=...).")
+    ] = None,
+    prompt_version: Annotated[
+        str | None, setting(R, "prompt_version", "prompts/nba/<version>.", metavar="VERSION")
+    ] = None,
+    goal: Annotated[str | None, setting(R, "goal", "What the policy optimises.")] = None,
+    discount_cap: Annotated[
+        str | None, setting(R, "discount_cap", "No decision offers more (percent).", metavar="0-100")
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        setting(
+            R, "as_of", "Decision time, ISO (default: the data's as_of date, 14:00 UTC).", metavar="TIMESTAMP"
+        ),
+    ] = None,
+) -> int:
+    """Show the context block and the rendered prompt for one customer."""
+    import duckdb
+
+    from agent.context import data_as_of, load_contact_history, load_contexts, reference_for
+    from agent.errors import UnknownCustomerError, WarehouseNotReady
+    from agent.pipeline import Pipeline
+    from agent.policies import LLMEndpoint, LLMPolicy
     from warehouse.paths import duckdb_path
 
+    if not customer_id:
+        raise UserError(
+            "CUSTOMER_ID= / --customer-id: which customer? e.g. make prompt CUSTOMER_ID=C0000042 "
+            "(any id from mart_marketing__segment_scores where segment is not null)"
+        )
+    settings = load_settings(
+        RunConfig,
+        prompt_version=prompt_version,
+        goal=goal,
+        discount_cap=discount_cap,
+        as_of=as_of,
+        mode="llm",
+    )
     path = duckdb_path()
     if not path.exists():
-        raise AgentError(f"no warehouse at {path}: run `make build` first")
+        raise WarehouseNotReady(f"no warehouse at {path}: run `make build` first")
     con = duckdb.connect(str(path), read_only=True)
-    contexts = load_contexts(con, customer_ids=[args.customer_id])
+    contexts = load_contexts(con, customer_ids=[customer_id])
     if not contexts:
-        raise AgentError(
-            f"customer {args.customer_id!r} is in no segment (or does not exist): pick one from "
+        raise UnknownCustomerError(
+            f"customer {customer_id!r} is in no segment (or does not exist): pick one from "
             "mart_marketing__segment_scores where segment is not null"
         )
     ctx = contexts[0]
-    ref = load_reference()
-    settings = GuardrailSettings(goal=args.goal, discount_cap=args.discount_cap)
-    from agent.context import load_contact_history
-    from agent.pipeline import RunSettings
-
-    as_of = RunSettings.model_validate({"run_id": "prompt", "as_of": args.as_of or _default_as_of(con)}).as_of
-    elig = check_eligibility(
-        ctx, load_contact_history(con).get(ctx.customer_id, ()), as_of=as_of, settings=settings, ref=ref
-    )
-    channels = elig.allowed_channels or [ctx.preferred_channel]
-    prompt = render_prompt(
-        ctx,
-        version=args.prompt_version,
+    ref = reference_for(con)
+    guard = settings.guardrails()
+    as_of_ts = settings.as_of or data_as_of(con)
+    policy = LLMPolicy(
+        settings.llm,
+        guard=guard,
+        prompt_version=settings.prompt_version,
         ref=ref,
-        allowed_channels=channels,
-        goal=args.goal,
-        discount_cap=args.discount_cap,
+        endpoint=LLMEndpoint(settings.llm),
+        cache=None,
     )
+    pipe = Pipeline(policy, guard=guard, ref=ref, run_id="prompt", as_of=as_of_ts)
+    elig = pipe.eligibility(ctx, load_contact_history(con))
+    rendered = policy.prompt(ctx, elig.allowed_channels or [ctx.preferred_channel])
     print("# context block (CustomerContext)")
     print(json.dumps(ctx.model_dump(mode="json"), indent=2, ensure_ascii=False))
     print(f"# context hash: {ctx.context_hash()}   eligibility: {elig.status} {elig.reasons}")
-    print(f"\n# system prompt (prompts/nba/{args.prompt_version}/system.j2)\n{prompt.system}")
-    print(f"\n# user prompt (prompts/nba/{args.prompt_version}/user.j2)\n{prompt.user}")
+    print(f"\n# system prompt (prompts/nba/{settings.prompt_version}/system.j2)\n{rendered.system}")
+    print(f"\n# user prompt (prompts/nba/{settings.prompt_version}/user.j2)\n{rendered.user}")
     return 0
 
 
-def _default_as_of(con: duckdb.DuckDBPyConnection) -> str:
-    row = con.execute("select max(as_of_date) from main.mart_marketing__segment_scores").fetchall()[0]
-    return (
-        f"{row[0]}T14:00:00+00:00"
-        if row and row[0]
-        else time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
-    )
-
-
-def _cmd_llm_serve(args: argparse.Namespace) -> int:
+@app.command("llm-serve")
+def llm_serve(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8081) -> int:
+    """Serve the embedded model standalone (for prompt work)."""
     from agent import local_llm
 
-    with local_llm.serve(port=args.port, quiet=False) as url:
-        print(
-            f"embedded model ready: OPENAI_BASE_URL={url} OPENAI_MODEL={local_llm.EMBEDDED_MODEL}", flush=True
-        )
+    with local_llm.serve(port=port, quiet=False) as url:
+        print(f"embedded model ready: OPENAI_BASE_URL={url} OPENAI_MODEL={EMBEDDED_MODEL}", flush=True)
         print("Ctrl-C to stop.", flush=True)
         try:
             while True:
@@ -87,29 +123,8 @@ def _cmd_llm_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nba-agent", description="Prompt iteration for the NBA agent.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("prompt", help="show the context block and rendered prompt for one customer")
-    p.add_argument("--customer-id", required=True)
-    p.add_argument("--prompt-version", default="v1")
-    p.add_argument("--goal", choices=GOALS, default="90d_clv")
-    p.add_argument("--discount-cap", type=float, default=5.0)
-    p.add_argument("--as-of", default=None, help="ISO timestamp (default: the data's as_of date, 14:00 UTC)")
-    p.set_defaults(func=_cmd_prompt)
-    s = sub.add_parser("llm-serve", help="serve the embedded model standalone")
-    s.add_argument("--port", type=int, default=8081)
-    s.set_defaults(func=_cmd_llm_serve)
-    return parser
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args))
-    except (AgentError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    return run(app, argv, prog="nba-agent")
 
 
 if __name__ == "__main__":

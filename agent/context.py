@@ -15,8 +15,9 @@ from typing import Any, cast
 import duckdb
 import pyarrow as pa
 
-from agent.contracts import SEGMENTS, ContactEvent, CustomerContext
 from agent.errors import WarehouseNotReady
+from core.contracts import SEGMENTS, ContactEvent, CustomerContext
+from core.reference import ReferenceData, load_reference
 
 COMMENT_CAP = 280
 BATCH_ROWS = 50_000
@@ -176,3 +177,26 @@ def load_contact_history(
         r["run_id"] = r["run_id"] or ""
         history[r["customer_id"]].append(ContactEvent.model_validate(r))
     return dict(history)
+
+
+def data_as_of(con: duckdb.DuckDBPyConnection) -> datetime:
+    """Default as_of: the data's as_of date at 14:00 UTC (explicit, so re-runs are reproducible)."""
+    _require_marts(con)
+    row = con.execute("select max(as_of_date) from main.mart_marketing__segment_scores").fetchall()[0]
+    day = row[0] if row and row[0] else datetime.now(UTC).date()
+    return datetime(day.year, day.month, day.day, 14, tzinfo=UTC)
+
+
+def load_customer_names(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The distinct first names of the warehouse's customers (for the "no other customer's name"
+    message check: real names, whatever produced the data)."""
+    _require_marts(con)
+    rows = con.execute(
+        "select distinct first_name from main.mart_marketing__customer_360 where first_name is not null"
+    ).fetchall()
+    return sorted(r[0] for r in rows)
+
+
+def reference_for(con: duckdb.DuckDBPyConnection) -> ReferenceData:
+    """The reference data (dbt seeds) with this warehouse's customer first names."""
+    return load_reference().with_customer_names(load_customer_names(con))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from core.errors import NBAError, UserError
 
-class AgentError(Exception):
+
+class AgentError(NBAError):
     """Base class: a message a user can act on."""
 
 
@@ -11,12 +13,8 @@ class WarehouseNotReady(AgentError):
     pass
 
 
-class SettingsError(AgentError):
-    """A setting is missing or invalid; the message names the variable to set."""
-
-    def __init__(self, variable: str, problem: str) -> None:
-        self.variable = variable
-        super().__init__(f"{variable}: {problem}")
+class UnknownCustomerError(AgentError, UserError):
+    """A customer id that is in no segment (or does not exist)."""
 
 
 class PromptError(AgentError):

@@ -4,33 +4,34 @@ Per segment, the response model narrows channel and template_id to that segment'
 a validator asks the model again (bounded reasks) when it pairs a template with the wrong channel.
 Tokens and latency are counted per attempt from instructor's hooks (a ContextVar keeps concurrent
 calls apart), not from the final object. Every failure (timeout, HTTP error, invalid or truncated
-output) ends as a ProposalOutcome with a reason; nothing here raises into the run.
+output) ends as a PolicyOutcome with a reason; nothing here raises into the run. The measured
+transport workarounds live in agent/llm_transport.py.
+
+The endpoint is resolved on the first call that the decision cache cannot answer, so a fully cached
+run never starts the embedded model.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, Literal
 
-import httpx2
 import instructor
 import openai
 from instructor.core import IncompleteOutputException, InstructorRetryException
-from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from agent.cache import DecisionCache, cache_key
-from agent.contracts import CustomerContext, LLMAttempt, Proposal
+from agent.llm_transport import check_response_models_once, fewer_gc_passes, http_client, post_as_built
 from agent.prompts import RenderedPrompt
-from agent.reference import ReferenceData, load_reference
-from agent.settings import LLMSettings
+from core.config import LLMSettings
+from core.contracts import CustomerContext, LLMAttempt, PolicyOutcome, Proposal
+from core.reference import ReferenceData
 
 # Failures the same request reproduces: cached like answers. Timeouts and HTTP errors are retried.
 DETERMINISTIC_FAILURES = frozenset({"invalid_output", "truncated_output"})
@@ -43,45 +44,6 @@ _trail: ContextVar[list[dict[str, Any]] | None] = ContextVar("nba_llm_trail", de
 logging.getLogger("instructor").addHandler(logging.NullHandler())
 
 
-@dataclass
-class ProposalOutcome:
-    customer_id: str
-    proposal: Proposal | None
-    failure_reason: str | None
-    attempts: list[LLMAttempt] = field(default_factory=list)
-    cached: bool = False
-
-
-_MODELS: dict[tuple[str, int], type[BaseModel]] = {}
-_CHECKED: set[type[BaseModel]] = set()  # our response models, checked once by instructor when built
-
-
-def _install_check_once() -> Callable[[Any], None]:
-    """instructor re-checks the response model for async validators about 7 times per create, each
-    time walking pydantic's whole BaseModel namespace (~1 ms of CPU per decision, profiled). Our
-    response models are built once per segment, checked with instructor's own function then, and
-    never change. `_reject_async_validators_once` answers for those and hands every other model to
-    instructor; it is installed where instructor looks the function up (the module attribute, read
-    at each call, and patch.py's import). Returns instructor's own check."""
-    from instructor.v2.core import patch as patch_module
-    from instructor.v2.validation import async_validators
-
-    current = async_validators.reject_async_validators
-    original: Callable[[Any], None] = getattr(current, "__wrapped__", current)
-    async_validators.reject_async_validators = _reject_async_validators_once
-    patch_module.reject_async_validators = _reject_async_validators_once  # type: ignore[attr-defined]
-    return original
-
-
-def _reject_async_validators_once(response_model: Any) -> None:
-    if response_model not in _CHECKED:
-        _instructor_check(response_model)
-
-
-_instructor_check = _install_check_once()
-_reject_async_validators_once.__wrapped__ = _instructor_check  # type: ignore[attr-defined]
-
-
 class _ProposalSchema(instructor.OpenAISchema):
     """A next-best action for one customer: one template of the allowed list, its channel, a discount,
     and the message."""
@@ -89,16 +51,10 @@ class _ProposalSchema(instructor.OpenAISchema):
     model_config = ConfigDict(extra="forbid")
 
 
-def response_model_for(segment: str, ref: ReferenceData | None = None) -> type[BaseModel]:
+@cache
+def response_model_for(segment: str, ref: ReferenceData) -> type[BaseModel]:
     """The response model for one segment: template_id and channel narrowed to its action bank."""
-    ref = ref or load_reference()
-    key = (segment, id(ref))
-    if key not in _MODELS:
-        model = _build_response_model(segment, ref)
-        _instructor_check(model)
-        _CHECKED.add(model)
-        _MODELS[key] = model
-    return _MODELS[key]
+    return check_response_models_once(_build_response_model(segment, ref))
 
 
 def _build_response_model(segment: str, ref: ReferenceData) -> type[BaseModel]:
@@ -163,95 +119,49 @@ def proposal_key(settings: LLMSettings, ctx: CustomerContext, prompt: RenderedPr
     )
 
 
-def _http_client(settings: LLMSettings) -> httpx2.AsyncClient:
-    """openai's own HTTP client on the chosen transport, with a pool as wide as the concurrency.
-
-    aiohttp (openai's DefaultAioHttpClient; aiohttp comes with instructor) costs about half the CPU
-    per request of the default httpx transport, whose connection pool checks every connection on every
-    request (bench/bench_llm_overhead.py); `NBA_LLM__HTTP_TRANSPORT=httpx` switches back."""
-    width = max(settings.concurrency, 1)
-    limits = httpx2.Limits(max_connections=width, max_keepalive_connections=width)
-    if settings.http_transport == "aiohttp":
-        return openai.DefaultAioHttpClient(timeout=settings.timeout_s, limits=limits)
-    return openai.DefaultAsyncHttpxClient(timeout=settings.timeout_s, limits=limits)
-
-
-def chat_completions(raw: openai.AsyncOpenAI) -> Callable[..., Awaitable[ChatCompletion]]:
-    """`POST /chat/completions` through the openai client (its auth, timeout, retries, error types and
-    response model) with the body sent exactly as instructor built it.
-
-    `client.chat.completions.create` first runs the SDK's request transform, which walks every
-    message and the whole tool schema against the params' TypedDict annotations; for the plain JSON
-    this module sends it is the identity (tests/agent/test_llm_transport.py compares the two bodies)
-    and it was the largest single cost of a decision (~20% of the CPU, profiled)."""
-
-    async def create(**body: Any) -> ChatCompletion:
-        return await raw.post(
-            "/chat/completions",
-            body=body,
-            cast_to=ChatCompletion,
-            options={"security": {"bearer_auth": True}},
-        )
-
-    return create
-
-
-GC_GEN0_THRESHOLD = 100_000
-_gc_state: dict[str, Any] = {"depth": 0, "saved": None}
-
-
-@contextmanager
-def fewer_gc_passes() -> Iterator[None]:
-    """Raise the collector's thresholds while a batch of LLM calls runs, then restore them.
-
-    Each call allocates thousands of short-lived objects (request and response JSON, pydantic models)
-    and almost none live in cycles; at the default gen-0 threshold (700) the collector ran every few
-    dozen of them and took ~10% of the client's CPU (bench/bench_llm_overhead.py: 3.1 -> 2.8 ms per
-    decision). Nested or overlapping batches keep the raised thresholds until the last one ends,
-    which restores the thresholds found by the first."""
-    if _gc_state["depth"] == 0:
-        saved = gc.get_threshold()
-        _gc_state["saved"] = saved
-        gc.set_threshold(max(saved[0], GC_GEN0_THRESHOLD), max(saved[1], 50), max(saved[2], 100))
-    _gc_state["depth"] += 1
-    try:
-        yield
-    finally:
-        _gc_state["depth"] -= 1
-        if _gc_state["depth"] == 0:
-            gc.set_threshold(*_gc_state["saved"])
-
-
 class LLMClient:
+    """`endpoint` is the base URL, or a callable that returns it (called once, on the first call the
+    cache cannot answer: it may start the embedded model)."""
+
     def __init__(
         self,
         settings: LLMSettings,
         *,
-        base_url: str | None = None,
+        endpoint: str | Callable[[], str | None] | None = None,
         cache: DecisionCache | None = None,
-        ref: ReferenceData | None = None,
+        ref: ReferenceData,
     ) -> None:
         self.settings = settings
-        self.ref = ref or load_reference()
+        self.ref = ref
         self.cache = cache
-        key = settings.api_key.get_secret_value() if settings.api_key else "sk-no-key-needed"
-        self.http = _http_client(settings)
+        self._endpoint = endpoint
+        self._client: Any = None
+        self.calls = 0
+
+    def _connect(self) -> Any:
+        if self._client is not None:
+            return self._client
+        s = self.settings
+        url = self._endpoint() if callable(self._endpoint) else self._endpoint
+        key = s.api_key.get_secret_value() if s.api_key else "sk-no-key-needed"
+        self.http = http_client(s)
         raw = openai.AsyncOpenAI(
-            base_url=base_url or settings.base_url,
+            base_url=url or s.base_url,
             api_key=key,
-            timeout=settings.timeout_s,
-            max_retries=settings.http_retries,
+            timeout=s.timeout_s,
+            max_retries=s.http_retries,
             http_client=self.http,
         )
-        mode = _MODES[settings.instructor_mode]
-        self._client = instructor.AsyncInstructor(
-            client=raw, create=instructor.patch(create=chat_completions(raw), mode=mode), mode=mode
+        mode = _MODES[s.instructor_mode]
+        client = instructor.AsyncInstructor(
+            client=raw, create=instructor.patch(create=post_as_built(raw), mode=mode), mode=mode
         )
-        self._client.on("completion:kwargs", self._on_kwargs)
-        self._client.on("completion:response", self._on_response)
-        self._client.on("completion:error", self._on_error)
-        self._client.on("parse:error", self._on_error)
-        self.calls = 0
+        client.on("completion:kwargs", self._on_kwargs)
+        client.on("completion:response", self._on_response)
+        client.on("completion:error", self._on_error)
+        client.on("parse:error", self._on_error)
+        self._client = client
+        return client
 
     # --- hooks: one trail per asyncio task -------------------------------------------------------
     def _on_kwargs(self, *args: Any, **kwargs: Any) -> None:
@@ -277,7 +187,7 @@ class LLMClient:
             cur["error"] = f"{type(error).__name__}: {str(error)[:200]}"
 
     # --- calls -----------------------------------------------------------------------------------
-    async def propose(self, ctx: CustomerContext, prompt: RenderedPrompt) -> ProposalOutcome:
+    async def propose(self, ctx: CustomerContext, prompt: RenderedPrompt) -> PolicyOutcome:
         s = self.settings
         messages = prompt.messages()
         cache = self.cache if s.cache else None
@@ -287,15 +197,16 @@ class LLMClient:
             if hit is not None:
                 data, failure, attempts = hit
                 cached = Proposal.model_validate(data) if data is not None else None
-                return ProposalOutcome(ctx.customer_id, cached, failure, attempts, cached=True)
+                return self._outcome(ctx, prompt, cached, failure, attempts, cached=True)
+        client = self._connect()
         trail: list[dict[str, Any]] = []
         token = _trail.set(trail)
         try:
-            result = await self._client.chat.completions.create(
+            result = await client.chat.completions.create(
                 model=s.model,
                 response_model=response_model_for(ctx.segment, self.ref),
-                messages=messages,  # type: ignore[arg-type]
-                max_retries=s.max_retries,  # instructor: reasks after the first attempt
+                messages=messages,
+                max_retries=s.reasks,  # instructor: reasks after the first attempt
                 temperature=s.temperature,
                 seed=s.seed,
                 max_tokens=s.max_tokens,
@@ -318,16 +229,35 @@ class LLMClient:
         ]
         if cache is not None and (proposal is not None or reason in DETERMINISTIC_FAILURES):
             cache.put(key, proposal, attempts, reason)
-        return ProposalOutcome(ctx.customer_id, proposal, reason, attempts)
+        return self._outcome(ctx, prompt, proposal, reason, attempts)
+
+    def _outcome(
+        self,
+        ctx: CustomerContext,
+        prompt: RenderedPrompt,
+        proposal: Proposal | None,
+        failure: str | None,
+        attempts: list[LLMAttempt],
+        cached: bool = False,
+    ) -> PolicyOutcome:
+        return PolicyOutcome(
+            customer_id=ctx.customer_id,
+            proposal=proposal,
+            failure_reason=failure,
+            model=self.settings.model,
+            prompt_version=prompt.version,
+            attempts=attempts,
+            cached=cached,
+        )
 
     async def propose_many(
         self,
         items: Sequence[tuple[CustomerContext, RenderedPrompt]],
-        on_done: Callable[[ProposalOutcome], None] | None = None,
-    ) -> list[ProposalOutcome]:
+        on_done: Callable[[PolicyOutcome], None] | None = None,
+    ) -> list[PolicyOutcome]:
         sem = asyncio.Semaphore(self.settings.concurrency)
 
-        async def one(ctx: CustomerContext, prompt: RenderedPrompt) -> ProposalOutcome:
+        async def one(ctx: CustomerContext, prompt: RenderedPrompt) -> PolicyOutcome:
             async with sem:
                 out = await self.propose(ctx, prompt)
             if on_done:
@@ -344,10 +274,4 @@ class LLMClient:
 
 
 # Exceptions that InstructorRetryException wraps are classified by classify_failure.
-__all__ = [
-    "LLMClient",
-    "ProposalOutcome",
-    "classify_failure",
-    "response_model_for",
-    "InstructorRetryException",
-]
+__all__ = ["LLMClient", "classify_failure", "response_model_for", "InstructorRetryException"]

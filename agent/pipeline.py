@@ -1,79 +1,42 @@
-"""Context -> eligibility -> policy (rules or LLM) -> guardrails -> Decision + GuardrailReport.
+"""THE decision pipeline, used by activate, plan, eval, prompt and next_best_action:
 
-Eligibility runs before any LLM call, so no token is spent on someone who cannot be contacted.
-The LLM path is fully async with bounded concurrency; its failures become rules fallbacks inside
-the guardrails, never exceptions out of the run.
+    contexts -> eligibility (guardrails) -> Policy.propose (rules | LLM | learned) -> guardrails
+    (vet, clamp, re-render, fall back to the rules policy) -> Decision + GuardrailReport
+
+Eligibility runs before any policy call, so no LLM token is spent on someone who cannot be
+contacted. The pipeline never branches on which policy it holds: every policy implements
+core.policy.Policy, and a failure inside one becomes a rules fallback inside the guardrails, never
+an exception out of the run. This is the only module that imports both policies and guardrails.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 from agent.cache import DecisionCache
-from agent.contracts import (
-    SEGMENTS,
+from agent.policies import LLMEndpoint, RulesPolicy, build_policy
+from core.config import RunConfig
+from core.contracts import (
     ContactEvent,
     CustomerContext,
     Decision,
     DecisionMeta,
-    Goal,
+    Eligibility,
     GuardrailReport,
-    Mode,
+    GuardrailSettings,
+    PolicyOutcome,
 )
-from agent.llm import LLMClient, ProposalOutcome, proposal_key
-from agent.prompts import RenderedPrompt, render_prompt
-from agent.reference import ReferenceData, load_reference
-from agent.settings import LLMSettings
-from guardrails.eligibility import Eligibility, check_eligibility
+from core.gc_passes import fewer_gc_passes
+from core.policy import Policy, PolicyItem, Progress
+from core.reference import ReferenceData, load_reference
+from guardrails.eligibility import check_eligibility
 from guardrails.engine import finalize
-from guardrails.rules import RulesPolicy
-from guardrails.settings import GuardrailSettings
 
 Decided = tuple[Decision, GuardrailReport]
-
-
-class RunSettings(BaseModel):
-    """Everything that determines a run's decisions. Same settings + same data -> same decisions."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    run_id: str
-    as_of: datetime
-    mode: Mode = "rules"
-    segment: str = "all"
-    goal: Goal = "90d_clv"
-    discount_cap: float = Field(default=5.0, ge=0, le=100)
-    suppress_hours: float = Field(default=24.0, ge=0)
-    prompt_version: str = "v1"
-    global_holdout_pct: float = Field(default=5.0, ge=0, le=100)
-    segment_holdout_pct: float = Field(default=10.0, ge=0, le=100)
-
-    @field_validator("as_of")
-    @classmethod
-    def _utc(cls, v: datetime) -> datetime:
-        return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
-
-    @field_validator("segment")
-    @classmethod
-    def _segment(cls, v: str) -> str:
-        if v != "all" and v not in SEGMENTS:
-            raise ValueError(f"unknown segment {v!r}; valid: all, {', '.join(SEGMENTS)}")
-        return v
-
-    def guardrails(self) -> GuardrailSettings:
-        return GuardrailSettings(
-            goal=self.goal,
-            discount_cap=self.discount_cap,
-            suppress_hours=self.suppress_hours,
-            global_holdout_pct=self.global_holdout_pct,
-            segment_holdout_pct=self.segment_holdout_pct,
-        )
+History = Mapping[str, Sequence[ContactEvent]]
 
 
 def decision_id(as_of: datetime, customer_id: str, mode: str) -> str:
@@ -81,175 +44,95 @@ def decision_id(as_of: datetime, customer_id: str, mode: str) -> str:
     return hashlib.sha256(f"{as_of.date().isoformat()}|{customer_id}|{mode}".encode()).hexdigest()[:20]
 
 
-@contextlib.contextmanager
-def llm_endpoint(settings: LLMSettings) -> Iterator[str | None]:
-    """Yield the base URL to call: the configured endpoint, or the embedded model served for this run."""
-    if settings.embedded:
-        from agent import local_llm
-
-        with local_llm.serve() as url:
-            yield url
-    else:
-        yield settings.base_url
-
-
 class Pipeline:
-    def __init__(self, settings: RunSettings, *, ref: ReferenceData | None = None) -> None:
-        self.settings = settings
-        self.ref = ref or load_reference()
-        self.guard = settings.guardrails()
-        self.rules = RulesPolicy()
+    """One run's decisions: a policy, the guardrail settings and reference data, a run id and as_of."""
 
-    def _meta(
-        self, ctx: CustomerContext, *, policy: str, model: str | None = None, attempts: list | None = None
-    ) -> DecisionMeta:
-        s = self.settings
-        return DecisionMeta(
-            decision_id=decision_id(s.as_of, ctx.customer_id, s.mode),
-            run_id=s.run_id,
-            as_of=s.as_of,
-            goal=s.goal,
-            policy=policy,  # type: ignore[arg-type]
-            model=model,
-            prompt_version=s.prompt_version if policy == "llm" else None,
-            attempts=attempts or [],
-        )
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        guard: GuardrailSettings,
+        ref: ReferenceData,
+        run_id: str,
+        as_of: datetime,
+        fallback: RulesPolicy | None = None,
+    ) -> None:
+        self.policy, self.guard, self.ref = policy, guard, ref
+        self.run_id, self.as_of = run_id, as_of
+        self.fallback = fallback or (policy if isinstance(policy, RulesPolicy) else RulesPolicy(guard, ref))
 
-    def eligibility(self, ctx: CustomerContext, history: Mapping[str, Sequence[ContactEvent]]) -> Eligibility:
+    def eligibility(self, ctx: CustomerContext, history: History) -> Eligibility:
         return check_eligibility(
-            ctx,
-            history.get(ctx.customer_id, ()),
-            as_of=self.settings.as_of,
-            settings=self.guard,
-            ref=self.ref,
+            ctx, history.get(ctx.customer_id, ()), as_of=self.as_of, settings=self.guard, ref=self.ref
         )
 
-    def decide_rules(
-        self,
-        contexts: Sequence[CustomerContext],
-        history: Mapping[str, Sequence[ContactEvent]],
-        progress: Callable[[int], None] | None = None,
-    ) -> list[Decided]:
-        out: list[Decided] = []
-        for ctx in contexts:
-            elig = self.eligibility(ctx, history)
-            proposal = None
-            if elig.needs_proposal:
-                proposal = self.rules.propose(ctx, elig.allowed_channels, settings=self.guard, ref=self.ref)
-            out.append(
-                finalize(
-                    ctx,
-                    proposal,
-                    eligibility=elig,
-                    meta=self._meta(ctx, policy="rules"),
-                    settings=self.guard,
-                    ref=self.ref,
-                    rules=self.rules,
-                )
-            )
-            if progress:
-                progress(1)
-        return out
+    def _meta(self, ctx: CustomerContext) -> DecisionMeta:
+        p = self.policy
+        return DecisionMeta(
+            decision_id=decision_id(self.as_of, ctx.customer_id, p.name),
+            run_id=self.run_id,
+            as_of=self.as_of,
+            goal=self.guard.goal,
+            policy=p.name,
+            model=p.model,
+            prompt_version=p.prompt_version,
+        )
 
-    def prompts_for(
-        self, contexts: Sequence[CustomerContext], eligibilities: Sequence[Eligibility]
-    ) -> list[tuple[CustomerContext, RenderedPrompt]]:
-        s = self.settings
-        return [
-            (
-                ctx,
-                render_prompt(
-                    ctx,
-                    version=s.prompt_version,
-                    ref=self.ref,
-                    allowed_channels=e.allowed_channels,
-                    goal=s.goal,
-                    discount_cap=s.discount_cap,
-                ),
-            )
-            for ctx, e in zip(contexts, eligibilities, strict=True)
-            if e.needs_proposal
-        ]
-
-    def all_cached(
-        self,
-        contexts: Sequence[CustomerContext],
-        history: Mapping[str, Sequence[ContactEvent]],
-        llm_settings: LLMSettings,
-        cache: DecisionCache,
-    ) -> bool:
-        """True when every proposal this run needs is already in the cache (no model server needed)."""
-        todo = self.prompts_for(contexts, [self.eligibility(c, history) for c in contexts])
-        return all(cache.contains(proposal_key(llm_settings, c, p)) for c, p in todo)
-
-    async def decide_llm(
-        self,
-        contexts: Sequence[CustomerContext],
-        history: Mapping[str, Sequence[ContactEvent]],
-        client: LLMClient,
-        progress: Callable[[int], None] | None = None,
+    async def decide_async(
+        self, contexts: Sequence[CustomerContext], history: History, progress: Progress | None = None
     ) -> list[Decided]:
         eligibilities = [self.eligibility(ctx, history) for ctx in contexts]
-        todo = self.prompts_for(contexts, eligibilities)
-        ineligible = len(contexts) - len(todo)
-        if progress and ineligible:
-            progress(ineligible)
-        outcomes = await client.propose_many(todo, on_done=(lambda _o: progress(1)) if progress else None)
-        by_customer: dict[str, ProposalOutcome] = {o.customer_id: o for o in outcomes}
-        model = client.settings.model
-        out: list[Decided] = []
-        for ctx, elig in zip(contexts, eligibilities, strict=True):
-            o = by_customer.get(ctx.customer_id)
-            meta = self._meta(ctx, policy="llm", model=model, attempts=o.attempts if o else [])
-            out.append(
-                finalize(
-                    ctx,
-                    o.proposal if o else None,
-                    eligibility=elig,
-                    meta=meta,
-                    settings=self.guard,
-                    ref=self.ref,
-                    failure_reason=o.failure_reason if o else None,
-                    rules=self.rules,
-                )
+        todo: list[PolicyItem] = [
+            (c, e) for c, e in zip(contexts, eligibilities, strict=True) if e.needs_proposal
+        ]
+        if progress and len(contexts) > len(todo):
+            progress(len(contexts) - len(todo))
+        outcomes = await self.policy.propose(todo, progress) if todo else []
+        by_customer: dict[str, PolicyOutcome] = {o.customer_id: o for o in outcomes}
+        return [
+            finalize(
+                ctx,
+                by_customer.get(ctx.customer_id),
+                eligibility=elig,
+                meta=self._meta(ctx),
+                settings=self.guard,
+                ref=self.ref,
+                fallback=self.fallback,
             )
-        return out
+            for ctx, elig in zip(contexts, eligibilities, strict=True)
+        ]
+
+    def decide(
+        self, contexts: Sequence[CustomerContext], history: History, progress: Progress | None = None
+    ) -> list[Decided]:
+        with fewer_gc_passes():  # see core/gc_passes.py for the measurement
+            return asyncio.run(self.decide_async(contexts, history, progress))
 
 
 def decide(
     contexts: Sequence[CustomerContext],
-    history: Mapping[str, Sequence[ContactEvent]],
-    settings: RunSettings,
+    history: History,
+    config: RunConfig,
     *,
-    llm_settings: LLMSettings | None = None,
-    base_url: str | None = None,
+    run_id: str,
+    as_of: datetime,
+    ref: ReferenceData | None = None,
+    endpoint: LLMEndpoint | None = None,
     cache: DecisionCache | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
 ) -> tuple[list[Decided], dict[str, int]]:
-    """Decide for every context. Returns the decisions and LLM call stats (calls, cache hits)."""
-    pipe = Pipeline(settings)
-    if settings.mode == "rules":
-        return pipe.decide_rules(contexts, history, progress), {"llm_calls": 0, "cache_hits": 0}
-    llm: LLMSettings = llm_settings or LLMSettings.from_env()
-    cache = cache if cache is not None else (DecisionCache() if llm.cache else None)
-
-    async def run(url: str | None, cfg: LLMSettings) -> tuple[list[Decided], dict[str, int]]:
-        client = LLMClient(cfg, base_url=url, cache=cache, ref=pipe.ref)
-        try:
-            decided = await pipe.decide_llm(contexts, history, client, progress)
-        finally:
-            await client.aclose()
-        return decided, {"llm_calls": client.calls, "cache_hits": cache.hits if cache else 0}
-
-    if base_url is not None:
-        return asyncio.run(run(base_url, llm))
-    needs_server = llm.embedded and not (
-        cache is not None and llm.cache and pipe.all_cached(contexts, history, llm, cache)
-    )
-    if not needs_server:
-        # Embedded and fully cached: no server is started and a closed local port stands in for it.
-        return asyncio.run(run(llm.base_url or ("http://127.0.0.1:9/v1" if llm.embedded else None), llm))
-    # llama-cpp-python's server answers one request at a time: queueing more only reorders them.
-    serial = llm.model_copy(update={"concurrency": 1})
-    with llm_endpoint(serial) as url:
-        return asyncio.run(run(url, serial))
+    """Decide for every context with the policy `config.mode` names. Returns the decisions and the
+    policy's call stats (LLM calls, cache hits). An embedded model started here is stopped here;
+    pass `endpoint` to share one across calls."""
+    ref = ref or load_reference()
+    guard = config.guardrails()
+    own_endpoint = endpoint is None and config.mode == "llm"
+    endpoint = endpoint or (LLMEndpoint(config.llm) if own_endpoint else None)
+    try:
+        policy = build_policy(config, guard=guard, ref=ref, endpoint=endpoint, cache=cache)
+        pipe = Pipeline(policy, guard=guard, ref=ref, run_id=run_id, as_of=as_of)
+        decided = pipe.decide(contexts, history, progress)
+        return decided, {"llm_calls": 0, "cache_hits": 0} | policy.stats()
+    finally:
+        if own_endpoint and endpoint is not None:
+            endpoint.close()

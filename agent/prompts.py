@@ -15,9 +15,9 @@ from typing import Any
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 
-from agent.contracts import CustomerContext
 from agent.errors import PromptError
-from agent.reference import ReferenceData
+from core.contracts import CustomerContext
+from core.reference import ReferenceData
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 

@@ -64,26 +64,25 @@ def main() -> None:
     floor_s = time.perf_counter() - t0
     floor_rows = con.execute("select count(*) from floor_actions").fetchall()[0][0]
 
-    from activation.run import data_as_of, new_run_id
-    from agent.context import load_contact_history, load_contexts
-    from agent.pipeline import Pipeline, RunSettings
+    from activation.run import new_run_id, run_activation
+    from activation.settings import ActivateSettings
+    from agent.context import data_as_of, load_contact_history, load_contexts, reference_for
+    from agent.pipeline import decide
+    from core.config import load_settings
 
-    settings = RunSettings(run_id=new_run_id(), as_of=data_as_of(con), mode="rules")
+    settings = load_settings(ActivateSettings, mode="rules", segment="all")
     t0 = time.perf_counter()
     contexts = load_contexts(con)
     history = load_contact_history(con)
+    ref = reference_for(con)
     t_ctx = time.perf_counter() - t0
     t0 = time.perf_counter()
-    decided = Pipeline(settings).decide_rules(contexts, history)
+    decided, _ = decide(contexts, history, settings, run_id=new_run_id(), as_of=data_as_of(con), ref=ref)
     t_dec = time.perf_counter() - t0
     con.close()
 
-    from activation.run import run_activation
-
     t0 = time.perf_counter()
-    summary = run_activation(
-        mode="rules", segment="all", goal="90d_clv", discount_cap=5.0, suppress_hours=24.0, dry_run=True
-    )
+    summary = run_activation(settings)
     t_run = time.perf_counter() - t0
 
     core = t_ctx + t_dec

@@ -62,7 +62,7 @@ def measured(cmd: list[str], env: dict[str, str], log: Path) -> dict[str, float]
 
 def ops_ddl() -> str:
     """The DuckDB DDL of the ops tables, read from the dbt macro as the product reads it."""
-    from activation.ops_tables import ops_ddl_statements
+    from warehouse.ops_tables import ops_ddl_statements
 
     return ";\n".join(ops_ddl_statements())
 

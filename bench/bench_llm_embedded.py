@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "agent"))
 
+from agent.settings import LLMSettings  # noqa: E402
 from agent_cases import CASES  # noqa: E402
 
 from agent import local_llm  # noqa: E402
@@ -36,8 +37,7 @@ from agent.cache import DecisionCache  # noqa: E402
 from agent.llm import response_model_for  # noqa: E402
 from agent.pipeline import RunSettings, decide  # noqa: E402
 from agent.prompts import render_prompt  # noqa: E402
-from agent.reference import load_reference  # noqa: E402
-from agent.settings import LLMSettings  # noqa: E402
+from core.reference import load_reference  # noqa: E402
 from guardrails.eligibility import check_eligibility  # noqa: E402
 
 

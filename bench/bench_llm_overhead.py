@@ -32,10 +32,11 @@ sys.path.insert(0, str(ROOT / "tests" / "agent"))
 from agent_cases import CASES  # noqa: E402
 
 from agent.llm import response_model_for  # noqa: E402
-from agent.pipeline import RunSettings, decide  # noqa: E402
+from agent.pipeline import decide  # noqa: E402
+from agent.policies import LLMEndpoint  # noqa: E402
 from agent.prompts import render_prompt  # noqa: E402
-from agent.reference import load_reference  # noqa: E402
-from agent.settings import LLMSettings  # noqa: E402
+from core.config import LLMSettings, RunConfig, settings_from  # noqa: E402
+from core.reference import load_reference  # noqa: E402
 
 CONCURRENCY = 32
 
@@ -100,17 +101,15 @@ def main() -> None:
     try:
         ctxs = contexts(n)
         as_of = datetime(2026, 11, 27, 14, tzinfo=UTC)
-        settings = RunSettings(
-            run_id="bench", as_of=as_of, mode="llm", global_holdout_pct=0, segment_holdout_pct=0
-        )
-        llm = LLMSettings.from_env(
-            {"NBA_LLM__HTTP_TRANSPORT": os.environ.get("NBA_LLM__HTTP_TRANSPORT", "aiohttp")},
+        llm = LLMSettings(
+            http_transport=os.environ.get("NBA_LLM__HTTP_TRANSPORT", "aiohttp"),  # type: ignore[arg-type]
             base_url=url,
-            api_key="sk-bench",
+            api_key="sk-bench",  # type: ignore[arg-type]
             cache=False,
             concurrency=CONCURRENCY,
             http_retries=0,
         )
+        settings = settings_from(RunConfig, mode="llm", global_holdout_pct=0, segment_holdout_pct=0, llm=llm)
 
         ref = load_reference()
         bodies = []
@@ -142,7 +141,9 @@ def main() -> None:
         aio_s = asyncio.run(raw_aiohttp(url, bodies))
 
         t0 = time.perf_counter()
-        decided, stats = decide(ctxs, {}, settings, llm_settings=llm, base_url=url)
+        decided, stats = decide(
+            ctxs, {}, settings, run_id="bench", as_of=as_of, endpoint=LLMEndpoint(llm, url=url)
+        )
         ours_s = time.perf_counter() - t0
         assert stats["llm_calls"] == n, stats
         llm_policy = sum(1 for d, _ in decided if d.policy == "llm")

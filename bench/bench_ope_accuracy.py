@@ -13,7 +13,6 @@ on each history is set against its true value from the generator. One estimate p
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import time
 from collections.abc import Callable
@@ -28,8 +27,8 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent.contracts import Decision, Mode  # noqa: E402
-from agent.settings import LLMSettings  # noqa: E402
+from core.config import RunConfig, load_settings  # noqa: E402
+from core.contracts import Decision, Mode  # noqa: E402
 from evals.cli import FEATURES  # noqa: E402
 from evals.harness import restrict  # noqa: E402
 from evals.ope import (  # noqa: E402
@@ -44,20 +43,18 @@ from evals.ope import (  # noqa: E402
 from evals.targets import target_from_decisions, uniform_random_target  # noqa: E402
 from evals.truth_adapter import truth_from_params  # noqa: E402
 from warehouse import paths, truth  # noqa: E402
-from warehouse.cli import ensure_warehouse  # noqa: E402
+from warehouse.build import ensure_warehouse  # noqa: E402
 from warehouse.generate import GenerateConfig, build_world, read_meta  # noqa: E402
 
 
 def decided(con: duckdb.DuckDBPyConnection, ids: list[str], mode: Mode) -> list[Decision]:
     """Each customer's decision under `mode` (as nba-eval decides: no holdouts, 90d_clv, cap 5)."""
-    from activation.run import data_as_of
-    from agent.context import load_contexts
-    from agent.pipeline import RunSettings, decide, llm_endpoint
+    from agent.context import data_as_of, load_contexts, reference_for
+    from agent.pipeline import decide
 
     contexts = list(load_contexts(con, customer_ids=ids))
-    settings = RunSettings(
-        run_id=f"ope-accuracy-{mode}",
-        as_of=data_as_of(con),
+    settings = load_settings(
+        RunConfig,
         mode=mode,
         goal="90d_clv",
         discount_cap=5.0,
@@ -65,9 +62,9 @@ def decided(con: duckdb.DuckDBPyConnection, ids: list[str], mode: Mode) -> list[
         global_holdout_pct=0,
         segment_holdout_pct=0,
     )
-    llm = LLMSettings.from_env()
-    with llm_endpoint(llm) if mode == "llm" else contextlib.nullcontext(None) as url:
-        pairs, stats = decide(contexts, {}, settings, llm_settings=llm, base_url=url)
+    pairs, stats = decide(
+        contexts, {}, settings, run_id=f"ope-accuracy-{mode}", as_of=data_as_of(con), ref=reference_for(con)
+    )
     if mode == "llm":
         print(
             f"LLM decisions: {stats['cache_hits']} from the decision cache, {stats['llm_calls']} model calls"

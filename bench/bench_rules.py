@@ -1,4 +1,5 @@
-"""Rules-mode decision throughput: context -> eligibility -> propose -> finalize, in memory.
+"""Rules-mode decision throughput through the product's pipeline (context -> eligibility -> rules
+policy -> guardrails), in memory.
 
     .venv/bin/python bench/bench_rules.py            # 200,000 synthetic customers, 2 workers
     .venv/bin/python bench/bench_rules.py 1000000    # the full million
@@ -23,12 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.contracts import CHANNELS, SEGMENTS, ContactEvent, CustomerContext, DecisionMeta  # noqa: E402
-from agent.reference import load_reference  # noqa: E402
-from guardrails.eligibility import check_eligibility  # noqa: E402
-from guardrails.engine import finalize  # noqa: E402
-from guardrails.rules import RulesPolicy  # noqa: E402
-from guardrails.settings import GuardrailSettings  # noqa: E402
+from agent.pipeline import Pipeline  # noqa: E402
+from agent.policies.rules import RulesPolicy  # noqa: E402
+from core.contracts import CHANNELS, SEGMENTS, ContactEvent, CustomerContext, GuardrailSettings  # noqa: E402
+from core.reference import load_reference  # noqa: E402
 from warehouse.names import FIRST_NAMES  # noqa: E402
 
 AS_OF = datetime(2024, 5, 1, 12, tzinfo=UTC)
@@ -86,32 +85,16 @@ def contexts(start: int, n: int) -> list[tuple[CustomerContext, list[ContactEven
 
 def work(args: tuple[int, int]) -> tuple[float, float, dict[str, int]]:
     start, n = args
-    ref, settings, rules = load_reference(), GuardrailSettings(), RulesPolicy()
+    ref = load_reference().with_customer_names(FIRST_NAMES)
+    settings = GuardrailSettings()
+    pipe = Pipeline(RulesPolicy(settings, ref), guard=settings, ref=ref, run_id="bench", as_of=AS_OF)
     t0 = time.process_time()
     batch = contexts(start, n)
     t1 = time.process_time()
     statuses: dict[str, int] = {}
-    for ctx, history in batch:
-        meta = DecisionMeta.model_construct(
-            decision_id=f"{AS_OF:%Y%m%d}-{ctx.customer_id}-rules",
-            run_id="bench",
-            as_of=AS_OF,
-            goal=settings.goal,
-            policy="rules",
-            model=None,
-            prompt_version=None,
-            propensity=1.0,
-            attempts=[],
-        )
-        elig = check_eligibility(ctx, history, as_of=AS_OF, settings=settings, ref=ref)
-        proposal = (
-            rules.propose(ctx, elig.allowed_channels, settings=settings, ref=ref)
-            if elig.needs_proposal
-            else None
-        )
-        decision, _ = finalize(
-            ctx, proposal, eligibility=elig, meta=meta, settings=settings, ref=ref, rules=rules
-        )
+    ctxs = [c for c, _ in batch]
+    history = {c.customer_id: h for c, h in batch}
+    for decision, _ in pipe.decide(ctxs, history):  # the product's own pipeline, in one batch
         statuses[decision.status] = statuses.get(decision.status, 0) + 1
     t2 = time.process_time()
     return t1 - t0, t2 - t1, statuses

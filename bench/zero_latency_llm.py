@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from agent.reference import load_reference  # noqa: E402
+from core.reference import load_reference  # noqa: E402
 
 TEMPLATE_CHANNEL = {t.template_id: t.channel for t in load_reference().templates.values()}
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from agent.contracts import ActionSpec
-from agent.reference import load_reference
+from core.contracts import ActionSpec
+from core.reference import load_reference
 
 GRID_STEP = 5.0
 NO_ACTION = -1

@@ -3,162 +3,162 @@
   nba-eval --mode llm --prompt-version v2 --baseline v1 --sample 40
   nba-eval --mode rules --baseline random            (every segmented customer)
 
-Both policies decide for the same frozen sample of segmented customers (seeded); their value is
-estimated off-policy (IPS, SNIPS, DR) on those customers' logged touches and, because the generator
-knows the truth, set against the true value. Golden and adversarial cases are scored too. The report
-goes to reports/eval-<id>/report.{json,html} and to ops.eval_runs.
+Both policies decide for the same frozen sample of segmented customers (seeded) through the one
+decision pipeline; their value is estimated off-policy (IPS, SNIPS, DR) on those customers' logged
+touches and, because the generator knows the truth, set against the true value. Golden and
+adversarial cases are scored too. The report goes to reports/eval-<id>/report.{json,html} and to
+ops.eval_runs.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import sys
 import time
 from collections.abc import Callable
 from datetime import UTC
-from typing import NoReturn, cast
+from typing import Annotated
 
 import duckdb
+import typer
 
-from agent.contracts import GOALS, CustomerContext, Decision, GuardrailReport, Mode
-from agent.errors import AgentError
-from evals.harness import PolicySpec, run_eval
+from core.cli import run, setting, version_option
+from core.config import load_settings
+from core.contracts import CustomerContext, Decision, GuardrailReport
+from core.errors import UserError
+from evals.harness import PolicySpec
 from evals.report_model import PolicyValue
+from evals.settings import EvalSettings
 
 FEATURES = ("lifetime_revenue", "recency_days", "sessions_30d", "latest_nps_score", "tenure_days")
+E = EvalSettings
+
+app = typer.Typer(
+    name="nba-eval",
+    help="Offline evaluation of a policy or prompt version against a baseline.",
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
-        prog="nba-eval", description="Offline evaluation of a policy or prompt version against a baseline."
-    )
-    p.add_argument("--mode", choices=("rules", "llm", "random"), default="llm", help="candidate policy")
-    p.add_argument("--prompt-version", default="v1", help="candidate prompt version (LLM mode)")
-    p.add_argument(
-        "--baseline",
-        default="rules",
-        help="baseline: rules, random, or a prompt version (e.g. v1) for the LLM",
-    )
-    p.add_argument(
-        "--sample",
-        type=_sample_size,
-        default=0,
-        help="segmented customers in the frozen sample, or 'all' (default: all; the estimated-vs-true "
-        "check needs the whole demo population, a sample of 40 is for quick prompt iteration)",
-    )
-    p.add_argument("--goal", choices=GOALS, default="90d_clv")
-    p.add_argument("--discount-cap", type=float, default=5.0)
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--n-bootstrap", type=int, default=1000)
-    return p
-
-
-def _sample_size(text: str) -> int:
-    """'all' -> 0 (every segmented customer), else a positive int."""
-    if text.strip().lower() == "all":
-        return 0
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer or 'all', got {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer or 'all', got {text!r}")
-    return n
-
-
-def spec_for(name: str, *, goal: str, cap: float) -> PolicySpec:
-    from agent.prompts import available_versions
-
+def spec_for(name: str, settings: EvalSettings) -> PolicySpec:
+    """A baseline name (rules, random, a prompt version) as a policy of this eval."""
+    goal, cap = settings.goal, settings.discount_cap
     if name in ("rules", "random"):
         return PolicySpec(name=name, mode=name, goal=goal, discount_cap=cap)  # type: ignore[arg-type]
-    if name in available_versions():
-        return PolicySpec(name=f"llm:{name}", mode="llm", prompt_version=name, goal=goal, discount_cap=cap)  # type: ignore[arg-type]
-    raise AgentError(f"unknown baseline {name!r}; valid: rules, random, {', '.join(available_versions())}")
+    return PolicySpec(name=f"llm:{name}", mode="llm", prompt_version=name, goal=goal, discount_cap=cap)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return _run(args)
-    except (AgentError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+def candidate_spec(settings: EvalSettings) -> PolicySpec:
+    if settings.mode == "llm":
+        return spec_for(settings.prompt_version, settings)
+    return spec_for(settings.mode, settings)
 
 
-def _run(args: argparse.Namespace) -> int:
-    from activation.run import data_as_of
-    from agent.context import load_contexts
-    from agent.pipeline import RunSettings, decide, llm_endpoint
-    from agent.settings import LLMSettings
+@app.command()
+def evaluate(
+    mode: Annotated[str | None, setting(E, "mode", "Candidate policy.")] = None,
+    prompt_version: Annotated[
+        str | None, setting(E, "prompt_version", "Candidate prompt version (LLM mode).", metavar="VERSION")
+    ] = None,
+    baseline: Annotated[
+        str | None,
+        setting(
+            E,
+            "baseline",
+            "Baseline: rules, random, or a prompt version of the LLM.",
+            metavar="rules|random|VERSION",
+        ),
+    ] = None,
+    sample: Annotated[
+        str | None,
+        setting(
+            E,
+            "sample",
+            "Segmented customers in the frozen sample, or 'all' (the estimated-vs-true check needs all; 40 is for quick prompt iteration).",
+            metavar="N|all",
+        ),
+    ] = None,
+    goal: Annotated[str | None, setting(E, "goal", "What the policies optimise.")] = None,
+    discount_cap: Annotated[
+        str | None, setting(E, "discount_cap", "No decision offers more (percent).", metavar="0-100")
+    ] = None,
+    seed: Annotated[
+        str | None, setting(E, "seed", "Seed of the sample and the bootstrap.", metavar="N")
+    ] = None,
+    n_bootstrap: Annotated[
+        str | None, setting(E, "n_bootstrap", "Bootstrap resamples for the intervals.", metavar="N")
+    ] = None,
+    version: Annotated[bool, version_option()] = False,
+) -> int:
+    """Evaluate the candidate against the baseline and write the report."""
+    settings = load_settings(
+        EvalSettings,
+        mode=mode,
+        prompt_version=prompt_version,
+        baseline=baseline,
+        sample=sample,
+        goal=goal,
+        discount_cap=discount_cap,
+        seed=seed,
+        n_bootstrap=n_bootstrap,
+    )
+    return _run(settings)
+
+
+def _run(settings: EvalSettings) -> int:
+    from agent.context import data_as_of, load_contexts, reference_for
+    from agent.pipeline import decide
+    from agent.policies import LLMEndpoint
     from evals.datasets.sample import frozen_sample
+    from evals.harness import run_eval
     from evals.ope import LoggedData
     from evals.report import store_eval_run, write_report
     from evals.truth_adapter import warehouse_truth
     from warehouse import paths
-    from warehouse.cli import ensure_warehouse
+    from warehouse.build import ensure_warehouse
 
+    candidate = candidate_spec(settings)
+    baseline = spec_for(settings.baseline, settings)
+    if baseline.name == candidate.name:
+        raise UserError(f"candidate and baseline are the same policy ({candidate.name}): change --baseline")
     ensure_warehouse()
     con = duckdb.connect(str(paths.duckdb_path()))
-    as_of = data_as_of(con)
-    if args.mode == "llm":
-        candidate = PolicySpec(
-            name=f"llm:{args.prompt_version}",
-            mode="llm",
-            prompt_version=args.prompt_version,
-            goal=args.goal,
-            discount_cap=args.discount_cap,
-        )
-    else:
-        candidate = spec_for(args.mode, goal=args.goal, cap=args.discount_cap)
-    baseline = spec_for(args.baseline, goal=args.goal, cap=args.discount_cap)
-    if baseline.name == candidate.name:
-        raise AgentError(f"candidate and baseline are the same policy ({candidate.name})")
-
-    ids = frozen_sample(con, args.sample or 10**12, seed=args.seed)
+    as_of = settings.as_of or data_as_of(con)
+    ref = reference_for(con)
+    ids = frozen_sample(con, settings.sample_size or 10**12, seed=settings.seed)
     contexts = {c.customer_id: c for c in load_contexts(con, customer_ids=ids)}
     cols = ", ".join(f"c.{f}" for f in FEATURES)
-    table = (
-        con.sql(
-            f"select h.*, {cols} from main.mart_marketing__campaign_history h "
-            "join main.mart_marketing__customer_360 c using (customer_id)"
-        ).to_arrow_table()
-        if hasattr(duckdb.DuckDBPyRelation, "to_arrow_table")
-        else con.sql(
-            f"select h.*, {cols} from main.mart_marketing__campaign_history h "
-            "join main.mart_marketing__customer_360 c using (customer_id)"
-        ).arrow()
+    relation = con.sql(
+        f"select h.*, {cols} from main.mart_marketing__campaign_history h "
+        "join main.mart_marketing__customer_360 c using (customer_id)"
     )
+    table = relation.to_arrow_table() if hasattr(relation, "to_arrow_table") else relation.arrow()
     logged = LoggedData.from_arrow(table, feature_columns=FEATURES)
-    llm_settings = LLMSettings.from_env()
-    needs_llm = "llm" in (candidate.mode, baseline.mode)
 
-    with llm_endpoint(llm_settings) if needs_llm else contextlib.nullcontext(None) as url:
+    with LLMEndpoint(settings.llm) as endpoint:
 
         def decide_for(
             spec: PolicySpec, ctxs: list[CustomerContext]
         ) -> list[tuple[Decision, GuardrailReport]]:
-            settings = RunSettings(
-                run_id=f"eval-{spec.name}",
-                as_of=as_of,
-                mode=cast(Mode, spec.mode),  # never "random": random specs are not decided
-                goal=spec.goal,  # type: ignore[arg-type]
-                discount_cap=spec.discount_cap,
-                prompt_version=spec.prompt_version or "v1",
-                global_holdout_pct=0,
-                segment_holdout_pct=0,
+            config = settings.model_copy(
+                update={
+                    "mode": spec.mode,  # never "random": random specs are not decided
+                    "goal": spec.goal,
+                    "discount_cap": spec.discount_cap,
+                    "prompt_version": spec.prompt_version or settings.prompt_version,
+                    "global_holdout_pct": 0.0,
+                    "segment_holdout_pct": 0.0,
+                }
             )
             decided, _ = decide(
                 ctxs,
                 {},
-                settings,
-                llm_settings=llm_settings,
-                base_url=url if spec.mode == "llm" else None,
+                config,
+                run_id=f"eval-{spec.name}",
+                as_of=as_of,
+                ref=ref,
+                endpoint=endpoint,
                 progress=_progress_printer(spec.name, len(ctxs)) if spec.mode == "llm" else None,
             )
             return decided
@@ -170,8 +170,8 @@ def _run(args: argparse.Namespace) -> int:
             contexts_by_customer=contexts,
             decide=decide_for,
             truth=warehouse_truth(),
-            seed=args.seed,
-            n_bootstrap=args.n_bootstrap,
+            seed=settings.seed,
+            n_bootstrap=settings.n_bootstrap,
             created_at=as_of.astimezone(UTC),
         )
     out = write_report(report)
@@ -227,6 +227,10 @@ def _print(report, out) -> None:  # type: ignore[no-untyped-def]
     for metric, d in report.difference.items():
         print(f"candidate - baseline ({metric}, DR): {d['value']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]")
     print(f"report: {out}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(app, argv, prog="nba-eval")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from typing import Literal, cast
 
 import numpy as np
 
-from agent.contracts import CustomerContext, Decision, Goal, GuardrailReport, Model, stable_hash
+from core.contracts import CustomerContext, Decision, Goal, GuardrailReport, Model, Percent, stable_hash
 from evals.datasets.adversarial import AdversarialCase, adversarial_cases, check_adversarial_cases
 from evals.datasets.golden import GoldenCase, check_cases, load_golden
 from evals.ope import (
@@ -35,14 +35,19 @@ Decide = Callable[["PolicySpec", list[CustomerContext]], list[tuple[Decision, Gu
 
 
 class PolicySpec(Model):
+    """One policy of an eval. Goal and cap have no defaults: they come from the eval's settings, so
+    every policy of one eval is scored under the same ones."""
+
     name: str
     mode: Literal["rules", "llm", "random"]
     prompt_version: str | None = None
-    goal: Goal = "90d_clv"
-    discount_cap: float = 15.0
+    goal: Goal
+    discount_cap: Percent
 
 
-RANDOM_REFERENCE = PolicySpec(name="uniform_random", mode="random")
+def random_reference(like: PolicySpec) -> PolicySpec:
+    """The uniform-random reference under the same goal and cap as `like`."""
+    return PolicySpec(name="uniform_random", mode="random", goal=like.goal, discount_cap=like.discount_cap)
 
 
 def restrict(data: LoggedData, customer_ids: set[str]) -> LoggedData:
@@ -151,7 +156,7 @@ def run_eval(
     customers = sorted(set(data.customer_ids.astype(str)))
     contexts = [contexts_by_customer[c] for c in customers]
     specs = [baseline, candidate] + (
-        [RANDOM_REFERENCE] if "random" not in (baseline.mode, candidate.mode) else []
+        [random_reference(candidate)] if "random" not in (baseline.mode, candidate.mode) else []
     )
     report = EvalReport(
         eval_id="",

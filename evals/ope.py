@@ -28,7 +28,7 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 
-from agent.contracts import LoggedTouch
+from core.contracts import LoggedTouch
 from evals.actions import NO_ACTION, ActionSpace, default_action_space
 from evals.bootstrap import bootstrap_sums
 from evals.reward_model import BucketRewardModel, FittedRewardModel

@@ -15,9 +15,9 @@ from typing import Any
 import duckdb
 from jinja2 import Environment, StrictUndefined, select_autoescape
 
-from activation.ops_tables import ensure_ops_tables
 from evals.report_model import EvalReport
 from evals.svg import DISCOUNT_COLOR, FAILED_COLOR, FIXED_COLOR, POLICY_COLORS, bar_chart, interval_chart
+from warehouse.ops_tables import ensure_ops_tables
 from warehouse.paths import reports_dir
 
 PAGE = """<!doctype html>

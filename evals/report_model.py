@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from agent.contracts import Model
+from core.contracts import Model
 from evals.scorers import ScoreResult
 
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from agent.contracts import CustomerContext, Decision, GuardrailReport, Model
-from agent.reference import load_reference
+from core.contracts import CustomerContext, Decision, GuardrailReport, Model
+from core.reference import load_reference
 from guardrails.message import find_percentages
 from guardrails.message import sms_segments as guardrail_sms_segments
 

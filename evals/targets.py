@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from agent.contracts import Decision
+from core.contracts import Decision
 from evals.actions import NO_ACTION
 from evals.ope import LoggedData, TargetPolicy
 

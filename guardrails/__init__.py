@@ -1,5 +1,6 @@
-"""The deterministic guardrail layer and the rules policy it falls back to. Nothing here calls an LLM.
+"""The deterministic guardrail layer. Nothing here calls an LLM, and nothing here imports a policy:
+the rules fallback is handed to `engine.finalize` by the pipeline.
 
-eligibility.check_eligibility -> (policy) -> engine.finalize -> Decision + GuardrailReport;
-invariants.violations is the independent oracle of what a final decision must satisfy.
+eligibility.check_eligibility -> (a policy proposes) -> engine.finalize -> Decision + GuardrailReport.
+The independent checker of what a final decision must satisfy is testing/invariants.py.
 """

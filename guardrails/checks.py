@@ -8,10 +8,9 @@ each distinct message once.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache, lru_cache
 
-from agent.contracts import ActionSpec
-from agent.reference import ReferenceData
+from core.reference import ReferenceData
 from guardrails.message import (
     compile_terms,
     find_banned,
@@ -21,6 +20,7 @@ from guardrails.message import (
     find_pii,
     find_prices,
     has_control,
+    name_keys,
     sms_segments,
 )
 
@@ -31,6 +31,7 @@ class MessageChecker:
     def __init__(self, ref: ReferenceData) -> None:
         self.limits = ref.channel_limits
         self.banned = compile_terms(t.term for t in ref.banned_terms)
+        self.names = name_keys(ref.customer_names)
         self.check = lru_cache(maxsize=65536)(self._check)
 
     def _check(
@@ -67,7 +68,7 @@ class MessageChecker:
         for code, found in (
             ("invented_price", find_prices(text)),
             ("banned_term", find_banned(text, self.banned)),
-            ("other_customer_name", find_other_names(text, first_name)),
+            ("other_customer_name", find_other_names(text, first_name, self.names)),
             ("invented_date", find_dates(text)),
         ):
             if found:
@@ -76,26 +77,10 @@ class MessageChecker:
         return tuple(out)
 
 
-_CHECKERS: dict[int, tuple[ReferenceData, MessageChecker]] = {}
-
-
+@cache
 def get_checker(ref: ReferenceData) -> MessageChecker:
-    """One checker per ReferenceData object (held here, so its id cannot be reused)."""
-    hit = _CHECKERS.get(id(ref))
-    if hit is None or hit[0] is not ref:
-        hit = (ref, MessageChecker(ref))
-        _CHECKERS[id(ref)] = hit
-    return hit[1]
-
-
-def discount_bounds(action: ActionSpec, cap: float) -> tuple[int, int] | None:
-    """Whole-percent bounds [max(0, bank min), min(cap, bank max)], or None if no whole percentage fits.
-
-    Discounts are whole percentages because approved templates state `discount_pct|int`: a final
-    7.5% would be announced as 7%, and the message must state exactly what is given."""
-    lo = math.ceil(max(0.0, action.min_discount_pct) - 1e-9)
-    hi = math.floor(min(cap, action.max_discount_pct) + 1e-9)
-    return (lo, hi) if lo <= hi else None
+    """One checker per ReferenceData object (reference data hashes by identity)."""
+    return MessageChecker(ref)
 
 
 def clamp_discount(proposed: float, lo: int, hi: int) -> tuple[float, list[str]]:

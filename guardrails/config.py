@@ -6,8 +6,9 @@ rather than turning every decision into `no_action`.
 
 from __future__ import annotations
 
-from agent.contracts import CHANNELS
-from agent.reference import ReferenceData
+from core.contracts import CHANNELS
+from core.reference import ReferenceData
+from core.templates import render_template
 from guardrails.checks import get_checker
 from guardrails.errors import (
     ChannelMismatchError,
@@ -16,7 +17,6 @@ from guardrails.errors import (
     TemplateCheckError,
     UnknownTemplateError,
 )
-from guardrails.message import render_template
 
 SAMPLE_NAME = "Olivia"
 

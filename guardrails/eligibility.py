@@ -5,44 +5,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, time, timedelta
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from agent.contracts import CHANNELS, Arm, Channel, ContactEvent, CustomerContext, GuardrailCheck
-from agent.reference import ReferenceData
-from guardrails._fast import build
+from core.contracts import (
+    CHANNELS,
+    Arm,
+    ContactEvent,
+    CustomerContext,
+    Eligibility,
+    GuardrailCheck,
+    GuardrailSettings,
+)
+from core.reference import ReferenceData
 from guardrails.holdout import global_bucket, segment_bucket
-from guardrails.settings import GuardrailSettings
 
 WEEK = timedelta(days=7)
 
-
-def _check(
-    name: str, verdict: str, before: Any = None, after: Any = None, reason: str = ""
-) -> GuardrailCheck:
-    return build(
-        GuardrailCheck, {"name": name, "verdict": verdict, "before": before, "after": after, "reason": reason}
-    )
+__all__ = ["Eligibility", "check_eligibility", "contact_times", "quiet_until", "zone"]
 
 
-class Eligibility(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    status: Literal["send", "suppressed", "deferred", "holdout"]
-    arm: Arm
-    reasons: list[str] = Field(default_factory=list)
-    allowed_channels: list[Channel] = Field(default_factory=list)
-    defer_until: datetime | None = None
-    # allowed channels that are inside their quiet hours now -> when each may next be used (UTC)
-    channel_defer_until: dict[Channel, datetime] = Field(default_factory=dict)
-    checks: list[GuardrailCheck] = Field(default_factory=list)
-
-    @property
-    def needs_proposal(self) -> bool:
-        """Whether a policy (and so an LLM) should be asked for an action at all."""
-        return self.status in ("send", "deferred")
+_check = GuardrailCheck.of
 
 
 def as_utc(dt: datetime) -> datetime:
@@ -91,17 +74,6 @@ def contact_times(ctx: CustomerContext, history: Sequence[ContactEvent]) -> set[
         if t is not None:
             out.add((ch, as_utc(t)))
     return out
-
-
-_BANK_CHANNELS: dict[tuple[int, str], tuple[ReferenceData, frozenset[str]]] = {}
-
-
-def bank_channels(ref: ReferenceData, segment: str) -> frozenset[str]:
-    hit = _BANK_CHANNELS.get((id(ref), segment))
-    if hit is None or hit[0] is not ref:
-        hit = (ref, frozenset(a.channel for a in ref.actions_for(segment)))
-        _BANK_CHANNELS[(id(ref), segment)] = hit
-    return hit[1]
 
 
 def check_eligibility(
@@ -200,7 +172,7 @@ def check_eligibility(
         )
     )
 
-    in_bank = bank_channels(ref, ctx.segment)
+    in_bank = ref.bank_channels(ctx.segment)
     allowed = [ch for ch in open_channels if ch in in_bank]
     if open_channels and not allowed:
         blocked = True
@@ -250,15 +222,12 @@ def check_eligibility(
         reasons.append("quiet_hours")
     else:
         status = "send"
-    return build(
-        Eligibility,
-        {
-            "status": status,
-            "arm": arm,
-            "reasons": reasons,
-            "allowed_channels": allowed,
-            "defer_until": defer_until,
-            "channel_defer_until": deferred,
-            "checks": checks,
-        },
+    return Eligibility(
+        status=status,
+        arm=arm,
+        reasons=reasons,
+        allowed_channels=allowed,  # type: ignore[arg-type]
+        defer_until=defer_until,
+        channel_defer_until=deferred,  # type: ignore[arg-type]
+        checks=checks,
     )

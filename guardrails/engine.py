@@ -15,26 +15,28 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.contracts import CustomerContext, Decision, DecisionMeta, GuardrailCheck, GuardrailReport, Proposal
-from agent.reference import ReferenceData
-from guardrails._fast import build
-from guardrails.checks import clamp_discount, discount_bounds, get_checker
-from guardrails.eligibility import Eligibility
-from guardrails.errors import TemplateRenderError
-from guardrails.message import render_template, strip_control
-from guardrails.rules import RulesPolicy
-from guardrails.settings import GuardrailSettings
+from core.actions import discount_bounds
+from core.contracts import (
+    CustomerContext,
+    Decision,
+    DecisionMeta,
+    Eligibility,
+    GuardrailCheck,
+    GuardrailReport,
+    GuardrailSettings,
+    PolicyOutcome,
+    Proposal,
+)
+from core.errors import TemplateRenderError
+from core.policy import FallbackPolicy
+from core.reference import ReferenceData
+from core.templates import render_template
+from guardrails.checks import clamp_discount, get_checker
+from guardrails.message import strip_control
+
+_check = GuardrailCheck.of
 
 
-def _check(
-    name: str, verdict: str, before: Any = None, after: Any = None, reason: str = ""
-) -> GuardrailCheck:
-    return build(
-        GuardrailCheck, {"name": name, "verdict": verdict, "before": before, "after": after, "reason": reason}
-    )
-
-
-_DEFAULT_RULES = RulesPolicy()
 RATIONALE_MAX = 1000
 
 
@@ -192,16 +194,20 @@ def vet(
 
 def finalize(
     ctx: CustomerContext,
-    proposal: Proposal | None,
+    outcome: PolicyOutcome | None,
     *,
     eligibility: Eligibility,
     meta: DecisionMeta,
     settings: GuardrailSettings,
     ref: ReferenceData,
-    failure_reason: str | None = None,
-    rules: RulesPolicy | None = None,
+    fallback: FallbackPolicy,
 ) -> tuple[Decision, GuardrailReport]:
-    """The final Decision and its GuardrailReport (eligibility checks first, then the proposal's)."""
+    """The final Decision and its GuardrailReport (eligibility checks first, then the proposal's).
+
+    `outcome` is what the policy returned for this customer (None when it was not asked: the
+    customer is not eligible); `fallback` proposes when the policy's proposal fails or is missing."""
+    proposal = outcome.proposal if outcome is not None else None
+    failure_reason = outcome.failure_reason if outcome is not None else None
     checks = list(eligibility.checks)
     reasons = list(eligibility.reasons)
     fields: dict[str, Any] = {
@@ -215,8 +221,8 @@ def finalize(
         "model": meta.model,
         "prompt_version": meta.prompt_version,
         "context_hash": ctx.context_hash(),
-        "propensity": meta.propensity,
-        "attempts": list(meta.attempts),
+        "propensity": outcome.propensity if outcome is not None else 1.0,
+        "attempts": list(outcome.attempts) if outcome is not None else [],
         "channel": None,
         "template_id": None,
         "discount_pct": 0.0,
@@ -230,17 +236,13 @@ def finalize(
     }
 
     def done(status: str) -> tuple[Decision, GuardrailReport]:
-        decision = build(Decision, {**fields, "status": status, "reasons": reasons})
-        report = build(
-            GuardrailReport,
-            {"decision_id": meta.decision_id, "customer_id": ctx.customer_id, "checks": checks},
-        )
+        decision = Decision.model_validate({**fields, "status": status, "reasons": reasons})
+        report = GuardrailReport(decision_id=meta.decision_id, customer_id=ctx.customer_id, checks=checks)
         return decision, report
 
     if not eligibility.needs_proposal:
         return done(eligibility.status)
 
-    rules = rules or _DEFAULT_RULES
     vetted: _Vetted | None = None
     if proposal is not None:
         fields["proposed_discount_pct"] = _finite(proposal.discount_pct)
@@ -257,23 +259,25 @@ def finalize(
             )
         )
     if vetted is None or not vetted.ok:
-        if meta.policy == "llm":
+        if meta.policy != "rules":
             why = (failure_reason or "no_proposal") if vetted is None else vetted.failure
-            fields["policy"], fields["fallback_reason"] = "llm->rules", why
+            fields["policy"], fields["fallback_reason"] = f"{meta.policy}->rules", why
             reasons.append(f"fallback:{why}")
-            checks.append(_check(name="fallback", verdict="fixed", before="llm", after="rules", reason=why))
+            checks.append(
+                _check(name="fallback", verdict="fixed", before=meta.policy, after="rules", reason=why)
+            )
         elif vetted is not None:  # a rules-mode proposal that fails: re-derive it from the rules policy
             reasons.append(f"rules_refused:{vetted.failure}")
             checks.append(
                 _check(name="fallback", verdict="fixed", before="rules", after="rules", reason=vetted.failure)
             )
-        fallback = rules.propose(ctx, eligibility.allowed_channels, settings=settings, ref=ref)
-        if fallback is None:
+        safe = fallback.propose_one(ctx, eligibility.allowed_channels)
+        if safe is None:
             reasons.append("rules_no_action")
             return done("no_action")
         if fields["proposed_discount_pct"] is None:
-            fields["proposed_discount_pct"] = _finite(fallback.discount_pct)
-        vetted = vet(ctx, fallback, eligibility, settings, ref)
+            fields["proposed_discount_pct"] = _finite(safe.discount_pct)
+        vetted = vet(ctx, safe, eligibility, settings, ref)
         checks += vetted.checks
         if not vetted.ok:
             reasons.append(f"rules_failed:{vetted.failure}")

@@ -1,37 +1,22 @@
 """Errors raised by the guardrail layer: one base class, subclasses that carry their fields.
 
-A guardrail never raises because an LLM misbehaved (that is a fallback, recorded in the decision);
-these errors are for configuration mistakes a person has to fix: a bad setting, an action bank that
+A guardrail never raises because a policy misbehaved (that is a fallback, recorded in the
+decision); these errors are for reference-data mistakes a person has to fix: an action bank that
 names a template that does not exist, a template that does not render or does not pass the checks.
 """
 
 from __future__ import annotations
 
+from core.errors import ReferenceConfigError, TemplateRenderError
 
-class GuardrailError(Exception):
-    """Base class of every error the guardrails raise."""
-
-
-class SettingsError(GuardrailError, ValueError):
-    def __init__(self, variable: str, value: str, detail: str) -> None:
-        self.variable, self.value, self.detail = variable, value, detail
-        super().__init__(f"{variable}={value!r}: {detail}")
-
-
-class UnknownSegmentError(GuardrailError, ValueError):
-    def __init__(self, segment: str, valid: tuple[str, ...]) -> None:
-        self.segment, self.valid = segment, valid
-        super().__init__(f"unknown segment {segment!r}; valid segments: {', '.join(valid)}")
-
-
-class UnknownGoalError(GuardrailError, ValueError):
-    def __init__(self, goal: str, valid: tuple[str, ...]) -> None:
-        self.goal, self.valid = goal, valid
-        super().__init__(f"unknown goal {goal!r}; valid goals: {', '.join(valid)}")
-
-
-class ReferenceConfigError(GuardrailError):
-    """The reference data (action bank, templates, channel limits) is inconsistent."""
+__all__ = [
+    "ChannelMismatchError",
+    "MissingChannelLimitError",
+    "ReferenceConfigError",
+    "TemplateCheckError",
+    "TemplateRenderError",
+    "UnknownTemplateError",
+]
 
 
 class UnknownTemplateError(ReferenceConfigError):
@@ -57,12 +42,6 @@ class MissingChannelLimitError(ReferenceConfigError):
     def __init__(self, channel: str) -> None:
         self.channel = channel
         super().__init__(f"channel {channel!r} has no row in channel_limits.csv")
-
-
-class TemplateRenderError(ReferenceConfigError):
-    def __init__(self, template_id: str, detail: str) -> None:
-        self.template_id, self.detail = template_id, detail
-        super().__init__(f"template {template_id!r} does not render: {detail}")
 
 
 class TemplateCheckError(ReferenceConfigError):

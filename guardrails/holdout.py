@@ -11,12 +11,8 @@ A customer is in the holdout arm if either draw puts them there. Changing the sa
 from __future__ import annotations
 
 from hashlib import sha256
-from typing import TYPE_CHECKING
 
-from agent.contracts import Arm
-
-if TYPE_CHECKING:
-    from guardrails.settings import GuardrailSettings
+from core.contracts import Arm, GuardrailSettings
 
 BUCKETS = 10_000
 

@@ -8,19 +8,11 @@ counts are measured on the text as it would be sent.
 
 from __future__ import annotations
 
-import math
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from functools import lru_cache
 from typing import Literal
-
-from jinja2 import StrictUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
-
-from agent.contracts import MessageTemplate
-from guardrails.errors import TemplateRenderError
-from warehouse.names import FIRST_NAMES
 
 # --- control characters -----------------------------------------------------------------------------
 
@@ -214,17 +206,42 @@ def find_banned(text: str, terms: Sequence[str] | re.Pattern[str] | None) -> lis
 
 # --- other customers' names -------------------------------------------------------------------------
 
-_NAMES = tuple(unicodedata.normalize("NFKC", n) for n in FIRST_NAMES)
-_NAMES_RE = re.compile(
-    r"(?<!\w)(" + "|".join(re.escape(n) for n in sorted(_NAMES, key=len, reverse=True)) + r")(?!\w)", re.I
-)
+_WORD_RE = re.compile(r"\w+")
 
 
-def find_other_names(text: str, first_name: str) -> list[str]:
-    """Names from FIRST_NAMES in the text other than the recipient's own (case-insensitive, whole
-    words). Every word of the recipient's first name counts as their own."""
-    own = {w.casefold() for w in re.findall(r"\w+", normalize(first_name))}
-    return [m.group(0) for m in _NAMES_RE.finditer(normalize(text)) if m.group(0).casefold() not in own]
+def name_key(name: str) -> str:
+    """How a name is compared: normalised (NFKC, single spaces) and case-folded."""
+    return normalize(name).casefold()
+
+
+def name_keys(names: Iterable[str]) -> frozenset[str]:
+    return frozenset(k for k in (name_key(n) for n in names) if k)
+
+
+def find_other_names(text: str, first_name: str, names: Collection[str]) -> list[str]:
+    """Known customer first names (`names`, as `name_keys` gives them) in the text other than the
+    recipient's own: whole words, case-insensitive, the longest name first at each word (so
+    "Mary Jane" is one name when it is known). Every word of the recipient's first name counts as
+    their own. A set lookup per word, so the check costs the same for ten names or a million."""
+    if not names:
+        return []
+    norm = normalize(text)
+    words = list(_WORD_RE.finditer(norm))
+    span = max((len(_WORD_RE.findall(n)) for n in names), default=1)
+    own = {w.casefold() for w in _WORD_RE.findall(normalize(first_name))}
+    found: list[str] = []
+    i = 0
+    while i < len(words):
+        for k in range(min(span, len(words) - i), 0, -1):
+            candidate = norm[words[i].start() : words[i + k - 1].end()]
+            if candidate.casefold() in names:
+                if candidate.casefold() not in own:
+                    found.append(candidate)
+                i += k
+                break
+        else:
+            i += 1
+    return found
 
 
 # --- dates and deadlines ------------------------------------------------------------------------------
@@ -261,31 +278,3 @@ def find_dates(text: str) -> list[str]:
     """Explicit dates, weekdays, months, "tomorrow", "by May 3", times of day and deadlines: an
     approved template states none, so any of these in a draft is invented."""
     return [m.group(0) for m in _DATE_RE.finditer(normalize(text))]
-
-
-# --- rendering approved templates -------------------------------------------------------------------
-
-_ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
-
-
-@lru_cache(maxsize=256)
-def _compiled(source: str):  # type: ignore[no-untyped-def]
-    return _ENV.from_string(source)
-
-
-@lru_cache(maxsize=65536)
-def _render(template_id: str, subject: str | None, body: str, first_name: str, discount: float):
-    try:
-        subj = _compiled(subject).render(first_name=first_name, discount_pct=discount) if subject else None
-        return subj, _compiled(body).render(first_name=first_name, discount_pct=discount)
-    except TemplateError as exc:
-        raise TemplateRenderError(template_id, f"{type(exc).__name__}: {exc}") from None
-
-
-def render_template(
-    template: MessageTemplate, first_name: str, discount_pct: float
-) -> tuple[str | None, str]:
-    """Render an approved template (sandboxed, StrictUndefined) -> (subject, body)."""
-    if not math.isfinite(discount_pct):
-        raise TemplateRenderError(template.template_id, f"discount_pct is not finite: {discount_pct!r}")
-    return _render(template.template_id, template.subject, template.body, first_name, float(discount_pct))

@@ -25,7 +25,7 @@ import jinja2
 import yaml  # type: ignore[import-untyped]
 
 from agent.context import _CONTEXT_SQL, context_from_row
-from agent.contracts import SEGMENTS, CustomerContext
+from core.contracts import SEGMENTS, CustomerContext
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROFILES = REPO_ROOT / "warehouse" / "dbt" / "profiles.yml"

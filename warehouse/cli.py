@@ -6,8 +6,8 @@
     nba-warehouse serve-docs [--port 8080]
     nba-warehouse bi [--out DIR]
 
-`ensure_warehouse()` is the Python entry point for other packages: it builds if the DuckDB file or
-a mart is missing.
+`warehouse.build.ensure_warehouse()` is the Python entry point for other packages: it builds if the
+DuckDB file or a mart is missing.
 """
 
 from __future__ import annotations
@@ -25,21 +25,13 @@ from pathlib import Path
 import duckdb
 
 from warehouse import generate, paths
-from warehouse.dbt_runner import MART_TABLES, dbt_command, dbt_env, run_dbt
+from warehouse.build import build, ensure_warehouse
+from warehouse.dbt_runner import dbt_command, dbt_env, run_dbt
 from warehouse.errors import WarehouseError
 
+__all__ = ["build", "ensure_warehouse", "export_bi", "main"]
+
 BI_TABLES = ("dim_customer", "mart_marketing__customer_360", "mart_marketing__segment_scores")
-
-
-def build(
-    config: generate.GenerateConfig | None = None, regenerate: bool = False, quiet: bool = True
-) -> None:
-    """Generate raw data if missing (or if asked), then `dbt build` (seeds, models, tests, unit tests)."""
-    meta = generate.read_meta()
-    wanted = config or generate.GenerateConfig()
-    if regenerate or meta is None or (config is not None and meta != config.meta):
-        generate.generate(wanted)
-    run_dbt(["build"], quiet=quiet)
 
 
 def seed(quiet: bool = True) -> None:
@@ -58,35 +50,6 @@ def serve_docs(port: int = 8080) -> None:
     cmd = dbt_command(["docs", "serve", "--port", str(port), "--host", "127.0.0.1", "--no-browser"])
     with contextlib.suppress(KeyboardInterrupt):
         subprocess.run(cmd, cwd=paths.REPO_ROOT, env=dbt_env(), check=False)
-
-
-def missing_marts(db_path: Path | None = None) -> list[str]:
-    db_path = db_path or paths.duckdb_path()
-    if not db_path.exists():
-        return list(MART_TABLES)
-    try:
-        with duckdb.connect(str(db_path), read_only=True) as con:
-            present = {
-                r[0]
-                for r in con.execute(
-                    "select table_name from information_schema.tables where table_schema = 'main'"
-                ).fetchall()
-            }
-    except duckdb.Error:
-        return list(MART_TABLES)
-    return [t for t in MART_TABLES if t not in present]
-
-
-def ensure_warehouse() -> Path:
-    """Build the warehouse if the DuckDB file or any mart Python reads is missing; return its path."""
-    if missing_marts():
-        build()
-    still = missing_marts()
-    if still:
-        raise WarehouseError(
-            f"warehouse at {paths.duckdb_path()} still lacks {', '.join(still)} after a build"
-        )
-    return paths.duckdb_path()
 
 
 def export_bi(out_dir: Path | None = None) -> list[Path]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from core.errors import NBAError
 
-class WarehouseError(Exception):
+
+class WarehouseError(NBAError):
     """Base class: a user-facing warehouse problem with a one-line message."""
 
 

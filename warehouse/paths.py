@@ -39,3 +39,8 @@ def bi_dir() -> Path:
 
 def reports_dir() -> Path:
     return _env_path("NBA_REPORTS_DIR", REPO_ROOT / "reports")
+
+
+def cache_dir() -> Path:
+    """The LLM decision cache (SQLite) and other re-creatable caches."""
+    return _env_path("NBA_CACHE_DIR", REPO_ROOT / ".cache")

@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict
 
 from activation.errors import DeliveryError, RateLimitedError, TerminalError, TransientError
-from agent.contracts import Decision, stable_hash
+from core.contracts import Decision, stable_hash
 
 
 class RateLimit(BaseModel):

@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from agent.contracts import CustomerContext, Decision, Model
+from core.contracts import CustomerContext, Decision, Model
 from evals.datasets.golden import GoldenCase, check_case, load_golden
 
 COMMENT_LIMIT = 300  # CustomerContext.nps_comment max_length

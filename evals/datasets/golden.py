@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agent.contracts import Channel, CustomerContext, Decision, Model
+from core.contracts import Channel, CustomerContext, Decision, Model
 
 GOLDEN_FILE = Path(__file__).with_name("golden.json")
 

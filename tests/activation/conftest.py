@@ -12,8 +12,8 @@ from activation.destinations.hubspot import HubSpotDestination
 from activation.destinations.salesforce import SalesforceDestination
 from activation.destinations.webhook import WebhookDestination
 from activation.local_servers import HubSpotServer, SalesforceServer, WebhookServer
-from activation.ops_tables import ensure_ops_tables
 from activation.settings import DeliverySettings, HubSpotSettings, SalesforceSettings, WebhookSettings
+from warehouse.ops_tables import ensure_ops_tables
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from agent.contracts import Decision, stable_hash
+from core.contracts import Decision, stable_hash
 
 AS_OF = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 

@@ -11,12 +11,13 @@ from conftest import hubspot_for, salesforce_for, webhook_for
 from delivery_factory import make_decisions
 
 from activation.delivery import deliver
-from activation.destinations import destinations_from_env
+from activation.destinations import destinations_for
 from activation.destinations.base import make_item
 from activation.destinations.hubspot import HubSpotDestination
 from activation.local_servers import HubSpotServer
 from activation.outbox import write_outbox
-from activation.settings import HubSpotSettings
+from activation.settings import ActivateSettings, HubSpotSettings
+from core.config import load_settings
 
 
 def _dump_tables(con) -> str:
@@ -77,7 +78,7 @@ def test_outbox_write_is_all_or_nothing(tmp_path):
 
 
 def test_dry_run_needs_no_credentials(monkeypatch, tmp_path, con, fast):
-    dests = destinations_from_env(dry_run=True)
+    dests = destinations_for(load_settings(ActivateSettings))
     assert [d.name for d in dests] == ["hubspot", "salesforce", "webhook"]
     summary = deliver(make_decisions(3), con=con, run_id="d", dry_run=True, outbox_dir=tmp_path, destinations=dests,
                       settings=fast)  # fmt: skip

@@ -12,13 +12,19 @@ from hypothesis import strategies as st
 
 from activation.breaker import check_send_volume
 from activation.delivery import batches
-from activation.destinations import destinations_from_env
+from activation.destinations import destinations_for
 from activation.destinations.base import RateLimit, make_item
 from activation.destinations.hubspot import HubSpotDestination
 from activation.errors import CircuitBreakerOpen, ConfigError
-from activation.ops_tables import ensure_ops_tables, ops_ddl_statements
 from activation.ratelimit import RateBudget
-from activation.settings import DeliverySettings, HubSpotSettings
+from activation.settings import ActivateSettings, HubSpotSettings
+from core.config import load_settings
+from warehouse.ops_tables import ensure_ops_tables, ops_ddl_statements
+
+
+def destinations_from_env():
+    """The live destinations the environment configures (what `nba-activate activate --live` builds)."""
+    return destinations_for(load_settings(ActivateSettings, dry_run=False))
 
 
 def test_ops_tables_come_from_the_dbt_macro():
@@ -59,8 +65,12 @@ def test_missing_setting_names_the_variable(monkeypatch):
     monkeypatch.setenv("NBA_DESTINATIONS", "")
     with pytest.raises(ConfigError, match="NBA_DESTINATIONS"):
         destinations_from_env()
+    monkeypatch.delenv("NBA_HUBSPOT__RATE_PER_10S")
     monkeypatch.setenv("NBA_DELIVERY__MAX_RETRIES", "7")
-    assert DeliverySettings.from_env().max_retries == 7
+    assert load_settings(ActivateSettings).delivery.max_retries == 7
+    monkeypatch.setenv("NBA_DELIVERY__MAX_RETRIES", "-1")
+    with pytest.raises(ConfigError, match="NBA_DELIVERY__MAX_RETRIES: must be a whole number from 0 to 20"):
+        load_settings(ActivateSettings)
 
 
 def test_payload_is_pure_and_hash_ignores_the_run_id():

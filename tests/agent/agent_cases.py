@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from agent.contracts import CustomerContext
+from core.contracts import CustomerContext
 
 AS_OF = datetime(2026, 11, 27, 14, 0, tzinfo=UTC)  # afternoon in Europe, outside every quiet window
 

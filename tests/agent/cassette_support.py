@@ -17,7 +17,10 @@ from pathlib import Path
 
 import vcr
 
-from agent.settings import EMBEDDED_MODEL, LLMSettings
+from agent.pipeline import Decided, decide
+from agent.policies import LLMEndpoint
+from core.config import EMBEDDED_MODEL, LLMSettings, RunConfig, settings_from
+from core.contracts import CustomerContext
 
 CASSETTES = Path(__file__).resolve().parent.parent / "cassettes"
 RECORD = os.environ.get("NBA_RECORD") == "1"
@@ -54,6 +57,31 @@ def llm_test_settings(**overrides: object) -> LLMSettings:
     }
     values.update(overrides)
     return LLMSettings.model_validate(values)
+
+
+def decide_llm(
+    contexts: list[CustomerContext],
+    url: str,
+    *,
+    llm: LLMSettings | None = None,
+    cache: object = None,
+    run_id: str = "cassette",
+    **run: object,
+) -> tuple[list[Decided], dict[str, int]]:
+    """The one pipeline in LLM mode against `url` (holdouts off), with a test client's settings."""
+    from agent_cases import AS_OF
+
+    llm = llm or llm_test_settings()
+    config = settings_from(RunConfig, mode="llm", global_holdout_pct=0, segment_holdout_pct=0, llm=llm, **run)
+    return decide(
+        contexts,
+        {},
+        config,
+        run_id=run_id,
+        as_of=AS_OF,
+        endpoint=LLMEndpoint(llm, url=url),
+        cache=cache,  # type: ignore[arg-type]
+    )
 
 
 @contextmanager

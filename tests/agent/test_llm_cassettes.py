@@ -19,16 +19,16 @@ from agent_cases import AS_OF, CASES
 from cassette_support import (
     CLOSED_PORT_URL,
     RECORD,
+    decide_llm,
     llm_test_settings,
     llm_vcr,
     model_server,
     require_cassette,
 )
 
-from agent.contracts import Decision, GuardrailReport
-from agent.pipeline import RunSettings, decide
-from agent.reference import load_reference
-from guardrails.invariants import violations
+from core.contracts import Decision, GuardrailReport, GuardrailSettings
+from core.reference import load_reference
+from testing.invariants import violations
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -50,18 +50,13 @@ def run_case(
 ) -> tuple[Decision, GuardrailReport, int]:
     cassette = cassette or f"{name}.yaml"
     require_cassette(cassette)
-    settings = RunSettings(
-        run_id="cassette",
-        as_of=AS_OF,
-        mode="llm",
-        discount_cap=discount_cap,
-        prompt_version=prompt_version,
-        global_holdout_pct=0,
-        segment_holdout_pct=0,
-    )
     with llm_vcr().use_cassette(cassette) as cass:
-        decided, stats = decide(
-            [CASES[name]], {}, settings, llm_settings=llm_test_settings(**llm), base_url=url
+        decided, stats = decide_llm(
+            [CASES[name]],
+            url,
+            llm=llm_test_settings(**llm),
+            discount_cap=discount_cap,
+            prompt_version=prompt_version,
         )
         played = cass.play_count
     decision, report = decided[0]
@@ -78,9 +73,7 @@ def run_case(
 
 def assert_invariants(decision: Decision, name: str, discount_cap: float = 5.0) -> None:
     Decision.model_validate(decision.model_dump())  # schema-valid after the round trip
-    settings = RunSettings(
-        run_id="x", as_of=AS_OF, discount_cap=discount_cap, global_holdout_pct=0, segment_holdout_pct=0
-    ).guardrails()
+    settings = GuardrailSettings(discount_cap=discount_cap, global_holdout_pct=0, segment_holdout_pct=0)
     problems = violations(decision, CASES[name], [], as_of=AS_OF, settings=settings, ref=load_reference())
     assert problems == [], problems
 
@@ -121,30 +114,13 @@ def test_cassette_unchanged_rerun_makes_zero_llm_calls(server_url: str, tmp_path
     from agent.cache import DecisionCache
 
     cache = DecisionCache(tmp_path / "cache.sqlite")
-    settings = RunSettings(
-        run_id="cache", as_of=AS_OF, mode="llm", global_holdout_pct=0, segment_holdout_pct=0
-    )
     contexts = [CASES["hvl_normal"]]
     require_cassette("hvl_normal.yaml")
     with llm_vcr().use_cassette("hvl_normal.yaml"):
-        first, s1 = decide(
-            contexts,
-            {},
-            settings,
-            llm_settings=llm_test_settings(cache=True),
-            base_url=server_url,
-            cache=cache,
-        )
+        first, s1 = decide_llm(contexts, server_url, llm=llm_test_settings(cache=True), cache=cache)
     assert s1["llm_calls"] >= 1
     # Second run: no cassette at all and a closed port: any call would fail, so zero calls is proven.
-    second, s2 = decide(
-        contexts,
-        {},
-        settings,
-        llm_settings=llm_test_settings(cache=True),
-        base_url="http://127.0.0.1:9/v1",
-        cache=cache,
-    )
+    second, s2 = decide_llm(contexts, CLOSED_PORT_URL, llm=llm_test_settings(cache=True), cache=cache)
     assert s2["llm_calls"] == 0 and s2["cache_hits"] >= 1
     assert second[0][0].model_dump() == first[0][0].model_dump()
 
@@ -164,16 +140,11 @@ def test_timeout_ends_in_rules_fallback_with_reason() -> None:
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowHandler)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
-        settings = RunSettings(
-            run_id="t", as_of=AS_OF, mode="llm", global_holdout_pct=0, segment_holdout_pct=0
-        )
         t0 = time.perf_counter()
-        decided, _ = decide(
+        decided, _ = decide_llm(
             [CASES["hvl_normal"]],
-            {},
-            settings,
-            llm_settings=llm_test_settings(timeout_s=0.3),
-            base_url=f"http://127.0.0.1:{srv.server_address[1]}/v1",
+            f"http://127.0.0.1:{srv.server_address[1]}/v1",
+            llm=llm_test_settings(timeout_s=0.3),
         )
         elapsed = time.perf_counter() - t0
     finally:
@@ -193,13 +164,8 @@ def test_cassette_http_error_ends_in_rules_fallback(server_url: str, code: int) 
     if RECORD:
         write_error_fixture("hvl_normal.yaml", code)
     require_cassette(f"http_{code}.yaml")
-    settings = RunSettings(
-        run_id="cassette", as_of=AS_OF, mode="llm", global_holdout_pct=0, segment_holdout_pct=0
-    )
     with llm_vcr().use_cassette(f"http_{code}.yaml", record_mode="none") as cass:
-        decided, stats = decide(
-            [CASES["hvl_normal"]], {}, settings, llm_settings=llm_test_settings(), base_url=CLOSED_PORT_URL
-        )
+        decided, stats = decide_llm([CASES["hvl_normal"]], CLOSED_PORT_URL)
         assert cass.play_count == 1, (
             f"tests/cassettes/http_{code}.yaml did not match: run `make record-cassettes`"
         )
@@ -248,19 +214,12 @@ def test_cassette_deterministic_failure_is_cached_too(server_url: str, tmp_path)
     from agent.cache import DecisionCache
 
     cache = DecisionCache(tmp_path / "cache.sqlite")
-    settings = RunSettings(
-        run_id="cache", as_of=AS_OF, mode="llm", global_holdout_pct=0, segment_holdout_pct=0
-    )
     require_cassette("exhausted.yaml")
     llm = llm_test_settings(cache=True, max_retries=2)
     with llm_vcr().use_cassette("exhausted.yaml"):
-        first, s1 = decide(
-            [CASES["exhausted"]], {}, settings, llm_settings=llm, base_url=server_url, cache=cache
-        )
+        first, s1 = decide_llm([CASES["exhausted"]], server_url, llm=llm, cache=cache)
     assert s1["llm_calls"] == 3 and first[0][0].fallback_reason == "invalid_output"
-    second, s2 = decide(
-        [CASES["exhausted"]], {}, settings, llm_settings=llm, base_url=CLOSED_PORT_URL, cache=cache
-    )
+    second, s2 = decide_llm([CASES["exhausted"]], CLOSED_PORT_URL, llm=llm, cache=cache)
     assert s2["llm_calls"] == 0
     assert second[0][0].model_dump() == first[0][0].model_dump()
 

@@ -23,10 +23,11 @@ from openai._utils import async_maybe_transform
 from openai.types.chat import completion_create_params
 from pydantic import BaseModel
 
-from agent import llm
+from agent import llm, llm_transport
 from agent.prompts import render_prompt
-from agent.reference import load_reference
-from agent.settings import LLMSettings
+from core.config import LLMSettings
+from core.contracts import PolicyOutcome
+from core.reference import load_reference
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -82,12 +83,12 @@ def _prompt(case: str = "hvl_normal") -> Any:
     )
 
 
-def _propose(url: str, transport: str) -> tuple[llm.LLMClient, llm.ProposalOutcome]:
+def _propose(url: str, transport: str) -> tuple[llm.LLMClient, PolicyOutcome]:
     settings = LLMSettings(api_key="sk-transport-test", cache=False, http_transport=transport)  # type: ignore[arg-type]
-    client = llm.LLMClient(settings, base_url=url)
+    client = llm.LLMClient(settings, endpoint=url, ref=load_reference())
     ctx, prompt = _prompt()
 
-    async def run() -> llm.ProposalOutcome:
+    async def run() -> PolicyOutcome:
         try:
             return await client.propose(ctx, prompt)
         finally:
@@ -115,7 +116,7 @@ def test_each_transport_gets_a_proposal_from_a_real_server(
 
 
 def test_body_is_what_the_sdk_transform_would_send(server: dict[str, Any]) -> None:
-    """chat_completions() skips the SDK's request transform; for our bodies it is the identity."""
+    """post_as_built() skips the SDK's request transform; for our bodies it is the identity."""
     _propose(server["url"], "aiohttp")
     body = json.loads(server["bodies"][-1])
     assert body["tool_choice"]["function"]["name"] == "Proposal_high_value_lapse_risk"
@@ -127,13 +128,13 @@ def test_our_response_models_are_checked_once_and_others_every_time(
     server: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[Any] = []
-    original = llm._instructor_check
-    monkeypatch.setattr(llm, "_instructor_check", lambda m: (calls.append(m), original(m)))
-    assert async_validators.reject_async_validators is llm._reject_async_validators_once
+    original = llm_transport._instructor_check
+    monkeypatch.setattr(llm_transport, "_instructor_check", lambda m: (calls.append(m), original(m)))
+    assert async_validators.reject_async_validators is llm_transport._reject_async_validators_once
 
     _propose(server["url"], "aiohttp")  # a full create: instructor calls the check ~7 times
     assert calls == []
-    assert llm.response_model_for("high_value_lapse_risk", load_reference()) in llm._CHECKED
+    assert llm.response_model_for("high_value_lapse_risk", load_reference()) in llm_transport._CHECKED
 
     class WithAsyncValidator(BaseModel):
         x: int
@@ -150,12 +151,14 @@ def test_our_response_models_are_checked_once_and_others_every_time(
 def test_a_batch_runs_with_fewer_gc_passes_and_restores_the_thresholds(server: dict[str, Any]) -> None:
     before = gc.get_threshold()
     settings = LLMSettings(api_key="sk-transport-test", cache=False)
-    client = llm.LLMClient(settings, base_url=server["url"])
+    client = llm.LLMClient(settings, endpoint=server["url"], ref=load_reference())
     during: list[tuple[int, int, int]] = []
 
-    async def run() -> list[llm.ProposalOutcome]:
+    async def run() -> list[PolicyOutcome]:
         try:
-            with llm.fewer_gc_passes():  # an overlapping outer batch: the inner one must not restore
+            with (
+                llm_transport.fewer_gc_passes()
+            ):  # an overlapping outer batch: the inner one must not restore
                 out = await client.propose_many(
                     [_prompt(), _prompt("churn_normal")], on_done=lambda _o: during.append(gc.get_threshold())
                 )
@@ -166,5 +169,5 @@ def test_a_batch_runs_with_fewer_gc_passes_and_restores_the_thresholds(server: d
 
     outcomes = asyncio.run(run())
     assert [o.failure_reason for o in outcomes] == [None, None]
-    assert len(during) == 3 and all(t[0] >= llm.GC_GEN0_THRESHOLD for t in during)
+    assert len(during) == 3 and all(t[0] >= llm_transport.GC_GEN0_THRESHOLD for t in during)
     assert gc.get_threshold() == before

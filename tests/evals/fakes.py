@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from agent.contracts import CustomerContext, Decision, GuardrailReport, LLMAttempt
-from agent.reference import load_reference
+from core.contracts import CustomerContext, Decision, GuardrailReport, LLMAttempt
+from core.reference import load_reference
 from evals.datasets.golden import load_golden
 from evals.harness import PolicySpec
 

@@ -35,8 +35,8 @@ def test_report_charts_render_in_headless_chromium(tmp_path):
     segs = ("high_value_lapse_risk", "new_users_first_week_intent", "churn_rescue_nps")
     ctx = contexts_for(world.customer_ids, [segs[s] for s in world.segment])
     report = run_eval(
-        candidate=PolicySpec(name="llm", mode="llm", prompt_version="v1", discount_cap=10),
-        baseline=PolicySpec(name="rules", mode="rules", discount_cap=10),
+        candidate=PolicySpec(name="llm", mode="llm", prompt_version="v1", goal="90d_clv", discount_cap=10),
+        baseline=PolicySpec(name="rules", mode="rules", goal="90d_clv", discount_cap=10),
         logged=data,
         contexts_by_customer=ctx,
         decide=fake_decide,

@@ -44,13 +44,20 @@ def test_dr_within_5pct_of_truth_and_covered_at_demo_scale(
     assert con.sql("select count(*) from ops.eval_runs").fetchall()[0][0] == 1
 
 
-def test_sample_argument_errors_name_the_fix(capsys: pytest.CaptureFixture[str]) -> None:
-    for bad in ("0", "-3", "many"):
-        with pytest.raises(SystemExit) as exc:
-            cli.build_parser().parse_args(["--sample", bad])
-        assert exc.value.code == 2
+def test_bad_arguments_get_one_line_naming_the_fix(capsys: pytest.CaptureFixture[str]) -> None:
+    """Checked before any warehouse is opened or model started (there is no warehouse here)."""
+    for args, needle in (
+        (["--sample", "0"], "--sample / SAMPLE= / NBA_SAMPLE"),
+        (["--sample", "-3"], "--sample"),
+        (["--sample", "many"], "whole number >= 1 or 'all'"),
+        (["--discount-cap", "-1"], "from 0 to 100"),
+        (["--mode", "llm", "--prompt-version", "v9"], "a folder under prompts/nba/"),
+        (["--baseline", "v9"], "--baseline"),
+        (["--mode", "rules", "--baseline", "rules"], "the same policy"),
+    ):
+        assert cli.main(args) == 2, args
         err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and "positive integer or 'all'" in err[0], err
+        assert len(err) == 1 and needle in err[0], (args, err)
 
 
 def test_llm_progress_line_reaches_the_total(capsys: pytest.CaptureFixture[str]) -> None:

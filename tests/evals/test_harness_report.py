@@ -13,8 +13,8 @@ from evals.report import render_html, store_eval_run, write_report
 from evals.simulate import simulate_logged, simulate_world
 from tests.evals.fakes import contexts_for, fake_decide
 
-BASELINE = PolicySpec(name="rules", mode="rules", discount_cap=10)
-CANDIDATE = PolicySpec(name="llm_v2", mode="llm", prompt_version="v2", discount_cap=10)
+BASELINE = PolicySpec(name="rules", mode="rules", goal="90d_clv", discount_cap=10)
+CANDIDATE = PolicySpec(name="llm_v2", mode="llm", prompt_version="v2", goal="90d_clv", discount_cap=10)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from agent.contracts import LoggedTouch
+from core.contracts import LoggedTouch
 from evals.actions import action_index, default_action_space, snap_discount
 from evals.ope import (
     IPS,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from agent.contracts import Decision, GuardrailReport, LLMAttempt
+from core.contracts import Decision, GuardrailReport, LLMAttempt
 from evals.datasets import adversarial_cases, check_case, frozen_sample, load_golden
 from evals.datasets.adversarial import check_adversarial
 from evals.harness import PolicySpec
@@ -108,7 +108,7 @@ def test_golden_cases_pin_channel_family_and_cap():
         "new_users_first_week_intent",
         "churn_rescue_nps",
     }
-    rules = PolicySpec(name="rules", mode="rules", discount_cap=10)
+    rules = PolicySpec(name="rules", mode="rules", goal="90d_clv", discount_cap=10)
     decided = {d.customer_id: d for d, _ in fake_decide(rules, [c.context for c in cases.values()])}
     for c in cases.values():
         assert check_case(c, decided[c.context.customer_id]) == [], c.name

@@ -9,16 +9,17 @@ from typing import Any
 import pytest
 from guardrail_factories import AS_OF, make_ctx, make_meta, make_proposal
 
-from agent.contracts import CustomerContext
-from agent.reference import ReferenceData, load_reference
-from guardrails.settings import GuardrailSettings
+from core.contracts import CustomerContext, GuardrailSettings
+from core.reference import ReferenceData, load_reference
+from warehouse.names import FIRST_NAMES
 
 __all__ = ["AS_OF", "make_ctx", "make_meta", "make_proposal"]
 
 
 @pytest.fixture(scope="session")
 def ref() -> ReferenceData:
-    return load_reference()
+    """The seeds, knowing the synthetic customers' first names (as a warehouse built from them would)."""
+    return load_reference().with_customer_names(FIRST_NAMES)
 
 
 @pytest.fixture

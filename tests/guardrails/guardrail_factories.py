@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from agent.contracts import CustomerContext, DecisionMeta, Proposal
+from core.contracts import CustomerContext, DecisionMeta, PolicyOutcome, Proposal
 
 AS_OF = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)  # noon UTC: outside every channel's quiet hours in UTC
 
@@ -100,3 +100,10 @@ def make_proposal(**overrides: Any) -> Proposal:
     )
     base.update(overrides)
     return Proposal.model_validate(base)
+
+
+def make_outcome(
+    proposal: Proposal | None, failure_reason: str | None = None, customer_id: str = "c-000001"
+) -> PolicyOutcome:
+    """What a policy returns for one customer."""
+    return PolicyOutcome(customer_id=customer_id, proposal=proposal, failure_reason=failure_reason)

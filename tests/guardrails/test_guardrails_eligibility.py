@@ -7,9 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from guardrail_factories import AS_OF, make_ctx
 
-from agent.contracts import ContactEvent
+from core.contracts import ContactEvent, GuardrailSettings
 from guardrails.eligibility import check_eligibility
-from guardrails.settings import GuardrailSettings
 
 
 def ev(

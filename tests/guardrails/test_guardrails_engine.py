@@ -7,13 +7,13 @@ import math
 from datetime import UTC, datetime
 
 import pytest
-from guardrail_factories import AS_OF, make_ctx, make_meta, make_proposal
+from guardrail_factories import AS_OF, make_ctx, make_meta, make_outcome, make_proposal
 
-from agent.contracts import Decision, MessageTemplate
+from agent.policies.rules import RulesPolicy
+from core.contracts import Decision, GuardrailSettings, MessageTemplate
 from guardrails.eligibility import check_eligibility
 from guardrails.engine import finalize
-from guardrails.invariants import violations
-from guardrails.settings import GuardrailSettings
+from testing.invariants import violations
 
 S = GuardrailSettings(global_holdout_pct=0, segment_holdout_pct=0)
 
@@ -23,16 +23,15 @@ def run(ref, proposal, ctx=None, *, settings=S, as_of=AS_OF, policy="llm", failu
     e = check_eligibility(ctx, list(history), as_of=as_of, settings=settings, ref=ref)
     d, report = finalize(
         ctx,
-        proposal,
+        make_outcome(proposal, failure_reason, ctx.customer_id),
         eligibility=e,
         meta=make_meta(policy, as_of),
         settings=settings,
         ref=ref,
-        failure_reason=failure_reason,
+        fallback=RulesPolicy(settings, ref),
     )
     assert violations(d, ctx, list(history), as_of=as_of, settings=settings, ref=ref) == []
-    Decision.model_validate(d.model_dump())  # built without validation: must re-validate
-    assert set(d.__dict__) == set(Decision.model_fields)
+    Decision.model_validate(d.model_dump())
     return d, report
 
 

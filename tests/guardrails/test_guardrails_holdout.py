@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from core.contracts import GuardrailSettings
 from guardrails.holdout import assign_arm, bucket, global_bucket, segment_bucket
-from guardrails.settings import GuardrailSettings
 
 IDS = [f"cust-{i:06d}" for i in range(20_000)]
 

@@ -7,7 +7,8 @@ import itertools
 import pytest
 from jinja2.sandbox import SandboxedEnvironment
 
-from agent.contracts import MessageTemplate
+from core.contracts import MessageTemplate
+from core.templates import render_template
 from guardrails.checks import get_checker
 from guardrails.errors import TemplateRenderError
 from guardrails.message import (
@@ -17,11 +18,13 @@ from guardrails.message import (
     find_percentages,
     find_pii,
     find_prices,
-    render_template,
+    name_keys,
     sms_segments,
     strip_control,
 )
 from warehouse.names import FIRST_NAMES
+
+NAMES = name_keys(FIRST_NAMES)
 
 
 @pytest.mark.parametrize(
@@ -102,11 +105,30 @@ def test_banned_terms_case_insensitive_word_boundary():
 
 
 def test_other_customer_names():
-    assert find_other_names("Hi Olivia, Liam loved it", "Olivia") == ["Liam"]
-    assert find_other_names("hi olivia and NOAH", "Olivia") == ["NOAH"]
-    assert find_other_names("Hi Søren, Björn says hi", "Søren") == ["Björn"]
-    assert find_other_names("Hi Olivia, off to Miami with Leon", "Olivia") == []  # word boundaries
-    assert find_other_names("Hi Anna Sofia", "Anna Sofia") == []  # every word of the own name is own
+    assert find_other_names("Hi Olivia, Liam loved it", "Olivia", NAMES) == ["Liam"]
+    assert find_other_names("hi olivia and NOAH", "Olivia", NAMES) == ["NOAH"]
+    assert find_other_names("Hi Søren, Björn says hi", "Søren", NAMES) == ["Björn"]
+    assert find_other_names("Hi Olivia, off to Miami with Leon", "Olivia", NAMES) == []  # word boundaries
+    assert find_other_names("Hi Anna Sofia", "Anna Sofia", NAMES) == []  # every word of the own name is own
+    # the names are the warehouse's own, whatever they are: a name the generator never uses is caught
+    # when the warehouse holds it, multi-word names count as one, and no names means no finding
+    real = name_keys(["Zebulon", "Mary Jane", "Anne-Marie"])
+    assert find_other_names("Hi Olivia, Zebulon and mary  jane say hi", "Olivia", real) == [
+        "Zebulon",
+        "mary jane",
+    ]
+    assert find_other_names("Dear Anne-Marie,", "Olivia", real) == ["Anne-Marie"]
+    assert find_other_names("Hi Olivia, Liam loved it", "Olivia", frozenset()) == []
+
+
+def test_the_checker_reads_the_customer_names_of_its_reference_data(ref):
+    from core.reference import load_reference
+
+    message = "Hi Olivia, Zebulon told us you might like this."
+    assert get_checker(load_reference().with_customer_names(["Zebulon"])).check(
+        "push", None, message, 0.0, "Olivia"
+    ) == (("other_customer_name", "Zebulon"),)
+    assert get_checker(ref).check("push", None, message, 0.0, "Olivia") == ()
 
 
 @pytest.mark.parametrize(

@@ -5,22 +5,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from guardrail_factories import make_ctx, make_meta
+from guardrail_factories import make_ctx, make_meta, make_outcome
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from agent.contracts import CHANNELS, SEGMENTS, ContactEvent, Decision, Proposal
-from agent.reference import load_reference
+from agent.policies.rules import RulesPolicy
+from core.contracts import CHANNELS, SEGMENTS, ContactEvent, Decision, GuardrailSettings, Proposal
+from core.reference import load_reference
+from core.templates import render_template
 from guardrails.eligibility import check_eligibility
 from guardrails.engine import finalize
-from guardrails.invariants import message_violations, violations
-from guardrails.message import render_template
-from guardrails.rules import RulesPolicy
-from guardrails.settings import GuardrailSettings
+from testing.invariants import message_violations, violations
 from warehouse.names import FIRST_NAMES
 
-REF = load_reference()
-RULES = RulesPolicy()
+REF = load_reference().with_customer_names(FIRST_NAMES)
 TIMEZONES = [
     "UTC",
     "Europe/London",
@@ -157,12 +155,12 @@ def test_final_decision_always_satisfies_invariants(scenario, kind, policy, fail
     # the pipeline would not ask a policy when no proposal is needed; pass one anyway to prove it is ignored
     d, report = finalize(
         ctx,
-        proposal,
+        make_outcome(proposal, failure, ctx.customer_id),
         eligibility=elig,
         meta=make_meta(policy, as_of, gs.goal),
         settings=gs,
         ref=REF,
-        failure_reason=failure,
+        fallback=RulesPolicy(gs, REF),
     )
     event(f"{d.status} {d.policy}")
     assert violations(d, ctx, history, as_of=as_of, settings=gs, ref=REF) == []
@@ -180,7 +178,7 @@ def test_rules_output_always_passes_message_checks(scenario):
     if ctx.first_name not in FIRST_NAMES:
         return
     allowed = [c for c in CHANNELS if ctx.consent.allows(c)]
-    p = RULES.propose(ctx, allowed, settings=gs, ref=REF)
+    p = RulesPolicy(gs, REF).propose_one(ctx, allowed)
     if not allowed:
         assert p is None
         return

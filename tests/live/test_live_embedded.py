@@ -12,11 +12,11 @@ import duckdb
 import pytest
 
 from activation.run import run_activation
-from agent.context import load_contact_history, load_contexts
-from agent.contracts import Decision
-from agent.reference import load_reference
-from agent.settings import LLMSettings
-from guardrails.invariants import violations
+from activation.settings import ActivateSettings
+from agent.context import load_contact_history, load_contexts, reference_for
+from core.config import load_settings
+from core.contracts import Decision, GuardrailSettings
+from testing.invariants import violations
 
 pytestmark = pytest.mark.live
 
@@ -24,18 +24,9 @@ SAMPLE = 6
 
 
 def test_live_llm_dry_run_on_embedded_model(warehouse_copy, tmp_path) -> None:
-    settings = LLMSettings(cache=True, timeout_s=180.0)
-    assert settings.embedded, "no OPENAI_* variables: the run must serve the embedded model itself"
-    summary = run_activation(
-        mode="llm",
-        segment="all",
-        goal="90d_clv",
-        discount_cap=5.0,
-        suppress_hours=24.0,
-        dry_run=True,
-        sample=SAMPLE,
-        llm_settings=settings,
-    )
+    settings = load_settings(ActivateSettings, mode="llm", limit=SAMPLE)
+    assert settings.llm.embedded, "no OPENAI_* variables: the run must serve the embedded model itself"
+    summary = run_activation(settings)
     assert summary.decisions == SAMPLE
     assert summary.llm_calls >= 1, "the embedded model was really called"
     assert summary.outbox and (tmp_path / "nba_outbox_dir").exists()
@@ -48,10 +39,8 @@ def test_live_llm_dry_run_on_embedded_model(warehouse_copy, tmp_path) -> None:
     assert len(rows) == SAMPLE
     contexts = {c.customer_id: c for c in load_contexts(con)}
     history = load_contact_history(con)
-    ref = load_reference()
-    from agent.pipeline import RunSettings
-
-    guard = RunSettings(run_id="x", as_of=summary.as_of, discount_cap=5.0, suppress_hours=24.0).guardrails()
+    ref = reference_for(con)
+    guard = GuardrailSettings(discount_cap=5.0, suppress_hours=24.0)
     policies = Counter()
     for row in rows:
         r = dict(zip(cols, row, strict=True))

@@ -14,8 +14,16 @@ import pytest
 from activation.cli import main as activate_main
 from activation.local_servers import HubSpotServer, SalesforceServer, WebhookServer
 from activation.run import run_activation
+from activation.settings import ActivateSettings
+from activation.summary import RunSummary
+from core.config import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def activate(**given: object) -> RunSummary:
+    """One activate run with these settings (and the environment's NBA_* for the rest)."""
+    return run_activation(load_settings(ActivateSettings, **given))
 
 
 def _count(db: Path, sql: str) -> int:
@@ -29,7 +37,7 @@ def _count(db: Path, sql: str) -> int:
 def test_dry_run_writes_outbox_and_never_touches_the_ledger(
     warehouse_copy: Path, tmp_path: Path, capsys
 ) -> None:
-    rc = activate_main(["--mode", "rules", "--dry-run", "1", "--output", "json", "--no-progress"])
+    rc = activate_main(["activate", "--mode", "rules", "--dry-run", "--output", "json", "--no-progress"])
     assert rc == 0
     summary = json.loads(capsys.readouterr().out)
     for key in ("run_id", "mode", "segment", "dry_run", "counts", "fallbacks", "clamped", "outbox"):
@@ -64,22 +72,25 @@ def test_dry_run_writes_outbox_and_never_touches_the_ledger(
 
 
 def test_invalid_arguments_get_one_line_and_exit_2() -> None:
-    for args, needle in (
-        (["--segment", "vip"], "--segment"),
-        (["--discount-cap", "150"], "--discount-cap"),
-        (["--mode", "gpt"], "--mode"),
-        (["--dry-run", "2"], "--dry-run"),
+    for args, needle, valid in (
+        (["--segment", "vip"], "--segment", "one of 'all', 'high_value_lapse_risk'"),
+        (["--discount-cap", "150"], "--discount-cap", "from 0 to 100"),
+        (["--mode", "gpt"], "--mode", "one of 'rules' or 'llm'"),
+        (["--limit", "0"], "--limit", ">= 1"),
+        (["--suppress-hours", "inf"], "--suppress-hours", "from 0 to 8760"),
+        (["--as-of", "9999-12-31T23:59:59"], "--as-of", "between 2000-01-01 and 2100-01-01"),
+        (["--prompt-version", "../../etc"], "--prompt-version", "a folder under prompts/nba/"),
+        (["--dry-run", "2"], "nba-activate activate", "unexpected extra argument"),
     ):
         proc = subprocess.run(
-            [sys.executable, "-m", "activation.cli", *args], capture_output=True, text=True, cwd=ROOT
+            [sys.executable, "-m", "activation.cli", "activate", *args],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
         )
-        assert proc.returncode == 2
+        assert proc.returncode == 2, (args, proc.stderr)
         lines = proc.stderr.strip().splitlines()
-        assert (
-            len(lines) == 1
-            and needle in lines[0]
-            and ("choose from" in lines[0] or "0 to 100" in lines[0])  # names the valid values
-        ), lines
+        assert len(lines) == 1 and needle in lines[0] and valid in lines[0], lines
 
 
 @pytest.fixture
@@ -101,9 +112,7 @@ def servers(monkeypatch: pytest.MonkeyPatch):
 
 def test_live_run_delivers_once_and_the_ledger_suppresses_the_next_run(warehouse_copy: Path, servers) -> None:
     hs, sf, wh = servers
-    first = run_activation(
-        mode="rules", segment="all", goal="90d_clv", discount_cap=5.0, suppress_hours=24.0, dry_run=False
-    )
+    first = activate(mode="rules", segment="all", dry_run=False)
     sends = first.counts["send"]
     assert sends > 0
     for name in ("hubspot", "salesforce", "webhook"):
@@ -114,15 +123,7 @@ def test_live_run_delivers_once_and_the_ledger_suppresses_the_next_run(warehouse
     assert ledger == 3 * sends  # one row per delivered decision per destination
 
     # Same day, inside SUPPRESS_HOURS: everyone just contacted is suppressed; nothing new is sent.
-    second = run_activation(
-        mode="rules",
-        segment="all",
-        goal="90d_clv",
-        discount_cap=5.0,
-        suppress_hours=24.0,
-        dry_run=False,
-        force=True,
-    )
+    second = activate(mode="rules", segment="all", dry_run=False, force=True)
     assert second.counts["send"] == 0
     assert second.reasons.get("suppression_window", 0) >= sends
     assert _count(warehouse_copy, "select count(*) from ops.contact_ledger") == ledger
@@ -134,9 +135,7 @@ def test_holdout_lift_from_simulated_outcomes(warehouse_copy: Path) -> None:
     from activation.outcomes import simulate_outcomes
     from warehouse.dbt_runner import run_dbt
 
-    summary = run_activation(
-        mode="rules", segment="all", goal="90d_clv", discount_cap=5.0, suppress_hours=24.0, dry_run=True
-    )
+    summary = activate(mode="rules", segment="all", dry_run=True)
     con = duckdb.connect(str(warehouse_copy))
     n = simulate_outcomes(con, summary.run_id, seed=1)
     con.close()
@@ -158,8 +157,6 @@ def test_live_run_without_destination_settings_fails_before_writing_anything(
     monkeypatch.setenv("NBA_DESTINATIONS", "hubspot")
     monkeypatch.delenv("NBA_HUBSPOT__TOKEN", raising=False)
     with pytest.raises(Exception, match="NBA_HUBSPOT__TOKEN"):
-        run_activation(
-            mode="rules", segment="all", goal="90d_clv", discount_cap=5.0, suppress_hours=24.0, dry_run=False
-        )
+        activate(mode="rules", segment="all", dry_run=False)
     assert _count(warehouse_copy, "select count(*) from ops.decision_log") == 0
     assert _count(warehouse_copy, "select count(*) from ops.run_log") == 0

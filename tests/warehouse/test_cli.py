@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from warehouse import cli
+from warehouse import build, cli
 from warehouse.testing import DemoWarehouse
 
 
@@ -35,13 +35,13 @@ def test_cli_bi_subcommand_prints_paths(demo_warehouse_env: DemoWarehouse, tmp_p
 
 def test_ensure_warehouse_is_a_no_op_on_a_built_warehouse(demo_warehouse_env: DemoWarehouse) -> None:
     before = demo_warehouse_env.duckdb_path.stat().st_mtime_ns
-    assert cli.missing_marts() == []
+    assert build.missing_marts() == []
     assert cli.ensure_warehouse() == demo_warehouse_env.duckdb_path
     assert demo_warehouse_env.duckdb_path.stat().st_mtime_ns == before
 
 
 def test_missing_marts_reports_everything_for_a_missing_file(tmp_path: Path) -> None:
-    assert cli.missing_marts(tmp_path / "none.duckdb") == list(cli.MART_TABLES)
+    assert build.missing_marts(tmp_path / "none.duckdb") == list(build.MART_TABLES)
 
 
 def test_build_failure_is_one_line_and_exit_1(tmp_path: Path, monkeypatch, capsys) -> None:

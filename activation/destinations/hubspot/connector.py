@@ -36,7 +36,7 @@ from activation.destinations.base import (
 )
 from activation.errors import DestinationBlockedError, TransientError
 from activation.settings import HubSpotSettings
-from agent.contracts import Decision
+from core.contracts import Decision
 
 # 207 error categories that a retry of the same input can cure; anything else is the row's fault.
 TRANSIENT_CATEGORIES = {
@@ -53,8 +53,8 @@ class HubSpotDestination:
     name = "hubspot"
     secrets: tuple[str, ...]
 
-    def __init__(self, settings: HubSpotSettings | None = None, *, timeout_s: float = 30.0) -> None:
-        self.settings = settings or HubSpotSettings.from_env()
+    def __init__(self, settings: HubSpotSettings, *, timeout_s: float = 30.0) -> None:
+        self.settings = settings
         self.max_batch = self.settings.max_batch
         self.rate_limit = RateLimit(
             max_requests=self.settings.rate_per_10s, window_s=self.settings.rate_window_s

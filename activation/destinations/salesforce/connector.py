@@ -32,7 +32,7 @@ from activation.destinations.base import (
 )
 from activation.errors import DestinationBlockedError, TerminalError, TransientError
 from activation.settings import SalesforceSettings
-from agent.contracts import Decision
+from core.contracts import Decision
 
 TASK_TEMPLATES = frozenset({"cs_followup", "cs_followup_offer"})
 TRANSIENT_CODES = {"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "REQUEST_RUNNING_TOO_LONG", "QUERY_TIMEOUT"}
@@ -43,8 +43,8 @@ class SalesforceDestination:
     name = "salesforce"
     secrets: tuple[str, ...]
 
-    def __init__(self, settings: SalesforceSettings | None = None, *, timeout_s: float = 30.0) -> None:
-        self.settings = s = settings or SalesforceSettings.from_env()
+    def __init__(self, settings: SalesforceSettings, *, timeout_s: float = 30.0) -> None:
+        self.settings = s = settings
         self.max_batch = s.max_batch
         self.rate_limit = RateLimit(max_requests=s.rate_per_s, window_s=1.0)
         self.secrets = (s.session_id.get_secret_value(),)

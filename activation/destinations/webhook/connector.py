@@ -26,7 +26,7 @@ from activation.destinations.base import (
 )
 from activation.errors import DestinationBlockedError, TransientError
 from activation.settings import WebhookSettings
-from agent.contracts import Decision
+from core.contracts import Decision
 
 SIGNATURE_HEADER = "X-NBA-Signature"
 
@@ -46,8 +46,8 @@ class WebhookDestination:
     secrets: tuple[str, ...]
     max_batch = 1
 
-    def __init__(self, settings: WebhookSettings | None = None, *, timeout_s: float = 30.0) -> None:
-        self.settings = settings or WebhookSettings.from_env()
+    def __init__(self, settings: WebhookSettings, *, timeout_s: float = 30.0) -> None:
+        self.settings = settings
         self.rate_limit = RateLimit(max_requests=self.settings.rate_per_s, window_s=1.0)
         self._secret = self.settings.secret.get_secret_value()
         self.secrets = (self._secret,)

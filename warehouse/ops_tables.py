@@ -1,41 +1,32 @@
-"""The ops tables' DDL has one source of truth: the dbt macro `create_ops_tables.sql`.
-
-Python code that runs without dbt (tests, a fresh `activate` run) executes the same CREATE
-statements, read from that file: jinja lines are dropped, the remaining SQL split on `;`.
+"""The ops tables (decision log, delivery log, contact ledger, ...) written by the product between
+dbt builds. Their DDL has one source of truth: the dbt macro `create_ops_tables.sql`, which dbt runs
+on-run-start. Python code that runs without dbt (tests, a fresh `activate` run) renders the same
+macro's DuckDB implementation with jinja2 (the engine dbt's macros are written in) and runs it.
 """
 
 from __future__ import annotations
 
-import re
+from functools import lru_cache
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+from jinja2 import Environment, StrictUndefined
 
 from warehouse.paths import DBT_DIR
 
 MACRO_PATH = DBT_DIR / "macros" / "create_ops_tables.sql"
-_JINJA = re.compile(r"^\s*(\{%.*%\}|\{#.*|#\}.*)\s*$")
-# DuckDB >= 2.0 reserves AT (time travel): a bare `at` column no longer parses. Until the macro
-# quotes it, quote it here; once the macro says "at" this pattern matches nothing.
-_BARE_AT = re.compile(r'(?<![\w"])at(?=\s+timestamp\b)')
 
 
+@lru_cache(maxsize=4)
 def ops_ddl_statements(path: Path = MACRO_PATH) -> list[str]:
-    """The CREATE statements of the macro, in order, with jinja control lines and comments removed."""
-    text = path.read_text()
-    text = re.sub(r"\{#.*?#\}", "", text, flags=re.S)
-    # The macro dispatches per adapter: Python writes the ops tables to DuckDB, so take that body.
-    body = re.search(
-        r"\{%-?\s*macro\s+duckdb__create_ops_tables\(\)\s*-?%\}(.*?)\{%-?\s*endmacro", text, re.S
-    )
-    if body:
-        text = body.group(1)
-    lines = [line for line in text.splitlines() if not _JINJA.match(line)]
-    if any("{{" in line or "{%" in line for line in lines):
-        raise ValueError(f"unexpected jinja left in {path}: only control lines can be stripped")
-    sql = _BARE_AT.sub('"at"', "\n".join(lines))
-    statements = [s.strip() for s in sql.split(";")]
+    """The CREATE statements of the macro's DuckDB implementation (`duckdb__create_ops_tables`), in order."""
+    env = Environment(undefined=StrictUndefined, extensions=["jinja2.ext.do"])
+    module = env.from_string(path.read_text()).module
+    macro = getattr(module, "duckdb__create_ops_tables", None)
+    if macro is None:
+        raise ValueError(f"{path} defines no duckdb__create_ops_tables macro")
+    statements = [s.strip() for s in str(macro()).split(";")]
     return [s for s in statements if s]
 
 

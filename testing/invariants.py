@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from agent.contracts import ContactEvent, CustomerContext, Decision
-from agent.reference import ReferenceData
+from core.contracts import ContactEvent, CustomerContext, Decision, GuardrailSettings
+from core.reference import ReferenceData
 from guardrails.holdout import assign_arm
 from guardrails.message import (
     find_banned,
@@ -22,10 +22,10 @@ from guardrails.message import (
     find_percentages,
     find_pii,
     find_prices,
+    name_keys,
     sms_segments,
     strip_control,
 )
-from guardrails.settings import GuardrailSettings
 
 
 def _utc(dt: datetime) -> datetime:
@@ -78,7 +78,7 @@ def message_violations(
             out.append("banned_term")
         if find_pii(text):
             out.append("pii")
-        if find_other_names(text, first_name):
+        if find_other_names(text, first_name, name_keys(ref.customer_names)):
             out.append("other_customer_name")
         if find_dates(text):
             out.append("invented_date")

@@ -1,0 +1,137 @@
+"""The documented Python API: `next_best_action`, the action the pipeline would take for a typical
+customer of a segment (or one described by keyword arguments), through every guardrail.
+
+    >>> next_best_action("high_value_lapse_risk", goal="90d_clv", discount_cap=5.0)["template"]
+    'winback_soft'
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from agent.pipeline import decide
+from core.config import RunConfig, settings_from
+from core.contracts import SEGMENTS, CustomerContext
+from core.errors import UserError
+from core.reference import ReferenceData, load_reference
+
+# A typical customer of each segment (the profile `next_best_action` decides for unless told
+# otherwise); tests use the same profiles through `typical_context`.
+TYPICAL: dict[str, dict[str, Any]] = {
+    "high_value_lapse_risk": dict(
+        orders_count=9,
+        lifetime_revenue=1450.0,
+        avg_order_value=161.0,
+        recency_days=75,
+        usual_gap_days=30.0,
+        rfm_segment="at_risk_champion",
+        sessions_7d=0,
+        sessions_30d=1,
+        product_views_30d=2,
+        add_to_cart_30d=0,
+        nps_score=8,
+        tenure_days=900,
+    ),
+    "new_users_first_week_intent": dict(
+        orders_count=0,
+        lifetime_revenue=0.0,
+        avg_order_value=0.0,
+        recency_days=None,
+        usual_gap_days=None,
+        rfm_segment="new",
+        sessions_7d=2,
+        sessions_30d=2,
+        product_views_30d=6,
+        add_to_cart_30d=0,
+        nps_score=None,
+        tenure_days=4,
+    ),
+    "churn_rescue_nps": dict(
+        orders_count=4,
+        lifetime_revenue=380.0,
+        avg_order_value=95.0,
+        recency_days=20,
+        usual_gap_days=40.0,
+        rfm_segment="needs_attention",
+        sessions_7d=1,
+        sessions_30d=3,
+        product_views_30d=5,
+        add_to_cart_30d=0,
+        nps_score=4,
+        nps_comment="Delivery was late and support never answered.",
+        tenure_days=400,
+    ),
+}
+
+
+def typical_context(segment: str, **overrides: Any) -> CustomerContext:
+    """A typical customer of a segment, consenting on every channel, preferring email."""
+    if segment not in SEGMENTS:
+        raise UserError(f"unknown segment {segment!r}; valid segments: {', '.join(SEGMENTS)}")
+    base: dict[str, Any] = dict(
+        customer_id=f"typical-{segment}",
+        segment=segment,
+        segment_reason="typical customer",
+        scores={s: float(s == segment) for s in SEGMENTS},
+        first_name="Olivia",
+        country="GB",
+        timezone="UTC",
+        signup_date=date(2023, 1, 1),
+        consent={"email": True, "sms": True, "push": True},
+        preferred_channel="email",
+        last_contact={},
+        **TYPICAL[segment],
+    )
+    base.update(overrides)
+    return CustomerContext.model_validate(base)
+
+
+_API_ARGS = ("as_of", "ref", "enforce_quiet_hours", "mode", "prompt_version")
+
+
+def next_best_action(
+    segment: str, goal: str = "90d_clv", discount_cap: float = 5.0, suppress_hours: float = 24, **kwargs: Any
+) -> dict[str, Any]:
+    """The next-best action, through every guardrail, for a typical customer of `segment`.
+
+    Keyword arguments override the typical customer's fields (e.g. `preferred_channel="sms"`,
+    `consent={"email": False, "sms": True, "push": True}`), or pass `as_of` (default: now, UTC),
+    `mode` (default rules), `prompt_version`, `enforce_quiet_hours` or `ref`. Holdout is off here:
+    this describes the action, not the arm. The settings are validated by the run configuration
+    (no environment variable is read). Returns channel, template, discount_pct, subject, message,
+    rationale, status, reasons, policy, defer_until. Raises UserError (a ValueError is not raised)
+    naming the valid values.
+    """
+    as_of = kwargs.pop("as_of", None) or datetime.now(UTC)
+    ref: ReferenceData = kwargs.pop("ref", None) or load_reference()
+    run = {k: kwargs.pop(k) for k in ("enforce_quiet_hours", "mode", "prompt_version") if k in kwargs}
+    unknown = set(kwargs) - set(CustomerContext.model_fields)
+    if unknown:
+        valid = sorted({*_API_ARGS, *CustomerContext.model_fields})
+        raise UserError(f"unknown argument(s) {sorted(unknown)}; valid: {', '.join(valid)}")
+    ctx = typical_context(segment, **kwargs)
+    config = settings_from(
+        RunConfig,
+        segment=segment,
+        goal=goal,
+        discount_cap=discount_cap,
+        suppress_hours=suppress_hours,
+        global_holdout_pct=0,
+        segment_holdout_pct=0,
+        **run,
+    )
+    decided, _ = decide([ctx], {}, config, run_id="api", as_of=as_of, ref=ref)
+    decision = decided[0][0]
+    return {
+        "channel": decision.channel,
+        "template": decision.template_id,
+        "discount_pct": decision.discount_pct,
+        "subject": decision.subject,
+        "message": decision.message,
+        "rationale": decision.rationale,
+        "status": decision.status,
+        "reasons": decision.reasons,
+        "policy": decision.policy,
+        "defer_until": decision.defer_until,
+    }

@@ -1,0 +1,37 @@
+"""The policies behind the one `Policy` seam (core.policy): rules, LLM (and learned). `build_policy`
+is the one place a mode name becomes a policy object."""
+
+from __future__ import annotations
+
+from agent.cache import DecisionCache
+from agent.policies.llm import LLMEndpoint, LLMPolicy
+from agent.policies.rules import RulesPolicy
+from core.config import RunConfig
+from core.contracts import GuardrailSettings
+from core.policy import Policy
+from core.reference import ReferenceData
+
+__all__ = ["LLMEndpoint", "LLMPolicy", "RulesPolicy", "build_policy"]
+
+
+def build_policy(
+    config: RunConfig,
+    *,
+    guard: GuardrailSettings,
+    ref: ReferenceData,
+    endpoint: LLMEndpoint | None = None,
+    cache: DecisionCache | None = None,
+) -> Policy:
+    """The policy `config.mode` names. LLM mode uses `endpoint` (one per command, so policies share a
+    server) and the decision cache (`NBA_LLM__CACHE`)."""
+    if config.mode == "llm":
+        llm = config.llm
+        return LLMPolicy(
+            llm,
+            guard=guard,
+            prompt_version=config.prompt_version,
+            ref=ref,
+            endpoint=endpoint or LLMEndpoint(llm),
+            cache=cache if cache is not None else (DecisionCache() if llm.cache else None),
+        )
+    return RulesPolicy(guard, ref)

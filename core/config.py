@@ -1,0 +1,314 @@
+"""The run configuration: every setting that shapes a decision has one owner, one default and one
+validation, here (the guardrail settings' defaults and bounds are the GuardrailSettings contract's,
+referenced, not repeated).
+
+Each command builds its settings object once (a subclass of `RunConfig`: activation's
+`ActivateSettings`, the eval's `EvalSettings`) from its command-line flags and `NBA_*` environment
+variables (pydantic-settings: prefix `NBA_`, `__` between a section and its field, e.g.
+`NBA_DISCOUNT_CAP=7`, `NBA_LLM__TEMPERATURE=0`). A flag wins over the environment. The standard
+OpenAI variables (`OPENAI_BASE_URL`, `OPENAI_API_KEY`, `OPENAI_MODEL`) configure the LLM endpoint.
+Nothing else in the project reads these variables.
+
+A bad value raises ConfigError with one line that names every way to set it (flag, make variable,
+environment variable) and what is allowed.
+"""
+
+from __future__ import annotations
+
+import re
+import typing
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, TypeVar
+
+import annotated_types
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from core.contracts import Goal, GuardrailSettings, Hours, Mode, Percent, Salt, SegmentChoice
+from core.errors import ConfigError
+from core.reference import PROMPTS_DIR
+
+EMBEDDED_MODEL = "smollm2-135m-instruct"
+# The embedded 135M model almost never fixes an answer when asked again (1 rescue in ~100 customers
+# with 2 reasks, measured), and each reask costs a full completion: it falls back to the rules at
+# once. Any configured endpoint gets one reask.
+EMBEDDED_REASKS, ENDPOINT_REASKS = 0, 1
+
+_G = GuardrailSettings.model_fields
+_VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+MIN_AS_OF, MAX_AS_OF = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def prompt_versions(name: str = "nba") -> list[str]:
+    root = PROMPTS_DIR / name
+    return sorted(p.name for p in root.iterdir() if (p / "system.j2").exists()) if root.exists() else []
+
+
+def _prompt_version(v: str) -> str:
+    if not _VERSION_RE.fullmatch(v) or ".." in v or (PROMPTS_DIR / "nba" / v / "system.j2").exists() is False:
+        raise ValueError(f"must be a folder under prompts/nba/: one of {', '.join(prompt_versions())}")
+    return v
+
+
+def _as_of(v: Any) -> Any:
+    if isinstance(v, str):
+        try:
+            v = datetime.fromisoformat(v.strip())
+        except ValueError:
+            raise ValueError("must be an ISO date or timestamp, e.g. 2026-11-27T14:00Z") from None
+    if isinstance(v, datetime):
+        v = v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+        if not MIN_AS_OF <= v < MAX_AS_OF:
+            raise ValueError("must be between 2000-01-01 and 2100-01-01")
+    return v
+
+
+PromptVersion = Annotated[str, AfterValidator(_prompt_version)]
+AsOf = Annotated[datetime, BeforeValidator(_as_of)]
+
+
+class Section(BaseModel):
+    """A settings section (`NBA_<SECTION>__<FIELD>`): frozen, unknown fields refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LLMSettings(Section):
+    """The LLM endpoint and client (section NBA_LLM__; endpoint from OPENAI_*)."""
+
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    model: str = EMBEDDED_MODEL
+    instructor_mode: Literal["tools", "json", "md_json"] = "tools"
+    temperature: float = Field(default=0.2, ge=0, le=2, allow_inf_nan=False)
+    seed: int = 7
+    max_retries: int | None = Field(default=None, ge=0, le=5)  # reasks; None: per endpoint (see reasks)
+    timeout_s: float = Field(default=120.0, gt=0, le=3600, allow_inf_nan=False)
+    concurrency: int = Field(default=2, ge=1, le=256)
+    max_tokens: int = Field(default=200, ge=16, le=8192)
+    http_retries: int = Field(default=0, ge=0, le=5)
+    http_transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    cache: bool = True
+
+    @property
+    def embedded(self) -> bool:
+        """No endpoint and no key configured: the run serves the embedded local model itself."""
+        return self.base_url is None and self.api_key is None
+
+    @property
+    def reasks(self) -> int:
+        if self.max_retries is not None:
+            return self.max_retries
+        return EMBEDDED_REASKS if self.embedded else ENDPOINT_REASKS
+
+    def cache_fingerprint(self) -> dict[str, object]:
+        """Settings that change what the model returns (never the key)."""
+        return {
+            "model": self.model,
+            "mode": self.instructor_mode,
+            "temperature": self.temperature,
+            "seed": self.seed,
+            "max_retries": self.reasks,
+            "max_tokens": self.max_tokens,
+        }
+
+
+class RunConfig(BaseSettings):
+    """The settings every deciding command shares (activate, eval, prompt, next_best_action)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NBA_", env_nested_delimiter="__", extra="ignore", frozen=True, validate_default=True
+    )
+
+    segment: SegmentChoice = "all"
+    mode: Mode = "rules"
+    prompt_version: PromptVersion = "v1"
+    # what the guardrails enforce: defaults owned by the GuardrailSettings contract
+    goal: Goal = _G["goal"].default
+    discount_cap: Percent = _G["discount_cap"].default
+    suppress_hours: Hours = _G["suppress_hours"].default
+    global_holdout_pct: Percent = _G["global_holdout_pct"].default
+    segment_holdout_pct: Percent = _G["segment_holdout_pct"].default
+    holdout_salt: Salt = _G["holdout_salt"].default
+    enforce_quiet_hours: bool = _G["enforce_quiet_hours"].default
+    as_of: AsOf | None = None
+    llm: LLMSettings = LLMSettings()
+    # the standard OpenAI variables, folded into `llm`
+    openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL", exclude=True)
+    openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY", exclude=True)
+    openai_model: str | None = Field(default=None, validation_alias="OPENAI_MODEL", exclude=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        if _EXPLICIT_ONLY.get():
+            return (init_settings,)
+        return (init_settings, env_settings)
+
+    @model_validator(mode="after")
+    def _fold_openai(self) -> RunConfig:
+        update: dict[str, Any] = {}
+        if self.openai_base_url:
+            update["base_url"] = self.openai_base_url
+        if self.openai_api_key and self.openai_api_key.get_secret_value():
+            update["api_key"] = self.openai_api_key
+        if self.openai_model:
+            update["model"] = self.openai_model
+        elif update.get("api_key") and not update.get("base_url") and self.llm.base_url is None:
+            update["model"] = "gpt-4o-mini"
+        if update:
+            object.__setattr__(self, "llm", self.llm.model_copy(update=update))
+        return self
+
+    def guardrails(self, **overrides: Any) -> GuardrailSettings:
+        """What the guardrails enforce for this run."""
+        values = {f: getattr(self, f) for f in GuardrailSettings.model_fields}
+        return GuardrailSettings(**(values | overrides))
+
+
+S = TypeVar("S", bound=BaseSettings)
+_EXPLICIT_ONLY: ContextVar[bool] = ContextVar("nba_settings_explicit_only", default=False)
+
+# make variable per setting, where the Makefile has one
+MAKE_VARS = {
+    "segment": "SEGMENT",
+    "mode": "MODE",
+    "goal": "GOAL",
+    "discount_cap": "DISCOUNT_CAP",
+    "suppress_hours": "SUPPRESS_HOURS",
+    "prompt_version": "PROMPT_VERSION",
+    "global_holdout_pct": "GLOBAL_HOLDOUT_PCT",
+    "segment_holdout_pct": "SEGMENT_HOLDOUT_PCT",
+    "as_of": "AS_OF",
+    "dry_run": "DRY_RUN",
+    "limit": "LIMIT",
+    "output": "OUTPUT",
+    "force": "FORCE",
+    "baseline": "BASELINE",
+    "sample": "SAMPLE",
+    "customer_id": "CUSTOMER_ID",
+}
+# settings that have no command-line flag: set them in the environment
+ENV_ONLY = frozenset({"destinations", "holdout_salt", "enforce_quiet_hours"})
+_ALIASES = {
+    "openai_base_url": "OPENAI_BASE_URL",
+    "openai_api_key": "OPENAI_API_KEY",
+    "openai_model": "OPENAI_MODEL",
+}
+
+
+def setting_names(loc: tuple[Any, ...]) -> str:
+    """Every way to set the setting at `loc`: `--discount-cap / DISCOUNT_CAP= / NBA_DISCOUNT_CAP`."""
+    # union members and list indices are not setting names: drop them
+    parts = [str(p) for p in loc if isinstance(p, str) and p.isidentifier()]
+    if not parts:
+        return "settings"
+    if parts[0] in _ALIASES:
+        return _ALIASES[parts[0]]
+    if parts[0] == "llm" and parts[1:2] and parts[1] in ("base_url", "api_key", "model"):
+        return f"NBA_LLM__{parts[1].upper()} / {_ALIASES['openai_' + parts[1]]}"
+    env = "NBA_" + "__".join(p.upper() for p in parts)
+    if len(parts) > 1 or parts[0] in ENV_ONLY:
+        return env
+    names = [f"--{parts[0].replace('_', '-')}"]
+    if parts[0] in MAKE_VARS:
+        names.append(f"{MAKE_VARS[parts[0]]}=")
+    return " / ".join([*names, env])
+
+
+def _range(cls: type[BaseModel], loc: tuple[Any, ...]) -> str | None:
+    """'a number from 0 to 100' for a bounded numeric field at `loc`, else None."""
+    model: Any = cls
+    field = None
+    for part in loc:
+        fields = getattr(model, "model_fields", {})
+        if part not in fields:
+            return None
+        field = fields[part]
+        model = field.annotation
+    if field is None:
+        return None
+    metadata = list(field.metadata)
+    base = field.annotation
+    for arg in typing.get_args(field.annotation):  # Optional[Annotated[int, ...]]: look inside
+        if typing.get_origin(arg) is Annotated:
+            base, *extra = typing.get_args(arg)
+            metadata += [m for e in extra for m in getattr(e, "metadata", [e])]
+    lo: Any = next((m.ge for m in metadata if isinstance(m, annotated_types.Ge)), None)
+    hi: Any = next((m.le for m in metadata if isinstance(m, annotated_types.Le)), None)
+    gt: Any = next((m.gt for m in metadata if isinstance(m, annotated_types.Gt)), None)
+    if gt is not None and lo is None and base in (int, int | None):
+        lo, gt = gt + 1, None
+    kind = "a whole number" if base in (int, int | None) else "a number"
+    if lo is not None and hi is not None:
+        return f"must be {kind} from {lo:g} to {hi:g}"
+    if gt is not None and hi is not None:
+        return f"must be {kind} above {gt:g} and at most {hi:g}"
+    if lo is not None:
+        return f"must be {kind} >= {lo:g}"
+    return None
+
+
+_NUMERIC_ERRORS = ("greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number")
+
+
+def config_error(exc: ValidationError, cls: type[BaseModel] | None = None) -> ConfigError:
+    """The first problem of a ValidationError as one ConfigError line."""
+    err = exc.errors()[0]
+    original = (err.get("ctx") or {}).get("error")
+    if isinstance(original, ConfigError):  # raised by a validator that already named the setting
+        return original
+    loc = tuple(p for p in err.get("loc", ()) if isinstance(p, str) and p.isidentifier())
+    kind = err.get("type", "")
+    if kind == "missing":
+        problem = "is required"
+    elif kind == "extra_forbidden":
+        problem = "is not a setting"
+    elif kind == "literal_error":
+        problem = f"must be one of {(err.get('ctx') or {}).get('expected', '')}"
+    else:
+        problem = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        if cls is not None and (kind in _NUMERIC_ERRORS or kind.endswith("_parsing")):
+            problem = _range(cls, loc) or problem
+    value = err.get("input") if kind not in ("missing", "extra_forbidden") else None
+    if isinstance(value, SecretStr) or (loc and str(loc[-1]) in ("token", "secret", "session_id", "api_key")):
+        value = None  # never echo a secret
+    if isinstance(value, dict | list):
+        value = None
+    return ConfigError(setting_names(loc), problem, value)
+
+
+def load_settings(cls: type[S], **given: Any) -> S:
+    """Build a command's settings from the flags it was given (None = not given) and the
+    environment; a bad value raises ConfigError (one line)."""
+    try:
+        return cls(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:
+        raise config_error(exc, cls) from None
+
+
+def settings_from(cls: type[S], **values: Any) -> S:
+    """Settings from explicit values only (the Python API and tests): no environment is read."""
+    token = _EXPLICIT_ONLY.set(True)
+    try:
+        return cls(**values)
+    except ValidationError as exc:
+        raise config_error(exc, cls) from None
+    finally:
+        _EXPLICIT_ONLY.reset(token)

@@ -1,0 +1,92 @@
+"""Reference data: the dbt seeds (action bank, templates, channel limits, ban list) as typed objects.
+
+The CSV files under warehouse/dbt/seeds are the one source of truth: dbt loads them into the
+warehouse for SQL, and this module reads the same files for Python, so guardrails and tests do not
+need a warehouse to know the rules. The warehouse's own customer first names (for the "no other
+customer's name" message check) are added by the pipeline with `with_customer_names`.
+
+A ReferenceData object is hashed by identity and its derived lookups are computed once per object,
+so any module can memoise work per reference object with functools.cache.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
+from pathlib import Path
+
+from core.contracts import ActionSpec, BannedTerm, ChannelLimit, MessageTemplate
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SEEDS_DIR = REPO_ROOT / "warehouse" / "dbt" / "seeds"
+PROMPTS_DIR = REPO_ROOT / "prompts"
+
+
+def _rows(name: str, seeds_dir: Path) -> list[dict[str, str]]:
+    with open(seeds_dir / f"{name}.csv", newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+@dataclass(frozen=True, eq=False)
+class ReferenceData:
+    actions: tuple[ActionSpec, ...]
+    templates: dict[str, MessageTemplate]
+    channel_limits: dict[str, ChannelLimit]
+    banned_terms: tuple[BannedTerm, ...]
+    # first names of the warehouse's customers: a message naming one of them (other than the
+    # recipient) names another customer
+    customer_names: frozenset[str] = frozenset()
+
+    @cached_property
+    def _by_segment(self) -> dict[str, list[ActionSpec]]:
+        out: dict[str, list[ActionSpec]] = {}
+        for a in self.actions:
+            out.setdefault(a.segment, []).append(a)
+        return out
+
+    @cached_property
+    def bank(self) -> dict[tuple[str, str], ActionSpec]:
+        """(segment, template_id) -> action, for banked templates that exist."""
+        return {(a.segment, a.template_id): a for a in self.actions if a.template_id in self.templates}
+
+    def actions_for(self, segment: str) -> list[ActionSpec]:
+        return list(self._by_segment.get(segment, ()))
+
+    def action(self, segment: str, template_id: str) -> ActionSpec | None:
+        for a in self._by_segment.get(segment, ()):
+            if a.template_id == template_id:
+                return a
+        return None
+
+    @cached_property
+    def _bank_channels(self) -> dict[str, frozenset[str]]:
+        return {seg: frozenset(a.channel for a in acts) for seg, acts in self._by_segment.items()}
+
+    def bank_channels(self, segment: str) -> frozenset[str]:
+        """The channels a segment's action bank has a template on."""
+        return self._bank_channels.get(segment, frozenset())
+
+    def with_customer_names(self, names: Iterable[str]) -> ReferenceData:
+        """The same reference data, knowing these customer first names."""
+        return dataclasses.replace(self, customer_names=frozenset(n for n in names if n and n.strip()))
+
+
+@lru_cache(maxsize=4)
+def load_reference(seeds_dir: Path = SEEDS_DIR) -> ReferenceData:
+    actions = tuple(ActionSpec.model_validate(r) for r in _rows("action_bank", seeds_dir))
+    templates = {}
+    for r in _rows("message_templates", seeds_dir):
+        r["subject"] = r["subject"] or None  # type: ignore[assignment]
+        t = MessageTemplate.model_validate(r)
+        templates[t.template_id] = t
+    limits = {r["channel"]: ChannelLimit.model_validate(r) for r in _rows("channel_limits", seeds_dir)}
+    banned = tuple(BannedTerm.model_validate(r) for r in _rows("banned_terms", seeds_dir))
+    missing = {a.template_id for a in actions} - set(templates)
+    if missing:
+        raise ValueError(
+            f"action_bank.csv names templates missing from message_templates.csv: {sorted(missing)}"
+        )
+    return ReferenceData(actions=actions, templates=templates, channel_limits=limits, banned_terms=banned)
