@@ -83,7 +83,7 @@ class ChannelLimit(Frozen):
 
 class BannedTerm(Frozen):
     term: str
-    category: Literal["prohibited_claim", "competitor"]
+    category: Literal["prohibited_claim", "competitor", "instruction", "data_request"]
 
 
 # --- the customer as a decision sees it -----------------------------------------------------------

@@ -13,8 +13,10 @@ from functools import cache, lru_cache
 from core.reference import ReferenceData
 from guardrails.message import (
     compile_terms,
+    find_addressing_problems,
     find_banned,
     find_dates,
+    find_lifted_text,
     find_other_names,
     find_percentages,
     find_pii,
@@ -35,10 +37,20 @@ class MessageChecker:
         self.check = lru_cache(maxsize=65536)(self._check)
 
     def _check(
-        self, channel: str, subject: str | None, body: str, discount_pct: float, first_name: str
+        self,
+        channel: str,
+        subject: str | None,
+        body: str,
+        discount_pct: float,
+        first_name: str,
+        customer_text: str | None = None,
+        approved: tuple[str | None, str] | None = None,
     ) -> tuple[Finding, ...]:
         """Every way (subject, body) breaks a message rule for this channel and final discount;
-        an empty tuple means the message may be sent."""
+        an empty tuple means the message may be sent. `customer_text` is the customer's own free text
+        (their NPS comment): no draft may repeat it. `approved` is the approved template rendered for
+        this customer (subject, body): what it says is exempt from that check, and when its body
+        names the customer, the draft's body must too."""
         out: list[Finding] = []
         limit = self.limits.get(channel)
         if limit is None:
@@ -74,7 +86,26 @@ class MessageChecker:
             if found:
                 out.append((code, found[0]))
         out.extend((f"pii_{kind}", found) for kind, found in find_pii(text)[:1])
+        approved_subject, approved_body = approved or (None, "")
+        lifted = find_lifted_text(text, customer_text, approved=f"{approved_subject or ''} | {approved_body}")
+        if lifted:
+            out.append(("copies_customer_text", lifted[0]))
+        # the draft's body must name the customer where the approved body does
+        needs_name = approved is not None and _names(approved_body, first_name)
+        problems = find_addressing_problems(body, first_name, needs_name=needs_name)
+        problems += [
+            p
+            for p in find_addressing_problems(subject or "", first_name, needs_name=False)
+            if p not in problems
+        ]
+        for problem in problems[:1]:
+            out.append(("addressing", problem))
         return tuple(out)
+
+
+def _names(text: str, first_name: str) -> bool:
+    """Whether `text` (an approved template's copy) names the customer."""
+    return "first_name_missing" not in find_addressing_problems(text, first_name, needs_name=True)
 
 
 @cache

@@ -143,7 +143,17 @@ def vet(
     out.rationale = strip_control(rationale)[:RATIONALE_MAX]
 
     checker = get_checker(ref)
-    findings = checker.check(p.channel, subject or None, message, final, ctx.first_name)
+    template = ref.templates.get(p.template_id)
+    try:  # the approved copy for this customer: what a draft may say that the customer also wrote
+        approved_subject, approved_body = (
+            render_template(template, ctx.first_name, final) if template else (None, "")
+        )
+    except TemplateRenderError:
+        approved_subject, approved_body = None, ""
+    approved = (approved_subject, approved_body)
+    findings = checker.check(
+        p.channel, subject or None, message, final, ctx.first_name, ctx.nps_comment, approved
+    )
     if findings:
         add(
             _check(
@@ -154,12 +164,13 @@ def vet(
                 reason=",".join(f"{c}:{e}" if e else c for c, e in findings),
             )
         )
-        template = ref.templates.get(p.template_id)
         try:
             if template is None:
                 raise TemplateRenderError(p.template_id, "not in message_templates")
             subject, message = render_template(template, ctx.first_name, final)
-            again = checker.check(p.channel, subject, message, final, ctx.first_name)
+            again = checker.check(
+                p.channel, subject, message, final, ctx.first_name, ctx.nps_comment, approved
+            )
         except TemplateRenderError as exc:
             again, subject, message = (("render_error", str(exc)),), None, ""
         if again:

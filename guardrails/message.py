@@ -244,6 +244,75 @@ def find_other_names(text: str, first_name: str, names: Collection[str]) -> list
     return found
 
 
+# --- text lifted from the customer's own words, and who the message addresses -------------------
+
+_STOPWORDS = frozenset(
+    "a an the and or but if then so to of in on at by for with from as is are was were be been being i "
+    "me my mine we us our you your yours he him his she her it its they them their this that these those "
+    "do does did have has had not no yes will would can could shall should may might must just very "
+    "all any some more most much many than too also there here what when where who whom which why how".split()
+)
+_LIFT_MAX = 12  # longest word sequence looked for
+
+
+def _words(text: str) -> list[str]:
+    return [w.casefold() for w in _WORD_RE.findall(normalize(text))]
+
+
+def _ngrams(words: Sequence[str], n_min: int, n_max: int) -> set[tuple[str, ...]]:
+    return {tuple(words[i : i + n]) for n in range(n_min, n_max + 1) for i in range(0, len(words) - n + 1)}
+
+
+def find_lifted_text(
+    text: str, source: str | None, *, approved: str = "", min_words: int = 3, min_content: int = 2
+) -> list[str]:
+    """Word sequences of `text` that also occur in `source` (a customer's own free text): at least
+    `min_words` words with at least `min_content` of them not stop words, longest first, leaving out
+    sequences the `approved` copy itself contains. A marketing message has no reason to repeat what
+    the customer wrote: a draft that does is carrying the customer's text (an injected instruction, a
+    claim, a question about someone else) to the customer."""
+    if not source:
+        return []
+    src = _words(source)
+    if len(src) < min_words:
+        return []
+    have = _ngrams(src, min_words, _LIFT_MAX)
+    exempt = _ngrams(_words(approved), min_words, _LIFT_MAX) if approved else set()
+    words = _words(text)
+    found: list[tuple[int, str]] = []
+    i = 0
+    while i < len(words):
+        for n in range(min(_LIFT_MAX, len(words) - i), min_words - 1, -1):
+            gram = tuple(words[i : i + n])
+            if gram in have and gram not in exempt and sum(w not in _STOPWORDS for w in gram) >= min_content:
+                found.append((n, " ".join(gram)))
+                i += n
+                break
+        else:
+            i += 1
+    return [g for _, g in sorted(found, key=lambda f: -f[0])]
+
+
+_GREETING_RE = re.compile(r"\b(?:hi|hello|hey|dear|greetings|welcome)\b[ ,]+([^\W\d_][\w'-]*)", re.I)
+_NOT_A_NAME = frozenset({"there", "again", "back", "aboard", "friend", "friends", "all", "everyone", "to"})
+
+
+def find_addressing_problems(text: str, first_name: str, *, needs_name: bool) -> list[str]:
+    """How a message fails to address the customer by their own first name: `first_name_missing`
+    when the approved template addresses them and the draft does not name them; `addresses:<word>`
+    for a greeting to anyone else ("Dear CEO", "Hi Emma" to Olivia)."""
+    own = {w.casefold() for w in _WORD_RE.findall(normalize(first_name))}
+    words = set(_words(text))
+    out = []
+    if needs_name and own and not own & words:
+        out.append("first_name_missing")
+    for m in _GREETING_RE.finditer(normalize(text)):
+        word = m.group(1).casefold()
+        if word not in own and word not in _NOT_A_NAME:
+            out.append(f"addresses:{m.group(1)}")
+    return out
+
+
 # --- dates and deadlines ------------------------------------------------------------------------------
 
 _MONTHS = (

@@ -8,6 +8,8 @@ live-LLM test and evals can use it as the oracle. Returns [] when the decision i
 from __future__ import annotations
 
 import math
+import re
+import unicodedata
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -85,6 +87,41 @@ def message_violations(
     return sorted(set(out))
 
 
+_WORD = re.compile(r"\w+")
+COPY_WORDS = 5  # this many consecutive words of the customer's own text is a copy
+
+
+def _word_list(text: str | None) -> list[str]:
+    return [w.casefold() for w in _WORD.findall(unicodedata.normalize("NFKC", text or ""))]
+
+
+def free_text_violations(decision: Decision, ctx: CustomerContext, ref: ReferenceData) -> list[str]:
+    """The customer's own free text never reaches them: no run of COPY_WORDS words of their comment
+    that the approved template does not say itself; and a message names its own recipient when the
+    approved template does (its first name appears)."""
+    out: list[str] = []
+    template = ref.templates.get(decision.template_id or "")
+    approved = ""
+    if template is not None:
+        from core.templates import render_template
+
+        subj, body = render_template(template, ctx.first_name, decision.discount_pct)
+        approved = f"{subj or ''} {body}"
+    sent = _word_list(f"{decision.subject or ''} {decision.message or ''}")
+    mine = _word_list(approved)
+    comment = _word_list(ctx.nps_comment)
+
+    def runs(words: list[str]) -> set[tuple[str, ...]]:
+        return {tuple(words[i : i + COPY_WORDS]) for i in range(len(words) - COPY_WORDS + 1)}
+
+    if runs(sent) & runs(comment) - runs(mine):
+        out.append("copies_customer_text")
+    own = set(_word_list(ctx.first_name))
+    if own and own & set(mine) and not own & set(sent):
+        out.append("first_name_missing")
+    return out
+
+
 def violations(
     decision: Decision,
     ctx: CustomerContext,
@@ -148,6 +185,7 @@ def violations(
     out += message_violations(
         decision.subject, decision.message, channel=ch, discount_pct=d, first_name=ctx.first_name, ref=ref
     )
+    out += free_text_violations(decision, ctx, ref)
 
     if limit is not None and settings.enforce_quiet_hours:
         s, e = limit.quiet_start_hour, limit.quiet_end_hour
