@@ -246,12 +246,13 @@ def find_other_names(text: str, first_name: str, names: Collection[str]) -> list
 
 # --- text lifted from the customer's own words, and who the message addresses -------------------
 
-_STOPWORDS = frozenset(
+_STOPWORD_TEXT = (
     "a an the and or but if then so to of in on at by for with from as is are was were be been being i "
     "me my mine we us our you your yours he him his she her it its they them their this that these those "
     "do does did have has had not no yes will would can could shall should may might must just very "
-    "all any some more most much many than too also there here what when where who whom which why how".split()
+    "all any some more most much many than too also there here what when where who whom which why how"
 )
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split(" "))
 _LIFT_MAX = 12  # longest word sequence looked for
 
 
