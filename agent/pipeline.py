@@ -27,6 +27,7 @@ from core.contracts import (
     Eligibility,
     GuardrailReport,
     GuardrailSettings,
+    PolicyMode,
     PolicyOutcome,
 )
 from core.gc_passes import fewer_gc_passes
@@ -120,16 +121,18 @@ def decide(
     endpoint: LLMEndpoint | None = None,
     cache: DecisionCache | None = None,
     progress: Progress | None = None,
+    mode: PolicyMode | None = None,
 ) -> tuple[list[Decided], dict[str, int]]:
-    """Decide for every context with the policy `config.mode` names. Returns the decisions and the
+    """Decide for every context with the policy `mode` (default `config.mode`) names. Returns the decisions and the
     policy's call stats (LLM calls, cache hits). An embedded model started here is stopped here;
     pass `endpoint` to share one across calls."""
     ref = ref or load_reference()
     guard = config.guardrails()
-    own_endpoint = endpoint is None and config.mode == "llm"
+    mode = mode or config.mode
+    own_endpoint = endpoint is None and mode == "llm"
     endpoint = endpoint or (LLMEndpoint(config.llm) if own_endpoint else None)
     try:
-        policy = build_policy(config, guard=guard, ref=ref, endpoint=endpoint, cache=cache)
+        policy = build_policy(config, guard=guard, ref=ref, endpoint=endpoint, cache=cache, mode=mode)
         pipe = Pipeline(policy, guard=guard, ref=ref, run_id=run_id, as_of=as_of)
         decided = pipe.decide(contexts, history, progress)
         return decided, {"llm_calls": 0, "cache_hits": 0} | policy.stats()

@@ -19,9 +19,12 @@ Channel = Literal["email", "sms", "push"]
 CHANNELS: tuple[str, ...] = get_args(Channel)
 Goal = Literal["90d_clv", "engagement"]
 GOALS: tuple[str, ...] = get_args(Goal)
-Mode = Literal["rules", "llm"]
+Mode = Literal["rules", "learned", "llm"]  # what a run can use
 MODES: tuple[str, ...] = get_args(Mode)
-PolicyName = Literal["rules", "llm", "llm->rules", "random", "logging"]
+PolicyMode = Literal["rules", "learned", "llm", "random"]  # + the uniform-random reference of evals
+PolicyName = Literal[
+    "rules", "learned", "llm", "random", "llm->rules", "learned->rules", "random->rules", "logging"
+]
 SegmentChoice = Literal["all", "high_value_lapse_risk", "new_users_first_week_intent", "churn_rescue_nps"]
 Arm = Literal["treatment", "holdout"]
 Status = Literal["send", "suppressed", "deferred", "holdout", "no_action"]
@@ -230,6 +233,14 @@ class Eligibility(Model):
         return self.status in ("send", "deferred")
 
 
+class ActionProbability(Frozen):
+    """One allowed action and the probability a stochastic policy gave it."""
+
+    template_id: str
+    discount_pct: float
+    probability: float = Field(gt=0, le=1)
+
+
 class PolicyOutcome(Model):
     """What a policy returns for one customer: a proposal, or None with the reason it has none, and
     what the decision log must know about how it was made (model, prompt, propensity, attempts)."""
@@ -239,7 +250,8 @@ class PolicyOutcome(Model):
     failure_reason: str | None = None
     model: str | None = None
     prompt_version: str | None = None
-    propensity: float = Field(default=1.0, gt=0, le=1)
+    propensity: float = Field(default=1.0, gt=0, le=1)  # of the proposed action
+    pmf: list[ActionProbability] = Field(default_factory=list)  # a stochastic policy's whole distribution
     attempts: list[LLMAttempt] = Field(default_factory=list)
     cached: bool = False
 
@@ -264,7 +276,10 @@ class Decision(Model):
     model: str | None = None
     prompt_version: str | None = None
     context_hash: str
-    propensity: float = 1.0
+    propensity: float = 1.0  # probability of this action under the policy that chose it
+    # a stochastic policy's distribution over the allowed actions (empty: deterministic, or the
+    # guardrails changed the action); what off-policy evaluation of our own log needs
+    action_pmf: list[ActionProbability] = Field(default_factory=list)
     fallback_reason: str | None = None
     defer_until: datetime | None = None
     proposed_discount_pct: float | None = None
@@ -278,7 +293,7 @@ class DecisionMeta(Model):
     run_id: str
     as_of: datetime
     goal: Goal
-    policy: Mode
+    policy: PolicyMode
     model: str | None = None
     prompt_version: str | None = None
 

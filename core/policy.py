@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
-from core.contracts import Channel, CustomerContext, Eligibility, Mode, PolicyOutcome, Proposal
+from core.contracts import Channel, CustomerContext, Eligibility, PolicyMode, PolicyOutcome, Proposal
 
 PolicyItem = tuple[CustomerContext, Eligibility]
 Progress = Callable[[int], None]
@@ -20,7 +20,7 @@ Progress = Callable[[int], None]
 
 @runtime_checkable
 class Policy(Protocol):
-    name: Mode  # written into each decision's `policy`
+    name: PolicyMode  # written into each decision's `policy`
     model: str | None  # the model (LLM name or learned-model version), if any
     prompt_version: str | None
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from core.actions import GRID_STEP, grid_discounts
 from core.contracts import ActionSpec
 from core.reference import load_reference
 
-GRID_STEP = 5.0
 NO_ACTION = -1
 
 
@@ -56,13 +56,11 @@ class ActionSpace:
     def __post_init__(self) -> None:
         tids, discs, segs, chans = [], [], [], []
         for spec in self.specs:
-            d = math.ceil(spec.min_discount_pct / GRID_STEP - 1e-9) * GRID_STEP
-            while d <= spec.max_discount_pct + 1e-9:
+            for d in grid_discounts(spec.min_discount_pct, spec.max_discount_pct):
                 tids.append(spec.template_id)
-                discs.append(float(d))
+                discs.append(d)
                 segs.append(spec.segment)
                 chans.append(spec.channel)
-                d += GRID_STEP
         object.__setattr__(self, "template_ids", tuple(tids))
         object.__setattr__(self, "discounts", tuple(discs))
         object.__setattr__(self, "segments", tuple(segs))

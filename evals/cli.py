@@ -143,7 +143,6 @@ def _run(settings: EvalSettings) -> int:
         ) -> list[tuple[Decision, GuardrailReport]]:
             config = settings.model_copy(
                 update={
-                    "mode": spec.mode,  # never "random": random specs are not decided
                     "goal": spec.goal,
                     "discount_cap": spec.discount_cap,
                     "prompt_version": spec.prompt_version or settings.prompt_version,
@@ -160,6 +159,7 @@ def _run(settings: EvalSettings) -> int:
                 ref=ref,
                 endpoint=endpoint,
                 progress=_progress_printer(spec.name, len(ctxs)) if spec.mode == "llm" else None,
+                mode=spec.mode,
             )
             return decided
 
@@ -225,7 +225,24 @@ def _print(report, out) -> None:  # type: ignore[no-untyped-def]
             + f"{true:>9}{err:>8}  {ok}"
         )
     for metric, d in report.difference.items():
-        print(f"candidate - baseline ({metric}, DR): {d['value']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]")
+        print(
+            f"per logged touch, candidate - baseline ({metric}, DR): {d['value']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
+        )
+    print(
+        f"\nper contactable customer ({report.contactable} customers; truth from the generator, evals only)"
+    )
+    print(
+        f"{'policy':<16}{'metric':<14}{'DR value':>10}  {'95% interval':<22}{'true':>9}{'share of oracle':>17}"
+    )
+    for v in report.customer_values:
+        if v.segment != "all":
+            continue
+        dr = "" if v.dr_value is None else f"{v.dr_value:>10.3f}  [{v.dr_low:.3f}, {v.dr_high:.3f}]"
+        true = "" if v.true_value is None else f"{v.true_value:.3f}"
+        share = "" if v.share_of_oracle is None else f"{v.share_of_oracle:.1%}"
+        print(f"{v.policy:<16}{v.metric:<14}{dr:<34}{true:>9}{share:>17}")
+    for c in report.comparisons:
+        print(c.sentence + ("" if c.true_value is None else f" (true: {c.true_value:+.3f})"))
     print(f"report: {out}")
 
 

@@ -1,7 +1,10 @@
 """run_eval: score a candidate policy against a baseline on logged data, golden and adversarial cases.
 
 The `decide` callable is the caller's pipeline (eligibility -> policy -> guardrails); this module
-only sees contracts. The uniform-random policy is built here (no decisions, a probability matrix).
+only sees contracts. Every policy, the uniform-random reference included, is decided through it for
+the same customers under the same eligibility and the same cap, and scored on the customers that
+eligibility lets anyone contact. With the generator's truth the report also has the oracle (the best
+allowed action of each customer, from the truth: evals only) and every policy's share of it.
 """
 
 from __future__ import annotations
@@ -21,15 +24,25 @@ from evals.ope import (
     Estimator,
     ExpectedRewardFn,
     LoggedData,
+    Metric,
     TargetPolicy,
     default_estimators,
     effective_sample_size,
+    per_customer,
     support_coverage,
     true_policy_value,
+    true_row_values,
 )
-from evals.report_model import CaseResult, EvalReport, PolicyValue, PromptVersionRow
+from evals.report_model import (
+    CaseResult,
+    Comparison,
+    CustomerValue,
+    EvalReport,
+    PolicyValue,
+    PromptVersionRow,
+)
 from evals.scorers import ScoreResult, score_all
-from evals.targets import target_from_decisions, uniform_random_target
+from evals.targets import ACTING_STATUSES, decision_distribution, oracle_target, target_from_decisions
 
 Decide = Callable[["PolicySpec", list[CustomerContext]], list[tuple[Decision, GuardrailReport]]]
 
@@ -131,6 +144,111 @@ def _prompt_row(spec: PolicySpec, scores: list[ScoreResult], values: list[Policy
     )
 
 
+PRIMARY_METRIC: dict[str, Metric] = {"90d_clv": "revenue_90d", "engagement": "converted_14d"}
+ORACLE = "oracle"
+_UNITS = {"revenue_90d": "revenue over 90 days", "converted_14d": "conversions (14 days)"}
+
+
+def _customer_rows(
+    policy: str,
+    data: LoggedData,
+    target: TargetPolicy,
+    truth: ExpectedRewardFn | None,
+    oracle: dict[str, dict[str, float]],
+    n_bootstrap: int,
+    seed: int,
+) -> list[CustomerValue]:
+    """Per contactable customer: truth (overall and per segment), share of the oracle, DR with a
+    customer-bootstrap interval (overall)."""
+    out = []
+    segments = data.segments.astype(str)
+    for m_i, metric in enumerate(METRICS):
+        dr = DoublyRobust(metric)
+        terms = per_customer(data, dr.terms(data, target))
+        value = float(dr.combine(terms.sum(axis=0))) if len(terms) else None
+        low, high = dr._interval(terms, n_bootstrap, 0.05, seed + m_i) if len(terms) else (None, None)
+        rows = true_row_values(data, target, truth, metric=metric) if truth is not None else None
+        for seg in ["all", *sorted(set(segments))]:
+            keep = np.ones(data.n, bool) if seg == "all" else segments == seg
+            n_customers = len(set(data.customer_ids[keep].astype(str)))
+            true = None
+            if rows is not None and n_customers:
+                sub = per_customer(_subset(data, keep), rows[keep][:, None])
+                true = float(sub[:, 0].mean())
+            best = oracle.get(metric, {}).get(seg)
+            out.append(
+                CustomerValue(
+                    policy=policy,
+                    metric=metric,
+                    segment=seg,
+                    customers=n_customers,
+                    true_value=true,
+                    share_of_oracle=(true / best) if true is not None and best else None,
+                    dr_value=value if seg == "all" else None,
+                    dr_low=low if seg == "all" else None,
+                    dr_high=high if seg == "all" else None,
+                )
+            )
+    return out
+
+
+def _subset(data: LoggedData, keep: np.ndarray) -> LoggedData:
+    idx = np.flatnonzero(keep)
+    return LoggedData(
+        actions=data.actions[idx],
+        propensities=data.propensities[idx],
+        revenue_90d=data.revenue_90d[idx],
+        converted_14d=data.converted_14d[idx],
+        customer_ids=data.customer_ids[idx],
+        segments=data.segments[idx],
+        features=None if data.features is None else data.features[idx],
+        space=data.space,
+    )
+
+
+def _comparisons(
+    data: LoggedData,
+    cand: tuple[str, TargetPolicy],
+    base: tuple[str, TargetPolicy],
+    truth: ExpectedRewardFn | None,
+    n_bootstrap: int,
+    seed: int,
+) -> list[Comparison]:
+    """Candidate minus baseline per contactable customer, paired (same rows, same customer resamples)."""
+    out = []
+    for m_i, metric in enumerate(METRICS):
+        dr = DoublyRobust(metric)
+        terms = dr.terms(data, cand[1])
+        terms[:, 0] -= dr.terms(data, base[1])[:, 0]
+        terms = per_customer(data, terms)
+        value = float(dr.combine(terms.sum(axis=0)))
+        low, high = dr._interval(terms, n_bootstrap, 0.05, seed + m_i)
+        true = None
+        if truth is not None:
+            diff = true_row_values(data, cand[1], truth, metric=metric) - true_row_values(
+                data, base[1], truth, metric=metric
+            )
+            true = float(per_customer(data, diff[:, None])[:, 0].mean())
+        scale = 100.0 if metric == "converted_14d" else 1.0
+        unit = "conversion points" if metric == "converted_14d" else "revenue (90 days)"
+        word = "more" if value >= 0 else "less"
+        sentence = (
+            f"{cand[0]} earns {abs(value) * scale:.2f} {word} {unit} per contacted customer than {base[0]} "
+            f"[{low * scale:+.2f}, {high * scale:+.2f}]"
+            + (
+                ": better, the whole 95% interval is above zero"
+                if low > 0
+                else ": worse, the whole 95% interval is below zero"
+                if high < 0
+                else ": not distinguishable from zero at 95%"
+            )
+        )
+        out.append(
+            Comparison(metric=metric, value=value, low=low, high=high, true_value=true, sentence=sentence)
+        )
+    return out
+
+
 def run_eval(
     *,
     candidate: PolicySpec,
@@ -145,19 +263,29 @@ def run_eval(
     n_bootstrap: int = 1000,
     created_at: datetime | None = None,
 ) -> EvalReport:
-    """Evaluate candidate vs baseline (plus a uniform-random reference) and return the report.
+    """Evaluate candidate vs baseline (plus the uniform-random reference and, with a truth, the
+    oracle) and return the report.
 
-    OPE runs on the logged rows of customers in `contexts_by_customer`; each non-random policy
-    decides once per customer. Golden and adversarial cases default to the packaged datasets.
+    Each policy decides once per customer of `contexts_by_customer` that has logged touches; OPE
+    runs on the logged rows of the customers the shared eligibility lets a policy contact. Golden
+    and adversarial cases default to the packaged datasets.
     """
     golden = load_golden() if golden is None else list(golden)
     adversarial = adversarial_cases() if adversarial is None else list(adversarial)
-    data = restrict(logged, set(contexts_by_customer))
-    customers = sorted(set(data.customer_ids.astype(str)))
+    everyone = restrict(logged, set(contexts_by_customer))
+    customers = sorted(set(everyone.customer_ids.astype(str)))
     contexts = [contexts_by_customer[c] for c in customers]
     specs = [baseline, candidate] + (
         [random_reference(candidate)] if "random" not in (baseline.mode, candidate.mode) else []
     )
+    decided = {spec.name: decide(spec, contexts) for spec in specs}
+    reference = next(s for s in specs if s.mode == "random")
+    # who can be contacted at all: eligibility is the same for every policy (the random reference
+    # proposes for everyone eligibility lets through)
+    contactable = {
+        d.customer_id for d, _ in decided[reference.name] if d.status in (*ACTING_STATUSES, "no_action")
+    }
+    data = restrict(everyone, contactable)
     report = EvalReport(
         eval_id="",
         created_at=created_at or datetime.now(UTC),
@@ -167,23 +295,57 @@ def run_eval(
         sample_size=len(customers),
         n_logged=data.n,
         has_truth=truth is not None,
+        primary_metric=PRIMARY_METRIC[candidate.goal],
+        contactable=len(contactable),
     )
     targets: dict[str, TargetPolicy] = {}
-    for i, spec in enumerate(specs):
-        if spec.mode == "random":
-            targets[spec.name] = uniform_random_target(data, name=spec.name)
-            report.policy_values += _value_rows(
-                spec.name, data, targets[spec.name], truth, n_bootstrap, seed + 100 * i
-            )
+    for spec in specs:
+        targets[spec.name] = target_from_decisions(data, [d for d, _ in decided[spec.name]], spec.name)
+    # the oracle: the best of the actions eligibility and the cap allow each customer (the random
+    # reference's support is exactly that set), by the truth
+    oracle_values: dict[str, dict[str, float]] = {}
+    if truth is not None and data.n:
+        allowed = {d.customer_id: sorted(decision_distribution(d, data)) for d, _ in decided[reference.name]}
+        for metric in METRICS:
+            o = oracle_target(data, allowed, truth, metric, name=ORACLE)
+            rows = true_row_values(data, o, truth, metric=metric)
+            segments = data.segments.astype(str)
+            oracle_values[metric] = {
+                seg: float(per_customer(_subset(data, k), rows[k][:, None])[:, 0].mean())
+                for seg, k in [("all", np.ones(data.n, bool))]
+                + [(g, segments == g) for g in sorted(set(segments))]
+                if k.any()
+            }
+            if metric == report.primary_metric:
+                targets[ORACLE] = o
+    for i, spec in enumerate(
+        [
+            *specs,
+            *(
+                [
+                    PolicySpec(
+                        name=ORACLE, mode="random", goal=candidate.goal, discount_cap=candidate.discount_cap
+                    )
+                ]
+                if ORACLE in targets
+                else []
+            ),
+        ]
+    ):
+        report.customer_values += _customer_rows(
+            spec.name, data, targets[spec.name], truth, oracle_values, n_bootstrap, seed + 100 * i + 50
+        )
+        if spec.name == ORACLE:
             continue
-        pairs = decide(spec, contexts)
+        pairs = decided[spec.name]
         decisions, reports = [p[0] for p in pairs], [p[1] for p in pairs]
-        targets[spec.name] = target_from_decisions(data, decisions, spec.name)
         values = _value_rows(spec.name, data, targets[spec.name], truth, n_bootstrap, seed + 100 * i)
-        scores = score_all(decisions, reports, contexts)
         report.policy_values += values
+        scores = score_all(decisions, reports, contexts)
         report.scores[spec.name] = scores
         report.prompt_versions.append(_prompt_row(spec, scores, values))
+        if spec.mode == "random":
+            continue
         gold = decide(spec, [c.context for c in golden]) if golden else []
         adv = decide(spec, [c.context for c in adversarial]) if adversarial else []
         for suite, results in (
@@ -204,6 +366,15 @@ def run_eval(
         report.difference = _difference(
             data, targets[candidate.name], targets[baseline.name], n_bootstrap, seed + 7
         )
+        report.comparisons = _comparisons(
+            data,
+            (candidate.name, targets[candidate.name]),
+            (baseline.name, targets[baseline.name]),
+            truth,
+            n_bootstrap,
+            seed + 9,
+        )
+        report.headline = next(c.sentence for c in report.comparisons if c.metric == report.primary_metric)
     report.eval_id = stable_hash(
         [report.created_at.isoformat(), candidate.model_dump(), baseline.model_dump(), seed, data.n],
         length=12,

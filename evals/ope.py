@@ -409,12 +409,12 @@ def default_estimators(metric: Metric = "revenue_90d") -> list[Estimator]:
     return [IPS(metric), SNIPS(metric), DoublyRobust(metric)]
 
 
-def true_policy_value(
+def true_row_values(
     data: LoggedData, target: TargetPolicy, truth: ExpectedRewardFn, *, metric: Metric = "revenue_90d"
-) -> float:
-    """Mean over the logged rows of the true expected reward of the target's action for that row's
-    customer (no action = 0). `truth(customer_ids, template_ids, discount_pcts)` returns
-    (expected conversion, expected revenue) arrays, e.g. evals.truth_adapter.warehouse_truth()."""
+) -> np.ndarray:
+    """Per logged row, the true expected reward of the target's action for that row's customer (no
+    action = 0). `truth(customer_ids, template_ids, discount_pcts)` returns (expected conversion,
+    expected revenue) arrays, e.g. evals.truth_adapter.warehouse_truth()."""
     target.check(data)
     pick = 0 if metric == "converted_14d" else 1
     tids = np.array(data.space.template_ids, dtype=object)
@@ -425,7 +425,7 @@ def true_policy_value(
         if len(rows):
             acts = target.actions[rows]
             total[rows] = truth(data.customer_ids[rows], tids[acts], discs[acts])[pick]
-        return float(total.mean()) if data.n else 0.0
+        return total
     probs = np.asarray(target.probs)
     for a in target.used_actions():
         rows = np.flatnonzero(probs[:, a] > 0)
@@ -433,4 +433,23 @@ def true_policy_value(
             data.customer_ids[rows], np.full(len(rows), tids[a], dtype=object), np.full(len(rows), discs[a])
         )
         total[rows] += probs[rows, a] * values[pick]
-    return float(total.mean()) if data.n else 0.0
+    return total
+
+
+def true_policy_value(
+    data: LoggedData, target: TargetPolicy, truth: ExpectedRewardFn, *, metric: Metric = "revenue_90d"
+) -> float:
+    """Mean over the logged rows of `true_row_values` (the per-touch estimand the estimators target)."""
+    values = true_row_values(data, target, truth, metric=metric)
+    return float(values.mean()) if data.n else 0.0
+
+
+def per_customer(data: LoggedData, terms: np.ndarray) -> np.ndarray:
+    """Per-row terms -> one row per customer, each column averaged over the customer's rows. An
+    estimator's `combine` over these is its estimate of the mean over customers (the per-customer
+    estimand: every customer counts once, however many touches they had), and bootstrapping these
+    rows resamples customers."""
+    _, inverse, counts = np.unique(data.customer_ids.astype(str), return_inverse=True, return_counts=True)
+    sums = np.zeros((len(counts), terms.shape[1]))
+    np.add.at(sums, inverse.ravel(), terms)
+    return sums / counts[:, None]

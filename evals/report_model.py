@@ -45,6 +45,32 @@ class PromptVersionRow(Model):
     ope_high: float | None
 
 
+class CustomerValue(Model):
+    """A policy's value per contactable customer (every customer counts once), by metric and segment:
+    the truth (when the generator's is known), its share of the oracle's, and the DR estimate."""
+
+    policy: str
+    metric: str
+    segment: str  # "all" or a segment
+    customers: int
+    true_value: float | None = None
+    share_of_oracle: float | None = None
+    dr_value: float | None = None
+    dr_low: float | None = None
+    dr_high: float | None = None
+
+
+class Comparison(Model):
+    """Candidate minus baseline per contactable customer (paired DR: same rows, same resamples)."""
+
+    metric: str
+    value: float
+    low: float
+    high: float
+    true_value: float | None = None
+    sentence: str
+
+
 class CaseResult(Model):
     suite: Literal["golden", "adversarial"]
     name: str
@@ -66,7 +92,18 @@ class EvalReport(Model):
     scores: dict[str, list[ScoreResult]] = Field(default_factory=dict)
     prompt_versions: list[PromptVersionRow] = Field(default_factory=list)
     cases: list[CaseResult] = Field(default_factory=list)
-    difference: dict[str, dict[str, float]] = Field(default_factory=dict)
+    difference: dict[str, dict[str, float]] = Field(default_factory=dict)  # per logged touch
+    primary_metric: str = "revenue_90d"
+    contactable: int = 0  # customers the shared eligibility lets any policy contact
+    customer_values: list[CustomerValue] = Field(default_factory=list)
+    comparisons: list[Comparison] = Field(default_factory=list)  # per contactable customer
+    headline: str = ""
+
+    def customer_value(self, policy: str, metric: str = "revenue_90d", segment: str = "all") -> CustomerValue:
+        for v in self.customer_values:
+            if (v.policy, v.metric, v.segment) == (policy, metric, segment):
+                return v
+        raise KeyError((policy, metric, segment))
 
     def value(self, policy: str, estimator: str = "dr", metric: str = "revenue_90d") -> PolicyValue:
         for v in self.policy_values:

@@ -233,6 +233,7 @@ def finalize(
         "prompt_version": meta.prompt_version,
         "context_hash": ctx.context_hash(),
         "propensity": outcome.propensity if outcome is not None else 1.0,
+        "action_pmf": [],
         "attempts": list(outcome.attempts) if outcome is not None else [],
         "channel": None,
         "template_id": None,
@@ -270,6 +271,7 @@ def finalize(
             )
         )
     if vetted is None or not vetted.ok:
+        fields["propensity"] = 1.0  # the rules decide now, deterministically
         if meta.policy != "rules":
             why = (failure_reason or "no_proposal") if vetted is None else vetted.failure
             fields["policy"], fields["fallback_reason"] = f"{meta.policy}->rules", why
@@ -294,6 +296,13 @@ def finalize(
             reasons.append(f"rules_failed:{vetted.failure}")
             return done("no_action")
 
+    if (
+        outcome is not None
+        and proposal is not None
+        and fields["policy"] == meta.policy
+        and (vetted.template_id, vetted.discount) == (proposal.template_id, proposal.discount_pct)
+    ):
+        fields["action_pmf"] = list(outcome.pmf)  # the policy's own action: its distribution holds
     reasons += vetted.reasons
     fields.update(
         channel=vetted.channel,

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from agent.cache import DecisionCache
 from agent.policies.llm import LLMEndpoint, LLMPolicy
+from agent.policies.random import RandomPolicy
 from agent.policies.rules import RulesPolicy
 from core.config import RunConfig
-from core.contracts import GuardrailSettings
+from core.contracts import GuardrailSettings, PolicyMode
 from core.policy import Policy
 from core.reference import ReferenceData
 
-__all__ = ["LLMEndpoint", "LLMPolicy", "RulesPolicy", "build_policy"]
+__all__ = ["LLMEndpoint", "LLMPolicy", "RandomPolicy", "RulesPolicy", "build_policy"]
 
 
 def build_policy(
@@ -21,10 +22,14 @@ def build_policy(
     ref: ReferenceData,
     endpoint: LLMEndpoint | None = None,
     cache: DecisionCache | None = None,
+    mode: PolicyMode | None = None,
 ) -> Policy:
-    """The policy `config.mode` names. LLM mode uses `endpoint` (one per command, so policies share a
-    server) and the decision cache (`NBA_LLM__CACHE`)."""
-    if config.mode == "llm":
+    """The policy `mode` (default `config.mode`) names. LLM mode uses `endpoint` (one per command, so
+    policies share a server) and the decision cache (`NBA_LLM__CACHE`)."""
+    mode = mode or config.mode
+    if mode == "random":
+        return RandomPolicy(guard, ref)
+    if mode == "llm":
         llm = config.llm
         return LLMPolicy(
             llm,

@@ -12,7 +12,7 @@ from agent.cache import DecisionCache
 from agent.llm import LLMClient
 from agent.prompts import RenderedPrompt, render_prompt
 from core.config import LLMSettings
-from core.contracts import Channel, CustomerContext, GuardrailSettings, Mode, PolicyOutcome
+from core.contracts import Channel, CustomerContext, GuardrailSettings, PolicyMode, PolicyOutcome
 from core.policy import PolicyItem, Progress
 from core.reference import ReferenceData
 
@@ -49,7 +49,7 @@ class LLMEndpoint:
 
 
 class LLMPolicy:
-    name: Mode = "llm"
+    name: PolicyMode = "llm"
 
     def __init__(
         self,

@@ -29,7 +29,7 @@ from core.contracts import (
     Channel,
     CustomerContext,
     GuardrailSettings,
-    Mode,
+    PolicyMode,
     PolicyOutcome,
     Proposal,
 )
@@ -117,7 +117,7 @@ class RulesPolicy:
     """Deterministic next-best action, and the fallback the guardrails use. `propose_one` returns
     None when no approved action fits the allowed channels."""
 
-    name: Mode = "rules"
+    name: PolicyMode = "rules"
     model: str | None = None
     prompt_version: str | None = None
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from core.contracts import CustomerContext, Decision, GuardrailReport, LLMAttempt
+from core.actions import allowed_actions
+from core.contracts import ActionProbability, CustomerContext, Decision, GuardrailReport, LLMAttempt
 from core.reference import load_reference
 from evals.datasets.golden import load_golden
 from evals.harness import PolicySpec
@@ -43,6 +44,22 @@ def fake_decide(spec: PolicySpec, contexts: list[CustomerContext]) -> list[tuple
             out.append(
                 (Decision(status="suppressed", policy="rules", reasons=["no_consent"], **common), report)
             )
+            continue
+        if spec.mode == "random":  # uniform over the allowed actions, its distribution logged
+            acts = allowed_actions(ctx.segment, [a.channel for a in allowed], spec.discount_cap, ref)
+            p = 1.0 / len(acts)
+            action, discount = acts[i % len(acts)]
+            pmf = [
+                ActionProbability(template_id=a.template_id, discount_pct=d, probability=p) for a, d in acts
+            ]
+            out.append(
+                (
+                    Decision(status="send", policy="random", channel=action.channel,
+                             template_id=action.template_id, discount_pct=discount, message="Hi Mia",
+                             propensity=p, action_pmf=pmf, **common),
+                    report,
+                )
+            )  # fmt: skip
             continue
         # rules: the most generous template the customer may get; llm: prefers sms and asks for 20%
         pick = max(allowed, key=lambda a: (a.max_discount_pct, a.channel == "email"))
