@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -82,8 +81,15 @@ class World:
         self.touches = logged_touches(self.con, customer_ids=[c.customer_id for c in contexts])
 
     def settings(self, goal: str) -> RunSettings:
-        return RunSettings(run_id=f"bench-{goal}", as_of=self.as_of, mode="rules", goal=goal,  # type: ignore[arg-type]
-                           discount_cap=CAP, global_holdout_pct=0, segment_holdout_pct=0)
+        return RunSettings(
+            run_id=f"bench-{goal}",
+            as_of=self.as_of,
+            mode="rules",
+            goal=goal,  # type: ignore[arg-type]
+            discount_cap=CAP,
+            global_holdout_pct=0,
+            segment_holdout_pct=0,
+        )
 
     def value(self, goal: str, actions: np.ndarray) -> float:
         return float(self.truth[goal][np.arange(len(actions)), actions].mean())
@@ -91,10 +97,15 @@ class World:
     def rules_actions(self, goal: str) -> np.ndarray:
         decided, _ = decide(self.contexts, {}, self.settings(goal))
         cat = default_catalog()
-        acts = cat.indices(np.array([d.template_id for d, _ in decided], dtype=object),
-                           np.array([d.discount_pct for d, _ in decided]), snap=True)
+        acts = cat.indices(
+            np.array([d.template_id for d, _ in decided], dtype=object),
+            np.array([d.discount_pct for d, _ in decided]),
+            snap=True,
+        )
         if (acts < 0).any() or not self.allowed[np.arange(len(acts)), acts].all():
-            raise SystemExit("rules chose an action outside the allowed set: the bench's allowed set is wrong")
+            raise SystemExit(
+                "rules chose an action outside the allowed set: the bench's allowed set is wrong"
+            )
         return acts
 
 
@@ -107,8 +118,10 @@ def learned_choice(model: LearnedModel, cf, world: World) -> tuple[np.ndarray, n
 def run_world(world: World, learners: tuple[str, ...]) -> list[dict]:
     customers = customer_table(world.con)
     cf = build_customer_features(customers, world.touches)
-    print(f"\n== {world.label}: {world.segmented} segmented customers, {len(world.ids)} contactable, "
-          f"{world.touches.num_rows:,} logged touches, as_of {world.as_of:%Y-%m-%d}")
+    print(
+        f"\n== {world.label}: {world.segmented} segmented customers, {len(world.ids)} contactable, "
+        f"{world.touches.num_rows:,} logged touches, as_of {world.as_of:%Y-%m-%d}"
+    )
     results = []
     for goal in GOALS:
         truth = world.truth[goal]
@@ -125,19 +138,33 @@ def run_world(world: World, learners: tuple[str, ...]) -> list[dict]:
             rows.append((f"learned {learner}", world.value(goal, greedy), (t_train, explored, model.version)))
         unit = "revenue_90d" if goal == "90d_clv" else "conversion"
         print(f"-- goal {goal}: true {unit} per contactable customer")
-        print(f"   {'policy':<16}{'value':>9}{'/ oracle':>10}{'/ rules':>9}   targets: >= 93% oracle, >= 1.10x rules")
+        print(
+            f"   {'policy':<16}{'value':>9}{'/ oracle':>10}{'/ rules':>9}   targets: >= 93% oracle, >= 1.10x rules"
+        )
         for name, v, extra in rows:
             line = f"   {name:<16}{v:>9.4f}{v / oracle:>9.1%}{v / rules:>9.3f}x"
             if extra:
                 ok = "yes" if v / oracle >= 0.93 and v / rules >= 1.10 else "NO"
-                line += (f"   oracle {'ok' if v / oracle >= 0.93 else 'MISS'}, rules {'ok' if v / rules >= 1.10 else 'MISS'}"
-                         f" -> {ok}; with 5% exploration {extra[1]:.4f} ({extra[1] / oracle:.1%}); "
-                         f"trained in {extra[0]:.1f}s, version {extra[2]}")
+                line += (
+                    f"   oracle {'ok' if v / oracle >= 0.93 else 'MISS'}, rules {'ok' if v / rules >= 1.10 else 'MISS'}"
+                    f" -> {ok}; with 5% exploration {extra[1]:.4f} ({extra[1] / oracle:.1%}); "
+                    f"trained in {extra[0]:.1f}s, version {extra[2]}"
+                )
             print(line)
-            results.append({"world": world.label, "goal": goal, "policy": name, "value": v,
-                            "share_of_oracle": v / oracle, "ratio_to_rules": v / rules})
+            results.append(
+                {
+                    "world": world.label,
+                    "goal": goal,
+                    "policy": name,
+                    "value": v,
+                    "share_of_oracle": v / oracle,
+                    "ratio_to_rules": v / rules,
+                }
+            )
         if oracle / rules < 1.10:
-            print(f"   note: the oracle itself is {oracle / rules:.3f}x rules here, so >= 1.10x rules is out of reach")
+            print(
+                f"   note: the oracle itself is {oracle / rules:.3f}x rules here, so >= 1.10x rules is out of reach"
+            )
     return results
 
 
@@ -159,21 +186,37 @@ def time_split(world: World, learner: str) -> list[dict]:
     data = restrict(LoggedData.from_arrow(after, feature_columns=OPE_FEATURES), set(world.ids.tolist()))
     truth_fn = truth_from_params(load_truth(world.truth_dir).params, expected_reward)
     out = []
-    print(f"-- time split ({world.label}, {learner}): train on touches before {cutoff:%Y-%m-%d}, "
-          f"evaluate on the {data.n:,} touches after it of the {len(world.ids)} contactable customers")
+    print(
+        f"-- time split ({world.label}, {learner}): train on touches before {cutoff:%Y-%m-%d}, "
+        f"evaluate on the {data.n:,} touches after it of the {len(world.ids)} contactable customers"
+    )
     for goal, metric in (("90d_clv", "revenue_90d"), ("engagement", "converted_14d")):
         model = train(world.touches, cf, goal=goal, params=LearnerParams.for_goal(goal, learner))  # type: ignore[arg-type]
         greedy, _ = learned_choice(model, cf, world)
         by_customer = dict(zip(world.ids.tolist(), greedy.tolist(), strict=True))
-        target = TargetPolicy.deterministic(np.array([by_customer[c] for c in data.customer_ids], dtype=np.int64))
+        target = TargetPolicy.deterministic(
+            np.array([by_customer[c] for c in data.customer_ids], dtype=np.int64)
+        )
         est = DoublyRobust(metric).estimate(data, target, n_bootstrap=1000, seed=11)  # type: ignore[arg-type]
         true = true_policy_value(data, target, truth_fn, metric=metric)  # type: ignore[arg-type]
         err = (est.value - true) / true
         ok = abs(err) <= 0.05 and est.low <= true <= est.high
-        print(f"   {goal:<11} DR {est.value:.4f} [{est.low:.4f}, {est.high:.4f}]  true {true:.4f}  "
-              f"error {err:+.1%}  -> {'within 5% and covered' if ok else 'MISS'}")
-        out.append({"world": world.label, "goal": goal, "dr": est.value, "low": est.low, "high": est.high,
-                    "true": true, "error": err, "ok": ok})
+        print(
+            f"   {goal:<11} DR {est.value:.4f} [{est.low:.4f}, {est.high:.4f}]  true {true:.4f}  "
+            f"error {err:+.1%}  -> {'within 5% and covered' if ok else 'MISS'}"
+        )
+        out.append(
+            {
+                "world": world.label,
+                "goal": goal,
+                "dr": est.value,
+                "low": est.low,
+                "high": est.high,
+                "true": true,
+                "error": err,
+                "ok": ok,
+            }
+        )
     return out
 
 
@@ -191,9 +234,21 @@ def scale_child(duckdb_path: str, learner: str, goal: str, out: str) -> None:
     t3 = time.perf_counter()
     model.save(Path(out) / "model")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-    Path(out, "stats.json").write_text(json.dumps({
-        "load_s": t1 - t0, "features_s": t2 - t1, "train_s": t3 - t2, "total_s": t3 - t0, "peak_gb": rss,
-        "touches": touches.num_rows, "customers": len(ids), "n_train": model.n_train, "version": model.version}))
+    Path(out, "stats.json").write_text(
+        json.dumps(
+            {
+                "load_s": t1 - t0,
+                "features_s": t2 - t1,
+                "train_s": t3 - t2,
+                "total_s": t3 - t0,
+                "peak_gb": rss,
+                "touches": touches.num_rows,
+                "customers": len(ids),
+                "n_train": model.n_train,
+                "version": model.version,
+            }
+        )
+    )
 
 
 def scale(duckdb_path: Path, learners: tuple[str, ...], root: Path) -> None:
@@ -202,14 +257,18 @@ def scale(duckdb_path: Path, learners: tuple[str, ...], root: Path) -> None:
         out = root / f"scale-{learner}"
         out.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, __file__, "--scale-child", str(duckdb_path), learner, "90d_clv", str(out)],
-                       check=True)
+        subprocess.run(
+            [sys.executable, __file__, "--scale-child", str(duckdb_path), learner, "90d_clv", str(out)],
+            check=True,
+        )
         wall = time.perf_counter() - t0
         s = json.loads((out / "stats.json").read_text())
-        print(f"-- train {learner} (goal 90d_clv) on {s['customers']:,} segmented customers, {s['touches']:,} "
-              f"touches ({s['n_train']:,} sampled): load {s['load_s']:.1f}s, features {s['features_s']:.1f}s, "
-              f"train {s['train_s']:.1f}s; child wall {wall:.1f}s ({wall / 180:.2f}x the 180 s target), "
-              f"peak RSS {s['peak_gb']:.2f} GB ({s['peak_gb'] / 8:.2f}x the 8 GB target)")
+        print(
+            f"-- train {learner} (goal 90d_clv) on {s['customers']:,} segmented customers, {s['touches']:,} "
+            f"touches ({s['n_train']:,} sampled): load {s['load_s']:.1f}s, features {s['features_s']:.1f}s, "
+            f"train {s['train_s']:.1f}s; child wall {wall:.1f}s ({wall / 180:.2f}x the 180 s target), "
+            f"peak RSS {s['peak_gb']:.2f} GB ({s['peak_gb'] / 8:.2f}x the 8 GB target)"
+        )
         # scoring: the segmented customers, tiled to 1,000,000 rows, x their allowed actions
         con = duckdb.connect(str(duckdb_path), read_only=True)
         customers = customer_table(con)
@@ -218,17 +277,23 @@ def scale(duckdb_path: Path, learners: tuple[str, ...], root: Path) -> None:
         cf = build_customer_features(customers, touches)
         t_feat = time.perf_counter() - t1
         model = LearnedModel.load(out / "model")
-        consent = np.column_stack([customers.column(f"consent_{c}").to_numpy(zero_copy_only=False)
-                                   for c in ("email", "sms", "push")]).astype(bool)
+        consent = np.column_stack(
+            [
+                customers.column(f"consent_{c}").to_numpy(zero_copy_only=False)
+                for c in ("email", "sms", "push")
+            ]
+        ).astype(bool)
         rows = np.resize(np.arange(len(cf)), 1_000_000)
         allowed = allowed_mask(cf.segments[rows], consent[rows], CAP)
         t2 = time.perf_counter()
         values = model.score(cf, allowed, rows=rows)
         choice = explore.choose(values, allowed, cf.customer_ids[rows], seed=0)
         t_score = time.perf_counter() - t2
-        print(f"-- score {learner}: 1,000,000 customer rows x {int(allowed.sum()):,} allowed actions + choose: "
-              f"{t_score:.1f}s ({t_score / 60:.2f}x the 60 s target); history features of {len(cf):,} customers "
-              f"{t_feat:.1f}s; explored share {(choice.actions != choice.greedy).mean():.3f}")
+        print(
+            f"-- score {learner}: 1,000,000 customer rows x {int(allowed.sum()):,} allowed actions + choose: "
+            f"{t_score:.1f}s ({t_score / 60:.2f}x the 60 s target); history features of {len(cf):,} customers "
+            f"{t_feat:.1f}s; explored share {(choice.actions != choice.greedy).mean():.3f}"
+        )
 
 
 def ensure_world(root: Path, seed: int, customers: int) -> tuple[Path, Path]:
@@ -251,7 +316,9 @@ def main() -> None:
     ap.add_argument("--world", action="append", default=[], help="LABEL=DUCKDB:TRUTH_DIR (repeatable)")
     ap.add_argument("--root", type=Path, default=Path("/tmp/nba-bench-learned"))
     ap.add_argument("--learners", default="vw,gbm")
-    ap.add_argument("--scale", type=Path, help="a built 1M-customer warehouse (DuckDB file) for the scale figures")
+    ap.add_argument(
+        "--scale", type=Path, help="a built 1M-customer warehouse (DuckDB file) for the scale figures"
+    )
     ap.add_argument("--no-split", action="store_true")
     args = ap.parse_args()
     learners = tuple(args.learners.split(","))
@@ -261,8 +328,13 @@ def main() -> None:
         db, truth = paths.split(":", 1)
         worlds.append((label, Path(db), Path(truth)))
     if not args.world:
-        worlds.append(("demo (seed 42, 5,000)", ROOT / "warehouse" / "dbt" / "warehouse.duckdb",
-                       ROOT / "warehouse" / "data" / "truth"))
+        worlds.append(
+            (
+                "demo (seed 42, 5,000)",
+                ROOT / "warehouse" / "dbt" / "warehouse.duckdb",
+                ROOT / "warehouse" / "data" / "truth",
+            )
+        )
         db, truth = ensure_world(args.root, 7, 20_000)
         worlds.append(("seed 7, 20,000", db, truth))
     for label, db, truth in worlds:

@@ -23,7 +23,12 @@ propensities). Policies never read the truth; only bench/ and evals do.
 from agent.learned.actions import ActionCatalog, allowed_mask, default_catalog
 from agent.learned.data import TOUCH_SCHEMA, logged_touches
 from agent.learned.explore import Choice, choose
-from agent.learned.features import CustomerFeatures, build_customer_features, customer_table, load_customer_features
+from agent.learned.features import (
+    CustomerFeatures,
+    build_customer_features,
+    customer_table,
+    load_customer_features,
+)
 from agent.learned.model import DEFAULT_LEARNER, LearnedModel, LearnerParams, models_dir, train
 
 __all__ = [

@@ -67,7 +67,9 @@ class ActionCatalog:
         }
         for name, value in sets.items():
             object.__setattr__(self, name, value)
-        object.__setattr__(self, "_index", {(t, d): i for i, (t, d) in enumerate(zip(tids, discs, strict=True))})
+        object.__setattr__(
+            self, "_index", {(t, d): i for i, (t, d) in enumerate(zip(tids, discs, strict=True))}
+        )
         ranges: dict[str, tuple[float, float]] = {}
         for t, d in zip(tids, discs, strict=True):
             lo, hi = ranges.get(t, (d, d))
@@ -80,7 +82,9 @@ class ActionCatalog:
     def label(self, i: int) -> str:
         return f"{self.template_ids[i]}@{int(self.discounts[i])}"
 
-    def indices(self, template_ids: np.ndarray, discount_pcts: np.ndarray, *, snap: bool = False) -> np.ndarray:
+    def indices(
+        self, template_ids: np.ndarray, discount_pcts: np.ndarray, *, snap: bool = False
+    ) -> np.ndarray:
         """Action index of each (template_id, discount_pct); -1 for a pair not in the catalog (an
         unknown template, or without `snap` a discount off the grid). With `snap`, a discount is
         mapped onto the template's grid first: nearest multiple of 5, ties down (a decision is never

@@ -70,8 +70,8 @@ def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
 
 
 def _arrow(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> pa.Table:
-    rel = con.execute(sql, params)
-    table = rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.fetch_arrow_table()
+    rel = con.sql(sql, params=params or None)
+    table = rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
     return conform(table)
 
 
@@ -96,7 +96,8 @@ def conform(table: pa.Table) -> pa.Table:
 def _filters(
     before: datetime | None, customer_ids: Sequence[str] | None, time_col: str, id_col: str
 ) -> tuple[str, list[Any]]:
-    clauses, params = [], []
+    clauses: list[str] = []
+    params: list[Any] = []
     if before is not None:
         clauses.append(f"and {time_col} < ?")
         params.append(_naive_utc(before))

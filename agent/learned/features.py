@@ -46,10 +46,25 @@ join main.mart_marketing__segment_scores as s using (customer_id)
 where {where}
 order by c.customer_id
 """
-_LOG_COLS = ("tenure_days", "orders_count", "lifetime_revenue", "avg_order_value", "sessions_7d",
-             "sessions_30d", "product_views_30d", "add_to_cart_30d", "checkouts_30d")
-_RAW_COLS = ("rfm_recency_score", "rfm_frequency_score", "rfm_monetary_score",
-             "score_high_value_lapse_risk", "score_new_users_first_week_intent", "score_churn_rescue_nps")
+_LOG_COLS = (
+    "tenure_days",
+    "orders_count",
+    "lifetime_revenue",
+    "avg_order_value",
+    "sessions_7d",
+    "sessions_30d",
+    "product_views_30d",
+    "add_to_cart_30d",
+    "checkouts_30d",
+)
+_RAW_COLS = (
+    "rfm_recency_score",
+    "rfm_frequency_score",
+    "rfm_monetary_score",
+    "score_high_value_lapse_risk",
+    "score_new_users_first_week_intent",
+    "score_churn_rescue_nps",
+)
 _BOOL_COLS = ("consent_email", "consent_sms", "consent_push")
 # nullable columns: value (log1p, nulls -> 0) and a "known" flag
 _NULLABLE = ("recency_days", "usual_gap_days", "gap_ratio", "latest_nps_score")
@@ -76,14 +91,25 @@ class KeyLayout:
 
     @classmethod
     def for_catalog(cls, cat: ActionCatalog) -> KeyLayout:
-        widths = {"all": 1, "channel": len(CHANNELS), "family": len(SEGMENTS),
-                  "discount": len(DISCOUNT_LEVELS), "template": len(cat.templates), "cell": len(cat)}
+        widths = {
+            "all": 1,
+            "channel": len(CHANNELS),
+            "family": len(SEGMENTS),
+            "discount": len(DISCOUNT_LEVELS),
+            "template": len(cat.templates),
+            "cell": len(cat),
+        }
         offsets, pos = {}, 0
         for t in KEY_TYPES:
             offsets[t], pos = pos, pos + widths[t]
-        local = {"all": np.zeros(len(cat), dtype=np.int64), "channel": cat.channel_code,
-                 "family": cat.family_code, "discount": cat.discount_code,
-                 "template": cat.template_code, "cell": np.arange(len(cat))}
+        local = {
+            "all": np.zeros(len(cat), dtype=np.int64),
+            "channel": cat.channel_code,
+            "family": cat.family_code,
+            "discount": cat.discount_code,
+            "template": cat.template_code,
+            "cell": np.arange(len(cat)),
+        }
         return cls(offsets, pos, {t: offsets[t] + local[t] for t in KEY_TYPES})
 
 
@@ -134,8 +160,8 @@ class CustomerFeatures:
 
 
 def _arrow(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> pa.Table:
-    rel = con.execute(sql, params)
-    return rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.fetch_arrow_table()
+    rel = con.sql(sql, params=params or None)
+    return rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()  # DuckDB 1.x
 
 
 def customer_table(
@@ -157,7 +183,9 @@ def _num(table: pa.Table, name: str) -> np.ndarray:
 
 def base_matrix(customers: pa.Table) -> np.ndarray:
     """The customer block (BASE_FEATURES order) from a `customer_table` result."""
-    cols: list[np.ndarray] = [np.log1p(np.clip(np.nan_to_num(_num(customers, c)), 0, None)) for c in _LOG_COLS]
+    cols: list[np.ndarray] = [
+        np.log1p(np.clip(np.nan_to_num(_num(customers, c)), 0, None)) for c in _LOG_COLS
+    ]
     cols += [np.nan_to_num(_num(customers, c)) for c in _RAW_COLS]
     cols += [np.nan_to_num(_num(customers, c)) for c in _BOOL_COLS]
     for c in _NULLABLE:
@@ -183,7 +211,9 @@ def touch_actions(touches: pa.Table, cat: ActionCatalog) -> np.ndarray:
 def _before(touches: pa.Table, cutoff: datetime | None) -> pa.Table:
     if cutoff is None:
         return touches
-    ts = pa.scalar(cutoff.astimezone(UTC).replace(tzinfo=None) if cutoff.tzinfo else cutoff, pa.timestamp("us"))
+    ts = pa.scalar(
+        cutoff.astimezone(UTC).replace(tzinfo=None) if cutoff.tzinfo else cutoff, pa.timestamp("us")
+    )
     return touches.filter(pc.less(touches.column("touched_at"), ts))
 
 
@@ -218,7 +248,11 @@ def history_stats(
 
 
 def build_customer_features(
-    customers: pa.Table, touches: pa.Table, *, cutoff: datetime | None = None, catalog: ActionCatalog | None = None
+    customers: pa.Table,
+    touches: pa.Table,
+    *,
+    cutoff: datetime | None = None,
+    catalog: ActionCatalog | None = None,
 ) -> CustomerFeatures:
     """Customer block + history sums from `touches` (TOUCH_SCHEMA) strictly before `cutoff`."""
     cat = catalog or default_catalog()
@@ -245,8 +279,10 @@ def load_customer_features(
 
 def fit_priors(n: np.ndarray, conv: np.ndarray, rev: np.ndarray) -> Priors:
     """Population rate per key from the customers' sums (keys never seen get the overall rate)."""
-    tot_n, tot_c, tot_r = n.sum(axis=0, dtype=np.float64), conv.sum(axis=0, dtype=np.float64), rev.sum(
-        axis=0, dtype=np.float64
+    tot_n, tot_c, tot_r = (
+        n.sum(axis=0, dtype=np.float64),
+        conv.sum(axis=0, dtype=np.float64),
+        rev.sum(axis=0, dtype=np.float64),
     )
     all_n = max(tot_n[0], 1.0)
     c0, r0 = tot_c[0] / all_n, tot_r[0] / all_n
@@ -255,9 +291,11 @@ def fit_priors(n: np.ndarray, conv: np.ndarray, rev: np.ndarray) -> Priors:
 
 
 # --- model matrices --------------------------------------------------------------------------------
-CUSTOMER_HISTORY = ("h_log_n", "h_conv", "h_rev", "h_rev_per_conv") + tuple(
-    f"h_share_{s}" for s in SEGMENTS
-) + tuple(f"h_conv_{s}" for s in SEGMENTS)
+CUSTOMER_HISTORY = (
+    ("h_log_n", "h_conv", "h_rev", "h_rev_per_conv")
+    + tuple(f"h_share_{s}" for s in SEGMENTS)
+    + tuple(f"h_conv_{s}" for s in SEGMENTS)
+)
 CUSTOMER_FEATURES = BASE_FEATURES + CUSTOMER_HISTORY
 PAIR_KEY_TYPES = ("channel", "template", "discount", "cell")
 PAIR_FEATURES = tuple(f"{t}_{s}" for t in PAIR_KEY_TYPES for s in ("log_n", "conv", "rev")) + (
@@ -349,7 +387,11 @@ def pair_matrix(
         n, c, r = _sums(cf, rows, keys, loo, loo_keys)
         lift_c = priors.conv[keys] / max(priors.conv[0], 1e-9)
         lift_r = priors.rev[keys] / max(priors.rev[0], 1e-9)
-        cols += [np.log1p(n), (c + m * conv0 * lift_c) / (n + m), (r + m * rev0 * lift_r) / (n + m) / REV_SCALE]
+        cols += [
+            np.log1p(n),
+            (c + m * conv0 * lift_c) / (n + m),
+            (r + m * rev0 * lift_r) / (n + m) / REV_SCALE,
+        ]
     pref_col = cf.base[rows][:, BASE_FEATURES.index("pref_email") : BASE_FEATURES.index("pref_email") + 3]
     is_pref = pref_col[np.arange(len(rows)), cat.channel_code[actions]]
     d = cat.discounts[actions]

@@ -127,14 +127,18 @@ class TrainingRows:
     rev: np.ndarray
 
     def take(self, idx: np.ndarray) -> TrainingRows:
-        return TrainingRows(*(a[idx] for a in (self.rows, self.actions, self.propensity, self.conv, self.rev)))
+        return TrainingRows(
+            *(a[idx] for a in (self.rows, self.actions, self.propensity, self.conv, self.rev))
+        )
 
     @property
     def loo(self) -> LOO:
         return LOO(self.actions, self.conv, self.rev)
 
 
-def training_rows(touches: pa.Table, cf: CustomerFeatures, cat: ActionCatalog, params: LearnerParams) -> TrainingRows:
+def training_rows(
+    touches: pa.Table, cf: CustomerFeatures, cat: ActionCatalog, params: LearnerParams
+) -> TrainingRows:
     """The logged touches of cf's customers, before cf's cutoff (its history's cutoff), sampled to
     `max_rows` with `seed` when there are more."""
     from agent.learned.features import _before
@@ -147,8 +151,11 @@ def training_rows(touches: pa.Table, cf: CustomerFeatures, cat: ActionCatalog, p
         keep = np.sort(np.random.default_rng(params.seed).choice(keep, params.max_rows, replace=False))
     col = lambda n: touches.column(n).to_numpy(zero_copy_only=False)[keep]  # noqa: E731
     return TrainingRows(
-        rows[keep], acts[keep], col("propensity").astype(np.float64),
-        col("converted_14d").astype(np.float64), col("revenue_90d").astype(np.float64),
+        rows[keep],
+        acts[keep],
+        col("propensity").astype(np.float64),
+        col("converted_14d").astype(np.float64),
+        col("revenue_90d").astype(np.float64),
     )
 
 
@@ -214,7 +221,9 @@ class LearnedModel:
         if allowed.shape != (len(rows), len(self.catalog)):
             raise ValueError(f"allowed must be ({len(rows)}, {len(self.catalog)}), got {allowed.shape}")
         if len(rows) and rows.min() < 0:
-            raise ValueError("rows must index customers of the features (cf.rows_of gives -1 for unknown ones)")
+            raise ValueError(
+                "rows must index customers of the features (cf.rows_of gives -1 for unknown ones)"
+            )
         out = np.full(allowed.shape, np.nan)
         r, a = np.nonzero(allowed)
         out[r, a] = self.score_pairs(cf, rows[r], a)
@@ -264,7 +273,9 @@ class LearnedModel:
         directory = Path(directory)
         path = directory / MODEL_FILE
         if not path.exists():
-            raise FileNotFoundError(f"no learned model at {directory} (missing {MODEL_FILE}): train one first")
+            raise FileNotFoundError(
+                f"no learned model at {directory} (missing {MODEL_FILE}): train one first"
+            )
         meta = json.loads(path.read_text())
         if meta.get("format") != FORMAT_VERSION:
             raise ValueError(f"{path}: model format {meta.get('format')}, this code reads {FORMAT_VERSION}")
@@ -276,8 +287,14 @@ class LearnedModel:
         params = LearnerParams(**p)
         backend = _load_backend(directory, params, cat)
         return cls(
-            goal=meta["goal"], params=params, priors=Priors.from_dict(meta["priors"]), version=meta["version"],
-            data_hash=meta["data_hash"], n_train=meta["n_train"], backend=backend, catalog=cat,
+            goal=meta["goal"],
+            params=params,
+            priors=Priors.from_dict(meta["priors"]),
+            version=meta["version"],
+            data_hash=meta["data_hash"],
+            n_train=meta["n_train"],
+            backend=backend,
+            catalog=cat,
         )
 
 
@@ -287,13 +304,17 @@ def _load_backend(directory: Path, params: LearnerParams, cat: ActionCatalog) ->
 
         return lightgbm.Booster(model_file=str(directory / "model.lgb"))
     blob = (directory / "model.vw").read_bytes()
-    scorer = vw_learner.VWScorer.from_model(directory / "model.vw", params.vw_args, CUSTOMER_FEATURES, PAIR_FEATURES, cat)
+    scorer = vw_learner.VWScorer.from_model(
+        directory / "model.vw", params.vw_args, CUSTOMER_FEATURES, PAIR_FEATURES, cat
+    )
     return (blob, scorer)
 
 
 def model_version(data_hash: str, goal: Goal, params: LearnerParams) -> str:
-    raw = json.dumps({"data": data_hash, "goal": goal, "params": params.as_dict(), "format": FORMAT_VERSION},
-                     sort_keys=True)
+    raw = json.dumps(
+        {"data": data_hash, "goal": goal, "params": params.as_dict(), "format": FORMAT_VERSION},
+        sort_keys=True,
+    )
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
@@ -323,20 +344,36 @@ def train(
         backend = _train_gbm(goal, t, cf, priors, params, cat)
     else:
         backend = _train_vw(goal, t, cf, priors, params, cat)
-    return LearnedModel(goal=goal, params=params, priors=priors, version=version, data_hash=data_hash,
-                        n_train=len(t.rows), backend=backend, catalog=cat)
+    return LearnedModel(
+        goal=goal,
+        params=params,
+        priors=priors,
+        version=version,
+        data_hash=data_hash,
+        n_train=len(t.rows),
+        backend=backend,
+        catalog=cat,
+    )
 
 
-def _train_gbm(goal: Goal, t: TrainingRows, cf: CustomerFeatures, priors: Priors, params: LearnerParams,
-               cat: ActionCatalog) -> Any:
+def _train_gbm(
+    goal: Goal,
+    t: TrainingRows,
+    cf: CustomerFeatures,
+    priors: Priors,
+    params: LearnerParams,
+    cat: ActionCatalog,
+) -> Any:
     import lightgbm
 
     fp = params.features
-    x = np.hstack([
-        customer_matrix(cf, priors, fp, t.rows, t.loo, catalog=cat),
-        pair_matrix(cf, priors, fp, t.rows, t.actions, t.loo, catalog=cat),
-        np.column_stack([cat.template_code[t.actions], cat.channel_code[t.actions]]).astype(np.float32),
-    ])
+    x = np.hstack(
+        [
+            customer_matrix(cf, priors, fp, t.rows, t.loo, catalog=cat),
+            pair_matrix(cf, priors, fp, t.rows, t.actions, t.loo, catalog=cat),
+            np.column_stack([cat.template_code[t.actions], cat.channel_code[t.actions]]).astype(np.float32),
+        ]
+    )
     n_feat = x.shape[1]
     config = {
         "objective": "tweedie" if goal == "90d_clv" else "binary",
@@ -352,13 +389,24 @@ def _train_gbm(goal: Goal, t: TrainingRows, cf: CustomerFeatures, priors: Priors
         "num_threads": params.threads,
         "verbose": -1,
     }
-    data = lightgbm.Dataset(x, _reward(goal, t), feature_name=list(GBM_FEATURES),
-                            categorical_feature=[n_feat - 2, n_feat - 1], free_raw_data=True)
+    data = lightgbm.Dataset(
+        x,
+        _reward(goal, t),
+        feature_name=list(GBM_FEATURES),
+        categorical_feature=[n_feat - 2, n_feat - 1],
+        free_raw_data=True,
+    )
     return lightgbm.train(config, data, num_boost_round=params.gbm_rounds)
 
 
-def _train_vw(goal: Goal, t: TrainingRows, cf: CustomerFeatures, priors: Priors, params: LearnerParams,
-              cat: ActionCatalog) -> tuple[bytes, vw_learner.VWScorer]:
+def _train_vw(
+    goal: Goal,
+    t: TrainingRows,
+    cf: CustomerFeatures,
+    priors: Priors,
+    params: LearnerParams,
+    cat: ActionCatalog,
+) -> tuple[bytes, vw_learner.VWScorer]:
     """One example per touch whose action is in the customer's segment's bank; candidates: that bank."""
     bank = cat.segment_mask(cf.segments[t.rows])
     t = t.take(np.flatnonzero(bank[np.arange(len(t.rows)), t.actions]))
@@ -367,7 +415,9 @@ def _train_vw(goal: Goal, t: TrainingRows, cf: CustomerFeatures, priors: Priors,
     ex, acts = np.nonzero(bank)
     chosen = acts == t.actions[ex]
     shared = customer_matrix(cf, priors, fp, t.rows, t.loo, catalog=cat)
-    pair = pair_matrix(cf, priors, fp, t.rows[ex], acts, LOO(t.actions[ex], t.conv[ex], t.rev[ex]), catalog=cat)
+    pair = pair_matrix(
+        cf, priors, fp, t.rows[ex], acts, LOO(t.actions[ex], t.conv[ex], t.rev[ex]), catalog=cat
+    )
     cost = -_reward(goal, t) / (REV_SCALE if goal == "90d_clv" else 1.0)
     labels = vw_learner.label_prefixes(chosen, cost[ex], t.propensity[ex])
     lines = vw_learner.example_lines(shared, CUSTOMER_FEATURES, ex, acts, pair, PAIR_FEATURES, cat, labels)

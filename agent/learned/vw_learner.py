@@ -102,7 +102,9 @@ def train_vw(lines: pa.Array, args: str, model_path: Path, passes: int = 1) -> N
     with tempfile.TemporaryDirectory(prefix="nba-vw-") as tmp:
         data = Path(tmp) / "train.vw"
         write_lines(lines, data)
-        extra = f" --passes {passes} -c --cache_file {Path(tmp) / 'cache'} --holdout_off" if passes > 1 else ""
+        extra = (
+            f" --passes {passes} -c --cache_file {Path(tmp) / 'cache'} --holdout_off" if passes > 1 else ""
+        )
         vw = vowpalwabbit.Workspace(f"{args} --quiet -d {data} -f {model_path}{extra}")
         vw.finish()
         data.unlink(missing_ok=True)
@@ -157,7 +159,9 @@ class VWScorer:
         finally:
             vw.finish()
 
-    def cost(self, shared: np.ndarray, pair_rows: np.ndarray, pair_actions: np.ndarray, pair: np.ndarray) -> np.ndarray:
+    def cost(
+        self, shared: np.ndarray, pair_rows: np.ndarray, pair_actions: np.ndarray, pair: np.ndarray
+    ) -> np.ndarray:
         """Predicted cost of each (customer row, action) pair; `shared` holds one row per customer."""
         s = shared.astype(np.float64)
         base = self.const + s @ self.w_s
@@ -192,7 +196,6 @@ def predict_pyvw(model_path: Path, lines: pa.Array) -> tuple[list[list[float]], 
     finally:
         vw.finish()
     return costs, pmfs
-
 
 
 def label_prefixes(chosen: np.ndarray, cost: np.ndarray, probability: np.ndarray) -> pa.Array:
