@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -233,7 +234,9 @@ def scale_child(duckdb_path: str, learner: str, goal: str, out: str) -> None:
     model = train(touches, cf, goal=goal, params=LearnerParams.for_goal(goal, learner))  # type: ignore[arg-type]
     t3 = time.perf_counter()
     model.save(Path(out) / "model")
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    rss = usage.ru_maxrss / 1024**2
+    cpu = usage.ru_utime + usage.ru_stime
     Path(out, "stats.json").write_text(
         json.dumps(
             {
@@ -242,6 +245,7 @@ def scale_child(duckdb_path: str, learner: str, goal: str, out: str) -> None:
                 "train_s": t3 - t2,
                 "total_s": t3 - t0,
                 "peak_gb": rss,
+                "cpu_s": cpu,
                 "touches": touches.num_rows,
                 "customers": len(ids),
                 "n_train": model.n_train,
@@ -267,7 +271,9 @@ def scale(duckdb_path: Path, learners: tuple[str, ...], root: Path) -> None:
             f"-- train {learner} (goal 90d_clv) on {s['customers']:,} segmented customers, {s['touches']:,} "
             f"touches ({s['n_train']:,} sampled): load {s['load_s']:.1f}s, features {s['features_s']:.1f}s, "
             f"train {s['train_s']:.1f}s; child wall {wall:.1f}s ({wall / 180:.2f}x the 180 s target), "
-            f"peak RSS {s['peak_gb']:.2f} GB ({s['peak_gb'] / 8:.2f}x the 8 GB target)"
+            f"peak RSS {s['peak_gb']:.2f} GB ({s['peak_gb'] / 8:.2f}x the 8 GB target); CPU {s['cpu_s']:.0f} s "
+            f"(/2 cores = {s['cpu_s'] / 2:.0f} s, roughly the wall time on an idle 2-core machine); "
+            f"load average {os.getloadavg()[0]:.1f}"
         )
         # scoring: the segmented customers, tiled to 1,000,000 rows, x their allowed actions
         con = duckdb.connect(str(duckdb_path), read_only=True)
@@ -285,13 +291,13 @@ def scale(duckdb_path: Path, learners: tuple[str, ...], root: Path) -> None:
         ).astype(bool)
         rows = np.resize(np.arange(len(cf)), 1_000_000)
         allowed = allowed_mask(cf.segments[rows], consent[rows], CAP)
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.process_time()
         values = model.score(cf, allowed, rows=rows)
         choice = explore.choose(values, allowed, cf.customer_ids[rows], seed=0)
-        t_score = time.perf_counter() - t2
+        t_score, c_score = time.perf_counter() - t2, time.process_time() - c2
         print(
             f"-- score {learner}: 1,000,000 customer rows x {int(allowed.sum()):,} allowed actions + choose: "
-            f"{t_score:.1f}s ({t_score / 60:.2f}x the 60 s target); history features of {len(cf):,} customers "
+            f"{t_score:.1f}s ({t_score / 60:.2f}x the 60 s target; CPU {c_score:.0f} s); history features of {len(cf):,} customers "
             f"{t_feat:.1f}s; explored share {(choice.actions != choice.greedy).mean():.3f}"
         )
 
@@ -320,6 +326,7 @@ def main() -> None:
         "--scale", type=Path, help="a built 1M-customer warehouse (DuckDB file) for the scale figures"
     )
     ap.add_argument("--no-split", action="store_true")
+    ap.add_argument("--scale-only", action="store_true", help="only the scale figures (needs --scale)")
     args = ap.parse_args()
     learners = tuple(args.learners.split(","))
     worlds = []
@@ -327,7 +334,7 @@ def main() -> None:
         label, paths = spec.split("=", 1)
         db, truth = paths.split(":", 1)
         worlds.append((label, Path(db), Path(truth)))
-    if not args.world:
+    if not args.world and not args.scale_only:
         worlds.append(
             (
                 "demo (seed 42, 5,000)",

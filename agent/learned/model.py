@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -56,6 +57,7 @@ LEARNERS: tuple[str, ...] = ("vw", "gbm")
 DEFAULT_LEARNER: Learner = "gbm"
 MODEL_FILE = "model.json"
 FORMAT_VERSION = 1
+VW_CHUNK = 50_000  # examples per chunk of VW text (bounds the text held in memory)
 GBM_FEATURES = CUSTOMER_FEATURES + PAIR_FEATURES + ("action_template", "action_channel")
 
 
@@ -71,7 +73,7 @@ class LearnerParams:
     """Everything that shapes a model besides the data (part of its version)."""
 
     learner: Learner = DEFAULT_LEARNER
-    max_rows: int = 2_000_000  # training touches sampled (by `seed`) when there are more
+    max_rows: int = 1_000_000  # training touches sampled (by `seed`) when there are more
     seed: int = 0
     features: FeatureParams = field(default_factory=FeatureParams)
     vw_args: str = vw_learner.DEFAULT_ARGS
@@ -92,6 +94,8 @@ class LearnerParams:
         """Defaults per goal (measured): VW learns revenue better with a smaller learning rate."""
         if learner == "vw" and goal == "90d_clv" and "vw_args" not in kw:
             kw["vw_args"] = vw_learner.DEFAULT_ARGS.replace("-l 0.5", "-l 0.1")
+        if learner == "vw" and "max_rows" not in kw:
+            kw["max_rows"] = 500_000  # ~10 text lines per example: VW reads ~25k examples/s on 2 cores
         return cls(learner=learner, **kw)
 
 
@@ -412,18 +416,25 @@ def _train_vw(
     t = t.take(np.flatnonzero(bank[np.arange(len(t.rows)), t.actions]))
     bank = cat.segment_mask(cf.segments[t.rows])
     fp = params.features
-    ex, acts = np.nonzero(bank)
-    chosen = acts == t.actions[ex]
-    shared = customer_matrix(cf, priors, fp, t.rows, t.loo, catalog=cat)
-    pair = pair_matrix(
-        cf, priors, fp, t.rows[ex], acts, LOO(t.actions[ex], t.conv[ex], t.rev[ex]), catalog=cat
-    )
     cost = -_reward(goal, t) / (REV_SCALE if goal == "90d_clv" else 1.0)
-    labels = vw_learner.label_prefixes(chosen, cost[ex], t.propensity[ex])
-    lines = vw_learner.example_lines(shared, CUSTOMER_FEATURES, ex, acts, pair, PAIR_FEATURES, cat, labels)
-    del shared, pair
+
+    def chunks() -> Iterator[pa.Array]:
+        for lo in range(0, len(t.rows), VW_CHUNK):
+            c = t.take(np.arange(lo, min(lo + VW_CHUNK, len(t.rows))))
+            ex, acts = np.nonzero(bank[lo : lo + VW_CHUNK])
+            shared = customer_matrix(cf, priors, fp, c.rows, c.loo, catalog=cat)
+            pair = pair_matrix(
+                cf, priors, fp, c.rows[ex], acts, LOO(c.actions[ex], c.conv[ex], c.rev[ex]), catalog=cat
+            )
+            labels = vw_learner.label_prefixes(acts == c.actions[ex], cost[lo:][ex], c.propensity[ex])
+            yield vw_learner.example_lines(
+                shared, CUSTOMER_FEATURES, ex, acts, pair, PAIR_FEATURES, cat, labels
+            )
+
     with tempfile.TemporaryDirectory(prefix="nba-vw-model-") as tmp:
         path = Path(tmp) / "model.vw"
-        vw_learner.train_vw(lines, params.vw_args + f" --random_seed {params.seed}", path, params.vw_passes)
+        vw_learner.train_vw(
+            chunks(), params.vw_args + f" --random_seed {params.seed}", path, params.vw_passes
+        )
         scorer = vw_learner.VWScorer.from_model(path, params.vw_args, CUSTOMER_FEATURES, PAIR_FEATURES, cat)
         return path.read_bytes(), scorer

@@ -19,8 +19,10 @@ action) pair with numpy. `predict_pyvw` scores through VW itself; tests assert b
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -87,27 +89,30 @@ def example_lines(
     return lines.take(pa.array(order))
 
 
-def write_lines(lines: pa.Array, path: Path) -> None:
+def write_lines(lines: pa.Array, sink: Path | BinaryIO) -> None:
+    """Append lines (no quoting, one per item) to a path or an open binary file."""
     pacsv.write_csv(
         pa.table({"l": lines}),
-        path,
+        sink,
         write_options=pacsv.WriteOptions(include_header=False, quoting_style="none"),
     )
 
 
-def train_vw(lines: pa.Array, args: str, model_path: Path, passes: int = 1) -> None:
-    """Train with VW's native parser on `lines`, save to `model_path`."""
+def train_vw(chunks: Iterable[pa.Array], args: str, model_path: Path, passes: int = 1) -> None:
+    """Write the examples chunk by chunk (memory bounded by one chunk's text), then train with VW's
+    native parser (`-d`) and save the model to `model_path`."""
     import vowpalwabbit
 
     with tempfile.TemporaryDirectory(prefix="nba-vw-") as tmp:
         data = Path(tmp) / "train.vw"
-        write_lines(lines, data)
+        with open(data, "wb") as fh:
+            for lines in chunks:
+                write_lines(lines, fh)
         extra = (
             f" --passes {passes} -c --cache_file {Path(tmp) / 'cache'} --holdout_off" if passes > 1 else ""
         )
         vw = vowpalwabbit.Workspace(f"{args} --quiet -d {data} -f {model_path}{extra}")
         vw.finish()
-        data.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True, eq=False)
