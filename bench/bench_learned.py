@@ -79,7 +79,7 @@ class World:
             t = np.full(self.allowed.shape, np.nan)
             t[r, a] = v
             self.truth[goal] = t
-        self.touches = logged_touches(self.con, customer_ids=[c.customer_id for c in contexts])
+        self.touches = logged_touches(self.con, segmented_only=True)
 
     def settings(self, goal: str) -> RunSettings:
         return RunSettings(
@@ -172,7 +172,7 @@ def run_world(world: World, learners: tuple[str, ...]) -> list[dict]:
 def time_split(world: World, learner: str) -> list[dict]:
     """Train before as_of - SPLIT_DAYS; DR-estimate the learned policy on the touches after it."""
     from evals.harness import restrict
-    from evals.ope import DoublyRobust, LoggedData, TargetPolicy, true_policy_value
+    from evals.ope import DoublyRobust, LoggedData, TargetPolicy, effective_sample_size, true_policy_value
     from evals.truth_adapter import truth_from_params
 
     cutoff = world.as_of - timedelta(days=SPLIT_DAYS)
@@ -204,7 +204,8 @@ def time_split(world: World, learner: str) -> list[dict]:
         ok = abs(err) <= 0.05 and est.low <= true <= est.high
         print(
             f"   {goal:<11} DR {est.value:.4f} [{est.low:.4f}, {est.high:.4f}]  true {true:.4f}  "
-            f"error {err:+.1%}  -> {'within 5% and covered' if ok else 'MISS'}"
+            f"error {err:+.1%}  -> {'within 5% and covered' if ok else 'MISS'}; "
+            f"ESS {effective_sample_size(data, target):,.0f} of {data.n:,} rows"
         )
         out.append(
             {
@@ -227,7 +228,7 @@ def scale_child(duckdb_path: str, learner: str, goal: str, out: str) -> None:
     con = duckdb.connect(duckdb_path, read_only=True)
     customers = customer_table(con)
     ids = customers.column("customer_id").to_pylist()
-    touches = logged_touches(con, customer_ids=ids)
+    touches = logged_touches(con, segmented_only=True)
     t1 = time.perf_counter()
     cf = build_customer_features(customers, touches)
     t2 = time.perf_counter()
@@ -279,7 +280,7 @@ def scale(duckdb_path: Path, learners: tuple[str, ...], root: Path) -> None:
         con = duckdb.connect(str(duckdb_path), read_only=True)
         customers = customer_table(con)
         t1 = time.perf_counter()
-        touches = logged_touches(con, customer_ids=customers.column("customer_id").to_pylist())
+        touches = logged_touches(con, segmented_only=True)
         cf = build_customer_features(customers, touches)
         t_feat = time.perf_counter() - t1
         model = LearnedModel.load(out / "model")

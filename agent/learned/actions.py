@@ -88,26 +88,33 @@ class ActionCatalog:
         """Action index of each (template_id, discount_pct); -1 for a pair not in the catalog (an
         unknown template, or without `snap` a discount off the grid). With `snap`, a discount is
         mapped onto the template's grid first: nearest multiple of 5, ties down (a decision is never
-        credited with a bigger discount than it gave), clipped into the template's range.
-        Vectorised: loops over distinct templates and discounts only."""
+        credited with a bigger discount than it gave), clipped into the template's range."""
         tids = np.asarray(template_ids, dtype=object)
-        discs = np.asarray(discount_pcts, dtype=np.float64)
-        out = np.full(len(tids), -1, dtype=np.int64)
         if not len(tids):
-            return out
-        t_names, t_inv = np.unique(tids.astype(str), return_inverse=True)
-        t_inv = t_inv.ravel()
+            return np.full(0, -1, dtype=np.int64)
+        names, codes = np.unique(tids.astype(str), return_inverse=True)
+        return self.indices_coded(codes.ravel(), names, discount_pcts, snap=snap)
+
+    def indices_coded(
+        self, codes: np.ndarray, names: np.ndarray, discount_pcts: np.ndarray, *, snap: bool = False
+    ) -> np.ndarray:
+        """`indices` with the templates given as codes into `names` (e.g. an Arrow dictionary).
+        Vectorised: loops over distinct templates and discounts only."""
+        codes = np.asarray(codes, dtype=np.int64)
+        discs = np.asarray(discount_pcts, dtype=np.float64)
+        if not len(codes):
+            return np.full(0, -1, dtype=np.int64)
+        tnames = [str(t) for t in names]
         if snap:
-            lo = np.array([self._range.get(t, (0.0, 0.0))[0] for t in t_names])  # type: ignore[attr-defined]
-            hi = np.array([self._range.get(t, (0.0, 0.0))[1] for t in t_names])  # type: ignore[attr-defined]
-            discs = np.clip(np.ceil(discs / GRID_STEP - 0.5) * GRID_STEP, lo[t_inv], hi[t_inv])
+            lo = np.array([self._range.get(t, (0.0, 0.0))[0] for t in tnames])  # type: ignore[attr-defined]
+            hi = np.array([self._range.get(t, (0.0, 0.0))[1] for t in tnames])  # type: ignore[attr-defined]
+            discs = np.clip(np.ceil(discs / GRID_STEP - 0.5) * GRID_STEP, lo[codes], hi[codes])
         d_names, d_inv = np.unique(discs, return_inverse=True)
         lut = np.array(
-            [[self._index.get((t, float(d)), -1) for d in d_names] for t in t_names],  # type: ignore[attr-defined]
+            [[self._index.get((t, float(d)), -1) for d in d_names] for t in tnames],  # type: ignore[attr-defined]
             dtype=np.int64,
-        )
-        out[:] = lut[t_inv, d_inv.ravel()]
-        return out
+        ).reshape(len(tnames), len(d_names))
+        return lut[codes, d_inv.ravel()]  # type: ignore[no-any-return]
 
     def segment_mask(self, segments: np.ndarray) -> np.ndarray:
         """(n, n_actions): the actions of each row's segment's bank (all discounts on the grid)."""

@@ -44,8 +44,11 @@ select customer_id, touched_at, template_id, channel, discount_pct, propensity,
        converted_14d, coalesce(revenue_90d, 0.0) as revenue_90d, 'history' as source
 from main.mart_marketing__campaign_history
 where propensity > 0 {filter}
-order by customer_id, touched_at, template_id, discount_pct, propensity, revenue_90d
 """
+# DuckDB keeps a single-table scan in storage order (preserve_insertion_order), so the unfiltered and
+# segment-filtered reads are deterministic without a sort (a sort of 23M rows costs ~40 s and GBs);
+# an id-list filter is a join, so that read is sorted (it is small: one run's customers).
+_HISTORY_ORDER = " order by customer_id, touched_at, template_id, discount_pct, propensity, revenue_90d"
 
 # A decision counts as a touch once it was sent to a treatment customer and its outcome is known.
 _DECISIONS_SQL = """
@@ -112,12 +115,17 @@ def campaign_history(
     *,
     before: datetime | None = None,
     customer_ids: Sequence[str] | None = None,
+    segmented_only: bool = False,
 ) -> pa.Table:
-    """The campaign history mart as TOUCH_SCHEMA rows (touched_at < `before` when given)."""
+    """The campaign history mart as TOUCH_SCHEMA rows (touched_at < `before` when given; only the
+    customers in a segment today with `segmented_only`; only `customer_ids` when given)."""
     if "main.mart_marketing__campaign_history" not in _tables(con):
         raise WarehouseNotReady("the warehouse has no mart_marketing__campaign_history: run `make build`")
     where, params = _filters(before, customer_ids, "touched_at", "customer_id")
-    return _arrow(con, _HISTORY_SQL.format(filter=where), params)
+    if segmented_only:
+        where += " and segment is not null"
+    sql = _HISTORY_SQL.format(filter=where) + (_HISTORY_ORDER if customer_ids is not None else "")
+    return _arrow(con, sql, params)
 
 
 def own_decisions(
@@ -138,11 +146,12 @@ def logged_touches(
     *,
     before: datetime | None = None,
     customer_ids: Sequence[str] | None = None,
+    segmented_only: bool = False,
     include_own: bool = True,
 ) -> pa.Table:
     """Everything the learner trains on: the campaign history plus (when there are any) the product's
     own logged decisions and outcomes, in TOUCH_SCHEMA, sorted by customer then time."""
-    parts = [campaign_history(con, before=before, customer_ids=customer_ids)]
+    parts = [campaign_history(con, before=before, customer_ids=customer_ids, segmented_only=segmented_only)]
     if include_own:
         own = own_decisions(con, before=before, customer_ids=customer_ids)
         if own.num_rows:

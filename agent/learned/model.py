@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from agent.contracts import Goal
 from agent.learned import vw_learner
@@ -99,15 +100,24 @@ class LearnerParams:
         return cls(learner=learner, **kw)
 
 
-def _digest(h: Any, arr: np.ndarray | pa.ChunkedArray | pa.Array) -> None:
-    if isinstance(arr, pa.ChunkedArray | pa.Array):
-        chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
-        for c in chunks:
-            for buf in c.buffers():
-                if buf is not None:
-                    h.update(memoryview(buf))
+def _digest(h: Any, arr: np.ndarray | pa.ChunkedArray) -> None:
+    """Feed a column into the hash canonically (independent of Arrow's chunking and slicing):
+    strings as dictionary codes + the dictionary, everything else as its numpy values."""
+    if isinstance(arr, np.ndarray):
+        h.update(np.ascontiguousarray(arr).tobytes())
         return
-    h.update(np.ascontiguousarray(arr).tobytes())
+    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type) or pa.types.is_dictionary(arr.type):
+        enc = (
+            pc.dictionary_encode(arr).combine_chunks()
+            if not pa.types.is_dictionary(arr.type)
+            else arr.combine_chunks()
+        )
+        h.update(enc.indices.to_numpy(zero_copy_only=False).astype(np.int32).tobytes())
+        h.update("\x00".join(map(str, enc.dictionary.to_pylist())).encode())
+        return
+    if pa.types.is_timestamp(arr.type):
+        arr = arr.cast(pa.int64())
+    h.update(np.ascontiguousarray(arr.to_numpy(zero_copy_only=False)).tobytes())
 
 
 def data_fingerprint(touches: pa.Table, cf: CustomerFeatures) -> str:
@@ -115,8 +125,8 @@ def data_fingerprint(touches: pa.Table, cf: CustomerFeatures) -> str:
     h = hashlib.sha256()
     for name in touches.column_names:
         h.update(name.encode())
-        _digest(h, touches.column(name).combine_chunks())
-    _digest(h, pa.array(cf.customer_ids, pa.string()))
+        _digest(h, touches.column(name))
+    h.update("\x00".join(map(str, cf.customer_ids.tolist())).encode())
     for arr in (cf.base, cf.n, cf.conv, cf.rev):
         _digest(h, arr)
     return h.hexdigest()
@@ -148,7 +158,7 @@ def training_rows(
     from agent.learned.features import _before
 
     touches = _before(touches, cf.cutoff)
-    rows = cf.rows_of(touches.column("customer_id").to_numpy(zero_copy_only=False))
+    rows = cf.rows_of(touches.column("customer_id"))
     acts = touch_actions(touches, cat)
     keep = np.flatnonzero((rows >= 0) & (acts >= 0))
     if len(keep) > params.max_rows:
