@@ -1,0 +1,450 @@
+"""LearnedModel: the value of each allowed action of each customer, trained on logged touches.
+
+    touches = data.logged_touches(con)                          # TOUCH_SCHEMA (history + own decisions)
+    cf = features.build_customer_features(features.customer_table(con), touches)
+    model = train(touches, cf, goal="90d_clv")                   # learner="gbm" (default) or "vw"
+    values = model.score(cf, allowed)                            # (n, n_actions), nan where not allowed
+    path = model.save(models_dir() / model.version); same = LearnedModel.load(path)
+
+Two learners behind one interface (`learner=`):
+- "vw": Vowpal Wabbit `--cb_explore_adf --cb_type dr` (see vw_learner), trained on the logged touches
+  whose action is in the customer's segment's bank (the actions a decision chooses among);
+- "gbm": a LightGBM reward model on every logged touch: `engagement` predicts conversion (binary),
+  `90d_clv` revenue_90d (tweedie: a point mass at 0 and a skewed positive part).
+Goals: `90d_clv` values an action by its expected revenue_90d (net of the discount, as logged);
+`engagement` by its probability of conversion within 14 days.
+
+`version` is a hash of the training data (touches and customer features) and every parameter, so
+the same data and parameters give the same version, and anything else a different one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from agent.contracts import Goal
+from agent.learned import vw_learner
+from agent.learned.actions import ActionCatalog, default_catalog
+from agent.learned.features import (
+    CUSTOMER_FEATURES,
+    LOO,
+    PAIR_FEATURES,
+    REV_SCALE,
+    CustomerFeatures,
+    FeatureParams,
+    Priors,
+    customer_matrix,
+    fit_priors,
+    pair_matrix,
+    touch_actions,
+)
+
+Learner = Literal["vw", "gbm"]
+LEARNERS: tuple[str, ...] = ("vw", "gbm")
+# Product default, from bench/bench_learned.py (side by side on the truth, demo + seed 7 x 20k):
+# see the module README in agent/learned/__init__.py for the figures.
+DEFAULT_LEARNER: Learner = "gbm"
+MODEL_FILE = "model.json"
+FORMAT_VERSION = 1
+VW_CHUNK = 50_000  # examples per chunk of VW text (bounds the text held in memory)
+GBM_FEATURES = CUSTOMER_FEATURES + PAIR_FEATURES + ("action_template", "action_channel")
+
+
+def models_dir() -> Path:
+    """Where models are saved: NBA_MODELS_DIR, default warehouse/models."""
+    from agent.reference import REPO_ROOT
+
+    return Path(os.environ.get("NBA_MODELS_DIR", str(REPO_ROOT / "warehouse" / "models")))
+
+
+@dataclass(frozen=True)
+class LearnerParams:
+    """Everything that shapes a model besides the data (part of its version)."""
+
+    learner: Learner = DEFAULT_LEARNER
+    max_rows: int = 1_000_000  # training touches sampled (by `seed`) when there are more
+    seed: int = 0
+    features: FeatureParams = field(default_factory=FeatureParams)
+    vw_args: str = vw_learner.DEFAULT_ARGS
+    vw_passes: int = 1
+    gbm_rounds: int = 200
+    gbm_learning_rate: float = 0.1
+    gbm_leaves: int = 15
+    gbm_min_leaf: int = 200
+    threads: int = 2
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["features"] = self.features.as_dict()
+        return d
+
+    @classmethod
+    def for_goal(cls, goal: Goal, learner: Learner = DEFAULT_LEARNER, **kw: Any) -> LearnerParams:
+        """Defaults per goal (measured): VW learns revenue better with a smaller learning rate."""
+        if learner == "vw" and goal == "90d_clv" and "vw_args" not in kw:
+            kw["vw_args"] = vw_learner.DEFAULT_ARGS.replace("-l 0.5", "-l 0.1")
+        if learner == "vw" and "max_rows" not in kw:
+            kw["max_rows"] = 500_000  # ~10 text lines per example: VW reads ~25k examples/s on 2 cores
+        return cls(learner=learner, **kw)
+
+
+def _digest(h: Any, arr: np.ndarray | pa.ChunkedArray) -> None:
+    """Feed a column into the hash canonically (independent of Arrow's chunking and slicing):
+    strings as dictionary codes + the dictionary, everything else as its numpy values."""
+    if isinstance(arr, np.ndarray):
+        h.update(np.ascontiguousarray(arr).tobytes())
+        return
+    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type) or pa.types.is_dictionary(arr.type):
+        enc = (
+            pc.dictionary_encode(arr).combine_chunks()
+            if not pa.types.is_dictionary(arr.type)
+            else arr.combine_chunks()
+        )
+        h.update(enc.indices.to_numpy(zero_copy_only=False).astype(np.int32).tobytes())
+        h.update("\x00".join(map(str, enc.dictionary.to_pylist())).encode())
+        return
+    if pa.types.is_timestamp(arr.type):
+        arr = arr.cast(pa.int64())
+    h.update(np.ascontiguousarray(arr.to_numpy(zero_copy_only=False)).tobytes())
+
+
+def data_fingerprint(touches: pa.Table, cf: CustomerFeatures) -> str:
+    """sha256 of the training data: every column of the touches and every customer feature."""
+    h = hashlib.sha256()
+    for name in touches.column_names:
+        h.update(name.encode())
+        _digest(h, touches.column(name))
+    h.update("\x00".join(map(str, cf.customer_ids.tolist())).encode())
+    for arr in (cf.base, cf.n, cf.conv, cf.rev):
+        _digest(h, arr)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True, eq=False)
+class TrainingRows:
+    rows: np.ndarray  # customer row in cf
+    actions: np.ndarray
+    propensity: np.ndarray
+    conv: np.ndarray
+    rev: np.ndarray
+
+    def take(self, idx: np.ndarray) -> TrainingRows:
+        return TrainingRows(
+            *(a[idx] for a in (self.rows, self.actions, self.propensity, self.conv, self.rev))
+        )
+
+    @property
+    def loo(self) -> LOO:
+        return LOO(self.actions, self.conv, self.rev)
+
+
+def training_rows(
+    touches: pa.Table, cf: CustomerFeatures, cat: ActionCatalog, params: LearnerParams
+) -> TrainingRows:
+    """The logged touches of cf's customers, before cf's cutoff (its history's cutoff), sampled to
+    `max_rows` with `seed` when there are more."""
+    from agent.learned.features import _before
+
+    touches = _before(touches, cf.cutoff)
+    rows = cf.rows_of(touches.column("customer_id"))
+    acts = touch_actions(touches, cat)
+    keep = np.flatnonzero((rows >= 0) & (acts >= 0))
+    if len(keep) > params.max_rows:
+        keep = np.sort(np.random.default_rng(params.seed).choice(keep, params.max_rows, replace=False))
+    col = lambda n: touches.column(n).to_numpy(zero_copy_only=False)[keep]  # noqa: E731
+    return TrainingRows(
+        rows[keep],
+        acts[keep],
+        col("propensity").astype(np.float64),
+        col("converted_14d").astype(np.float64),
+        col("revenue_90d").astype(np.float64),
+    )
+
+
+def _reward(goal: Goal, t: TrainingRows) -> np.ndarray:
+    return t.rev if goal == "90d_clv" else t.conv
+
+
+class LearnedModel:
+    """A trained value model: `score` gives the estimated value of every allowed action."""
+
+    def __init__(
+        self,
+        *,
+        goal: Goal,
+        params: LearnerParams,
+        priors: Priors,
+        version: str,
+        data_hash: str,
+        n_train: int,
+        backend: Any,
+        catalog: ActionCatalog | None = None,
+    ) -> None:
+        self.goal: Goal = goal
+        self.params = params
+        self.priors = priors
+        self.version = version
+        self.data_hash = data_hash
+        self.n_train = n_train
+        self.catalog = catalog or default_catalog()
+        self._backend = backend  # lightgbm.Booster | (model bytes, VWScorer)
+
+    @property
+    def learner(self) -> Learner:
+        return self.params.learner
+
+    # --- scoring ---------------------------------------------------------------------------------
+    def score_pairs(self, cf: CustomerFeatures, rows: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """Estimated value of each (customer row of cf, catalog action) pair: expected revenue_90d
+        (90d_clv) or conversion probability (engagement)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        actions = np.asarray(actions, dtype=np.int64)
+        if not len(rows):
+            return np.zeros(0)
+        fp = self.params.features
+        pair = pair_matrix(cf, self.priors, fp, rows, actions, catalog=self.catalog)
+        if self.learner == "gbm":
+            uniq, inv = np.unique(rows, return_inverse=True)
+            cust = customer_matrix(cf, self.priors, fp, uniq, catalog=self.catalog)[inv.ravel()]
+            x = np.hstack([cust, pair, self._action_cols(actions)])
+            return np.asarray(self._backend.predict(x, num_threads=self.params.threads), dtype=np.float64)
+        uniq, inv = np.unique(rows, return_inverse=True)
+        shared = customer_matrix(cf, self.priors, fp, uniq, catalog=self.catalog)
+        cost = self._backend[1].cost(shared, inv.ravel(), actions, pair)
+        return -cost * (REV_SCALE if self.goal == "90d_clv" else 1.0)  # type: ignore[no-any-return]
+
+    def score(self, cf: CustomerFeatures, allowed: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """(n, n_actions) estimated values; nan where an action is not allowed.
+
+        `allowed` is (n, n_actions) booleans (actions.allowed_mask); `rows` the cf row of each of
+        its rows (default: cf's rows in order, n == len(cf))."""
+        allowed = np.asarray(allowed, dtype=bool)
+        rows = np.arange(len(cf)) if rows is None else np.asarray(rows, dtype=np.int64)
+        if allowed.shape != (len(rows), len(self.catalog)):
+            raise ValueError(f"allowed must be ({len(rows)}, {len(self.catalog)}), got {allowed.shape}")
+        if len(rows) and rows.min() < 0:
+            raise ValueError(
+                "rows must index customers of the features (cf.rows_of gives -1 for unknown ones)"
+            )
+        out = np.full(allowed.shape, np.nan)
+        r, a = np.nonzero(allowed)
+        out[r, a] = self.score_pairs(cf, rows[r], a)
+        return out
+
+    def _action_cols(self, actions: np.ndarray) -> np.ndarray:
+        cat = self.catalog
+        return np.column_stack([cat.template_code[actions], cat.channel_code[actions]]).astype(np.float32)
+
+    # --- persistence -----------------------------------------------------------------------------
+    def meta(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT_VERSION,
+            "version": self.version,
+            "goal": self.goal,
+            "learner": self.learner,
+            "params": self.params.as_dict(),
+            "priors": self.priors.as_dict(),
+            "data_hash": self.data_hash,
+            "n_train": self.n_train,
+            "actions": [self.catalog.label(i) for i in range(len(self.catalog))],
+            "customer_features": list(CUSTOMER_FEATURES),
+            "pair_features": list(PAIR_FEATURES),
+        }
+
+    def save(self, directory: Path) -> Path:
+        """Write model.json and the learner's file into `directory`, atomically (all or nothing)."""
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
+        try:
+            if self.learner == "gbm":
+                self._backend.save_model(str(tmp / "model.lgb"))
+            else:
+                (tmp / "model.vw").write_bytes(self._backend[0])
+            (tmp / MODEL_FILE).write_text(json.dumps(self.meta(), indent=1, sort_keys=True) + "\n")
+            if directory.exists():
+                shutil.rmtree(directory)
+            os.replace(tmp, directory)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return directory
+
+    @classmethod
+    def load(cls, directory: Path) -> LearnedModel:
+        directory = Path(directory)
+        path = directory / MODEL_FILE
+        if not path.exists():
+            raise FileNotFoundError(
+                f"no learned model at {directory} (missing {MODEL_FILE}): train one first"
+            )
+        meta = json.loads(path.read_text())
+        if meta.get("format") != FORMAT_VERSION:
+            raise ValueError(f"{path}: model format {meta.get('format')}, this code reads {FORMAT_VERSION}")
+        cat = default_catalog()
+        if meta["actions"] != [cat.label(i) for i in range(len(cat))]:
+            raise ValueError(f"{path}: trained on another action bank; retrain the model")
+        p = dict(meta["params"])
+        p["features"] = FeatureParams(**p["features"])
+        params = LearnerParams(**p)
+        backend = _load_backend(directory, params, cat)
+        return cls(
+            goal=meta["goal"],
+            params=params,
+            priors=Priors.from_dict(meta["priors"]),
+            version=meta["version"],
+            data_hash=meta["data_hash"],
+            n_train=meta["n_train"],
+            backend=backend,
+            catalog=cat,
+        )
+
+
+def _load_backend(directory: Path, params: LearnerParams, cat: ActionCatalog) -> Any:
+    if params.learner == "gbm":
+        import lightgbm
+
+        return lightgbm.Booster(model_file=str(directory / "model.lgb"))
+    blob = (directory / "model.vw").read_bytes()
+    scorer = vw_learner.VWScorer.from_model(
+        directory / "model.vw", params.vw_args, CUSTOMER_FEATURES, PAIR_FEATURES, cat
+    )
+    return (blob, scorer)
+
+
+def model_version(data_hash: str, goal: Goal, params: LearnerParams) -> str:
+    raw = json.dumps(
+        {"data": data_hash, "goal": goal, "params": params.as_dict(), "format": FORMAT_VERSION},
+        sort_keys=True,
+    )
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def train(
+    touches: pa.Table,
+    cf: CustomerFeatures,
+    *,
+    goal: Goal,
+    params: LearnerParams | None = None,
+    catalog: ActionCatalog | None = None,
+) -> LearnedModel:
+    """Train on `touches` (TOUCH_SCHEMA) of cf's customers before cf's cutoff. Each row's history
+    features leave the row out (features.LOO)."""
+    if goal not in ("90d_clv", "engagement"):
+        raise ValueError(f"unknown goal {goal!r}; valid: 90d_clv, engagement")
+    params = params or LearnerParams.for_goal(goal)
+    if params.learner not in LEARNERS:
+        raise ValueError(f"unknown learner {params.learner!r}; valid: {', '.join(LEARNERS)}")
+    cat = catalog or default_catalog()
+    priors = fit_priors(cf.n, cf.conv, cf.rev)
+    t = training_rows(touches, cf, cat, params)
+    if not len(t.rows):
+        raise ValueError("no logged touches of these customers to train on: build the warehouse first")
+    data_hash = data_fingerprint(touches, cf)
+    version = model_version(data_hash, goal, params)
+    if params.learner == "gbm":
+        backend = _train_gbm(goal, t, cf, priors, params, cat)
+    else:
+        backend = _train_vw(goal, t, cf, priors, params, cat)
+    return LearnedModel(
+        goal=goal,
+        params=params,
+        priors=priors,
+        version=version,
+        data_hash=data_hash,
+        n_train=len(t.rows),
+        backend=backend,
+        catalog=cat,
+    )
+
+
+def _train_gbm(
+    goal: Goal,
+    t: TrainingRows,
+    cf: CustomerFeatures,
+    priors: Priors,
+    params: LearnerParams,
+    cat: ActionCatalog,
+) -> Any:
+    import lightgbm
+
+    fp = params.features
+    x = np.hstack(
+        [
+            customer_matrix(cf, priors, fp, t.rows, t.loo, catalog=cat),
+            pair_matrix(cf, priors, fp, t.rows, t.actions, t.loo, catalog=cat),
+            np.column_stack([cat.template_code[t.actions], cat.channel_code[t.actions]]).astype(np.float32),
+        ]
+    )
+    n_feat = x.shape[1]
+    config = {
+        "objective": "tweedie" if goal == "90d_clv" else "binary",
+        "learning_rate": params.gbm_learning_rate,
+        "num_leaves": params.gbm_leaves,
+        "min_data_in_leaf": params.gbm_min_leaf,
+        "feature_fraction": 0.8,
+        "bagging_fraction": 0.8,
+        "bagging_freq": 1,
+        "seed": params.seed,
+        "deterministic": True,
+        "force_row_wise": True,
+        "num_threads": params.threads,
+        "verbose": -1,
+    }
+    data = lightgbm.Dataset(
+        x,
+        _reward(goal, t),
+        feature_name=list(GBM_FEATURES),
+        categorical_feature=[n_feat - 2, n_feat - 1],
+        free_raw_data=True,
+    )
+    return lightgbm.train(config, data, num_boost_round=params.gbm_rounds)
+
+
+def _train_vw(
+    goal: Goal,
+    t: TrainingRows,
+    cf: CustomerFeatures,
+    priors: Priors,
+    params: LearnerParams,
+    cat: ActionCatalog,
+) -> tuple[bytes, vw_learner.VWScorer]:
+    """One example per touch whose action is in the customer's segment's bank; candidates: that bank."""
+    bank = cat.segment_mask(cf.segments[t.rows])
+    t = t.take(np.flatnonzero(bank[np.arange(len(t.rows)), t.actions]))
+    bank = cat.segment_mask(cf.segments[t.rows])
+    fp = params.features
+    cost = -_reward(goal, t) / (REV_SCALE if goal == "90d_clv" else 1.0)
+
+    def chunks() -> Iterator[pa.Array]:
+        for lo in range(0, len(t.rows), VW_CHUNK):
+            c = t.take(np.arange(lo, min(lo + VW_CHUNK, len(t.rows))))
+            ex, acts = np.nonzero(bank[lo : lo + VW_CHUNK])
+            shared = customer_matrix(cf, priors, fp, c.rows, c.loo, catalog=cat)
+            pair = pair_matrix(
+                cf, priors, fp, c.rows[ex], acts, LOO(c.actions[ex], c.conv[ex], c.rev[ex]), catalog=cat
+            )
+            labels = vw_learner.label_prefixes(acts == c.actions[ex], cost[lo:][ex], c.propensity[ex])
+            yield vw_learner.example_lines(
+                shared, CUSTOMER_FEATURES, ex, acts, pair, PAIR_FEATURES, cat, labels
+            )
+
+    with tempfile.TemporaryDirectory(prefix="nba-vw-model-") as tmp:
+        path = Path(tmp) / "model.vw"
+        vw_learner.train_vw(
+            chunks(), params.vw_args + f" --random_seed {params.seed}", path, params.vw_passes
+        )
+        scorer = vw_learner.VWScorer.from_model(path, params.vw_args, CUSTOMER_FEATURES, PAIR_FEATURES, cat)
+        return path.read_bytes(), scorer
