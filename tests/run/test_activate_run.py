@@ -132,8 +132,8 @@ def test_live_run_delivers_once_and_the_ledger_suppresses_the_next_run(warehouse
 
 def test_holdout_lift_from_simulated_outcomes(warehouse_copy: Path) -> None:
     """Dry run -> synthetic outcomes from the truth -> dbt builds the lift mart over them."""
-    from activation.outcomes import simulate_outcomes
     from warehouse.dbt_runner import run_dbt
+    from warehouse.outcomes import simulate_outcomes
 
     summary = activate(mode="rules", segment="all", dry_run=True)
     con = duckdb.connect(str(warehouse_copy))
