@@ -7,11 +7,12 @@ nba-activate replay-dlq
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import NoReturn
+from typing import NoReturn, cast
 
 from agent.contracts import GOALS, MODES, SEGMENTS
 
@@ -147,11 +148,14 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["simulate-outcomes"]:
         return _simulate_outcomes_cli(argv[1:])
     args = build_parser().parse_args(argv)
-    from activation.errors import ActivationError
+    from activation.errors import EXIT_BAD_INPUT, EXIT_OK, ActivationError, ConfigError, DeliveryIncomplete
+    from activation.lock import WarehouseBusy
     from activation.render import print_summary
     from activation.run import run_activation
+    from activation.summary import RunSummary
     from agent.errors import AgentError
 
+    status, report, code = "completed", [], EXIT_OK
     try:
         with _progress(not args.no_progress and args.output == "table" and sys.stderr.isatty()) as factory:
             summary = run_activation(
@@ -167,14 +171,24 @@ def main(argv: list[str] | None = None) -> int:
                 sample=args.sample,
                 progress_factory=factory,
             )
+    except DeliveryIncomplete as exc:  # a live run with rows not delivered: partial (3) or failed (1)
+        summary, status, report, code = cast(RunSummary, exc.summary), exc.status, exc.lines, exc.exit_code
+    except WarehouseBusy as exc:  # another run holds the warehouse (4)
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except ConfigError as exc:  # a missing or invalid NBA_* setting is bad input (2)
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except (ActivationError, AgentError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if args.output == "json":
-        print(summary.model_dump_json(indent=2))
+        print(json.dumps({**summary.model_dump(mode="json"), "status": status}, indent=2))
     else:
         print_summary(summary)
-    return 0
+    for line in report:  # what failed and how to retry
+        print(line, file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""Between the activate run and the delivery engine: choose destinations, trip the circuit breaker
-before a live send, hand decisions to `deliver`, and fold its per-destination counts into the run
-summary. Also the `replay-dlq` command."""
+"""Between the activate run and the delivery engine: trip the circuit breaker before a live send, hand
+decisions to `deliver`, fold its per-destination counts into the run summary, and end the run with
+the status its rows earned (`finish_run`: ops.run_log, then DeliveryIncomplete when rows are owed).
+Also the `replay-dlq` command."""
 
 from __future__ import annotations
 
@@ -8,13 +9,17 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
 
 from activation.breaker import check_send_volume
-from activation.delivery import DeliverySummary, deliver, replay_dead_letters
+from activation.decision_log import write_run
+from activation.delivery import DeliverySummary, deliver, replay_dead_letters, run_status
 from activation.destinations import Destination, destinations_from_env
+from activation.errors import EXIT_OK, DeliveryIncomplete
+from activation.lock import warehouse_lock
 from activation.settings import DeliverySettings
 from activation.summary import RunSummary
 from agent.contracts import Decision
@@ -22,15 +27,25 @@ from warehouse import paths
 
 _COUNTS = (
     "planned",
+    "retried",
     "delivered",
     "unchanged",
     "failed",
     "dead_letter",
+    "conflict",
+    "held",
     "dry_run",
     "requests",
     "rate_limited",
     "retries",
 )
+_HOW = {
+    "failed": "re-sent first by the next live run (make activate DRY_RUN=0), or now by make replay-dlq, "
+    "once the cause is fixed",
+    "dead_letter": "rejected by the destination: fix the data or the destination's rule, then make replay-dlq",
+    "conflict": "refused, not retried: a decision id is delivered with one payload, and this run decided "
+    "differently under ids already sent (a second action needs a new decision id)",
+}
 
 
 def fold(summary: RunSummary, delivery: DeliverySummary) -> RunSummary:
@@ -77,6 +92,7 @@ def deliver_decisions(
         settings=settings,
         progress=progress,
         extra_files=files,
+        as_of=datetime.fromisoformat(summary.as_of),
     )
     summary = fold(summary, result)
     if dry_run and result.outbox_path:
@@ -88,23 +104,79 @@ def deliver_decisions(
     return summary
 
 
-def replay_cli(argv: list[str]) -> int:
-    from activation.errors import ActivationError
+def finish_run(con: duckdb.DuckDBPyConnection, summary: RunSummary, *, started_at: datetime) -> RunSummary:
+    """Write the run's status to ops.run_log (completed, partial or failed, from its rows), then
+    raise DeliveryIncomplete (what failed, how to retry) unless every row got through."""
+    status = "completed" if summary.dry_run else run_status(summary.destinations)
+    write_run(con, summary, started_at=started_at, status=status)
+    if status != "completed":
+        raise DeliveryIncomplete(status, summary=summary, lines=failure_report(con, summary.run_id, status))
+    return summary
 
-    p = argparse.ArgumentParser(prog="nba-activate replay-dlq", description="Re-send the dead-letter queue.")
+
+def failure_report(con: duckdb.DuckDBPyConnection, run_id: str, status: str) -> list[str]:
+    """What a run left undelivered, per destination and kind, with the most common reason and how
+    to retry; read back from the warehouse, so it is what the next run will find."""
+    rows = con.execute(
+        """
+        with final as (
+          select destination, status, last_error as error from ops.delivery_state
+          where last_run_id = ? and status in ('failed', 'dead_letter')
+          union all
+          select destination, status, error from ops.delivery_log
+          where run_id = ? and attempt = 0 and status in ('conflict', 'dead_letter')
+        )
+        select destination, status, count(*) as n, mode(error) as reason, count(distinct error) as kinds
+        from final group by destination, status order by destination, status
+        """,
+        [run_id, run_id],
+    ).fetchall()
+    total = sum(int(r[2]) for r in rows)
+    lines = [f"delivery {status}: {total} row(s) not delivered (run {run_id}; ops.run_log says {status})"]
+    for dest, kind, n, reason, kinds in rows:
+        text = (reason or "no reason recorded").replace("\n", " ")
+        text = text if len(text) <= 200 else text[:200] + "..."
+        more = f" (+{kinds - 1} other reasons)" if kinds > 1 else ""
+        lines.append(f"  {dest}: {n} {kind}: {text}{more}")
+    for kind in dict.fromkeys(r[1] for r in rows):
+        lines.append(f"  {kind} rows: {_HOW[kind]}")
+    lines.append("  every row's status and reason: ops.delivery_state, ops.delivery_log, ops.dead_letter")
+    return lines
+
+
+def replay_cli(argv: list[str]) -> int:
+    from activation.errors import EXIT_BAD_INPUT, ActivationError, ConfigError
+    from activation.lock import WarehouseBusy
+
+    p = argparse.ArgumentParser(
+        prog="nba-activate replay-dlq",
+        description="Re-send every outstanding (pending, failed) row and the dead-letter queue.",
+    )
     p.add_argument("--decision-id", action="append", default=None, help="only these decisions (repeatable)")
     args = p.parse_args(argv)
     try:
-        con = duckdb.connect(str(paths.duckdb_path()))
         settings = DeliverySettings.from_env()
-        result = replay_dead_letters(
-            con,
-            destinations_from_env(timeout_s=settings.request_timeout_s),
-            settings=settings,
-            decision_ids=args.decision_id,
-        )
+        destinations = destinations_from_env(timeout_s=settings.request_timeout_s)
+        with warehouse_lock(paths.duckdb_path(), command="nba-activate replay-dlq"):
+            con = duckdb.connect(str(paths.duckdb_path()))
+            result = replay_dead_letters(con, destinations, settings=settings, decision_ids=args.decision_id)
+            status = result.status
+            lines = [] if status == "completed" else failure_report(con, result.run_id, status)
+            con.close()
+    except WarehouseBusy as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except (ActivationError, duckdb.Error) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(result.model_dump_json(indent=2))
-    return 0 if result.ok else 1
+    print(json.dumps({**result.model_dump(mode="json"), "status": status}, indent=2))
+    for line in lines:
+        print(line, file=sys.stderr)
+    return (
+        EXIT_OK
+        if status == "completed"
+        else DeliveryIncomplete(status, summary=result, lines=lines).exit_code
+    )

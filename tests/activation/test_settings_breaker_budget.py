@@ -34,7 +34,7 @@ def test_ops_tables_come_from_the_dbt_macro():
             "select table_name from information_schema.tables where table_schema='ops'"
         ).fetchall()
     }
-    assert {"delivery_log", "contact_ledger", "sync_state", "dead_letter"} <= tables
+    assert {"delivery_log", "contact_ledger", "delivery_state", "dead_letter"} <= tables
 
 
 def test_missing_setting_names_the_variable(monkeypatch):

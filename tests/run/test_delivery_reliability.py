@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, Servers, query, scalar, subprocess_env
+from run_helpers import ROOT, Servers, query, scalar, subprocess_env
 
 from activation.cli import main as activate_main
 
