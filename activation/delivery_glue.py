@@ -135,7 +135,7 @@ def failure_report(con: duckdb.DuckDBPyConnection, run_id: str, status: str) -> 
     lines = [f"delivery {status}: {total} row(s) not delivered (run {run_id}; ops.run_log says {status})"]
     for dest, kind, n, reason, kinds in rows:
         text = (reason or "no reason recorded").replace("\n", " ")
-        text = text if len(text) <= 200 else text[:200] + "..."
+        text = text if len(text) <= 240 else text[:240] + "..."
         more = f" (+{kinds - 1} other reasons)" if kinds > 1 else ""
         lines.append(f"  {dest}: {n} {kind}: {text}{more}")
     for kind in dict.fromkeys(r[1] for r in rows):
