@@ -188,3 +188,23 @@ def test_two_live_runs_at_once_one_delivers_the_other_refuses_in_one_line_naming
     assert len(lines) == 1 and run_id in lines[0] and f"pid {winner.pid}" in lines[0], lines
     assert _run_ids(warehouse_copy) == {run_id}  # the refused run decided and wrote nothing
     assert_exactly_once(s, warehouse_copy, _sends(warehouse_copy, run_id))
+
+
+def test_after_live_runs_a_dbt_build_keeps_the_ops_rows_and_their_staging_tests_pass(
+    warehouse_copy: Path, start_servers, monkeypatch: pytest.MonkeyPatch
+):
+    from warehouse.dbt_runner import run_dbt
+
+    s = start_servers(webhook={"error_rate": 1.0})
+    monkeypatch.setenv("NBA_DELIVERY__MAX_RETRIES", "1")
+    assert activate_main(LIVE) == 3
+    s.webhook.knobs.error_rate = 0.0
+    assert activate_main(LIVE) == 0  # the webhook rows go out on their third request
+    tables = ("delivery_state", "delivery_log", "contact_ledger", "dead_letter", "decision_log", "run_log")
+    before = {t: query(warehouse_copy, f"select * from ops.{t} order by all") for t in tables}
+    assert (
+        scalar(warehouse_copy, "select max(attempt) from ops.delivery_log where destination = 'webhook'") == 3
+    )
+    # on-run-start re-runs the ops DDL; the staging tests check (idempotency_key, attempt) unique, attempt >= 1
+    run_dbt(["build", "--select", "stg_ops__delivery_attempts", "stg_ops__contacts"])
+    assert {t: query(warehouse_copy, f"select * from ops.{t} order by all") for t in tables} == before
