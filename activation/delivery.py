@@ -194,8 +194,8 @@ class _Sender:
                 errors[f"{o.status}: {o.error}"] += 1
                 if o.error not in self.summary.errors and len(self.summary.errors) < 10:
                     self.summary.errors.append(o.error)
-        for error, n in errors.items():
-            log.warning("%s: %d row(s) %s", self.dest.name, n, error)
+        for error, n in errors.items():  # the run's report sums these up; the detail is in ops.delivery_log
+            log.info("%s: %d row(s) %s", self.dest.name, n, error)
         mine = sum(1 for o in finals if o.item.run_id == self.run_id)
         if mine and self.progress:
             self.progress(mine)

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -114,31 +116,39 @@ def finish_run(con: duckdb.DuckDBPyConnection, summary: RunSummary, *, started_a
     return summary
 
 
+_VARYING = re.compile(r"\b[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}\b|\b[0-9a-f]{10,}\b|\bC\d{5,}\b")
+
+
 def failure_report(con: duckdb.DuckDBPyConnection, run_id: str, status: str) -> list[str]:
-    """What a run left undelivered, per destination and kind, with the most common reason and how
-    to retry; read back from the warehouse, so it is what the next run will find."""
+    """What a run left undelivered, per destination and kind, with the most common reason (ids and
+    hashes aside) and how to retry; read back from the warehouse, so it is what the next run finds."""
     rows = con.execute(
         """
-        with final as (
+        select destination, status, error, count(*) from (
           select destination, status, last_error as error from ops.delivery_state
           where last_run_id = ? and status in ('failed', 'dead_letter')
           union all
           select destination, status, error from ops.delivery_log
           where run_id = ? and attempt = 0 and status in ('conflict', 'dead_letter')
-        )
-        select destination, status, count(*) as n, mode(error) as reason, count(distinct error) as kinds
-        from final group by destination, status order by destination, status
+        ) group by all order by destination, status
         """,
         [run_id, run_id],
     ).fetchall()
-    total = sum(int(r[2]) for r in rows)
+    groups: dict[tuple[str, str], Counter[str]] = {}
+    examples: dict[str, str] = {}
+    for dest, kind, error, n in rows:
+        text = " ".join((error or "no reason recorded").split())
+        shape = _VARYING.sub("…", text)
+        groups.setdefault((dest, kind), Counter())[shape] += n
+        examples.setdefault(shape, text)
+    total = sum(sum(c.values()) for c in groups.values())
     lines = [f"delivery {status}: {total} row(s) not delivered (run {run_id}; ops.run_log says {status})"]
-    for dest, kind, n, reason, kinds in rows:
-        text = (reason or "no reason recorded").replace("\n", " ")
-        text = text if len(text) <= 240 else text[:240] + "..."
-        more = f" (+{kinds - 1} other reasons)" if kinds > 1 else ""
-        lines.append(f"  {dest}: {n} {kind}: {text}{more}")
-    for kind in dict.fromkeys(r[1] for r in rows):
+    for (dest, kind), reasons in groups.items():
+        shape, _ = reasons.most_common(1)[0]
+        text = examples[shape] if len(examples[shape]) <= 240 else examples[shape][:240] + "..."
+        more = f" (+{len(reasons) - 1} other reasons)" if len(reasons) > 1 else ""
+        lines.append(f"  {dest}: {sum(reasons.values())} {kind}: {text}{more}")
+    for kind in dict.fromkeys(kind for _, kind in groups):
         lines.append(f"  {kind} rows: {_HOW[kind]}")
     lines.append("  every row's status and reason: ops.delivery_state, ops.delivery_log, ops.dead_letter")
     return lines
