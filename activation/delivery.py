@@ -347,6 +347,8 @@ def deliver(
     run_as_of = utc_naive(as_of) if as_of is not None else now_utc()
     summary = DeliverySummary(run_id=run_id, dry_run=dry_run, decisions=len(sends))
     backlog = outstanding(con, [d.name for d in destinations])  # before this run sends anything
+    contacted = lambda it: max(utc_naive(it.as_of), run_as_of)  # noqa: E731
+    work: list[tuple[_Sender, Plan]] = []
     files: dict[str, bytes | str] = {}
     for dest in destinations:
         ds = summary.destinations.setdefault(dest.name, DestinationSummary(destination=dest.name))
@@ -355,29 +357,33 @@ def deliver(
         plan = plan_destination(dest.name, items, state, backlog)
         ds.planned, ds.retried = len(items), len(plan.retried)
         attempts = {did: row.attempts for did, row in state.items()}
-        contacted = lambda it: max(utc_naive(it.as_of), run_as_of)  # noqa: E731
         sender = _Sender(dest, con, run_id, settings, ds, progress, contacted, attempts)
         write_outcomes(con, run_id, _skip_rows(sender, plan, ds), touch_state=False)
         if progress and plan.skipped:
             progress(len(plan.skipped))
-        groups = batches(plan.send, dest.max_batch)
         if dry_run:
+            groups = batches(plan.send, dest.max_batch)
             files[f"{dest.name}.jsonl"] = jsonl([item_line(it, n) for n, g in enumerate(groups) for it in g])
-            rows = [sender.outcome(it, "dry_run", final=False, sent=False) for it in plan.send]
-            write_outcomes(con, run_id, rows, touch_state=False)
+            write_outcomes(con, run_id, [sender.outcome(it, "dry_run", final=False, sent=False) for it in plan.send],
+                           touch_state=False)  # fmt: skip
             ds.dry_run = len(plan.send)
             if progress and plan.send:
                 progress(len(plan.send))
-            continue
-        started = now_utc()
-        mark_pending(con, plan.send, run_id, started)
-        for decision_id in plan.replaces:
-            mark_replayed(con, dest.name, decision_id, before=started, at=started,
-                          outcome="replaced by a corrected payload")  # fmt: skip
-        for group in groups:
-            sender.send(group)
+        work.append((sender, plan))
     if dry_run:
         summary.outbox_path = str(write_outbox(outbox_dir, run_id, {**files, **(extra_files or {})}))
+        return summary
+    # The intent of the whole run, for every destination, before the first request to any of them: a
+    # kill while the first destination is being sent leaves the others' rows pending, not unknown.
+    started = now_utc()
+    mark_pending(con, [it for _, plan in work for it in plan.send], run_id, started)
+    for sender, plan in work:
+        for decision_id in plan.replaces:
+            mark_replayed(con, sender.dest.name, decision_id, before=started, at=started,
+                          outcome="replaced by a corrected payload")  # fmt: skip
+    for sender, plan in work:
+        for group in batches(plan.send, sender.dest.max_batch):
+            sender.send(group)
     return summary
 
 
