@@ -119,7 +119,7 @@ activate: $(STAMP) ## Decide and activate: SEGMENT DRY_RUN MODE GOAL DISCOUNT_CA
 		$(if $(LIMIT),--sample $(LIMIT))
 
 .PHONY: replay-dlq
-replay-dlq: $(STAMP) ## Re-send what the dead-letter queue holds
+replay-dlq: $(STAMP) ## Re-send every row still owed (pending, failed) and the dead-letter queue
 	$(PY) -m activation.cli replay-dlq
 
 .PHONY: destinations-up

@@ -2,7 +2,7 @@
 mid-delivery, then plain reruns until one exits 0; everything counted at the servers.
 
     .venv/bin/python tests/run/chaos_drill.py [--warehouse FILE] [--error-rate 0.2] [--rate-429 0.1]
-        [--partial 0.1] [--max-retries 4] [--kill-after 60] [--latency-ms 20] [--seed 1]
+        [--partial 0.1] [--max-retries 4] [--kill-on webhook] [--kill-after 60] [--latency-ms 20] [--seed 1]
 
 Without --warehouse it builds the demo warehouse (5,000 customers, seed 42) in a temporary folder
 with real dbt first (about a minute). The warehouse file is copied: the original is not touched.
@@ -63,7 +63,10 @@ def main() -> int:
         "--partial", type=float, default=0.1, help="share of rows failing inside 207/collection answers"
     )
     p.add_argument("--max-retries", type=int, default=4, help="NBA_DELIVERY__MAX_RETRIES")
-    p.add_argument("--kill-after", type=int, default=60, help="kill -9 the first run after N webhook writes")
+    p.add_argument(
+        "--kill-after", type=int, default=60, help="kill -9 the first run after N writes at --kill-on"
+    )
+    p.add_argument("--kill-on", choices=("hubspot", "salesforce", "webhook"), default="webhook")
     p.add_argument("--latency-ms", type=float, default=20.0)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--max-runs", type=int, default=8)
@@ -98,7 +101,7 @@ def main() -> int:
         os.kill(proc.pid, signal.SIGKILL) if killed else None
         proc.communicate()
         runs.append({"run": 1, "exit": "SIGKILL" if killed else proc.returncode, "status": "-",
-                     "webhook_writes_at_kill": wh.stats()["total_writes"]})  # fmt: skip
+                     "writes_at_kill": {srv.name: srv.stats()["total_writes"] for srv in s.all()}})  # fmt: skip
         (first_run,) = _q(db, "select run_id from ops.decision_log group by run_id")[0]
         for n in range(2, args.max_runs + 1):
             done = subprocess.run(CLI, env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)
@@ -125,7 +128,8 @@ def main() -> int:
         if seg == "churn_rescue_nps" and tpl in ("cs_followup", "cs_followup_offer")
     )
     report = {
-        "knobs": knobs | {"max_retries": args.max_retries, "kill_after_webhook_writes": args.kill_after},
+        "knobs": knobs
+        | {"max_retries": args.max_retries, "kill_after": f"{args.kill_after} {args.kill_on} writes"},
         "runs": runs,
         "send_decisions": len(ids),
         "servers": {
