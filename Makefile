@@ -117,7 +117,7 @@ activate: $(STAMP) ## Decide and activate (run parameters below; DRY_RUN=1 by de
 	@$(call nba_env,$(RUN_PARAMS)) $(PY) -m activation.cli activate
 
 .PHONY: replay-dlq
-replay-dlq: $(STAMP) ## Re-send what the dead-letter queue holds
+replay-dlq: $(STAMP) ## Re-send every row still owed (pending, failed) and the dead-letter queue
 	@$(PY) -m activation.cli replay-dlq
 
 .PHONY: destinations-up

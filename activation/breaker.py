@@ -1,9 +1,12 @@
 """Circuit breaker on send volume: a live run whose number of send decisions deviates more than
 `max_deviation_pct` from the median of recent live runs is blocked unless forced.
 
-History comes from ops.delivery_log: per run, the distinct decisions it handled live (any status but
-`dry_run`; replays, whose run ids start with `replay-`, are left out), the most recent `window` runs.
-With fewer than `min_history` runs there is nothing to compare with and the run passes.
+History: per live run that reached delivery (it has ops.delivery_log rows other than `dry_run`;
+replays, whose run ids start with `replay-`, are left out), its own `send` decisions from
+ops.decision_log, the most recent `window` runs. Runs that decided no send (a rerun that only re-sent
+what earlier runs owed) are not history. With fewer than `min_history` runs there is nothing to
+compare with and the run passes; a run with no send decision passes too (it sends nothing new, only
+the rows earlier runs owe, which were checked when they were decided).
 """
 
 from __future__ import annotations
@@ -29,10 +32,12 @@ class VolumeCheck(BaseModel):
 def recent_send_counts(con: duckdb.DuckDBPyConnection, window: int = 10) -> list[int]:
     rows = con.execute(
         """
-        select run_id, count(distinct decision_id) as n, max("at") as last_at
-        from ops.delivery_log
-        where status <> 'dry_run' and run_id not like 'replay-%'
-        group by run_id order by last_at desc limit ?
+        select d.run_id, count(*) as n, max(l.last_at) as last_at
+        from ops.decision_log d
+        join (select run_id, max("at") as last_at from ops.delivery_log
+              where status <> 'dry_run' and run_id not like 'replay-%' group by run_id) l on l.run_id = d.run_id
+        where d.status = 'send' and not d.dry_run
+        group by d.run_id order by last_at desc limit ?
         """,
         [window],
     ).fetchall()
@@ -49,7 +54,7 @@ def check_send_volume(
     window: int = 10,
 ) -> VolumeCheck:
     history = recent_send_counts(con, window)
-    if len(history) < min_history:
+    if len(history) < min_history or planned_sends == 0:
         return VolumeCheck(
             planned=planned_sends, history=history, median=None, deviation_pct=None, blocked=False
         )
@@ -71,7 +76,7 @@ def check_send_volume(
         raise CircuitBreakerOpen(
             f"circuit breaker: {planned_sends} planned sends deviate {deviation:.0f}% from the median "
             f"{median:g} of the last {len(history)} runs (limit {max_deviation_pct:g}%); "
-            "check the segment, or force the run",
+            "check the segment, or force the run (make replay-dlq still sends what earlier runs owe)",
             planned=planned_sends,
             median=median,
             deviation_pct=deviation,

@@ -11,10 +11,11 @@ core.config); an option not given falls back to its `NBA_*` variable, then to th
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 
@@ -116,9 +117,14 @@ def activate(
         typer.Option("--progress/--no-progress", help="Progress bars on stderr (when it is a terminal)."),
     ] = True,
 ) -> int:
-    """Decide for every customer of SEGMENT and activate (or, on a dry run, write the outbox)."""
+    """Decide for every customer of SEGMENT and activate (or, on a dry run, write the outbox).
+
+    Exit codes: 0 ok, 1 failed run, 2 bad input, 3 partial delivery (retried by the next run or
+    replay-dlq), 4 another run holds the warehouse, 5 refused by the promotion gate."""
+    from activation.errors import EXIT_OK, DeliveryIncomplete
     from activation.render import print_summary
     from activation.run import run_activation
+    from activation.summary import RunSummary
 
     settings = load_settings(
         ActivateSettings,
@@ -136,33 +142,52 @@ def activate(
         force=force,
         output=output,
     )
-    with _progress(progress and settings.output == "table" and sys.stderr.isatty()) as factory:
-        summary = run_activation(settings, progress_factory=factory)
+    status, report, code = "completed", [], EXIT_OK
+    try:
+        with _progress(progress and settings.output == "table" and sys.stderr.isatty()) as factory:
+            summary = run_activation(settings, progress_factory=factory)
+    except DeliveryIncomplete as exc:  # a live run with rows not delivered: partial (3) or failed (1)
+        summary, status, report, code = cast(RunSummary, exc.summary), exc.status, exc.lines, exc.exit_code
     if settings.output == "json":
-        print(summary.model_dump_json(indent=2))
+        print(json.dumps({**summary.model_dump(mode="json"), "status": status}, indent=2))
     else:
         print_summary(summary)
-    return 0
+    for line in report:  # what failed and how to retry
+        print(line, file=sys.stderr)
+    return code
 
 
 @app.command("replay-dlq")
 def replay_dlq(
     decision_id: Annotated[list[str] | None, typer.Option(help="Only these decisions (repeatable).")] = None,
 ) -> int:
-    """Re-send what the dead-letter queue holds, to NBA_DESTINATIONS."""
+    """Re-send every outstanding (pending, failed) row and the dead-letter queue to NBA_DESTINATIONS.
+    Exit codes as for activate."""
     import duckdb
 
     from activation.delivery import replay_dead_letters
+    from activation.delivery_glue import failure_report
     from activation.destinations import destinations_for
+    from activation.errors import EXIT_OK, DeliveryIncomplete
     from warehouse import paths
+    from warehouse.lock import warehouse_lock
 
     settings = load_settings(ActivateSettings, dry_run=False)
-    con = duckdb.connect(str(paths.duckdb_path()))
-    result = replay_dead_letters(
-        con, destinations_for(settings), settings=settings.delivery, decision_ids=decision_id
+    destinations = destinations_for(settings)
+    with warehouse_lock(paths.duckdb_path(), command="nba-activate replay-dlq"):
+        con = duckdb.connect(str(paths.duckdb_path()))
+        result = replay_dead_letters(con, destinations, settings=settings.delivery, decision_ids=decision_id)
+        status = result.status
+        lines = [] if status == "completed" else failure_report(con, result.run_id, status)
+        con.close()
+    print(json.dumps({**result.model_dump(mode="json"), "status": status}, indent=2))
+    for line in lines:
+        print(line, file=sys.stderr)
+    return (
+        EXIT_OK
+        if status == "completed"
+        else DeliveryIncomplete(status, summary=result, lines=lines).exit_code
     )
-    print(result.model_dump_json(indent=2))
-    return 0 if result.ok else 1
 
 
 @app.command("simulate-outcomes")

@@ -1,16 +1,23 @@
 """The delivery engine: send decisions to destinations, or to the outbox on a dry run.
 
-Per destination: build one item per `send` decision it accepts, diff against ops.sync_state (an item
-whose payload hash was already DELIVERED for its record key is `unchanged`; anything that failed or
-is still pending is sent again), batch up to `max_batch` (never the same record key twice in a
-batch), keep under the declared rate limit, retry transient failures with exponential backoff and
-jitter (429 waits honour Retry-After and do not use the retry budget), bisect a batch rejected as a
-whole to isolate the bad row, handle partial results row by row, dead-letter terminal rows, and write
-every attempt's outcome (see activation.state for the crash-safety argument).
+Delivery state per (decision, destination) is the truth (activation.state). Per destination, a run:
 
-Ledger time: `contacted_at` is the decision's `as_of` (the run's logical time), so the suppression
-window and frequency caps of the next run compare like with like, and a backfill with an old as_of
-stays consistent; a replay from the dead-letter queue records the replay time instead.
+1. takes the outstanding rows of earlier runs (pending: a run was killed mid-request; failed: a run
+   gave up) and re-sends them first, with the payload and idempotency key they were first sent with,
+   whatever the new decisions say (suppression never hides them: they are not decisions, they are
+   deliveries owed);
+2. plans one item per `send` decision against the state (activation.delivery_plan): `unchanged`
+   (already delivered, same payload), `conflict` (this decision id was already sent with another
+   payload: refused, never a second action under one id), `held` (the customer has another decision
+   outstanding: it goes first, this one not at all), a corrected dead letter (sent, the old dead
+   letter closed), or new;
+3. sends: batches up to `max_batch` (never the same record key twice in a batch), under the declared
+   rate limit, transient failures retried with exponential backoff and jitter (429 waits honour
+   Retry-After and do not use the retry budget), a batch rejected as a whole bisected to isolate the
+   bad row, partial results handled row by row, terminal rows dead-lettered, every outcome written.
+
+Ledger time: `contacted_at` is the later of the decision's `as_of` and the run's (its logical time),
+so the suppression window of the next run compares like with like; a replay uses the replay time.
 """
 
 from __future__ import annotations
@@ -18,44 +25,53 @@ from __future__ import annotations
 import logging
 import time
 import weakref
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any, Literal
 
 import duckdb
 from pydantic import BaseModel, ConfigDict, Field
 
+from activation.delivery_plan import Plan, plan_destination, plan_replay
 from activation.destinations.base import Destination, ItemResult, OutboundItem, make_item
 from activation.errors import DestinationBlockedError, RateLimitedError, TerminalError, TransientError
 from activation.outbox import item_line, jsonl, write_outbox
 from activation.ratelimit import Backoff, RateBudget
 from activation.settings import DeliverySettings
 from activation.state import (
+    LogStatus,
     Outcome,
-    load_sync_state,
+    load_state,
     mark_pending,
     mark_replayed,
     now_utc,
+    outstanding,
     pending_dead_letters,
     utc_naive,
     write_outcomes,
 )
-from core.contracts import Decision, DeliveryRecord, DeliveryStatus
+from core.contracts import Decision
 from warehouse.ops_tables import ensure_ops_tables
 
 log = logging.getLogger("activation.delivery")
 Progress = Callable[[int], None]
+RunStatus = Literal["completed", "partial", "failed"]
 _BUDGETS: weakref.WeakKeyDictionary[object, RateBudget] = weakref.WeakKeyDictionary()
 
 
 class DestinationSummary(BaseModel):
     model_config = ConfigDict(extra="forbid")
     destination: str
-    planned: int = 0  # items routed to this destination
+    planned: int = 0  # items of this run's decisions routed to this destination
+    retried: int = 0  # outstanding rows of earlier runs re-sent by this run
     delivered: int = 0
     unchanged: int = 0
     failed: int = 0  # retried on the next run
     dead_letter: int = 0
+    conflict: int = 0  # refused: the decision id was already sent with another payload
+    held: int = 0  # not sent: the customer has another decision outstanding
     dry_run: int = 0
     requests: int = 0
     rate_limited: int = 0  # 429 answers received
@@ -79,7 +95,27 @@ class DeliverySummary(BaseModel):
 
     @property
     def ok(self) -> bool:
-        return self.count("failed") == 0 and self.count("dead_letter") == 0
+        return self.status == "completed"
+
+    @property
+    def status(self) -> RunStatus:
+        return run_status({n: d.model_dump() for n, d in self.destinations.items()})
+
+
+NOT_DELIVERED = ("failed", "dead_letter", "conflict")
+
+
+def run_status(counts: Mapping[str, Mapping[str, Any]]) -> RunStatus:
+    """A live run's status from its rows' counts per destination. completed: every row delivered or
+    already there; failed: rows not delivered and none got through; partial: some of each. Held rows
+    are not failures: the decision they wait for is re-sent first."""
+
+    def total(keys: Sequence[str]) -> int:
+        return sum(int(c.get(k) or 0) for c in counts.values() for k in keys)
+
+    if total(NOT_DELIVERED) == 0:
+        return "completed"
+    return "partial" if total(("delivered", "unchanged")) else "failed"
 
 
 def budget_for(dest: Destination, settings: DeliverySettings) -> RateBudget:
@@ -119,12 +155,13 @@ class _Sender:
         summary: DestinationSummary,
         progress: Progress | None,
         contacted_at: Callable[[OutboundItem], datetime],
+        attempts: Mapping[str, int],
     ) -> None:
         self.dest, self.con, self.run_id, self.settings = dest, con, run_id, settings
         self.summary, self.progress, self.contacted_at = summary, progress, contacted_at
         self.budget = budget_for(dest, settings)
         self.backoff = Backoff(settings.backoff_base_s, settings.backoff_max_s, settings.seed)
-        self.attempts: dict[str, int] = {}
+        self.attempts: dict[str, int] = dict(attempts)  # requests per decision so far, across runs
         self.final_status: dict[str, str] = {}
 
     def scrub(self, text: str) -> str:
@@ -133,46 +170,45 @@ class _Sender:
                 text = text.replace(secret, "***")
         return text
 
-    def outcome(self, it: OutboundItem, status: DeliveryStatus, *, final: bool, error: str | None = None,
-                record_id: str | None = None) -> Outcome:  # fmt: skip
-        rec = DeliveryRecord(
-            decision_id=it.decision_id,
-            destination=it.destination,
-            idempotency_key=it.idempotency_key,
-            payload_hash=it.payload_hash,
-            attempt=self.attempts.get(it.decision_id, 0),
-            status=status,
-            destination_record_id=record_id,
-            error=self.scrub(error) if error else None,
-            at=now_utc(),
-        )
+    def outcome(self, it: OutboundItem, status: LogStatus, *, final: bool, error: str | None = None,
+                record_id: str | None = None, sent: bool = True) -> Outcome:  # fmt: skip
         return Outcome(
-            item=it, record=rec, final=final, contacted_at=self.contacted_at(it) if final else None
+            item=it,
+            status=status,
+            attempt=self.attempts.get(it.decision_id, 0) if sent else 0,
+            final=final,
+            at=now_utc(),
+            error=self.scrub(error) if error else None,
+            record_id=record_id,
+            contacted_at=self.contacted_at(it) if final and status == "delivered" else None,
         )
 
     def write(self, outcomes: list[Outcome]) -> None:
         write_outcomes(self.con, self.run_id, outcomes, touch_state=True)
         finals = [o for o in outcomes if o.final]
+        errors: Counter[str] = Counter()
         for o in finals:
-            status = o.record.status
-            self.final_status[o.item.decision_id] = status
-            setattr(self.summary, status, getattr(self.summary, status) + 1)
-            if o.record.error and status != "delivered":
-                log.warning("%s %s %s: %s", self.dest.name, o.item.decision_id, status, o.record.error)
-                if o.record.error not in self.summary.errors and len(self.summary.errors) < 10:
-                    self.summary.errors.append(o.record.error)
-        if finals and self.progress:
-            self.progress(len(finals))
+            self.final_status[o.item.decision_id] = o.status
+            setattr(self.summary, o.status, getattr(self.summary, o.status) + 1)
+            if o.error and o.status != "delivered":
+                errors[f"{o.status}: {o.error}"] += 1
+                if o.error not in self.summary.errors and len(self.summary.errors) < 10:
+                    self.summary.errors.append(o.error)
+        for error, n in errors.items():  # the run's report sums these up; the detail is in ops.delivery_log
+            log.info("%s: %d row(s) %s", self.dest.name, n, error)
+        mine = sum(1 for o in finals if o.item.run_id == self.run_id)
+        if mine and self.progress:
+            self.progress(mine)
 
-    def finish(self, items: list[OutboundItem], status: DeliveryStatus, error: str) -> None:
-        self.write([self.outcome(it, status, final=True, error=error) for it in items])
+    def finish(self, items: list[OutboundItem], status: LogStatus, error: str, *, sent: bool = True) -> None:
+        self.write([self.outcome(it, status, final=True, error=error, sent=sent) for it in items])
 
     def attempt_failed(self, items: list[OutboundItem], error: str) -> None:
         self.write([self.outcome(it, "failed", final=False, error=error) for it in items])
 
     def send(self, items: list[OutboundItem]) -> None:
         if self.summary.blocked:
-            self.finish(items, "failed", f"not sent: {self.summary.blocked}")
+            self.finish(items, "failed", f"not sent: {self.summary.blocked}", sent=False)
             return
         self._group(items)
 
@@ -185,7 +221,7 @@ class _Sender:
         pending, retries, rate_wait = list(items), 0, 0.0
         while pending:
             if self.summary.blocked:
-                self.finish(pending, "failed", f"not sent: {self.summary.blocked}")
+                self.finish(pending, "failed", f"not sent: {self.summary.blocked}", sent=False)
                 return
             self.summary.rate_wait_s += self.budget.acquire()
             self.summary.requests += 1
@@ -274,21 +310,14 @@ class _Sender:
         return still, row_wait
 
 
-def _diff(
-    items: list[OutboundItem], con: duckdb.DuckDBPyConnection, dest: Destination
-) -> tuple[list[OutboundItem], list[tuple[OutboundItem, DeliveryStatus, str]]]:
-    state = load_sync_state(con, dest.name)
-    send: list[OutboundItem] = []
-    skip: list[tuple[OutboundItem, DeliveryStatus, str]] = []
-    for it in items:
-        row = state.get(it.record_key)
-        if row and row.payload_hash == it.payload_hash and row.last_status == "delivered":
-            skip.append((it, "unchanged", "payload unchanged since last successful delivery"))
-        elif row and row.payload_hash == it.payload_hash and row.last_status == "dead_letter":
-            skip.append((it, "dead_letter", "unchanged since it was dead-lettered: replay it or change it"))
-        else:
-            send.append(it)
-    return send, skip
+def _skip_rows(sender: _Sender, plan: Plan, ds: DestinationSummary) -> list[Outcome]:
+    rows = [
+        sender.outcome(it, status, final=False, error=reason, sent=False)
+        for it, status, reason in plan.skipped
+    ]
+    for _, status, _ in plan.skipped:
+        setattr(ds, status, getattr(ds, status) + 1)
+    return rows
 
 
 def deliver(
@@ -302,44 +331,59 @@ def deliver(
     settings: DeliverySettings,
     progress: Progress | None = None,
     extra_files: Mapping[str, bytes | str] | None = None,
+    as_of: datetime | None = None,
 ) -> DeliverySummary:
-    """Deliver the `send` decisions (others are ignored here) to every destination that accepts them.
+    """Deliver the outstanding rows of earlier runs and the `send` decisions (others are ignored here)
+    to every destination that accepts them.
 
-    Dry run: writes `outbox_dir/<run_id>/<destination>.jsonl` plus `extra_files` in one atomic rename
-    and logs `dry_run`/`unchanged` rows in ops.delivery_log; destinations, sync_state, the ledger and
-    the dead-letter queue are not touched. Live: sends; `extra_files` are not written.
+    Dry run: writes `outbox_dir/<run_id>/<destination>.jsonl` (what a live run would send, outstanding
+    rows included) plus `extra_files` in one atomic rename and logs the plan in ops.delivery_log;
+    delivery state, the ledger and the dead-letter queue are not touched. Live: sends.
     """
     ensure_ops_tables(con)
     sends = [d for d in decisions if d.status == "send"]
+    if as_of is None:
+        as_of = max((d.as_of for d in decisions), default=None)
+    run_as_of = utc_naive(as_of) if as_of is not None else now_utc()
     summary = DeliverySummary(run_id=run_id, dry_run=dry_run, decisions=len(sends))
+    backlog = outstanding(con, [d.name for d in destinations])  # before this run sends anything
+    contacted = lambda it: max(utc_naive(it.as_of), run_as_of)  # noqa: E731
+    work: list[tuple[_Sender, Plan]] = []
     files: dict[str, bytes | str] = {}
     for dest in destinations:
         ds = summary.destinations.setdefault(dest.name, DestinationSummary(destination=dest.name))
-        sender = _Sender(dest, con, run_id, settings, ds, progress, lambda it: utc_naive(it.as_of))
         items = [make_item(dest, d) for d in sends if dest.accepts(d)]
-        ds.planned = len(items)
-        to_send, skipped = _diff(items, con, dest)
-        for _, status, _ in skipped:
-            setattr(ds, status, getattr(ds, status) + 1)
-        skip_rows = [sender.outcome(it, status, final=False, error=reason) for it, status, reason in skipped]
-        write_outcomes(con, run_id, skip_rows, touch_state=False)
-        if progress and skipped:
-            progress(len(skipped))
-        groups = batches(to_send, dest.max_batch)
+        state = load_state(con, dest.name, [it.decision_id for it in items])
+        plan = plan_destination(dest.name, items, state, backlog)
+        ds.planned, ds.retried = len(items), len(plan.retried)
+        attempts = {did: row.attempts for did, row in state.items()}
+        sender = _Sender(dest, con, run_id, settings, ds, progress, contacted, attempts)
+        write_outcomes(con, run_id, _skip_rows(sender, plan, ds), touch_state=False)
+        if progress and plan.skipped:
+            progress(len(plan.skipped))
         if dry_run:
-            lines = [item_line(it, n) for n, group in enumerate(groups) for it in group]
-            files[f"{dest.name}.jsonl"] = jsonl(lines)
-            rows = [sender.outcome(it, "dry_run", final=False) for it in to_send]
-            write_outcomes(con, run_id, rows, touch_state=False)
-            ds.dry_run = len(to_send)
-            if progress and to_send:
-                progress(len(to_send))
-            continue
-        mark_pending(con, to_send, now_utc())
-        for group in groups:
-            sender.send(group)
+            groups = batches(plan.send, dest.max_batch)
+            files[f"{dest.name}.jsonl"] = jsonl([item_line(it, n) for n, g in enumerate(groups) for it in g])
+            write_outcomes(con, run_id, [sender.outcome(it, "dry_run", final=False, sent=False) for it in plan.send],
+                           touch_state=False)  # fmt: skip
+            ds.dry_run = len(plan.send)
+            if progress and plan.send:
+                progress(len(plan.send))
+        work.append((sender, plan))
     if dry_run:
         summary.outbox_path = str(write_outbox(outbox_dir, run_id, {**files, **(extra_files or {})}))
+        return summary
+    # The intent of the whole run, for every destination, before the first request to any of them: a
+    # kill while the first destination is being sent leaves the others' rows pending, not unknown.
+    started = now_utc()
+    mark_pending(con, [it for _, plan in work for it in plan.send], run_id, started)
+    for sender, plan in work:
+        for decision_id in plan.replaces:
+            mark_replayed(con, sender.dest.name, decision_id, before=started, at=started,
+                          outcome="replaced by a corrected payload")  # fmt: skip
+    for sender, plan in work:
+        for group in batches(plan.send, sender.dest.max_batch):
+            sender.send(group)
     return summary
 
 
@@ -352,25 +396,41 @@ def replay_dead_letters(
     decision_ids: Sequence[str] | None = None,
     progress: Progress | None = None,
 ) -> DeliverySummary:
-    """Re-send dead letters not replayed yet (optionally only some decisions) with their stored
-    payloads. A row that gets through, or fails terminally again (a new dead letter is written), is
-    marked `replayed_at`; one that fails transiently stays in the queue. Ledger time is the replay time."""
+    """`make replay-dlq`: re-send every outstanding row (pending, failed) and every dead letter not
+    replayed yet (optionally only some decisions) with their stored payloads. A dead letter whose
+    decision was delivered since, replaced by a corrected payload, or superseded by a later decision
+    for the same customer on that destination is closed without a send (a replay never sends a second
+    action). One that gets through, or fails terminally again (a new dead letter), is closed with that
+    outcome; one that fails transiently stays open (and outstanding). Ledger time is the replay time."""
     ensure_ops_tables(con)
     started = now_utc()
     run_id = run_id or f"replay-{started:%Y%m%dT%H%M%S}"
     by_name = {d.name: d for d in destinations}
-    rows = pending_dead_letters(con, list(by_name), list(decision_ids) if decision_ids is not None else None)
-    summary = DeliverySummary(run_id=run_id, dry_run=False, decisions=len({r[1] for r in rows}))
+    wanted = list(decision_ids) if decision_ids is not None else None
+    backlog = [r for r in outstanding(con, list(by_name)) if wanted is None or r.decision_id in wanted]
+    letters = pending_dead_letters(con, list(by_name), wanted)
+    summary = DeliverySummary(run_id=run_id, dry_run=False, decisions=0)
+    decisions: set[str] = set()
     for name, dest in by_name.items():
-        items = [OutboundItem.model_validate_json(p) for d, _, p in rows if d == name]
-        ds = summary.destinations.setdefault(name, DestinationSummary(destination=name, planned=len(items)))
-        if not items:
+        dead = [OutboundItem.model_validate_json(p) for d, _, p in letters if d == name]
+        plan, closed = plan_replay(con, name, [r for r in backlog if r.destination == name], dead)
+        for decision_id, outcome in closed:
+            mark_replayed(con, name, decision_id, before=started, at=started, outcome=outcome)
+        ds = summary.destinations.setdefault(name, DestinationSummary(destination=name))
+        ds.planned, ds.retried = len(dead), len(plan.retried)
+        decisions.update(it.decision_id for it in plan.send)
+        if not plan.send:
             continue
-        sender = _Sender(dest, con, run_id, settings, ds, progress, lambda it: now_utc())
-        mark_pending(con, items, now_utc())
-        for group in batches(items, dest.max_batch):
+        state = load_state(con, name, [it.decision_id for it in plan.send])
+        attempts = {did: row.attempts for did, row in state.items()}
+        contacted = lambda it: max(utc_naive(it.as_of), now_utc())  # noqa: E731
+        sender = _Sender(dest, con, run_id, settings, ds, progress, contacted, attempts)
+        mark_pending(con, plan.send, run_id, now_utc())
+        for group in batches(plan.send, dest.max_batch):
             sender.send(group)
-        for it in items:
-            if sender.final_status.get(it.decision_id) in ("delivered", "dead_letter"):
-                mark_replayed(con, name, it.decision_id, before=started, at=now_utc())
+        for it in dead:
+            status = sender.final_status.get(it.decision_id)
+            if status in ("delivered", "dead_letter"):
+                mark_replayed(con, name, it.decision_id, before=started, at=now_utc(), outcome=str(status))
+    summary.decisions = len(decisions)
     return summary

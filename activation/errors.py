@@ -60,3 +60,24 @@ class CircuitBreakerOpen(ActivationError):
         self.median = median
         self.deviation_pct = deviation_pct
         super().__init__(message)
+
+
+# Exit codes of `nba-activate` (README, "Reliability"): one meaning each.
+EXIT_OK = 0  # every row delivered (or already there); a dry run written
+EXIT_FAILED = 1  # the run failed: nothing got through, or an error stopped it (circuit breaker, warehouse)
+EXIT_BAD_INPUT = 2  # a flag or NBA_* setting is invalid or missing: one line names it
+EXIT_PARTIAL = 3  # some rows delivered, some not: they are retried by the next run or `make replay-dlq`
+EXIT_BUSY = 4  # another run holds the warehouse: nothing was done
+
+
+class DeliveryIncomplete(ActivationError):
+    """A live run (or a replay) ended with rows not delivered: its status is `partial` or `failed`
+    (written to ops.run_log first). Carries the run summary and the lines that say what failed and
+    how to retry."""
+
+    def __init__(self, status: str, *, summary: object, lines: list[str]) -> None:
+        self.status = status
+        self.summary = summary
+        self.lines = lines
+        self.exit_code = EXIT_PARTIAL if status == "partial" else EXIT_FAILED
+        super().__init__(lines[0] if lines else f"delivery {status}")

@@ -46,11 +46,14 @@ def print_summary(s: RunSummary, console: Console | None = None) -> None:
         d.add_column("destination")
         order = (
             "planned",
+            "retried",
             "dry_run",
             "delivered",
             "unchanged",
             "failed",
             "dead_letter",
+            "conflict",
+            "held",
             "requests",
             "rate_limited",
             "retries",

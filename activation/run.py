@@ -1,6 +1,6 @@
 """The `activate` run: contexts -> decisions (the one pipeline, any policy) -> outbox or destinations
--> write-back (decision log, run log; delivery log, sync state and contact ledger by the delivery
-engine)."""
+-> write-back (decision log, run log; delivery state, delivery log and contact ledger by the
+delivery engine). One writer at a time: the run holds the warehouse lock from start to finish."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import json
 import secrets
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 
 import duckdb
 
 from activation.decision_log import write_decisions, write_run
-from activation.delivery_glue import deliver_decisions
+from activation.delivery_glue import deliver_decisions, finish_run
 from activation.destinations import destinations_for
 from activation.errors import CircuitBreakerOpen
 from activation.gate import check_promotion
@@ -25,6 +26,7 @@ from agent.policies import LLMEndpoint, build_policy
 from core.policy import policy_identity
 from warehouse import paths
 from warehouse.build import ensure_warehouse
+from warehouse.lock import warehouse_lock
 
 PRIMARY_METRIC = {"90d_clv": "revenue_90d", "engagement": "converted_14d"}
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
@@ -41,78 +43,83 @@ def run_activation(
     progress_factory: ProgressFactory | None = None,
     con: duckdb.DuckDBPyConnection | None = None,
 ) -> RunSummary:
+    """Decide and activate; raises DeliveryIncomplete (partial/failed, with what failed and how to
+    retry) when a live run leaves rows owed, WarehouseBusy when another run holds the warehouse, and
+    PromotionRefused when a new policy has no eval behind it."""
     t0 = time.perf_counter()
     started_at = datetime.now(UTC)
+    run_id = new_run_id()
     # Destination settings were checked when `settings` was built, before anything is decided or
     # written: a missing variable fails the run at once, naming it, with nothing half-done.
     destinations = destinations_for(settings)
-    if con is None:
-        ensure_warehouse()
-        con = duckdb.connect(str(paths.duckdb_path()))
-    as_of = settings.as_of or data_as_of(con)
-    run_id = new_run_id()
-    contexts = load_contexts(con, segment=settings.segment)
-    if settings.limit is not None:
-        contexts = contexts[: settings.limit]
-    window = max(settings.suppress_hours, 24 * 7)
-    history = load_contact_history(con, since=as_of - timedelta(hours=window))
-    ref, guard = reference_for(con), settings.guardrails()
-    with LLMEndpoint(settings.llm) as endpoint:
-        policy = build_policy(
-            settings, guard=guard, ref=ref, endpoint=endpoint, con=con, history_before=as_of
-        )
-        identity = policy_identity(policy)
-        gate = None
-        if not settings.dry_run:  # a new model or prompt version goes live only with an eval behind it
-            gate = check_promotion(
-                con, identity, primary_metric=PRIMARY_METRIC[settings.goal], force=settings.force
+    # One writer at a time: a second run refuses (one line naming this run) before it builds,
+    # decides or writes anything.
+    with warehouse_lock(paths.duckdb_path(), command="nba-activate", run_id=run_id), ExitStack() as opened:
+        if con is None:
+            ensure_warehouse()
+            con = opened.enter_context(duckdb.connect(str(paths.duckdb_path())))  # closed before the lock
+        as_of = settings.as_of or data_as_of(con)
+        contexts = load_contexts(con, segment=settings.segment)
+        if settings.limit is not None:
+            contexts = contexts[: settings.limit]
+        window = max(settings.suppress_hours, 24 * 7)
+        history = load_contact_history(con, since=as_of - timedelta(hours=window))
+        ref, guard = reference_for(con), settings.guardrails()
+        with LLMEndpoint(settings.llm) as endpoint:
+            policy = build_policy(
+                settings, guard=guard, ref=ref, endpoint=endpoint, con=con, history_before=as_of
             )
-        progress = progress_factory("deciding", len(contexts)) if progress_factory else None
-        pipe = Pipeline(policy, guard=guard, ref=ref, run_id=run_id, as_of=as_of)
-        decided = pipe.decide(contexts, history, progress)
-        stats = {"llm_calls": 0, "cache_hits": 0} | policy.stats()
-    decisions = [d for d, _ in decided]
-    write_decisions(con, decided, dry_run=settings.dry_run)
+            identity = policy_identity(policy)
+            gate = None
+            if not settings.dry_run:  # a new model or prompt version goes live only with an eval behind it
+                gate = check_promotion(
+                    con, identity, primary_metric=PRIMARY_METRIC[settings.goal], force=settings.force
+                )
+            progress = progress_factory("deciding", len(contexts)) if progress_factory else None
+            pipe = Pipeline(policy, guard=guard, ref=ref, run_id=run_id, as_of=as_of)
+            decided = pipe.decide(contexts, history, progress)
+            stats = {"llm_calls": 0, "cache_hits": 0} | policy.stats()
+        decisions = [d for d, _ in decided]
+        write_decisions(con, decided, dry_run=settings.dry_run)
 
-    summary = summarize(
-        decisions,
-        run_id=run_id,
-        mode=settings.mode,
-        segment=settings.segment,
-        goal=settings.goal,
-        dry_run=settings.dry_run,
-        as_of=as_of.isoformat(),
-        discount_cap=settings.discount_cap,
-        suppress_hours=settings.suppress_hours,
-        prompt_version=settings.prompt_version if settings.mode == "llm" else None,
-        model=next((d.model for d in decisions if d.model), None),
-        llm_calls=stats["llm_calls"],
-        cache_hits=stats["cache_hits"],
-    )
-    summary.policy_identity = identity
-    summary.promotion_gate = gate.summary() if gate else None
-    impact = guardrail_impact([r for _, r in decided])
-    outbox_run = paths.outbox_dir() / run_id if settings.dry_run else None
-    extra = {
-        "manifest.json": lambda s: json.dumps(s.model_dump(mode="json"), indent=2),
-        "guardrail_impact.json": lambda _s: json.dumps(impact, indent=2),
-    }
-    send_progress = progress_factory("delivering", summary.counts["send"]) if progress_factory else None
-    try:
-        summary = deliver_decisions(
-            con,
+        summary = summarize(
             decisions,
-            summary=summary,
-            destinations=destinations,
-            settings=settings,
-            outbox_run_dir=outbox_run,
-            extra_files=extra,
-            progress=send_progress,
+            run_id=run_id,
+            mode=settings.mode,
+            segment=settings.segment,
+            goal=settings.goal,
+            dry_run=settings.dry_run,
+            as_of=as_of.isoformat(),
+            discount_cap=settings.discount_cap,
+            suppress_hours=settings.suppress_hours,
+            prompt_version=settings.prompt_version if settings.mode == "llm" else None,
+            model=next((d.model for d in decisions if d.model), None),
+            llm_calls=stats["llm_calls"],
+            cache_hits=stats["cache_hits"],
         )
-    except CircuitBreakerOpen:
+        summary.policy_identity = identity
+        summary.promotion_gate = gate.summary() if gate else None
+        impact = guardrail_impact([r for _, r in decided])
+        outbox_run = paths.outbox_dir() / run_id if settings.dry_run else None
+        extra = {
+            "manifest.json": lambda s: json.dumps(s.model_dump(mode="json"), indent=2),
+            "guardrail_impact.json": lambda _s: json.dumps(impact, indent=2),
+        }
+        send_progress = progress_factory("delivering", summary.counts["send"]) if progress_factory else None
+        try:
+            summary = deliver_decisions(
+                con,
+                decisions,
+                summary=summary,
+                destinations=destinations,
+                settings=settings,
+                outbox_run_dir=outbox_run,
+                extra_files=extra,
+                progress=send_progress,
+            )
+        except CircuitBreakerOpen:
+            summary.elapsed_s = round(time.perf_counter() - t0, 2)
+            write_run(con, summary, started_at=started_at, status="blocked_by_circuit_breaker")
+            raise
         summary.elapsed_s = round(time.perf_counter() - t0, 2)
-        write_run(con, summary, started_at=started_at, status="blocked_by_circuit_breaker")
-        raise
-    summary.elapsed_s = round(time.perf_counter() - t0, 2)
-    write_run(con, summary, started_at=started_at, status="completed")
-    return summary
+        return finish_run(con, summary, started_at=started_at)  # partial/failed: DeliveryIncomplete

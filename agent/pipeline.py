@@ -43,8 +43,18 @@ History = Mapping[str, Sequence[ContactEvent]]
 
 
 def decision_id(as_of: datetime, customer_id: str, mode: str) -> str:
-    """Stable over re-runs of the same day: the run date, the customer and the policy mode."""
-    return hashlib.sha256(f"{as_of.date().isoformat()}|{customer_id}|{mode}".encode()).hexdigest()[:20]
+    """The id a decision carries through the guardrails: the run's as_of, the customer, the policy."""
+    return hashlib.sha256(f"{as_of.isoformat()}|{customer_id}|{mode}".encode()).hexdigest()[:20]
+
+
+def final_decision_id(decision: Decision, mode: str) -> str:
+    """The id of a final decision: its as_of, customer and policy, and what it does (status, channel,
+    template, discount, copy). A re-run with the same inputs gets the same id (so a destination sees
+    the same decision once); a second, different action for the same customer and as_of gets its own."""
+    action = [decision.status, decision.channel, decision.template_id, decision.discount_pct]
+    copy = hashlib.sha256(f"{decision.subject}\x00{decision.message}".encode()).hexdigest()[:16]
+    raw = f"{decision.as_of.isoformat()}|{decision.customer_id}|{mode}|{action}|{copy}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:20]
 
 
 class Pipeline:
@@ -92,8 +102,9 @@ class Pipeline:
             progress(len(contexts) - len(todo))
         outcomes = await self.policy.propose(todo, progress) if todo else []
         by_customer: dict[str, PolicyOutcome] = {o.customer_id: o for o in outcomes}
-        return [
-            finalize(
+        out: list[Decided] = []
+        for ctx, elig in zip(contexts, eligibilities, strict=True):
+            decision, report = finalize(
                 ctx,
                 by_customer.get(ctx.customer_id),
                 eligibility=elig,
@@ -102,8 +113,14 @@ class Pipeline:
                 ref=self.ref,
                 fallback=self.fallback,
             )
-            for ctx, elig in zip(contexts, eligibilities, strict=True)
-        ]
+            did = final_decision_id(decision, self.policy.name)
+            out.append(
+                (
+                    decision.model_copy(update={"decision_id": did}),
+                    report.model_copy(update={"decision_id": did}),
+                )
+            )
+        return out
 
     def decide(
         self, contexts: Sequence[CustomerContext], history: History, progress: Progress | None = None

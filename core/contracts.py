@@ -32,7 +32,7 @@ STATUSES: tuple[str, ...] = get_args(Status)
 Verdict = Literal["pass", "fixed", "failed"]
 DestinationName = Literal["hubspot", "salesforce", "webhook"]
 DESTINATIONS: tuple[str, ...] = get_args(DestinationName)
-DeliveryStatus = Literal["delivered", "failed", "dead_letter", "unchanged", "dry_run"]
+DeliveryStatus = Literal["delivered", "failed", "dead_letter", "unchanged", "dry_run", "held", "conflict"]
 
 
 # Bounded numbers of the run settings: each rule is written once, here, and used by the run

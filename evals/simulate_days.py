@@ -66,12 +66,13 @@ def _truth_values(
 ) -> np.ndarray:  # type: ignore[no-untyped-def]
     """True expected `metric` of each (template, discount), 0 for no action."""
     out = np.zeros(len(cids))
-    idx = [i for i, d in enumerate(decisions) if d is not None]
+    acts = [(i, d) for i, d in enumerate(decisions) if d is not None]
+    idx = [i for i, _ in acts]
     if idx:
         conv, rev = truth(
             np.array([cids[i] for i in idx], dtype=object),
-            np.array([decisions[i][0] for i in idx], dtype=object),  # type: ignore[index]
-            np.array([decisions[i][1] for i in idx], dtype=np.float64),  # type: ignore[index]
+            np.array([d[0] for _, d in acts], dtype=object),
+            np.array([d[1] for _, d in acts], dtype=np.float64),
         )
         out[idx] = conv if metric == "converted_14d" else rev
     return out
@@ -100,7 +101,8 @@ def _own_log_dr(
     rows = con.execute(
         "select d.customer_id, d.template_id, d.discount_pct, d.propensity, o.converted_14d, o.revenue_90d, "
         "d.segment from ops.decision_log d join ops.decision_outcomes o using (decision_id) "
-        "where d.arm = 'treatment' and d.status = 'send' and d.template_id is not null"
+        "where d.arm = 'treatment' and d.status = 'send' and d.template_id is not null "
+        "and d.run_id like 'sim-%' and not d.dry_run"
     ).fetchall()
     rows = [r for r in rows if r[0] in greedy]
     if len(rows) < 50:
@@ -186,7 +188,12 @@ def simulate_days(days: int, *, goal: Goal, root: Path, seed: int = 0, say=print
             day=day,
             as_of=as_of,
             model=next((d.model for d in ld if d.model), "-"),
-            own_touches=int(con.execute("select count(*) from ops.decision_outcomes").fetchall()[0][0]),
+            own_touches=int(
+                con.execute(
+                    "select count(*) from ops.decision_outcomes where decision_id in "
+                    "(select decision_id from ops.decision_log where run_id like 'sim-%')"
+                ).fetchall()[0][0]
+            ),
             contactable=len(cids),
             learned_true=float(_truth_values(truth, cids, [_action(d) for d in ld], metric).mean())
             if cids

@@ -1,6 +1,9 @@
 """What every local destination server shares: a threaded HTTP(S) server on 127.0.0.1, knobs for
 failure injection (deterministic with a seed), a declared sliding-window rate limit, and counters of
-what the server REALLY stored, readable in-process (`server.stats()`) or over HTTP (`GET /_admin/stats`).
+what the server REALLY stored, readable in-process (`server.stats()`) or over HTTP (`GET /_admin/stats`):
+besides the vendor's own counts, `stored_decisions` (decision ids ever stored), `changed_decisions`
+(decision ids stored with more than one payload: a second, different action under one id) and
+`customers_with_several_decisions` (customers who were sent more than one decision).
 
 Request pipeline: admin routes -> latency -> declared rate limit (429) -> injected 429 -> auth ->
 injected 5xx (half before the write, half after it: the response is lost but the write happened,
@@ -9,6 +12,7 @@ which is how duplicates are born) -> the API route.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import ssl
@@ -116,6 +120,10 @@ class LocalServer:
         self.cert_path: str | None = None
         self.first_api_at: float | None = None  # monotonic time of the first/last authorised request
         self.last_api_at: float | None = None
+        # What each decision looked like every time it was stored, and which decisions each customer
+        # got: exactly-once means one version per decision and one decision per customer per run.
+        self.decision_versions: dict[str, set[str]] = {}
+        self.customer_decisions: dict[str, set[str]] = {}
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -194,6 +202,14 @@ class LocalServer:
     def extra_stats(self) -> dict[str, Any]:
         return {}
 
+    def note_decision(self, decision_id: str | None, customer_id: str | None, stored: Any) -> None:
+        """Record one stored write of a decision (call with the lock held, from `route`)."""
+        if not decision_id:
+            return
+        self.decision_versions.setdefault(decision_id, set()).add(version_of(stored))
+        if customer_id:
+            self.customer_decisions.setdefault(customer_id, set()).add(decision_id)
+
     # --- shared pipeline -------------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
@@ -206,6 +222,9 @@ class LocalServer:
                 "first_api_at": self.first_api_at,
                 "last_api_at": self.last_api_at,
                 "knobs": asdict(self.knobs),
+                "stored_decisions": len(self.decision_versions),
+                "changed_decisions": sum(len(v) > 1 for v in self.decision_versions.values()),
+                "customers_with_several_decisions": sum(len(v) > 1 for v in self.customer_decisions.values()),
                 **self.extra_stats(),
             }
 
@@ -268,6 +287,11 @@ class LocalServer:
                     return Response(400, {"error": f"unknown knob {exc}"})
             return Response(200, asdict(self.knobs))
         return Response(404, {"error": "unknown admin route"})
+
+
+def version_of(stored: Any) -> str:
+    """A hash of what was stored, to tell a re-sent decision from a changed one."""
+    return hashlib.sha256(json.dumps(stored, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _retry_after(seconds: float, exact: bool = False) -> str:

@@ -183,6 +183,7 @@ class HubSpotServer(LocalServer):
         existing["updatedAt"] = now
         self.counters["total_writes"] += 1
         decision = props.get("nba_decision_id")
+        self.note_decision(decision, key, props)
         if props.get("nba_channel") == "email" and decision and decision != before.get("nba_decision_id"):
             self.enrollments.add((existing["id"], decision))
         result = {

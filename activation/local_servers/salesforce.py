@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from activation.local_servers.common import LocalServer, Request, Response, _retry_after
+from activation.local_servers.common import LocalServer, Request, Response, _retry_after, version_of
 
 MAX_RECORDS = 200
 FIELDS = {
@@ -66,6 +66,7 @@ class SalesforceServer(LocalServer):
             "Task": {},
         }  # obj -> Id -> record
         self.by_external: dict[tuple[str, str, str], str] = {}  # (obj, field, value) -> Id
+        self.task_versions: dict[str, set[str]] = {}  # decision id -> versions of its Task
         self._seq = 0
         self._cert_dir = Path(cert_dir or tempfile.mkdtemp(prefix="nba-sf-cert-"))
         self.cert_path, self._key_path = _self_signed(self._cert_dir)
@@ -104,7 +105,11 @@ class SalesforceServer(LocalServer):
         return len(self.records["Contact"])
 
     def extra_stats(self) -> dict[str, Any]:
-        return {"tasks": len(self.records["Task"]), "task_writes": self.counters.get("task_writes", 0)}
+        return {
+            "tasks": len(self.records["Task"]),
+            "task_writes": self.counters.get("task_writes", 0),
+            "changed_tasks": sum(len(v) > 1 for v in self.task_versions.values()),
+        }
 
     def contact(self, customer_id: str) -> dict[str, Any] | None:
         rid = self.by_external.get(("Contact", "NBA_Customer_Id__c", customer_id))
@@ -206,6 +211,12 @@ class SalesforceServer(LocalServer):
             self.by_external[key] = rid
             self.records[obj][rid] = {"Id": rid}
         self.records[obj][rid].update(values)
+        if obj == "Contact":
+            self.note_decision(
+                values.get("NBA_Last_Decision_Id__c"), values.get("NBA_Customer_Id__c"), values
+            )
+        elif values.get("NBA_Decision_Id__c"):
+            self.task_versions.setdefault(str(values["NBA_Decision_Id__c"]), set()).add(version_of(values))
         self.counters["total_writes" if obj == "Contact" else "task_writes"] = (
             self.counters.get("total_writes" if obj == "Contact" else "task_writes", 0) + 1
         )

@@ -79,6 +79,7 @@ class WebhookServer(LocalServer):
             return Response(422, {"error": f"discount_pct {pct!r} outside 0..100"})
         self.events[key] = payload
         self.counters["total_writes"] += 1
+        self.note_decision(payload.get("decision_id"), payload.get("customer_id"), payload)
         resp = Response(200, {"id": f"evt_{len(self.events):08d}", "stored": True})
         self.responses[key] = resp
         return resp

@@ -56,9 +56,13 @@ select d.customer_id, d.as_of as touched_at, d.template_id, d.channel,
        coalesce(d.discount_pct, 0.0) as discount_pct, d.propensity,
        o.converted_14d, coalesce(o.revenue_90d, 0.0) as revenue_90d, 'decision_log' as source
 from ops.decision_log as d
-join ops.decision_outcomes as o using (decision_id)
-where d.arm = 'treatment' and d.status = 'send' and d.template_id is not null
+join (select distinct on (decision_id) * from ops.decision_outcomes order by decision_id, observed_at) as o
+  using (decision_id)
+-- live sends only (a dry-run decision reached no one: an outcome drawn for it says nothing about its
+-- action), each decision once however many runs logged it
+where d.arm = 'treatment' and d.status = 'send' and not d.dry_run and d.template_id is not null
   and d.channel is not null and d.propensity > 0 and o.converted_14d is not null {filter}
+qualify row_number() over (partition by d.decision_id order by d.as_of, d.run_id) = 1
 order by d.customer_id, d.as_of, d.decision_id
 """
 

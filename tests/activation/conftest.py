@@ -8,11 +8,8 @@ import duckdb
 import pytest
 from delivery_factory import make_decision as _make_decision
 
-from activation.destinations.hubspot import HubSpotDestination
-from activation.destinations.salesforce import SalesforceDestination
-from activation.destinations.webhook import WebhookDestination
 from activation.local_servers import HubSpotServer, SalesforceServer, WebhookServer
-from activation.settings import DeliverySettings, HubSpotSettings, SalesforceSettings, WebhookSettings
+from activation.settings import DeliverySettings
 from warehouse.ops_tables import ensure_ops_tables
 
 
@@ -60,26 +57,3 @@ def salesforce_server() -> Iterator[SalesforceServer]:
 def webhook_server() -> Iterator[WebhookServer]:
     with WebhookServer(seed=3) as server:
         yield server  # type: ignore[misc]
-
-
-def hubspot_for(server: HubSpotServer, **kw) -> HubSpotDestination:
-    kw.setdefault("rate_per_10s", server.knobs.rate_limit or 100)
-    kw.setdefault("rate_window_s", server.knobs.rate_window_s)
-    return HubSpotDestination(HubSpotSettings(token=server.token, base_url=server.url, **kw), timeout_s=10)
-
-
-def salesforce_for(server: SalesforceServer, **kw) -> SalesforceDestination:
-    settings = SalesforceSettings(
-        instance_url=server.url,
-        session_id=server.session_id,
-        ca_bundle=server.cert_path,
-        rate_per_s=1000,
-        **kw,
-    )
-    return SalesforceDestination(settings, timeout_s=10)
-
-
-def webhook_for(server: WebhookServer, **kw) -> WebhookDestination:
-    kw.setdefault("secret", server.secret)
-    kw.setdefault("rate_per_s", 1000)
-    return WebhookDestination(WebhookSettings(url=f"{server.url}/hooks/nba", **kw), timeout_s=10)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import duckdb
-from conftest import hubspot_for, salesforce_for, webhook_for
+from connectors import hubspot_for, salesforce_for, webhook_for
 from delivery_factory import make_decisions
 
 from activation.delivery import deliver, replay_dead_letters
@@ -47,9 +47,13 @@ def test_salesforce_tasks_reference_the_contact_and_are_not_duplicated(con, fast
         contact = salesforce_server.records["Contact"][task["WhoId"]]
         assert contact["NBA_Template_Id__c"] == "cs_followup_offer"
         assert task["NBA_Decision_Id__c"] == contact["NBA_Last_Decision_Id__c"]
+    # the same decisions again: nothing is re-sent; another message under the same ids: refused
+    assert _run(con, decisions, [dest], fast, run_id="r2").destinations["salesforce"].unchanged == 14
     changed = [d.model_copy(update={"message": d.message + " Reply anytime."}) for d in decisions]
-    assert _run(con, changed, [dest], fast, run_id="r2").destinations["salesforce"].delivered == 14
-    assert salesforce_server.stats()["tasks"] == 2 and salesforce_server.stats()["task_writes"] == 4
+    again = _run(con, changed, [dest], fast, run_id="r3").destinations["salesforce"]
+    assert (again.conflict, again.delivered, again.requests) == (14, 0, 0)
+    stats = salesforce_server.stats()
+    assert stats["tasks"] == 2 and stats["task_writes"] == 2 and stats["changed_decisions"] == 0
 
 
 def test_207_partial_failures_are_handled_per_row(con, fast):
@@ -120,7 +124,7 @@ def test_chaos_then_second_run_holds_every_decision_exactly_once(con, fast):
         }
     assert _one(con, "select count(*) from ops.contact_ledger") == 360
     assert _one(con, "select count(distinct (decision_id, destination)) from ops.contact_ledger") == 360
-    assert _one(con, "select count(*) from ops.sync_state where last_status <> 'delivered'") == 0
+    assert _one(con, "select count(*) from ops.delivery_state where status <> 'delivered'") == 0
 
 
 def test_bisect_isolates_the_bad_row_then_replay_from_the_dead_letter_queue(con, fast, hubspot_server):
@@ -146,29 +150,38 @@ def test_bisect_isolates_the_bad_row_then_replay_from_the_dead_letter_queue(con,
     assert replay_dead_letters(con, [dest], settings=fast).destinations["hubspot"].planned == 0
 
 
-def test_diff_unchanged_not_resent_changed_resent_failed_retried(con, fast, webhook_server):
+def test_diff_unchanged_not_resent_changed_refused_new_id_sent_failed_retried(con, fast, webhook_server):
     decisions = make_decisions(6)
     dest = webhook_for(webhook_server)
     assert _run(con, decisions, [dest], fast).destinations["webhook"].delivered == 6
     again = _run(con, decisions, [dest], fast, run_id="r2").destinations["webhook"]
     assert (again.unchanged, again.delivered, again.requests) == (6, 0, 0)
+    # another message under a delivered decision id is refused; under its own decision id it is sent
     changed = list(decisions)
     changed[2] = changed[2].model_copy(update={"message": "A new message"})
     third = _run(con, changed, [dest], fast, run_id="r3").destinations["webhook"]
-    assert (third.unchanged, third.delivered) == (5, 1)
-    assert webhook_server.stats()["total_writes"] == 7
-    # a row that failed last time is retried even though its payload did not change
+    assert (third.unchanged, third.conflict, third.delivered, third.requests) == (5, 1, 0, 0)
+    assert not third.errors and not _run_ok(third)
+    changed[2] = changed[2].model_copy(update={"decision_id": "d-2-second"})
+    fourth = _run(con, changed, [dest], fast, run_id="r4").destinations["webhook"]
+    assert (fourth.unchanged, fourth.delivered) == (5, 1)
+    assert webhook_server.stats()["total_writes"] == 7 and webhook_server.stats()["changed_decisions"] == 0
+    # a row that failed is retried by the next run, even one that does not decide for its customer
     webhook_server.knobs.error_rate = 1.0
-    changed[4] = changed[4].model_copy(update={"discount_pct": 5.0})
-    failing = _run(con, changed, [dest], fast.model_copy(update={"max_retries": 0}), run_id="r4")
-    assert failing.destinations["webhook"].failed == 1
+    fresh = make_decisions(8)[6:]
+    failing = _run(con, fresh, [dest], fast.model_copy(update={"max_retries": 0}), run_id="r5")
+    assert failing.destinations["webhook"].failed == 2 and failing.status == "failed"
     webhook_server.knobs.error_rate = 0.0
-    retried = _run(con, changed, [dest], fast, run_id="r5").destinations["webhook"]
-    assert (retried.delivered, retried.unchanged) == (1, 5)
-    statuses = con.execute(
-        "select status from ops.delivery_log where run_id = 'r5' order by status"
-    ).fetchall()
-    assert [s for (s,) in statuses] == ["delivered"] + ["unchanged"] * 5
+    retried = _run(con, [], [dest], fast, run_id="r6")
+    wh = retried.destinations["webhook"]
+    assert (wh.retried, wh.delivered, wh.planned) == (2, 2, 0) and retried.status == "completed"
+    statuses = con.execute("select status, attempt from ops.delivery_log where run_id = 'r6'").fetchall()
+    assert sorted(statuses) == [("delivered", 2), ("delivered", 2)]  # the second request for each key
+    assert webhook_server.stats()["unique_decisions"] == 9
+
+
+def _run_ok(ds) -> bool:
+    return ds.failed + ds.dead_letter + ds.conflict == 0
 
 
 def test_salesforce_describe_check_fails_once_not_per_row(con, fast):
@@ -180,7 +193,9 @@ def test_salesforce_describe_check_fails_once_not_per_row(con, fast):
     assert sf.blocked == expected and sf.failed == 30 and sf.dead_letter == 0
     assert stats["api_requests"] == 1  # the describe call, nothing else
     assert _one(con, "select count(*) from ops.dead_letter") == 0
-    assert _one(con, "select count(*) from ops.sync_state where last_status = 'failed'") == 30
+    assert _one(con, "select count(*) from ops.delivery_state where status = 'failed'") == 30
+    # the rows never sent are logged with attempt 0: attempts count requests that carried the row
+    assert _one(con, "select count(*) from ops.delivery_log where attempt = 0") == 20
 
 
 def test_webhook_wrong_secret_blocks_with_the_variable_to_fix(con, fast, webhook_server):

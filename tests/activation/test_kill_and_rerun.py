@@ -80,7 +80,7 @@ def test_sigkill_mid_run_then_rerun_is_exactly_once(tmp_path):
         == 3 * N
     )
     assert (
-        con.execute("select count(*) from ops.sync_state where last_status <> 'delivered'").fetchone()[0] == 0
+        con.execute("select count(*) from ops.delivery_state where status <> 'delivered'").fetchone()[0] == 0
     )
     # the second run re-sent only what the first one had not confirmed
     delivered_twice = con.execute(

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from conftest import hubspot_for, salesforce_for, webhook_for
+from connectors import hubspot_for, salesforce_for, webhook_for
 from delivery_factory import make_decisions
 
 from activation.delivery import deliver
@@ -22,7 +22,7 @@ from core.config import load_settings
 
 def _dump_tables(con) -> str:
     text = []
-    for table in ("delivery_log", "sync_state", "contact_ledger", "dead_letter"):
+    for table in ("delivery_log", "delivery_state", "contact_ledger", "dead_letter"):
         text.append(repr(con.execute(f"select * from ops.{table}").fetchall()))
     return "\n".join(text)
 
@@ -53,7 +53,7 @@ def test_dry_run_writes_the_outbox_atomically_and_sends_nothing(
     assert lines[0]["payload"] == make_item(dests[0], decisions[0]).payload
     assert all(s.stats()["requests"] == 0 for s in (hubspot_server, salesforce_server, webhook_server))
     assert summary.count("dry_run") == 450
-    for table in ("sync_state", "contact_ledger", "dead_letter"):
+    for table in ("delivery_state", "contact_ledger", "dead_letter"):
         assert con.execute(f"select count(*) from ops.{table}").fetchone()[0] == 0
     assert con.execute("select count(*) from ops.delivery_log where status = 'dry_run'").fetchone()[0] == 450
     # a second dry run of the same run id replaces the directory as a whole

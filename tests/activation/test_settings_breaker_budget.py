@@ -40,7 +40,7 @@ def test_ops_tables_come_from_the_dbt_macro():
             "select table_name from information_schema.tables where table_schema='ops'"
         ).fetchall()
     }
-    assert {"delivery_log", "contact_ledger", "sync_state", "dead_letter"} <= tables
+    assert {"delivery_log", "contact_ledger", "delivery_state", "dead_letter"} <= tables
 
 
 def test_missing_setting_names_the_variable(monkeypatch):
@@ -85,12 +85,33 @@ def test_payload_is_pure_and_hash_ignores_the_run_id():
 
 
 def _history(con: duckdb.DuckDBPyConnection, counts: list[int]) -> None:
+    """Live runs with `count` send decisions each, delivered; plus what must not count as history: a
+    dry run, a rerun that only re-sent an earlier run's rows, a replay."""
     for n, count in enumerate(counts):
+        con.executemany(
+            "insert into ops.decision_log (run_id, decision_id, status, dry_run) values (?, ?, 'send', false)",
+            [(f"run-{n}", f"d{i}") for i in range(count)],
+        )
         con.executemany(
             "insert into ops.delivery_log (run_id, decision_id, destination, status, \"at\") values (?, ?, 'hubspot', ?, ?)",
             [(f"run-{n}", f"d{i}", "delivered", datetime(2026, 1, n + 1)) for i in range(count)],
         )
+    con.execute(
+        "insert into ops.decision_log (run_id, decision_id, status, dry_run) values ('dry', 'z', 'send', true)"
+    )
     con.execute("insert into ops.delivery_log (run_id, decision_id, status) values ('dry', 'z', 'dry_run')")
+    con.execute(
+        "insert into ops.decision_log (run_id, decision_id, status, dry_run) values ('retry', 'y', 'suppressed', false)"
+    )
+    con.execute(
+        "insert into ops.delivery_log (run_id, decision_id, status, \"at\") values ('retry', 'd1', 'delivered', '2026-02-01')"
+    )
+    con.execute(
+        "insert into ops.decision_log (run_id, decision_id, status, dry_run) values ('replay-1', 'x', 'send', false)"
+    )
+    con.execute(
+        "insert into ops.delivery_log (run_id, decision_id, status, \"at\") values ('replay-1', 'x', 'delivered', '2026-02-02')"
+    )
 
 
 def test_circuit_breaker_blocks_a_volume_spike_unless_forced(con):
@@ -101,6 +122,7 @@ def test_circuit_breaker_blocks_a_volume_spike_unless_forced(con):
         check_send_volume(con, 300, max_deviation_pct=50)
     with pytest.raises(CircuitBreakerOpen):
         check_send_volume(con, 10, max_deviation_pct=50)  # a collapse is as suspicious as a spike
+    assert check_send_volume(con, 0, max_deviation_pct=50).history == [110, 90, 100]  # nothing new: passes
     forced = check_send_volume(con, 300, max_deviation_pct=50, force=True)
     assert forced.blocked and forced.forced
     assert not check_send_volume(con, 300, max_deviation_pct=50, min_history=4).blocked

@@ -123,23 +123,26 @@ def test_own_decisions_join_the_training_data(warehouse_copy) -> None:  # type: 
         at = datetime(2026, 11, 27, 14)
         con.execute(
             "insert into ops.decision_log (run_id, decision_id, as_of, customer_id, arm, status, channel, "
-            "template_id, discount_pct, propensity) values "
-            "('r1', 'd1', ?, 'C0000001', 'treatment', 'send', 'email', 'winback_soft', 5, 0.9), "
-            "('r1', 'd2', ?, 'C0000002', 'treatment', 'send', 'email', 'winback_soft', 5, 0.9), "
-            "('r1', 'd3', ?, 'C0000003', 'holdout', 'holdout', null, null, 0, 1.0)",
-            [at, at, at],
+            "template_id, discount_pct, propensity, dry_run) values "
+            "('r1', 'd1', ?, 'C0000001', 'treatment', 'send', 'email', 'winback_soft', 5, 0.9, false), "
+            "('r2', 'd1', ?, 'C0000001', 'treatment', 'send', 'email', 'winback_soft', 5, 0.9, false), "
+            "('r1', 'd2', ?, 'C0000002', 'treatment', 'send', 'email', 'winback_soft', 5, 0.9, false), "
+            "('r1', 'd3', ?, 'C0000003', 'holdout', 'holdout', null, null, 0, 1.0, false), "
+            "('r3', 'd4', ?, 'C0000004', 'treatment', 'send', 'email', 'winback_soft', 5, 0.9, true)",
+            [at, at, at, at, at],
         )
         con.execute(
             "insert into ops.decision_outcomes values ('d1', 'C0000001', true, 120.5, ?), "
-            "('d3', 'C0000003', false, 0, ?)",
-            [at, at],
+            "('d3', 'C0000003', false, 0, ?), ('d4', 'C0000004', true, 99.0, ?)",
+            [at, at, at],
         )
         with_own = logged_touches(con)
         without = logged_touches(con, include_own=False)
         early = logged_touches(con, before=at.replace(tzinfo=UTC))
     finally:
         con.close()
-    assert with_own.num_rows == base.num_rows + 1  # d2 has no outcome yet, d3 is a holdout
+    # d1 once although two live runs logged it; d2 has no outcome yet, d3 is a holdout, d4 a dry run
+    assert with_own.num_rows == base.num_rows + 1
     own = with_own.filter(pc.equal(with_own.column("source"), "decision_log")).to_pylist()
     assert own == [
         {

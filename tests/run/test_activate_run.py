@@ -12,7 +12,6 @@ import duckdb
 import pytest
 
 from activation.cli import main as activate_main
-from activation.local_servers import HubSpotServer, SalesforceServer, WebhookServer
 from activation.run import run_activation
 from activation.settings import ActivateSettings
 from activation.summary import RunSummary
@@ -93,25 +92,8 @@ def test_invalid_arguments_get_one_line_and_exit_2() -> None:
         assert len(lines) == 1 and needle in lines[0] and valid in lines[0], lines
 
 
-@pytest.fixture
-def servers(monkeypatch: pytest.MonkeyPatch):
-    with HubSpotServer(seed=11) as hs, SalesforceServer(seed=12) as sf, WebhookServer(seed=13) as wh:
-        monkeypatch.setenv("NBA_DESTINATIONS", "hubspot,salesforce,webhook")
-        monkeypatch.setenv("NBA_HUBSPOT__TOKEN", hs.token)
-        monkeypatch.setenv("NBA_HUBSPOT__BASE_URL", hs.url)
-        monkeypatch.setenv("NBA_SALESFORCE__INSTANCE_URL", sf.url)
-        monkeypatch.setenv("NBA_SALESFORCE__SESSION_ID", sf.session_id)
-        monkeypatch.setenv("NBA_SALESFORCE__CA_BUNDLE", sf.cert_path)
-        monkeypatch.setenv("REQUESTS_CA_BUNDLE", sf.cert_path)
-        monkeypatch.setenv("NBA_SALESFORCE__RATE_PER_S", "1000")
-        monkeypatch.setenv("NBA_WEBHOOK__URL", f"{wh.url}/hooks/nba")
-        monkeypatch.setenv("NBA_WEBHOOK__SECRET", wh.secret)
-        monkeypatch.setenv("NBA_WEBHOOK__RATE_PER_S", "1000")
-        yield hs, sf, wh
-
-
 def test_live_run_delivers_once_and_the_ledger_suppresses_the_next_run(warehouse_copy: Path, servers) -> None:
-    hs, sf, wh = servers
+    hs, sf, wh = servers.all()
     first = activate(mode="rules", segment="all", dry_run=False)
     sends = first.counts["send"]
     assert sends > 0

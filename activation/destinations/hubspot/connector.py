@@ -159,7 +159,7 @@ class HubSpotDestination:
         detail = body_excerpt(exc.body or exc.reason or "")
         if status in (401, 403):
             return DestinationBlockedError(
-                f"not authorised ({detail}); check NBA_HUBSPOT__TOKEN",
+                f"not authorised: check NBA_HUBSPOT__TOKEN ({detail})",
                 destination=self.name,
                 status_code=status,
             )

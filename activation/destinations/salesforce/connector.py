@@ -202,7 +202,7 @@ class SalesforceDestination:
         )
         detail = body_excerpt(content)
         if status == 401:
-            msg = f"session rejected ({detail}); check NBA_SALESFORCE__SESSION_ID"
+            msg = f"session rejected: check NBA_SALESFORCE__SESSION_ID ({detail})"
             return DestinationBlockedError(msg, destination=self.name, status_code=status)
         if "REQUEST_LIMIT_EXCEEDED" in codes:
             usage = self._last_response.headers.get("Sforce-Limit-Info", "") if self._last_response else ""

@@ -100,7 +100,7 @@ class WebhookDestination:
         detail = body_excerpt(resp.text)
         status = resp.status_code
         if status == 401:
-            msg = f"signature rejected ({detail}); check NBA_WEBHOOK__SECRET"
+            msg = f"signature rejected: check NBA_WEBHOOK__SECRET ({detail})"
             raise DestinationBlockedError(msg, destination=self.name, status_code=status)
         raise error_for_status(self.name, status, detail, resp.headers.get("Retry-After"))
 

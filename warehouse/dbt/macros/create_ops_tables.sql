@@ -1,7 +1,11 @@
 {#
   Operational tables written by Python (activation and evals), read by dbt marts as sources.
   dbt owns their DDL so that a fresh build always has them (empty) and the marts over them build.
-  Called from on-run-start in dbt_project.yml. Create-if-not-exists: never drops history.
+  Called from on-run-start in dbt_project.yml. Create-if-not-exists: never drops history; a new
+  column comes as `alter table ... add column if not exists` (migrations are additive only).
+  ops.delivery_state is the truth of delivery: one row per (decision, destination) with the payload
+  it was first sent with, its status (pending, delivered, failed, dead_letter) and attempt count.
+  ops.sync_state is no longer written (kept so older warehouses keep their history).
   Dispatched per adapter: DuckDB (where Python writes them) and Spark (empty tables of the same
   columns, so the marts over them build and test there too).
 #}
@@ -42,6 +46,14 @@
   create table if not exists ops.dead_letter (
     run_id varchar, decision_id varchar, destination varchar, idempotency_key varchar,
     payload varchar, error varchar, "at" timestamp, replayed_at timestamp
+  );
+  alter table ops.dead_letter add column if not exists replay_outcome varchar;
+  create table if not exists ops.delivery_state (
+    decision_id varchar not null, destination varchar not null, customer_id varchar,
+    record_key varchar, payload_hash varchar, idempotency_key varchar, item_json varchar,
+    status varchar, attempts integer, first_run_id varchar, last_run_id varchar,
+    last_error varchar, created_at timestamp, updated_at timestamp, delivered_at timestamp,
+    primary key (decision_id, destination)
   );
   create table if not exists ops.decision_outcomes (
     decision_id varchar, customer_id varchar, converted_14d boolean, revenue_90d double,

@@ -1,0 +1,158 @@
+"""One writer at a time per warehouse: an advisory lock file next to the DuckDB file.
+
+`<warehouse>.duckdb.lock` says who holds the warehouse (pid, run id, command, host, start time, as
+one JSON line) and the holder keeps an exclusive `flock` on it while it runs. The kernel drops a
+flock when its process ends in any way, kill -9 included, so the file of a dead holder is stale: the
+next writer takes it over and says whose it was. The file is never deleted (deleting it would let
+two processes lock two different files of the same name); a holder empties it when it is done.
+
+A second writer waits up to `wait_s` seconds (default: none), then raises WarehouseBusy, whose one
+line names the holder. Re-entrant within one process (the activation run may build the warehouse
+while it holds the lock). Standard library only and no project imports, so the warehouse build and
+the activation run can both use it; it belongs beside `warehouse.paths` (`warehouse/lock.py`).
+
+    with warehouse_lock(paths.duckdb_path(), command="nba-activate", run_id=run_id):
+        ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from core.errors import NBAError
+
+EXIT_BUSY = 4
+log = logging.getLogger("warehouse.lock")
+
+
+@dataclass(frozen=True)
+class Holder:
+    pid: int
+    command: str
+    run_id: str | None
+    host: str
+    started_at: str
+
+    def describe(self) -> str:
+        run = f"run {self.run_id} " if self.run_id else ""
+        return f"{run}({self.command}, pid {self.pid} on {self.host}, started {self.started_at})"
+
+    @classmethod
+    def parse(cls, text: str) -> Holder | None:
+        try:
+            data = json.loads(text)
+            return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})
+        except (ValueError, TypeError):
+            return None
+
+
+class WarehouseBusy(NBAError):
+    """Another process holds the warehouse."""
+
+    exit_code = EXIT_BUSY
+
+    def __init__(self, db_path: Path, holder: Holder | None, waited_s: float) -> None:
+        self.db_path, self.holder = db_path, holder
+        who = holder.describe() if holder else "another process"
+        waited = f" (waited {waited_s:g}s)" if waited_s else ""
+        super().__init__(
+            f"the warehouse {db_path} is in use by {who}{waited}; run again when it has finished"
+        )
+
+
+@dataclass
+class Lease:
+    """What `warehouse_lock` yields: the lock file, and the dead holder it took over, if any."""
+
+    path: Path
+    holder: Holder
+    stale: Holder | None = None
+
+
+_HELD: dict[Path, tuple[Lease, int]] = {}  # lock file -> (lease, depth) held by this process
+_GUARD = threading.Lock()
+
+
+def lock_path(db_path: Path | str) -> Path:
+    db = Path(db_path).resolve()
+    return db.with_name(db.name + ".lock")
+
+
+@contextlib.contextmanager
+def warehouse_lock(
+    db_path: Path | str,
+    *,
+    command: str,
+    run_id: str | None = None,
+    wait_s: float = 0.0,
+    poll_s: float = 0.2,
+) -> Iterator[Lease]:
+    path = lock_path(db_path)
+    with _GUARD:
+        held = _HELD.get(path)
+        if held is not None:
+            _HELD[path] = (held[0], held[1] + 1)
+    if held is not None:
+        try:
+            yield held[0]
+        finally:
+            with _GUARD:
+                lease, depth = _HELD[path]
+                _HELD[path] = (lease, depth - 1)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        lease = _acquire(fd, path, Path(db_path), command, run_id, wait_s, poll_s)
+        with _GUARD:
+            _HELD[path] = (lease, 1)
+        try:
+            yield lease
+        finally:
+            with _GUARD:
+                del _HELD[path]
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _acquire(
+    fd: int, path: Path, db_path: Path, command: str, run_id: str | None, wait_s: float, poll_s: float
+) -> Lease:
+    started = time.monotonic()
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            waited = time.monotonic() - started
+            if waited >= wait_s:
+                raise WarehouseBusy(db_path, Holder.parse(path.read_text()), round(waited, 1)) from None
+            time.sleep(min(poll_s, max(0.0, wait_s - waited)))
+    previous = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
+    holder = Holder(
+        pid=os.getpid(),
+        command=command,
+        run_id=run_id,
+        host=socket.gethostname(),
+        started_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+    )
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, (json.dumps(asdict(holder)) + "\n").encode(), 0)
+    os.fsync(fd)
+    stale = Holder.parse(previous) if previous else None
+    if stale is not None:
+        log.warning("took over the warehouse lock %s left by %s, which has ended", path, stale.describe())
+    return Lease(path=path, holder=holder, stale=stale)
