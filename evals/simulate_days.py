@@ -14,6 +14,7 @@ warehouse is only read. Report: report.json and report.html (table and chart) in
 from __future__ import annotations
 
 import html
+import json
 import os
 import shutil
 import sys
@@ -40,10 +41,10 @@ class DayRow(Model):
     as_of: datetime
     model: str
     own_touches: int  # the product's own logged sends with outcomes the model trained on
-    contactable: int
-    learned_true: float  # per contactable customer, the actions sent (exploring)
-    greedy_true: float  # per contactable customer, the learned policy's best-valued action
-    rules_true: float  # per contactable customer, what the rules would have sent
+    contactable: int  # day 0's contactable customers: the fixed yardstick of every day
+    learned_true: float  # per contactable customer, today's model as it explores
+    greedy_true: float  # per contactable customer, today's model's best-valued action
+    rules_true: float  # per contactable customer, what the rules send
     oracle_true: float
     dr_greedy: float | None = None  # DR of the greedy policy from the product's own log so far
     dr_low: float | None = None
@@ -91,20 +92,19 @@ def _action(d: Decision) -> tuple[str, float] | None:
     return (d.template_id, d.discount_pct) if d.status in ("send", "deferred") and d.template_id else None
 
 
-def _own_log_dr(
-    con: duckdb.DuckDBPyConnection, greedy: dict[str, tuple[str, float]], truth, metric: str, seed: int
-):  # type: ignore[no-untyped-def]
-    """DR (per logged touch) of the greedy policy on the product's own sends with outcomes, and the
-    truth on the same rows."""
+def _own_log_dr(con: duckdb.DuckDBPyConnection, truth, metric: str, seed: int):  # type: ignore[no-untyped-def]
+    """DR (per logged touch) of the greedy learned policy from the product's own log: each logged send
+    with its logged propensity and distribution; the target takes the best-valued action of that
+    decision's own distribution (what the learned policy would have sent without exploring). Returns
+    (estimate, low, high, truth on the same rows) or None before there are enough rows."""
     from evals.ope import DoublyRobust, LoggedData, TargetPolicy, true_policy_value
 
     rows = con.execute(
         "select d.customer_id, d.template_id, d.discount_pct, d.propensity, o.converted_14d, o.revenue_90d, "
-        "d.segment from ops.decision_log d join ops.decision_outcomes o using (decision_id) "
+        "d.segment, d.action_pmf from ops.decision_log d join ops.decision_outcomes o using (decision_id) "
         "where d.arm = 'treatment' and d.status = 'send' and d.template_id is not null "
         "and d.run_id like 'sim-%' and not d.dry_run"
     ).fetchall()
-    rows = [r for r in rows if r[0] in greedy]
     if len(rows) < 50:
         return None
     table = pa.table(
@@ -119,8 +119,12 @@ def _own_log_dr(
         }
     )
     data = LoggedData.from_arrow(table)
-    acts = np.array([data.space.index(*greedy[c]) for c in data.customer_ids], dtype=np.int64)
-    target = TargetPolicy.deterministic(acts, name="greedy")
+    greedy = []
+    for r in rows:
+        pmf = json.loads(r[7]) if r[7] else [[r[1], r[2], 1.0]]
+        t, d, _ = max(pmf, key=lambda x: x[2])
+        greedy.append(data.space.index(t, float(d)))
+    target = TargetPolicy.deterministic(np.array(greedy, dtype=np.int64), name="greedy")
     dr = DoublyRobust(metric)  # type: ignore[arg-type]
     est = dr.estimate(data, target, n_bootstrap=500, seed=seed)
     return est.value, est.low, est.high, true_policy_value(data, target, truth, metric=metric)  # type: ignore[arg-type]
@@ -155,58 +159,61 @@ def simulate_days(days: int, *, goal: Goal, root: Path, seed: int = 0, say=print
     from core.actions import allowed_actions
     from warehouse.decision_log import write_decisions
 
+    config = settings_from(RunConfig, mode="learned", goal=goal, global_holdout_pct=0, segment_holdout_pct=0)
+    guard = config.guardrails()
+    # The fixed yardstick: day 0's contactable customers under day 0's eligibility. Every day's model
+    # is scored on them, so days compare like with like (the customers contacted today are capped
+    # tomorrow, which would otherwise change who is measured).
+    history0 = load_contact_history(con, since=as_of0 - timedelta(days=7))
+    rules0, _ = decide(contexts, history0, config, run_id="sim-rules", as_of=as_of0, ref=ref, mode="rules")
+    fixed = [i for i, (d, _) in enumerate(rules0) if d.status in ("send", "deferred")]
+    cids = [contexts[i].customer_id for i in fixed]
+    pipe = Pipeline(RulesPolicy(guard, ref), guard=guard, ref=ref, run_id="oracle", as_of=as_of0)
+    best = np.zeros(len(cids))
+    for k, i in enumerate(fixed):
+        elig = pipe.eligibility(contexts[i], history0)
+        options = allowed_actions(contexts[i].segment, elig.allowed_channels, guard.discount_cap, ref)
+        if options:
+            best[k] = _truth_values(
+                truth, [cids[k]] * len(options), [(a.template_id, d) for a, d in options], metric
+            ).max()
+    rules_true = float(_truth_values(truth, cids, [_action(rules0[i][0]) for i in fixed], metric).mean())
+    fixed_contexts = [contexts[i] for i in fixed]
+
     for day in range(days + 1):
         as_of = as_of0 + timedelta(days=day)
         history = load_contact_history(con, since=as_of - timedelta(days=7))
-        config = settings_from(
-            RunConfig, mode="learned", goal=goal, global_holdout_pct=0, segment_holdout_pct=0
+        # today's real decisions (exploring), for everyone today's eligibility lets through
+        learned, _ = decide(contexts, history, config, run_id=f"sim-{day:02d}", as_of=as_of, ref=ref, con=con)
+        # today's model (trained on everything before today) on the fixed yardstick
+        scored, _ = decide(
+            fixed_contexts,
+            history0,
+            config,
+            run_id="sim-eval",
+            as_of=as_of0,
+            ref=ref,
+            con=con,
+            history_before=as_of,
         )
-        learned, stats = decide(
-            contexts, history, config, run_id=f"sim-{day:02d}", as_of=as_of, ref=ref, con=con
-        )
-        rules, _ = decide(
-            contexts, history, config, run_id=f"sim-rules-{day:02d}", as_of=as_of, ref=ref, mode="rules"
-        )
-        acting = [i for i, (d, _) in enumerate(learned) if d.status in ("send", "deferred")]
-        cids = [learned[i][0].customer_id for i in acting]
-        ld = [learned[i][0] for i in acting]
-        rd = [rules[i][0] for i in acting]
-        # the oracle on the same customers: the best of what eligibility and the cap allow
-        guard = config.guardrails()
-        pipe = Pipeline(RulesPolicy(guard, ref), guard=guard, ref=ref, run_id="oracle", as_of=as_of)
-        best = np.zeros(len(cids))
-        for k, i in enumerate(acting):
-            elig = pipe.eligibility(contexts[i], history)
-            options = allowed_actions(contexts[i].segment, elig.allowed_channels, guard.discount_cap, ref)
-            if options:
-                v = _truth_values(
-                    truth, [cids[k]] * len(options), [(a.template_id, d) for a, d in options], metric
-                )
-                best[k] = v.max()
-        greedy = {d.customer_id: g for d in ld if (g := _greedy(d)) is not None}
+        sd = [d for d, _ in scored]
         row = DayRow(
             day=day,
             as_of=as_of,
-            model=next((d.model for d in ld if d.model), "-"),
+            model=next((d.model for d in sd if d.model), "-"),
             own_touches=int(
                 con.execute(
                     "select count(*) from ops.decision_outcomes where decision_id in "
-                    "(select decision_id from ops.decision_log where run_id like 'sim-%')"
+                    "(select decision_id from ops.decision_log where run_id like 'sim-%' and not dry_run)"
                 ).fetchall()[0][0]
             ),
             contactable=len(cids),
-            learned_true=float(_truth_values(truth, cids, [_action(d) for d in ld], metric).mean())
-            if cids
-            else 0.0,
-            greedy_true=float(_truth_values(truth, cids, [_greedy(d) for d in ld], metric).mean())
-            if cids
-            else 0.0,
-            rules_true=float(_truth_values(truth, cids, [_action(d) for d in rd], metric).mean())
-            if cids
-            else 0.0,
-            oracle_true=float(best.mean()) if cids else 0.0,
+            learned_true=float(_truth_values(truth, cids, [_action(d) for d in sd], metric).mean()),
+            greedy_true=float(_truth_values(truth, cids, [_greedy(d) for d in sd], metric).mean()),
+            rules_true=rules_true,
+            oracle_true=float(best.mean()),
         )
-        dr = _own_log_dr(con, greedy, truth, metric, seed + day)
+        dr = _own_log_dr(con, truth, metric, seed + day)
         if dr is not None:
             row.dr_greedy, row.dr_low, row.dr_high, row.dr_truth = dr
         if day < days:  # deliver today's sends (the ledger), then their outcomes are observed

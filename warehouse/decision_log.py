@@ -46,6 +46,10 @@ def decision_rows(decided: Sequence[tuple[Decision, GuardrailReport]], *, dry_ru
                 "llm_latency_ms": float(sum(a.latency_ms for a in d.attempts)),
                 "guardrail_report": json.dumps([c.model_dump(mode="json") for c in rep.checks], default=str),
                 "dry_run": dry_run,
+                # a stochastic policy's distribution over the allowed actions: [[template, discount, p], ...]
+                "action_pmf": json.dumps([[a.template_id, a.discount_pct, a.probability] for a in d.action_pmf])
+                if d.action_pmf
+                else None,
             }
         )
     schema = pa.schema(
@@ -78,6 +82,7 @@ def decision_rows(decided: Sequence[tuple[Decision, GuardrailReport]], *, dry_ru
             ("llm_latency_ms", pa.float64()),
             ("guardrail_report", pa.string()),
             ("dry_run", pa.bool_()),
+            ("action_pmf", pa.string()),
         ]
     )
     return pa.Table.from_pylist(rows, schema=schema)

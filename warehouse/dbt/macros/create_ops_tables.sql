@@ -30,6 +30,7 @@
     fallback_reason varchar, defer_until timestamp, llm_attempts integer, prompt_tokens integer,
     completion_tokens integer, llm_latency_ms double, guardrail_report varchar, dry_run boolean
   );
+  alter table ops.decision_log add column if not exists action_pmf varchar;
   create table if not exists ops.delivery_log (
     run_id varchar, decision_id varchar, customer_id varchar, destination varchar,
     idempotency_key varchar, payload_hash varchar, attempt integer, status varchar,
@@ -79,7 +80,8 @@
       discount_pct double, proposed_discount_pct double, subject string, message string,
       policy string, model string, prompt_version string, context_hash string, propensity double,
       fallback_reason string, defer_until timestamp, llm_attempts int, prompt_tokens int,
-      completion_tokens int, llm_latency_ms double, guardrail_report string, dry_run boolean
+      completion_tokens int, llm_latency_ms double, guardrail_report string, dry_run boolean,
+      action_pmf string
     ) using parquet",
     "create table if not exists ops.delivery_log (
       run_id string, decision_id string, customer_id string, destination string,
