@@ -87,42 +87,108 @@ def typical_context(segment: str, **overrides: Any) -> CustomerContext:
     return CustomerContext.model_validate(base)
 
 
-_API_ARGS = ("as_of", "ref", "enforce_quiet_hours", "mode", "prompt_version")
+_API_ARGS = ("as_of", "ref", "enforce_quiet_hours", "mode", "prompt_version", "customer_id")
 
 
 def next_best_action(
-    segment: str, goal: str = "90d_clv", discount_cap: float = 5.0, suppress_hours: float = 24, **kwargs: Any
+    segment: str | None = None,
+    goal: str = "90d_clv",
+    discount_cap: float = 5.0,
+    suppress_hours: float = 24,
+    **kwargs: Any,
 ) -> dict[str, Any]:
-    """The next-best action, through every guardrail, for a typical customer of `segment`.
+    """The next-best action, through every guardrail, for a typical customer of `segment`, or for
+    the warehouse's customer `customer_id`.
 
     Keyword arguments override the typical customer's fields (e.g. `preferred_channel="sms"`,
-    `consent={"email": False, "sms": True, "push": True}`), or pass `as_of` (default: now, UTC),
-    `mode` (default rules), `prompt_version`, `enforce_quiet_hours` or `ref`. Holdout is off here:
-    this describes the action, not the arm. The settings are validated by the run configuration
-    (no environment variable is read). Returns channel, template, discount_pct, subject, message,
-    rationale, status, reasons, policy, defer_until. Raises UserError (a ValueError is not raised)
-    naming the valid values.
+    `consent={"email": False, "sms": True, "push": True}`), or pass `as_of` (default: now, UTC; the
+    data's as-of date for a warehouse customer), `mode` (rules, learned, llm; default rules),
+    `prompt_version`, `enforce_quiet_hours` or `ref`. `mode="learned"` scores a customer's own
+    response history, so it needs `customer_id` (the warehouse at NBA_DUCKDB_PATH). Holdout is off
+    here: this describes the action, not the arm. The settings are validated by the run
+    configuration (no environment variable is read). Returns channel, template, discount_pct,
+    subject, message, rationale, status, reasons, policy, model, propensity, defer_until. Raises
+    UserError (a ValueError) naming the valid values.
     """
-    as_of = kwargs.pop("as_of", None) or datetime.now(UTC)
-    ref: ReferenceData = kwargs.pop("ref", None) or load_reference()
+    customer_id = kwargs.pop("customer_id", None)
+    as_of = kwargs.pop("as_of", None)
+    ref: ReferenceData | None = kwargs.pop("ref", None)
     run = {k: kwargs.pop(k) for k in ("enforce_quiet_hours", "mode", "prompt_version") if k in kwargs}
     unknown = set(kwargs) - set(CustomerContext.model_fields)
     if unknown:
         valid = sorted({*_API_ARGS, *CustomerContext.model_fields})
         raise UserError(f"unknown argument(s) {sorted(unknown)}; valid: {', '.join(valid)}")
-    ctx = typical_context(segment, **kwargs)
-    config = settings_from(
+    if customer_id is None:
+        if segment is None:
+            raise UserError(
+                "give a segment (a typical customer of it) or customer_id= (a warehouse customer)"
+            )
+        if run.get("mode") == "learned":
+            raise UserError(
+                "mode='learned' scores a customer's own response history: pass customer_id= (a warehouse customer)"
+            )
+        ctx = typical_context(segment, **kwargs)
+        config = _config(ctx.segment, goal, discount_cap, suppress_hours, run)
+        decided, _ = decide(
+            [ctx], {}, config, run_id="api", as_of=as_of or datetime.now(UTC), ref=ref or load_reference()
+        )
+        return _result(decided[0][0])
+    return _for_customer(customer_id, goal, discount_cap, suppress_hours, run, as_of, kwargs)
+
+
+def _config(segment: str, goal: str, cap: float, hours: float, run: dict[str, Any]) -> RunConfig:
+    return settings_from(
         RunConfig,
         segment=segment,
         goal=goal,
-        discount_cap=discount_cap,
-        suppress_hours=suppress_hours,
+        discount_cap=cap,
+        suppress_hours=hours,
         global_holdout_pct=0,
         segment_holdout_pct=0,
         **run,
     )
-    decided, _ = decide([ctx], {}, config, run_id="api", as_of=as_of, ref=ref)
-    decision = decided[0][0]
+
+
+def _for_customer(
+    customer_id: str,
+    goal: str,
+    cap: float,
+    hours: float,
+    run: dict[str, Any],
+    as_of: datetime | None,
+    overrides: dict[str, Any],
+) -> dict[str, Any]:
+    import duckdb
+
+    from agent.context import data_as_of, load_contact_history, load_contexts, reference_for
+    from agent.errors import UnknownCustomerError, WarehouseNotReady
+    from warehouse.paths import duckdb_path
+
+    path = duckdb_path()
+    if not path.exists():
+        raise WarehouseNotReady(f"no warehouse at {path}: run `make build` first")
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        found = load_contexts(con, customer_ids=[customer_id])
+        if not found:
+            raise UnknownCustomerError(f"customer {customer_id!r} is in no segment (or does not exist)")
+        ctx = CustomerContext.model_validate(found[0].model_dump() | overrides) if overrides else found[0]
+        config = _config(ctx.segment, goal, cap, hours, run)
+        decided, _ = decide(
+            [ctx],
+            load_contact_history(con),
+            config,
+            run_id="api",
+            as_of=as_of or data_as_of(con),
+            ref=reference_for(con),
+            con=con,
+        )
+    finally:
+        con.close()
+    return _result(decided[0][0])
+
+
+def _result(decision: Any) -> dict[str, Any]:
     return {
         "channel": decision.channel,
         "template": decision.template_id,
@@ -133,5 +199,7 @@ def next_best_action(
         "status": decision.status,
         "reasons": decision.reasons,
         "policy": decision.policy,
+        "model": decision.model,
+        "propensity": decision.propensity,
         "defer_until": decision.defer_until,
     }

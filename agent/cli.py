@@ -58,7 +58,7 @@ def prompt(
     from agent.context import data_as_of, load_contact_history, load_contexts, reference_for
     from agent.errors import UnknownCustomerError, WarehouseNotReady
     from agent.pipeline import Pipeline
-    from agent.policies import LLMEndpoint, LLMPolicy
+    from agent.policies import LLMPolicy, build_policy
     from warehouse.paths import duckdb_path
 
     if not customer_id:
@@ -88,17 +88,13 @@ def prompt(
     ref = reference_for(con)
     guard = settings.guardrails()
     as_of_ts = settings.as_of or data_as_of(con)
-    policy = LLMPolicy(
-        settings.llm,
-        guard=guard,
-        prompt_version=settings.prompt_version,
-        ref=ref,
-        endpoint=LLMEndpoint(settings.llm),
-        cache=None,
-    )
+    policy = build_policy(settings, guard=guard, ref=ref, con=con, history_before=as_of_ts)
+    assert isinstance(policy, LLMPolicy)
     pipe = Pipeline(policy, guard=guard, ref=ref, run_id="prompt", as_of=as_of_ts)
     elig = pipe.eligibility(ctx, load_contact_history(con))
-    rendered = policy.prompt(ctx, elig.allowed_channels or [ctx.preferred_channel])
+    channels = elig.allowed_channels or [ctx.preferred_channel]
+    ranking = policy.rankings([(ctx, elig.model_copy(update={"allowed_channels": channels}))])[0]
+    rendered = policy.prompt(ctx, channels, ranking)
     print("# context block (CustomerContext)")
     print(json.dumps(ctx.model_dump(mode="json"), indent=2, ensure_ascii=False))
     print(f"# context hash: {ctx.context_hash()}   eligibility: {elig.status} {elig.reasons}")

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, UndefinedError
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, UndefinedError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
 from agent.errors import PromptError
@@ -62,6 +62,18 @@ def _env(name: str, version: str) -> SandboxedEnvironment:
     )
 
 
+@lru_cache(maxsize=16)
+def prompt_variables(version: str, name: str = "nba") -> frozenset[str]:
+    """The variables a prompt version's templates use (jinja2's own analysis): a version that uses
+    `ranking` is written on top of the learned ranking."""
+    env = _env(name, version)
+    used: set[str] = set()
+    for template in ("system.j2", "user.j2"):
+        source = env.loader.get_source(env, template)[0]  # type: ignore[union-attr]
+        used |= meta.find_undeclared_variables(env.parse(source))
+    return frozenset(used)
+
+
 def render_prompt(
     ctx: CustomerContext,
     *,
@@ -71,6 +83,7 @@ def render_prompt(
     goal: str,
     discount_cap: float,
     name: str = "nba",
+    ranking: Sequence[dict[str, Any]] = (),
 ) -> RenderedPrompt:
     actions: list[dict[str, Any]] = [
         {
@@ -91,6 +104,8 @@ def render_prompt(
         "ctx": ctx.model_dump(),
         "allowed_channels": list(allowed_channels),
         "actions": actions,
+        "ranking": list(ranking),
+        "value_name": "revenue over 90 days" if goal == "90d_clv" else "conversion probability",
     }
     env = _env(name, version)
     try:

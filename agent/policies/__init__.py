@@ -45,7 +45,14 @@ def build_policy(
         trained = model_for(con, guard.goal, before=history_before, settings=config.learned)
         return LearnedPolicy(trained, guard=guard, ref=ref, settings=config.learned)
     if mode == "llm":
+        from agent.prompts import prompt_variables
+
         llm = config.llm
+        ranker = None
+        if "ranking" in prompt_variables(config.prompt_version):  # written on top of the learned ranking
+            ranker = build_policy(
+                config, guard=guard, ref=ref, mode="learned", con=con, history_before=history_before
+            )
         return LLMPolicy(
             llm,
             guard=guard,
@@ -53,5 +60,6 @@ def build_policy(
             ref=ref,
             endpoint=endpoint or LLMEndpoint(llm),
             cache=cache if cache is not None else (DecisionCache() if llm.cache else None),
+            ranker=ranker,  # type: ignore[arg-type]
         )
     return RulesPolicy(guard, ref)

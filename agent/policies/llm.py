@@ -7,6 +7,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 from types import TracebackType
+from typing import Any, Protocol
+
+import numpy as np
 
 from agent.cache import DecisionCache
 from agent.llm import LLMClient
@@ -15,6 +18,17 @@ from core.config import LLMSettings
 from core.contracts import Channel, CustomerContext, GuardrailSettings, PolicyMode, PolicyOutcome
 from core.policy import PolicyItem, Progress
 from core.reference import ReferenceData
+
+
+class Ranker(Protocol):
+    """What the LLM drafts on top of: the learned policy's values for a batch (agent/policies/learned.py)."""
+
+    model: str | None
+
+    @property
+    def catalog(self) -> Any: ...
+
+    def ranking(self, batch: Sequence[PolicyItem]) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 class LLMEndpoint:
@@ -60,6 +74,8 @@ class LLMPolicy:
         ref: ReferenceData,
         endpoint: LLMEndpoint,
         cache: DecisionCache | None,
+        ranker: Ranker | None = None,
+        top_k: int = 3,
     ) -> None:
         if settings.embedded:
             # llama-cpp-python's server answers one request at a time: queueing more only reorders them.
@@ -68,9 +84,17 @@ class LLMPolicy:
         self.model: str | None = settings.model
         self.prompt_version: str | None = prompt_version
         self.endpoint, self.cache = endpoint, cache
+        self.ranker, self.top_k = ranker, top_k
         self.calls = 0
+        if ranker is not None and ranker.model:
+            self.model = f"{settings.model}+{ranker.model}"  # the draft and the ranking it was written on
 
-    def prompt(self, ctx: CustomerContext, allowed_channels: Sequence[Channel]) -> RenderedPrompt:
+    def prompt(
+        self,
+        ctx: CustomerContext,
+        allowed_channels: Sequence[Channel],
+        ranking: Sequence[dict[str, Any]] = (),
+    ) -> RenderedPrompt:
         return render_prompt(
             ctx,
             version=self.prompt_version or "v1",
@@ -78,12 +102,39 @@ class LLMPolicy:
             allowed_channels=allowed_channels,
             goal=self.guard.goal,
             discount_cap=self.guard.discount_cap,
+            ranking=ranking,
         )
+
+    def rankings(self, batch: Sequence[PolicyItem]) -> list[list[dict[str, Any]]]:
+        """Per customer, the top allowed actions by the learned model's estimated value."""
+        if self.ranker is None:
+            return [[] for _ in batch]
+        values, allowed = self.ranker.ranking(batch)
+        cat = self.ranker.catalog
+        out = []
+        for i in range(len(batch)):
+            order = [int(a) for a in np.argsort(-np.nan_to_num(values[i], nan=-np.inf)) if allowed[i, a]]
+            out.append(
+                [
+                    {
+                        "template_id": cat.template_ids[a],
+                        "channel": cat.channels[a],
+                        "discount_pct": float(cat.discounts[a]),
+                        "value": f"{float(values[i, a]):.3g}",
+                    }
+                    for a in order[: self.top_k]
+                ]
+            )
+        return out
 
     async def propose(
         self, batch: Sequence[PolicyItem], progress: Progress | None = None
     ) -> list[PolicyOutcome]:
-        todo = [(ctx, self.prompt(ctx, elig.allowed_channels)) for ctx, elig in batch]
+        ranks = self.rankings(batch)
+        todo = [
+            (ctx, self.prompt(ctx, elig.allowed_channels, r))
+            for (ctx, elig), r in zip(batch, ranks, strict=True)
+        ]
         client = LLMClient(
             self.settings,
             endpoint=self.endpoint.url,

@@ -40,6 +40,16 @@ def test_dr_within_5pct_of_truth_and_covered_at_demo_scale(
         assert v.low <= v.true_value <= v.high, f"{v.policy} {v.metric}: interval misses the truth"
         assert cli.truth_check(v)
     assert out.count("  yes") == 4 and "NO" not in out
+    # the honest reference: every policy on the same contactable customers, random within the cap
+    # and eligibility, and the oracle (the truth's best allowed action) above them all
+    values = {(v["policy"], v["metric"]): v for v in report["customer_values"] if v["segment"] == "all"}
+    assert report["contactable"] >= 400 and report["candidate"]["identity"] == "rules"
+    oracle, rules, random = (values[(p, "revenue_90d")] for p in ("oracle", "rules", "random"))
+    assert oracle["share_of_oracle"] == pytest.approx(1.0)
+    assert random["true_value"] < rules["true_value"] < oracle["true_value"]
+    assert 0.7 < random["share_of_oracle"] < rules["share_of_oracle"] < 1.0
+    assert all(v["customers"] == report["contactable"] for v in values.values())
+    assert report["headline"].startswith("rules earns") and "than random" in report["headline"]
     con = duckdb.connect(str(warehouse_copy), read_only=True)
     assert con.sql("select count(*) from ops.eval_runs").fetchall()[0][0] == 1
 

@@ -121,3 +121,26 @@ def test_the_gate_reads_the_latest_eval_of_that_exact_identity() -> None:
         eval_hint("llm:v3@smollm2", "learned@gbm-abc")
         == "make eval MODE=llm PROMPT_VERSION=v3 BASELINE=learned"
     )
+
+
+def test_next_best_action_in_learned_mode_for_a_warehouse_customer(demo_warehouse_env, tmp_path, monkeypatch):
+    from agent.api import next_best_action
+    from core.errors import UserError
+
+    monkeypatch.setenv("NBA_MODELS_DIR", str(tmp_path / "models"))
+    con = duckdb.connect(str(demo_warehouse_env.duckdb_path), read_only=True)
+    cid = con.execute(
+        "select customer_id from main.mart_marketing__segment_scores where segment = 'churn_rescue_nps' "
+        "order by customer_id limit 1"
+    ).fetchall()[0][0]
+    con.close()
+    nba = next_best_action(customer_id=cid, mode="learned", consent={"email": True, "sms": True, "push": True},
+                           last_contact={}, globally_suppressed=False)  # fmt: skip
+    assert (
+        nba["policy"] == "learned"
+        and nba["model"].startswith("gbm-")
+        and nba["status"] in ("send", "deferred")
+    )
+    assert nba["template"].startswith("cs_") and 0 < nba["propensity"] <= 1 and nba["discount_pct"] <= 5
+    with pytest.raises(UserError, match="customer_id"):
+        next_best_action("churn_rescue_nps", mode="learned")
