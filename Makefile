@@ -122,7 +122,7 @@ replay-dlq: $(STAMP) ## Re-send every row still owed (pending, failed) and the d
 
 .PHONY: destinations-up
 destinations-up: $(STAMP) ## Run local HubSpot, Salesforce (TLS) and webhook servers on 127.0.0.1 for a live demo
-	$(PY) -m activation.local_servers all
+	$(PY) -m testing.local_servers all
 
 .PHONY: prompt
 prompt: $(STAMP) ## Show the rendered context and prompt for CUSTOMER_ID (PROMPT_VERSION)

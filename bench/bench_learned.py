@@ -37,14 +37,16 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from activation.run import data_as_of  # noqa: E402
-from agent.context import load_contexts  # noqa: E402
+from agent.context import data_as_of, load_contexts  # noqa: E402
 from agent.learned import explore  # noqa: E402
 from agent.learned.actions import allowed_mask, default_catalog  # noqa: E402
 from agent.learned.data import logged_touches  # noqa: E402
 from agent.learned.features import build_customer_features, customer_table  # noqa: E402
 from agent.learned.model import LearnedModel, LearnerParams, train  # noqa: E402
-from agent.pipeline import Pipeline, RunSettings, decide  # noqa: E402
+from agent.pipeline import Pipeline, decide  # noqa: E402
+from agent.policies import RulesPolicy  # noqa: E402
+from core.config import RunConfig, settings_from  # noqa: E402
+from core.reference import load_reference  # noqa: E402
 from warehouse.truth import expected_reward, load_truth  # noqa: E402
 
 GOALS = ("90d_clv", "engagement")
@@ -61,7 +63,9 @@ class World:
         self.con = duckdb.connect(str(duckdb_path), read_only=True)
         self.as_of = data_as_of(self.con)
         contexts = load_contexts(self.con)
-        pipe = Pipeline(self.settings("90d_clv"))
+        config = self.settings("90d_clv")
+        ref, guard = load_reference(), config.guardrails()
+        pipe = Pipeline(RulesPolicy(guard, ref), guard=guard, ref=ref, run_id="bench", as_of=self.as_of)
         elig = [pipe.eligibility(c, {}) for c in contexts]
         self.contexts = [c for c, e in zip(contexts, elig, strict=True) if e.needs_proposal]
         chans = [e.allowed_channels for e in elig if e.needs_proposal]
@@ -81,22 +85,16 @@ class World:
             self.truth[goal] = t
         self.touches = logged_touches(self.con, segmented_only=True)
 
-    def settings(self, goal: str) -> RunSettings:
-        return RunSettings(
-            run_id=f"bench-{goal}",
-            as_of=self.as_of,
-            mode="rules",
-            goal=goal,  # type: ignore[arg-type]
-            discount_cap=CAP,
-            global_holdout_pct=0,
-            segment_holdout_pct=0,
+    def settings(self, goal: str) -> RunConfig:
+        return settings_from(
+            RunConfig, mode="rules", goal=goal, discount_cap=CAP, global_holdout_pct=0, segment_holdout_pct=0
         )
 
     def value(self, goal: str, actions: np.ndarray) -> float:
         return float(self.truth[goal][np.arange(len(actions)), actions].mean())
 
     def rules_actions(self, goal: str) -> np.ndarray:
-        decided, _ = decide(self.contexts, {}, self.settings(goal))
+        decided, _ = decide(self.contexts, {}, self.settings(goal), run_id=f"bench-{goal}", as_of=self.as_of)
         cat = default_catalog()
         acts = cat.indices(
             np.array([d.template_id for d, _ in decided], dtype=object),

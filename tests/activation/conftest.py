@@ -8,7 +8,7 @@ import duckdb
 import pytest
 from delivery_factory import make_decision as _make_decision
 
-from activation.local_servers import HubSpotServer, SalesforceServer, WebhookServer
+from testing.local_servers import HubSpotServer, SalesforceServer, WebhookServer
 from activation.settings import DeliverySettings
 from warehouse.ops_tables import ensure_ops_tables
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from activation.destinations.hubspot import HubSpotDestination
 from activation.destinations.salesforce import SalesforceDestination
 from activation.destinations.webhook import WebhookDestination
-from activation.local_servers import HubSpotServer, SalesforceServer, WebhookServer
+from testing.local_servers import HubSpotServer, SalesforceServer, WebhookServer
 from activation.settings import HubSpotSettings, SalesforceSettings, WebhookSettings
 
 

@@ -10,7 +10,7 @@ from connectors import hubspot_for, salesforce_for, webhook_for
 from delivery_factory import make_decisions
 
 from activation.delivery import deliver, replay_dead_letters
-from activation.local_servers import HubSpotServer, SalesforceServer, WebhookServer
+from testing.local_servers import HubSpotServer, SalesforceServer, WebhookServer
 from activation.settings import DeliverySettings
 
 

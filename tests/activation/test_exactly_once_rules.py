@@ -108,7 +108,7 @@ def test_replay_sees_pending_rows_and_closes_a_superseded_dead_letter(
 
 
 def test_attempts_count_requests_across_runs_so_each_key_attempt_is_unique(con, fast):
-    from activation.local_servers import WebhookServer
+    from testing.local_servers import WebhookServer
 
     with WebhookServer(error_rate=0.5, seed=4) as server:
         dest = webhook_for(server)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 
-from activation.local_servers import HubSpotServer, SalesforceServer, WebhookServer
+from testing.local_servers import HubSpotServer, SalesforceServer, WebhookServer
 
 WORKER = Path(__file__).with_name("kill_worker.py")
 REPO = Path(__file__).resolve().parents[2]

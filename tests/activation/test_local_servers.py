@@ -10,7 +10,7 @@ import time
 
 import httpx
 
-from activation.local_servers import HubSpotServer, SalesforceServer, WebhookServer
+from testing.local_servers import HubSpotServer, SalesforceServer, WebhookServer
 
 UPSERT = "/crm/v3/objects/contacts/batch/upsert"
 

@@ -14,7 +14,7 @@ from activation.delivery import deliver
 from activation.destinations import destinations_for
 from activation.destinations.base import make_item
 from activation.destinations.hubspot import HubSpotDestination
-from activation.local_servers import HubSpotServer
+from testing.local_servers import HubSpotServer
 from activation.outbox import write_outbox
 from activation.settings import ActivateSettings, HubSpotSettings
 from core.config import load_settings

@@ -28,7 +28,7 @@ import duckdb
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_helpers import ROOT, Servers, server_env  # noqa: E402
 
-from activation.local_servers import HubSpotServer, SalesforceServer, WebhookServer  # noqa: E402
+from testing.local_servers import HubSpotServer, SalesforceServer, WebhookServer  # noqa: E402
 
 CLI = [sys.executable, "-m", "activation.cli", "activate", "--mode", "rules", "--live", "--no-progress", "--output", "json"]  # fmt: skip
 

@@ -9,7 +9,7 @@ from contextlib import ExitStack
 import pytest
 from run_helpers import Servers, server_env
 
-from activation.local_servers import HubSpotServer, SalesforceServer, WebhookServer
+from testing.local_servers import HubSpotServer, SalesforceServer, WebhookServer
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ SUPPRESS_HOURS=0. Prints JSON. The warehouse file is copied for each scenario.
     .venv/bin/python tests/run/issue14_scenarios.py . warehouse/dbt/warehouse.duckdb
 
 The first argument is the checkout whose code runs (a copy of another commit measures it "before";
-copy this checkout's activation/local_servers and tests/run/run_helpers.py into it to count the same).
+copy this checkout's testing/local_servers and tests/run/run_helpers.py into it to count the same).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def main() -> None:
     import duckdb
     from run_helpers import Servers, server_env
 
-    from activation.local_servers import HubSpotServer, SalesforceServer, WebhookServer
+    from testing.local_servers import HubSpotServer, SalesforceServer, WebhookServer
 
     def fresh() -> Path:
         db = Path(tempfile.mkdtemp()) / "w.duckdb"

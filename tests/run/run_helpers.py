@@ -9,7 +9,7 @@ from pathlib import Path
 
 import duckdb
 
-from activation.local_servers import HubSpotServer, SalesforceServer, WebhookServer
+from testing.local_servers import HubSpotServer, SalesforceServer, WebhookServer
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,7 +13,7 @@ import hmac
 import time
 from typing import Any
 
-from activation.local_servers.common import LocalServer, Request, Response
+from testing.local_servers.common import LocalServer, Request, Response
 
 HOOK_PATH = "/hooks/nba"
 

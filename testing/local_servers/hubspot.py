@@ -20,7 +20,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from activation.local_servers.common import LocalServer, Request, Response, _retry_after
+from testing.local_servers.common import LocalServer, Request, Response, _retry_after
 
 UPSERT_PATH = "/crm/v3/objects/contacts/batch/upsert"
 MAX_INPUTS = 100

@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from activation.local_servers.common import LocalServer, Request, Response, _retry_after, version_of
+from testing.local_servers.common import LocalServer, Request, Response, _retry_after, version_of
 
 MAX_RECORDS = 200
 FIELDS = {

@@ -1,4 +1,4 @@
-"""`python -m activation.local_servers {hubspot|salesforce|webhook|all} [--port N] [knobs]`.
+"""`python -m testing.local_servers {hubspot|salesforce|webhook|all} [--port N] [knobs]`.
 
 `all` starts the three servers on consecutive ports (default 8711, 8712, 8713) and prints the
 NBA_* variables that point the connectors at them. The credentials are fixed local demo values,
@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import time
 
-from activation.local_servers import SERVERS, HubSpotServer, LocalServer, SalesforceServer, WebhookServer
+from testing.local_servers import SERVERS, HubSpotServer, LocalServer, SalesforceServer, WebhookServer
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m activation.local_servers", description=__doc__.splitlines()[0]
+        prog="python -m testing.local_servers", description=__doc__.splitlines()[0]
     )
     p.add_argument("server", choices=[*SERVERS, "all"])
     p.add_argument("--port", type=int, default=8711, help="port (for `all`: the first of three)")
