@@ -7,7 +7,10 @@ customer of a segment (or one described by keyword arguments), through every gua
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import json
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from agent.pipeline import decide
@@ -16,75 +19,28 @@ from core.contracts import SEGMENTS, CustomerContext
 from core.errors import UserError
 from core.reference import ReferenceData, load_reference
 
-# A typical customer of each segment (the profile `next_best_action` decides for unless told
-# otherwise); tests use the same profiles through `typical_context`.
-TYPICAL: dict[str, dict[str, Any]] = {
-    "high_value_lapse_risk": dict(
-        orders_count=9,
-        lifetime_revenue=1450.0,
-        avg_order_value=161.0,
-        recency_days=75,
-        usual_gap_days=30.0,
-        rfm_segment="at_risk_champion",
-        sessions_7d=0,
-        sessions_30d=1,
-        product_views_30d=2,
-        add_to_cart_30d=0,
-        nps_score=8,
-        tenure_days=900,
-    ),
-    "new_users_first_week_intent": dict(
-        orders_count=0,
-        lifetime_revenue=0.0,
-        avg_order_value=0.0,
-        recency_days=None,
-        usual_gap_days=None,
-        rfm_segment="new",
-        sessions_7d=2,
-        sessions_30d=2,
-        product_views_30d=6,
-        add_to_cart_30d=0,
-        nps_score=None,
-        tenure_days=4,
-    ),
-    "churn_rescue_nps": dict(
-        orders_count=4,
-        lifetime_revenue=380.0,
-        avg_order_value=95.0,
-        recency_days=20,
-        usual_gap_days=40.0,
-        rfm_segment="needs_attention",
-        sessions_7d=1,
-        sessions_30d=3,
-        product_views_30d=5,
-        add_to_cart_30d=0,
-        nps_score=4,
-        nps_comment="Delivery was late and support never answered.",
-        tenure_days=400,
-    ),
-}
+_TYPICAL_FILE = Path(__file__).resolve().parent / "data" / "typical_customers.json"
+
+
+@lru_cache(maxsize=1)
+def _typical() -> dict[str, Any]:
+    """agent/data/typical_customers.json: the profile of a typical customer of each segment."""
+    return dict(json.loads(_TYPICAL_FILE.read_text(encoding="utf-8")))
 
 
 def typical_context(segment: str, **overrides: Any) -> CustomerContext:
     """A typical customer of a segment, consenting on every channel, preferring email."""
     if segment not in SEGMENTS:
         raise UserError(f"unknown segment {segment!r}; valid segments: {', '.join(SEGMENTS)}")
-    base: dict[str, Any] = dict(
-        customer_id=f"typical-{segment}",
-        segment=segment,
-        segment_reason="typical customer",
-        scores={s: float(s == segment) for s in SEGMENTS},
-        first_name="Olivia",
-        country="GB",
-        timezone="UTC",
-        signup_date=date(2023, 1, 1),
-        consent={"email": True, "sms": True, "push": True},
-        preferred_channel="email",
-        last_contact={},
-        **TYPICAL[segment],
-    )
-    base.update(overrides)
-    return CustomerContext.model_validate(base)
+    typical = _typical()
+    base: dict[str, Any] = {
+        "customer_id": f"typical-{segment}",
+        "segment": segment,
+        "scores": {s: float(s == segment) for s in SEGMENTS},
+        **typical["common"],
+        **typical["segments"][segment],
+    }
+    return CustomerContext.model_validate(base | overrides)
 
 
 _API_ARGS = ("as_of", "ref", "enforce_quiet_hours", "mode", "prompt_version", "customer_id")

@@ -81,17 +81,7 @@ def random_reference(like: PolicySpec) -> PolicySpec:
 
 def restrict(data: LoggedData, customer_ids: set[str]) -> LoggedData:
     """The logged rows of the given customers (the population a policy is evaluated on)."""
-    keep = np.flatnonzero(np.isin(data.customer_ids.astype(str), sorted(customer_ids)))
-    return LoggedData(
-        actions=data.actions[keep],
-        propensities=data.propensities[keep],
-        revenue_90d=data.revenue_90d[keep],
-        converted_14d=data.converted_14d[keep],
-        customer_ids=data.customer_ids[keep],
-        segments=data.segments[keep],
-        features=None if data.features is None else data.features[keep],
-        space=data.space,
-    )
+    return data.take(np.isin(data.customer_ids.astype(str), sorted(customer_ids)))
 
 
 def _value_rows(
@@ -189,7 +179,7 @@ def _customer_rows(
             n_customers = len(set(data.customer_ids[keep].astype(str)))
             true = None
             if rows is not None and n_customers:
-                sub = per_customer(_subset(data, keep), rows[keep][:, None])
+                sub = per_customer(data.take(keep), rows[keep][:, None])
                 true = float(sub[:, 0].mean())
             best = oracle.get(metric, {}).get(seg)
             out.append(
@@ -206,20 +196,6 @@ def _customer_rows(
                 )
             )
     return out
-
-
-def _subset(data: LoggedData, keep: np.ndarray) -> LoggedData:
-    idx = np.flatnonzero(keep)
-    return LoggedData(
-        actions=data.actions[idx],
-        propensities=data.propensities[idx],
-        revenue_90d=data.revenue_90d[idx],
-        converted_14d=data.converted_14d[idx],
-        customer_ids=data.customer_ids[idx],
-        segments=data.segments[idx],
-        features=None if data.features is None else data.features[idx],
-        space=data.space,
-    )
 
 
 def _comparisons(
@@ -329,7 +305,7 @@ def run_eval(
             rows = true_row_values(data, o, truth, metric=metric)
             segments = data.segments.astype(str)
             oracle_values[metric] = {
-                seg: float(per_customer(_subset(data, k), rows[k][:, None])[:, 0].mean())
+                seg: float(per_customer(data.take(k), rows[k][:, None])[:, 0].mean())
                 for seg, k in [("all", np.ones(data.n, bool))]
                 + [(g, segments == g) for g in sorted(set(segments))]
                 if k.any()

@@ -85,6 +85,20 @@ class LoggedData:
     def n(self) -> int:
         return len(self.actions)
 
+    def take(self, rows: np.ndarray) -> LoggedData:
+        """The logged rows at these indices (or where a boolean mask is true)."""
+        idx = np.flatnonzero(rows) if rows.dtype == bool else rows
+        return LoggedData(
+            actions=self.actions[idx],
+            propensities=self.propensities[idx],
+            revenue_90d=self.revenue_90d[idx],
+            converted_14d=self.converted_14d[idx],
+            customer_ids=self.customer_ids[idx],
+            segments=self.segments[idx],
+            features=None if self.features is None else self.features[idx],
+            space=self.space,
+        )
+
     def reward(self, metric: Metric) -> np.ndarray:
         if metric not in METRICS:
             raise ValueError(f"unknown metric {metric!r}; expected one of {METRICS}")

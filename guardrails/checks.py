@@ -1,4 +1,4 @@
-"""The message checks bound to one set of reference data, and the discount clamp.
+"""The message checks bound to one set of reference data.
 
 `MessageChecker.check` is a pure function of its arguments and is memoised: the rules policy and the
 re-render path produce the same few hundred messages over and over, so a million decisions pay for
@@ -112,17 +112,3 @@ def _names(text: str, first_name: str) -> bool:
 def get_checker(ref: ReferenceData) -> MessageChecker:
     """One checker per ReferenceData object (reference data hashes by identity)."""
     return MessageChecker(ref)
-
-
-def clamp_discount(proposed: float, lo: int, hi: int) -> tuple[float, list[str]]:
-    """(final, reason codes). NaN -> the minimum; +inf -> the maximum; -inf -> the minimum."""
-    if math.isnan(proposed):
-        return float(lo), ["discount_not_finite"]
-    if math.isinf(proposed):
-        return float(hi if proposed > 0 else lo), ["discount_not_finite", "discount_clamped"]
-    if proposed > hi:
-        return float(hi), ["discount_clamped"]
-    if proposed < lo:
-        return float(lo), ["discount_clamped"]
-    final = float(math.floor(proposed + 1e-9))
-    return final, (["discount_rounded"] if final != proposed else [])

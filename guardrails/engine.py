@@ -31,7 +31,8 @@ from core.errors import TemplateRenderError
 from core.policy import FallbackPolicy
 from core.reference import ReferenceData
 from core.templates import render_template
-from guardrails.checks import clamp_discount, get_checker
+from guardrails.checks import get_checker
+from guardrails.clamp import clamp_discount
 from guardrails.message import strip_control
 
 _check = GuardrailCheck.of

@@ -47,7 +47,9 @@ def decision_rows(decided: Sequence[tuple[Decision, GuardrailReport]], *, dry_ru
                 "guardrail_report": json.dumps([c.model_dump(mode="json") for c in rep.checks], default=str),
                 "dry_run": dry_run,
                 # a stochastic policy's distribution over the allowed actions: [[template, discount, p], ...]
-                "action_pmf": json.dumps([[a.template_id, a.discount_pct, a.probability] for a in d.action_pmf])
+                "action_pmf": json.dumps(
+                    [[a.template_id, a.discount_pct, a.probability] for a in d.action_pmf]
+                )
                 if d.action_pmf
                 else None,
             }

@@ -14,9 +14,7 @@ from testing.local_servers import SERVERS, HubSpotServer, LocalServer, Salesforc
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m testing.local_servers", description=__doc__.splitlines()[0]
-    )
+    p = argparse.ArgumentParser(prog="python -m testing.local_servers", description=__doc__.splitlines()[0])
     p.add_argument("server", choices=[*SERVERS, "all"])
     p.add_argument("--port", type=int, default=8711, help="port (for `all`: the first of three)")
     p.add_argument("--error-rate", type=float, default=0.0)

@@ -8,8 +8,8 @@ import duckdb
 import pytest
 from delivery_factory import make_decision as _make_decision
 
-from testing.local_servers import HubSpotServer, SalesforceServer, WebhookServer
 from activation.settings import DeliverySettings
+from testing.local_servers import HubSpotServer, SalesforceServer, WebhookServer
 from warehouse.ops_tables import ensure_ops_tables
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from activation.destinations.hubspot import HubSpotDestination
 from activation.destinations.salesforce import SalesforceDestination
 from activation.destinations.webhook import WebhookDestination
-from testing.local_servers import HubSpotServer, SalesforceServer, WebhookServer
 from activation.settings import HubSpotSettings, SalesforceSettings, WebhookSettings
+from testing.local_servers import HubSpotServer, SalesforceServer, WebhookServer
 
 
 def hubspot_for(server: HubSpotServer, **kw) -> HubSpotDestination:

@@ -10,8 +10,8 @@ from connectors import hubspot_for, salesforce_for, webhook_for
 from delivery_factory import make_decisions
 
 from activation.delivery import deliver, replay_dead_letters
-from testing.local_servers import HubSpotServer, SalesforceServer, WebhookServer
 from activation.settings import DeliverySettings
+from testing.local_servers import HubSpotServer, SalesforceServer, WebhookServer
 
 
 def _run(con, decisions, dests, settings, run_id="r1", tmp=None):

@@ -14,10 +14,10 @@ from activation.delivery import deliver
 from activation.destinations import destinations_for
 from activation.destinations.base import make_item
 from activation.destinations.hubspot import HubSpotDestination
-from testing.local_servers import HubSpotServer
 from activation.outbox import write_outbox
 from activation.settings import ActivateSettings, HubSpotSettings
 from core.config import load_settings
+from testing.local_servers import HubSpotServer
 
 
 def _dump_tables(con) -> str:

@@ -21,11 +21,12 @@ def learned_runs(demo_warehouse, tmp_path_factory):
     """Two learned runs of the demo (the second must reuse the saved model), as nba-activate decides."""
     import os
 
+    from warehouse.testing import warehouse_env
+
     models = tmp_path_factory.mktemp("models")
-    saved = {k: os.environ.get(k) for k in (*demo_warehouse.env, "NBA_MODELS_DIR")}
-    os.environ.update(demo_warehouse.env)
+    saved = os.environ.get("NBA_MODELS_DIR")
     os.environ["NBA_MODELS_DIR"] = str(models)
-    try:
+    with warehouse_env(demo_warehouse):
         con = duckdb.connect(str(demo_warehouse.duckdb_path), read_only=True)
         contexts = load_contexts(con)
         history = load_contact_history(con)
@@ -35,12 +36,10 @@ def learned_runs(demo_warehouse, tmp_path_factory):
             decide(contexts, history, config, run_id=f"r{i}", as_of=as_of, ref=ref, con=con) for i in range(2)
         ]
         con.close()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    if saved is None:
+        os.environ.pop("NBA_MODELS_DIR", None)
+    else:
+        os.environ["NBA_MODELS_DIR"] = saved
     return runs, models
 
 
