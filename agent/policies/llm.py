@@ -86,8 +86,10 @@ class LLMPolicy:
         self.endpoint, self.cache = endpoint, cache
         self.ranker, self.top_k = ranker, top_k
         self.calls = 0
+        self.identity = f"llm:{prompt_version}@{settings.model}"  # the promotion gate's key
         if ranker is not None and ranker.model:
             self.model = f"{settings.model}+{ranker.model}"  # the draft and the ranking it was written on
+            self.identity += f"+{getattr(ranker, 'identity', ranker.model)}"  # the ranker's recipe
 
     def prompt(
         self,
