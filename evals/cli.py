@@ -334,10 +334,13 @@ def _print_segments(report: EvalReport) -> None:
     if all(v.share_of_oracle is None for v in rows):
         return
     policies = [p for p in dict.fromkeys(v.policy for v in rows) if p != "oracle"]
-    widths = {p: max(8, len(p) + 1) for p in policies}
+    widths = {p: max(7, len(p) + 1) for p in policies}
     print(f"\nper segment: share of the oracle's true {metric} per contactable customer")
+    print("(the oracle column: the oracle's own value)")
     print(
-        f"{'segment':<28}{'customers':>9}" + "".join(f"{p:>{widths[p]}}" for p in policies) + "  oracle value"
+        f"{'segment':<27}{'customers':>10}"
+        + "".join(f"{p:>{widths[p]}}" for p in policies)
+        + f"{'oracle':>9}"
     )
     for seg in sorted({v.segment for v in rows}):
         by = {v.policy: v for v in rows if v.segment == seg}
@@ -347,7 +350,7 @@ def _print_segments(report: EvalReport) -> None:
         }
         best = shown_value(metric, by["oracle"].true_value) if "oracle" in by else ""
         n = next(iter(by.values())).customers
-        print(f"{seg:<28}{n:>9,}" + "".join(f"{shares[p]:>{widths[p]}}" for p in policies) + f"{best:>14}")
+        print(f"{seg:<27}{n:>10,}" + "".join(f"{shares[p]:>{widths[p]}}" for p in policies) + f"{best:>9}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,7 @@ import duckdb
 from jinja2 import Environment, StrictUndefined, select_autoescape
 
 from evals.report_model import Comparison, CustomerValue, EvalReport
-from evals.report_page import GLOSSARY, PAGE, SCORER_HELP
+from evals.report_page import GLOSSARY, HEADLINE_BG, PAGE, SCORER_HELP, VERDICT_COLORS
 from evals.svg import (
     DISCOUNT_COLOR,
     FAILED_COLOR,
@@ -105,7 +105,7 @@ def gate_sentence(report: EvalReport) -> str:
     return (
         f"Release check (--fail-if-worse): fails. On {c.metric}, the low end of the 95% interval of "
         f"{report.candidate['name']} - {report.baseline['name']} per contactable customer is {low}, "
-        "below zero: the candidate is not shown to be at least as good (exit code 1)."
+        "below zero: the candidate is not shown to be at least as good (with --fail-if-worse, nba-eval exits 1)."
     )
 
 
@@ -290,6 +290,8 @@ def render_html(report: EvalReport) -> str:
         gate=gate_sentence(report),
         gate_ok=report.not_worse(),
         glossary=GLOSSARY,
+        colors=VERDICT_COLORS,
+        headline_bg=HEADLINE_BG,
         scorer_help=SCORER_HELP,
         customer_svgs=[view.customer_chart(m) for m in view.metrics],
         segment_svgs=[view.segment_chart(m) for m in view.metrics] if report.has_truth else [],

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# headline colours (the browser test finds the headline by them): border by verdict, background
+VERDICT_COLORS = {"better": "#1a7f37", "worse": "#b42318", "unclear": "#9a6700"}
+HEADLINE_BG = "#f6f8fa"
+
 GLOSSARY: list[tuple[str, str]] = [
     (
         "Contactable customer",
@@ -87,11 +91,11 @@ body { font-family: system-ui, sans-serif; margin: 0 auto; max-width: 1100px; pa
   color: #222; background: #fff; line-height: 1.45; }
 h1 { font-size: 26px; margin: 8px 0 4px; } h2 { margin: 28px 0 8px; } h3 { margin: 16px 0 4px; }
 .meta { color: #555; margin: 0 0 12px; } .meta b { color: #222; font-weight: 600; }
-.headline { border-left: 6px solid #9a6700; background: #f6f8fa; padding: 10px 14px; margin: 10px 0;
-  font-size: 19px; }
-.headline.better { border-color: #1a7f37; } .headline.worse { border-color: #b42318; }
+.headline { border-left: 6px solid {{ colors.unclear }}; background: {{ headline_bg }}; padding: 10px 14px;
+  margin: 10px 0; font-size: 19px; }
+.headline.better { border-color: {{ colors.better }}; } .headline.worse { border-color: {{ colors.worse }}; }
 .headline small { display: block; font-size: 14px; color: #555; margin-top: 4px; }
-.gate { font-weight: 600; } .pass { color: #1a7f37; } .fail { color: #b42318; } .muted { color: #666; }
+.gate { font-weight: 600; } .pass { color: {{ colors.better }}; } .fail { color: {{ colors.worse }}; } .muted { color: #666; }
 .scroll { overflow-x: auto; max-width: 100%; }
 table { border-collapse: collapse; margin: 8px 0 20px; font-size: 13px; }
 th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; vertical-align: top; }

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 # Fixed palette: the browser test looks for these colours in the rendered page.
 POLICY_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#8c564b")
-ORACLE_COLOR = "#7f7f7f"
+ORACLE_COLOR = "#8a94a6"  # a blue-grey: text antialiasing makes neutral greys, never this
 TRUE_COLOR = "#d62728"
 FIXED_COLOR = "#9467bd"
 FAILED_COLOR = "#e377c2"
