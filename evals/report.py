@@ -251,7 +251,7 @@ class _View:
             items,
             [FIXED_COLOR, FAILED_COLOR],
             "Guardrail interventions by check and policy",
-            "decisions (fixed: changed and sent; failed: not sent)",
+            "decisions (fixed: changed, e.g. deferred or clamped; failed: stopped)",
             legend=["fixed", "failed"],
         )
         return chart, sorted(set(quiet) - {i[0].split(" · ")[0] for i in items})

@@ -21,6 +21,7 @@ TRUE_COLOR = "#d62728"
 FIXED_COLOR = "#9467bd"
 FAILED_COLOR = "#e377c2"
 DISCOUNT_COLOR = "#17becf"
+LEGEND_COLOR = "#b0b0b0"  # a neutral swatch for "the bar", whatever the policy's colour
 AXIS_COLOR = "#555"
 GRID_COLOR = "#e5e5e5"
 WIDTH = 720
@@ -174,7 +175,7 @@ def interval_chart(
     if not rows:
         body.append(f'<text x="4" y="{top + 16}" font-size="{FONT}">no data</text>')
     legend = [
-        (f'<rect x="0" y="3" width="14" height="8" fill="{POLICY_COLORS[0]}"/>', "95% interval"),
+        (f'<rect x="0" y="3" width="14" height="8" fill="{LEGEND_COLOR}"/>', "95% interval (colour: policy)"),
         ('<circle cx="7" cy="7" r="4" fill="#111"/>', estimate),
     ]
     if any(_finite(r.true) for r in rows):
