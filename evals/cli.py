@@ -290,6 +290,8 @@ def _print(report: EvalReport, out: Path) -> None:
         f"{report.n_logged:,} logged touches"
     )
     print(when)
+    if report.evaluated_from is not None:
+        print(f"time split: scored on touches from {report.evaluated_from:%Y-%m-%d %H:%M} UTC")
     print("\nper logged touch: DR vs the truth (ok: within 5% and the interval covers it)")
     print(f"{'policy':<15}{'metric':<14}{'DR':>9}  {'95% interval':<18}{'true':>9}{'error':>7}  ok")
     for v in report.policy_values:

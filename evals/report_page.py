@@ -112,7 +112,11 @@ dl.glossary dt { font-weight: 600; margin-top: 8px; } dl.glossary dd { margin: 2
 {{ num(r.candidate.discount_cap) }}% &middot; {{ "{:,}".format(r.sample_size) }} customers sampled,
 {{ "{:,}".format(r.contactable) }} contactable, {{ "{:,}".format(r.n_logged) }} logged touches &middot;
 <b>truth</b> {{ "known (synthetic generator)" if r.has_truth else "unknown" }} &middot; seed {{ r.seed }}
-&middot; eval {{ r.eval_id }}</p>
+&middot; eval {{ r.eval_id }}
+{% if r.evaluated_from %}&middot; <b>time split</b>: scored on touches from
+<span class="nowrap">{{ when(r.evaluated_from) }}</span> (a learned policy trains on those before){% endif %}
+{% for role, p in (("candidate", r.candidate), ("baseline", r.baseline)) %}{% if p.get("identity") and p.identity != p.name %}
+&middot; <b>{{ role }}</b> {{ p.identity }}{% endif %}{% endfor %}</p>
 <section id="headline">
 {% for c, word, note in comparisons %}<p class="headline {{ word }}">{{ c.sentence }}.
 <small>{{ metric_title(c.metric) }}, DR estimate per contactable customer ({{ "{:,}".format(r.contactable) }}
