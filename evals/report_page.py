@@ -96,14 +96,14 @@ h1 { font-size: 26px; margin: 8px 0 4px; } h2 { margin: 28px 0 8px; } h3 { margi
 .headline.better { border-color: {{ colors.better }}; } .headline.worse { border-color: {{ colors.worse }}; }
 .headline small { display: block; font-size: 14px; color: #555; margin-top: 4px; }
 .gate { font-weight: 600; } .pass { color: {{ colors.better }}; } .fail { color: {{ colors.worse }}; } .muted { color: #666; }
-.scroll { overflow-x: auto; max-width: 100%; }
+.scroll { overflow-x: auto; max-width: 100%; } .role { color: #666; font-size: 12px; }
 table { border-collapse: collapse; margin: 8px 0 20px; font-size: 13px; }
 th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; vertical-align: top; }
 th:first-child, td:first-child, td.text, th.text { text-align: left; }
 .chart { margin: 8px 0 18px; } .nowrap { white-space: nowrap; } td.help { min-width: 16em; }
 td.failures { font-size: 12px; min-width: 24em; }
 dl.glossary dt { font-weight: 600; margin-top: 8px; } dl.glossary dd { margin: 2px 0 0 0; max-width: 75ch; }
-@media (max-width: 700px) { body { padding: 8px 10px; } h1 { font-size: 21px; } .headline { font-size: 16px; } }
+@media (max-width: 700px) { body { padding: 8px 10px; } th, td { padding: 3px 5px; } h1 { font-size: 21px; } .headline { font-size: 16px; } }
 </style></head><body>
 <h1>Eval: {{ r.candidate.name }} vs {{ r.baseline.name }}</h1>
 <p class="meta"><b>Created</b> <span class="nowrap">{{ when(r.created_at) }}</span> &middot; <b>data as of</b>
@@ -129,10 +129,9 @@ customers){% if note %}; {{ note }}{% endif %}.</small></p>
 </section>
 
 <h2 id="per-customer">Value per contactable customer</h2>
-<div class="scroll"><table><tr><th>policy</th><th class="text">role</th><th class="text">metric</th><th>DR estimate</th>
+<div class="scroll"><table><tr><th>policy</th><th class="text">metric</th><th>DR estimate</th>
 <th>95% interval</th><th>true value</th><th>share of oracle</th></tr>
-{% for m in v.metrics %}{% for p in v.policies %}{% set c = v.cv(p, m) %}{% if c %}<tr><td>{{ p }}</td>
-<td class="text">{{ v.roles[p] }}</td><td class="text">{{ m }}</td><td>{{ v.shown(m, c.dr_value) }}</td>
+{% for m in v.metrics %}{% for p in v.policies %}{% set c = v.cv(p, m) %}{% if c %}<tr><td>{{ p }}<br><span class="role">{{ v.roles[p] }}</span></td><td class="text">{{ m }}</td><td>{{ v.shown(m, c.dr_value) }}</td>
 <td class="nowrap">[{{ v.shown(m, c.dr_low) }}, {{ v.shown(m, c.dr_high) }}]</td><td>{{ v.shown(m, c.true_value) }}</td>
 <td>{{ share(c.share_of_oracle) }}</td></tr>{% endif %}{% endfor %}{% endfor %}</table></div>
 {% for svg in customer_svgs %}<div class="chart">{{ svg | safe }}</div>{% endfor %}

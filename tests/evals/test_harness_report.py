@@ -86,6 +86,7 @@ def test_report_written_atomically_and_stored(report, tmp_path):
     # per contactable customer and per segment (one each per metric), per touch, interventions, discounts
     assert html.count("<svg") == 7 and "llm_v2 / dr" in html
     assert not list(out.glob(".*.tmp"))
+    assert all((out / f).stat().st_mode & 0o777 == 0o644 for f in ("report.json", "report.html"))  # shareable
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
     store_eval_run(con, report)
     row = con.execute(
