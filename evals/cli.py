@@ -12,10 +12,13 @@ ops.eval_runs.
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated
 
 import duckdb
@@ -27,7 +30,8 @@ from core.contracts import CustomerContext, Decision, GuardrailReport
 from core.errors import UserError
 from core.reference import ReferenceData
 from evals.harness import PolicySpec
-from evals.report_model import PolicyValue
+from evals.report import gate_sentence, ordered_comparisons, shown_value, truth_note
+from evals.report_model import EvalReport, PolicyValue
 from evals.settings import EvalSettings
 
 FEATURES = ("lifetime_revenue", "recency_days", "sessions_30d", "latest_nps_score", "tenure_days")
@@ -90,9 +94,28 @@ def evaluate(
     n_bootstrap: Annotated[
         str | None, setting(E, "n_bootstrap", "Bootstrap resamples for the intervals.", metavar="N")
     ] = None,
+    output: Annotated[
+        str | None,
+        setting(E, "output", "table: the summary; json: the report as JSON on stdout, nothing else there."),
+    ] = None,
+    fail_if_worse: Annotated[
+        bool | None,
+        setting(
+            E,
+            "fail_if_worse",
+            "Exit 1 unless the candidate is shown at least as good as the baseline: the low end of the "
+            "95% interval of candidate - baseline (DR, primary metric, per contactable customer) must be "
+            ">= 0. The report is written either way.",
+            "--fail-if-worse/--no-fail-if-worse",
+        ),
+    ] = None,
     version: Annotated[bool, version_option()] = False,
 ) -> int:
-    """Evaluate the candidate against the baseline and write the report."""
+    """Evaluate the candidate against the baseline and write the report.
+
+    Exit codes: 0 done; 1 a failed run, or with --fail-if-worse a candidate not shown at least as good
+    as the baseline; 2 bad input.
+    """
     settings = load_settings(
         EvalSettings,
         mode=mode,
@@ -103,11 +126,24 @@ def evaluate(
         discount_cap=discount_cap,
         seed=seed,
         n_bootstrap=n_bootstrap,
+        output=output,
+        fail_if_worse=fail_if_worse,
     )
-    return _run(settings)
+    if settings.output == "json":  # stdout carries the JSON alone: anything a step prints goes to stderr
+        with contextlib.redirect_stdout(sys.stderr):
+            report, out = _run(settings)
+        print(report.model_dump_json(indent=2))
+    else:
+        report, out = _run(settings)
+        _print(report, out)
+    if settings.fail_if_worse and not report.not_worse():
+        if settings.output == "json":
+            print(gate_sentence(report), file=sys.stderr)
+        return 1
+    return 0
 
 
-def _run(settings: EvalSettings) -> int:
+def _run(settings: EvalSettings) -> tuple[EvalReport, Path]:
     from agent.context import data_as_of, load_contexts, reference_for
     from agent.pipeline import decide
     from agent.policies import LLMEndpoint
@@ -190,8 +226,7 @@ def _run(settings: EvalSettings) -> int:
     out = write_report(report)
     store_eval_run(con, report)
     con.close()
-    _print(report, out)
-    return 0
+    return report, out
 
 
 def _with_identity(
@@ -236,45 +271,88 @@ def truth_check(v: PolicyValue, tolerance: float = 0.05) -> bool:
     return abs(v.value - v.true_value) <= tolerance * abs(v.true_value) and v.low <= v.true_value <= v.high
 
 
-def _print(report, out) -> None:  # type: ignore[no-untyped-def]
+WIDTH = 80  # the terminal summary fits 80 columns; the sentences wrap there
+
+
+def _wrap(text: str) -> str:
+    return textwrap.fill(text, WIDTH, subsequent_indent="  ", break_on_hyphens=False)
+
+
+def _print(report: EvalReport, out: Path) -> None:
+    """The terminal summary: the estimator check per logged touch, the value per contactable
+    customer and per segment, then the headline sentences and the release check."""
+    when = f"created {report.created_at:%Y-%m-%d %H:%M} UTC"
+    if report.data_as_of is not None:
+        when += f", data as of {report.data_as_of:%Y-%m-%d %H:%M} UTC"
+    print(f"eval {report.eval_id}: {report.candidate['name']} vs {report.baseline['name']}")
     print(
-        f"eval {report.eval_id}: {report.candidate['name']} vs {report.baseline['name']} on "
-        f"{report.sample_size} customers, {report.n_logged} logged touches"
+        f"{report.sample_size:,} customers sampled, {report.contactable:,} contactable, "
+        f"{report.n_logged:,} logged touches"
     )
-    print(
-        f"{'policy':<16}{'metric':<14}{'DR value':>10}  {'95% interval':<22}{'true':>9}{'error':>8}"
-        "  within 5% & covered"
-    )
+    print(when)
+    if report.evaluated_from is not None:
+        print(f"time split: scored on touches from {report.evaluated_from:%Y-%m-%d %H:%M} UTC")
+    print("\nper logged touch: DR vs the truth (ok: within 5% and the interval covers it)")
+    print(f"{'policy':<15}{'metric':<14}{'DR':>9}  {'95% interval':<18}{'true':>9}{'error':>7}  ok")
     for v in report.policy_values:
-        if v.estimator != "dr":
+        if v.estimator != "dr" or v.value is None:
             continue
         err = "" if not v.true_value else f"{(v.value - v.true_value) / v.true_value:+.1%}"
         true = "" if v.true_value is None else f"{v.true_value:.3f}"
         ok = "" if not v.true_value else ("yes" if truth_check(v) else "NO")
-        print(
-            f"{v.policy:<16}{v.metric:<14}{v.value:>10.3f}  [{v.low:.3f}, {v.high:.3f}]".ljust(62)
-            + f"{true:>9}{err:>8}  {ok}"
-        )
-    for metric, d in report.difference.items():
-        print(
-            f"per logged touch, candidate - baseline ({metric}, DR): {d['value']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
-        )
-    print(
-        f"\nper contactable customer ({report.contactable} customers; truth from the generator, evals only)"
-    )
-    print(
-        f"{'policy':<16}{'metric':<14}{'DR value':>10}  {'95% interval':<22}{'true':>9}{'share of oracle':>17}"
-    )
-    for v in report.customer_values:
-        if v.segment != "all":
+        interval = f"[{v.low:.3f}, {v.high:.3f}]"
+        print(f"{v.policy:<15}{v.metric:<14}{v.value:>9.3f}  {interval:<18}{true:>9}{err:>7}  {ok}".rstrip())
+    print(f"\nper contactable customer ({report.contactable:,} customers, each counted once)")
+    print(f"{'policy':<15}{'metric':<14}{'DR':>9}  {'95% interval':<18}{'true':>9}{'of oracle':>11}")
+    for cv in report.customer_values:
+        if cv.segment != "all":
             continue
-        dr = "" if v.dr_value is None else f"{v.dr_value:>10.3f}  [{v.dr_low:.3f}, {v.dr_high:.3f}]"
-        true = "" if v.true_value is None else f"{v.true_value:.3f}"
-        share = "" if v.share_of_oracle is None else f"{v.share_of_oracle:.1%}"
-        print(f"{v.policy:<16}{v.metric:<14}{dr:<34}{true:>9}{share:>17}")
-    for c in report.comparisons:
-        print(c.sentence + ("" if c.true_value is None else f" (true: {c.true_value:+.3f})"))
-    print(f"report: {out}")
+        interval = (
+            ""
+            if cv.dr_low is None
+            else f"[{shown_value(cv.metric, cv.dr_low)}, {shown_value(cv.metric, cv.dr_high)}]"
+        )
+        share = "" if cv.share_of_oracle is None else f"{cv.share_of_oracle:.1%}"
+        print(
+            f"{cv.policy:<15}{cv.metric:<14}{shown_value(cv.metric, cv.dr_value):>9}  {interval:<18}"
+            f"{shown_value(cv.metric, cv.true_value):>9}{share:>11}"
+        )
+    _print_segments(report)
+    print()
+    for c in ordered_comparisons(report):
+        print(_wrap(c.sentence + "."))
+        if note := truth_note(c):
+            print(_wrap("  " + note))
+    if not report.comparisons:
+        print("no comparison: no customer of the sample could be contacted by any policy")
+    print(_wrap(gate_sentence(report)))
+    print(f"report: {out / 'report.html'}")
+
+
+def _print_segments(report: EvalReport) -> None:
+    """Share of the oracle per segment on the primary metric (from the truth; absent without one)."""
+    metric = report.primary_metric
+    rows = [v for v in report.customer_values if v.metric == metric and v.segment != "all"]
+    if all(v.share_of_oracle is None for v in rows):
+        return
+    policies = [p for p in dict.fromkeys(v.policy for v in rows) if p != "oracle"]
+    widths = {p: max(7, len(p) + 1) for p in policies}
+    print(f"\nper segment: share of the oracle's true {metric} per contactable customer")
+    print("(the oracle column: the oracle's own value)")
+    print(
+        f"{'segment':<27}{'customers':>10}"
+        + "".join(f"{p:>{widths[p]}}" for p in policies)
+        + f"{'oracle':>9}"
+    )
+    for seg in sorted({v.segment for v in rows}):
+        by = {v.policy: v for v in rows if v.segment == seg}
+        shares = {
+            p: "" if p not in by or by[p].share_of_oracle is None else f"{by[p].share_of_oracle:.0%}"
+            for p in policies
+        }
+        best = shown_value(metric, by["oracle"].true_value) if "oracle" in by else ""
+        n = next(iter(by.values())).customers
+        print(f"{seg:<27}{n:>10,}" + "".join(f"{shares[p]:>{widths[p]}}" for p in policies) + f"{best:>9}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,10 @@
 """Write an EvalReport as report.json plus a self-contained report.html, and store it in ops.eval_runs.
 
-The HTML has no external JS or CSS: styles are inline and charts are SVG generated in evals.svg.
+The HTML is written for the marketer who decides whether to ship the candidate: a headline
+sentence per comparison first, then the value per contactable customer (with the oracle and each
+policy's share of it), the same per segment, a glossary of every term, and only then the estimator
+check per logged touch, the prompt table, guardrail interventions, discounts, scorers and cases.
+One file: inline CSS and SVG (evals.svg), no script, no external URL; all text is autoescaped.
 Files are written atomically (temp file in the same directory, then os.replace).
 """
 
@@ -8,70 +12,116 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections import Counter
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import duckdb
 from jinja2 import Environment, StrictUndefined, select_autoescape
 
-from evals.report_model import EvalReport
-from evals.svg import DISCOUNT_COLOR, FAILED_COLOR, FIXED_COLOR, POLICY_COLORS, bar_chart, interval_chart
+from evals.report_model import Comparison, CustomerValue, EvalReport
+from evals.report_page import GLOSSARY, HEADLINE_BG, PAGE, SCORER_HELP, VERDICT_COLORS
+from evals.svg import (
+    DISCOUNT_COLOR,
+    FAILED_COLOR,
+    FIXED_COLOR,
+    ORACLE_COLOR,
+    POLICY_COLORS,
+    Bar,
+    IntervalRow,
+    bar_chart,
+    grouped_bar_chart,
+    interval_chart,
+)
 from warehouse.ops_tables import ensure_ops_tables
 from warehouse.paths import reports_dir
 
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Eval {{ r.eval_id }}</title>
-<style>
-body { font-family: system-ui, sans-serif; margin: 24px; color: #222; background: #fff; }
-table { border-collapse: collapse; margin: 8px 0 24px; font-size: 13px; }
-th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
-.pass { color: #1a7f37; } .fail { color: #b42318; } .muted { color: #777; }
-</style></head><body>
-<h1>Eval {{ r.eval_id }}: {{ r.candidate.name }} vs {{ r.baseline.name }}</h1>
-<p class="muted">created {{ r.created_at }} &middot; seed {{ r.seed }} &middot; {{ r.sample_size }} customers,
-{{ r.n_logged }} logged touches &middot; truth {{ "known" if r.has_truth else "unknown" }}.
-Policy value = expected reward per logged touch of the policy's action; no action earns 0.</p>
-{% for metric, d in r.difference.items() %}
-<p><b>Candidate - baseline (DR, {{ metric }}):</b> {{ fmt(d.value) }} [{{ fmt(d.low) }}, {{ fmt(d.high) }}]</p>
-{% endfor %}
-<h2>Policy value</h2>
-<div id="chart-value">{{ value_svg | safe }}</div>
-<table><tr><th>policy</th><th>estimator</th><th>metric</th><th>value</th><th>95% interval</th><th>true</th>
-<th>error</th><th>covers</th><th>ESS</th><th>support (actions / rows)</th></tr>
-{% for v in r.policy_values %}<tr><td>{{ v.policy }}</td><td>{{ v.estimator }}</td><td>{{ v.metric }}</td>
-<td>{{ fmt(v.value) }}</td><td>[{{ fmt(v.low) }}, {{ fmt(v.high) }}]</td><td>{{ fmt(v.true_value) }}</td>
-<td>{{ pct(v.value, v.true_value) }}</td><td>{{ "-" if v.covers_truth is none else ("yes" if v.covers_truth else "NO") }}</td>
-<td>{{ "%.0f" | format(v.ess) }}</td><td>{{ "%.2f / %.2f" | format(v.support_action_share, v.support_row_share) }}</td></tr>
-{% endfor %}</table>
-<h2>Prompt versions</h2>
-<table><tr><th>policy</th><th>mode</th><th>prompt</th><th>schema valid</th><th>fallback</th><th>interventions</th>
-<th>mean discount</th><th>tokens</th><th>latency ms</th><th>OPE value (DR, revenue)</th></tr>
-{% for p in r.prompt_versions %}<tr><td>{{ p.policy }}</td><td>{{ p.mode }}</td><td>{{ p.prompt_version }}</td>
-<td>{{ share(p.schema_validity) }}</td><td>{{ share(p.fallback_rate) }}</td><td>{{ share(p.intervention_rate) }}</td>
-<td>{{ fmt(p.mean_discount) }}</td><td>{{ fmt(p.mean_tokens) }}</td><td>{{ fmt(p.mean_latency_ms) }}</td>
-<td>{{ fmt(p.ope_value) }} [{{ fmt(p.ope_low) }}, {{ fmt(p.ope_high) }}]</td></tr>{% endfor %}</table>
-<h2>Guardrail interventions by check</h2>
-<div id="chart-interventions">{{ interventions_svg | safe }}</div>
-<h2>Discount distribution</h2>
-<div id="chart-discounts">{{ discount_svg | safe }}</div>
-<h2>Scorers</h2>
-{% for policy, scores in r.scores.items() %}<h3>{{ policy }}</h3><table>
-<tr><th>scorer</th><th>value</th><th>passed</th><th>failures (first)</th></tr>
-{% for s in scores %}<tr><td>{{ s.name }}</td><td>{{ fmt(s.value) }}</td>
-<td class="{{ 'muted' if s.passed is none else ('pass' if s.passed else 'fail') }}">{{ "-" if s.passed is none else s.passed }}</td>
-<td>{{ s.failures[:3] | join("; ") }}</td></tr>{% endfor %}</table>{% endfor %}
-<h2>Golden and adversarial cases</h2>
-<table><tr><th>suite</th><th>case</th><th>policy</th><th>passed</th><th>failures</th></tr>
-{% for c in r.cases %}<tr><td>{{ c.suite }}</td><td>{{ c.name }}</td><td>{{ c.policy }}</td>
-<td class="{{ 'pass' if c.passed else 'fail' }}">{{ c.passed }}</td><td>{{ c.failures | join("; ") }}</td></tr>{% endfor %}
-</table></body></html>
-"""
+ORACLE = "oracle"
+
+
+class MetricInfo(NamedTuple):
+    title: str  # "Revenue over 90 days"
+    axis: str  # axis title: the quantity and its unit
+    difference_unit: str  # unit of a difference, as in the comparison sentence
+    scale: float  # stored value x scale = shown value
+    fmt: Callable[[float], str]
+
+
+METRIC_INFO = {
+    "revenue_90d": MetricInfo(
+        "Revenue over 90 days",
+        "revenue over 90 days per contactable customer (currency units)",
+        "revenue (90 days)",
+        1.0,
+        lambda v: f"{v:,.2f}",
+    ),
+    "converted_14d": MetricInfo(
+        "Conversion within 14 days",
+        "customers converting within 14 days (% of contactable customers)",
+        "conversion points",
+        100.0,
+        lambda v: f"{v:.1f}%",
+    ),
+}
+
+
+def metric_info(metric: str) -> MetricInfo:
+    return METRIC_INFO.get(metric, MetricInfo(metric, metric, metric, 1.0, lambda v: f"{v:,.4g}"))
+
+
+def shown_value(metric: str, x: float | None) -> str:
+    """A stored value as the report shows it (revenue 2 decimals, conversions as a percentage)."""
+    m = metric_info(metric)
+    return "-" if x is None else m.fmt(x * m.scale)
+
+
+def verdict(c: Comparison) -> str:
+    """better / worse / unclear: where the 95% interval of candidate - baseline lies."""
+    return "better" if c.low > 0 else "worse" if c.high < 0 else "unclear"
+
+
+def truth_note(c: Comparison) -> str:
+    """The generator's true difference in the sentence's unit ('' without a truth)."""
+    if c.true_value is None:
+        return ""
+    m = metric_info(c.metric)
+    return f"true difference (from the generator): {c.true_value * m.scale:+.2f} {m.difference_unit}"
+
+
+def gate_sentence(report: EvalReport) -> str:
+    """What `nba-eval --fail-if-worse` decides, in words."""
+    c = report.primary_comparison()
+    if c is None:
+        return "Release check (--fail-if-worse): fails, no customer could be contacted, so there is no comparison."
+    m = metric_info(c.metric)
+    low = f"{c.low * m.scale:+.2f} {m.difference_unit}"
+    if report.not_worse():
+        return (
+            f"Release check (--fail-if-worse): passes. On {c.metric}, the low end of the 95% interval of "
+            f"{report.candidate['name']} - {report.baseline['name']} per contactable customer is {low}, "
+            "at or above zero."
+        )
+    return (
+        f"Release check (--fail-if-worse): fails. On {c.metric}, the low end of the 95% interval of "
+        f"{report.candidate['name']} - {report.baseline['name']} per contactable customer is {low}, "
+        "below zero: the candidate is not shown to be at least as good (with --fail-if-worse, nba-eval exits 1)."
+    )
+
+
+def ordered_comparisons(report: EvalReport) -> list[Comparison]:
+    """The primary metric's comparison first."""
+    return sorted(report.comparisons, key=lambda c: c.metric != report.primary_metric)
+
+
+def _when(t: datetime | None) -> str:
+    if t is None:
+        return "not recorded"
+    return t.strftime("%Y-%m-%d %H:%M UTC") if t.utcoffset() is not None else t.strftime("%Y-%m-%d %H:%M")
 
 
 def _fmt(x: Any) -> str:
-    return "-" if x is None or x != x else f"{x:.4g}"
+    return "-" if x is None or x != x else f"{x:,.4g}"
 
 
 def _share(x: Any) -> str:
@@ -82,47 +132,180 @@ def _pct(value: Any, true: Any) -> str:
     return "-" if value is None or not true else f"{100 * (value / true - 1):+.1f}%"
 
 
-def render_html(report: EvalReport) -> str:
-    policies = list(dict.fromkeys(v.policy for v in report.policy_values))
-    color = {p: POLICY_COLORS[i % len(POLICY_COLORS)] for i, p in enumerate(policies)}
-    nan = float("nan")
-    rows = [
-        (
-            f"{v.policy} / {v.estimator}",
-            v.value if v.value is not None else nan,
-            v.low if v.low is not None else nan,
-            v.high if v.high is not None else nan,
-            v.true_value,
-            color[v.policy],
+def _result(passed: bool | None) -> str:
+    return "measured" if passed is None else "pass" if passed else "FAIL"
+
+
+def _failures(failures: list[str], k: int = 5) -> tuple[list[str], int]:
+    """The first k failures and how many more there are (the scorer's own "... and N more" counted)."""
+    listed = [f for f in failures if not f.startswith("... and ")]
+    marker = next((f for f in failures if f.startswith("... and ")), "").split()
+    extra = int(marker[2]) if len(marker) > 2 and marker[2].isdigit() else 0
+    return listed[:k], max(len(listed) - k, 0) + extra
+
+
+def _scorer_value(name: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    if name == "discount_cost":
+        return f"{value:.2f}% mean discount"
+    if name == "sms_segments":
+        return f"{value:.2f} segments per SMS"
+    if name == "tokens_latency":
+        return f"{value:,.0f} tokens per decision"
+    return f"{100 * value:.1f}%"
+
+
+class _View:
+    """What the template needs, computed once: policy order, roles, colours, table rows, charts."""
+
+    def __init__(self, report: EvalReport) -> None:
+        self.r = report
+        cand, base = report.candidate["name"], report.baseline["name"]
+        seen = dict.fromkeys(
+            [*(v.policy for v in report.policy_values), *(v.policy for v in report.customer_values)]
         )
-        for v in report.policy_values
-        if v.metric == "revenue_90d"
-    ]
-    value_svg = interval_chart(rows, "Policy value, revenue_90d per touch (bar: 95% interval, red: truth)")
-    interventions, discounts = [], []
-    for policy, scores in report.scores.items():
-        s = {x.name: x for x in scores}
-        for check, counts in s["guardrail_interventions"].details["by_check"].items():
-            interventions.append((f"{policy}: {check}", [counts["fixed"], counts["failed"]]))
-        dist = Counter({k: v for k, v in s["discount_cost"].details["distribution"].items()})
-        discounts += [(f"{policy}: {k}%", [float(v)]) for k, v in dist.items()]
+        first = [p for p in (base, cand) if p in seen]
+        rest = [p for p in seen if p not in first and p != ORACLE]
+        self.policies = first + rest + ([ORACLE] if ORACLE in seen else [])
+        self.roles = {p: "reference" for p in self.policies} | {base: "baseline", cand: "candidate"}
+        self.roles[ORACLE] = "best allowed action"
+        self.colors = {p: POLICY_COLORS[i % len(POLICY_COLORS)] for i, p in enumerate(self.policies)}
+        self.colors[ORACLE] = ORACLE_COLOR
+        self.metrics = sorted(
+            dict.fromkeys(v.metric for v in report.customer_values), key=lambda m: m != report.primary_metric
+        )
+        self.segments = sorted({v.segment for v in report.customer_values if v.segment != "all"})
+
+    def cv(self, policy: str, metric: str, segment: str = "all") -> CustomerValue | None:
+        try:
+            return self.r.customer_value(policy, metric, segment)
+        except KeyError:
+            return None
+
+    def shown(self, metric: str, x: float | None) -> str:
+        return shown_value(metric, x)
+
+    def customer_chart(self, metric: str) -> str:
+        m = metric_info(metric)
+        rows = []
+        for p in self.policies:
+            v = self.cv(p, metric)
+            if v is None:
+                continue
+            s = [None if x is None else x * m.scale for x in (v.dr_value, v.dr_low, v.dr_high, v.true_value)]
+            rows.append(IntervalRow(p, s[0], s[1], s[2], s[3], self.colors[p]))
+        return interval_chart(rows, f"{m.title}: DR estimate per contactable customer", m.axis, "DR estimate")
+
+    def segment_chart(self, metric: str) -> str:
+        m = metric_info(metric)
+        groups = []
+        for seg in ["all", *self.segments]:
+            bars = []
+            for p in self.policies:
+                v = self.cv(p, metric, seg)
+                if v is None or v.true_value is None:
+                    continue
+                note = (
+                    "" if p == ORACLE or v.share_of_oracle is None else f"{v.share_of_oracle:.0%} of oracle"
+                )
+                bars.append(Bar(p, v.true_value * m.scale, self.colors[p], note))
+            n = next((v.customers for p in self.policies if (v := self.cv(p, metric, seg))), 0)
+            name = "all contactable customers" if seg == "all" else seg
+            if bars:
+                groups.append((f"{name} ({n:,} customers)", bars))
+        return grouped_bar_chart(
+            groups, f"{m.title}: true value per contactable customer, by segment", m.axis, m.fmt
+        )
+
+    def value_chart(self) -> str:
+        rows = [
+            IntervalRow(
+                f"{v.policy} / {v.estimator}", v.value, v.low, v.high, v.true_value, self.colors[v.policy]
+            )
+            for v in self.r.policy_values
+            if v.metric == self.r.primary_metric
+        ]
+        return interval_chart(
+            rows,
+            f"Estimator check: {self.r.primary_metric} per logged touch",
+            metric_info(self.r.primary_metric).axis.replace("contactable customer", "logged touch"),
+            "estimate (IPS, SNIPS or DR)",
+        )
+
+    def interventions(self) -> tuple[str, list[str]]:
+        """The chart of checks that changed or stopped a decision, and the checks that never did."""
+        items, quiet = [], []
+        for policy, scores in self.r.scores.items():
+            s = {x.name: x for x in scores}
+            by_check = (
+                s["guardrail_interventions"].details["by_check"] if "guardrail_interventions" in s else {}
+            )
+            for check, counts in by_check.items():
+                if counts.get("fixed", 0) + counts.get("failed", 0):
+                    items.append((f"{check} · {policy}", [counts.get("fixed", 0), counts.get("failed", 0)]))
+                else:
+                    quiet.append(check)
+        items.sort(key=lambda t: t[0])
+        chart = bar_chart(
+            items,
+            [FIXED_COLOR, FAILED_COLOR],
+            "Guardrail interventions by check and policy",
+            "decisions (fixed: changed, e.g. deferred or clamped; failed: stopped)",
+            legend=["fixed", "failed"],
+        )
+        return chart, sorted(set(quiet) - {i[0].split(" · ")[0] for i in items})
+
+    def discounts(self) -> str:
+        items = []
+        for policy, scores in self.r.scores.items():
+            s = {x.name: x for x in scores}
+            dist = s["discount_cost"].details.get("distribution", {}) if "discount_cost" in s else {}
+            for k in sorted(dist, key=lambda k: float(k)):
+                items.append((f"{policy}: {float(k):g}% off", [float(dist[k])]))
+        return bar_chart(items, [DISCOUNT_COLOR], "Decisions per final discount", "decisions")
+
+
+def render_html(report: EvalReport) -> str:
+    view = _View(report)
+    interventions_svg, quiet_checks = view.interventions()
     env = Environment(
         autoescape=select_autoescape(default=True, default_for_string=True), undefined=StrictUndefined
     )
-    env.globals.update(fmt=_fmt, share=_share, pct=_pct)
+    env.globals.update(
+        fmt=_fmt,
+        share=_share,
+        pct=_pct,
+        result=_result,
+        scorer_value=_scorer_value,
+        when=_when,
+        failures=_failures,
+        num=lambda x: f"{x:g}",
+        metric_title=lambda m: metric_info(m).title,
+    )
     return env.from_string(PAGE).render(
         r=report,
-        value_svg=value_svg,
-        interventions_svg=bar_chart(
-            interventions, [FIXED_COLOR, FAILED_COLOR], "Interventions by check", legend=["fixed", "failed"]
-        ),
-        discount_svg=bar_chart(discounts, [DISCOUNT_COLOR], "Decisions per final discount"),
+        v=view,
+        comparisons=[(c, verdict(c), truth_note(c)) for c in ordered_comparisons(report)],
+        gate=gate_sentence(report),
+        gate_ok=report.not_worse(),
+        glossary=GLOSSARY,
+        colors=VERDICT_COLORS,
+        headline_bg=HEADLINE_BG,
+        scorer_help=SCORER_HELP,
+        customer_svgs=[view.customer_chart(m) for m in view.metrics],
+        segment_svgs=[view.segment_chart(m) for m in view.metrics] if report.has_truth else [],
+        value_svg=view.value_chart(),
+        interventions_svg=interventions_svg,
+        quiet_checks=quiet_checks,
+        discount_svg=view.discounts(),
     )
 
 
 def _atomic_write(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; a report is for sharing (it holds no secret)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         os.replace(tmp, path)

@@ -103,6 +103,16 @@ class EvalReport(Model):
     comparisons: list[Comparison] = Field(default_factory=list)  # per contactable customer
     headline: str = ""
 
+    def primary_comparison(self) -> Comparison | None:
+        """Candidate - baseline per contactable customer on the primary metric (None: nobody contactable)."""
+        return next((c for c in self.comparisons if c.metric == self.primary_metric), None)
+
+    def not_worse(self) -> bool:
+        """The `--fail-if-worse` gate: the 95% lower bound of the candidate - baseline difference per
+        contactable customer on the primary metric (DR) is at least zero. False without a comparison."""
+        c = self.primary_comparison()
+        return c is not None and c.low >= 0
+
     def customer_value(self, policy: str, metric: str = "revenue_90d", segment: str = "all") -> CustomerValue:
         for v in self.customer_values:
             if (v.policy, v.metric, v.segment) == (policy, metric, segment):

@@ -101,7 +101,7 @@ class SchemaValidity:
                     problems.append(
                         f"template {d.template_id} is a {spec.channel} template, sent on {d.channel}"
                     )
-            failures += [f"{d.decision_id}: {p}" for p in problems]
+            failures += [f"customer {d.customer_id}: {p}" for p in problems]
         bad = len({f.split(":")[0] for f in failures})
         return _result(
             self.name,
@@ -132,7 +132,9 @@ class GuardrailInterventions:
                 if c.verdict != "pass":
                     hit = True
                     if c.verdict == "failed":
-                        failures.append(f"{r.decision_id}: {c.name} failed ({c.reason or 'no reason'})")
+                        failures.append(
+                            f"customer {r.customer_id}: {c.name} failed ({c.reason or 'no reason'})"
+                        )
             touched += hit
         return _result(
             self.name,
@@ -156,7 +158,8 @@ class FallbackRate:
         fell = [d for d in llm if d.policy == "llm->rules"]
         reasons = Counter(d.fallback_reason or "unspecified" for d in fell)
         failures = [
-            f"{d.decision_id}: fell back to rules ({d.fallback_reason or 'unspecified'})" for d in fell
+            f"customer {d.customer_id}: fell back to rules ({d.fallback_reason or 'unspecified'})"
+            for d in fell
         ]
         return _result(
             self.name,
@@ -184,7 +187,7 @@ class OfferConsistency:
             wrong = sorted(m for m in mentioned if abs(m - d.discount_pct) > 1e-9)
             if wrong:
                 failures.append(
-                    f"{d.decision_id}: message mentions {wrong}% but the discount is {d.discount_pct:g}%"
+                    f"customer {d.customer_id}: message mentions {wrong}% but the discount is {d.discount_pct:g}%"
                 )
         return _result(
             self.name,
@@ -208,7 +211,7 @@ class SmsSegmentCounts:
         sms = [d for d in _acting(decisions) if d.channel == "sms"]
         counts = Counter(sms_segments(d.message or "") for d in sms)
         failures = [
-            f"{d.decision_id}: {n} SMS segments > limit {limit}"
+            f"customer {d.customer_id}: {n} SMS segments > limit {limit}"
             for d in sms
             if (n := sms_segments(d.message or "")) > limit
         ]
@@ -233,7 +236,7 @@ class SegmentAlignment:
     ) -> ScoreResult:
         acting = _acting(decisions)
         failures = [
-            f"{d.decision_id}: {d.segment} got {d.template_id}, expected one of {SEGMENT_FAMILIES[d.segment]}"
+            f"customer {d.customer_id}: {d.segment} got {d.template_id}, expected one of {SEGMENT_FAMILIES[d.segment]}"
             for d in acting
             if not str(d.template_id).startswith(SEGMENT_FAMILIES[d.segment])
         ]
@@ -280,7 +283,7 @@ class MessageQuality:
             flesch.append(fre)
             if wps > self.max_wps or fre < self.min_flesch:
                 problems.append(f"hard to read ({wps:.0f} words/sentence, Flesch {fre:.0f})")
-            failures += [f"{d.decision_id}: {p}" for p in problems]
+            failures += [f"customer {d.customer_id}: {p}" for p in problems]
         bad = len({f.split(":")[0] for f in failures})
         details = {
             "n": len(acting),

@@ -19,6 +19,10 @@ class EvalSettings(RunConfig):
     sample: Annotated[int, Field(ge=1)] | Literal["all"] = "all"
     seed: int = 7
     n_bootstrap: int = Field(default=1000, ge=100, le=100_000)
+    output: Literal["table", "json"] = "table"  # json: the report on stdout, nothing else there
+    fail_if_worse: bool = (
+        False  # exit 1 unless the candidate is shown at least as good (EvalReport.not_worse)
+    )
 
     @field_validator("sample", mode="before")
     @classmethod

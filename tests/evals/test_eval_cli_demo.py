@@ -14,19 +14,36 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from agent.context import data_as_of
 from evals import cli
-from evals.report_model import PolicyValue
+from evals.report_model import EvalReport, PolicyValue
 
 
 def test_dr_within_5pct_of_truth_and_covered_at_demo_scale(
     warehouse_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("NBA_REPORTS_DIR", str(tmp_path / "reports"))
-    assert cli.main(["--mode", "rules", "--baseline", "random", "--sample", "all"]) == 0
-    out = capsys.readouterr().out
+    args = [
+        "--mode",
+        "rules",
+        "--baseline",
+        "random",
+        "--sample",
+        "all",
+        "--output",
+        "json",
+        "--fail-if-worse",
+    ]
+    assert cli.main(args) == 0  # rules is shown at least as good as random: the gate passes
+    stdout = capsys.readouterr().out
     reports = list((tmp_path / "reports").glob("eval-*/report.json"))
     assert len(reports) == 1
     report = json.loads(reports[0].read_text())
+    assert json.loads(stdout) == report  # --output json: the report, and nothing else, on stdout
+    parsed = EvalReport.model_validate(report)
+    assert parsed.not_worse() and parsed.data_as_of is not None and parsed.created_at != parsed.data_as_of
+    cli._print(parsed, reports[0].parent)  # the table summary of the same report
+    out = capsys.readouterr().out
     assert report["n_logged"] >= 40_000  # the campaign history is rich enough for a 5% check
     assert report["sample_size"] >= 500
     dr = [PolicyValue.model_validate(v) for v in report["policy_values"] if v["estimator"] == "dr"]
@@ -52,6 +69,7 @@ def test_dr_within_5pct_of_truth_and_covered_at_demo_scale(
     assert report["headline"].startswith("rules earns") and "than random" in report["headline"]
     con = duckdb.connect(str(warehouse_copy), read_only=True)
     assert con.sql("select count(*) from ops.eval_runs").fetchall()[0][0] == 1
+    assert parsed.data_as_of == data_as_of(con)  # the data's date; created_at is the wall clock
 
 
 def test_bad_arguments_get_one_line_naming_the_fix(capsys: pytest.CaptureFixture[str]) -> None:
@@ -64,6 +82,7 @@ def test_bad_arguments_get_one_line_naming_the_fix(capsys: pytest.CaptureFixture
         (["--mode", "llm", "--prompt-version", "v9"], "a folder under prompts/nba/"),
         (["--baseline", "v9"], "--baseline"),
         (["--mode", "rules", "--baseline", "rules"], "the same policy"),
+        (["--output", "yaml"], "--output"),
     ):
         assert cli.main(args) == 2, args
         err = capsys.readouterr().err.strip().splitlines()
