@@ -17,7 +17,7 @@ STAMP := $(VENV)/.installed
 # the one owner of every setting; `make help` lists them. Data generation has its own defaults here.
 RUN_PARAMS := SEGMENT MODE GOAL DISCOUNT_CAP SUPPRESS_HOURS PROMPT_VERSION AS_OF GLOBAL_HOLDOUT_PCT \
 	SEGMENT_HOLDOUT_PCT DRY_RUN LIMIT FORCE OUTPUT
-EVAL_PARAMS := MODE GOAL DISCOUNT_CAP PROMPT_VERSION BASELINE SAMPLE AS_OF
+EVAL_PARAMS := MODE GOAL DISCOUNT_CAP PROMPT_VERSION BASELINE SAMPLE AS_OF OUTPUT FAIL_IF_WORSE
 nba_env = $(foreach v,$(1),$(if $(filter command line,$(origin $(v))),NBA_$(v)='$($(v))'))
 CUSTOMERS ?= 5000
 SEED ?= 42
@@ -45,7 +45,8 @@ help: ## List every target with one line each
 	@echo "  GOAL=[90d_clv]|engagement  DISCOUNT_CAP=[5] (0-100)  SUPPRESS_HOURS=[24] (0-8760)  DRY_RUN=[1]|0"
 	@echo "  PROMPT_VERSION=[v1]  AS_OF=[data date, 14:00 UTC]  LIMIT=[all] (first N customers)  FORCE=[0]|1"
 	@echo "  OUTPUT=[table]|json  GLOBAL_HOLDOUT_PCT=[5]  SEGMENT_HOLDOUT_PCT=[10]"
-	@echo "  eval: MODE=[llm] BASELINE=[rules]|random|<prompt version> SAMPLE=[all]|N   prompt: CUSTOMER_ID=..."
+	@echo "  eval: MODE=[llm] BASELINE=[rules]|random|learned|<prompt version> SAMPLE=[all]|N FAIL_IF_WORSE=[0]|1"
+	@echo "  prompt/explain: CUSTOMER_ID=...   simulate-days: DAYS=[10]"
 	@echo "  data: CUSTOMERS=[5000] SEED=[42] DATA_AS_OF=[2026-11-27]"
 
 .PHONY: install

@@ -101,7 +101,7 @@ def check_promotion(
         else:
             verdict = GateVerdict(
                 identity, in_place, False, force,
-                f"eval {eval_id} puts {identity} at {comp['low']:+.3f} per contacted customer at worst "
+                f"eval {eval_id} puts {identity} at {comp['low']:+.3f} per contactable customer at worst "
                 f"against {in_place} ({primary_metric}, DR 95% lower bound < 0)",
                 eval_id,
             )  # fmt: skip

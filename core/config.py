@@ -220,6 +220,7 @@ MAKE_VARS = {
     "baseline": "BASELINE",
     "sample": "SAMPLE",
     "customer_id": "CUSTOMER_ID",
+    "fail_if_worse": "FAIL_IF_WORSE",
 }
 # settings that have no command-line flag: set them in the environment
 ENV_ONLY = frozenset({"destinations", "holdout_salt", "enforce_quiet_hours"})

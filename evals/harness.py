@@ -225,7 +225,7 @@ def _comparisons(
         unit = "conversion points" if metric == "converted_14d" else "revenue (90 days)"
         word = "more" if value >= 0 else "less"
         sentence = (
-            f"{cand[0]} earns {abs(value) * scale:.2f} {word} {unit} per contacted customer than {base[0]} "
+            f"{cand[0]} earns {abs(value) * scale:.2f} {word} {unit} per contactable customer than {base[0]} "
             f"[{low * scale:+.2f}, {high * scale:+.2f}]"
             + (
                 ": better, the whole 95% interval is above zero"
