@@ -28,6 +28,7 @@ from agent.learned import (
 from agent.learned.data import logged_touches
 from agent.learned.features import CustomerFeatures
 from agent.learned.model import data_fingerprint, model_version, models_dir, train
+from agent.policies.rules import RulesPolicy
 from core.config import LearnedSettings
 from core.contracts import (
     ActionProbability,
@@ -88,6 +89,7 @@ class LearnedPolicy:
         recipe = stable_hash({"goal": m.goal, "params": m.params.as_dict()}, length=12)
         self.identity = f"learned@{m.learner}-{recipe}"  # the recipe an eval validates
         self.catalog = default_catalog()
+        self.incumbent = RulesPolicy(guard, ref)  # the action the model must clearly beat
 
     def ranking(self, batch: Sequence[PolicyItem]) -> tuple[np.ndarray, np.ndarray]:
         """(values (n, n_actions) with nan where not allowed, allowed mask) for a batch."""
@@ -110,7 +112,7 @@ class LearnedPolicy:
         ids = [ctx.customer_id for ctx, _ in batch]
         s = self.settings
         pick = choose(
-            values,
+            self._keep_incumbent(batch, values, allowed),
             allowed,
             ids,
             seed=s.seed,
@@ -162,6 +164,33 @@ class LearnedPolicy:
             )
         if progress:
             progress(len(out))
+        return out
+
+    def _keep_incumbent(
+        self, batch: Sequence[PolicyItem], values: np.ndarray, allowed: np.ndarray
+    ) -> np.ndarray:
+        """Values with the rules' action made the best one wherever the model does not value another
+        allowed action at least `switch_margin` higher (see LearnedSettings.switch_margin)."""
+        margin = self.settings.switch_margin
+        out = values.copy()
+        for i, (ctx, elig) in enumerate(batch):
+            p = self.incumbent.propose_one(ctx, elig.allowed_channels)
+            if p is None:
+                continue
+            a = int(
+                self.catalog.indices(
+                    np.array([p.template_id], dtype=object), np.array([p.discount_pct]), snap=True
+                )[0]
+            )
+            if a < 0 or not allowed[i, a] or not np.isfinite(values[i, a]):
+                continue
+            best = np.nanmax(np.where(allowed[i], values[i], np.nan))
+            if (
+                best <= values[i, a] * (1 + margin)
+                if values[i, a] >= 0
+                else best <= values[i, a] * (1 - margin)
+            ):
+                out[i, a] = best + abs(best) * 1e-9 + 1e-12  # the incumbent stays the greedy choice
         return out
 
     def stats(self) -> dict[str, int]:
