@@ -34,7 +34,12 @@ from agent.settings import LLMSettings
 
 # Failures the same request reproduces: cached like answers. Timeouts and HTTP errors are retried.
 DETERMINISTIC_FAILURES = frozenset({"invalid_output", "truncated_output"})
-_MODES = {"tools": instructor.Mode.TOOLS, "json": instructor.Mode.JSON, "md_json": instructor.Mode.MD_JSON}
+_MODES = {
+    "tools": instructor.Mode.TOOLS,
+    "json_schema": instructor.Mode.JSON_SCHEMA,
+    "json": instructor.Mode.JSON,
+    "md_json": instructor.Mode.MD_JSON,
+}
 _trail: ContextVar[list[dict[str, Any]] | None] = ContextVar("nba_llm_trail", default=None)
 # instructor logs an error line (with the model's raw output) for every answer that stays invalid;
 # each one is already classified, counted in the run summary and kept in the decision log, so
@@ -243,7 +248,7 @@ class LLMClient:
             max_retries=settings.http_retries,
             http_client=self.http,
         )
-        mode = _MODES[settings.instructor_mode]
+        mode = _MODES[settings.mode]
         self._client = instructor.AsyncInstructor(
             client=raw, create=instructor.patch(create=chat_completions(raw), mode=mode), mode=mode
         )

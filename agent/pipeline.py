@@ -87,7 +87,7 @@ def llm_endpoint(settings: LLMSettings) -> Iterator[str | None]:
     if settings.embedded:
         from agent import local_llm
 
-        with local_llm.serve() as url:
+        with local_llm.serve(settings) as url:
             yield url
     else:
         yield settings.base_url
@@ -249,7 +249,5 @@ def decide(
     if not needs_server:
         # Embedded and fully cached: no server is started and a closed local port stands in for it.
         return asyncio.run(run(llm.base_url or ("http://127.0.0.1:9/v1" if llm.embedded else None), llm))
-    # llama-cpp-python's server answers one request at a time: queueing more only reorders them.
-    serial = llm.model_copy(update={"concurrency": 1})
-    with llm_endpoint(serial) as url:
-        return asyncio.run(run(url, serial))
+    with llm_endpoint(llm) as url:
+        return asyncio.run(run(url, llm))

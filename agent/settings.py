@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from agent.errors import SettingsError
 
 EMBEDDED_MODEL = "smollm2-135m-instruct"
 EMBEDDED_MAX_RETRIES = 0
+# llama-server slots for the embedded model, and the client concurrency that follows them unless set:
+# 4 slots at concurrency 4 measured 2.6x today's one-at-a-time server (bench/bench_llm_embedded.py).
+EMBEDDED_SLOTS = 4
 
 
 class LLMSettings(BaseModel):
@@ -24,27 +28,52 @@ class LLMSettings(BaseModel):
     base_url: str | None = None
     api_key: SecretStr | None = None
     model: str = EMBEDDED_MODEL
-    instructor_mode: Literal["tools", "json", "md_json"] = "tools"
+    # auto: JSON_SCHEMA (response_format) for the embedded llama-server, which rejects forced tool calls;
+    # TOOLS for any configured endpoint. A llama-server of your own: NBA_LLM__INSTRUCTOR_MODE=json_schema.
+    instructor_mode: Literal["auto", "tools", "json_schema", "json", "md_json"] = "auto"
     temperature: float = Field(default=0.2, ge=0, le=2)
     seed: int = 7
     max_retries: int = Field(default=1, ge=0, le=5)  # reasks after the first attempt
     timeout_s: float = Field(default=120.0, gt=0)
-    concurrency: int = Field(default=2, ge=1, le=256)
+    concurrency: int = Field(default=2, ge=1, le=256)  # the embedded model: `slots` unless set
+    slots: int = Field(default=EMBEDDED_SLOTS, ge=1, le=64)  # parallel sequences of the embedded server
+    model_path: Path | None = None  # a GGUF to serve instead of the shipped SmolLM2 (served as it is)
     max_tokens: int = Field(default=200, ge=16)
     http_retries: int = Field(default=0, ge=0, le=5)
     http_transport: Literal["aiohttp", "httpx"] = "aiohttp"
     cache: bool = True
+
+    @field_validator("model_path")
+    @classmethod
+    def _gguf(cls, v: Path | None) -> Path | None:
+        if v is None:
+            return v
+        v = v.expanduser()
+        if not v.is_file():
+            raise ValueError(f"no file at {v}: point it at a .gguf model file")
+        with v.open("rb") as fh:
+            if fh.read(4) != b"GGUF":
+                raise ValueError(f"{v} is not a GGUF file (llama.cpp serves GGUF models only)")
+        return v
 
     @property
     def embedded(self) -> bool:
         """No endpoint and no key configured: the run serves the embedded local model itself."""
         return self.base_url is None and self.api_key is None
 
+    @property
+    def mode(self) -> str:
+        """The instructor mode in force: `instructor_mode`, with auto resolved for the server."""
+        if self.instructor_mode != "auto":
+            return self.instructor_mode
+        return "json_schema" if self.embedded else "tools"
+
     def cache_fingerprint(self) -> dict[str, object]:
         """Settings that change what the model returns (never the key)."""
         return {
             "model": self.model,
-            "mode": self.instructor_mode,
+            "mode": self.mode,
+            "model_path": str(self.model_path) if self.model_path else None,
             "temperature": self.temperature,
             "seed": self.seed,
             "max_retries": self.max_retries,
@@ -76,6 +105,8 @@ class LLMSettings(BaseModel):
             # customers with 2 reasks, measured), and each reask costs a full completion: fall back to
             # the rules at once instead. Any configured endpoint keeps the default reask.
             values["max_retries"] = EMBEDDED_MAX_RETRIES
+        if "concurrency" not in values and not values.get("base_url") and not values.get("api_key"):
+            values["concurrency"] = values.get("slots", EMBEDDED_SLOTS)  # one request per server slot
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
