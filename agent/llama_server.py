@@ -167,26 +167,33 @@ def fetch_sources(dest: Path, log: Path) -> Path:
             log,
         )
         tarball = next(Path(tmp).glob("llama_cpp_python-*.tar.gz"))
-        prefix = f"{tarball.name[: -len('.tar.gz')]}/vendor/llama.cpp/"
-        src = dest / "llama.cpp-src"
-        shutil.rmtree(src, ignore_errors=True)
-        with tarfile.open(tarball) as tar:
-            members = []
-            for m in tar.getmembers():
-                if not m.name.startswith(prefix) or m.name == prefix:
-                    continue
-                rel = m.name[len(prefix) :]
-                if any(rel == d or rel.startswith(d + "/") for d in SKIP_DIRS):
-                    continue
-                m.name = rel
-                members.append(m)
-            tar.extractall(src, members=members, filter="data")
+        return extract_vendored(tarball, dest / "llama.cpp-src")
+
+
+def extract_vendored(tarball: Path, src: Path) -> Path:
+    """Only the sdist's vendor/llama.cpp/ tree, without SKIP_DIRS, as `src` (tarfile's data filter: no
+    absolute paths, links out of the tree or device files)."""
+    prefix = f"{tarball.name[: -len('.tar.gz')]}/vendor/llama.cpp/"
+    shutil.rmtree(src, ignore_errors=True)
+    with tarfile.open(tarball) as tar:
+        members = []
+        for m in tar.getmembers():
+            if not m.name.startswith(prefix) or m.name == prefix:
+                continue
+            rel = m.name[len(prefix) :]
+            if any(rel == d or rel.startswith(d + "/") for d in SKIP_DIRS):
+                continue
+            m.name = rel
+            members.append(m)
+        if not members:
+            raise LocalModelError(f"{tarball.name} has no vendor/llama.cpp/ tree: not a llama-cpp-python sdist")
+        tar.extractall(src, members=members, filter="data")
     return src
 
 
-def ensure_built() -> Path:
+def ensure_built(sources: Callable[[Path, Path], Path] = fetch_sources) -> Path:
     """Build llama-server and its two tools once (a file lock keeps concurrent first uses to one
-    build); returns the bin/ folder."""
+    build); returns the bin/ folder. `sources(work_dir, log)` returns the llama.cpp tree to build."""
     if built():
         return binary(TARGETS[0]).parent
     home().mkdir(parents=True, exist_ok=True)
@@ -209,9 +216,10 @@ def ensure_built() -> Path:
         )
         t0 = time.monotonic()
         work = Path(tempfile.mkdtemp(prefix="build-", dir=home()))
-        log = work / "build.log"
+        log = home() / "build.log"  # kept after a failure; copied next to the binaries after a success
+        log.write_text("")
         try:
-            src = fetch_sources(work, log)
+            src = sources(work, log)
             gen = ["-G", "Ninja"] if shutil.which("ninja") else []
             say(f"configuring with cmake ({'ninja' if gen else 'make'}); log: {log}")
             _run(["cmake", "-S", str(src), "-B", str(work / "build"), *gen, *CMAKE_FLAGS], log)
@@ -225,7 +233,6 @@ def ensure_built() -> Path:
             (out / "bin").mkdir(parents=True)
             for t in TARGETS:
                 shutil.copy2(work / "build" / "bin" / t, out / "bin" / t)
-            shutil.copy2(log, out / "build.log")
             info = {
                 "llama_cpp_python": LLAMA_CPP_PYTHON_VERSION,
                 "cmake_flags": list(CMAKE_FLAGS),
@@ -233,6 +240,7 @@ def ensure_built() -> Path:
                 "seconds": round(time.monotonic() - t0, 1),
             }
             (out / "build.json").write_text(json.dumps(info, indent=2) + "\n")
+            shutil.move(str(log), out / "build.log")
             shutil.rmtree(build_dir(), ignore_errors=True)
             os.replace(out, build_dir())  # whole or not at all
         finally:

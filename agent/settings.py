@@ -105,10 +105,8 @@ class LLMSettings(BaseModel):
             # customers with 2 reasks, measured), and each reask costs a full completion: fall back to
             # the rules at once instead. Any configured endpoint keeps the default reask.
             values["max_retries"] = EMBEDDED_MAX_RETRIES
-        if "concurrency" not in values and not values.get("base_url") and not values.get("api_key"):
-            values["concurrency"] = values.get("slots", EMBEDDED_SLOTS)  # one request per server slot
         try:
-            return cls.model_validate(values)
+            settings = cls.model_validate(values)
         except ValidationError as exc:
             err = exc.errors()[0]
             field = str(err["loc"][0]) if err["loc"] else "?"
@@ -116,6 +114,9 @@ class LLMSettings(BaseModel):
                 field, prefix + field.upper()
             )
             raise SettingsError(var, err["msg"]) from None
+        if settings.embedded and "concurrency" not in values:
+            settings = settings.model_copy(update={"concurrency": settings.slots})  # a request per slot
+        return settings
 
 
 def _public_fields() -> list[str]:

@@ -26,3 +26,46 @@ def test_bad_setting_names_the_variable() -> None:
         LLMSettings.from_env({"NBA_LLM__TEMPERATURE": "hot"})
     with pytest.raises(SettingsError, match="NBA_LLM__BOGUS"):
         LLMSettings.from_env({"NBA_LLM__BOGUS": "1"})
+
+
+def test_instructor_mode_follows_the_server_and_one_setting_overrides() -> None:
+    assert LLMSettings.from_env({}).mode == "json_schema"  # the embedded llama-server
+    remote = LLMSettings.from_env({"OPENAI_BASE_URL": "http://127.0.0.1:9/v1"})
+    assert remote.mode == "tools"
+    own = LLMSettings.from_env(
+        {"OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "NBA_LLM__INSTRUCTOR_MODE": "json_schema"}
+    )
+    assert own.mode == "json_schema"
+    assert LLMSettings.from_env({"NBA_LLM__INSTRUCTOR_MODE": "tools"}).mode == "tools"
+    with pytest.raises(SettingsError, match="NBA_LLM__INSTRUCTOR_MODE"):
+        LLMSettings.from_env({"NBA_LLM__INSTRUCTOR_MODE": "grammar"})
+    # the mode changes what the model returns: cached answers of one mode never serve the other
+    fp = {
+        m: LLMSettings.from_env({"NBA_LLM__INSTRUCTOR_MODE": m}).cache_fingerprint()
+        for m in ("tools", "json_schema")
+    }
+    assert fp["tools"]["mode"] == "tools" and fp["json_schema"]["mode"] == "json_schema"
+
+
+def test_embedded_concurrency_matches_the_server_slots_unless_set() -> None:
+    s = LLMSettings.from_env({})
+    assert s.slots == 4 and s.concurrency == 4
+    assert LLMSettings.from_env({"NBA_LLM__SLOTS": "2"}).concurrency == 2
+    assert LLMSettings.from_env({"NBA_LLM__SLOTS": "4", "NBA_LLM__CONCURRENCY": "1"}).concurrency == 1
+    assert LLMSettings.from_env({"OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}).concurrency == 2
+    with pytest.raises(SettingsError, match="NBA_LLM__SLOTS"):
+        LLMSettings.from_env({"NBA_LLM__SLOTS": "0"})
+
+
+def test_model_path_must_name_a_gguf_file(tmp_path) -> None:
+    with pytest.raises(SettingsError, match=r"NBA_LLM__MODEL_PATH.*no file at"):
+        LLMSettings.from_env({"NBA_LLM__MODEL_PATH": str(tmp_path / "missing.gguf")})
+    text = tmp_path / "notes.gguf"
+    text.write_text("not a model")
+    with pytest.raises(SettingsError, match="not a GGUF file"):
+        LLMSettings.from_env({"NBA_LLM__MODEL_PATH": str(text)})
+    model = tmp_path / "mine.gguf"
+    model.write_bytes(b"GGUF\x03\x00\x00\x00")
+    s = LLMSettings.from_env({"NBA_LLM__MODEL_PATH": str(model)})
+    assert s.model_path == model and s.embedded
+    assert s.cache_fingerprint()["model_path"] == str(model)  # another model: other cached answers
