@@ -2,6 +2,7 @@
 
 nba-agent prompt --customer-id C0000042 [--prompt-version v2]   show context block + rendered prompt
 nba-agent llm-serve [--port 8081]                               serve the embedded model standalone
+nba-agent llm-prepare                                           first use only: install, build, convert
 """
 
 from __future__ import annotations
@@ -87,6 +88,15 @@ def _cmd_llm_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_llm_prepare(args: argparse.Namespace) -> int:
+    from agent import local_llm
+
+    t0 = time.monotonic()
+    model = local_llm.prepare()
+    print(f"embedded model ready to serve in {time.monotonic() - t0:.1f}s: {model}", flush=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nba-agent", description="Prompt iteration for the NBA agent.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -100,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("llm-serve", help="serve the embedded model standalone")
     s.add_argument("--port", type=int, default=8081)
     s.set_defaults(func=_cmd_llm_serve)
+    sub.add_parser("llm-prepare", help="install, build and convert the embedded model once").set_defaults(
+        func=_cmd_llm_prepare
+    )
     return parser
 
 

@@ -186,7 +186,9 @@ def extract_vendored(tarball: Path, src: Path) -> Path:
             m.name = rel
             members.append(m)
         if not members:
-            raise LocalModelError(f"{tarball.name} has no vendor/llama.cpp/ tree: not a llama-cpp-python sdist")
+            raise LocalModelError(
+                f"{tarball.name} has no vendor/llama.cpp/ tree: not a llama-cpp-python sdist"
+            )
         tar.extractall(src, members=members, filter="data")
     return src
 
