@@ -30,6 +30,8 @@ from pathlib import Path
 from agent.errors import LocalModelError
 
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"  # the sdist whose vendored llama.cpp is built (bump deliberately)
+# pip checks the download against this (hash-checking mode): a changed file on the registry is refused.
+LLAMA_CPP_PYTHON_SHA256 = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
 TARGETS = ("llama-server", "llama-quantize", "llama-batched-bench")
 # A Release build of only what the three targets need, statically linked (the binaries move as files),
 # tuned for this CPU, and with nothing that reaches a network: no curl/openssl, no prebuilt web UI.
@@ -157,16 +159,31 @@ def _run(
         )
 
 
+def pip_download(spec: str, sha256: str, dest: Path, log: Path) -> Path:
+    """One pinned file from the package registry through pip (its index and proxy settings), checked
+    against its sha256; no dependencies, nothing installed. Returns the downloaded file."""
+    req = dest / "requirements.txt"
+    req.write_text(f"{spec} --hash=sha256:{sha256}\n")
+    binary = [] if spec.startswith("llama-cpp-python") else ["--only-binary", ":all:"]
+    no_binary = ["--no-binary", ":all:"] if not binary else []
+    _run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--require-hashes", *no_binary, *binary,
+         "-d", str(dest), "-r", str(req)],
+        log,
+    )  # fmt: skip
+    name = spec.split("==")[0].replace("-", "_")
+    found = [p for p in dest.iterdir() if p.name.lower().startswith(name.lower()) and p.name != req.name]
+    if not found:
+        raise LocalModelError(f"pip downloaded no file for {spec}; see {log}")
+    return found[0]
+
+
 def fetch_sources(dest: Path, log: Path) -> Path:
     """The llama.cpp tree vendored in the pinned llama-cpp-python sdist: pip downloads it (no build)."""
     with tempfile.TemporaryDirectory(prefix="sdist-", dir=dest) as tmp:
         spec = f"llama-cpp-python=={LLAMA_CPP_PYTHON_VERSION}"
         say(f"downloading the {spec} sdist (77 MB, for its vendored llama.cpp sources)")
-        _run(
-            [sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps", "-d", tmp, spec],
-            log,
-        )
-        tarball = next(Path(tmp).glob("llama_cpp_python-*.tar.gz"))
+        tarball = pip_download(spec, LLAMA_CPP_PYTHON_SHA256, Path(tmp), log)
         return extract_vendored(tarball, dest / "llama.cpp-src")
 
 

