@@ -13,11 +13,14 @@ from __future__ import annotations
 import base64
 import contextlib
 import csv
+import ctypes
 import hashlib
 import io
 import os
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import zipfile
@@ -122,6 +125,14 @@ def wait_ready(root_url: str, proc: subprocess.Popen | None = None, timeout_s: f
     raise LocalModelError(f"the embedded model server did not become ready within {timeout_s:.0f}s")
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: Linux sends it SIGTERM when the run that started it dies, even by
+    kill -9, so no orphaned server keeps a port and two cores busy."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def server_command(port: int, settings: LLMSettings | None = None) -> list[str]:
     settings = settings or LLMSettings.from_env()
     return llama_server.server_command(
@@ -141,7 +152,12 @@ def serve(
     _say(f"starting llama-server ({Path(cmd[2]).name}, {settings.slots} slots) on {root}/v1")
     t0 = time.monotonic()
     log = tempfile.TemporaryFile() if quiet else None  # noqa: SIM115 - closed in finally
-    proc = subprocess.Popen(cmd, stdout=log or None, stderr=subprocess.STDOUT if quiet else None)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=log or None,
+        stderr=subprocess.STDOUT if quiet else None,
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
+    )
     try:
         try:
             wait_ready(root, proc)
