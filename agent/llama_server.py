@@ -53,7 +53,7 @@ CMAKE_FLAGS = (
 # Parts of the vendored tree that the three targets never read (113 of its 176 MB).
 SKIP_DIRS = ("models", "docs", "examples", "benches", "tests", "media", "gguf-py", "tools/ui/src")
 # Measured on 2 cores (AMD EPYC, gcc 12): the build's wall time, for the first estimate only.
-BUILD_ESTIMATE_S = {2: 540.0}
+BUILD_ESTIMATE_S = {2: 560.0}
 _STEP = re.compile(r"^\[\s*(\d+)/(\d+)\]")  # ninja: "[87/214] Building CXX object ..."
 _PCT = re.compile(r"^\[\s*(\d+)%\]")  # make: "[ 45%] Building ..."
 

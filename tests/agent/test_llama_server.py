@@ -127,11 +127,11 @@ def test_extract_refuses_a_path_out_of_the_tree_and_a_tarball_without_sources(tm
 
 def test_progress_starts_from_the_measured_estimate_then_follows_the_rate() -> None:
     lines: list[str] = []
-    p = llama_server.BuildProgress("compiling", estimate_s=540, every_s=0, out=lines.append)
+    p = llama_server.BuildProgress("compiling", estimate_s=560, every_s=0, out=lines.append)
     p.t0 -= 30
     p.feed("[5/200] Building CXX object src/llama.cpp.o")
-    assert "5/200 steps" in lines[-1] and "about 8m" in lines[-1]  # 540 s - 30 s elapsed
-    assert p.left_s(100.0) == pytest.approx(440.0)
+    assert "5/200 steps" in lines[-1] and "about 8m" in lines[-1]  # 560 s - 30 s elapsed
+    assert p.left_s(100.0) == pytest.approx(460.0)
     p.feed("[100/200] Building CXX object common/arg.cpp.o")
     assert p.left_s(100.0) == pytest.approx(100.0)  # half done in 100 s: 100 s left
     p.feed("[ 50%] Building C object (make's own progress)")
