@@ -136,7 +136,11 @@ def _die_with_parent() -> None:
 def server_command(port: int, settings: LLMSettings | None = None) -> list[str]:
     settings = settings or LLMSettings.from_env()
     return llama_server.server_command(
-        model_path(settings), port, alias=settings.model or EMBEDDED_MODEL, slots=settings.slots
+        model_path(settings),
+        port,
+        alias=settings.model or EMBEDDED_MODEL,
+        slots=settings.slots,
+        threads=settings.threads,
     )
 
 

@@ -38,6 +38,9 @@ class LLMSettings(BaseModel):
     concurrency: int = Field(default=2, ge=1, le=256)  # the embedded model: `slots` unless set
     slots: int = Field(default=EMBEDDED_SLOTS, ge=1, le=64)  # parallel sequences of the embedded server
     model_path: Path | None = None  # a GGUF to serve instead of the shipped SmolLM2 (served as it is)
+    # llama-server's threads (default: every core). On a machine other work keeps busy, 1 thread beats 2
+    # by 8-30x (ggml's threads wait for each other at every op; bench/bench_llm_embedded.py).
+    threads: int | None = Field(default=None, ge=1, le=256)
     max_tokens: int = Field(default=200, ge=16)
     http_retries: int = Field(default=0, ge=0, le=5)
     http_transport: Literal["aiohttp", "httpx"] = "aiohttp"

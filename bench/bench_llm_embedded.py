@@ -121,9 +121,11 @@ async def post_all(url: str, bodies: list[dict], concurrency: int) -> tuple[floa
         return time.perf_counter() - t0, list(out)
 
 
-def batched_bench(model: Path, pp: int, tg: int, streams: list[int]) -> dict[int, float]:
+def batched_bench(
+    model: Path, pp: int, tg: int, streams: list[int], threads_n: int | None
+) -> dict[int, float]:
     """llama-batched-bench: decisions/s for each number of parallel sequences (no shared prompt)."""
-    threads = str(os.cpu_count() or 1)
+    threads = str(threads_n or os.cpu_count() or 1)
     cmd = [
         str(llama_server.binary("llama-batched-bench")),
         "-m",
@@ -155,12 +157,13 @@ def batched_bench(model: Path, pp: int, tg: int, streams: list[int]) -> dict[int
 
 def throughput(n: int) -> None:
     ctxs, history, settings = demo_customers(n)
-    llm = LLMSettings.from_env({}, cache=False, http_retries=0, timeout_s=600)
+    env = {k: v for k, v in os.environ.items() if k.startswith("NBA_LLM__")}  # e.g. NBA_LLM__THREADS
+    llm = LLMSettings.from_env(env, cache=False, http_retries=0, timeout_s=600)
     model = local_llm.prepare(llm)
     bodies = bodies_for(ctxs, history, settings, llm)
     print(
         f"machine load before: {load()}   model: {model.name}   slots: {llm.slots}   "
-        f"client concurrency: {llm.concurrency}   mode: {llm.mode}   decisions: {len(bodies)}"
+        f"client concurrency: {llm.concurrency}   threads: {llm.threads or os.cpu_count()}   mode: {llm.mode}   decisions: {len(bodies)}"
     )
 
     with local_llm.serve(llm) as url:
@@ -180,7 +183,7 @@ def throughput(n: int) -> None:
     fallbacks = Counter(d.fallback_reason for d, _ in decided if d.policy == "llm->rules")
 
     streams = [llm.slots, 2 * llm.slots]
-    engine = batched_bench(model, round(new_pp), round(gen), streams)
+    engine = batched_bench(model, round(new_pp), round(gen), streams, llm.threads)
     best_pl = max(engine, key=lambda k: engine[k])
     limit = engine[best_pl]
     raw = len(bodies) / raw_s
@@ -390,7 +393,8 @@ def main() -> None:
     ap.add_argument("n", nargs="?", type=int, default=None)
     ap.add_argument("--old-python", default=None, help="a python with llama-cpp-python[server] (quality)")
     ap.add_argument("--old-prompts", type=Path, default=None, help="a prompts/ folder with today's nba/v1")
-    args = ap.parse_args()
+    argv = sys.argv[1:]
+    args = ap.parse_args(["throughput", *argv] if argv and argv[0].isdigit() else argv)
     if args.what == "quality":
         quality(args.n or 40, args.old_python, args.old_prompts)
     else:

@@ -69,3 +69,10 @@ def test_model_path_must_name_a_gguf_file(tmp_path) -> None:
     s = LLMSettings.from_env({"NBA_LLM__MODEL_PATH": str(model)})
     assert s.model_path == model and s.embedded
     assert s.cache_fingerprint()["model_path"] == str(model)  # another model: other cached answers
+
+
+def test_threads_default_to_every_core_and_can_be_set() -> None:
+    assert LLMSettings.from_env({}).threads is None
+    assert LLMSettings.from_env({"NBA_LLM__THREADS": "1"}).threads == 1
+    with pytest.raises(SettingsError, match="NBA_LLM__THREADS"):
+        LLMSettings.from_env({"NBA_LLM__THREADS": "0"})
