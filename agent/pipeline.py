@@ -190,7 +190,9 @@ class Pipeline:
         progress: Callable[[int], None] | None = None,
     ) -> list[Decided]:
         eligibilities = [self.eligibility(ctx, history) for ctx in contexts]
-        todo = self.prompts_for(contexts, eligibilities)
+        # Customers with the same shared prompt prefix (segment, reachable channels) one after another:
+        # the server's slots then reuse it from their cache. Outcomes are matched back by customer.
+        todo = sorted(self.prompts_for(contexts, eligibilities), key=lambda item: item[1].system)
         ineligible = len(contexts) - len(todo)
         if progress and ineligible:
             progress(ineligible)

@@ -226,10 +226,10 @@ def throughput(n: int) -> None:
 
 # --- quality: today's path and the new one on the same customers ------------------------------------
 @contextlib.contextmanager
-def old_server(python: str, gguf: Path) -> Iterator[str]:
+def old_server(python: str, gguf: Path, threads_n: int | None) -> Iterator[str]:
     """Today's path: llama-cpp-python's server, as agent/local_llm.py started it before issue 17."""
     port = local_llm.free_port()
-    threads = str(os.cpu_count() or 1)
+    threads = str(threads_n or os.cpu_count() or 1)
     cmd = [
         python,
         "-m",
@@ -336,9 +336,10 @@ def quality(n: int, old_python: str | None, old_prompts: Path | None) -> None:
     ref = load_reference()
     rows = []
     print(f"machine load before: {load()}   customers: {len(ctxs)} (first by id that need a proposal)")
+    env = {k: v for k, v in os.environ.items() if k.startswith("NBA_LLM__")}  # e.g. NBA_LLM__THREADS
     if old_python:
-        old = LLMSettings.from_env({}, cache=False, timeout_s=600, concurrency=1, instructor_mode="tools")
-        with old_server(old_python, local_llm.shipped_gguf()) as url, prompts_from(old_prompts):
+        old = LLMSettings.from_env(env, cache=False, timeout_s=600, concurrency=1, instructor_mode="tools")
+        with old_server(old_python, local_llm.shipped_gguf(), old.threads) as url, prompts_from(old_prompts):
             rows.append(
                 quality_row(
                     "today: llama-cpp-python, Q4_1, tools, conc 1, old prompt",
@@ -350,7 +351,7 @@ def quality(n: int, old_python: str | None, old_prompts: Path | None) -> None:
                     ref,
                 )
             )
-    new = LLMSettings.from_env({}, cache=False, timeout_s=600)
+    new = LLMSettings.from_env(env, cache=False, timeout_s=600)
     with local_llm.serve(new) as url:
         if old_prompts:
             with prompts_from(old_prompts):
