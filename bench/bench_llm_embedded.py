@@ -86,6 +86,7 @@ def bodies_for(
     """What our client posts in json_schema mode (instructor's OpenAIJSONSchemaHandler), per customer."""
     pipe = Pipeline(settings)
     items = pipe.prompts_for(ctxs, [pipe.eligibility(c, history) for c in ctxs])
+    items.sort(key=lambda item: item[1].system)  # the order decide() sends them in (shared prefix together)
     out = []
     for ctx, p in items:
         rm = response_model_for(ctx.segment, pipe.ref)
