@@ -18,7 +18,7 @@ from agent.errors import SettingsError
 EMBEDDED_MODEL = "smollm2-135m-instruct"
 EMBEDDED_MAX_RETRIES = 0
 # llama-server slots for the embedded model, and the client concurrency that follows them unless set:
-# 4 slots at concurrency 4 measured 2.6x today's one-at-a-time server (bench/bench_llm_embedded.py).
+# 4 slots at concurrency 4: 0.96 decisions/s through decide() vs 0.37 before, quiet (issue 17).
 EMBEDDED_SLOTS = 4
 
 
