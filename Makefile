@@ -66,7 +66,8 @@ test: $(STAMP) ## Run the test suite (offline: recorded cassettes, local servers
 	$(PY) -m pytest -q
 
 .PHONY: test-live
-test-live: $(STAMP) ## Drive the real embedded model end to end for a handful of customers
+test-live: $(STAMP) ## Drive the real embedded model (llama-server, built on first use) end to end
+	$(PY) -m agent.cli llm-prepare
 	$(PY) -m pytest -q -m live tests/live
 
 $(SPARK_STAMP): pyproject.toml
@@ -131,11 +132,12 @@ prompt: $(STAMP) ## Show the rendered context and prompt for CUSTOMER_ID (PROMPT
 		$(if $(filter command line,$(origin CUSTOMER_ID)),--customer-id '$(CUSTOMER_ID)')
 
 .PHONY: llm-serve
-llm-serve: $(STAMP) ## Serve the embedded model (SmolLM2-135M) standalone on 127.0.0.1:8081 for prompt work
+llm-serve: $(STAMP) ## Serve the embedded model (SmolLM2-135M on llama-server) on 127.0.0.1:8081 for prompt work
 	$(PY) -m agent.cli llm-serve --port 8081
 
 .PHONY: record-cassettes
 record-cassettes: $(STAMP) ## Re-record the LLM cassettes against a real model server (embedded unless OPENAI_BASE_URL)
+	$(if $(OPENAI_BASE_URL),,$(PY) -m agent.cli llm-prepare)
 	NBA_RECORD=1 $(PY) -m pytest -q tests/agent -k cassette -p no:randomly
 
 .PHONY: eval

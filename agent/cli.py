@@ -103,12 +103,24 @@ def prompt(
     return 0
 
 
+@app.command("llm-prepare")
+def llm_prepare() -> int:
+    """Do everything the embedded model's first use needs (build llama-server, fetch and convert the
+    model), with progress, so the next run starts it in seconds."""
+    from agent import local_llm
+
+    t0 = time.monotonic()
+    model = local_llm.prepare(load_settings(RunConfig).llm)
+    print(f"embedded model ready to serve in {time.monotonic() - t0:.1f}s: {model}", flush=True)
+    return 0
+
+
 @app.command("llm-serve")
 def llm_serve(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8081) -> int:
     """Serve the embedded model standalone (for prompt work)."""
     from agent import local_llm
 
-    with local_llm.serve(port=port, quiet=False) as url:
+    with local_llm.serve(load_settings(RunConfig).llm, port=port, quiet=False) as url:
         print(f"embedded model ready: OPENAI_BASE_URL={url} OPENAI_MODEL={EMBEDDED_MODEL}", flush=True)
         print("Ctrl-C to stop.", flush=True)
         try:

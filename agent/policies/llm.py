@@ -47,7 +47,7 @@ class LLMEndpoint:
         if self._url is None:
             from agent import local_llm
 
-            self._url = self._stack.enter_context(local_llm.serve())
+            self._url = self._stack.enter_context(local_llm.serve(self.settings))
         return self._url
 
     def close(self) -> None:
@@ -77,9 +77,6 @@ class LLMPolicy:
         ranker: Ranker | None = None,
         top_k: int = 3,
     ) -> None:
-        if settings.embedded:
-            # llama-cpp-python's server answers one request at a time: queueing more only reorders them.
-            settings = settings.model_copy(update={"concurrency": 1})
         self.settings, self.guard, self.ref = settings, guard, ref
         self.model: str | None = settings.model
         self.prompt_version: str | None = prompt_version
@@ -133,6 +130,8 @@ class LLMPolicy:
         self, batch: Sequence[PolicyItem], progress: Progress | None = None
     ) -> list[PolicyOutcome]:
         ranks = self.rankings(batch)
+        # customers whose prompts share a prefix go one after another, so the server's prompt cache
+        # reuses it (outcomes are matched back by customer)
         todo = [
             (ctx, self.prompt(ctx, elig.allowed_channels, r))
             for (ctx, elig), r in zip(batch, ranks, strict=True)
@@ -144,6 +143,7 @@ class LLMPolicy:
             ref=self.ref,
         )
         try:
+            todo.sort(key=lambda item: item[1].system)
             return await client.propose_many(todo, on_done=(lambda _o: progress(1)) if progress else None)
         finally:
             self.calls += client.calls

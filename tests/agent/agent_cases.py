@@ -194,34 +194,3 @@ CASES["unicode_lapse"] = CustomerContext.model_validate(
         "globally_suppressed": False,
     }
 )
-# A demo-warehouse customer on whom the embedded model's first two answers were invalid JSON and the
-# third (after two reasks carrying the validation error) was valid.
-CASES["reask"] = CustomerContext.model_validate(
-    {
-        "customer_id": "C9000009",
-        "segment": "new_users_first_week_intent",
-        "segment_reason": "signed up 5 days ago, no order yet; 6 sessions in 7 days, 15 product views, 0 add-to-carts",
-        "scores": {"high_value_lapse_risk": 0.0, "new_users_first_week_intent": 1.0, "churn_rescue_nps": 0.2},
-        "first_name": "Arjun",
-        "country": "GB",
-        "timezone": "Europe/London",
-        "signup_date": "2026-11-22",
-        "tenure_days": 5,
-        "orders_count": 0,
-        "lifetime_revenue": 0.0,
-        "avg_order_value": 0.0,
-        "recency_days": None,
-        "usual_gap_days": None,
-        "rfm_segment": "no_orders",
-        "sessions_7d": 6,
-        "sessions_30d": 6,
-        "product_views_30d": 15,
-        "add_to_cart_30d": 0,
-        "nps_score": 8,
-        "nps_comment": "Fine, nothing special.",
-        "consent": {"email": True, "sms": False, "push": False},
-        "preferred_channel": "email",
-        "last_contact": {"email": None, "sms": None, "push": None},
-        "globally_suppressed": False,
-    }
-)

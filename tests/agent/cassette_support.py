@@ -4,7 +4,9 @@ Replay (the default): recording off, the request body part of the match, a dummy
 retries, and the base URL pointing at a closed port on 127.0.0.1, so a missing or stale cassette
 fails at once and names itself instead of reaching any network.
 Record (`make record-cassettes`, NBA_RECORD=1): the same tests run against a real model server, the
-embedded SmolLM2 unless OPENAI_BASE_URL is set, and rewrite the cassettes. Authorization and other
+embedded SmolLM2 on llama-server unless OPENAI_BASE_URL is set, and rewrite the cassettes. The client
+speaks as it does to the embedded server (instructor's JSON_SCHEMA mode); recording against another
+server takes NBA_LLM__INSTRUCTOR_MODE from the environment (TOOLS for OpenAI itself). Authorization and other
 credential headers are filtered from every cassette.
 """
 
@@ -46,14 +48,22 @@ def llm_vcr() -> vcr.VCR:
     )
 
 
+def cassette_mode() -> str:
+    """The instructor mode the cassettes speak: the embedded llama-server's, or the recording server's."""
+    if RECORD and os.environ.get("OPENAI_BASE_URL"):
+        return os.environ.get("NBA_LLM__INSTRUCTOR_MODE", "tools")
+    return "json_schema"
+
+
 def llm_test_settings(**overrides: object) -> LLMSettings:
     """A test client: dummy key, no HTTP retries, no cache (so every case really goes to the cassette)."""
     values: dict[str, object] = {
+        "instructor_mode": cassette_mode(),
         "model": os.environ.get("OPENAI_MODEL", EMBEDDED_MODEL) if RECORD else EMBEDDED_MODEL,
         "api_key": os.environ.get("OPENAI_API_KEY", "sk-test-dummy") if RECORD else "sk-test-dummy",
         "http_retries": 0,
         "cache": False,
-        "timeout_s": 120.0 if RECORD else 30.0,
+        "timeout_s": 600.0 if RECORD else 30.0,
     }
     values.update(overrides)
     return LLMSettings.model_validate(values)
@@ -100,7 +110,11 @@ def model_server() -> Iterator[str]:
 
 
 def require_cassette(name: str) -> Path:
+    """Replay: the cassette must exist. Record: start it afresh (vcrpy's "all" mode would keep the old
+    interactions in the file next to the new ones)."""
     path = CASSETTES / name
+    if RECORD and not name.startswith("http_"):
+        path.unlink(missing_ok=True)
     if not RECORD and not path.exists():
         raise AssertionError(f"cassette tests/cassettes/{name} is missing: run `make record-cassettes`")
     return path

@@ -1,5 +1,5 @@
 """Properties: whatever a policy proposes, whoever the customer, whenever the run, the final decision
-satisfies every invariant (guardrails.invariants.violations is the independent oracle)."""
+satisfies every invariant (testing.invariants.violations is the independent oracle)."""
 
 from __future__ import annotations
 
