@@ -48,7 +48,7 @@ def test_recency_and_gap_ratio_are_computed_from_orders(con) -> None:
     row = con.execute("""
         with o as (
             select customer_id, max(ordered_at) as last_at, count(*) as n, min(ordered_at) as first_at
-            from stg_orders where status <> 'cancelled' group by 1 having count(*) >= 3
+            from stg_raw__orders where status <> 'cancelled' group by 1 having count(*) >= 3
         )
         select c.recency_days, date_diff('day', cast(o.last_at as date), c.as_of_date),
                c.usual_gap_days, epoch(o.last_at - o.first_at) / 86400.0 / (o.n - 1), c.gap_ratio
