@@ -162,4 +162,4 @@ typecheck: $(STAMP) ## mypy over the Python packages
 
 .PHONY: clean
 clean: ## Remove generated data, the warehouse file, outbox, reports and caches (keeps .venv)
-	rm -rf warehouse/data warehouse/dbt/target warehouse/dbt/logs warehouse/dbt/*.duckdb outbox bi reports .cache
+	rm -rf warehouse/data warehouse/dbt/target warehouse/dbt/logs warehouse/dbt/*.duckdb warehouse/dbt/.*-build warehouse/dbt/.*.lock outbox bi reports .cache

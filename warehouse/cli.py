@@ -1,7 +1,7 @@
 """`nba-warehouse`: generate data, build the dbt project, docs, freshness, BI exports.
 
     nba-warehouse generate --seed 42 --customers 5000 --as-of 2026-11-27
-    nba-warehouse build [--customers N --seed S --as-of D --regenerate] [--wait SECONDS]
+    nba-warehouse build [--customers N --seed S --as-of D --regenerate] [--wait SECONDS] [--unit-tests]
     nba-warehouse seed
     nba-warehouse docs
     nba-warehouse serve-docs [--port 8080]
@@ -60,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--as-of", type=generate._date_arg, default=None)
     b.add_argument("--regenerate", action="store_true", help="regenerate raw data even if present")
     b.add_argument("--verbose", action="store_true", help="stream dbt's output")
+    b.add_argument("--unit-tests", action="store_true", help="also run the dbt unit tests (CI runs them)")
     b.add_argument(
         "--wait", type=_wait_arg, default=0.0, metavar="SECONDS",
         help="wait up to SECONDS for another process holding the warehouse (default: refuse at once)",
@@ -86,7 +87,13 @@ def _build(args: argparse.Namespace) -> None:
             customers=args.customers or generate.DEFAULT_CUSTOMERS,
             as_of=args.as_of or date.fromisoformat(generate.DEFAULT_AS_OF),
         )
-    build(config, regenerate=args.regenerate, quiet=not args.verbose, wait_s=args.wait)
+    build(
+        config,
+        regenerate=args.regenerate,
+        quiet=not args.verbose,
+        wait_s=args.wait,
+        unit_tests=args.unit_tests,
+    )
     print(f"warehouse built: {paths.duckdb_path()}")
 
 

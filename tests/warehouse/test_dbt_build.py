@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 import pytest
 
@@ -13,6 +15,23 @@ from warehouse.testing import DemoWarehouse
 def con(demo_warehouse: DemoWarehouse):
     with duckdb.connect(str(demo_warehouse.duckdb_path), read_only=True) as c:
         yield c
+
+
+def test_the_demo_build_ran_every_dbt_unit_test_and_they_passed(demo_warehouse: DemoWarehouse) -> None:
+    results = json.loads((demo_warehouse.root / "build_run_results.json").read_text())["results"]
+    units = {
+        r["unique_id"].rsplit(".", 1)[1]: r["status"]
+        for r in results
+        if r["unique_id"].startswith("unit_test.")
+    }
+    assert {
+        "test_customer_360_recency_and_gap_ratio",
+        "test_usual_gap_is_the_mean_gap_between_revenue_orders",
+        "test_campaign_history_keeps_every_touch_and_adds_the_current_segment",
+        "test_activation_metrics_count_a_recurring_decision_id_once_per_run",
+        "test_recurring_decision_id_keeps_its_latest_run",
+    } <= set(units)
+    assert set(units.values()) == {"pass"}
 
 
 def test_every_segment_has_at_least_50_customers_at_demo_size(con) -> None:
