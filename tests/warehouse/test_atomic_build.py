@@ -70,31 +70,41 @@ def _write_and_get_killed(db: Path, sql: str) -> None:
     assert db.with_name(db.name + ".wal").exists(), "the committed rows are only in the WAL"
 
 
-def test_ops_tables_survive_a_build_with_their_rows_and_constraints(small_env: DemoWarehouse) -> None:
+def test_a_killed_writer_s_wal_is_folded_in_and_every_ops_table_carried_with_its_ddl(
+    small_env: DemoWarehouse, tmp_path: Path
+) -> None:
+    """Steps 2-3 of the build without dbt (the full build is tested in test_ops_semantics.py)."""
     db = small_env.duckdb_path
     _write_and_get_killed(db, OPS_ROWS)  # the product wrote between builds, then was killed
-    before = {
-        t: _one(db, f"select count(*) from ops.{t}") for t in ("run_log", "decision_log", "delivery_log")
+    previous = build._hold_previous(db, wait_s=0)
+    assert previous is not None
+    try:
+        assert not db.with_name(db.name + ".wal").exists(), "the WAL was checkpointed into the file first"
+        new = tmp_path / "new" / db.name
+        new.parent.mkdir()
+        carried = build.carry_over(previous, new, db)
+    finally:
+        previous.close()
+    assert {k: carried[k] for k in ("ops.run_log", "ops.decision_log", "ops.delivery_log")} == {
+        "ops.run_log": 2,
+        "ops.decision_log": 2,
+        "ops.delivery_log": 3,
     }
-    inode = db.stat().st_ino
-    build.build()
-    assert db.stat().st_ino != inode, "the build swapped in a new file"
-    assert not db.with_name(db.name + ".wal").exists(), "the WAL was folded in before the swap"
-    after = {t: _one(db, f"select count(*) from ops.{t}") for t in before}
-    assert after == before == {"run_log": 2, "decision_log": 2, "delivery_log": 3}
+    assert set(carried) >= {
+        "ops.contact_ledger",
+        "ops.sync_state",
+        "ops.dead_letter",
+        "ops.decision_outcomes",
+    }
     # The DDL came along: primary keys still hold, so the product's upserts keep working.
     with pytest.raises(duckdb.ConstraintException):
-        _exec(db, "insert into ops.run_log (run_id) values ('20261127T100000Z-aaaaaa')")
-    _exec(db, "insert or replace into ops.run_log (run_id, status) values ('20261127T100000Z-aaaaaa', 'x')")
-    assert _one(db, "select count(*) from ops.run_log") == 2
-    # The new marts read the carried rows: the recurring decision id counts once per run, dry apart.
-    with duckdb.connect(str(db), read_only=True) as con:
-        rows = con.execute(
-            "select is_dry_run, sends, failures, contacts from main.mart_marketing__activation_metrics "
-            "where destination = 'webhook' order by 1"
-        ).fetchall()
-    assert rows == [(False, 1, 1, 1), (True, 1, 0, 0)]
-    assert not build.build_dir(db).exists()
+        _exec(new, "insert into ops.run_log (run_id) values ('20261127T100000Z-aaaaaa')")
+    _exec(
+        new,
+        "insert or replace into ops.sync_state values ('webhook', 'C0000001', 'h2', 'pending', null, null)",
+    )
+    assert _one(new, "select count(*) from ops.sync_state") == 1
+    assert _one(new, "select count(*) from information_schema.tables where table_schema = 'main'") == 0
 
 
 def test_a_failed_rebuild_leaves_the_previous_marts_readable_and_unchanged(small_env: DemoWarehouse) -> None:

@@ -136,6 +136,9 @@ def test_build_is_green_after_dry_and_live_runs_and_swaps_under_a_reader(
         reader.kill()
         reader.wait()
     assert {t: _q(db, f"select count(*) from ops.{t}") for t in ops} == ops, "no ops row lost"
+    assert not build.build_dir(db).exists() and not db.with_name(db.name + ".wal").exists()
+    with pytest.raises(duckdb.ConstraintException), duckdb.connect(str(db)) as con:  # the DDL came along
+        con.execute("insert into ops.run_log (run_id) select run_id from ops.run_log limit 1")
     assert _q(db, metrics) > 0, "new readers get the new marts"
     live_sends = "select sum(sends) from main.mart_marketing__activation_metrics where not is_dry_run"
     delivered = "select count(*) from ops.delivery_log where status = 'delivered'"
