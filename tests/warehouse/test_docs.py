@@ -17,7 +17,7 @@ import pytest
 
 from warehouse import cli, docs
 from warehouse.dbt_runner import dbt_command, dbt_executable
-from warehouse.errors import DbtFailed
+from warehouse.errors import DbtFailed, WarehouseError
 from warehouse.testing import DemoWarehouse, warehouse_env
 
 RAW_WITH_FRESHNESS = {
@@ -77,6 +77,8 @@ def test_serve_docs_answers_from_the_generated_docs_without_regenerating(
                 assert r.status == 200 and b"dbt" in r.read()
             with urllib.request.urlopen(f"{base}/manifest.json", timeout=10) as r:
                 assert "exposure.nba_warehouse.bi_exports" in json.loads(r.read())["exposures"]
+            with pytest.raises(WarehouseError, match="cannot serve the docs on 127.0.0.1"):
+                docs.docs_server(port=server.server_address[1])  # the port is taken: one line
         finally:
             server.shutdown()
             server.server_close()
