@@ -58,7 +58,7 @@ seed: $(STAMP) ## Generate synthetic raw data (CUSTOMERS, SEED, DATA_AS_OF) and 
 	$(PY) -m warehouse.cli seed
 
 .PHONY: build
-build: $(STAMP) ## dbt build: seeds, staging, intermediate, marts and every dbt test (generates data if missing)
+build: $(STAMP) ## dbt build into a new file, swapped in only if every test passes (generates data if missing)
 	$(PY) -m warehouse.cli build
 
 .PHONY: test
@@ -107,12 +107,12 @@ docs: $(STAMP) ## Generate dbt docs (catalog and lineage)
 	$(PY) -m warehouse.cli docs
 
 .PHONY: serve-docs
-serve-docs: docs ## Serve dbt docs on http://localhost:8080
+serve-docs: $(STAMP) ## Serve dbt docs on http://localhost:8080 (generated first only if stale)
 	$(PY) -m warehouse.cli serve-docs --port 8080
 
 .PHONY: bi
-bi: $(STAMP) ## Export dim_customer, customer 360 and segment scores to bi/ (CSV + Parquet, atomic)
-	$(PY) -m warehouse.cli bi
+bi: $(STAMP) ## Export dim_customer, customer 360 and segment scores to bi/ (no personal columns unless BI_INCLUDE_PII=1)
+	$(PY) -m warehouse.cli bi $(if $(filter 1,$(BI_INCLUDE_PII)),--include-pii)
 
 .PHONY: activate
 activate: $(STAMP) ## Decide and activate (run parameters below; DRY_RUN=1 by default)
@@ -162,4 +162,4 @@ typecheck: $(STAMP) ## mypy over the Python packages
 
 .PHONY: clean
 clean: ## Remove generated data, the warehouse file, outbox, reports and caches (keeps .venv)
-	rm -rf warehouse/data warehouse/dbt/target warehouse/dbt/logs warehouse/dbt/*.duckdb outbox bi reports .cache
+	rm -rf warehouse/data warehouse/dbt/target warehouse/dbt/logs warehouse/dbt/*.duckdb warehouse/dbt/.*-build warehouse/dbt/.*.lock outbox bi reports .cache

@@ -1,80 +1,48 @@
-"""`nba-warehouse`: generate data, build the dbt project, docs, BI exports.
+"""`nba-warehouse`: generate data, build the dbt project, docs, freshness, BI exports.
 
     nba-warehouse generate --seed 42 --customers 5000 --as-of 2026-11-27
-    nba-warehouse build [--customers N --seed S --as-of D --regenerate]
+    nba-warehouse build [--customers N --seed S --as-of D --regenerate] [--wait SECONDS] [--unit-tests]
+    nba-warehouse seed
     nba-warehouse docs
     nba-warehouse serve-docs [--port 8080]
-    nba-warehouse bi [--out DIR]
+    nba-warehouse freshness
+    nba-warehouse bi [--out DIR] [--include-pii]
 
-`warehouse.build.ensure_warehouse()` is the Python entry point for other packages: it builds if the
-DuckDB file or a mart is missing.
+Exit codes: 0 done; 1 a build or a check failed; 2 bad input (an argument, an unreadable warehouse
+file, a bad setting); 3 another process holds the warehouse (the line names it; try again when it is
+done, or `build --wait SECONDS`). Every error is one line.
+
+The Python entry points live in non-CLI modules: `warehouse.build` (`build`, `ensure_warehouse`,
+`missing_marts`), `warehouse.bi` (`export_bi`), `warehouse.docs`; they are re-exported here for
+callers that imported them from this module.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
 from datetime import date
 from pathlib import Path
 
-import duckdb
-
 from warehouse import generate, paths
-from warehouse.build import build, ensure_warehouse
-from warehouse.dbt_runner import dbt_command, dbt_env, run_dbt
+from warehouse.access import BuildLock
+from warehouse.bi import BI_TABLES, export_bi
+from warehouse.build import build, ensure_warehouse, missing_marts, seed
+from warehouse.dbt_runner import MART_TABLES
+from warehouse.docs import docs, freshness, serve_docs
 from warehouse.errors import WarehouseError
 
-__all__ = ["build", "ensure_warehouse", "export_bi", "main"]
-
-BI_TABLES = ("dim_customer", "mart_marketing__customer_360", "mart_marketing__segment_scores")
+__all__ = ["BI_TABLES", "MART_TABLES", "build", "ensure_warehouse", "export_bi", "main", "missing_marts"]
 
 
-def seed(quiet: bool = True) -> None:
-    run_dbt(["seed"], quiet=quiet)
-
-
-def docs(quiet: bool = True) -> None:
-    if generate.read_meta() is None:
-        generate.generate(generate.GenerateConfig())
-    run_dbt(["docs", "generate"], quiet=quiet)
-
-
-def serve_docs(port: int = 8080) -> None:
-    """Generate the docs, then serve them on 127.0.0.1:port until interrupted (dbt docs serve)."""
-    docs()
-    cmd = dbt_command(["docs", "serve", "--port", str(port), "--host", "127.0.0.1", "--no-browser"])
-    with contextlib.suppress(KeyboardInterrupt):
-        subprocess.run(cmd, cwd=paths.REPO_ROOT, env=dbt_env(), check=False)
-
-
-def export_bi(out_dir: Path | None = None) -> list[Path]:
-    """Export the BI tables to CSV and Parquet; each file is written to a temp file, then renamed."""
-    out_dir = out_dir or paths.bi_dir()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    db_path = ensure_warehouse()
-    written = []
-    tmp = Path(tempfile.mkdtemp(prefix=".bi-", dir=out_dir))
+def _wait_arg(value: str) -> float:
     try:
-        with duckdb.connect(str(db_path), read_only=True) as con:
-            for table in BI_TABLES:
-                for fmt, ext in (("parquet", "parquet"), ("csv", "csv")):
-                    staged = tmp / f"{table}.{ext}"
-                    options = (
-                        "format parquet, compression zstd" if fmt == "parquet" else "format csv, header true"
-                    )
-                    con.execute(f"copy (select * from main.{table} order by 1) to '{staged}' ({options})")
-        for staged in sorted(tmp.iterdir()):
-            final = out_dir / staged.name
-            os.replace(staged, final)
-            written.append(final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return written
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid value {value!r} (seconds, a number >= 0)") from None
+    if not 0 <= seconds <= 86_400:
+        raise argparse.ArgumentTypeError(f"invalid value {value!r} (seconds, from 0 to 86400)")
+    return seconds
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -84,49 +52,83 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="generate raw Parquet and ground truth")
     generate.add_arguments(gen)
-    b = sub.add_parser("build", help="generate raw data if missing, then dbt build")
+    b = sub.add_parser(
+        "build", help="generate raw data if missing, then dbt build into a new file and swap it in"
+    )
     b.add_argument("--seed", type=generate._seed_arg, default=None)
     b.add_argument("--customers", type=generate._customers_arg, default=None)
     b.add_argument("--as-of", type=generate._date_arg, default=None)
     b.add_argument("--regenerate", action="store_true", help="regenerate raw data even if present")
     b.add_argument("--verbose", action="store_true", help="stream dbt's output")
+    b.add_argument("--unit-tests", action="store_true", help="also run the dbt unit tests (CI runs them)")
+    b.add_argument(
+        "--wait", type=_wait_arg, default=0.0, metavar="SECONDS",
+        help="wait up to SECONDS for another process holding the warehouse (default: refuse at once)",
+    )  # fmt: skip
     sub.add_parser("seed", help="dbt seed (load the reference CSVs)")
-    sub.add_parser("docs", help="dbt docs generate (serve with: dbt docs serve --port 8080)")
-    serve = sub.add_parser("serve-docs", help="generate and serve the dbt docs on 127.0.0.1")
+    sub.add_parser("docs", help="dbt docs generate")
+    serve = sub.add_parser("serve-docs", help="serve the dbt docs on 127.0.0.1 (generated first if stale)")
     serve.add_argument("--port", type=int, default=8080)
-    bi = sub.add_parser("bi", help="export BI tables to CSV and Parquet")
+    sub.add_parser("freshness", help="dbt source freshness of the raw data, on the data's as_of clock")
+    bi = sub.add_parser("bi", help="export BI tables to CSV and Parquet (no personal columns unless asked)")
     bi.add_argument("--out", type=Path, default=None, help="output directory (default NBA_BI_DIR or bi/)")
+    bi.add_argument(
+        "--include-pii", action="store_true", default=None,
+        help="include personal columns (names, email, phone, address, comments); also BI_INCLUDE_PII=1",
+    )  # fmt: skip
     return parser
+
+
+def _build(args: argparse.Namespace) -> None:
+    config = None
+    if args.seed is not None or args.customers is not None or args.as_of is not None:
+        config = generate.GenerateConfig(
+            seed=generate.DEFAULT_SEED if args.seed is None else args.seed,
+            customers=args.customers or generate.DEFAULT_CUSTOMERS,
+            as_of=args.as_of or date.fromisoformat(generate.DEFAULT_AS_OF),
+        )
+    build(
+        config,
+        regenerate=args.regenerate,
+        quiet=not args.verbose,
+        wait_s=args.wait,
+        unit_tests=args.unit_tests,
+    )
+    print(f"warehouse built: {paths.duckdb_path()}")
+
+
+def _bi(args: argparse.Namespace) -> None:
+    result = export_bi(args.out, include_pii=args.include_pii)
+    for path in result.files:
+        print(path)
+    if result.left_out:
+        cols = ", ".join(f"{t}.{c}" for t, cs in result.left_out.items() for c in cs)
+        print(f"left out personal columns: {cols} (include them with BI_INCLUDE_PII=1 or --include-pii)")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "generate":
-            generate.run_from_args(args)
+            with BuildLock(what="generate"):
+                generate.run_from_args(args)
         elif args.command == "build":
-            config = None
-            if args.seed is not None or args.customers is not None or args.as_of is not None:
-                config = generate.GenerateConfig(
-                    seed=generate.DEFAULT_SEED if args.seed is None else args.seed,
-                    customers=args.customers or generate.DEFAULT_CUSTOMERS,
-                    as_of=args.as_of or date.fromisoformat(generate.DEFAULT_AS_OF),
-                )
-            build(config, regenerate=args.regenerate, quiet=not args.verbose)
-            print(f"warehouse built: {paths.duckdb_path()}")
+            _build(args)
         elif args.command == "seed":
             seed()
         elif args.command == "docs":
-            docs()
-            print(f"docs generated under {dbt_env()['DBT_TARGET_PATH']}")
+            print(f"docs generated under {docs()}")
         elif args.command == "serve-docs":
             serve_docs(args.port)
+        elif args.command == "freshness":
+            for r in freshness():
+                behind = "?" if r.hours_behind is None else f"{r.hours_behind:.1f} h"
+                print(f"{r.source}: {r.status} ({behind} behind as_of)")
         elif args.command == "bi":
-            for path in export_bi(args.out):
-                print(path)
+            _bi(args)
     except WarehouseError as exc:
         print(f"nba-warehouse {args.command}: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_code
     return 0
 
 

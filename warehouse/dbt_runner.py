@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -30,7 +32,8 @@ def dbt_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.update(extra or {})
     env["NBA_RAW_DIR"] = str(_resolve(env, "NBA_RAW_DIR", paths.raw_dir()))
-    env["NBA_DUCKDB_PATH"] = str(_resolve(env, "NBA_DUCKDB_PATH", paths.duckdb_path()))
+    if env.get("NBA_DUCKDB_PATH") != ":memory:":
+        env["NBA_DUCKDB_PATH"] = str(_resolve(env, "NBA_DUCKDB_PATH", paths.duckdb_path()))
     env.setdefault("DBT_TARGET_PATH", str(paths.DBT_DIR / "target"))
     env.setdefault("DBT_LOG_PATH", str(paths.DBT_DIR / "logs"))
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
@@ -43,11 +46,21 @@ def _resolve(env: Mapping[str, str], var: str, default: Path) -> Path:
     return Path(value).resolve() if value else default
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def dbt_executable() -> list[str]:
+    """dbt's console script beside this interpreter (`python -m dbt.cli.main` makes runpy warn that
+    the module was imported by its package first); a `-c` call of the same entry point otherwise."""
+    script = Path(sys.executable).with_name("dbt")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "import sys; from dbt.cli.main import cli; sys.exit(cli())"]
+
+
 def dbt_command(args: Sequence[str]) -> list[str]:
     return [
-        sys.executable,
-        "-m",
-        "dbt.cli.main",
+        *dbt_executable(),
         *args,
         "--project-dir",
         str(paths.DBT_DIR),
@@ -59,13 +72,15 @@ def dbt_command(args: Sequence[str]) -> list[str]:
 def run_dbt(args: Sequence[str], env: Mapping[str, str] | None = None, quiet: bool = True) -> None:
     """Run one dbt command; raise DbtFailed (one line naming the failing nodes) if it fails."""
     full_env = dbt_env(env)
-    Path(full_env["NBA_DUCKDB_PATH"]).parent.mkdir(parents=True, exist_ok=True)
+    if full_env["NBA_DUCKDB_PATH"] != ":memory:":
+        Path(full_env["NBA_DUCKDB_PATH"]).parent.mkdir(parents=True, exist_ok=True)
+    started = time.time()
     proc = subprocess.run(
         dbt_command(args), cwd=paths.REPO_ROOT, env=full_env, text=True, capture_output=quiet
     )
     if proc.returncode == 0:
         return
-    failures = failed_nodes(Path(full_env["DBT_TARGET_PATH"]) / "run_results.json")
+    failures = failed_nodes(Path(full_env["DBT_TARGET_PATH"]) / "run_results.json", since=started)
     if failures:
         detail = "; ".join(f"{name} ({message})" for name, message in failures[:10])
         more = f" and {len(failures) - 10} more" if len(failures) > 10 else ""
@@ -73,21 +88,21 @@ def run_dbt(args: Sequence[str], env: Mapping[str, str] | None = None, quiet: bo
             f"dbt {args[0]} failed: {len(failures)} node(s) failed: {detail}{more}",
             failures=[name for name, _ in failures],
         )
-    tail = (proc.stdout or "").strip().splitlines()[-3:] if quiet else []
-    raise DbtFailed(
-        f"dbt {args[0]} failed (exit {proc.returncode}): {' | '.join(tail) or 'see dbt logs'}", failures=[]
-    )
+    tail = [_ANSI.sub("", line).strip() for line in (proc.stdout or "").strip().splitlines()[-3:]]
+    detail = " | ".join(line for line in tail if line) if quiet else ""
+    raise DbtFailed(f"dbt {args[0]} failed (exit {proc.returncode}): {detail or 'see dbt logs'}", failures=[])
 
 
-def failed_nodes(run_results: Path) -> list[tuple[str, str]]:
-    """(node name, first line of its message) for every errored or failed node of the last run."""
-    if not run_results.exists():
+def failed_nodes(run_results: Path, since: float = 0.0) -> list[tuple[str, str]]:
+    """(node name, first line of its message) for every errored or failed node of the last run
+    (a run_results.json older than `since` belongs to an earlier run and is ignored)."""
+    if not run_results.exists() or run_results.stat().st_mtime < since:
         return []
     results = json.loads(run_results.read_text(encoding="utf-8"))["results"]
     out = []
     for r in results:
         if r["status"] in ("error", "fail", "runtime error"):
             name = r["unique_id"].split(".")[2] if r["unique_id"].count(".") >= 2 else r["unique_id"]
-            message = (r.get("message") or r["status"]).strip().splitlines()[0][:200]
+            message = _ANSI.sub("", (r.get("message") or r["status"]).strip().splitlines()[0])[:200]
             out.append((name, message))
     return out

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from core.errors import NBAError
+from warehouse import errors
 
 EXIT_BUSY = 4
 log = logging.getLogger("warehouse.lock")
@@ -57,8 +57,8 @@ class Holder:
             return None
 
 
-class WarehouseBusy(NBAError):
-    """Another process holds the warehouse."""
+class WarehouseBusy(errors.WarehouseBusy):
+    """Another process holds the warehouse lock (a run or a build); names it."""
 
     exit_code = EXIT_BUSY
 
@@ -67,7 +67,8 @@ class WarehouseBusy(NBAError):
         who = holder.describe() if holder else "another process"
         waited = f" (waited {waited_s:g}s)" if waited_s else ""
         super().__init__(
-            f"the warehouse {db_path} is in use by {who}{waited}; run again when it has finished"
+            f"the warehouse {db_path} is in use by {who}{waited}; run again when it has finished",
+            pid=holder.pid if holder else None,
         )
 
 

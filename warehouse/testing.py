@@ -12,11 +12,16 @@ to share one demo warehouse with every test package.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from warehouse import generate
 from warehouse.dbt_runner import run_dbt
@@ -78,7 +83,8 @@ def build_demo_warehouse(
     """Generate data and run `dbt build` into `root` without touching the repo's warehouse."""
     demo = demo_layout(root, customers, seed, as_of)
     generate_demo_data(demo)
-    run_dbt(["build"], env=demo.env)
+    run_dbt(["build"], env=demo.env)  # unit tests included: this is where CI runs them
+    shutil.copy(demo.target_dir / "run_results.json", demo.root / "build_run_results.json")
     return demo
 
 
@@ -95,3 +101,19 @@ def warehouse_env(demo: DemoWarehouse) -> Iterator[DemoWarehouse]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def corrupt_raw_data(raw: Path) -> None:
+    """Damage raw data the way a bad load does: 3 duplicate customers, 5 negative order amounts and
+    2 orders of customers that do not exist. dbt build must fail on the tests that guard them."""
+    customers = pq.read_table(raw / "customers.parquet")
+    pq.write_table(pa.concat_tables([customers, customers.slice(0, 3)]), raw / "customers.parquet")
+    orders = pq.read_table(raw / "orders.parquet")
+    amount = orders.column("amount").to_numpy().copy()
+    amount[:5] = -amount[:5]
+    ids = orders.column("customer_id").to_pylist()
+    ids[10:12] = ["C9999998", "C9999999"]
+    orders = orders.set_column(orders.schema.get_field_index("amount"), "amount", pa.array(amount))
+    orders = orders.set_column(orders.schema.get_field_index("customer_id"), "customer_id", pa.array(ids))
+    pq.write_table(orders, raw / "orders.parquet")
+    assert pc.min(orders.column("amount")).as_py() < 0

@@ -17,7 +17,7 @@ def test_bi_export_writes_csv_and_parquet_atomically(
     demo_warehouse_env: DemoWarehouse, tmp_path: Path
 ) -> None:
     out = tmp_path / "bi"
-    written = cli.export_bi(out)
+    written = cli.export_bi(out).files
     names = sorted(p.name for p in written)
     assert names == sorted(f"{t}.{ext}" for t in cli.BI_TABLES for ext in ("csv", "parquet"))
     assert sorted(os.listdir(out)) == names  # no temp files left behind
@@ -44,7 +44,9 @@ def test_missing_marts_reports_everything_for_a_missing_file(tmp_path: Path) -> 
     assert build.missing_marts(tmp_path / "none.duckdb") == list(build.MART_TABLES)
 
 
-def test_build_failure_is_one_line_and_exit_1(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_build_failure_is_one_line_and_exit_1_and_writes_no_warehouse(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
     raw = tmp_path / "raw"
     monkeypatch.setenv("NBA_RAW_DIR", str(raw))
     monkeypatch.setenv("NBA_TRUTH_DIR", str(tmp_path / "truth"))
@@ -56,7 +58,8 @@ def test_build_failure_is_one_line_and_exit_1(tmp_path: Path, monkeypatch, capsy
     assert cli.main(["build"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("nba-warehouse build: dbt build failed") and "\n" not in err
-    assert "stg_web_events" in err
+    assert "stg_raw__web_events" in err and err.endswith("no warehouse was written")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".duckdb")) == []
 
 
 @pytest.mark.parametrize("argv", [["generate", "--customers", "0"], ["build", "--seed", "-3"]])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 import pytest
 
@@ -13,6 +15,23 @@ from warehouse.testing import DemoWarehouse
 def con(demo_warehouse: DemoWarehouse):
     with duckdb.connect(str(demo_warehouse.duckdb_path), read_only=True) as c:
         yield c
+
+
+def test_the_demo_build_ran_every_dbt_unit_test_and_they_passed(demo_warehouse: DemoWarehouse) -> None:
+    results = json.loads((demo_warehouse.root / "build_run_results.json").read_text())["results"]
+    units = {
+        r["unique_id"].rsplit(".", 1)[1]: r["status"]
+        for r in results
+        if r["unique_id"].startswith("unit_test.")
+    }
+    assert {
+        "test_customer_360_recency_and_gap_ratio",
+        "test_usual_gap_is_the_mean_gap_between_revenue_orders",
+        "test_campaign_history_keeps_every_touch_and_adds_the_current_segment",
+        "test_activation_metrics_count_a_recurring_decision_id_once_per_run",
+        "test_recurring_decision_id_keeps_its_latest_run",
+    } <= set(units)
+    assert set(units.values()) == {"pass"}
 
 
 def test_every_segment_has_at_least_50_customers_at_demo_size(con) -> None:
@@ -48,7 +67,7 @@ def test_recency_and_gap_ratio_are_computed_from_orders(con) -> None:
     row = con.execute("""
         with o as (
             select customer_id, max(ordered_at) as last_at, count(*) as n, min(ordered_at) as first_at
-            from stg_orders where status <> 'cancelled' group by 1 having count(*) >= 3
+            from stg_raw__orders where status <> 'cancelled' group by 1 having count(*) >= 3
         )
         select c.recency_days, date_diff('day', cast(o.last_at as date), c.as_of_date),
                c.usual_gap_days, epoch(o.last_at - o.first_at) / 86400.0 / (o.n - 1), c.gap_ratio

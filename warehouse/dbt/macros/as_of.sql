@@ -6,7 +6,7 @@
   {%- if var('as_of', none) -%}
     cast('{{ var("as_of") }}' as date)
   {%- else -%}
-    (select max(as_of_date) from {{ ref('stg_generator_runs') }})
+    (select max(as_of_date) from {{ ref('stg_raw__generator_runs') }})
   {%- endif -%}
 {% endmacro %}
 

@@ -2,7 +2,7 @@
 with
 
 touches as (
-    select * from {{ ref('stg_campaign_touches') }}
+    select * from {{ ref('stg_raw__campaign_touches') }}
 ),
 
 pivoted as (

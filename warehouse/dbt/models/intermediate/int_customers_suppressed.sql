@@ -2,7 +2,7 @@
 with
 
 suppressions as (
-    select * from {{ ref('stg_suppressions') }}
+    select * from {{ ref('stg_raw__suppressions') }}
 ),
 
 ranked as (

@@ -2,7 +2,7 @@
 with
 
 responses as (
-    select * from {{ ref('stg_nps_responses') }}
+    select * from {{ ref('stg_raw__nps_responses') }}
 ),
 
 ranked as (

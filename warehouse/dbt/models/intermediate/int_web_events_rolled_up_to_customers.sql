@@ -2,7 +2,7 @@
 with
 
 events as (
-    select * from {{ ref('stg_web_events') }}
+    select * from {{ ref('stg_raw__web_events') }}
 ),
 
 as_of as (

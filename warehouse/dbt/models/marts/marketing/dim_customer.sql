@@ -1,7 +1,7 @@
 with
 
 customers as (
-    select * from {{ ref('stg_customers') }}
+    select * from {{ ref('stg_raw__customers') }}
 ),
 
 suppressed as (
@@ -10,24 +10,24 @@ suppressed as (
 
 joined as (
     select
-        customers.customer_id,
-        customers.first_name,
-        customers.last_name,
-        customers.email,
-        customers.phone,
-        customers.address,
-        customers.city,
-        customers.country,
-        customers.timezone,
-        customers.signup_date,
-        customers.acquisition_channel,
-        customers.consent_email,
-        customers.consent_sms,
-        customers.consent_push,
-        customers.preferred_channel,
-        suppressed.customer_id is not null as is_globally_suppressed,
-        suppressed.suppression_reason,
-        suppressed.suppressed_at
+        cast(customers.customer_id as string) as customer_id,
+        cast(customers.first_name as string) as first_name,
+        cast(customers.last_name as string) as last_name,
+        cast(customers.email as string) as email,
+        cast(customers.phone as string) as phone,
+        cast(customers.address as string) as address,
+        cast(customers.city as string) as city,
+        cast(customers.country as string) as country,
+        cast(customers.timezone as string) as timezone,
+        cast(customers.signup_date as date) as signup_date,
+        cast(customers.acquisition_channel as string) as acquisition_channel,
+        cast(customers.consent_email as boolean) as consent_email,
+        cast(customers.consent_sms as boolean) as consent_sms,
+        cast(customers.consent_push as boolean) as consent_push,
+        cast(customers.preferred_channel as string) as preferred_channel,
+        cast(suppressed.customer_id is not null as boolean) as is_globally_suppressed,
+        cast(suppressed.suppression_reason as string) as suppression_reason,
+        cast(suppressed.suppressed_at as timestamp) as suppressed_at
     from customers
     left join suppressed
         on customers.customer_id = suppressed.customer_id

@@ -4,6 +4,10 @@ decisions as (
     select * from {{ ref('stg_ops__decisions') }}
 ),
 
+latest_decisions as (
+    select * from {{ ref('int_decisions_ranked_to_latest') }}
+),
+
 delivery_attempts as (
     select * from {{ ref('stg_ops__delivery_attempts') }}
 ),
@@ -12,19 +16,25 @@ contacts as (
     select * from {{ ref('stg_ops__contacts') }}
 ),
 
+-- A decision id recurs across runs: rows join their own run's decision ((run_id, decision_id) is
+-- the key), and fall back to the id's latest run for rows written by a dead-letter replay.
 delivery_facts as (
     select
         cast(delivery_attempts.attempted_at as date) as activity_date,
-        coalesce(decisions.segment, 'unknown') as segment,
-        coalesce(decisions.channel, 'unknown') as channel,
+        coalesce(decisions.segment, latest_decisions.segment, 'unknown') as segment,
+        coalesce(decisions.channel, latest_decisions.channel, 'unknown') as channel,
         delivery_attempts.destination,
+        coalesce(decisions.is_dry_run, false) as is_dry_run,
         case when delivery_attempts.status in ('delivered', 'dry_run') then 1 else 0 end as sends,
         case when delivery_attempts.status in ('failed', 'dead_letter') then 1 else 0 end as failures,
         0 as suppressions,
         0 as contacts
     from delivery_attempts
     left join decisions
-        on delivery_attempts.decision_id = decisions.decision_id
+        on delivery_attempts.run_id = decisions.run_id
+        and delivery_attempts.decision_id = decisions.decision_id
+    left join latest_decisions
+        on delivery_attempts.decision_id = latest_decisions.decision_id
 ),
 
 suppression_facts as (
@@ -33,6 +43,7 @@ suppression_facts as (
         segment,
         coalesce(channel, 'none') as channel,
         'none' as destination,
+        is_dry_run,
         0 as sends,
         0 as failures,
         1 as suppressions,
@@ -44,16 +55,20 @@ suppression_facts as (
 contact_facts as (
     select
         cast(contacts.contacted_at as date) as activity_date,
-        coalesce(decisions.segment, 'unknown') as segment,
+        coalesce(decisions.segment, latest_decisions.segment, 'unknown') as segment,
         contacts.channel,
         contacts.destination,
+        false as is_dry_run,
         0 as sends,
         0 as failures,
         0 as suppressions,
         1 as contacts
     from contacts
     left join decisions
-        on contacts.decision_id = decisions.decision_id
+        on contacts.run_id = decisions.run_id
+        and contacts.decision_id = decisions.decision_id
+    left join latest_decisions
+        on contacts.decision_id = latest_decisions.decision_id
 ),
 
 unioned as (
@@ -70,12 +85,13 @@ final as (
         cast(segment as string) as segment,
         cast(channel as string) as channel,
         cast(destination as string) as destination,
+        cast(is_dry_run as boolean) as is_dry_run,
         cast(sum(sends) as integer) as sends,
         cast(sum(failures) as integer) as failures,
         cast(sum(suppressions) as integer) as suppressions,
         cast(sum(contacts) as integer) as contacts
     from unioned
-    group by activity_date, segment, channel, destination
+    group by activity_date, segment, channel, destination, is_dry_run
 )
 
 select * from final

@@ -1,7 +1,7 @@
 with
 
 touches as (
-    select * from {{ ref('stg_campaign_touches') }}
+    select * from {{ ref('stg_raw__campaign_touches') }}
 ),
 
 segment_scores as (

@@ -1,7 +1,9 @@
 with
 
+-- one row per decision id (its latest run): an outcome counts once even when its decision id
+-- recurs across the runs of a day
 decisions as (
-    select * from {{ ref('stg_ops__decisions') }}
+    select * from {{ ref('int_decisions_ranked_to_latest') }}
 ),
 
 outcomes as (

@@ -1,11 +1,11 @@
 with
 
 customers as (
-    select * from {{ ref('stg_customers') }}
+    select * from {{ ref('stg_raw__customers') }}
 ),
 
 orders as (
-    select * from {{ ref('stg_orders') }}
+    select * from {{ ref('stg_raw__orders') }}
 ),
 
 cohorts as (
