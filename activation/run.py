@@ -31,6 +31,11 @@ def new_run_id(now: datetime | None = None) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
+def history_since(settings: ActivateSettings, as_of: datetime) -> datetime:
+    """The contact history a run reads: the suppression window, and at least the 7-day caps."""
+    return as_of - timedelta(hours=max(settings.suppress_hours, 24 * 7))
+
+
 def run_activation(
     settings: ActivateSettings,
     *,
@@ -43,19 +48,24 @@ def run_activation(
     # written: a missing variable fails the run at once, naming it, with nothing half-done.
     destinations = destinations_for(settings)
     if con is None:
-        ensure_warehouse()
+        if settings.decide_on == "local":
+            ensure_warehouse()
         con = duckdb.connect(str(paths.duckdb_path()))
-    as_of = settings.as_of or data_as_of(con)
     run_id = new_run_id()
-    contexts = load_contexts(con, segment=settings.segment)
-    if settings.limit is not None:
-        contexts = contexts[: settings.limit]
-    window = max(settings.suppress_hours, 24 * 7)
-    history = load_contact_history(con, since=as_of - timedelta(hours=window))
-    progress = progress_factory("deciding", len(contexts)) if progress_factory else None
-    decided, stats = decide(
-        contexts, history, settings, run_id=run_id, as_of=as_of, ref=reference_for(con), progress=progress
-    )
+    if settings.decide_on == "spark":  # the same pipeline, per partition of the Spark marts
+        from orchestration.spark_decisions import decide_on_spark
+
+        as_of, decided, stats = decide_on_spark(con, settings, run_id=run_id)
+    else:
+        as_of = settings.as_of or data_as_of(con)
+        contexts = load_contexts(con, segment=settings.segment)
+        if settings.limit is not None:
+            contexts = contexts[: settings.limit]
+        history = load_contact_history(con, since=history_since(settings, as_of))
+        progress = progress_factory("deciding", len(contexts)) if progress_factory else None
+        decided, stats = decide(
+            contexts, history, settings, run_id=run_id, as_of=as_of, ref=reference_for(con), progress=progress
+        )
     decisions = [d for d, _ in decided]
     write_decisions(con, decided, dry_run=settings.dry_run)
 
