@@ -182,9 +182,7 @@ def _dbt_tasks() -> tuple[Any, Any, str]:
     env = _dbt_env()
     group = DbtTaskGroup(
         group_id="dbt",
-        # no partial parse: cosmos reuses one msgpack across temporary project copies, and dbt-duckdb then
-        # looks for seed CSVs under the copy that wrote it (gone): "No files found that match the pattern"
-        project_config=ProjectConfig(dbt_project_path=DBT_DIR, env_vars=env, partial_parse=False),
+        project_config=ProjectConfig(dbt_project_path=DBT_DIR, env_vars=env, partial_parse=True),
         profile_config=ProfileConfig(
             profile_name="nba_warehouse",
             target_name=DBT_TARGET,
@@ -200,6 +198,12 @@ def _dbt_tasks() -> tuple[Any, Any, str]:
         ),
         operator_args={"install_deps": False, "append_env": True},
     )
+    # Seeds parse afresh: cosmos hands every task the partial-parse file of the previous task's
+    # temporary project copy, whose root path dbt-duckdb then uses for the seed CSV ("No files found
+    # that match the pattern /tmp/tmp.../seeds/..."). Models do not read files: they keep the cache.
+    for op in group.dag.tasks if group.dag else []:
+        if op.task_id.startswith("dbt.") and type(op).__name__.startswith("DbtSeed"):
+            op.partial_parse = False
     return group, group, "astronomer-cosmos: one `dbt build --select <node>` task per seed and model"
 
 
@@ -238,7 +242,7 @@ with DAG(
         "demo_seed": Param(42, type="integer", minimum=0, description="demo data seed"),
     },
 ) as dag:
-    ext = {"python": PYTHON, "expect_airflow": False}
+    ext = {"python": PYTHON, "expect_airflow": False, "multiple_outputs": False}  # one dict per task
     as_of = "{{ params.as_of or (logical_date or dag_run.run_after).isoformat() }}"
     # The CLI flags of the two project commands, rendered once and validated first (prepare_data).
     activate_flags = {

@@ -74,7 +74,9 @@ def alert_payload(context: dict[str, Any]) -> dict[str, Any]:
         "run_id": getattr(ti, "run_id", None) or getattr(dag_run, "run_id", None),
         "task_id": getattr(ti, "task_id", None),
         "try_number": getattr(ti, "try_number", None),
-        "logical_date": logical.isoformat() if logical is not None and hasattr(logical, "isoformat") else logical,
+        "logical_date": logical.isoformat()
+        if logical is not None and hasattr(logical, "isoformat")
+        else logical,
         "error": error[:MAX_ERROR_CHARS],
         "log_url": getattr(ti, "log_url", None),
     }

@@ -63,6 +63,7 @@ def spark_session(app_name: str = "nba-decisions", **conf_overrides: str) -> Ite
     # PySpark starts its Python workers with PYSPARK_PYTHON (default: `python3` on PATH), not this
     # interpreter: point it here so the workers import this project and its dependencies.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    conf.setdefault("spark.ui.showConsoleProgress", "false")
     conf.update(conf_overrides)
     builder = SparkSession.builder.appName(app_name).enableHiveSupport()
     for key, value in conf.items():
