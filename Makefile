@@ -92,6 +92,10 @@ build-spark: $(SPARK_STAMP) ## dbt build on Apache Spark in local mode (state un
 simulate-outcomes: $(STAMP) ## Draw synthetic outcomes for the latest run from the generator's truth (feeds the lift mart)
 	@$(PY) -m activation.cli simulate-outcomes
 
+.PHONY: simulate-days
+simulate-days: $(STAMP) ## DAYS daily cycles on a copy of the demo world: learned decides, outcomes drawn, it retrains (report in reports/)
+	@$(PY) -m evals.simulate_days --days $(or $(DAYS),10) $(if $(filter command line,$(origin GOAL)),--goal '$(GOAL)')
+
 .PHONY: test-dbt
 test-dbt: $(STAMP) ## Only the warehouse tests (generator, dbt build, corruption, BI export)
 	$(PY) -m pytest -q tests/warehouse

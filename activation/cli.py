@@ -175,8 +175,8 @@ def simulate_outcomes_cmd(
     """Draw synthetic outcomes for a run's decisions from the generator's truth (demo only)."""
     import duckdb
 
-    from activation.outcomes import simulate_outcomes
     from warehouse import paths
+    from warehouse.outcomes import simulate_outcomes
 
     n = simulate_outcomes(duckdb.connect(str(paths.duckdb_path())), run_id, seed=seed)
     print(

@@ -1,99 +1,17 @@
-"""Write-back of decisions and runs to the warehouse (ops.decision_log, ops.run_log), as one
-transaction per call, through Arrow (no row-by-row inserts)."""
+"""Write-back of runs to the warehouse (ops.run_log); the decisions themselves are written by
+warehouse.decision_log."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import duckdb
-import pyarrow as pa
 
 from activation.summary import RunSummary
-from core.contracts import Decision, GuardrailReport
-from warehouse.ops_tables import insert_atomically
+from warehouse.decision_log import write_decisions
+from warehouse.ops_tables import utc_naive
 
-
-def _naive(ts: datetime | None) -> datetime | None:
-    return None if ts is None else ts.astimezone(UTC).replace(tzinfo=None)
-
-
-def decision_rows(decided: Sequence[tuple[Decision, GuardrailReport]], *, dry_run: bool) -> pa.Table:
-    rows = []
-    for d, rep in decided:
-        rows.append(
-            {
-                "run_id": d.run_id,
-                "decision_id": d.decision_id,
-                "as_of": _naive(d.as_of),
-                "customer_id": d.customer_id,
-                "segment": d.segment,
-                "goal": d.goal,
-                "arm": d.arm,
-                "status": d.status,
-                "reasons": json.dumps(d.reasons),
-                "channel": d.channel,
-                "template_id": d.template_id,
-                "discount_pct": d.discount_pct,
-                "proposed_discount_pct": d.proposed_discount_pct,
-                "subject": d.subject,
-                "message": d.message,
-                "policy": d.policy,
-                "model": d.model,
-                "prompt_version": d.prompt_version,
-                "context_hash": d.context_hash,
-                "propensity": d.propensity,
-                "fallback_reason": d.fallback_reason,
-                "defer_until": _naive(d.defer_until),
-                "llm_attempts": len(d.attempts),
-                "prompt_tokens": sum(a.prompt_tokens for a in d.attempts),
-                "completion_tokens": sum(a.completion_tokens for a in d.attempts),
-                "llm_latency_ms": float(sum(a.latency_ms for a in d.attempts)),
-                "guardrail_report": json.dumps([c.model_dump(mode="json") for c in rep.checks], default=str),
-                "dry_run": dry_run,
-            }
-        )
-    schema = pa.schema(
-        [
-            ("run_id", pa.string()),
-            ("decision_id", pa.string()),
-            ("as_of", pa.timestamp("us")),
-            ("customer_id", pa.string()),
-            ("segment", pa.string()),
-            ("goal", pa.string()),
-            ("arm", pa.string()),
-            ("status", pa.string()),
-            ("reasons", pa.string()),
-            ("channel", pa.string()),
-            ("template_id", pa.string()),
-            ("discount_pct", pa.float64()),
-            ("proposed_discount_pct", pa.float64()),
-            ("subject", pa.string()),
-            ("message", pa.string()),
-            ("policy", pa.string()),
-            ("model", pa.string()),
-            ("prompt_version", pa.string()),
-            ("context_hash", pa.string()),
-            ("propensity", pa.float64()),
-            ("fallback_reason", pa.string()),
-            ("defer_until", pa.timestamp("us")),
-            ("llm_attempts", pa.int32()),
-            ("prompt_tokens", pa.int32()),
-            ("completion_tokens", pa.int32()),
-            ("llm_latency_ms", pa.float64()),
-            ("guardrail_report", pa.string()),
-            ("dry_run", pa.bool_()),
-        ]
-    )
-    return pa.Table.from_pylist(rows, schema=schema)
-
-
-def write_decisions(
-    con: duckdb.DuckDBPyConnection, decided: Sequence[tuple[Decision, GuardrailReport]], *, dry_run: bool
-) -> int:
-    table = decision_rows(decided, dry_run=dry_run)
-    return insert_atomically(con, "ops.decision_log", table)
+__all__ = ["write_decisions", "write_run"]
 
 
 def write_run(
@@ -103,8 +21,8 @@ def write_run(
         "insert or replace into ops.run_log values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             summary.run_id,
-            _naive(started_at),
-            _naive(datetime.now(UTC)),
+            utc_naive(started_at),
+            utc_naive(datetime.now(UTC)),
             summary.as_of,
             summary.mode,
             summary.segment,

@@ -16,24 +16,24 @@ from activation.decision_log import write_decisions, write_run
 from activation.delivery_glue import deliver_decisions
 from activation.destinations import destinations_for
 from activation.errors import CircuitBreakerOpen
+from activation.gate import check_promotion
 from activation.settings import ActivateSettings
 from activation.summary import RunSummary, guardrail_impact, summarize
 from agent.context import data_as_of, load_contact_history, load_contexts, reference_for
-from agent.pipeline import decide
+from agent.pipeline import Pipeline
+from agent.policies import LLMEndpoint, build_policy
+from core.policy import policy_identity
 from warehouse import paths
 from warehouse.build import ensure_warehouse
+from warehouse.ops_tables import ensure_ops_tables
 
+PRIMARY_METRIC = {"90d_clv": "revenue_90d", "engagement": "converted_14d"}
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
 
 
 def new_run_id(now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
-
-
-def history_since(settings: ActivateSettings, as_of: datetime) -> datetime:
-    """The contact history a run reads: the suppression window, and at least the 7-day caps."""
-    return as_of - timedelta(hours=max(settings.suppress_hours, 24 * 7))
 
 
 def run_activation(
@@ -47,25 +47,39 @@ def run_activation(
     # Destination settings were checked when `settings` was built, before anything is decided or
     # written: a missing variable fails the run at once, naming it, with nothing half-done.
     destinations = destinations_for(settings)
+    spark = None
+    if settings.decide_on == "spark":  # the same Pipeline, per partition of the Spark marts
+        from orchestration.spark_decisions import SparkDecisionStep
+
+        spark = SparkDecisionStep(settings)  # refuses LLM mode before anything is opened or written
     if con is None:
-        if settings.decide_on == "local":
+        if spark is None:
             ensure_warehouse()
         con = duckdb.connect(str(paths.duckdb_path()))
+    if spark is not None:
+        ensure_ops_tables(con)  # the contact ledger and delivery state stay in DuckDB
+    as_of = settings.as_of or (spark.data_as_of() if spark else data_as_of(con))
     run_id = new_run_id()
-    if settings.decide_on == "spark":  # the same pipeline, per partition of the Spark marts
-        from orchestration.spark_decisions import decide_on_spark
-
-        as_of, decided, stats = decide_on_spark(con, settings, run_id=run_id)
-    else:
-        as_of = settings.as_of or data_as_of(con)
-        contexts = load_contexts(con, segment=settings.segment)
-        if settings.limit is not None:
-            contexts = contexts[: settings.limit]
-        history = load_contact_history(con, since=history_since(settings, as_of))
-        progress = progress_factory("deciding", len(contexts)) if progress_factory else None
-        decided, stats = decide(
-            contexts, history, settings, run_id=run_id, as_of=as_of, ref=reference_for(con), progress=progress
+    contexts = [] if spark else load_contexts(con, segment=settings.segment)
+    if settings.limit is not None:
+        contexts = contexts[: settings.limit]
+    window = max(settings.suppress_hours, 24 * 7)
+    history = load_contact_history(con, since=as_of - timedelta(hours=window))
+    ref, guard = (spark.reference() if spark else reference_for(con)), settings.guardrails()
+    with LLMEndpoint(settings.llm) as endpoint:
+        policy = build_policy(
+            settings, guard=guard, ref=ref, endpoint=endpoint, con=con, history_before=as_of
         )
+        identity = policy_identity(policy)
+        gate = None
+        if not settings.dry_run:  # a new model or prompt version goes live only with an eval behind it
+            gate = check_promotion(
+                con, identity, primary_metric=PRIMARY_METRIC[settings.goal], force=settings.force
+            )
+        progress = progress_factory("deciding", len(contexts)) if progress_factory else None
+        pipe = Pipeline(policy, guard=guard, ref=ref, run_id=run_id, as_of=as_of)
+        decided = spark.decide(pipe, history) if spark else pipe.decide(contexts, history, progress)
+        stats = {"llm_calls": 0, "cache_hits": 0} | policy.stats()
     decisions = [d for d, _ in decided]
     write_decisions(con, decided, dry_run=settings.dry_run)
 
@@ -80,10 +94,12 @@ def run_activation(
         discount_cap=settings.discount_cap,
         suppress_hours=settings.suppress_hours,
         prompt_version=settings.prompt_version if settings.mode == "llm" else None,
-        model=settings.llm.model if settings.mode == "llm" else None,
+        model=next((d.model for d in decisions if d.model), None),
         llm_calls=stats["llm_calls"],
         cache_hits=stats["cache_hits"],
     )
+    summary.policy_identity = identity
+    summary.promotion_gate = gate.summary() if gate else None
     impact = guardrail_impact([r for _, r in decided])
     outbox_run = paths.outbox_dir() / run_id if settings.dry_run else None
     extra = {

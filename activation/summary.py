@@ -38,6 +38,8 @@ class RunSummary(BaseModel):
     completion_tokens: int = 0
     destinations: dict[str, dict[str, int]] = Field(default_factory=dict)
     outbox: str | None = None
+    policy_identity: str | None = None  # what exactly decided (core.policy.policy_identity)
+    promotion_gate: str | None = None  # a live run's gate verdict, in words
     elapsed_s: float = 0.0
 
 

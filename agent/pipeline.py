@@ -16,6 +16,8 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
+import duckdb
+
 from agent.cache import DecisionCache
 from agent.policies import LLMEndpoint, RulesPolicy, build_policy
 from core.config import RunConfig
@@ -122,17 +124,29 @@ def decide(
     cache: DecisionCache | None = None,
     progress: Progress | None = None,
     mode: PolicyMode | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
+    history_before: datetime | None = None,
 ) -> tuple[list[Decided], dict[str, int]]:
     """Decide for every context with the policy `mode` (default `config.mode`) names. Returns the decisions and the
     policy's call stats (LLM calls, cache hits). An embedded model started here is stopped here;
-    pass `endpoint` to share one across calls."""
+    pass `endpoint` to share one across calls. Learned mode trains on (or reuses the model of) the
+    warehouse `con`'s touches before `history_before` (default `as_of`)."""
     ref = ref or load_reference()
     guard = config.guardrails()
     mode = mode or config.mode
     own_endpoint = endpoint is None and mode == "llm"
     endpoint = endpoint or (LLMEndpoint(config.llm) if own_endpoint else None)
     try:
-        policy = build_policy(config, guard=guard, ref=ref, endpoint=endpoint, cache=cache, mode=mode)
+        policy = build_policy(
+            config,
+            guard=guard,
+            ref=ref,
+            endpoint=endpoint,
+            cache=cache,
+            mode=mode,
+            con=con,
+            history_before=history_before or as_of,
+        )
         pipe = Pipeline(policy, guard=guard, ref=ref, run_id=run_id, as_of=as_of)
         decided = pipe.decide(contexts, history, progress)
         return decided, {"llm_calls": 0, "cache_hits": 0} | policy.stats()

@@ -40,3 +40,19 @@ class FallbackPolicy(Protocol):
     def propose_one(self, ctx: CustomerContext, allowed_channels: Sequence[Channel]) -> Proposal | None:
         """A proposal that passes the guardrails by construction, or None if no action fits."""
         ...
+
+
+def policy_identity(policy: Policy) -> str:
+    """What exactly decides, the promotion gate's key: `rules`, `llm:v1@smollm2-135m-instruct`,
+    `learned@gbm-<recipe hash>`. A policy may define `identity` itself (the learned policy names its
+    training recipe there, not its data: an eval validates the recipe on held-out touches and a
+    live run retrains the same recipe on all of them)."""
+    own = getattr(policy, "identity", None)
+    if isinstance(own, str):
+        return own
+    out: str = policy.name
+    if policy.prompt_version:
+        out += f":{policy.prompt_version}"
+    if policy.model:
+        out += f"@{policy.model}"
+    return out

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import duckdb
@@ -25,6 +25,7 @@ from core.cli import run, setting, version_option
 from core.config import load_settings
 from core.contracts import CustomerContext, Decision, GuardrailReport
 from core.errors import UserError
+from core.reference import ReferenceData
 from evals.harness import PolicySpec
 from evals.report_model import PolicyValue
 from evals.settings import EvalSettings
@@ -44,7 +45,7 @@ app = typer.Typer(
 def spec_for(name: str, settings: EvalSettings) -> PolicySpec:
     """A baseline name (rules, random, a prompt version) as a policy of this eval."""
     goal, cap = settings.goal, settings.discount_cap
-    if name in ("rules", "random"):
+    if name in ("rules", "random", "learned"):
         return PolicySpec(name=name, mode=name, goal=goal, discount_cap=cap)  # type: ignore[arg-type]
     return PolicySpec(name=f"llm:{name}", mode="llm", prompt_version=name, goal=goal, discount_cap=cap)
 
@@ -126,15 +127,24 @@ def _run(settings: EvalSettings) -> int:
     con = duckdb.connect(str(paths.duckdb_path()))
     as_of = settings.as_of or data_as_of(con)
     ref = reference_for(con)
+
     ids = frozen_sample(con, settings.sample_size or 10**12, seed=settings.seed)
     contexts = {c.customer_id: c for c in load_contexts(con, customer_ids=ids)}
+    # A learned policy is evaluated only on touches it did not train on: it trains (and builds its
+    # customers' history features) on touches before the cut-off; every policy is scored on the
+    # touches after it.
+    split = "learned" in (candidate.mode, baseline.mode)
+    cutoff = as_of - timedelta(days=settings.learned.eval_holdout_days) if split else None
     cols = ", ".join(f"c.{f}" for f in FEATURES)
     relation = con.sql(
         f"select h.*, {cols} from main.mart_marketing__campaign_history h "
         "join main.mart_marketing__customer_360 c using (customer_id)"
+        + (" where h.touched_at >= ?" if cutoff else ""),
+        params=[cutoff.replace(tzinfo=None)] if cutoff else None,
     )
     table = relation.to_arrow_table() if hasattr(relation, "to_arrow_table") else relation.arrow()
     logged = LoggedData.from_arrow(table, feature_columns=FEATURES)
+    candidate, baseline = (_with_identity(s, settings, ref, con, cutoff) for s in (candidate, baseline))
 
     with LLMEndpoint(settings.llm) as endpoint:
 
@@ -160,6 +170,8 @@ def _run(settings: EvalSettings) -> int:
                 endpoint=endpoint,
                 progress=_progress_printer(spec.name, len(ctxs)) if spec.mode == "llm" else None,
                 mode=spec.mode,
+                con=con,
+                history_before=cutoff,
             )
             return decided
 
@@ -172,13 +184,32 @@ def _run(settings: EvalSettings) -> int:
             truth=warehouse_truth(),
             seed=settings.seed,
             n_bootstrap=settings.n_bootstrap,
-            created_at=as_of.astimezone(UTC),
+            data_as_of=as_of.astimezone(UTC),
         )
+        report.evaluated_from = cutoff
     out = write_report(report)
     store_eval_run(con, report)
     con.close()
     _print(report, out)
     return 0
+
+
+def _with_identity(
+    spec: PolicySpec,
+    settings: EvalSettings,
+    ref: ReferenceData,
+    con: duckdb.DuckDBPyConnection,
+    cutoff: datetime | None,
+) -> PolicySpec:
+    """The spec with the exact identity of the policy it names (model and prompt versions)."""
+    from agent.policies import build_policy
+    from core.policy import policy_identity
+
+    config = settings.model_copy(update={"prompt_version": spec.prompt_version or settings.prompt_version})
+    policy = build_policy(
+        config, guard=config.guardrails(), ref=ref, mode=spec.mode, con=con, history_before=cutoff
+    )
+    return spec.model_copy(update={"identity": policy_identity(policy)})
 
 
 def _progress_printer(label: str, total: int, every_s: float = 30.0) -> Callable[[int], None]:

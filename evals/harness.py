@@ -15,7 +15,16 @@ from typing import Literal, cast
 
 import numpy as np
 
-from core.contracts import CustomerContext, Decision, Goal, GuardrailReport, Model, Percent, stable_hash
+from core.contracts import (
+    CustomerContext,
+    Decision,
+    Goal,
+    GuardrailReport,
+    Model,
+    Percent,
+    PolicyMode,
+    stable_hash,
+)
 from evals.datasets.adversarial import AdversarialCase, adversarial_cases, check_adversarial_cases
 from evals.datasets.golden import GoldenCase, check_cases, load_golden
 from evals.ope import (
@@ -52,15 +61,22 @@ class PolicySpec(Model):
     every policy of one eval is scored under the same ones."""
 
     name: str
-    mode: Literal["rules", "llm", "random"]
+    mode: PolicyMode
     prompt_version: str | None = None
     goal: Goal
     discount_cap: Percent
+    identity: str | None = None  # what exactly decided (core.policy.policy_identity): the gate's key
 
 
 def random_reference(like: PolicySpec) -> PolicySpec:
     """The uniform-random reference under the same goal and cap as `like`."""
-    return PolicySpec(name="uniform_random", mode="random", goal=like.goal, discount_cap=like.discount_cap)
+    return PolicySpec(
+        name="uniform_random",
+        mode="random",
+        goal=like.goal,
+        discount_cap=like.discount_cap,
+        identity="random",
+    )
 
 
 def restrict(data: LoggedData, customer_ids: set[str]) -> LoggedData:
@@ -262,6 +278,7 @@ def run_eval(
     seed: int = 0,
     n_bootstrap: int = 1000,
     created_at: datetime | None = None,
+    data_as_of: datetime | None = None,
 ) -> EvalReport:
     """Evaluate candidate vs baseline (plus the uniform-random reference and, with a truth, the
     oracle) and return the report.
@@ -289,6 +306,7 @@ def run_eval(
     report = EvalReport(
         eval_id="",
         created_at=created_at or datetime.now(UTC),
+        data_as_of=data_as_of,
         seed=seed,
         candidate=candidate.model_dump(),
         baseline=baseline.model_dump(),

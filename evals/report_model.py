@@ -81,7 +81,11 @@ class CaseResult(Model):
 
 class EvalReport(Model):
     eval_id: str
-    created_at: datetime
+    created_at: datetime  # when the eval ran
+    data_as_of: datetime | None = None  # the warehouse data's date the decisions were made at
+    evaluated_from: datetime | None = (
+        None  # time split: logged touches from here on (a learned policy trains before)
+    )
     seed: int
     candidate: dict[str, Any]
     baseline: dict[str, Any]

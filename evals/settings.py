@@ -15,7 +15,7 @@ class EvalSettings(RunConfig):
     """`nba-eval` / `make eval`."""
 
     mode: Mode = "llm"  # the candidate: `make eval` asks "is the LLM better than the rules?"
-    baseline: str = "rules"  # rules, random, or a prompt version (v1, ...) of the LLM
+    baseline: str = "rules"  # rules, random, learned, or a prompt version (v1, ...) of the LLM
     sample: Annotated[int, Field(ge=1)] | Literal["all"] = "all"
     seed: int = 7
     n_bootstrap: int = Field(default=1000, ge=100, le=100_000)
@@ -36,7 +36,7 @@ class EvalSettings(RunConfig):
     @field_validator("baseline")
     @classmethod
     def _baseline(cls, v: str) -> str:
-        valid = ["rules", "random", *prompt_versions()]
+        valid = ["rules", "random", "learned", *prompt_versions()]
         if v not in valid:
             raise ValueError(f"must be one of {', '.join(valid)}")
         return v

@@ -6,6 +6,7 @@ macro's DuckDB implementation with jinja2 (the engine dbt's macros are written i
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -28,6 +29,13 @@ def ops_ddl_statements(path: Path = MACRO_PATH) -> list[str]:
         raise ValueError(f"{path} defines no duckdb__create_ops_tables macro")
     statements = [s.strip() for s in str(macro()).split(";")]
     return [s for s in statements if s]
+
+
+def utc_naive(ts: datetime | None) -> datetime | None:
+    """ops tables hold naive UTC timestamps."""
+    if ts is None:
+        return None
+    return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo else ts
 
 
 def ensure_ops_tables(con: duckdb.DuckDBPyConnection) -> None:

@@ -44,3 +44,8 @@ def reports_dir() -> Path:
 def cache_dir() -> Path:
     """The LLM decision cache (SQLite) and other re-creatable caches."""
     return _env_path("NBA_CACHE_DIR", REPO_ROOT / ".cache")
+
+
+def models_dir() -> Path:
+    """Learned models, one folder per version (agent/learned)."""
+    return _env_path("NBA_MODELS_DIR", REPO_ROOT / "warehouse" / "models")

@@ -18,8 +18,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from agent.contracts import CHANNELS, SEGMENTS, ActionSpec
-from agent.reference import load_reference
+from core.contracts import CHANNELS, SEGMENTS, ActionSpec
+from core.reference import load_reference
 
 GRID_STEP = 5.0
 DISCOUNT_LEVELS = (0.0, 5.0, 10.0, 15.0)  # every grid discount the bank allows (max 15)

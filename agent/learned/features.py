@@ -29,9 +29,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from agent.contracts import CHANNELS, SEGMENTS
 from agent.learned.actions import DISCOUNT_LEVELS, ActionCatalog, default_catalog
 from agent.learned.data import logged_touches
+from core.contracts import CHANNELS, SEGMENTS
 
 # --- the customer block (customer 360 + segment scores) -------------------------------------------
 _CUSTOMER_SQL = """

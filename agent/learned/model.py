@@ -34,7 +34,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from agent.contracts import Goal
 from agent.learned import vw_learner
 from agent.learned.actions import ActionCatalog, default_catalog
 from agent.learned.features import (
@@ -50,6 +49,8 @@ from agent.learned.features import (
     pair_matrix,
     touch_actions,
 )
+from core.contracts import Goal
+from warehouse import paths
 
 Learner = Literal["vw", "gbm"]
 LEARNERS: tuple[str, ...] = ("vw", "gbm")
@@ -63,10 +64,8 @@ GBM_FEATURES = CUSTOMER_FEATURES + PAIR_FEATURES + ("action_template", "action_c
 
 
 def models_dir() -> Path:
-    """Where models are saved: NBA_MODELS_DIR, default warehouse/models."""
-    from agent.reference import REPO_ROOT
-
-    return Path(os.environ.get("NBA_MODELS_DIR", str(REPO_ROOT / "warehouse" / "models")))
+    """Where models are saved: NBA_MODELS_DIR, default warehouse/models (warehouse.paths)."""
+    return paths.models_dir()
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ contract, unit test and data test must pass on both. Then:
 - the decision step on Spark (mapInArrow over partitions, 2 local workers, with a contact history)
   gives exactly the single-process decisions and guardrail reports, and its decision log table
   holds exactly those rows;
-- `activate` with NBA_DECIDE_ON=spark writes the same decision log as a local run, and LLM mode on
-  Spark is refused with one line.
+- in rules and learned modes; `activate` with NBA_DECIDE_ON=spark writes the same decision log and
+  outbox as a local run, and LLM mode on Spark is refused with one line, nothing written.
 Spark work runs in this process after the CLI subprocess tests (Derby admits one process).
 """
 
@@ -142,11 +142,11 @@ def _history(contexts: list) -> dict[str, list[ContactEvent]]:
     return history
 
 
-def _rules_config(**extra: object):  # type: ignore[no-untyped-def]
+def _config(mode: str):  # type: ignore[no-untyped-def]
     from core.config import RunConfig, settings_from
 
     return settings_from(
-        RunConfig, mode="rules", segment="all", goal="90d_clv", discount_cap=5.0, suppress_hours=24.0, **extra
+        RunConfig, mode=mode, segment="all", goal="90d_clv", discount_cap=5.0, suppress_hours=24.0
     )
 
 
@@ -181,18 +181,28 @@ def test_llm_mode_on_spark_is_refused_in_one_line(built: Built, tmp_path: Path) 
     assert not (tmp_path / "ops.duckdb").exists(), "a refused run must write nothing"
 
 
-def test_activate_decides_on_spark_like_locally(built: Built, tmp_path: Path) -> None:
-    args = ("--mode", "rules", "--as-of", AS_OF.isoformat(), "--dry-run", "--output", "json", "--no-progress")
+@pytest.mark.parametrize("mode", ["rules", "learned"])
+def test_activate_decides_on_spark_like_locally(built: Built, tmp_path: Path, mode: str) -> None:
+    args = ("--mode", mode, "--as-of", AS_OF.isoformat(), "--dry-run", "--output", "json", "--no-progress")
+    models = {"NBA_MODELS_DIR": str(tmp_path / "models")}  # the learned model: trained once, then reused
     local_db = tmp_path / "local.duckdb"
     shutil.copy(built.demo.duckdb_path, local_db)
-    local = _cli(
-        {**built.demo.env, "NBA_DUCKDB_PATH": str(local_db), "NBA_OUTBOX_DIR": str(tmp_path / "o1")}, *args
-    )
+    local_env = {
+        **built.demo.env,
+        **models,
+        "NBA_DUCKDB_PATH": str(local_db),
+        "NBA_OUTBOX_DIR": str(tmp_path / "o1"),
+    }
+    local = _cli(local_env, *args)
     assert local.returncode == 0, local.stderr
-    # Spark mode: the marts are Spark's; the DuckDB file only keeps the ops tables (no marts in it).
-    spark_db = tmp_path / "ops_only.duckdb"
+    # Spark mode: the marts are Spark's. Rules need no marts in the DuckDB file (it keeps the ops
+    # tables only); the learned model reads its training data from the DuckDB warehouse.
+    spark_db = tmp_path / "ops.duckdb"
+    if mode == "learned":
+        shutil.copy(built.demo.duckdb_path, spark_db)
     env = {
         **built.spark_env,
+        **models,
         "NBA_DECIDE_ON": "spark",
         "NBA_DUCKDB_PATH": str(spark_db),
         "NBA_OUTBOX_DIR": str(tmp_path / "o2"),
@@ -202,6 +212,7 @@ def test_activate_decides_on_spark_like_locally(built: Built, tmp_path: Path) ->
     s_local, s_spark = json.loads(local.stdout), json.loads(spark.stdout)
     assert s_spark["counts"] == s_local["counts"] and s_local["counts"]["send"] > 0
     assert s_spark["by_segment"] == s_local["by_segment"] and s_spark["reasons"] == s_local["reasons"]
+    assert s_spark["model"] == s_local["model"] and (mode == "rules") == (s_local["model"] is None)
     assert _decision_log(spark_db) == _decision_log(local_db)
     # the outbox holds the same payloads (ids, actions, messages), whoever decided
     for name in ("hubspot.jsonl", "salesforce.jsonl", "webhook.jsonl"):
@@ -252,38 +263,42 @@ def test_contexts_from_spark_equal_contexts_from_duckdb(built: Built, spark) -> 
         assert s.context_hash() == d.context_hash()
 
 
-def test_decisions_on_spark_workers_equal_single_process(built: Built, spark) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("mode", ["rules", "learned"])
+def test_decisions_on_spark_workers_equal_single_process(
+    built: Built, spark, mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
     """The equality the Spark decision step rests on: same decisions, reports and log rows."""
+    import duckdb
+    from pyspark.sql import functions as F
+
     from agent.pipeline import Pipeline
     from agent.policies import build_policy
     from orchestration.spark_decisions import (
-        DecisionJob,
         collect_decided,
         decided_json,
         decisions_frame,
         write_decision_log,
     )
+    from warehouse.decision_log import decision_rows
 
+    monkeypatch.setenv("NBA_MODELS_DIR", str(tmp_path / "models"))
     contexts = _duckdb_contexts(built.demo)
     history = _history(contexts)
-    config = _rules_config()
+    config = _config(mode)
     ref = _duckdb_reference(built.demo)
     guard = config.guardrails()
-    pipe = Pipeline(
-        build_policy(config, guard=guard, ref=ref), guard=guard, ref=ref, run_id="parity", as_of=AS_OF
-    )
+    with duckdb.connect(str(built.demo.duckdb_path), read_only=True) as con:
+        policy = build_policy(config, guard=guard, ref=ref, con=con, history_before=AS_OF)
+    pipe = Pipeline(policy, guard=guard, ref=ref, run_id="parity", as_of=AS_OF)
     local = pipe.decide(contexts, history)
 
-    job = DecisionJob.of(config, ref=ref, run_id="parity", as_of=AS_OF, dry_run=True)
-    from pyspark.sql import functions as F
-
-    frame = decisions_frame(spark, job, history, partitions=4).persist()
+    frame = decisions_frame(spark, pipe, history, dry_run=True, partitions=4).persist()
     distributed = collect_decided(frame)
     assert frame.select(F.spark_partition_id()).distinct().count() == 4  # decided in 4 partitions
 
     assert len(distributed) == len(local) == len(contexts)
 
-    def key(d):
+    def key(d):  # type: ignore[no-untyped-def]
         return (
             d.decision_id,
             d.customer_id,
@@ -298,11 +313,15 @@ def test_decisions_on_spark_workers_equal_single_process(built: Built, spark) ->
     assert decided_json(distributed) == decided_json(local)  # every field, reports included
     statuses = {d.status for d, _ in local}
     assert {"send", "suppressed", "holdout"} <= statuses, statuses  # a real mix, history included
-    assert sum("suppression_window" in " ".join(d.reasons) for d, _ in local) > 0
+    assert sum("suppression_window" in d.reasons for d, _ in local) > 0
+    if mode == "learned":  # exploration: true propensities and distributions, equal on both sides
+        sends = [d for d, _ in local if d.status == "send"]
+        assert all(d.policy.startswith("learned") for d in sends)
+        assert any(d.propensity < 1 for d in sends) and all(
+            d.action_pmf for d in sends if d.policy == "learned"
+        )
 
     # the decision log table on Spark holds exactly the single-process rows
-    from activation.decision_log import decision_rows
-
     spark.sql("create database if not exists parity")
     spark.sql("drop table if exists parity.decision_log")
     spark.sql("create table parity.decision_log like ops.decision_log")

@@ -75,7 +75,7 @@ def test_invalid_arguments_get_one_line_and_exit_2() -> None:
     for args, needle, valid in (
         (["--segment", "vip"], "--segment", "one of 'all', 'high_value_lapse_risk'"),
         (["--discount-cap", "150"], "--discount-cap", "from 0 to 100"),
-        (["--mode", "gpt"], "--mode", "one of 'rules' or 'llm'"),
+        (["--mode", "gpt"], "--mode", "one of 'rules', 'learned' or 'llm'"),
         (["--limit", "0"], "--limit", ">= 1"),
         (["--suppress-hours", "inf"], "--suppress-hours", "from 0 to 8760"),
         (["--as-of", "9999-12-31T23:59:59"], "--as-of", "between 2000-01-01 and 2100-01-01"),
@@ -132,8 +132,8 @@ def test_live_run_delivers_once_and_the_ledger_suppresses_the_next_run(warehouse
 
 def test_holdout_lift_from_simulated_outcomes(warehouse_copy: Path) -> None:
     """Dry run -> synthetic outcomes from the truth -> dbt builds the lift mart over them."""
-    from activation.outcomes import simulate_outcomes
     from warehouse.dbt_runner import run_dbt
+    from warehouse.outcomes import simulate_outcomes
 
     summary = activate(mode="rules", segment="all", dry_run=True)
     con = duckdb.connect(str(warehouse_copy))

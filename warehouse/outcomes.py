@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from activation.errors import ActivationError
+from warehouse.errors import WarehouseError
 from warehouse.ops_tables import insert_atomically
 from warehouse.truth import DISCOUNT_COST_PER_PCT, expected_reward, load_truth
 
@@ -27,7 +27,7 @@ def simulate_outcomes(con: duckdb.DuckDBPyConnection, run_id: str | None = None,
     if run_id is None:
         rows = con.execute("select run_id from ops.run_log order by started_at desc limit 1").fetchall()
         if not rows:
-            raise ActivationError("no run in ops.run_log: run `make activate` first")
+            raise WarehouseError("no run in ops.run_log: run `make activate` first")
         run_id = rows[0][0]
     decisions = con.execute(
         "select decision_id, customer_id, arm, status, template_id, discount_pct from ops.decision_log "

@@ -1,0 +1,168 @@
+"""The learned policy: a value model trained on the logged outcomes (agent/learned: LightGBM by
+default, Vowpal Wabbit's contextual bandit on request) scores every allowed action of each customer,
+and one is chosen with a little exploration, so every decision logs its true propensity.
+
+The message is the approved template rendered with the chosen action's values (like the rules).
+A model is versioned by a hash of its training data and parameters and saved under
+warehouse/models/<version>/; an unchanged warehouse reuses the saved model instead of training.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+import numpy as np
+
+from agent.learned import (
+    LearnedModel,
+    LearnerParams,
+    allowed_mask,
+    choose,
+    default_catalog,
+    load_customer_features,
+)
+from agent.learned.data import logged_touches
+from agent.learned.features import CustomerFeatures
+from agent.learned.model import data_fingerprint, model_version, models_dir, train
+from core.config import LearnedSettings
+from core.contracts import (
+    ActionProbability,
+    Goal,
+    GuardrailSettings,
+    PolicyMode,
+    PolicyOutcome,
+    Proposal,
+    stable_hash,
+)
+from core.policy import PolicyItem, Progress
+from core.reference import ReferenceData
+from core.templates import render_template
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    model: LearnedModel
+    features: CustomerFeatures  # the customers' features at decision time (history before `before`)
+    trained: bool  # False: loaded from warehouse/models
+    seconds: float
+
+
+def model_for(
+    con: duckdb.DuckDBPyConnection, goal: Goal, *, before: datetime | None, settings: LearnedSettings
+) -> TrainedModel:
+    """The model of this warehouse, goal and settings, trained on every logged touch before `before`
+    (campaign history + the product's own decisions with outcomes): loaded when this exact version
+    was saved before, else trained and saved."""
+    t0 = time.perf_counter()
+    params = LearnerParams.for_goal(goal, settings.learner)
+    touches = logged_touches(con, before=before, segmented_only=True)
+    features = load_customer_features(con, before=before)
+    version = model_version(data_fingerprint(touches, features), goal, params)
+    folder = models_dir() / version
+    if (folder / "model.json").exists():
+        return TrainedModel(LearnedModel.load(folder), features, False, time.perf_counter() - t0)
+    model = train(touches, features, goal=goal, params=params)
+    model.save(folder)
+    return TrainedModel(model, features, True, time.perf_counter() - t0)
+
+
+class LearnedPolicy:
+    name: PolicyMode = "learned"
+    prompt_version: str | None = None
+
+    def __init__(
+        self,
+        trained: TrainedModel,
+        *,
+        guard: GuardrailSettings,
+        ref: ReferenceData,
+        settings: LearnedSettings,
+    ) -> None:
+        self.trained, self.guard, self.ref, self.settings = trained, guard, ref, settings
+        m = trained.model
+        self.model: str | None = f"{m.learner}-{m.version}"  # this model: its data and parameters
+        recipe = stable_hash({"goal": m.goal, "params": m.params.as_dict()}, length=12)
+        self.identity = f"learned@{m.learner}-{recipe}"  # the recipe an eval validates
+        self.catalog = default_catalog()
+
+    def ranking(self, batch: Sequence[PolicyItem]) -> tuple[np.ndarray, np.ndarray]:
+        """(values (n, n_actions) with nan where not allowed, allowed mask) for a batch."""
+        ids = np.array([ctx.customer_id for ctx, _ in batch], dtype=object)
+        segments = np.array([ctx.segment for ctx, _ in batch], dtype=object)
+        allowed = allowed_mask(
+            segments, [e.allowed_channels for _, e in batch], self.guard.discount_cap, self.catalog
+        )
+        rows = self.trained.features.rows_of(ids)
+        allowed &= (rows >= 0)[:, None]  # a customer the model has no features for gets no action
+        values = self.trained.model.score(self.trained.features, allowed, rows=np.maximum(rows, 0))
+        return values, allowed
+
+    async def propose(
+        self, batch: Sequence[PolicyItem], progress: Progress | None = None
+    ) -> list[PolicyOutcome]:
+        if not batch:
+            return []
+        values, allowed = self.ranking(batch)
+        ids = [ctx.customer_id for ctx, _ in batch]
+        s = self.settings
+        pick = choose(
+            values,
+            allowed,
+            ids,
+            seed=s.seed,
+            method=s.exploration,
+            epsilon=s.epsilon,
+            temperature=s.temperature,
+        )
+        cat, out = self.catalog, []
+        for i, (ctx, _) in enumerate(batch):
+            a = int(pick.actions[i])
+            if a < 0:
+                out.append(
+                    PolicyOutcome(
+                        customer_id=ctx.customer_id, proposal=None, failure_reason="no_allowed_action"
+                    )
+                )
+                continue
+            template, discount = cat.template_ids[a], float(cat.discounts[a])
+            subject, body = render_template(self.ref.templates[template], ctx.first_name, discount)
+            explored = a != int(pick.greedy[i])
+            value = float(values[i, a])
+            out.append(
+                PolicyOutcome(
+                    customer_id=ctx.customer_id,
+                    proposal=Proposal(
+                        channel=cat.channels[a],  # type: ignore[arg-type]
+                        template_id=template,
+                        discount_pct=discount,
+                        subject=subject,
+                        message=body,
+                        rationale=(
+                            f"learned ({self.model}): {'explored' if explored else 'best'} of "
+                            f"{int(allowed[i].sum())} allowed actions, estimated "
+                            f"{'revenue' if self.guard.goal == '90d_clv' else 'conversion'} {value:.3g}"
+                        ),
+                    ),
+                    model=self.model,
+                    propensity=float(pick.propensity[i]),
+                    pmf=[
+                        ActionProbability(
+                            template_id=cat.template_ids[j],
+                            discount_pct=float(cat.discounts[j]),
+                            probability=float(p),
+                        )
+                        for j, p in enumerate(pick.pmf[i])
+                        if p > 0
+                    ],
+                )
+            )
+        if progress:
+            progress(len(out))
+        return out
+
+    def stats(self) -> dict[str, int]:
+        return {"model_trained": int(self.trained.trained)}

@@ -1,0 +1,123 @@
+"""MODE=learned through the one pipeline on the demo warehouse: true propensities, the logged
+distribution, determinism, model reuse, and the promotion gate's verdicts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from activation.gate import PromotionRefused, check_promotion, eval_hint
+from agent.context import data_as_of, load_contact_history, load_contexts, reference_for
+from agent.pipeline import decide
+from core.config import RunConfig, settings_from
+from warehouse.ops_tables import ensure_ops_tables
+
+
+@pytest.fixture(scope="module")
+def learned_runs(demo_warehouse, tmp_path_factory):
+    """Two learned runs of the demo (the second must reuse the saved model), as nba-activate decides."""
+    import os
+
+    models = tmp_path_factory.mktemp("models")
+    saved = {k: os.environ.get(k) for k in (*demo_warehouse.env, "NBA_MODELS_DIR")}
+    os.environ.update(demo_warehouse.env)
+    os.environ["NBA_MODELS_DIR"] = str(models)
+    try:
+        con = duckdb.connect(str(demo_warehouse.duckdb_path), read_only=True)
+        contexts = load_contexts(con)
+        history = load_contact_history(con)
+        as_of, ref = data_as_of(con), reference_for(con)
+        config = settings_from(RunConfig, mode="learned")
+        runs = [
+            decide(contexts, history, config, run_id=f"r{i}", as_of=as_of, ref=ref, con=con) for i in range(2)
+        ]
+        con.close()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return runs, models
+
+
+def test_learned_decisions_log_true_propensities(learned_runs) -> None:
+    runs, _ = learned_runs
+    decided, stats = runs[0]
+    acting = [d for d, _ in decided if d.status in ("send", "deferred")]
+    assert len(acting) > 200 and stats["model_trained"] == 1
+    explored = 0
+    for d in acting:
+        assert d.policy == "learned" and d.model and d.model.startswith("gbm-")
+        probs = {(a.template_id, a.discount_pct): a.probability for a in d.action_pmf}
+        assert abs(sum(probs.values()) - 1) < 1e-6
+        assert d.propensity == pytest.approx(probs[(d.template_id, d.discount_pct)])
+        if len(probs) > 1:
+            assert 0 < d.propensity < 1  # never 0 or 1 when there is a choice
+            explored += d.propensity < 0.5  # a non-greedy draw (epsilon 0.05 spread over the rest)
+        else:
+            assert d.propensity == 1
+    assert explored > 0, "exploration happens"
+    assert all(d.discount_pct <= 5 for d in acting)
+
+
+def test_same_inputs_same_decisions_and_the_model_is_reused(learned_runs) -> None:
+    (first, _), (second, stats2) = learned_runs[0]
+    assert stats2["model_trained"] == 0  # the saved version was loaded
+    a = [(d.customer_id, d.status, d.template_id, d.discount_pct, d.propensity) for d, _ in first]
+    b = [(d.customer_id, d.status, d.template_id, d.discount_pct, d.propensity) for d, _ in second]
+    assert a == b
+    models = learned_runs[1]
+    versions = [p.name for p in Path(models).iterdir()]
+    assert (
+        len(versions) == 1
+        and first[0][0].model == f"gbm-{versions[0]}"
+        or any(d.model == f"gbm-{versions[0]}" for d, _ in first)
+    )
+
+
+def _eval_row(con: duckdb.DuckDBPyConnection, identity: str, baseline: str, low: float) -> None:
+    report = {
+        "eval_id": f"e-{low}",
+        "candidate": {"identity": identity},
+        "baseline": {"identity": baseline},
+        "comparisons": [{"metric": "revenue_90d", "value": low + 1, "low": low, "high": low + 2}],
+    }
+    con.execute(
+        "insert into ops.eval_runs values (?, now(), ?, ?, 100, ?)",
+        [report["eval_id"], identity, baseline, json.dumps(report)],
+    )
+
+
+def test_the_gate_refuses_without_an_eval_and_says_which_to_run() -> None:
+    con = duckdb.connect()
+    ensure_ops_tables(con)
+    ident = "learned@gbm-abc"
+    with pytest.raises(PromotionRefused, match="make eval MODE=learned BASELINE=rules") as exc:
+        check_promotion(con, ident, primary_metric="revenue_90d", force=False)
+    assert exc.value.exit_code == 5 and "\n" not in str(exc.value)
+    forced = check_promotion(con, ident, primary_metric="revenue_90d", force=True)
+    assert forced.forced and not forced.passed and "forced past a refusal" in forced.summary()
+    assert check_promotion(con, "rules", primary_metric="revenue_90d", force=False).passed
+
+
+def test_the_gate_reads_the_latest_eval_of_that_exact_identity() -> None:
+    con = duckdb.connect()
+    ensure_ops_tables(con)
+    ident = "learned@gbm-abc"
+    _eval_row(con, ident, "rules", low=-0.5)
+    with pytest.raises(PromotionRefused, match="-0.500 per contacted customer at worst against rules"):
+        check_promotion(con, ident, primary_metric="revenue_90d", force=False)
+    _eval_row(con, "learned@gbm-other", "rules", low=1.0)  # another recipe: does not count
+    with pytest.raises(PromotionRefused):
+        check_promotion(con, ident, primary_metric="revenue_90d", force=False)
+    _eval_row(con, ident, "rules", low=0.2)
+    verdict = check_promotion(con, ident, primary_metric="revenue_90d", force=False)
+    assert verdict.passed and verdict.eval_id == "e-0.2"
+    assert (
+        eval_hint("llm:v3@smollm2", "learned@gbm-abc")
+        == "make eval MODE=llm PROMPT_VERSION=v3 BASELINE=learned"
+    )
