@@ -39,14 +39,14 @@ def _cpu() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def single_process(duckdb_path: Path, as_of: datetime, work: Path) -> tuple[float, float, Any]:
+def single_process(duckdb_path: Path, as_of: datetime, work: Path) -> tuple[float, Any, Any]:
     import duckdb
 
-    from activation.decision_log import decision_rows
     from agent.context import load_contact_history, load_contexts, reference_for
     from agent.pipeline import Pipeline
     from agent.policies import build_policy
     from core.config import RunConfig, settings_from
+    from warehouse.decision_log import decision_rows
     from warehouse.ops_tables import ensure_ops_tables, insert_atomically
 
     config = settings_from(RunConfig, mode="rules", segment="all")
@@ -75,7 +75,7 @@ def single_process(duckdb_path: Path, as_of: datetime, work: Path) -> tuple[floa
         f" = {total:6.1f}s   {len(decided) / total:8,.0f} decisions/s end to end"
         f"   ({len(decided) / t_decide:,.0f}/s deciding alone)"
     )
-    return total, t_decide, rows.select(KEY).sort_by("customer_id")
+    return total, pipe, rows.select(KEY).sort_by("customer_id")
 
 
 def copy_marts(duckdb_path: Path, parquet_dir: Path) -> None:
@@ -89,23 +89,18 @@ def copy_marts(duckdb_path: Path, parquet_dir: Path) -> None:
                 con.execute(f"copy main.{mart} to '{target}' (format parquet)")
 
 
-def on_spark(
-    duckdb_path: Path, as_of: datetime, work: Path, master: str, partitions: int
-) -> tuple[float, Any]:
+def on_spark(duckdb_path: Path, pipe: Any, work: Path, master: str, partitions: int) -> tuple[float, Any]:
+    """The run's Pipeline (built by the single-process side) broadcast to Spark's workers."""
     import duckdb
 
-    from agent.context import load_contact_history, reference_for
-    from core.config import RunConfig, settings_from
-    from orchestration.spark_decisions import DecisionJob, decisions_frame
+    from agent.context import load_contact_history
+    from orchestration.spark_decisions import decisions_frame, log_columns
     from orchestration.spark_source import spark_session
 
     copy_marts(duckdb_path, work / "marts")
     os.environ["NBA_SPARK_DIR"] = str(work / "spark")
     with duckdb.connect(str(duckdb_path), read_only=True) as con:
-        ref = reference_for(con)
         history = load_contact_history(con)
-    config = settings_from(RunConfig, mode="rules", segment="all")
-    job = DecisionJob.of(config, ref=ref, run_id="bench", as_of=as_of, dry_run=True)
     with spark_session("nba-bench", **{"spark.master": master}) as spark:
         spark.sql("create database if not exists bench")
         for mart in MARTS:
@@ -113,17 +108,16 @@ def on_spark(
             spark.sql(f"create table bench.{mart} using parquet location '{work / 'marts' / mart}.parquet'")
         spark.sql("drop table if exists bench.decision_log")
         t0 = time.perf_counter()
-        frame = decisions_frame(spark, job, history, schema="bench", partitions=partitions)
-        columns = [c for c in frame.columns if c not in ("decision_json", "report_json")]
-        frame.select(*columns).write.mode("overwrite").format("parquet").saveAsTable("bench.decision_log")
+        frame = decisions_frame(spark, pipe, history, schema="bench", partitions=partitions)
+        frame.select(*log_columns()).write.format("parquet").saveAsTable("bench.decision_log")
         total = time.perf_counter() - t0
         written = spark.table("bench.decision_log")
         n = written.count()
         got = written.select(*KEY).toArrow().sort_by("customer_id")
         workers = spark.sparkContext.defaultParallelism
     print(
-        f"spark {master:<6}: marts -> mapInArrow({partitions} partitions, {workers} workers) -> decision log table"
-        f" = {total:6.1f}s   {n / total:8,.0f} decisions/s end to end"
+        f"spark {master}: marts -> mapInArrow ({partitions} partitions, {workers} workers) -> decision log"
+        f" table = {total:6.1f}s   {n / total:8,.0f} decisions/s end to end"
     )
     return total, got
 
@@ -147,9 +141,9 @@ def main() -> None:
         f"warehouse {args.duckdb}  cores {os.cpu_count()}  load average {os.getloadavg()[0]:.1f} (shared machine)"
     )
     c0 = _cpu()
-    t_single, _t_decide, want = single_process(args.duckdb, as_of, work)
+    t_single, pipe, want = single_process(args.duckdb, as_of, work)
     c1 = _cpu()
-    t_spark, got = on_spark(args.duckdb, as_of, work, args.master, args.partitions)
+    t_spark, got = on_spark(args.duckdb, pipe, work, args.master, args.partitions)
     c2 = _cpu()
     n = want.num_rows
     same = got.equals(want)
