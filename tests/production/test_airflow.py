@@ -69,6 +69,10 @@ def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
             "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
             "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
             "DO_NOT_TRACK": "1",
+            # the first parse runs `dbt ls` (cosmos; cached after): on a loaded 2-core machine it takes
+            # longer than Airflow's default 30 s import timeout
+            "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "600",
+            "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT": "600",
             "NBA_REPO_ROOT": str(REPO_ROOT),
             "NBA_PYTHON": sys.executable,
             "NBA_AIRFLOW_RETRIES": "0",  # a failure in a test run must show at once, not after retries

@@ -173,12 +173,12 @@ def _decision_log(duckdb_path: Path) -> list[tuple]:
 
 
 def test_llm_mode_on_spark_is_refused_in_one_line(built: Built, tmp_path: Path) -> None:
-    env = {**built.spark_env, "NBA_DECIDE_ON": "spark", "NBA_DUCKDB_PATH": str(tmp_path / "ops.duckdb")}
+    env = {**built.spark_env, "NBA_DECIDE_ON": "spark", "NBA_DUCKDB_PATH": str(tmp_path / "ledger.duckdb")}
     proc = _cli(env, "--mode", "llm", "--dry-run", "--output", "json", "--no-progress")
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: NBA_DECIDE_ON: spark decides in rules and learned")
-    assert not (tmp_path / "ops.duckdb").exists(), "a refused run must write nothing"
+    assert not (tmp_path / "ledger.duckdb").exists(), "a refused run must write nothing"
 
 
 @pytest.mark.parametrize("mode", ["rules", "learned"])
@@ -197,7 +197,7 @@ def test_activate_decides_on_spark_like_locally(built: Built, tmp_path: Path, mo
     assert local.returncode == 0, local.stderr
     # Spark mode: the marts are Spark's. Rules need no marts in the DuckDB file (it keeps the ops
     # tables only); the learned model reads its training data from the DuckDB warehouse.
-    spark_db = tmp_path / "ops.duckdb"
+    spark_db = tmp_path / "ledger.duckdb"
     if mode == "learned":
         shutil.copy(built.demo.duckdb_path, spark_db)
     env = {
