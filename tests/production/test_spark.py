@@ -181,7 +181,8 @@ def test_llm_mode_on_spark_is_refused_in_one_line(built: Built, tmp_path: Path) 
     assert not (tmp_path / "ledger.duckdb").exists(), "a refused run must write nothing"
 
 
-@pytest.mark.parametrize("mode", ["rules", "learned"])
+# learned on Spark is held equal in process below; one CLI round trip (rules) keeps CI's time down
+@pytest.mark.parametrize("mode", ["rules"])
 def test_activate_decides_on_spark_like_locally(built: Built, tmp_path: Path, mode: str) -> None:
     args = ("--mode", mode, "--as-of", AS_OF.isoformat(), "--dry-run", "--output", "json", "--no-progress")
     models = {"NBA_MODELS_DIR": str(tmp_path / "models")}  # the learned model: trained once, then reused
