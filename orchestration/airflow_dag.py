@@ -1,11 +1,13 @@
 """`nba_daily`: the daily run as a dbt shop writes it under Airflow 3.
 
-    prepare_data -> dbt (one task per seed/model, astronomer-cosmos) -> activate -> evaluate
+    prepare_data -> dbt (one task per seed/model, then dbt test; astronomer-cosmos) -> activate -> evaluate
 
 - Every project task runs in the project's own virtualenv, never in Airflow's:
   `@task.external_python(python=<repo>/.venv/bin/python)` for the Python steps, and cosmos runs
-  `<repo>/.venv/bin/dbt` as a subprocess for each dbt node (`dbt build --select <node>`: the model
-  and its tests in one task, so a failing test stops its downstream models).
+  `<repo>/.venv/bin/dbt` as a subprocess for each dbt node (`dbt seed` / `dbt run --select <node>`),
+  then one `dbt test` (data and unit tests) that gates `activate`.
+- `prepare_data` first validates every setting of the later steps with the project's settings
+  model, so a bad value fails the run in seconds, before dbt builds anything.
 - `activate` runs the project's CLI (`activation.cli activate ... --output json`) inside that
   interpreter and returns its run summary (a dict) to XCom; a non-zero exit fails the task with the
   CLI's own one-line error. `evaluate` returns the eval report's headline (a dict) the same way.
@@ -204,7 +206,7 @@ def _dbt_tasks() -> tuple[Any, Any, str]:
     for op in group.dag.tasks if group.dag else []:
         if op.task_id.startswith("dbt.") and type(op).__name__.startswith("DbtSeed"):
             op.partial_parse = False
-    return group, group, "astronomer-cosmos: one `dbt build --select <node>` task per seed and model"
+    return group, group, "astronomer-cosmos: `dbt seed`/`dbt run --select <node>` per node, then `dbt test`"
 
 
 with DAG(
