@@ -21,8 +21,9 @@
 Where the project is: NBA_REPO_ROOT (default: this folder's parent), NBA_PYTHON (default
 <repo>/.venv/bin/python), NBA_DBT (default: `dbt` beside NBA_PYTHON). The target comes from
 NBA_DBT_TARGET (dev = DuckDB, spark); every other NBA_* variable reaches the project from the worker's
-environment. Without astronomer-cosmos in Airflow's environment the dbt steps fall back to two
-external-python tasks (`dbt.build` without tests, then `dbt.test`) and the DAG says so in its doc.
+environment. Without astronomer-cosmos in Airflow's environment (or with NBA_AIRFLOW_COSMOS=0) the dbt
+steps fall back to two external-python tasks (`dbt.build` without tests, then `dbt.test`) and the
+DAG says so in its doc.
 """
 
 from __future__ import annotations
@@ -169,6 +170,8 @@ def _dbt_step(command: str) -> None:
 def _dbt_tasks() -> tuple[Any, Any, str]:
     """(first, last, how) of the dbt steps: per-node cosmos tasks, or the documented fallback."""
     try:
+        if os.environ.get("NBA_AIRFLOW_COSMOS", "1") == "0":  # the fallback, on purpose
+            raise ImportError("NBA_AIRFLOW_COSMOS=0")
         from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
         from cosmos.constants import InvocationMode, LoadMode, TestBehavior
     except ImportError:

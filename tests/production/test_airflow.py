@@ -190,6 +190,23 @@ def test_dag_graph_params_and_environments(airflow_home: dict[str, str], tmp_pat
     ]
 
 
+def test_fallback_without_cosmos_keeps_the_shape(airflow_home: dict[str, str], tmp_path: Path) -> None:
+    venv = _airflow_venv()
+    env = _paths(airflow_home, tmp_path) | {"NBA_AIRFLOW_COSMOS": "0"}
+    got = _result(
+        _run([str(venv / "bin" / "python"), "-c", _DAGBAG.format(folder=str(DAG_FOLDER))], env).stdout
+    )
+    assert got["import_errors"] == {}
+    assert got["edges"] == {
+        "prepare_data": ["dbt.build"],
+        "dbt.build": ["dbt.test"],
+        "dbt.test": ["activate"],
+        "activate": ["evaluate"],
+        "evaluate": [],
+    }
+    assert all(got["python"][t] == sys.executable for t in got["edges"])
+
+
 def test_a_value_the_cli_refuses_cannot_be_submitted(airflow_home: dict[str, str], tmp_path: Path) -> None:
     """The old DAG offered goal=conversion, which failed at activate after dbt had run."""
     airflow = str(_airflow_venv() / "bin" / "airflow")
