@@ -11,7 +11,8 @@ decision log written as a table:
 - Spark (`--master`, default local[2]): the marts are copied once to Parquet tables in a scratch
   metastore under --work (building them with dbt-spark at 1M is `make build-spark`, not measured
   here), then orchestration.spark_decisions: the same context SQL, mapInArrow over partitions ->
-  the same Pipeline -> the decision log appended to a Parquet table.
+  the same Pipeline -> the decision log written as a Parquet table (without the Decision/report JSON
+  that `activate` brings back to the driver for delivery: the one-process side makes none either).
 It then checks that the two produced the same decisions (ids, statuses, actions, context hashes).
 Run both sides in one run: the machine is shared, so the ratio means more than either figure.
 """
@@ -127,7 +128,7 @@ def on_spark(duckdb_path: Path, pipe: Any, work: Path, master: str, partitions: 
             spark.sql(f"create table bench.{mart} using parquet location '{work / 'marts' / mart}'")
         spark.sql("drop table if exists bench.decision_log")
         t0 = time.perf_counter()
-        frame = decisions_frame(spark, pipe, history, schema="bench", partitions=partitions)
+        frame = decisions_frame(spark, pipe, history, schema="bench", partitions=partitions, payloads=False)
         frame.select(*log_columns()).write.format("parquet").saveAsTable("bench.decision_log")
         total = time.perf_counter() - t0
         written = spark.table("bench.decision_log")

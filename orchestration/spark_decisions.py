@@ -55,13 +55,14 @@ def log_columns() -> list[str]:
     return [f.name for f in decision_rows([], dry_run=True).schema]
 
 
-def output_schema() -> pa.Schema:
-    """The decision log's columns (timestamps as UTC instants, Spark's `timestamp`) and the payloads."""
+def output_schema(payloads: bool = True) -> pa.Schema:
+    """The decision log's columns (timestamps as UTC instants, Spark's `timestamp`) and, for a
+    caller that needs the objects back (delivery), each Decision and GuardrailReport as JSON."""
     log = [
         pa.field(f.name, pa.timestamp("us", tz="UTC")) if pa.types.is_timestamp(f.type) else f
         for f in decision_rows([], dry_run=True).schema
     ]
-    return pa.schema([*log, *PAYLOAD_FIELDS])
+    return pa.schema([*log, *(PAYLOAD_FIELDS if payloads else [])])
 
 
 def _spark_ddl(schema: pa.Schema) -> str:
@@ -86,6 +87,7 @@ class PartitionJob:
 
     pipe: Pipeline
     dry_run: bool
+    payloads: bool = True
 
 
 def _utc(ts: datetime) -> datetime:
@@ -115,15 +117,20 @@ def _history_of(rows: Sequence[dict[str, Any]]) -> dict[str, list[ContactEvent]]
 def decide_batches(job: Any, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     """One partition: Arrow context rows (+ history) in, decision rows out. Runs on an executor."""
     work: PartitionJob = job.value if hasattr(job, "value") else job  # a broadcast, or the job itself
-    schema = output_schema()
+    schema = output_schema(work.payloads)
     for batch in batches:
         rows = batch.to_pylist()
         if not rows:
             continue
         decided = work.pipe.decide([context_from_row(r) for r in rows], _history_of(rows))
         table = decision_rows(decided, dry_run=work.dry_run)
-        table = table.append_column(PAYLOAD_FIELDS[0], pa.array([d.model_dump_json() for d, _ in decided]))
-        table = table.append_column(PAYLOAD_FIELDS[1], pa.array([r.model_dump_json() for _, r in decided]))
+        if work.payloads:
+            table = table.append_column(
+                PAYLOAD_FIELDS[0], pa.array([d.model_dump_json() for d, _ in decided])
+            )
+            table = table.append_column(
+                PAYLOAD_FIELDS[1], pa.array([r.model_dump_json() for _, r in decided])
+            )
         yield from table.cast(schema).to_batches()
 
 
@@ -159,8 +166,10 @@ def decisions_frame(
     schema: str | None = None,
     limit: int | None = None,
     partitions: int | None = None,
+    payloads: bool = True,
 ) -> Any:
-    """The decisions of `pipe` over the Spark marts, as a lazy DataFrame (output_schema() columns)."""
+    """The decisions of `pipe` over the Spark marts, as a lazy DataFrame (output_schema() columns;
+    `payloads=False`: the decision log's columns only, for a caller that only writes the log)."""
     contexts = spark.sql(context_sql(schema or spark_profile()[0], segment))
     if limit is not None:
         contexts = contexts.limit(limit)
@@ -168,8 +177,8 @@ def decisions_frame(
         contexts = contexts.join(history_frame(spark, history), "customer_id", "left")
     if partitions:
         contexts = contexts.repartition(partitions, "customer_id")
-    job = spark.sparkContext.broadcast(PartitionJob(pipe, dry_run))
-    return contexts.mapInArrow(functools.partial(decide_batches, job), _spark_ddl(output_schema()))
+    job = spark.sparkContext.broadcast(PartitionJob(pipe, dry_run, payloads))
+    return contexts.mapInArrow(functools.partial(decide_batches, job), _spark_ddl(output_schema(payloads)))
 
 
 def write_decision_log(frame: Any, table: str = DECISION_LOG) -> None:
