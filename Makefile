@@ -78,12 +78,12 @@ $(SPARK_STAMP): pyproject.toml
 	@touch $(SPARK_STAMP)
 
 .PHONY: test-airflow
-test-airflow: $(STAMP) ## Run the nba_daily DAG under real Airflow 3.3.2 (own venv .venv-airflow, SQLite, temp dir)
+test-airflow: $(STAMP) ## Run the nba_daily DAG under real Airflow 3.3.2 + cosmos (own venv .venv-airflow, SQLite, temp dir)
 	NBA_AIRFLOW_VENV=$(AIRFLOW_VENV) orchestration/setup_airflow_venv.sh
-	NBA_AIRFLOW_VENV=$(AIRFLOW_VENV) $(PY) -m pytest -q -m airflow tests/production/test_airflow.py
+	NBA_AIRFLOW_VENV=$(AIRFLOW_VENV) $(PY) -m pytest -q -m airflow --timeout 2400 tests/production/test_airflow.py
 
 .PHONY: test-spark
-test-spark: $(SPARK_STAMP) ## dbt build on Spark local mode (.venv-spark, Java 17); decisions must equal DuckDB's
+test-spark: $(SPARK_STAMP) ## dbt build on Spark local mode (.venv-spark, Java 17); Spark-made decisions must equal one process's
 	$(SPARK_VENV)/bin/python -m pytest -q -m spark --timeout 1200 tests/production/test_spark.py
 
 .PHONY: build-spark

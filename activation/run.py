@@ -27,6 +27,7 @@ from core.policy import policy_identity
 from warehouse import paths
 from warehouse.build import ensure_warehouse
 from warehouse.lock import warehouse_lock
+from warehouse.ops_tables import ensure_ops_tables
 
 PRIMARY_METRIC = {"90d_clv": "revenue_90d", "engagement": "converted_14d"}
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
@@ -52,19 +53,27 @@ def run_activation(
     # Destination settings were checked when `settings` was built, before anything is decided or
     # written: a missing variable fails the run at once, naming it, with nothing half-done.
     destinations = destinations_for(settings)
+    spark = None
+    if settings.decide_on == "spark":  # the same Pipeline, per partition of the Spark marts
+        from orchestration.spark_decisions import SparkDecisionStep
+
+        spark = SparkDecisionStep(settings)  # refuses LLM mode before anything is opened or written
     # One writer at a time: a second run refuses (one line naming this run) before it builds,
     # decides or writes anything.
     with warehouse_lock(paths.duckdb_path(), command="nba-activate", run_id=run_id), ExitStack() as opened:
         if con is None:
-            ensure_warehouse()
+            if spark is None:
+                ensure_warehouse()
             con = opened.enter_context(duckdb.connect(str(paths.duckdb_path())))  # closed before the lock
-        as_of = settings.as_of or data_as_of(con)
-        contexts = load_contexts(con, segment=settings.segment)
+        if spark is not None:
+            ensure_ops_tables(con)  # the contact ledger and delivery state stay in DuckDB
+        as_of = settings.as_of or (spark.data_as_of() if spark else data_as_of(con))
+        contexts = [] if spark else load_contexts(con, segment=settings.segment)
         if settings.limit is not None:
             contexts = contexts[: settings.limit]
         window = max(settings.suppress_hours, 24 * 7)
         history = load_contact_history(con, since=as_of - timedelta(hours=window))
-        ref, guard = reference_for(con), settings.guardrails()
+        ref, guard = (spark.reference() if spark else reference_for(con)), settings.guardrails()
         with LLMEndpoint(settings.llm) as endpoint:
             policy = build_policy(
                 settings, guard=guard, ref=ref, endpoint=endpoint, con=con, history_before=as_of
@@ -77,7 +86,7 @@ def run_activation(
                 )
             progress = progress_factory("deciding", len(contexts)) if progress_factory else None
             pipe = Pipeline(policy, guard=guard, ref=ref, run_id=run_id, as_of=as_of)
-            decided = pipe.decide(contexts, history, progress)
+            decided = spark.decide(pipe, history) if spark else pipe.decide(contexts, history, progress)
             stats = {"llm_calls": 0, "cache_hits": 0} | policy.stats()
         decisions = [d for d, _ in decided]
         write_decisions(con, decided, dry_run=settings.dry_run)

@@ -204,6 +204,9 @@ class RunConfig(BaseSettings):
     as_of: AsOf | None = None
     llm: LLMSettings = LLMSettings()
     learned: LearnedSettings = LearnedSettings()
+    # Where the decision step runs (NBA_DECIDE_ON): in this process, or on the Spark cluster over
+    # partitions of customer 360 (orchestration/spark_decisions.py; rules and learned modes).
+    decide_on: Literal["local", "spark"] = "local"
     # the standard OpenAI variables, folded into `llm`
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL", exclude=True)
     openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY", exclude=True)
@@ -285,7 +288,7 @@ MAKE_VARS = {
     "fail_if_worse": "FAIL_IF_WORSE",
 }
 # settings that have no command-line flag: set them in the environment
-ENV_ONLY = frozenset({"destinations", "holdout_salt", "enforce_quiet_hours"})
+ENV_ONLY = frozenset({"destinations", "holdout_salt", "enforce_quiet_hours", "decide_on"})
 _ALIASES = {
     "openai_base_url": "OPENAI_BASE_URL",
     "openai_api_key": "OPENAI_API_KEY",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -53,11 +54,17 @@ def spark_profile() -> tuple[str, dict[str, str]]:
 
 
 @contextmanager
-def spark_session(app_name: str = "nba-decisions") -> Iterator[Any]:
-    """A local SparkSession on the dbt build's metastore; stopped on exit (Derby allows one process)."""
+def spark_session(app_name: str = "nba-decisions", **conf_overrides: str) -> Iterator[Any]:
+    """A SparkSession on the dbt build's metastore (master: NBA_SPARK_MASTER, default local[2]);
+    stopped on exit (Derby allows one process). Python workers run this interpreter."""
     from pyspark.sql import SparkSession
 
     _schema, conf = spark_profile()
+    # PySpark starts its Python workers with PYSPARK_PYTHON (default: `python3` on PATH), not this
+    # interpreter: point it here so the workers import this project and its dependencies.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    conf.setdefault("spark.ui.showConsoleProgress", "false")
+    conf.update(conf_overrides)
     builder = SparkSession.builder.appName(app_name).enableHiveSupport()
     for key, value in conf.items():
         builder = builder.config(key, value)
