@@ -100,11 +100,11 @@ def load_plan(plan_id: str) -> LoadedPlan:
     try:
         header = json.loads(header_path.read_text(encoding="utf-8"))
         body = rows_path.read_bytes()
-        if hashlib.sha256(body).hexdigest() != header.get("rows_sha256"):
-            raise PlanRefused(f"{rows_path} changed after it was planned (sha256 differs): make plan again")
-        rows = [json.loads(line) for line in body.decode("utf-8").splitlines() if line.strip()]
     except (ValueError, OSError) as exc:
         raise PlanRefused(f"plan {plan_id} cannot be read ({type(exc).__name__}): make plan again") from None
+    if not isinstance(header, dict) or hashlib.sha256(body).hexdigest() != header.get("rows_sha256"):
+        raise PlanRefused(f"{rows_path} changed after it was planned (sha256 differs): make plan again")
+    rows = [json.loads(line) for line in body.decode("utf-8").splitlines() if line.strip()]
     return LoadedPlan(plan_id=plan_id, header=header, rows=rows)
 
 

@@ -70,7 +70,12 @@ Force = Annotated[
 ]
 Output = Annotated[str | None, setting(A, "output", "Output format.")]
 ShowProgress = Annotated[
-    bool, typer.Option("--progress/--no-progress", help="Progress bars on stderr (when it is a terminal).")
+    bool,
+    typer.Option(
+        "--progress/--no-progress",
+        show_default=False,
+        help="Progress bars on stderr (when it is a terminal). [default: --progress]",
+    ),
 ]
 
 
@@ -138,8 +143,8 @@ def activate(
     global_holdout_pct: GlobalHoldout = None, segment_holdout_pct: SegmentHoldout = None,
     dry_run: Annotated[
         bool | None,
-        setting(A, "dry_run", "--dry-run writes the plan only (as `plan`); --live sends to NBA_DESTINATIONS.",
-                "--dry-run/--live"),
+        typer.Option("--dry-run/--live", show_default=False, help="--dry-run writes the plan only (as `plan` "
+                     "does); --live sends to NBA_DESTINATIONS. [default: --dry-run]"),
     ] = None,
     limit: Limit = None, force: Force = None, output: Output = None, progress: ShowProgress = True,
 ) -> int:  # fmt: skip

@@ -333,7 +333,9 @@ def gate_preview(con: duckdb.DuckDBPyConnection, identity: str, primary_metric: 
     try:
         return check_promotion(con, identity, primary_metric=primary_metric, force=False).summary()
     except PromotionRefused as exc:
-        return f"promotion gate would refuse apply: {exc}"
+        return (
+            f"apply would be refused by the promotion gate: {str(exc).removeprefix('refusing to go live: ')}"
+        )
 
 
 def record_plan(
@@ -376,6 +378,6 @@ def record_plan(
     summary.plan = header["plan_counts"]
     summary.plan_file = str(run_dir / PLAN_TEXT)
     summary.plan_valid_until = header["valid_until"]
-    if gate.startswith("promotion gate would refuse"):
+    if gate.startswith("apply would be refused"):
         summary.notes.append(gate)
     return summary

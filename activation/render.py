@@ -111,7 +111,7 @@ def print_summary(s: RunSummary, console: Console | None = None) -> None:  # noq
             d.add_row(name, *(str(counts.get(k, 0)) for k in keys))
         console.print(d)
     for note in s.notes:
-        console.print(note, overflow="fold")
+        _para(console, note, indent=0)
     if s.dry_run and s.plan_file:
         console.print(f"per customer: {s.plan_file}", overflow="fold")
         console.print(f"send exactly this plan: make apply PLAN={s.run_id}")

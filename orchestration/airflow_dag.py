@@ -6,7 +6,7 @@ the project never share an environment (Airflow's pins do not fight dbt's):
     prepare_data   python -m orchestration.steps prepare          (raw data; the demo generates it)
     dbt_build      python -m orchestration.steps dbt-build        (seeds, models, unit tests)
     dbt_test       python -m orchestration.steps dbt-test         (every data test)
-    activate       python -m activation.cli --segment ... --dry-run 0|1 --output json
+    activate       python -m activation.cli activate --segment ... --dry-run|--live --output json
     evaluate       python -m evals.cli --mode ... --baseline ... --sample ...
 
 Where the project is:
@@ -96,11 +96,11 @@ with DAG(
     activate = BashOperator(
         task_id="activate",
         bash_command=(
-            f"{PY} -m activation.cli"
+            f"{PY} -m activation.cli activate"
             " --segment {{ params.segment }} --mode {{ params.mode }} --goal {{ params.goal }}"
             " --discount-cap {{ params.discount_cap }} --suppress-hours {{ params.suppress_hours }}"
             " --prompt-version {{ params.prompt_version }}"
-            " --dry-run {{ 1 if params.dry_run else 0 }}"
+            " {{ '--dry-run' if params.dry_run else '--live' }}"
             "{% if params.as_of %} --as-of {{ params.as_of }}{% endif %}"
             " --output json --no-progress"
         ),

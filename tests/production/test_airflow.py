@@ -155,4 +155,6 @@ def test_dags_test_runs_end_to_end_on_demo_data(airflow_env: dict[str, str], tmp
     reports = list((tmp_path / "reports").glob("eval-*/report.json"))
     assert len(reports) == 1, reports
     assert json.loads(reports[0].read_text())
-    assert "--dry-run 1" in log and "--output json" in log, "the activate task must run a dry run by default"
+    assert "--dry-run" in log and "--live" not in log and "--output json" in log, (
+        "the activate task must run a dry run by default"
+    )
