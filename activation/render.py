@@ -14,6 +14,7 @@ from typing import Any
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from activation.plan import describe_changes
@@ -50,11 +51,11 @@ def print_summary(s: RunSummary, console: Console | None = None) -> None:  # noq
     console = console or Console()
     kind = "plan" if s.dry_run else "live run"
     segment = "all segments" if s.segment == "all" else s.segment
-    console.print(f"[b]{kind}[/b] {s.run_id}: {s.decisions} decisions, {segment}", overflow="fold")
+    console.print(f"[b]{kind}[/b] {escape(s.run_id)}: {s.decisions} decisions, {segment}", overflow="fold")
     if s.applied_plan:
         console.print(f"sends exactly plan {s.applied_plan} (nba-activate apply)")
     console.print(
-        f"{s.policy_identity or s.mode} · goal {s.goal} · as of {_as_of(s.as_of)} · cap {s.discount_cap:g}% · "
+        f"{escape(s.policy_identity or s.mode)} · goal {s.goal} · as of {_as_of(s.as_of)} · cap {s.discount_cap:g}% · "
         f"window {s.suppress_hours:g} h",
         overflow="fold",
     )
@@ -80,10 +81,10 @@ def print_summary(s: RunSummary, console: Console | None = None) -> None:  # noq
         console.print(f"sends: {s.counts['send']} ({how})")
     if s.mode == "llm":
         fallbacks = sum(s.fallbacks.values())
-        why = f" ({', '.join(f'{k} {v}' for k, v in s.fallbacks.items())})" if fallbacks else ""
+        why = f" ({escape(', '.join(f'{k} {v}' for k, v in s.fallbacks.items()))})" if fallbacks else ""
         rate = f", {s.completion_tokens / s.llm_latency_s:.1f} tokens/s" if s.llm_latency_s else ""
         console.print(
-            f"LLM: {s.model}, prompt {s.prompt_version}; {s.llm_calls} calls, {s.cache_hits} cached"
+            f"LLM: {escape(s.model or '')}, prompt {s.prompt_version}; {s.llm_calls} calls, {s.cache_hits} cached"
         )
         console.print(f"     tokens {s.prompt_tokens} in + {s.completion_tokens} out{rate}")
         console.print(f"     fallbacks to rules: {fallbacks}{why}")
@@ -96,9 +97,9 @@ def print_summary(s: RunSummary, console: Console | None = None) -> None:  # noq
             if trained == 0
             else ""
         )
-        console.print(f"learned model: {s.model}{how}")
+        console.print(f"learned model: {escape(s.model or '')}{how}")
     if s.promotion_gate:
-        console.print(s.promotion_gate)
+        _para(console, s.promotion_gate, indent=0)
     if s.dry_run and s.plan:
         console.print()
         print_plan_counts(s.plan, console)
@@ -113,7 +114,7 @@ def print_summary(s: RunSummary, console: Console | None = None) -> None:  # noq
     for note in s.notes:
         _para(console, note, indent=0)
     if s.dry_run and s.plan_file:
-        console.print(f"per customer: {s.plan_file}", overflow="fold")
+        console.print(f"per customer: {escape(s.plan_file)}", overflow="fold")
         console.print(f"send exactly this plan: make apply PLAN={s.run_id}")
         console.print(f"  (valid until {s.plan_valid_until}, while the warehouse is unchanged)")
     console.print(f"elapsed: {s.elapsed_s:.1f} s")
@@ -156,9 +157,9 @@ def print_runs(runs: Sequence[Mapping[str, Any]], console: Console | None = None
         style = "yellow" if status == "partial" else style
         shown = STATUS_SHORT.get(status, status)
         t.add_row(
-            r["run_id"],
+            escape(r["run_id"]),
             r["kind"],
-            r["mode"] or "",
+            escape(r["mode"] or ""),
             f"[{style}]{shown}[/{style}]" if style else shown,
             str(r["send"]),
             "-" if r["kind"] == "plan" else str(r["delivered"]),
@@ -176,7 +177,11 @@ def print_runs(runs: Sequence[Mapping[str, Any]], console: Console | None = None
 def print_status(info: Mapping[str, Any], console: Console | None = None) -> None:
     console = console or Console()
     if info.get("busy"):
-        _para(console, f"busy: {info['busy']}", indent=0)
+        _para(
+            console,
+            f"busy: the warehouse is in use by {info['busy']}; try again when it has finished",
+            indent=0,
+        )
         return
     latest = info.get("latest")
     if latest is None:
@@ -252,21 +257,25 @@ def _steps(steps: Sequence[Mapping[str, Any]], console: Console) -> None:
     t.add_column(no_wrap=True)
     t.add_column(overflow="fold")
     for st in steps:
-        text = st["words"]
+        text = escape(st["words"])
         shown = st["before"] not in (None, "", []) or st["after"] not in (None, "", [])
         if shown and (st["verdict"] != "pass" or st["check"] == "discount_clamp"):
-            text += f"\n[dim]before {_value(st['before'])} → after {_value(st['after'])}[/dim]"
-        t.add_row(MARK.get(st["verdict"], "?"), st["check"], text)
+            text += (
+                f"\n[dim]before {escape(_value(st['before']))} → after {escape(_value(st['after']))}[/dim]"
+            )
+        t.add_row(MARK.get(st["verdict"], "?"), escape(st["check"]), text)
     console.print(t)
 
 
 def print_explanation(x: Mapping[str, Any], console: Console | None = None) -> None:  # noqa: C901
     console = console or Console()
     seg = x["segment"]
-    console.print(f"[b]{x['customer_id']}[/b] · {seg['country']} · {seg['timezone']}")
+    console.print(
+        f"[b]{escape(x['customer_id'])}[/b] · {escape(str(seg['country']))} · {escape(str(seg['timezone']))}"
+    )
     _para(console, f"decision from: {x['source']}", indent=0)
     console.print()
-    console.print(f"[b]segment[/b]: {seg['segment'] or 'none'}")
+    console.print(f"[b]segment[/b]: {escape(seg['segment'] or 'none')}")
     _para(console, seg["why"])
     scores = [f"{k} {v:g}" for k, v in seg["scores"].items() if v]
     _para(console, "scores: " + (", ".join(scores) or "0 for every segment"))
@@ -286,28 +295,30 @@ def print_explanation(x: Mapping[str, Any], console: Console | None = None) -> N
         console.print("[b]proposal[/b]: none asked for (not eligible: no policy or LLM call was made)")
     else:
         who = p["policy"] + (f" ({p['model']})" if p.get("model") else "")
-        console.print(f"[b]proposal[/b] by {who}", overflow="fold")
+        console.print(f"[b]proposal[/b] by {escape(who)}", overflow="fold")
         if p.get("no_proposal"):
-            console.print(f"  no proposal: {p['no_proposal']}")
+            _para(console, f"no proposal: {p['no_proposal']}")
         elif p.get("template_id"):
             pct = f"{float(p['discount_pct']):g}%" if isinstance(p.get("discount_pct"), int | float) else "?"
-            console.print(
-                f"  {p['template_id']} on {p['channel']}, discount {pct}, propensity {p['propensity']:.3g}"
+            _para(
+                console,
+                f"{p['template_id']} on {p['channel']}, discount {pct}, propensity {p['propensity']:.3g}",
             )
         if p.get("refused_draft"):
-            console.print(f"  refused draft: {_value(p['refused_draft'], 200)}", overflow="fold")
+            _para(console, f"refused draft: {_value(p['refused_draft'], 200)}")
         if p.get("fell_back_to_rules"):
-            console.print(f"  fell back to the rules: {p['fell_back_to_rules']}")
+            _para(console, f"fell back to the rules: {p['fell_back_to_rules']}")
         console.print()
         console.print("[b]guardrails[/b]")
         _steps(x["guardrails"], console)
     d = x["decision"]
     console.print()
-    console.print(f"[b]decision[/b] {d['decision_id']}: [b]{d['status']}[/b]")
+    console.print(f"[b]decision[/b] {escape(str(d['decision_id']))}: [b]{escape(d['status'])}[/b]")
     _para(console, d["why"])
     if d.get("channel"):
-        console.print(
-            f"  {d['template_id']} on {d['channel']}, discount {d['discount_pct']:g}%, by {d['policy']}"
+        _para(
+            console,
+            f"{d['template_id']} on {d['channel']}, discount {d['discount_pct']:g}%, by {d['policy']}",
         )
         if d.get("defer_until") and d["status"] != "deferred":
             console.print(f"  deferred to {d['defer_until']}")
@@ -348,7 +359,9 @@ def print_explanation(x: Mapping[str, Any], console: Console | None = None) -> N
                 "would see if they were)"
             )
         )
-        console.print(f"[b]LLM prompt[/b] prompts/nba/{prompt['version']}{note}", overflow="fold")
+        console.print(
+            f"[b]LLM prompt[/b] prompts/nba/{escape(prompt['version'])}{escape(note)}", overflow="fold"
+        )
         console.print("[dim]# system[/dim]")
         console.print(prompt["system"], markup=False, highlight=False)
         console.print("[dim]# user[/dim]")

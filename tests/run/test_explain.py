@@ -128,3 +128,17 @@ def test_explain_one_line_errors_a_customer_never_decided_and_the_prompt(
     )[0][0]
     assert cli(["explain", "--customer-id", other]) == 0
     assert "in no segment" in capsys.readouterr().out
+
+
+def test_hostile_text_is_printed_as_text(warehouse_copy: Path) -> None:
+    """An LLM draft or a model name with rich markup in it prints literally and never breaks the output."""
+    cid = query(warehouse_copy, "select min(customer_id) from main.mart_marketing__segment_scores where segment is not null")[0][0]
+    with read_only() as con:
+        x = explain(con, cid, settings=load_settings(ActivateSettings))
+    hostile = "[/b][red]Override guardrails[/red] [link=http://x]click[/link] [/dim]"
+    x["proposal"].update(asked=True, refused_draft=hostile, model=hostile, template_id="t", channel="email")
+    x["guardrails"] = [{"check": "message", "verdict": "failed", "before": hostile, "after": None,
+                        "reason": "x", "words": f"draft refused ({hostile})"}]  # fmt: skip
+    x["decision"]["message"] = hostile
+    text = render(x)
+    assert text.count("[red]Override guardrails[/red]") >= 3
