@@ -36,7 +36,10 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "[setup] installing the project into $(VENV) (first run only)" >&2
 	@$(PY) -m pip install --quiet --upgrade pip wheel setuptools >&2
-	@$(PY) -m pip install --quiet -e '.[dev]' >&2
+	@# setuptools prints an information block ("Editable installation ... folders in your working
+	@# directory with the same name as your package") for every editable install of a flat layout
+	@# like this one: that is the point of it here, so it is filtered (a message filter, no category).
+	@PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install --quiet -e '.[dev]' >&2
 	@touch $(STAMP)
 
 .PHONY: help
@@ -84,7 +87,7 @@ $(SPARK_STAMP): pyproject.toml
 	@test -x $(SPARK_VENV)/bin/python || $(PYTHON) -m venv $(SPARK_VENV)
 	@echo "[setup] installing the project + spark extra into $(SPARK_VENV) (first run only)"
 	@$(SPARK_VENV)/bin/python -m pip install --quiet --upgrade pip wheel setuptools
-	@$(SPARK_VENV)/bin/python -m pip install --quiet -e '.[dev,spark]'
+	@PYTHONWARNINGS="ignore:Editable installation" $(SPARK_VENV)/bin/python -m pip install --quiet -e '.[dev,spark]'
 	@touch $(SPARK_STAMP)
 
 .PHONY: test-airflow
