@@ -15,6 +15,7 @@ to stdout (a table, or JSON with --output json); progress bars and what failed g
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Annotated, Any
 
@@ -328,7 +329,11 @@ def simulate_outcomes_cmd(
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(app, argv, prog="nba-activate")
+    try:
+        return run(app, argv, prog="nba-activate")
+    except BrokenPipeError:  # `nba-activate runs --output json | head`: no traceback (exit 1, as rich does)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

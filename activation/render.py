@@ -25,7 +25,7 @@ STATUS_HEADS = {"send": "send", "suppressed": "suppressed", "deferred": "deferre
                 "no_action": "no action"}  # fmt: skip
 DELIVERY_KEYS = ("planned", "retried", "delivered", "unchanged", "failed", "dead_letter", "conflict", "held")
 DELIVERY_HEADS = {"dead_letter": "dead letter"}
-PLAN_OPS = ("create", "update", "unchanged", "retry", "held", "conflict")
+PLAN_OPS = ("create", "update", "unchanged", "retry", "held", "conflict", "dead_letter")
 
 
 def table(*columns: str, right: Sequence[str] = ()) -> Table:

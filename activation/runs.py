@@ -73,7 +73,7 @@ def _compiled(name: str, con: duckdb.DuckDBPyConnection) -> tuple[str, str] | No
 
     env = Environment(undefined=StrictUndefined)
     sql = env.from_string(raw).render(ref=ref, source=source, config=lambda **_k: "", var=lambda *a: a[-1])
-    return sql, "the model file"
+    return sql, "the model file's SQL"
 
 
 def refresh_activation_metrics(con: duckdb.DuckDBPyConnection) -> str:
@@ -94,7 +94,7 @@ def refresh_activation_metrics(con: duckdb.DuckDBPyConnection) -> str:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return f"{METRICS_MART} not refreshed ({first}); make build refreshes it"
     (n,) = con.execute(f"select count(*) from main.{METRICS_MART}").fetchone() or (0,)
-    return f"{METRICS_MART} refreshed: {n} rows (from {how})"
+    return f"{METRICS_MART} refreshed ({n} rows, {how})"
 
 
 def after_run(
