@@ -15,10 +15,13 @@ STAMP := $(VENV)/.installed
 # as the command's NBA_* variable: an unrelated shell variable of the same name (OUTPUT, MODE, ...)
 # cannot change a run. Their defaults and validation live in the settings model (core/config.py),
 # the one owner of every setting; `make help` lists them. Data generation has its own defaults here.
-RUN_PARAMS := SEGMENT MODE GOAL DISCOUNT_CAP SUPPRESS_HOURS PROMPT_VERSION AS_OF GLOBAL_HOLDOUT_PCT \
-	SEGMENT_HOLDOUT_PCT DRY_RUN LIMIT FORCE OUTPUT
+PLAN_PARAMS := SEGMENT MODE GOAL DISCOUNT_CAP SUPPRESS_HOURS PROMPT_VERSION AS_OF GLOBAL_HOLDOUT_PCT \
+	SEGMENT_HOLDOUT_PCT LIMIT OUTPUT
+RUN_PARAMS := $(PLAN_PARAMS) DRY_RUN FORCE
 EVAL_PARAMS := MODE GOAL DISCOUNT_CAP PROMPT_VERSION BASELINE SAMPLE AS_OF OUTPUT FAIL_IF_WORSE
 nba_env = $(foreach v,$(1),$(if $(filter command line,$(origin $(v))),NBA_$(v)='$($(v))'))
+# a command-line-only make variable as a flag: $(call flag,PLAN,--plan) -> --plan '<value>'
+flag = $(if $(filter command line,$(origin $(1))),$(2) '$($(1))')
 CUSTOMERS ?= 5000
 SEED ?= 42
 DATA_AS_OF ?= 2026-11-27
@@ -33,21 +36,33 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "[setup] installing the project into $(VENV) (first run only)" >&2
 	@$(PY) -m pip install --quiet --upgrade pip wheel setuptools >&2
-	@$(PY) -m pip install --quiet -e '.[dev]' >&2
+	@# setuptools prints an information block ("Editable installation ... folders in your working
+	@# directory with the same name as your package") for every editable install of a flat layout
+	@# like this one: that is the point of it here, so it is filtered (a message filter, no category).
+	@PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install --quiet -e '.[dev]' >&2
 	@touch $(STAMP)
 
 .PHONY: help
-help: ## List every target with one line each
-	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+help: ## List every target and every parameter
+	@if [ -t 1 ]; then c='\033[36m'; r='\033[0m'; else c=''; r=''; fi; \
+	awk -v c="$$c" -v r="$$r" 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  %s%-18s%s %s\n", c, $$1, r, $$2}' $(MAKEFILE_LIST)
 	@echo
-	@echo "Run parameters (make activate/eval/prompt ... NAME=value; defaults in brackets):"
-	@echo "  SEGMENT=[all]|high_value_lapse_risk|new_users_first_week_intent|churn_rescue_nps  MODE=[rules]|llm"
-	@echo "  GOAL=[90d_clv]|engagement  DISCOUNT_CAP=[5] (0-100)  SUPPRESS_HOURS=[24] (0-8760)  DRY_RUN=[1]|0"
-	@echo "  PROMPT_VERSION=[v1]  AS_OF=[data date, 14:00 UTC]  LIMIT=[all] (first N customers)  FORCE=[0]|1"
-	@echo "  OUTPUT=[table]|json  GLOBAL_HOLDOUT_PCT=[5]  SEGMENT_HOLDOUT_PCT=[10]"
-	@echo "  eval: MODE=[llm] BASELINE=[rules]|random|learned|<prompt version> SAMPLE=[all]|N FAIL_IF_WORSE=[0]|1"
-	@echo "  prompt/explain: CUSTOMER_ID=...   simulate-days: DAYS=[10]"
-	@echo "  data: CUSTOMERS=[5000] SEED=[42] DATA_AS_OF=[2026-11-27]"
+	@echo "Parameters, given on make's command line only (make plan MODE=llm); [default]:"
+	@echo "  plan, activate (and eval, prompt where they apply):"
+	@echo "    SEGMENT=[all]|high_value_lapse_risk|new_users_first_week_intent|churn_rescue_nps"
+	@echo "    MODE=[rules]|learned|llm  GOAL=[90d_clv]|engagement  DISCOUNT_CAP=[5] (0-100)"
+	@echo "    SUPPRESS_HOURS=[24] (0-8760)  AS_OF=[data date, 14:00 UTC]  LIMIT=[all] (first N)"
+	@echo "    PROMPT_VERSION=[v1]  GLOBAL_HOLDOUT_PCT=[5]  SEGMENT_HOLDOUT_PCT=[10]  OUTPUT=[table]|json"
+	@echo "  activate: DRY_RUN=[1]|0  FORCE=[0]|1 (past the circuit breaker and promotion gate)"
+	@echo "  apply: PLAN=<run id of a plan> (required)  FORCE=[0]|1  OUTPUT=[table]|json"
+	@echo "  explain: CUSTOMER_ID=<id> (required)  RUN_ID=[latest]  PROMPT=[0]|1  OUTPUT=[table]|json"
+	@echo "  runs: LAST=[10]  OUTPUT=[table]|json     status: OUTPUT=[table]|json"
+	@echo "  eval: MODE=[llm]  BASELINE=[rules]|random|learned|<prompt version>  SAMPLE=[all]|N"
+	@echo "        FAIL_IF_WORSE=[0]|1 (exit 1 unless the candidate is shown at least as good)  OUTPUT=[table]|json"
+	@echo "  prompt: CUSTOMER_ID=<id>     simulate-days: DAYS=[10]"
+	@echo "  data: CUSTOMERS=[5000]  SEED=[42]  DATA_AS_OF=[2026-11-27]"
+	@echo "Everything else is an NBA_* environment variable (README): destinations, NBA_PLAN__MAX_AGE_MINUTES,"
+	@echo "NBA_ALERTS__WEBHOOK_URL / NBA_ALERTS__SECRET, NBA_LLM__*, NBA_DELIVERY__*."
 
 .PHONY: install
 install: $(STAMP) ## Create .venv and install the project with its dev tools
@@ -74,7 +89,7 @@ $(SPARK_STAMP): pyproject.toml
 	@test -x $(SPARK_VENV)/bin/python || $(PYTHON) -m venv $(SPARK_VENV)
 	@echo "[setup] installing the project + spark extra into $(SPARK_VENV) (first run only)"
 	@$(SPARK_VENV)/bin/python -m pip install --quiet --upgrade pip wheel setuptools
-	@$(SPARK_VENV)/bin/python -m pip install --quiet -e '.[dev,spark]'
+	@PYTHONWARNINGS="ignore:Editable installation" $(SPARK_VENV)/bin/python -m pip install --quiet -e '.[dev,spark]'
 	@touch $(SPARK_STAMP)
 
 .PHONY: test-airflow
@@ -114,9 +129,30 @@ serve-docs: $(STAMP) ## Serve dbt docs on http://localhost:8080 (generated first
 bi: $(STAMP) ## Export dim_customer, customer 360 and segment scores to bi/ (no personal columns unless BI_INCLUDE_PII=1)
 	$(PY) -m warehouse.cli bi $(if $(filter 1,$(BI_INCLUDE_PII)),--include-pii)
 
+.PHONY: plan
+plan: $(STAMP) ## Decide and write the plan, sending nothing: outbox/<run_id>/ (plan.txt per customer)
+	@$(call nba_env,$(PLAN_PARAMS)) $(PY) -m activation.cli plan
+
+.PHONY: apply
+apply: $(STAMP) ## Send exactly plan PLAN=<run_id> to NBA_DESTINATIONS (refused if stale or outdated)
+	@$(call nba_env,FORCE OUTPUT) $(PY) -m activation.cli apply $(call flag,PLAN,--plan)
+
 .PHONY: activate
-activate: $(STAMP) ## Decide and activate (run parameters below; DRY_RUN=1 by default)
+activate: $(STAMP) ## Decide and activate in one go (DRY_RUN=1 by default: the same as make plan)
 	@$(call nba_env,$(RUN_PARAMS)) $(PY) -m activation.cli activate
+
+.PHONY: explain
+explain: $(STAMP) ## Explain CUSTOMER_ID's decision: segment, eligibility, proposal, guardrails, deliveries
+	@$(call nba_env,OUTPUT PROMPT_VERSION) $(PY) -m activation.cli explain $(call flag,CUSTOMER_ID,--customer-id) \
+		$(call flag,RUN_ID,--run-id) $(if $(filter command line,$(origin PROMPT)),$(if $(filter 1,$(PROMPT)),--prompt))
+
+.PHONY: runs
+runs: $(STAMP) ## The last LAST=10 runs: kind, status, sends, rows delivered and not, duration
+	@$(call nba_env,OUTPUT) $(PY) -m activation.cli runs $(call flag,LAST,--last)
+
+.PHONY: status
+status: $(STAMP) ## The latest run, what is owed to each destination, the plan waiting to be applied
+	@$(call nba_env,OUTPUT) $(PY) -m activation.cli status
 
 .PHONY: replay-dlq
 replay-dlq: $(STAMP) ## Re-send every row still owed (pending, failed) and the dead-letter queue

@@ -1,32 +1,35 @@
-"""`nba-activate`: decide next-best actions for a segment and activate them.
+"""`nba-activate`: decide next-best actions, review the plan, send exactly it, and look back.
 
-    nba-activate activate --segment all --mode rules --goal 90d_clv --discount-cap 5 --suppress-hours 24
-    nba-activate activate --live           (send to NBA_DESTINATIONS)
-    nba-activate replay-dlq
-    nba-activate simulate-outcomes
+    nba-activate plan                       decide and write the plan (a dry run: outbox/<run_id>/)
+    nba-activate apply --plan RUN_ID        send exactly that plan (refused when stale or outdated)
+    nba-activate activate --live            decide and send in one go (NBA_DESTINATIONS)
+    nba-activate explain --customer-id C0000042 [--prompt]
+    nba-activate runs | status
+    nba-activate replay-dlq | simulate-outcomes
 
 Every option's default and validation come from the settings model (activation.settings,
-core.config); an option not given falls back to its `NBA_*` variable, then to the default.
+core.config); an option not given falls back to its `NBA_*` variable, then to the default. Data goes
+to stdout (a table, or JSON with --output json); progress bars and what failed go to stderr.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Annotated, cast
+from typing import Annotated, Any
 
 import typer
 
 from activation.settings import ActivateSettings
 from core.cli import run, setting, version_option
 from core.config import load_settings
+from core.errors import UserError
 
 app = typer.Typer(
     name="nba-activate",
-    help="Decide a guardrailed next-best action for each customer of a segment and activate it "
-    "(dry run: write the outbox; live: HubSpot, Salesforce, webhook).",
+    help="Decide a guardrailed next-best action for each customer of a segment, review the plan, "
+    "send exactly it (HubSpot, Salesforce, webhook), and explain any customer's decision.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -34,127 +37,236 @@ app = typer.Typer(
 )
 A = ActivateSettings
 
+# --- the options every deciding command shares (defaults shown are the settings model's) ----------
+Segment = Annotated[str | None, setting(A, "segment", "Who to decide for.")]
+Mode = Annotated[str | None, setting(A, "mode", "The policy that proposes (guardrailed either way).")]
+Goal = Annotated[str | None, setting(A, "goal", "What the policy optimises.")]
+Cap = Annotated[str | None, setting(A, "discount_cap", "No decision offers more (percent).", metavar="0-100")]
+Suppress = Annotated[
+    str | None,
+    setting(A, "suppress_hours", "Nobody is contacted twice within H hours (any destination).", metavar="H"),
+]
+Prompt = Annotated[
+    str | None, setting(A, "prompt_version", "prompts/nba/<version> (LLM mode).", metavar="VERSION")
+]
+AsOf = Annotated[
+    str | None,
+    setting(
+        A, "as_of", "Decision time, ISO (default: the data's as_of date, 14:00 UTC).", metavar="TIMESTAMP"
+    ),
+]
+GlobalHoldout = Annotated[
+    str | None,
+    setting(A, "global_holdout_pct", "Global control group (percent of customers).", metavar="0-100"),
+]
+SegmentHoldout = Annotated[
+    str | None, setting(A, "segment_holdout_pct", "Per-segment holdout (percent).", metavar="0-100")
+]
+Limit = Annotated[str | None, setting(A, "limit", "Only the first N segmented customers.", metavar="N")]
+Force = Annotated[
+    bool | None,
+    setting(
+        A, "force", "Send even if the circuit breaker or the promotion gate refuses.", "--force/--no-force"
+    ),
+]
+Output = Annotated[str | None, setting(A, "output", "Output format.")]
+ShowProgress = Annotated[
+    bool,
+    typer.Option(
+        "--progress/--no-progress",
+        show_default=False,
+        help="Progress bars on stderr (when it is a terminal). [default: --progress]",
+    ),
+]
+
 
 @app.callback()
 def _main(version: Annotated[bool, version_option()] = False) -> None:
     """Warehouse-native customer activation with guardrailed decisioning."""
 
 
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[str, int], Callable[[int], None]] | None]:
-    if not enabled:
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+def _bars(enabled: bool) -> Any:
+    from activation.progress import progress_bars
 
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=False,
-    ) as prog:
-
-        def factory(label: str, total: int) -> Callable[[int], None]:
-            task = prog.add_task(label, total=total)
-            return lambda n: prog.advance(task, n)
-
-        yield factory
+    return progress_bars(enabled and sys.stderr.isatty())
 
 
-@app.command()
-def activate(
-    segment: Annotated[str | None, setting(A, "segment", "Who to decide for.")] = None,
-    mode: Annotated[
-        str | None, setting(A, "mode", "The policy that proposes (guardrailed either way).")
-    ] = None,
-    goal: Annotated[str | None, setting(A, "goal", "What the policy optimises.")] = None,
-    discount_cap: Annotated[
-        str | None, setting(A, "discount_cap", "No decision offers more (percent).", metavar="0-100")
-    ] = None,
-    suppress_hours: Annotated[
-        str | None,
-        setting(
-            A, "suppress_hours", "Nobody is contacted twice within H hours (any destination).", metavar="H"
-        ),
-    ] = None,
-    prompt_version: Annotated[
-        str | None, setting(A, "prompt_version", "prompts/nba/<version> (LLM mode).", metavar="VERSION")
-    ] = None,
-    as_of: Annotated[
-        str | None,
-        setting(
-            A, "as_of", "Decision time, ISO (default: the data's as_of date, 14:00 UTC).", metavar="TIMESTAMP"
-        ),
-    ] = None,
-    global_holdout_pct: Annotated[
-        str | None,
-        setting(A, "global_holdout_pct", "Global control group (percent of customers).", metavar="0-100"),
-    ] = None,
-    segment_holdout_pct: Annotated[
-        str | None, setting(A, "segment_holdout_pct", "Per-segment holdout (percent).", metavar="0-100")
-    ] = None,
-    dry_run: Annotated[
-        bool | None,
-        setting(
-            A,
-            "dry_run",
-            "Dry run: write outbox/<run_id>/ only; --live sends to NBA_DESTINATIONS.",
-            "--dry-run/--live",
-        ),
-    ] = None,
-    limit: Annotated[
-        str | None, setting(A, "limit", "Only the first N segmented customers.", metavar="N")
-    ] = None,
-    force: Annotated[
-        bool | None, setting(A, "force", "Send even if the circuit breaker trips.", "--force/--no-force")
-    ] = None,
-    output: Annotated[str | None, setting(A, "output", "Summary format.")] = None,
-    progress: Annotated[
-        bool,
-        typer.Option("--progress/--no-progress", help="Progress bars on stderr (when it is a terminal)."),
-    ] = True,
-) -> int:
-    """Decide for every customer of SEGMENT and activate (or, on a dry run, write the outbox).
-
-    Exit codes: 0 ok, 1 failed run, 2 bad input, 3 partial delivery (retried by the next run or
-    replay-dlq), 4 another run holds the warehouse, 5 refused by the promotion gate."""
-    from activation.errors import EXIT_OK, DeliveryIncomplete
+def _finish(summary: Any, status: str, report: list[str], output: str) -> None:
     from activation.render import print_summary
-    from activation.run import run_activation
-    from activation.summary import RunSummary
 
-    settings = load_settings(
-        ActivateSettings,
-        segment=segment,
-        mode=mode,
-        goal=goal,
-        discount_cap=discount_cap,
-        suppress_hours=suppress_hours,
-        prompt_version=prompt_version,
-        as_of=as_of,
-        global_holdout_pct=global_holdout_pct,
-        segment_holdout_pct=segment_holdout_pct,
-        dry_run=dry_run,
-        limit=limit,
-        force=force,
-        output=output,
-    )
-    status, report, code = "completed", [], EXIT_OK
-    try:
-        with _progress(progress and settings.output == "table" and sys.stderr.isatty()) as factory:
-            summary = run_activation(settings, progress_factory=factory)
-    except DeliveryIncomplete as exc:  # a live run with rows not delivered: partial (3) or failed (1)
-        summary, status, report, code = cast(RunSummary, exc.summary), exc.status, exc.lines, exc.exit_code
-    if settings.output == "json":
+    if output == "json":
         print(json.dumps({**summary.model_dump(mode="json"), "status": status}, indent=2))
     else:
         print_summary(summary)
     for line in report:  # what failed and how to retry
         print(line, file=sys.stderr)
+
+
+def _decide(progress: bool, **given: Any) -> int:
+    from activation.errors import EXIT_OK, DeliveryIncomplete
+    from activation.run import run_activation
+
+    settings = load_settings(ActivateSettings, **given)
+    summary: Any
+    status, report, code = "completed", [], EXIT_OK
+    try:
+        with _bars(progress) as factory:
+            summary = run_activation(settings, progress_factory=factory)
+    except DeliveryIncomplete as exc:  # a live run with rows not delivered: partial (3) or failed (1)
+        summary, status, report, code = exc.summary, exc.status, exc.lines, exc.exit_code
+    _finish(summary, status, report, settings.output)
     return code
+
+
+@app.command()
+def plan(
+    segment: Segment = None, mode: Mode = None, goal: Goal = None, discount_cap: Cap = None,
+    suppress_hours: Suppress = None, prompt_version: Prompt = None, as_of: AsOf = None,
+    global_holdout_pct: GlobalHoldout = None, segment_holdout_pct: SegmentHoldout = None, limit: Limit = None,
+    output: Output = None, progress: ShowProgress = True,
+) -> int:  # fmt: skip
+    """Decide for every customer of SEGMENT and write the plan, sending nothing (a dry run).
+
+    outbox/<run_id>/ holds the payloads per destination and the per-customer plan (plan.txt;
+    plan.jsonl): create / update (with the fields that change) / unchanged per destination, and why
+    each customer not sent is not. `apply --plan <run_id>` then sends exactly that plan."""
+    return _decide(
+        progress, segment=segment, mode=mode, goal=goal, discount_cap=discount_cap, suppress_hours=suppress_hours,
+        prompt_version=prompt_version, as_of=as_of, global_holdout_pct=global_holdout_pct,
+        segment_holdout_pct=segment_holdout_pct, limit=limit, output=output, dry_run=True,
+    )  # fmt: skip
+
+
+@app.command()
+def activate(
+    segment: Segment = None, mode: Mode = None, goal: Goal = None, discount_cap: Cap = None,
+    suppress_hours: Suppress = None, prompt_version: Prompt = None, as_of: AsOf = None,
+    global_holdout_pct: GlobalHoldout = None, segment_holdout_pct: SegmentHoldout = None,
+    dry_run: Annotated[
+        bool | None,
+        typer.Option("--dry-run/--live", show_default=False, help="--dry-run writes the plan only (as `plan` "
+                     "does); --live sends to NBA_DESTINATIONS. [default: --dry-run]"),
+    ] = None,
+    limit: Limit = None, force: Force = None, output: Output = None, progress: ShowProgress = True,
+) -> int:  # fmt: skip
+    """Decide for every customer of SEGMENT and activate: send (--live), or write the plan (dry run).
+
+    Exit codes: 0 ok, 1 failed run, 2 bad input, 3 partial delivery (retried by the next run or
+    replay-dlq), 4 another run holds the warehouse, 5 refused by the promotion gate."""
+    return _decide(
+        progress, segment=segment, mode=mode, goal=goal, discount_cap=discount_cap, suppress_hours=suppress_hours,
+        prompt_version=prompt_version, as_of=as_of, global_holdout_pct=global_holdout_pct,
+        segment_holdout_pct=segment_holdout_pct, dry_run=dry_run, limit=limit, force=force, output=output,
+    )  # fmt: skip
+
+
+@app.command()
+def apply(
+    plan_id: Annotated[
+        str | None, typer.Option("--plan", help="The plan's run id (make plan prints it).", metavar="RUN_ID")
+    ] = None,
+    force: Force = None,
+    output: Output = None,
+    progress: ShowProgress = True,
+) -> int:
+    """Send exactly the plan of a dry run to NBA_DESTINATIONS: its payloads, not a new decision.
+
+    Refused (one line, exit 2, nothing sent) when the plan is older than NBA_PLAN__MAX_AGE_MINUTES,
+    was built on another warehouse state or for other destinations, or was applied already.
+    Then exit codes as for activate."""
+    from activation.apply import apply_plan
+    from activation.errors import EXIT_OK, DeliveryIncomplete
+
+    if not plan_id:
+        raise UserError(
+            "PLAN= / --plan: which plan? e.g. make apply PLAN=20261127T140000Z-3f9a1c (make runs lists them)"
+        )
+    settings = load_settings(ActivateSettings, dry_run=False, force=force, output=output)
+    summary: Any
+    status, report, code = "completed", [], EXIT_OK
+    try:
+        with _bars(progress) as factory:
+            summary = apply_plan(settings, plan_id, progress_factory=factory)
+    except DeliveryIncomplete as exc:
+        summary, status, report, code = exc.summary, exc.status, exc.lines, exc.exit_code
+    _finish(summary, status, report, settings.output)
+    return code
+
+
+@app.command()
+def explain(
+    customer_id: Annotated[
+        str | None, typer.Option(help="The customer (make: CUSTOMER_ID=...).", metavar="ID")
+    ] = None,
+    run_id: Annotated[
+        str | None, typer.Option(help="The run to explain [default: the latest that decided for them].")
+    ] = None,
+    prompt: Annotated[bool, typer.Option("--prompt/--no-prompt", help="Also render the LLM prompt.")] = False,
+    prompt_version: Prompt = None,
+    output: Output = None,
+) -> int:
+    """Explain one customer's decision: segment and why, eligibility in words, the policy's proposal,
+    every guardrail step with before/after, the final decision and its deliveries."""
+    from activation.explain import explain as explain_customer
+    from activation.explain import rendered_prompt
+    from activation.render import print_explanation
+    from activation.runs import read_only
+
+    if not customer_id:
+        raise UserError(
+            "CUSTOMER_ID= / --customer-id: which customer? e.g. make explain CUSTOMER_ID=C0000042 "
+            "(decided customers are listed in outbox/<run_id>/plan.txt)"
+        )
+    settings = load_settings(ActivateSettings, output=output, prompt_version=prompt_version)
+    with read_only() as con:
+        x = explain_customer(con, customer_id, settings=settings, run_id=run_id)
+        if prompt and x.get("segment", {}).get("segment"):
+            version = (x.get("decision") or {}).get("prompt_version") or x.get("proposal", {}).get(
+                "prompt_version"
+            )
+            x["prompt"] = rendered_prompt(
+                con, customer_id, settings=settings, prompt_version=prompt_version or version
+            )
+    if settings.output == "json":
+        print(json.dumps(x, indent=2, default=str))
+    else:
+        print_explanation(x)
+    return 0
+
+
+@app.command()
+def runs(
+    last: Annotated[int, typer.Option(help="How many runs, newest first.", min=1, max=1000)] = 10,
+    output: Output = None,
+) -> int:
+    """The last runs from ops.run_log: kind (plan, live, apply), status, sends, rows delivered and not,
+    duration."""
+    from activation.render import print_runs
+    from activation.runs import read_only, recent_runs
+
+    settings = load_settings(ActivateSettings, output=output)
+    with read_only() as con:
+        rows = recent_runs(con, last)
+    if settings.output == "json":
+        print(json.dumps(rows, indent=2, default=str))
+    else:
+        print_runs(rows)
+    return 0
+
+
+@app.command()
+def status(output: Output = None) -> int:
+    """The latest run, what is owed to each destination, and the plan waiting to be applied."""
+    from activation.render import print_status
+    from activation.runs import warehouse_status
+
+    settings = load_settings(ActivateSettings, output=output)
+    info = warehouse_status()
+    if settings.output == "json":
+        print(json.dumps(info, indent=2, default=str))
+    else:
+        print_status(info)
+    return 0
 
 
 @app.command("replay-dlq")
@@ -169,6 +281,7 @@ def replay_dlq(
     from activation.delivery_glue import failure_report
     from activation.destinations import destinations_for
     from activation.errors import EXIT_OK, DeliveryIncomplete
+    from activation.runs import after_run
     from warehouse import paths
     from warehouse.lock import warehouse_lock
 
@@ -176,10 +289,15 @@ def replay_dlq(
     destinations = destinations_for(settings)
     with warehouse_lock(paths.duckdb_path(), command="nba-activate replay-dlq"):
         con = duckdb.connect(str(paths.duckdb_path()))
-        result = replay_dead_letters(con, destinations, settings=settings.delivery, decision_ids=decision_id)
-        status = result.status
-        lines = [] if status == "completed" else failure_report(con, result.run_id, status)
-        con.close()
+        try:
+            result = replay_dead_letters(
+                con, destinations, settings=settings.delivery, decision_ids=decision_id
+            )
+            status = result.status
+            lines = [] if status == "completed" else failure_report(con, result.run_id, status)
+            lines += after_run(con, settings, result, command="replay-dlq", status=status)[1:]
+        finally:
+            con.close()
     print(json.dumps({**result.model_dump(mode="json"), "status": status}, indent=2))
     for line in lines:
         print(line, file=sys.stderr)
@@ -211,7 +329,11 @@ def simulate_outcomes_cmd(
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(app, argv, prog="nba-activate")
+    try:
+        return run(app, argv, prog="nba-activate")
+    except BrokenPipeError:  # `nba-activate runs --output json | head`: no traceback (exit 1, as rich does)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

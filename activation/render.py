@@ -1,69 +1,368 @@
-"""Terminal rendering of a run summary (rich tables)."""
+"""Terminal rendering (rich) of a run summary, a plan, the run history and the warehouse's status.
+
+Everything fits an 80-column terminal: compact tables without side borders, headings as plain
+lines (never a table title that wraps), short column names, and lines that only appear when they
+say something (LLM figures in LLM mode, the learned model in learned mode, the promotion gate on
+live runs).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from activation.plan import describe_changes
+from activation.reasons import LABELS, when
 from activation.summary import RunSummary
 
+STATUS_HEADS = {"send": "send", "suppressed": "suppressed", "deferred": "deferred", "holdout": "holdout",
+                "no_action": "no action"}  # fmt: skip
+DELIVERY_KEYS = ("planned", "retried", "delivered", "unchanged", "failed", "dead_letter", "conflict", "held")
+DELIVERY_HEADS = {"dead_letter": "dead letter"}
+PLAN_OPS = ("create", "update", "unchanged", "retry", "held", "conflict", "dead_letter")
 
-def print_summary(s: RunSummary, console: Console | None = None) -> None:
+
+def table(*columns: str, right: Sequence[str] = ()) -> Table:
+    # one space of padding plus the box's column separator: two spaces between columns
+    t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 0, 0, 1), header_style="bold")
+    for c in columns:
+        t.add_column(c, justify="right" if c in right else "left", no_wrap=True)
+    return t
+
+
+def _as_of(text: str) -> str:
+    try:
+        return when(datetime.fromisoformat(text))
+    except ValueError:
+        return text
+
+
+def _counts(c: Mapping[str, int]) -> str:
+    return ", ".join(f"{n} {LABELS.get(k, k)}" for k, n in c.items() if n)
+
+
+def print_summary(s: RunSummary, console: Console | None = None) -> None:  # noqa: C901 - one section each
     console = console or Console()
-    head = (
-        f"run {s.run_id}  mode={s.mode}  segment={s.segment}  goal={s.goal}  dry_run={int(s.dry_run)}  "
-        f"cap={s.discount_cap:g}%  suppress={s.suppress_hours:g}h  as_of={s.as_of}"
-    )
-    console.print(head)
-    t = Table(title=f"{s.decisions} decisions by status")
-    t.add_column("segment")
-    statuses = list(s.counts)
-    for st in statuses:
-        t.add_column(st, justify="right")
-    for seg, counts in sorted(s.by_segment.items()):
-        t.add_row(seg, *(str(counts.get(st, 0)) for st in statuses))
-    t.add_row("[b]total[/b]", *(f"[b]{s.counts[st]}[/b]" for st in statuses))
-    console.print(t)
-    if s.reasons:
-        r = Table(title="reasons")
-        r.add_column("reason")
-        r.add_column("decisions", justify="right")
-        for reason, n in s.reasons.items():
-            r.add_row(reason, str(n))
-        console.print(r)
-    fb = ", ".join(f"{k}={v}" for k, v in s.fallbacks.items()) or "none"
+    kind = "plan" if s.dry_run else "live run"
+    segment = "all segments" if s.segment == "all" else s.segment
+    console.print(f"[b]{kind}[/b] {escape(s.run_id)}: {s.decisions} decisions, {segment}", overflow="fold")
+    if s.applied_plan:
+        console.print(f"sends exactly plan {s.applied_plan} (nba-activate apply)")
     console.print(
-        f"clamped discounts: {s.clamped}   holdouts: {s.holdouts}   deferred: {s.deferred}   "
-        f"LLM fallbacks to rules: {sum(s.fallbacks.values())} ({fb})"
+        f"{escape(s.policy_identity or s.mode)} · goal {s.goal} · as of {_as_of(s.as_of)} · cap {s.discount_cap:g}% · "
+        f"window {s.suppress_hours:g} h",
+        overflow="fold",
     )
+    console.print()
+    t = table("segment", *STATUS_HEADS.values(), right=list(STATUS_HEADS.values()))
+    for seg, counts in sorted(s.by_segment.items()):
+        t.add_row(seg, *(str(counts.get(st, 0)) for st in STATUS_HEADS))
+    t.add_row("[b]total[/b]", *(f"[b]{s.counts.get(st, 0)}[/b]" for st in STATUS_HEADS))
+    console.print(t)
+    not_sent = [(st, check, n) for st, by in s.outcomes.items() if st != "send" for check, n in by.items()]
+    if not_sent:
+        console.print()
+        console.print("[b]not sent[/b], each decision once, by the check that decided it")
+        r = table("status", "decided by", "decisions", right=["decisions"])
+        for st, check, n in not_sent:
+            r.add_row(STATUS_HEADS.get(st, st), LABELS.get(check, check), str(n))
+        console.print(r)
+    console.print()
+    sends = s.outcomes.get("send", {})
+    if s.counts.get("send"):
+        fixes = {k: n for k, n in sends.items() if k != "as proposed"}
+        how = f"{sends.get('as proposed', 0)} as proposed" + (f", {_counts(fixes)}" if fixes else "")
+        console.print(f"sends: {s.counts['send']} ({how})")
     if s.mode == "llm":
+        fallbacks = sum(s.fallbacks.values())
+        why = f" ({escape(', '.join(f'{k} {v}' for k, v in s.fallbacks.items()))})" if fallbacks else ""
+        rate = f", {s.completion_tokens / s.llm_latency_s:.1f} tokens/s" if s.llm_latency_s else ""
         console.print(
-            f"LLM: model={s.model} prompt={s.prompt_version} calls={s.llm_calls} cache_hits={s.cache_hits} "
-            f"tokens={s.prompt_tokens}+{s.completion_tokens}"
+            f"LLM: {escape(s.model or '')}, prompt {s.prompt_version}; {s.llm_calls} calls, {s.cache_hits} cached"
         )
-    if s.destinations:
-        d = Table(title="destinations" + (" (dry run: written to outbox)" if s.dry_run else ""))
-        d.add_column("destination")
-        order = (
-            "planned",
-            "retried",
-            "dry_run",
-            "delivered",
-            "unchanged",
-            "failed",
-            "dead_letter",
-            "conflict",
-            "held",
-            "requests",
-            "rate_limited",
-            "retries",
+        console.print(f"     tokens {s.prompt_tokens} in + {s.completion_tokens} out{rate}")
+        console.print(f"     fallbacks to rules: {fallbacks}{why}")
+    elif s.mode == "learned":
+        trained = s.policy_stats.get("model_trained")
+        how = (
+            " (trained for this run)"
+            if trained
+            else " (reused: the warehouse is unchanged)"
+            if trained == 0
+            else ""
         )
-        keys = [k for k in order if any(v.get(k) for v in s.destinations.values())] or ["planned"]
-        for k in keys:
-            d.add_column(k, justify="right")
+        console.print(f"learned model: {escape(s.model or '')}{how}")
+    if s.promotion_gate:
+        _para(console, s.promotion_gate, indent=0)
+    if s.dry_run and s.plan:
+        console.print()
+        print_plan_counts(s.plan, console)
+    elif s.destinations and not s.dry_run:
+        console.print()
+        keys = [k for k in DELIVERY_KEYS if any(v.get(k) for v in s.destinations.values())] or ["planned"]
+        heads = [DELIVERY_HEADS.get(k, k) for k in keys]
+        d = table("destination", *heads, right=heads)
         for name, counts in sorted(s.destinations.items()):
             d.add_row(name, *(str(counts.get(k, 0)) for k in keys))
         console.print(d)
-    if s.outbox:
-        console.print(f"outbox: {s.outbox}")
-    console.print(f"elapsed: {s.elapsed_s:.1f}s")
+    for note in s.notes:
+        _para(console, note, indent=0)
+    if s.dry_run and s.plan_file:
+        console.print(f"per customer: {escape(s.plan_file)}", overflow="fold")
+        console.print(f"send exactly this plan: make apply PLAN={s.run_id}")
+        console.print(f"  (valid until {s.plan_valid_until}, while the warehouse is unchanged)")
+    console.print(f"elapsed: {s.elapsed_s:.1f} s")
+
+
+def print_plan_counts(plan: Mapping[str, Mapping[str, int]], console: Console) -> None:
+    ops = [op for op in PLAN_OPS if any(c.get(op) for c in plan.values())] or ["create"]
+    console.print("[b]plan[/b] per destination (update: a record we delivered before changes)")
+    t = table("destination", *ops, right=ops)
+    for dest, counts in plan.items():
+        t.add_row(dest, *(str(counts.get(op, 0)) for op in ops))
+    console.print(t)
+
+
+STATUS_SHORT = {"blocked_by_circuit_breaker": "blocked"}
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    return (
+        f"{seconds:.0f}s"
+        if seconds < 120
+        else f"{seconds / 60:.0f}m"
+        if seconds < 7200
+        else f"{seconds / 3600:.0f}h"
+    )
+
+
+def print_runs(runs: Sequence[Mapping[str, Any]], console: Console | None = None) -> None:
+    console = console or Console()
+    if not runs:
+        console.print("no runs yet: make plan (a dry run) or make activate")
+        return
+    nums = ["sends", "deliv.", "failed", "time"]
+    t = table("run", "kind", "mode", "status", *nums, right=nums)
+    for r in runs:
+        status = r["status"] or "?"
+        style = "red" if status in ("failed", "blocked_by_circuit_breaker", "error") else ""
+        style = "yellow" if status == "partial" else style
+        shown = STATUS_SHORT.get(status, status)
+        t.add_row(
+            escape(r["run_id"]),
+            r["kind"],
+            escape(r["mode"] or ""),
+            f"[{style}]{shown}[/{style}]" if style else shown,
+            str(r["send"]),
+            "-" if r["kind"] == "plan" else str(r["delivered"]),
+            "-" if r["kind"] == "plan" else str(r["not_delivered"]),
+            _duration(r["duration_s"]),
+        )
+    console.print(t)
+    notes = ["sends: send decisions; deliv./failed: rows (decision x destination)"]
+    if any(r["status"] == "blocked_by_circuit_breaker" for r in runs):
+        notes.append("blocked: the circuit breaker refused the send volume (FORCE=1 overrides)")
+    for note in notes:
+        _para(console, note, indent=0)
+
+
+def print_status(info: Mapping[str, Any], console: Console | None = None) -> None:
+    console = console or Console()
+    if info.get("busy"):
+        _para(
+            console,
+            f"busy: the warehouse is in use by {info['busy']}; try again when it has finished",
+            indent=0,
+        )
+        return
+    latest = info.get("latest")
+    if latest is None:
+        console.print("no runs yet: make plan (a dry run) or make activate")
+    elif latest["kind"] == "plan":
+        _para(
+            console,
+            f"latest run {latest['run_id']}: a plan ({latest['mode']}), {latest['send']} sends",
+            indent=0,
+        )
+    else:
+        _para(
+            console,
+            f"latest run {latest['run_id']} ({latest['kind']}, {latest['mode']}): {latest['status']}, "
+            f"{latest['delivered']} rows delivered, {latest['not_delivered']} not",
+            indent=0,
+        )
+    live = info.get("last_live")
+    if live and latest and live["run_id"] != latest["run_id"]:
+        _para(
+            console,
+            f"last live run {live['run_id']}: {live['status']}, {live['delivered']} rows delivered",
+            indent=0,
+        )
+    owed = info.get("owed") or {}
+    if owed:
+        console.print()
+        heads = ["pending", "failed", "dead letter"]
+        t = table("owed to", *heads, right=heads)
+        for dest, c in owed.items():
+            t.add_row(dest, str(c.get("pending", 0)), str(c.get("failed", 0)), str(c.get("dead_letter", 0)))
+        console.print(t)
+        _para(console, "the next live run re-sends pending and failed rows first; make replay-dlq sends them "
+              "and the dead letters now", indent=0)  # fmt: skip
+    else:
+        console.print("nothing owed: every row of every live run is delivered or closed")
+    plan = info.get("plan")
+    if plan:
+        until = f" (valid until {plan['valid_until']})" if plan.get("valid_until") else ""
+        _para(console, f"plan waiting to be applied: {plan['run_id']}{until}", indent=0)
+        console.print(f"  make apply PLAN={plan['run_id']}")
+
+
+MARK = {"pass": "[green]✓[/green]", "fixed": "[yellow]~[/yellow]", "failed": "[red]✗[/red]"}
+
+
+def _value(v: Any, width: int = 30) -> str:
+    if v is None or v == "" or v == []:
+        return "-"
+    if isinstance(v, str) and len(v) >= 19 and v[4:5] == "-" and v[10:11] == "T":
+        try:
+            return when(datetime.fromisoformat(v))
+        except ValueError:
+            pass
+    text = ", ".join(map(str, v)) if isinstance(v, list) else str(v)
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _para(console: Console, text: str, indent: int = 2) -> None:
+    """A paragraph wrapped to the console, indented on every line."""
+    import textwrap
+
+    pad = " " * indent
+    width = max(40, (console.width or 80) - 1)
+    console.print(textwrap.fill(text, width=width, initial_indent=pad, subsequent_indent=pad + "  "),
+                  markup=False, highlight=False)  # fmt: skip
+
+
+def _steps(steps: Sequence[Mapping[str, Any]], console: Console) -> None:
+    t = Table(box=None, show_header=False, pad_edge=False, padding=(0, 1))
+    t.add_column(width=1, no_wrap=True)
+    t.add_column(no_wrap=True)
+    t.add_column(overflow="fold")
+    for st in steps:
+        text = escape(st["words"])
+        shown = st["before"] not in (None, "", []) or st["after"] not in (None, "", [])
+        if shown and (st["verdict"] != "pass" or st["check"] == "discount_clamp"):
+            text += (
+                f"\n[dim]before {escape(_value(st['before']))} → after {escape(_value(st['after']))}[/dim]"
+            )
+        t.add_row(MARK.get(st["verdict"], "?"), escape(st["check"]), text)
+    console.print(t)
+
+
+def print_explanation(x: Mapping[str, Any], console: Console | None = None) -> None:  # noqa: C901
+    console = console or Console()
+    seg = x["segment"]
+    console.print(
+        f"[b]{escape(x['customer_id'])}[/b] · {escape(str(seg['country']))} · {escape(str(seg['timezone']))}"
+    )
+    _para(console, f"decision from: {x['source']}", indent=0)
+    console.print()
+    console.print(f"[b]segment[/b]: {escape(seg['segment'] or 'none')}")
+    _para(console, seg["why"])
+    scores = [f"{k} {v:g}" for k, v in seg["scores"].items() if v]
+    _para(console, "scores: " + (", ".join(scores) or "0 for every segment"))
+    if "decision" not in x:
+        return
+    run = x["run"]
+    if run.get("context_unchanged") is False:
+        console.print(
+            "  [yellow]the customer's data changed since this decision (context hash differs)[/yellow]"
+        )
+    console.print()
+    console.print(f"[b]eligibility[/b] at {run['as_of']}")
+    _steps(x["eligibility"], console)
+    p = x["proposal"]
+    console.print()
+    if not p["asked"]:
+        console.print("[b]proposal[/b]: none asked for (not eligible: no policy or LLM call was made)")
+    else:
+        who = p["policy"] + (f" ({p['model']})" if p.get("model") else "")
+        console.print(f"[b]proposal[/b] by {escape(who)}", overflow="fold")
+        if p.get("no_proposal"):
+            _para(console, f"no proposal: {p['no_proposal']}")
+        elif p.get("template_id"):
+            pct = f"{float(p['discount_pct']):g}%" if isinstance(p.get("discount_pct"), int | float) else "?"
+            _para(
+                console,
+                f"{p['template_id']} on {p['channel']}, discount {pct}, propensity {p['propensity']:.3g}",
+            )
+        if p.get("refused_draft"):
+            _para(console, f"refused draft: {_value(p['refused_draft'], 200)}")
+        if p.get("fell_back_to_rules"):
+            _para(console, f"fell back to the rules: {p['fell_back_to_rules']}")
+        console.print()
+        console.print("[b]guardrails[/b]")
+        _steps(x["guardrails"], console)
+    d = x["decision"]
+    console.print()
+    console.print(f"[b]decision[/b] {escape(str(d['decision_id']))}: [b]{escape(d['status'])}[/b]")
+    _para(console, d["why"])
+    if d.get("channel"):
+        _para(
+            console,
+            f"{d['template_id']} on {d['channel']}, discount {d['discount_pct']:g}%, by {d['policy']}",
+        )
+        if d.get("defer_until") and d["status"] != "deferred":
+            console.print(f"  deferred to {d['defer_until']}")
+        if d.get("subject"):
+            _para(console, f"subject: {d['subject']}")
+        _para(console, f"message: {d['message']}")
+    deliveries = x["deliveries"]
+    console.print()
+    console.print("[b]deliveries[/b]")
+    planned = deliveries.get("planned")
+    if planned:
+        for dest, e in planned.items():
+            detail = describe_changes(e["changes"]) if e.get("changes") else e.get("why", "")
+            _para(console, f"planned: {dest} {e['op']}" + (f": {detail}" if detail else ""))
+    for r in deliveries["state"]:
+        when_ = f", delivered {r['delivered_at']}" if r.get("delivered_at") else ""
+        err = f": {r['last_error']}" if r.get("last_error") and r["status"] != "delivered" else ""
+        console.print(
+            f"  {r['destination']}: {r['status']}, {r['attempts']} request(s){when_}{err}", overflow="fold"
+        )
+    for o in deliveries["owed_by_other_decisions"]:
+        _para(
+            console,
+            f"owed: {o['destination']} {o['status']} for decision {o['decision_id']} (run {o['run_id']}): "
+            "re-sent first; this customer gets nothing else until it is delivered",
+        )
+    if not planned and not deliveries["state"] and not deliveries["owed_by_other_decisions"]:
+        sent = "nothing to deliver" if d["status"] != "send" else "not sent yet (a plan: make apply PLAN=...)"
+        console.print(f"  none: {sent}")
+    prompt = x.get("prompt")
+    if prompt:
+        console.print()
+        note = (
+            ""
+            if prompt["eligibility"] in ("send", "deferred")
+            else (
+                f" (not eligible now: {prompt['eligibility']}; no LLM call is made for them: this is what the model "
+                "would see if they were)"
+            )
+        )
+        console.print(
+            f"[b]LLM prompt[/b] prompts/nba/{escape(prompt['version'])}{escape(note)}", overflow="fold"
+        )
+        console.print("[dim]# system[/dim]")
+        console.print(prompt["system"], markup=False, highlight=False)
+        console.print("[dim]# user[/dim]")
+        console.print(prompt["user"], markup=False, highlight=False)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 
@@ -17,9 +16,13 @@ from activation.decision_log import write_decisions, write_run
 from activation.delivery_glue import deliver_decisions, finish_run
 from activation.destinations import destinations_for
 from activation.errors import CircuitBreakerOpen
+from activation.fingerprint import warehouse_fingerprint
 from activation.gate import check_promotion
+from activation.plan import record_plan
+from activation.progress import ProgressFactory, building_warehouse, delivery_progress
+from activation.runs import after_run
 from activation.settings import ActivateSettings
-from activation.summary import RunSummary, guardrail_impact, summarize
+from activation.summary import RunSummary, guardrail_impact, outcomes, summarize
 from agent.context import data_as_of, load_contact_history, load_contexts, reference_for
 from agent.pipeline import Pipeline
 from agent.policies import LLMEndpoint, build_policy
@@ -30,7 +33,6 @@ from warehouse.lock import warehouse_lock
 from warehouse.ops_tables import ensure_ops_tables
 
 PRIMARY_METRIC = {"90d_clv": "revenue_90d", "engagement": "converted_14d"}
-ProgressFactory = Callable[[str, int], Callable[[int], None]]
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -63,11 +65,14 @@ def run_activation(
     with warehouse_lock(paths.duckdb_path(), command="nba-activate", run_id=run_id), ExitStack() as opened:
         if con is None:
             if spark is None:
-                ensure_warehouse()
+                with building_warehouse(progress_factory is not None):
+                    ensure_warehouse()
             con = opened.enter_context(duckdb.connect(str(paths.duckdb_path())))  # closed before the lock
-        if spark is not None:
-            ensure_ops_tables(con)  # the contact ledger and delivery state stay in DuckDB
         as_of = settings.as_of or (spark.data_as_of() if spark else data_as_of(con))
+        ensure_ops_tables(con)  # the contact ledger and delivery state stay in DuckDB, also with Spark
+        # what a plan (dry run) depends on, before deciding; a Spark run's marts live in Spark, so
+        # its dry run is an outbox without an applicable plan
+        fingerprint = warehouse_fingerprint(con) if spark is None else None
         contexts = [] if spark else load_contexts(con, segment=settings.segment)
         if settings.limit is not None:
             contexts = contexts[: settings.limit]
@@ -84,7 +89,8 @@ def run_activation(
                 gate = check_promotion(
                     con, identity, primary_metric=PRIMARY_METRIC[settings.goal], force=settings.force
                 )
-            progress = progress_factory("deciding", len(contexts)) if progress_factory else None
+            label = "deciding (LLM calls)" if settings.mode == "llm" else "deciding"
+            progress = progress_factory(label, len(contexts)) if progress_factory else None
             pipe = Pipeline(policy, guard=guard, ref=ref, run_id=run_id, as_of=as_of)
             decided = spark.decide(pipe, history) if spark else pipe.decide(contexts, history, progress)
             stats = {"llm_calls": 0, "cache_hits": 0} | policy.stats()
@@ -101,34 +107,52 @@ def run_activation(
             as_of=as_of.isoformat(),
             discount_cap=settings.discount_cap,
             suppress_hours=settings.suppress_hours,
+            global_holdout_pct=settings.global_holdout_pct,
+            segment_holdout_pct=settings.segment_holdout_pct,
             prompt_version=settings.prompt_version if settings.mode == "llm" else None,
             model=next((d.model for d in decisions if d.model), None),
             llm_calls=stats["llm_calls"],
             cache_hits=stats["cache_hits"],
         )
-        summary.policy_identity = identity
+        summary.policy_identity, summary.policy_stats = identity, stats
         summary.promotion_gate = gate.summary() if gate else None
-        impact = guardrail_impact([r for _, r in decided])
+        summary.outcomes = outcomes(decided)
+        impact = guardrail_impact(decided)
         outbox_run = paths.outbox_dir() / run_id if settings.dry_run else None
         extra = {
             "manifest.json": lambda s: json.dumps(s.model_dump(mode="json"), indent=2),
             "guardrail_impact.json": lambda _s: json.dumps(impact, indent=2),
         }
-        send_progress = progress_factory("delivering", summary.counts["send"]) if progress_factory else None
+        watched, send_progress = delivery_progress(
+            progress_factory, destinations, decisions, dry_run=settings.dry_run
+        )
+        error: BaseException | None = None
         try:
-            summary = deliver_decisions(
-                con,
-                decisions,
-                summary=summary,
-                destinations=destinations,
-                settings=settings,
-                outbox_run_dir=outbox_run,
-                extra_files=extra,
-                progress=send_progress,
-            )
-        except CircuitBreakerOpen:
+            try:
+                summary = deliver_decisions(
+                    con,
+                    decisions,
+                    summary=summary,
+                    destinations=watched,
+                    settings=settings,
+                    outbox_run_dir=outbox_run,
+                    extra_files=extra,
+                    progress=send_progress,
+                )
+            except CircuitBreakerOpen:
+                summary.elapsed_s = round(time.perf_counter() - t0, 2)
+                write_run(con, summary, started_at=started_at, status="blocked_by_circuit_breaker")
+                raise
+            if settings.dry_run and fingerprint is not None:  # the per-row plan that `apply` sends exactly
+                summary = record_plan(
+                    con, summary, decided, settings=settings, fingerprint=fingerprint, ref=ref,
+                    destinations=[d.name for d in destinations], contexts=contexts, history=history,
+                    primary_metric=PRIMARY_METRIC[settings.goal],
+                )  # fmt: skip
             summary.elapsed_s = round(time.perf_counter() - t0, 2)
-            write_run(con, summary, started_at=started_at, status="blocked_by_circuit_breaker")
+            return finish_run(con, summary, started_at=started_at)  # partial/failed: DeliveryIncomplete
+        except BaseException as exc:
+            error = exc
             raise
-        summary.elapsed_s = round(time.perf_counter() - t0, 2)
-        return finish_run(con, summary, started_at=started_at)  # partial/failed: DeliveryIncomplete
+        finally:  # every run: refresh the activation-metrics mart; a failed live run alerts
+            after_run(con, settings, summary, command="activate", error=error)

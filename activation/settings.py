@@ -3,7 +3,9 @@ where to deliver, built once from flags and `NBA_*` variables (pydantic-settings
 
 Sections: `NBA_DELIVERY__*` (retries, backoff, waits, timeouts, circuit breaker),
 `NBA_HUBSPOT__*`, `NBA_SALESFORCE__*`, `NBA_WEBHOOK__*` (credentials and limits of each
-destination) and `NBA_DESTINATIONS=hubspot,salesforce,webhook` (which a live run sends to).
+destination), `NBA_DESTINATIONS=hubspot,salesforce,webhook` (which a live run sends to),
+`NBA_PLAN__*` (how long a plan may wait for `apply`) and `NBA_ALERTS__*` (where a failed or partial
+live run is reported).
 Secrets are `SecretStr`, so a repr or a log line shows `**********`.
 """
 
@@ -61,6 +63,34 @@ class WebhookSettings(Section):
     rate_per_s: int = Field(default=50, gt=0)
 
 
+class PlanSettings(Section):
+    """`apply` of a plan (section NBA_PLAN__). A plan is refused once it is older than this, even when
+    the warehouse it was built on is unchanged: the world outside the warehouse moves too."""
+
+    max_age_minutes: float = Field(default=720.0, gt=0, le=7 * 24 * 60, allow_inf_nan=False)
+
+
+class AlertSettings(Section):
+    """Where a failed or partial live run posts its alert (section NBA_ALERTS__): a JSON POST signed
+    like the destination webhook (`X-NBA-Signature: t=<ts>,v1=<HMAC-SHA256(secret, "<ts>.<body>")>`)."""
+
+    webhook_url: str | None = None
+    secret: SecretStr | None = None
+    timeout_s: float = Field(default=10.0, gt=0, le=120, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _complete(self) -> AlertSettings:
+        if self.webhook_url is None:
+            return self
+        if not self.webhook_url.startswith(("http://", "https://")):
+            raise ConfigError("NBA_ALERTS__WEBHOOK_URL", "must be an http:// or https:// URL")
+        if self.secret is None or not self.secret.get_secret_value():
+            raise ConfigError(
+                "NBA_ALERTS__SECRET", "is required with NBA_ALERTS__WEBHOOK_URL (alerts are signed)"
+            )
+        return self
+
+
 # A dry run builds payloads only: it needs no credentials and no endpoint (payloads never hold them).
 DRY_RUN_PLACEHOLDERS: dict[str, dict[str, str]] = {
     "hubspot": {"token": "dry-run-no-secret"},
@@ -83,6 +113,8 @@ class ActivateSettings(RunConfig):
     output: Literal["table", "json"] = "table"
     destinations: Annotated[list[DestinationName], NoDecode] = Field(default_factory=list)
     delivery: DeliverySettings = DeliverySettings()
+    plan: PlanSettings = PlanSettings()
+    alerts: AlertSettings = AlertSettings()
     # raw sections as given; `destination_settings` validates the enabled ones
     hubspot: dict[str, Any] | None = None
     salesforce: dict[str, Any] | None = None

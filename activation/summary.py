@@ -1,4 +1,11 @@
-"""The run summary and the guardrail impact report: what happened to every decision, counted."""
+"""The run summary and the guardrail impact report: what happened to every decision, counted.
+
+Both count decisions (one per customer of the run). The impact report's `outcomes` put every
+decision once under its final status and the check that decided it (activation.reasons), so they
+add up to the summary's `counts`; its `checks` count, per check, the decisions it passed, fixed or
+failed whatever their final status (a suppressed customer in quiet hours is `fixed` by quiet_hours
+there, yet counted as suppressed, not deferred, in `outcomes`).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from activation.reasons import deciding_check
 from core.contracts import STATUSES, Decision, GuardrailReport
 
 
@@ -22,6 +30,8 @@ class RunSummary(BaseModel):
     as_of: str
     discount_cap: float
     suppress_hours: float
+    global_holdout_pct: float | None = None
+    segment_holdout_pct: float | None = None
     prompt_version: str | None
     model: str | None
     decisions: int
@@ -36,11 +46,28 @@ class RunSummary(BaseModel):
     cache_hits: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    llm_latency_s: float = 0.0  # summed over LLM attempts (tokens per second = completion / this)
+    policy_stats: dict[str, int] = Field(default_factory=dict)  # what the policy counted (e.g. model_trained)
     destinations: dict[str, dict[str, int]] = Field(default_factory=dict)
     outbox: str | None = None
     policy_identity: str | None = None  # what exactly decided (core.policy.policy_identity)
     promotion_gate: str | None = None  # a live run's gate verdict, in words
+    # per status, how many decisions each check decided (sums to `counts`; see guardrail_impact)
+    outcomes: dict[str, dict[str, int]] = Field(default_factory=dict)
+    applied_plan: str | None = None  # `apply`: the plan (dry run id) this live run sent
+    plan: dict[str, dict[str, int]] = Field(default_factory=dict)  # dry run: per destination, per op
+    plan_file: str | None = None
+    plan_valid_until: str | None = None
+    notes: list[str] = Field(default_factory=list)  # after the run: metrics mart, alert
     elapsed_s: float = 0.0
+
+
+def outcomes(decided: Sequence[tuple[Decision, GuardrailReport]]) -> dict[str, dict[str, int]]:
+    """Per final status, the number of decisions each check decided (activation.reasons)."""
+    out: dict[str, Counter[str]] = {}
+    for d, rep in decided:
+        out.setdefault(d.status, Counter())[deciding_check(d.status, rep.checks)] += 1
+    return {st: dict(out[st].most_common()) for st in STATUSES if st in out}
 
 
 def summarize(decisions: Sequence[Decision], **fields: Any) -> RunSummary:
@@ -70,14 +97,38 @@ def summarize(decisions: Sequence[Decision], **fields: Any) -> RunSummary:
         deferred=counts["deferred"],
         prompt_tokens=sum(a.prompt_tokens for d in decisions for a in d.attempts),
         completion_tokens=sum(a.completion_tokens for d in decisions for a in d.attempts),
+        llm_latency_s=round(sum(a.latency_ms for d in decisions for a in d.attempts) / 1000, 3),
         **fields,
     )
 
 
-def guardrail_impact(reports: Sequence[GuardrailReport]) -> dict[str, dict[str, int]]:
-    """Per check: how many decisions it passed, fixed and failed (blocked)."""
-    impact: dict[str, Counter[str]] = {}
-    for rep in reports:
+IMPACT_NOTE = (
+    "Every number counts decisions (one per customer of the run). `outcomes`: each decision once, "
+    "under its final status (the run summary's counts) and the check that decided it. `checks`: per "
+    "check, the decisions it passed, fixed or failed, whatever their final status, and `not_passed_by_status` "
+    "splits the fixed and failed ones by that status (quiet_hours fixes customers who end suppressed or held out too)."
+)
+
+
+def guardrail_impact(decided: Sequence[tuple[Decision, GuardrailReport]]) -> dict[str, Any]:
+    """Per final status, what decided it; per check, how many decisions it passed, fixed and failed."""
+    checks: dict[str, Counter[str]] = {}
+    by_status: dict[str, Counter[str]] = {}
+    for d, rep in decided:
         for c in rep.checks:
-            impact.setdefault(c.name, Counter())[c.verdict] += 1
-    return {name: {v: cnt.get(v, 0) for v in ("pass", "fixed", "failed")} for name, cnt in impact.items()}
+            checks.setdefault(c.name, Counter())[c.verdict] += 1
+            if c.verdict != "pass":
+                by_status.setdefault(c.name, Counter())[d.status] += 1
+    counts: Counter[str] = Counter(d.status for d, _ in decided)
+    return {
+        "counting": IMPACT_NOTE,
+        "decisions": len(decided),
+        "outcomes": {st: {"decisions": counts[st], "decided_by": by} for st, by in outcomes(decided).items()},
+        "checks": {
+            name: {
+                **{v: cnt.get(v, 0) for v in ("pass", "fixed", "failed")},
+                "not_passed_by_status": dict(by_status.get(name, Counter()).most_common()),
+            }
+            for name, cnt in checks.items()
+        },
+    }

@@ -1,7 +1,7 @@
 """Failure alerts from Airflow to a webhook, signed like the destination webhook.
 
     NBA_ALERTS__WEBHOOK_URL     where to POST (unset: no alert is sent)
-    NBA_ALERTS__WEBHOOK_SECRET  HMAC key (required when the URL is set)
+    NBA_ALERTS__SECRET  HMAC key (required when the URL is set)
 
 Each alert is one JSON POST with `X-NBA-Signature: t=<unix ts>,v1=<hex HMAC-SHA256(secret,
 "<ts>.<body>")>` and an `Idempotency-Key` (dag, run, task, try), the same contract as
@@ -26,7 +26,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-URL_VAR, SECRET_VAR = "NBA_ALERTS__WEBHOOK_URL", "NBA_ALERTS__WEBHOOK_SECRET"
+URL_VAR, SECRET_VAR = "NBA_ALERTS__WEBHOOK_URL", "NBA_ALERTS__SECRET"
 SIGNATURE_HEADER = "X-NBA-Signature"
 MAX_ERROR_CHARS = 1000
 log = logging.getLogger(__name__)

@@ -230,7 +230,7 @@ def test_a_failing_run_fails_first_and_posts_a_signed_alert(
     with AlertReceiver(secret=SECRET) as receiver:
         env = _paths(airflow_home, tmp_path) | {
             "NBA_ALERTS__WEBHOOK_URL": receiver.alert_url,
-            "NBA_ALERTS__WEBHOOK_SECRET": SECRET,
+            "NBA_ALERTS__SECRET": SECRET,
         }
         conf = {"prompt_version": "v999", "demo_customers": 500}
         proc = _run(
@@ -256,7 +256,7 @@ def test_dags_test_runs_end_to_end_on_demo_data(airflow_home: dict[str, str], tm
     with AlertReceiver(secret=SECRET) as receiver:
         env = _paths(airflow_home, tmp_path) | {
             "NBA_ALERTS__WEBHOOK_URL": receiver.alert_url,
-            "NBA_ALERTS__WEBHOOK_SECRET": SECRET,
+            "NBA_ALERTS__SECRET": SECRET,
         }
         conf = {"demo_customers": 2000, "eval_sample": 20, "segment": "all", "mode": "rules"}
         _run([airflow, "dags", "test", "nba_daily", LOGICAL_DATE, "--conf", json.dumps(conf)], env)

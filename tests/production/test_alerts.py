@@ -35,7 +35,7 @@ def test_alert_target_reads_the_two_variables() -> None:
     assert alerts.alert_target({}) is None
     url = "http://127.0.0.1:9/alerts"
     assert alerts.alert_target({alerts.URL_VAR: url, alerts.SECRET_VAR: "s"}) == (url, "s")
-    with pytest.raises(alerts.AlertConfigError, match="NBA_ALERTS__WEBHOOK_SECRET: is required"):
+    with pytest.raises(alerts.AlertConfigError, match="NBA_ALERTS__SECRET: is required"):
         alerts.alert_target({alerts.URL_VAR: url})
     with pytest.raises(alerts.AlertConfigError, match="NBA_ALERTS__WEBHOOK_URL: must be an http"):
         alerts.alert_target({alerts.URL_VAR: "ftp://x", alerts.SECRET_VAR: "s"})

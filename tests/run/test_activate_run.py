@@ -52,13 +52,20 @@ def test_dry_run_writes_outbox_and_never_touches_the_ledger(
         "webhook.jsonl",
         "manifest.json",
         "guardrail_impact.json",
+        "plan.json",
+        "plan.jsonl",
+        "plan.txt",
     }
     hubspot_lines = (outbox / "hubspot.jsonl").read_text().splitlines()
     assert len(hubspot_lines) == summary["counts"]["send"]
     manifest = json.loads((outbox / "manifest.json").read_text())
     assert manifest["destinations"]["hubspot"]["dry_run"] == summary["counts"]["send"]
     impact = json.loads((outbox / "guardrail_impact.json").read_text())
-    assert impact and all(set(v) == {"pass", "fixed", "failed"} for v in impact.values())
+    checks = impact["checks"]
+    assert checks and all({"pass", "fixed", "failed"} <= set(v) for v in checks.values())
+    assert {st: o["decisions"] for st, o in impact["outcomes"].items()} == {
+        k: v for k, v in summary["counts"].items() if v
+    }
     assert not list(outbox.parent.glob("*.tmp*")), "the outbox is written atomically"
     # Nothing sent, the ledger untouched; every decision logged with its guardrail report.
     assert _count(warehouse_copy, "select count(*) from ops.contact_ledger") == 0

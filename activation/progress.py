@@ -1,0 +1,123 @@
+"""Progress bars on stderr (rich) for the long steps of a run: deciding (or the LLM's calls), and the
+delivery to each destination, one bar each.
+
+The delivery engine reports progress through one callback for all destinations. It plans and sends
+one destination after another, and asks that destination (`accepts`, `send_batch`) right before it
+reports on it, so a thin wrapper around each destination that remembers which one was asked last
+attributes every report to its destination's bar.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from activation.destinations.base import Destination, ItemResult, OutboundItem
+from core.contracts import Decision
+
+Advance = Callable[[int], None]
+ProgressFactory = Callable[[str, int], Advance]
+
+
+@contextmanager
+def progress_bars(enabled: bool) -> Iterator[ProgressFactory | None]:
+    """`factory(label, total) -> advance(n)`, drawing on stderr; None when disabled."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(
+        TextColumn("{task.description:<22}"),
+        BarColumn(bar_width=24),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(compact=True),
+        console=Console(stderr=True),
+        transient=False,
+    ) as prog:
+
+        def factory(label: str, total: int) -> Advance:
+            task = prog.add_task(label, total=max(total, 0))
+            return lambda n: prog.advance(task, n)
+
+        yield factory
+
+
+class _Watched:
+    """A destination that tells `on_use` its name whenever the engine asks it something."""
+
+    def __init__(self, dest: Destination, on_use: Callable[[str], None]) -> None:
+        self._dest, self._on_use = dest, on_use
+        self.name, self.max_batch, self.rate_limit = dest.name, dest.max_batch, dest.rate_limit
+        self.secrets = dest.secrets
+
+    def accepts(self, decision: Decision) -> bool:
+        self._on_use(self.name)
+        return self._dest.accepts(decision)
+
+    def record_key(self, decision: Decision) -> str:
+        return self._dest.record_key(decision)
+
+    def build_payload(self, decision: Decision) -> dict[str, Any]:
+        return self._dest.build_payload(decision)
+
+    def send_batch(self, items: list[OutboundItem]) -> list[ItemResult]:
+        self._on_use(self.name)
+        return self._dest.send_batch(items)
+
+    def close(self) -> None:
+        self._dest.close()
+
+
+def delivery_progress(
+    factory: ProgressFactory | None,
+    destinations: Sequence[Destination],
+    decisions: Sequence[Decision],
+    *,
+    dry_run: bool,
+) -> tuple[list[Destination], Advance | None]:
+    """Per-destination bars for a live run (a dry run writes files: nothing to wait for). Returns the
+    destinations to hand to the engine and its progress callback."""
+    if factory is None or dry_run:
+        return list(destinations), None
+    sends = [d for d in decisions if d.status == "send"]
+    bars = {
+        dest.name: factory(f"→ {dest.name}", sum(1 for d in sends if dest.accepts(d)))
+        for dest in destinations
+    }
+    current: list[str] = []
+
+    def use(name: str) -> None:
+        current[:] = [name]
+
+    def advance(n: int) -> None:
+        if current and current[0] in bars:
+            bars[current[0]](n)
+
+    return [_Watched(d, use) for d in destinations], advance  # type: ignore[misc]
+
+
+@contextmanager
+def building_warehouse(enabled: bool) -> Iterator[None]:
+    """A spinner on stderr while a missing warehouse is built (dbt build: a minute or two)."""
+    from warehouse.build import missing_marts
+
+    if not enabled or not missing_marts():
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status("building the warehouse: generating data, dbt build (first run only)"):
+        yield
