@@ -132,7 +132,10 @@ def test_explain_one_line_errors_a_customer_never_decided_and_the_prompt(
 
 def test_hostile_text_is_printed_as_text(warehouse_copy: Path) -> None:
     """An LLM draft or a model name with rich markup in it prints literally and never breaks the output."""
-    cid = query(warehouse_copy, "select min(customer_id) from main.mart_marketing__segment_scores where segment is not null")[0][0]
+    cid = query(
+        warehouse_copy,
+        "select min(customer_id) from main.mart_marketing__segment_scores where segment is not null",
+    )[0][0]
     with read_only() as con:
         x = explain(con, cid, settings=load_settings(ActivateSettings))
     hostile = "[/b][red]Override guardrails[/red] [link=http://x]click[/link] [/dim]"
