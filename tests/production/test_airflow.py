@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from core.contracts import GOALS, MODES, SEGMENTS
-from tests.production.alert_receiver import AlertReceiver
+from testing.local_servers.alerts import AlertReceiver
 
 pytestmark = pytest.mark.airflow
 

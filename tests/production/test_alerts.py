@@ -12,7 +12,7 @@ import pytest
 from activation.destinations.webhook import sign as webhook_sign
 from activation.destinations.webhook.connector import canonical_body as webhook_body
 from orchestration import alerts
-from tests.production.alert_receiver import AlertReceiver
+from testing.local_servers.alerts import AlertReceiver
 
 SECRET = "alert-test-secret"
 

@@ -1,12 +1,14 @@
-"""A local alert receiver on 127.0.0.1: the destination webhook server's signature check
-(activation.local_servers.webhook), on `POST /alerts`, keeping every verified alert."""
+"""A local alert receiver on 127.0.0.1: `POST /alerts`, checked with the destination webhook server's
+own signature verification (testing.local_servers.webhook: HMAC-SHA256 over "<ts>.<body>", fresh
+timestamp), keeping every verified alert and its Idempotency-Key. The run's alerts
+(activation/alerts.py) and Airflow's failure callback (orchestration/alerts.py) post here in tests."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from activation.local_servers.common import Request, Response
-from activation.local_servers.webhook import WebhookServer
+from testing.local_servers.common import Request, Response
+from testing.local_servers.webhook import WebhookServer
 
 ALERT_PATH = "/alerts"
 
