@@ -156,7 +156,7 @@ status: $(STAMP) ## The latest run, what is owed to each destination, the plan w
 
 .PHONY: replay-dlq
 replay-dlq: $(STAMP) ## Re-send every row still owed (pending, failed) and the dead-letter queue
-	@$(PY) -m activation.cli replay-dlq
+	@$(call nba_env,OUTPUT) $(PY) -m activation.cli replay-dlq
 
 .PHONY: destinations-up
 destinations-up: $(STAMP) ## Run local HubSpot, Salesforce (TLS) and webhook servers on 127.0.0.1 for a live demo

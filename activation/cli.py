@@ -272,6 +272,7 @@ def status(output: Output = None) -> int:
 @app.command("replay-dlq")
 def replay_dlq(
     decision_id: Annotated[list[str] | None, typer.Option(help="Only these decisions (repeatable).")] = None,
+    output: Output = None,
 ) -> int:
     """Re-send every outstanding (pending, failed) row and the dead-letter queue to NBA_DESTINATIONS.
     Exit codes as for activate."""
@@ -285,7 +286,9 @@ def replay_dlq(
     from warehouse import paths
     from warehouse.lock import warehouse_lock
 
-    settings = load_settings(ActivateSettings, dry_run=False)
+    from activation.render import print_replay
+
+    settings = load_settings(ActivateSettings, dry_run=False, output=output)
     destinations = destinations_for(settings)
     with warehouse_lock(paths.duckdb_path(), command="nba-activate replay-dlq"):
         con = duckdb.connect(str(paths.duckdb_path()))
@@ -298,7 +301,10 @@ def replay_dlq(
             lines += after_run(con, settings, result, command="replay-dlq", status=status)[1:]
         finally:
             con.close()
-    print(json.dumps({**result.model_dump(mode="json"), "status": status}, indent=2))
+    if settings.output == "json":
+        print(json.dumps({**result.model_dump(mode="json"), "status": status}, indent=2))
+    else:
+        print_replay(result.model_dump(mode="json"), status)
     for line in lines:
         print(line, file=sys.stderr)
     return (

@@ -194,6 +194,8 @@ def describe(c: GuardrailCheck, s: Setting) -> str:  # noqa: C901 - one sentence
             )
         if capped:
             return f"capped: {', '.join(_cap(ch, s) for ch in capped)}; open: {_names(c.after)}"
+        if not c.after:
+            return "no open channel to check"
         return f"under the frequency caps on {_names(c.after)}"
     if n == "action_bank_channels":
         if v == "failed":

@@ -132,6 +132,24 @@ def print_plan_counts(plan: Mapping[str, Mapping[str, int]], console: Console) -
 STATUS_SHORT = {"blocked_by_circuit_breaker": "blocked"}
 
 
+def print_replay(result: Mapping[str, Any], status: str, console: Console | None = None) -> None:
+    """`replay-dlq`'s outcome: what was owed and re-sent, per destination."""
+    console = console or Console()
+    dests = result.get("destinations") or {}
+    # planned: dead letters replayed; retried: rows a live run still owed (pending, failed)
+    total = sum(int(v.get("planned", 0)) + int(v.get("retried", 0)) for v in dests.values())
+    console.print(f"replay {escape(str(result.get('run_id')))}: {status}, {total} row(s) owed")
+    if not total:
+        console.print("nothing owed: every row of every live run is delivered or closed")
+        return
+    keys = [k for k in DELIVERY_KEYS if k != "planned" and any(v.get(k) for v in dests.values())]
+    heads = ["dead letters", *(DELIVERY_HEADS.get(k, k) for k in keys)]
+    d = table("destination", *heads, right=heads)
+    for name, counts in sorted(dests.items()):
+        d.add_row(name, str(counts.get("planned", 0)), *(str(counts.get(k, 0)) for k in keys))
+    console.print(d)
+
+
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return ""
