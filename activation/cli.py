@@ -282,11 +282,10 @@ def replay_dlq(
     from activation.delivery_glue import failure_report
     from activation.destinations import destinations_for
     from activation.errors import EXIT_OK, DeliveryIncomplete
+    from activation.render import print_replay
     from activation.runs import after_run
     from warehouse import paths
     from warehouse.lock import warehouse_lock
-
-    from activation.render import print_replay
 
     settings = load_settings(ActivateSettings, dry_run=False, output=output)
     destinations = destinations_for(settings)
