@@ -151,7 +151,8 @@ def _evaluate(flags: dict, env: dict) -> dict:
     if code != 0:
         raise RuntimeError(f"evaluate exited {code}; see the line above")
     line = next(x for x in reversed(printed.splitlines()) if x.startswith("report: "))
-    path = Path(line.removeprefix("report: ").strip())
+    path = Path(line.removeprefix("report: ").strip())  # reports/eval-<id>/report.html
+    path = path.parent if path.suffix else path
     report = json.loads((path / "report.json").read_text(encoding="utf-8"))
     dr = {
         f"{v['policy']}:{v['metric']}": v["value"] for v in report["policy_values"] if v["estimator"] == "dr"
