@@ -54,11 +54,22 @@ def print_summary(s: RunSummary, console: Console | None = None) -> None:  # noq
     console.print(f"[b]{kind}[/b] {escape(s.run_id)}: {s.decisions} decisions, {segment}", overflow="fold")
     if s.applied_plan:
         console.print(f"sends exactly plan {s.applied_plan} (nba-activate apply)")
-    console.print(
-        f"{escape(s.policy_identity or s.mode)} · goal {s.goal} · as of {_as_of(s.as_of)} · cap {s.discount_cap:g}% · "
+    parts = [
+        s.policy_identity or s.mode,
+        f"goal {s.goal}",
+        f"as of {_as_of(s.as_of)}",
+        f"cap {s.discount_cap:g}%",
         f"window {s.suppress_hours:g} h",
-        overflow="fold",
-    )
+    ]
+    lines = [""]
+    for part in parts:  # wrap between the parts, never inside one
+        joined = f"{lines[-1]} · {part}" if lines[-1] else part
+        if lines[-1] and len(joined) > console.width:
+            lines.append(part)
+        else:
+            lines[-1] = joined
+    for line in lines:
+        console.print(escape(line), overflow="fold")
     console.print()
     t = table("segment", *STATUS_HEADS.values(), right=list(STATUS_HEADS.values()))
     for seg, counts in sorted(s.by_segment.items()):
@@ -97,7 +108,9 @@ def print_summary(s: RunSummary, console: Console | None = None) -> None:  # noq
             if trained == 0
             else ""
         )
-        console.print(f"learned model: {escape(s.model or '')}{how}")
+        recipe = (s.policy_identity or "").partition("@")[2]
+        of = f", recipe {escape(recipe)} (the promotion gate's key)" if recipe else ""
+        _para(console, f"learned model: {escape(s.model or '')}{how}{of}", indent=0)
     if s.promotion_gate:
         _para(console, s.promotion_gate, indent=0)
     if s.dry_run and s.plan:
