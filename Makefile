@@ -60,6 +60,7 @@ help: ## List every target and every parameter
 	@echo "  eval: MODE=[llm]  BASELINE=[rules]|random|learned|<prompt version>  SAMPLE=[all]|N"
 	@echo "        FAIL_IF_WORSE=[0]|1 (exit 1 unless the candidate is shown at least as good)  OUTPUT=[table]|json"
 	@echo "  prompt: CUSTOMER_ID=<id>     simulate-days: DAYS=[10]"
+	@echo "  replay-dlq: OUTPUT=[table]|json     bi: BI_INCLUDE_PII=[0]|1 (personal columns in bi/)"
 	@echo "  data: CUSTOMERS=[5000]  SEED=[42]  DATA_AS_OF=[2026-11-27]"
 	@echo "Everything else is an NBA_* environment variable (README): destinations, NBA_PLAN__MAX_AGE_MINUTES,"
 	@echo "NBA_ALERTS__WEBHOOK_URL / NBA_ALERTS__SECRET, NBA_LLM__*, NBA_DELIVERY__*."
