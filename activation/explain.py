@@ -204,12 +204,17 @@ def explain(
     history: Sequence[ContactEvent] = []
     if ctx is not None:
         history = load_contact_history(con, since=as_of - timedelta(days=8)).get(customer_id, [])
+
+    def logged(key: str) -> float:  # the run's own value (0 included); the settings' for older runs
+        value = run.get(key)
+        return float(getattr(settings, key) if value is None else value)
+
     words = Setting(
         as_of=as_of,
-        suppress_hours=float(run.get("suppress_hours", settings.suppress_hours)),
-        global_holdout_pct=float(run.get("global_holdout_pct") or settings.global_holdout_pct),
-        segment_holdout_pct=float(run.get("segment_holdout_pct") or settings.segment_holdout_pct),
-        discount_cap=float(run.get("discount_cap", settings.discount_cap)),
+        suppress_hours=logged("suppress_hours"),
+        global_holdout_pct=logged("global_holdout_pct"),
+        segment_holdout_pct=logged("segment_holdout_pct"),
+        discount_cap=logged("discount_cap"),
         segment=str(row["segment"]),
         ref=reference_for(con),
         ctx=ctx,

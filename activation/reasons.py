@@ -19,16 +19,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from core.contracts import CHANNELS, ContactEvent, CustomerContext, GuardrailCheck
 from core.reference import ReferenceData
+from guardrails.eligibility import CHECKS
 
-ELIGIBILITY = (
-    "holdout",
-    "global_suppression",
-    "consent",
-    "suppression_window",
-    "frequency_cap",
-    "action_bank_channels",
-    "quiet_hours",
-)
+ELIGIBILITY = CHECKS  # guardrails/eligibility.py owns the names and their order
 # The eligibility checks that suppress (the holdout arm holds out, quiet hours defer).
 BLOCKING = ("global_suppression", "consent", "suppression_window", "frequency_cap", "action_bank_channels")
 # Short labels of the checks (tables, counts per outcome).

@@ -21,6 +21,17 @@ from core.reference import ReferenceData
 from guardrails.holdout import global_bucket, segment_bucket
 
 WEEK = timedelta(days=7)
+# The eligibility checks, in the order check_eligibility reports them (explain and the plan's
+# reasons tell them apart from the guardrail steps that follow a proposal by these names).
+CHECKS = (
+    "holdout",
+    "global_suppression",
+    "consent",
+    "suppression_window",
+    "frequency_cap",
+    "action_bank_channels",
+    "quiet_hours",
+)
 
 __all__ = ["Eligibility", "check_eligibility", "contact_times", "quiet_until", "zone"]
 

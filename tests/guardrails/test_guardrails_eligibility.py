@@ -8,7 +8,7 @@ import pytest
 from guardrail_factories import AS_OF, make_ctx
 
 from core.contracts import ContactEvent, GuardrailSettings
-from guardrails.eligibility import check_eligibility
+from guardrails.eligibility import CHECKS, check_eligibility
 
 
 def ev(
@@ -35,6 +35,7 @@ def test_baseline_all_channels_allowed(ref):
         "action_bank_channels",
         "quiet_hours",
     ]
+    assert tuple(c.name for c in e.checks) == CHECKS  # explain and the plan classify checks by it
 
 
 def test_global_suppression(ref):
