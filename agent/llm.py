@@ -95,6 +95,69 @@ def _build_response_model(segment: str, ref: ReferenceData) -> type[BaseModel]:
     )
 
 
+class _ChoiceSchema(instructor.OpenAISchema):
+    """One of the ranked actions for one customer, by its number, and the message for it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# Bounds the grammar puts on what the model writes for a ranked choice: SmolLM2 otherwise rambles in
+# the rationale or subject until max_tokens (8 of 40 demo answers were cut off, each a fallback).
+MESSAGE_CHARS = 400  # at most a channel's own limit (push 180, sms 306); the guardrails check it again
+RATIONALE_CHARS = 160
+
+
+@cache
+def choice_model_for(k: int, message_chars: int = MESSAGE_CHARS, subject_chars: int = 80) -> type[BaseModel]:
+    """The response model of a prompt that offers k ranked actions: `choice` is one of 1..k (a
+    grammar-constrained model cannot answer outside the ranking; an endpoint without grammars is
+    asked again by pydantic's Literal), then the subject (empty unless an email is offered), message
+    and rationale, each bounded in length (the bounds become the grammar's)."""
+    numbers = tuple(range(1, k + 1))
+    # The ignores: a Literal built from a runtime tuple is not a static type (see _build_response_model).
+    model = create_model(
+        f"RankedChoice_{k}_{message_chars}_{subject_chars}",
+        __base__=_ChoiceSchema,
+        choice=(Literal[numbers], Field(description="the number of the ranked action you choose")),  # type: ignore[valid-type]
+        # required ("" for sms and push): left optional, SmolLM2 left it out of 261 of 267 emails
+        subject=(str, Field(max_length=subject_chars, description='email subject; "" for sms and push')),
+        message=(
+            str,
+            Field(
+                min_length=1, max_length=message_chars, description="the message text sent to the customer"
+            ),
+        ),
+        rationale=(str, Field(max_length=RATIONALE_CHARS, description="one sentence: why this action")),
+    )
+    return check_response_models_once(model)
+
+
+def response_model_for_prompt(
+    ctx: CustomerContext, prompt: RenderedPrompt, ref: ReferenceData
+) -> type[BaseModel]:
+    """What the answer to this prompt must look like: a ranked choice when it offers a ranking (its
+    text bounded by the offered channels' limits), else an action of the segment's bank."""
+    if not prompt.choices:
+        return response_model_for(ctx.segment, ref)
+    limits = [
+        ref.channel_limits[channel] for _, channel, _ in prompt.choices if channel in ref.channel_limits
+    ]
+    message = min([MESSAGE_CHARS, *(max(x.max_chars for x in limits),)] if limits else [MESSAGE_CHARS])
+    subject = max((x.max_subject_chars for x in limits), default=0)
+    return choice_model_for(len(prompt.choices), message, subject)
+
+
+def as_proposal(answer: BaseModel, prompt: RenderedPrompt) -> Proposal:
+    """The proposal an answer makes: a ranked choice becomes the action it names."""
+    data = answer.model_dump()
+    if prompt.choices:
+        template_id, channel, discount = prompt.choices[int(data.pop("choice")) - 1]
+        data.update(template_id=template_id, channel=channel, discount_pct=discount)
+        if channel != "email":  # written before the choice, the subject is for email only
+            data["subject"] = None
+    return Proposal.model_validate(data)
+
+
 def classify_failure(exc: BaseException) -> str:
     """Map an exception from the LLM path to a short, stable fallback reason code."""
     seen: set[int] = set()
@@ -209,14 +272,14 @@ class LLMClient:
         try:
             result = await client.chat.completions.create(
                 model=s.model,
-                response_model=response_model_for(ctx.segment, self.ref),
+                response_model=response_model_for_prompt(ctx, prompt, self.ref),
                 messages=messages,
                 max_retries=s.reasks,  # instructor: reasks after the first attempt
                 temperature=s.temperature,
                 seed=s.seed,
                 max_tokens=s.max_tokens,
             )
-            proposal = Proposal.model_validate(result.model_dump())
+            proposal = as_proposal(result, prompt)
             reason = None
         except Exception as exc:  # noqa: BLE001 - a run never fails because an LLM did
             proposal, reason = None, classify_failure(exc)
@@ -279,4 +342,12 @@ class LLMClient:
 
 
 # Exceptions that InstructorRetryException wraps are classified by classify_failure.
-__all__ = ["LLMClient", "classify_failure", "response_model_for", "InstructorRetryException"]
+__all__ = [
+    "InstructorRetryException",
+    "LLMClient",
+    "as_proposal",
+    "choice_model_for",
+    "classify_failure",
+    "response_model_for",
+    "response_model_for_prompt",
+]

@@ -31,11 +31,20 @@ CHANNEL_STYLE = (
 )
 
 
+# One ranked action offered to the LLM: (template_id, channel, discount_pct), best first.
+Choice = tuple[str, str, float]
+
+
 @dataclass(frozen=True)
 class RenderedPrompt:
+    """A rendered prompt. `choices` are the ranked actions it offers when the version is written on
+    top of the learned ranking (its templates use `ranking`): the answer then names one of them by
+    its number, and the response model allows only those numbers (agent/llm.py)."""
+
     version: str
     system: str
     user: str
+    choices: tuple[Choice, ...] = ()
 
     def messages(self) -> list[dict[str, str]]:
         return [{"role": "system", "content": self.system}, {"role": "user", "content": self.user}]
@@ -115,4 +124,7 @@ def render_prompt(
         raise PromptError(f"prompts/{name}/{version}/ lacks {exc.name}") from exc
     except UndefinedError as exc:
         raise PromptError(f"prompts/{name}/{version}: {exc.message}") from exc
-    return RenderedPrompt(version=version, system=system, user=user)
+    choices: tuple[Choice, ...] = ()
+    if "ranking" in prompt_variables(version, name):
+        choices = tuple((r["template_id"], r["channel"], float(r["discount_pct"])) for r in ranking)
+    return RenderedPrompt(version=version, system=system, user=user, choices=choices)

@@ -43,9 +43,9 @@ sys.path.insert(0, str(ROOT))
 
 from agent import llama_server, local_llm, prompts  # noqa: E402
 from agent.context import data_as_of, load_contact_history, load_contexts, reference_for  # noqa: E402
-from agent.llm import LLMClient, response_model_for  # noqa: E402
+from agent.llm import LLMClient, response_model_for_prompt  # noqa: E402
 from agent.pipeline import Pipeline, decide  # noqa: E402
-from agent.policies import LLMEndpoint, LLMPolicy, RulesPolicy  # noqa: E402
+from agent.policies import LLMEndpoint, LLMPolicy, RulesPolicy, build_policy  # noqa: E402
 from core.config import LLMSettings, RunConfig, load_settings, settings_from  # noqa: E402
 from core.contracts import ContactEvent, CustomerContext  # noqa: E402
 from warehouse.paths import duckdb_path  # noqa: E402
@@ -54,8 +54,11 @@ from warehouse.paths import duckdb_path  # noqa: E402
 class Setup:
     """The run settings, decision time and reference data of the bench (the demo warehouse's)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-        self.config = settings_from(RunConfig, mode="llm", global_holdout_pct=0, segment_holdout_pct=0)
+    def __init__(self, con: duckdb.DuckDBPyConnection, prompt_version: str = "v1") -> None:
+        self.con = con
+        self.config = settings_from(
+            RunConfig, mode="llm", prompt_version=prompt_version, global_holdout_pct=0, segment_holdout_pct=0
+        )
         self.as_of = data_as_of(con)
         self.ref = reference_for(con)
         self.guard = self.config.guardrails()
@@ -72,7 +75,7 @@ class Setup:
     def decide(self, ctxs, history, llm: LLMSettings, url: str):  # type: ignore[no-untyped-def]
         config = self.config.model_copy(update={"llm": llm})
         return decide(ctxs, history, config, run_id="bench", as_of=self.as_of, ref=self.ref,
-                      endpoint=LLMEndpoint(llm, url=url))  # fmt: skip
+                      endpoint=LLMEndpoint(llm, url=url), con=self.con)  # fmt: skip
 
 
 def llm_settings(**overrides: Any) -> LLMSettings:
@@ -86,13 +89,15 @@ def load() -> str:
     return "?"
 
 
-def demo_customers(n: int) -> tuple[list[CustomerContext], dict[str, list[ContactEvent]], Setup]:
+def demo_customers(
+    n: int, prompt_version: str = "v1"
+) -> tuple[list[CustomerContext], dict[str, list[ContactEvent]], Setup]:
     """The first n demo customers (by id) that need a proposal, with their real contact history."""
     path = duckdb_path()
     if not path.exists():
         sys.exit(f"no warehouse at {path}: run `make build` first")
     con = duckdb.connect(str(path), read_only=True)
-    settings = Setup(con)
+    settings = Setup(con, prompt_version)
     history = load_contact_history(con)
     pipe = settings.pipeline()
     todo = [
@@ -109,17 +114,17 @@ def demo_customers(n: int) -> tuple[list[CustomerContext], dict[str, list[Contac
 def bodies_for(ctxs: list[CustomerContext], history: dict, settings: Setup, llm: LLMSettings) -> list[dict]:
     """What our client posts in json_schema mode (instructor's OpenAIJSONSchemaHandler), per customer."""
     pipe = settings.pipeline()
-    policy = LLMPolicy(llm, guard=settings.guard, prompt_version="v1", ref=settings.ref,
-                       endpoint=LLMEndpoint(llm), cache=None)  # fmt: skip
-    items = [
-        (c, policy.prompt(c, e.allowed_channels))
-        for c in ctxs
-        if (e := pipe.eligibility(c, history)).needs_proposal
-    ]
+    config = settings.config.model_copy(update={"llm": llm})
+    policy = build_policy(config, guard=settings.guard, ref=settings.ref, endpoint=LLMEndpoint(llm),
+                          cache=None, con=settings.con, history_before=settings.as_of)  # fmt: skip
+    assert isinstance(policy, LLMPolicy)
+    batch = [(c, e) for c in ctxs if (e := pipe.eligibility(c, history)).needs_proposal]
+    ranks = policy.rankings(batch)  # empty unless the prompt is written on top of the ranking (v3)
+    items = [(c, policy.prompt(c, e.allowed_channels, r)) for (c, e), r in zip(batch, ranks, strict=True)]
     items.sort(key=lambda item: item[1].system)  # the order decide() sends them in (shared prefix together)
     out = []
     for ctx, p in items:
-        rm = response_model_for(ctx.segment, settings.ref)
+        rm = response_model_for_prompt(ctx, p, settings.ref)
         out.append(
             {
                 "messages": p.messages(),
@@ -186,14 +191,15 @@ def batched_bench(
     return {int(r["pl"]): int(r["pl"]) / float(r["t"]) for r in rows}
 
 
-def throughput(n: int) -> None:
-    ctxs, history, settings = demo_customers(n)
+def throughput(n: int, prompt_version: str = "v1") -> None:
+    ctxs, history, settings = demo_customers(n, prompt_version)
     llm = llm_settings(cache=False, http_retries=0, timeout_s=600)
     model = local_llm.prepare(llm)
     bodies = bodies_for(ctxs, history, settings, llm)
     print(
         f"machine load before: {load()}   model: {model.name}   slots: {llm.slots}   "
-        f"client concurrency: {llm.concurrency}   threads: {llm.threads or os.cpu_count()}   mode: {llm.mode}   decisions: {len(bodies)}"
+        f"client concurrency: {llm.concurrency}   threads: {llm.threads or os.cpu_count()}   mode: {llm.mode}   "
+        f"prompt: {prompt_version}   decisions: {len(bodies)}"
     )
 
     with local_llm.serve(llm) as url:
@@ -421,12 +427,15 @@ def main() -> None:
     ap.add_argument("n", nargs="?", type=int, default=None)
     ap.add_argument("--old-python", default=None, help="a python with llama-cpp-python[server] (quality)")
     ap.add_argument("--old-prompts", type=Path, default=None, help="a prompts/ folder with today's nba/v1")
+    ap.add_argument(
+        "--prompt-version", default="v1", help="the prompt version ours and the raw bodies use (throughput)"
+    )
     argv = sys.argv[1:]
     args = ap.parse_args(["throughput", *argv] if argv and argv[0].isdigit() else argv)
     if args.what == "quality":
         quality(args.n or 40, args.old_python, args.old_prompts)
     else:
-        throughput(args.n or 48)
+        throughput(args.n or 48, args.prompt_version)
 
 
 if __name__ == "__main__":

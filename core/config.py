@@ -111,6 +111,13 @@ class LLMSettings(Section):
     http_retries: int = Field(default=0, ge=0, le=5)
     http_transport: Literal["aiohttp", "httpx"] = "aiohttp"
     cache: bool = True
+    # A prompt written on top of the learned ranking (v3) offers the learned policy's own choice as
+    # number 1 and, of the next-best actions (at most ranking_top_k in all), only those the model
+    # values within ranking_within of number 1: the LLM decides between near-ties, and cannot give
+    # away the value the model is sure of (on the demo, the second action is a median 14% below the
+    # first; README, LLM mode).
+    ranking_top_k: int = Field(default=3, ge=1, le=10)
+    ranking_within: float = Field(default=0.05, ge=0, le=1, allow_inf_nan=False)
 
     @field_validator("model_path")
     @classmethod

@@ -193,5 +193,13 @@ class LearnedPolicy:
                 out[i, a] = best + abs(best) * 1e-9 + 1e-12  # the incumbent stays the greedy choice
         return out
 
+    def greedy_order(
+        self, batch: Sequence[PolicyItem], values: np.ndarray, allowed: np.ndarray
+    ) -> np.ndarray:
+        """Values to rank by, best first as this policy would choose: the model's values with the
+        rules' action kept on top unless another is clearly better (what an LLM drafting on top of the
+        ranking sees as number 1 is this policy's own greedy action)."""
+        return self._keep_incumbent(batch, values, allowed)
+
     def stats(self) -> dict[str, int]:
         return {"model_trained": int(self.trained.trained)}

@@ -30,6 +30,10 @@ class Ranker(Protocol):
 
     def ranking(self, batch: Sequence[PolicyItem]) -> tuple[np.ndarray, np.ndarray]: ...
 
+    def greedy_order(
+        self, batch: Sequence[PolicyItem], values: np.ndarray, allowed: np.ndarray
+    ) -> np.ndarray: ...
+
 
 class LLMEndpoint:
     """Where the model is: the configured endpoint, or the embedded model, served on first use and
@@ -75,13 +79,13 @@ class LLMPolicy:
         endpoint: LLMEndpoint,
         cache: DecisionCache | None,
         ranker: Ranker | None = None,
-        top_k: int = 3,
     ) -> None:
         self.settings, self.guard, self.ref = settings, guard, ref
         self.model: str | None = settings.model
         self.prompt_version: str | None = prompt_version
         self.endpoint, self.cache = endpoint, cache
-        self.ranker, self.top_k = ranker, top_k
+        self.ranker = ranker
+        self.top_k, self.within = settings.ranking_top_k, settings.ranking_within
         self.calls = 0
         self.identity = f"llm:{prompt_version}@{settings.model}"  # the promotion gate's key
         if ranker is not None and ranker.model:
@@ -105,14 +109,21 @@ class LLMPolicy:
         )
 
     def rankings(self, batch: Sequence[PolicyItem]) -> list[list[dict[str, Any]]]:
-        """Per customer, the top allowed actions by the learned model's estimated value."""
+        """Per customer, the top allowed actions, in the order the learned policy would choose them
+        (its greedy action first), each with the model's estimated value: after the first, only actions
+        valued within `ranking_within` of it, at most `ranking_top_k` in all."""
         if self.ranker is None:
             return [[] for _ in batch]
         values, allowed = self.ranker.ranking(batch)
+        by = np.nan_to_num(self.ranker.greedy_order(batch, values, allowed), nan=-np.inf)
         cat = self.ranker.catalog
         out = []
         for i in range(len(batch)):
-            order = [int(a) for a in np.argsort(-np.nan_to_num(values[i], nan=-np.inf)) if allowed[i, a]]
+            order = [int(a) for a in np.argsort(-by[i], kind="stable") if allowed[i, a]]
+            if order:
+                first = float(values[i, order[0]])
+                floor = first - abs(first) * self.within
+                order = order[:1] + [a for a in order[1:] if float(values[i, a]) >= floor]
             out.append(
                 [
                     {

@@ -21,7 +21,7 @@ import vcr
 
 from agent.pipeline import Decided, decide
 from agent.policies import LLMEndpoint
-from core.config import EMBEDDED_MODEL, LLMSettings, RunConfig, settings_from
+from core.config import EMBEDDED_MODEL, LLMSettings, RunConfig, load_settings, settings_from
 from core.contracts import CustomerContext
 
 CASSETTES = Path(__file__).resolve().parent.parent / "cassettes"
@@ -105,7 +105,7 @@ def model_server() -> Iterator[str]:
         return
     from agent import local_llm
 
-    with local_llm.serve() as url:
+    with local_llm.serve(load_settings(RunConfig).llm) as url:
         yield url
 
 
