@@ -26,7 +26,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import typer
-from pydantic import Field
+from pydantic import Field, computed_field
 
 from core.cli import run, version_option
 from core.config import RunConfig, settings_from
@@ -50,7 +50,32 @@ class DayRow(Model):
     dr_low: float | None = None
     dr_high: float | None = None
     dr_truth: float | None = None  # the greedy policy's true value on those logged rows
+    dr_rows: int = 0  # logged sends the DR estimate is computed from (they accumulate day by day)
     sends: int = 0
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def dr_error(self) -> float | None:
+        """Relative error of the DR estimate against the truth on the same rows."""
+        if self.dr_greedy is None or not self.dr_truth:
+            return None
+        return self.dr_greedy / self.dr_truth - 1
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def dr_covered(self) -> bool | None:
+        """Does the 95% interval contain the truth?"""
+        if self.dr_low is None or self.dr_high is None or self.dr_truth is None:
+            return None
+        return self.dr_low <= self.dr_truth <= self.dr_high
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def dr_half_width(self) -> float | None:
+        """Half the 95% interval's width relative to the estimate: the error this many rows allow."""
+        if self.dr_low is None or self.dr_high is None or not self.dr_greedy:
+            return None
+        return (self.dr_high - self.dr_low) / 2 / abs(self.dr_greedy)
 
 
 class SimulationReport(Model):
@@ -60,6 +85,32 @@ class SimulationReport(Model):
     metric: str
     days: int
     rows: list[DayRow] = Field(default_factory=list)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def verdict(self) -> list[str]:
+        """The issue's two targets, each said plainly as met or not, with the numbers behind it."""
+        first, last = self.rows[0], self.rows[-1]
+        better = last.greedy_true >= first.greedy_true
+        out = [
+            f"greedy learned value: {first.greedy_true:.3f} on day 0 -> {last.greedy_true:.3f} on day "
+            f"{last.day} (rules {last.rules_true:.3f}, oracle {last.oracle_true:.3f}; "
+            f"{last.greedy_true / last.oracle_true:.1%} of the oracle): at least day 0's: "
+            f"{'met' if better else 'NOT met'}"
+        ]
+        dr = [r for r in self.rows if r.dr_error is not None]
+        if dr:
+            within = sum(abs(r.dr_error or 0) <= 0.05 for r in dr)
+            covered = sum(bool(r.dr_covered) for r in dr)
+            hw = last.dr_half_width or 0.0
+            need = int(round(last.dr_rows * (hw / 0.05) ** 2)) if hw else 0
+            out.append(
+                f"DR of the greedy policy from its own log: within 5% of the truth on {within} of {len(dr)} "
+                f"days, its 95% interval covers the truth on {covered} of {len(dr)}; with {last.dr_rows} "
+                f"logged sends the interval is +/-{hw:.1%}, so 5% needs about {need} sends "
+                f"(a single day's ~300 give about +/-{(dr[0].dr_half_width or 0):.0%})"
+            )
+        return out
 
 
 def _truth_values(
@@ -96,7 +147,7 @@ def _own_log_dr(con: duckdb.DuckDBPyConnection, truth, metric: str, seed: int): 
     """DR (per logged touch) of the greedy learned policy from the product's own log: each logged send
     with its logged propensity and distribution; the target takes the best-valued action of that
     decision's own distribution (what the learned policy would have sent without exploring). Returns
-    (estimate, low, high, truth on the same rows) or None before there are enough rows."""
+    (estimate, low, high, truth on the same rows, rows) or None before there are enough rows."""
     from evals.ope import DoublyRobust, LoggedData, TargetPolicy, true_policy_value
 
     rows = con.execute(
@@ -127,7 +178,8 @@ def _own_log_dr(con: duckdb.DuckDBPyConnection, truth, metric: str, seed: int): 
     target = TargetPolicy.deterministic(np.array(greedy, dtype=np.int64), name="greedy")
     dr = DoublyRobust(metric)  # type: ignore[arg-type]
     est = dr.estimate(data, target, n_bootstrap=500, seed=seed)
-    return est.value, est.low, est.high, true_policy_value(data, target, truth, metric=metric)  # type: ignore[arg-type]
+    truth_value = true_policy_value(data, target, truth, metric=metric)  # type: ignore[arg-type]
+    return est.value, est.low, est.high, truth_value, len(rows)
 
 
 def simulate_days(days: int, *, goal: Goal, root: Path, seed: int = 0, say=print) -> SimulationReport:  # type: ignore[no-untyped-def]
@@ -215,7 +267,7 @@ def simulate_days(days: int, *, goal: Goal, root: Path, seed: int = 0, say=print
         )
         dr = _own_log_dr(con, truth, metric, seed + day)
         if dr is not None:
-            row.dr_greedy, row.dr_low, row.dr_high, row.dr_truth = dr
+            row.dr_greedy, row.dr_low, row.dr_high, row.dr_truth, row.dr_rows = dr
         if day < days:  # deliver today's sends (the ledger), then their outcomes are observed
             write_decisions(con, learned, dry_run=False)
             sends = [d for d, _ in learned if d.status == "send"]
@@ -242,7 +294,8 @@ def _line(r: DayRow, metric: str) -> str:
     dr = (
         ""
         if r.dr_greedy is None
-        else f"  DR(own log) {r.dr_greedy:.3f} vs true {r.dr_truth:.3f} ({(r.dr_greedy / r.dr_truth - 1) if r.dr_truth else 0:+.1%})"
+        else f"  DR(own log, {r.dr_rows} sends) {r.dr_greedy:.3f} vs true {r.dr_truth:.3f} "
+        f"({r.dr_error or 0:+.1%}; 95% +/-{r.dr_half_width or 0:.1%}, {'covers' if r.dr_covered else 'MISSES'})"
     )
     return (
         f"day {r.day:>2}  contactable {r.contactable:>4}  {metric}: learned {r.learned_true:.3f}  "
@@ -301,29 +354,26 @@ def _chart(report: SimulationReport, width: int = 720, height: int = 300) -> str
 
 
 def render_html(report: SimulationReport) -> str:
-    first, last = report.rows[0], report.rows[-1]
-    verdict = (
-        f"After {report.days} days the learned policy's greedy choice is worth {last.greedy_true:.3f} per "
-        f"contactable customer ({report.metric}), against {first.greedy_true:.3f} on day 0 and "
-        f"{last.rules_true:.3f} for the rules ({last.greedy_true / last.oracle_true:.1%} of the oracle)."
-    )
+    verdict = "".join(f"<li>{html.escape(v)}</li>" for v in report.verdict)
     head = ["day", "as of", "model", "contactable", "sends", "own touches", "learned (sent)", "learned (greedy)",
-            "rules", "oracle", "DR of greedy, own log [95%]", "true on those rows", "error"]  # fmt: skip
+            "rules", "oracle", "DR rows", "DR of greedy, own log [95%]", "true on those rows", "error", "covered"]  # fmt: skip
     body = []
     for r in report.rows:
-        dr = err = truth = ""
+        dr = err = truth = covered = ""
         if r.dr_greedy is not None and r.dr_truth:
             dr = f"{r.dr_greedy:.3f} [{r.dr_low:.3f}, {r.dr_high:.3f}]"
             truth = f"{r.dr_truth:.3f}"
-            err = f"{r.dr_greedy / r.dr_truth - 1:+.1%}"
+            err = f"{r.dr_error or 0:+.1%}"
+            covered = "yes" if r.dr_covered else "NO"
         cells = [r.day, f"{r.as_of:%Y-%m-%d}", r.model, r.contactable, r.sends, r.own_touches,
-                 f"{r.learned_true:.3f}", f"{r.greedy_true:.3f}", f"{r.rules_true:.3f}", f"{r.oracle_true:.3f}", dr, truth, err]  # fmt: skip
+                 f"{r.learned_true:.3f}", f"{r.greedy_true:.3f}", f"{r.rules_true:.3f}", f"{r.oracle_true:.3f}",
+                 r.dr_rows or "", dr, truth, err, covered]  # fmt: skip
         body.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>simulate-days</title>"
         "<style>body{font-family:sans-serif;margin:24px;max-width:1100px}td,th{padding:3px 8px;border-bottom:1px solid #ddd;"
         "text-align:right}th{background:#f4f4f4}</style></head><body>"
-        f"<h1>The loop closes: {report.days} simulated days</h1><p><b>{html.escape(verdict)}</b></p>"
+        f"<h1>The loop closes: {report.days} simulated days</h1><ul><b>{verdict}</b></ul>"
         "<p>Each day the learned policy decides for every segmented customer (exploring), the sends are recorded "
         "in the contact ledger, their outcomes are drawn from the generator's truth, and the model retrains on "
         "the campaign history plus the product's own logged decisions and outcomes. Values are the truth's "
@@ -362,11 +412,9 @@ def main_command(
     (root / "report.json").write_text(report.model_dump_json(indent=2))
     (root / "report.html").write_text(render_html(report))
     (root / "warehouse.duckdb").unlink(missing_ok=True)
-    first, last = report.rows[0], report.rows[-1]
-    print(
-        f"greedy learned {first.greedy_true:.3f} (day 0) -> {last.greedy_true:.3f} (day {report.days}); "
-        f"rules {last.rules_true:.3f}; oracle {last.oracle_true:.3f}; report: {root / 'report.html'}"
-    )
+    for line in report.verdict:
+        print(line)
+    print(f"report: {root / 'report.html'}")
     return 0
 
 

@@ -10,7 +10,12 @@ Two learners behind one interface (`learner=`):
 - "vw": Vowpal Wabbit `--cb_explore_adf --cb_type dr` (see vw_learner), trained on the logged touches
   whose action is in the customer's segment's bank (the actions a decision chooses among);
 - "gbm": a LightGBM reward model on every logged touch: `engagement` predicts conversion (binary),
-  `90d_clv` revenue_90d (tweedie: a point mass at 0 and a skewed positive part).
+  `90d_clv` revenue_90d (tweedie: a point mass at 0 and a skewed positive part); the value is the
+  mean of `gbm_members` boosters that differ only in their seed (bagging and feature subsampling).
+  One booster is unstable: on the demo the greedy value of five seeds on the same data spans
+  24.29-24.59 and a day's ~300 extra rows move it as much (24.07-24.59 over ten simulated days even
+  without subsampling), so `make simulate-days` measured that noise, not learning; the mean of five
+  is steadier and better (see GBM_MEMBERS).
 Goals: `90d_clv` values an action by its expected revenue_90d (net of the discount, as logged);
 `engagement` by its probability of conversion within 14 days.
 
@@ -59,6 +64,11 @@ LEARNERS: tuple[str, ...] = ("vw", "gbm")
 DEFAULT_LEARNER: Learner = "gbm"
 MODEL_FILE = "model.json"
 FORMAT_VERSION = 1
+# Boosters averaged per GBM model (measured on the demo, 90d_clv, greedy value on day 0's 424
+# contactable customers, oracle 25.747): one booster 24.489 (seeds 0-4: 24.29-24.59), five 24.615;
+# over ten simulated days of its own sends one booster wobbled 23.90-24.49 with the data, five stayed
+# within 24.56-24.80 (evals/simulate_days.py).
+GBM_MEMBERS = 5
 VW_CHUNK = 50_000  # examples per chunk of VW text (bounds the text held in memory)
 GBM_FEATURES = CUSTOMER_FEATURES + PAIR_FEATURES + ("action_template", "action_channel")
 
@@ -82,6 +92,10 @@ class LearnerParams:
     gbm_learning_rate: float = 0.1
     gbm_leaves: int = 15
     gbm_min_leaf: int = 200
+    # boosters averaged (seeds seed .. seed + members - 1); above max_rows // members training rows
+    # each member trains on its own seeded sample of that size, so the boosting work stays that of
+    # one booster on max_rows
+    gbm_members: int = GBM_MEMBERS
     threads: int = 2
 
     def as_dict(self) -> dict[str, Any]:
@@ -172,6 +186,35 @@ def training_rows(
     )
 
 
+class GBMEnsemble:
+    """LightGBM boosters whose predictions are averaged (member k saved as model.lgb / model-k.lgb)."""
+
+    def __init__(self, boosters: list[Any]) -> None:
+        if not boosters:
+            raise ValueError("a GBM ensemble needs at least one booster")
+        self.boosters = boosters
+
+    @staticmethod
+    def file_name(k: int) -> str:
+        return "model.lgb" if k == 0 else f"model-{k}.lgb"
+
+    def predict(self, x: np.ndarray, num_threads: int = 0) -> np.ndarray:
+        out = np.zeros(len(x), dtype=np.float64)
+        for b in self.boosters:
+            out += np.asarray(b.predict(x, num_threads=num_threads), dtype=np.float64)
+        return out / len(self.boosters)
+
+    def save(self, directory: Path) -> None:
+        for k, b in enumerate(self.boosters):
+            b.save_model(str(directory / self.file_name(k)))
+
+    @classmethod
+    def load(cls, directory: Path, members: int) -> GBMEnsemble:
+        import lightgbm
+
+        return cls([lightgbm.Booster(model_file=str(directory / cls.file_name(k))) for k in range(members)])
+
+
 def _reward(goal: Goal, t: TrainingRows) -> np.ndarray:
     return t.rev if goal == "90d_clv" else t.conv
 
@@ -198,7 +241,7 @@ class LearnedModel:
         self.data_hash = data_hash
         self.n_train = n_train
         self.catalog = catalog or default_catalog()
-        self._backend = backend  # lightgbm.Booster | (model bytes, VWScorer)
+        self._backend = backend  # GBMEnsemble | (model bytes, VWScorer)
 
     @property
     def learner(self) -> Learner:
@@ -269,7 +312,7 @@ class LearnedModel:
         tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
         try:
             if self.learner == "gbm":
-                self._backend.save_model(str(tmp / "model.lgb"))
+                self._backend.save(tmp)
             else:
                 (tmp / "model.vw").write_bytes(self._backend[0])
             (tmp / MODEL_FILE).write_text(json.dumps(self.meta(), indent=1, sort_keys=True) + "\n")
@@ -296,6 +339,7 @@ class LearnedModel:
         if meta["actions"] != [cat.label(i) for i in range(len(cat))]:
             raise ValueError(f"{path}: trained on another action bank; retrain the model")
         p = dict(meta["params"])
+        p.setdefault("gbm_members", 1)  # saved before boosters were averaged: one booster
         p["features"] = FeatureParams(**p["features"])
         params = LearnerParams(**p)
         backend = _load_backend(directory, params, cat)
@@ -313,9 +357,7 @@ class LearnedModel:
 
 def _load_backend(directory: Path, params: LearnerParams, cat: ActionCatalog) -> Any:
     if params.learner == "gbm":
-        import lightgbm
-
-        return lightgbm.Booster(model_file=str(directory / "model.lgb"))
+        return GBMEnsemble.load(directory, params.gbm_members)
     blob = (directory / "model.vw").read_bytes()
     scorer = vw_learner.VWScorer.from_model(
         directory / "model.vw", params.vw_args, CUSTOMER_FEATURES, PAIR_FEATURES, cat
@@ -346,6 +388,8 @@ def train(
     params = params or LearnerParams.for_goal(goal)
     if params.learner not in LEARNERS:
         raise ValueError(f"unknown learner {params.learner!r}; valid: {', '.join(LEARNERS)}")
+    if params.gbm_members < 1:
+        raise ValueError(f"gbm_members must be at least 1, got {params.gbm_members}")
     cat = catalog or default_catalog()
     priors = fit_priors(cf.n, cf.conv, cf.rev)
     t = training_rows(touches, cf, cat, params)
@@ -353,6 +397,7 @@ def train(
         raise ValueError("no logged touches of these customers to train on: build the warehouse first")
     data_hash = data_fingerprint(touches, cf)
     version = model_version(data_hash, goal, params)
+    backend: GBMEnsemble | tuple[bytes, vw_learner.VWScorer]
     if params.learner == "gbm":
         backend = _train_gbm(goal, t, cf, priors, params, cat)
     else:
@@ -376,7 +421,7 @@ def _train_gbm(
     priors: Priors,
     params: LearnerParams,
     cat: ActionCatalog,
-) -> Any:
+) -> GBMEnsemble:
     import lightgbm
 
     fp = params.features
@@ -387,29 +432,40 @@ def _train_gbm(
             np.column_stack([cat.template_code[t.actions], cat.channel_code[t.actions]]).astype(np.float32),
         ]
     )
+    y = _reward(goal, t)
     n_feat = x.shape[1]
-    config = {
-        "objective": "tweedie" if goal == "90d_clv" else "binary",
-        "learning_rate": params.gbm_learning_rate,
-        "num_leaves": params.gbm_leaves,
-        "min_data_in_leaf": params.gbm_min_leaf,
-        "feature_fraction": 0.8,
-        "bagging_fraction": 0.8,
-        "bagging_freq": 1,
-        "seed": params.seed,
-        "deterministic": True,
-        "force_row_wise": True,
-        "num_threads": params.threads,
-        "verbose": -1,
-    }
-    data = lightgbm.Dataset(
-        x,
-        _reward(goal, t),
-        feature_name=list(GBM_FEATURES),
-        categorical_feature=[n_feat - 2, n_feat - 1],
-        free_raw_data=True,
-    )
-    return lightgbm.train(config, data, num_boost_round=params.gbm_rounds)
+    per_member = max(params.max_rows // params.gbm_members, 1)
+    boosters = []
+    for k in range(params.gbm_members):
+        seed = params.seed + k
+        config = {
+            "objective": "tweedie" if goal == "90d_clv" else "binary",
+            "learning_rate": params.gbm_learning_rate,
+            "num_leaves": params.gbm_leaves,
+            "min_data_in_leaf": params.gbm_min_leaf,
+            "feature_fraction": 0.8,
+            "bagging_fraction": 0.8,
+            "bagging_freq": 1,
+            "seed": seed,
+            "deterministic": True,
+            "force_row_wise": True,
+            "num_threads": params.threads,
+            "verbose": -1,
+        }
+        rows = (
+            np.sort(np.random.default_rng([params.seed, k]).choice(len(y), per_member, replace=False))
+            if len(y) > per_member and params.gbm_members > 1
+            else None
+        )
+        data = lightgbm.Dataset(
+            x if rows is None else x[rows],
+            y if rows is None else y[rows],
+            feature_name=list(GBM_FEATURES),
+            categorical_feature=[n_feat - 2, n_feat - 1],
+            free_raw_data=True,
+        )
+        boosters.append(lightgbm.train(config, data, num_boost_round=params.gbm_rounds))
+    return GBMEnsemble(boosters)
 
 
 def _train_vw(
