@@ -59,7 +59,7 @@ def model_for(
     (campaign history + the product's own decisions with outcomes): loaded when this exact version
     was saved before, else trained and saved."""
     t0 = time.perf_counter()
-    params = LearnerParams.for_goal(goal, settings.learner)
+    params = LearnerParams.for_goal(goal, settings.learner, gbm_members=settings.gbm_members)
     touches = logged_touches(con, before=before, segmented_only=True)
     features = load_customer_features(con, before=before)
     version = model_version(data_fingerprint(touches, features), goal, params)

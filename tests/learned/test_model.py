@@ -16,7 +16,7 @@ from agent.learned.model import LearnedModel, LearnerParams, data_fingerprint, m
 from warehouse.truth import expected_reward, load_truth
 
 FAST = {
-    "gbm": LearnerParams(learner="gbm", max_rows=30_000, gbm_rounds=40),
+    "gbm": LearnerParams(learner="gbm", max_rows=30_000, gbm_rounds=40, gbm_members=5),
     "vw": LearnerParams.for_goal("engagement", "vw", max_rows=60_000),
 }
 
