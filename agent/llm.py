@@ -118,7 +118,7 @@ def choice_model_for(k: int, message_chars: int = MESSAGE_CHARS, subject_chars: 
     model = create_model(
         f"RankedChoice_{k}_{message_chars}_{subject_chars}",
         __base__=_ChoiceSchema,
-        choice=(Literal[numbers], Field(description="the number of the ranked action you choose")),  # type: ignore[valid-type]
+        choice=(Literal[numbers], Field(description="the number of the ranked action you choose")),  # type: ignore[valid-type,arg-type]
         # required ("" for sms and push): left optional, SmolLM2 left it out of 261 of 267 emails
         subject=(str, Field(max_length=subject_chars, description='email subject; "" for sms and push')),
         message=(
