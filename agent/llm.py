@@ -142,7 +142,7 @@ def response_model_for_prompt(
     limits = [
         ref.channel_limits[channel] for _, channel, _ in prompt.choices if channel in ref.channel_limits
     ]
-    message = min([MESSAGE_CHARS, *(max(x.max_chars for x in limits),)] if limits else [MESSAGE_CHARS])
+    message = min(MESSAGE_CHARS, max((x.max_chars for x in limits), default=MESSAGE_CHARS))
     subject = max((x.max_subject_chars for x in limits), default=0)
     return choice_model_for(len(prompt.choices), message, subject)
 

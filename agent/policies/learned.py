@@ -112,7 +112,7 @@ class LearnedPolicy:
         ids = [ctx.customer_id for ctx, _ in batch]
         s = self.settings
         pick = choose(
-            self._keep_incumbent(batch, values, allowed),
+            self.greedy_order(batch, values, allowed),
             allowed,
             ids,
             seed=s.seed,
@@ -166,11 +166,12 @@ class LearnedPolicy:
             progress(len(out))
         return out
 
-    def _keep_incumbent(
+    def greedy_order(
         self, batch: Sequence[PolicyItem], values: np.ndarray, allowed: np.ndarray
     ) -> np.ndarray:
         """Values with the rules' action made the best one wherever the model does not value another
-        allowed action at least `switch_margin` higher (see LearnedSettings.switch_margin)."""
+        allowed action at least `switch_margin` higher (see LearnedSettings.switch_margin): the order
+        this policy chooses in, which an LLM drafting on top of the ranking also sees."""
         margin = self.settings.switch_margin
         out = values.copy()
         for i, (ctx, elig) in enumerate(batch):
@@ -192,14 +193,6 @@ class LearnedPolicy:
             ):
                 out[i, a] = best + abs(best) * 1e-9 + 1e-12  # the incumbent stays the greedy choice
         return out
-
-    def greedy_order(
-        self, batch: Sequence[PolicyItem], values: np.ndarray, allowed: np.ndarray
-    ) -> np.ndarray:
-        """Values to rank by, best first as this policy would choose: the model's values with the
-        rules' action kept on top unless another is clearly better (what an LLM drafting on top of the
-        ranking sees as number 1 is this policy's own greedy action)."""
-        return self._keep_incumbent(batch, values, allowed)
 
     def stats(self) -> dict[str, int]:
         return {"model_trained": int(self.trained.trained)}
