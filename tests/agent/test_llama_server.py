@@ -151,6 +151,15 @@ def test_server_command_serves_slots_on_loopback_with_the_repeat_penalty(home, m
     assert cmd[cmd.index("--threads") + 1] == str(os.cpu_count() or 1)
 
 
+def test_quantized_weights_are_not_repacked_on_an_amx_cpu(home, monkeypatch) -> None:
+    # llama-server dies with SIGSEGV loading a Q4_1 or Q8_0 GGUF into ggml's AMX buffer on the Xeon
+    # here (exit -11 before it listens); --no-repack serves it
+    monkeypatch.setattr(llama_server, "ensure_built", lambda: home / "bin")
+    amx = llama_server.server_command(Path("/m.gguf"), 1, alias="s", slots=1, flags=["avx512f", "amx_tile"])
+    amd = llama_server.server_command(Path("/m.gguf"), 1, alias="s", slots=1, flags=["avx512f", "avx2"])
+    assert "--no-repack" in amx and "--no-repack" not in amd
+
+
 def test_model_path_is_served_as_it_is_without_download_or_conversion(tmp_path, home, monkeypatch) -> None:
     from agent import local_llm
     from core.config import LLMSettings
