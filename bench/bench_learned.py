@@ -42,7 +42,7 @@ from agent.learned import explore  # noqa: E402
 from agent.learned.actions import allowed_mask, default_catalog  # noqa: E402
 from agent.learned.data import logged_touches  # noqa: E402
 from agent.learned.features import build_customer_features, customer_table  # noqa: E402
-from agent.learned.model import LearnedModel, LearnerParams, train  # noqa: E402
+from agent.learned.model import LearnedModel, LearnerParams, ensemble_size, train  # noqa: E402
 from agent.pipeline import Pipeline, decide  # noqa: E402
 from agent.policies import RulesPolicy  # noqa: E402
 from core.config import RunConfig, settings_from  # noqa: E402
@@ -130,7 +130,7 @@ def run_world(world: World, learners: tuple[str, ...]) -> list[dict]:
         rows = [("oracle", oracle, None), ("rules", rules, None), ("uniform random", rnd, None)]
         for learner in learners:
             t0 = time.perf_counter()
-            model = train(world.touches, cf, goal=goal, params=LearnerParams.for_goal(goal, learner))  # type: ignore[arg-type]
+            model = train(world.touches, cf, goal=goal, params=product_params(goal, learner, world.segmented))
             t_train = time.perf_counter() - t0
             greedy, pmf = learned_choice(model, cf, world)
             explored = float(np.nansum(np.nan_to_num(truth) * pmf, axis=1).mean())
@@ -190,7 +190,7 @@ def time_split(world: World, learner: str) -> list[dict]:
         f"evaluate on the {data.n:,} touches after it of the {len(world.ids)} contactable customers"
     )
     for goal, metric in (("90d_clv", "revenue_90d"), ("engagement", "converted_14d")):
-        model = train(world.touches, cf, goal=goal, params=LearnerParams.for_goal(goal, learner))  # type: ignore[arg-type]
+        model = train(world.touches, cf, goal=goal, params=product_params(goal, learner, world.segmented))
         greedy, _ = learned_choice(model, cf, world)
         by_customer = dict(zip(world.ids.tolist(), greedy.tolist(), strict=True))
         target = TargetPolicy.deterministic(
@@ -220,6 +220,13 @@ def time_split(world: World, learner: str) -> list[dict]:
     return out
 
 
+def product_params(goal: str, learner: str, segmented: int) -> LearnerParams:
+    """The parameters the product's learned policy trains with (agent.policies.learned.model_for):
+    NBA_LEARNED__GBM_MEMBERS=auto averages five boosters up to 20,000 segmented customers."""
+    members = ensemble_size("auto", segmented) if learner == "gbm" else 1
+    return LearnerParams.for_goal(goal, learner, gbm_members=members)  # type: ignore[arg-type]
+
+
 def scale_child(duckdb_path: str, learner: str, goal: str, out: str) -> None:
     """In a child process (for its own peak RSS): load, featurise and train on the big warehouse."""
     t0 = time.perf_counter()
@@ -230,7 +237,7 @@ def scale_child(duckdb_path: str, learner: str, goal: str, out: str) -> None:
     t1 = time.perf_counter()
     cf = build_customer_features(customers, touches)
     t2 = time.perf_counter()
-    model = train(touches, cf, goal=goal, params=LearnerParams.for_goal(goal, learner))  # type: ignore[arg-type]
+    model = train(touches, cf, goal=goal, params=product_params(goal, learner, len(ids)))
     t3 = time.perf_counter()
     model.save(Path(out) / "model")
     usage = resource.getrusage(resource.RUSAGE_SELF)

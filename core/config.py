@@ -65,6 +65,18 @@ def _prompt_version(v: str) -> str:
     return v
 
 
+def _members(v: Any) -> Any:
+    if isinstance(v, str) and v.strip().lower() == "auto":
+        return "auto"
+    try:
+        n = int(str(v).strip())
+    except ValueError:
+        n = 0
+    if not 1 <= n <= 10:
+        raise ValueError("must be auto or a whole number of boosters from 1 to 10")
+    return n
+
+
 def _as_of(v: Any) -> Any:
     if isinstance(v, str):
         try:
@@ -188,12 +200,12 @@ class LearnedSettings(Section):
     # DR error of the learned policy +14% at 90 days, +6.8% at 120, +1.8% at 180: the rows after the
     # cut-off set the variance)
     eval_holdout_days: int = Field(default=180, ge=7, le=330)
-    # LightGBM boosters averaged (seeds seed..seed+n-1). Measured on the demo (agent/learned/model.py):
-    # five are steadier and a little better than one (day-0 greedy value 24.615 vs 24.489 of oracle
-    # 25.747), but score five times the trees: at 1M customers one booster scores in 18.2 s, and one
-    # more booster's predict over 4M rows took 12.4 s here (under load), against the 60 s target;
-    # the demo also trains five times as long. Default one.
-    gbm_members: int = Field(default=1, ge=1, le=10)
+    # LightGBM boosters averaged (seeds seed..seed+n-1), or `auto`: five up to 20,000 customers with
+    # features, one above (agent/learned/model.py). Measured on the demo: five are steadier and
+    # better (day-0 greedy value 24.615 vs 24.489 of oracle 25.747; after `make simulate-days
+    # DAYS=10` at least day 0's on 3 of 3 outcome seeds, one booster on 1 of 3) but score five times
+    # the trees, past the 60 s target on the 1M-customer warehouse's 121k segmented customers.
+    gbm_members: Annotated[Literal["auto"] | int, BeforeValidator(_members)] = "auto"
 
 
 class RunConfig(BaseSettings):

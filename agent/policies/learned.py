@@ -27,7 +27,7 @@ from agent.learned import (
 )
 from agent.learned.data import logged_touches
 from agent.learned.features import CustomerFeatures
-from agent.learned.model import data_fingerprint, model_version, models_dir, train
+from agent.learned.model import data_fingerprint, ensemble_size, model_version, models_dir, train
 from agent.policies.rules import RulesPolicy
 from core.config import LearnedSettings
 from core.contracts import (
@@ -59,9 +59,10 @@ def model_for(
     (campaign history + the product's own decisions with outcomes): loaded when this exact version
     was saved before, else trained and saved."""
     t0 = time.perf_counter()
-    params = LearnerParams.for_goal(goal, settings.learner, gbm_members=settings.gbm_members)
     touches = logged_touches(con, before=before, segmented_only=True)
     features = load_customer_features(con, before=before)
+    members = ensemble_size(settings.gbm_members, len(features))
+    params = LearnerParams.for_goal(goal, settings.learner, gbm_members=members)
     version = model_version(data_fingerprint(touches, features), goal, params)
     folder = models_dir() / version
     if (folder / "model.json").exists():

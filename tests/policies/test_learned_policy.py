@@ -78,6 +78,30 @@ def test_same_inputs_same_decisions_and_the_model_is_reused(learned_runs) -> Non
     )
 
 
+def test_a_demo_sized_warehouse_gets_the_auto_ensemble(learned_runs) -> None:
+    # NBA_LEARNED__GBM_MEMBERS=auto: five boosters up to 20,000 customers with features (the demo's
+    # day-10 simulation stays at or above day 0 with five, not with one), saved with the model
+    _, models = learned_runs
+    (folder,) = Path(models).iterdir()
+    meta = json.loads((folder / "model.json").read_text())
+    assert meta["params"]["gbm_members"] == 5
+    assert sorted(p.name for p in folder.glob("*.lgb")) == ["model-1.lgb", "model-2.lgb", "model-3.lgb",
+                                                          "model-4.lgb", "model.lgb"]  # fmt: skip
+
+
+def test_ensemble_size_auto_by_customers_and_the_setting_is_checked() -> None:
+    from agent.learned.model import AUTO_MEMBERS_MAX_CUSTOMERS, ensemble_size
+    from core.config import LearnedSettings
+    from core.errors import ConfigError
+
+    assert ensemble_size("auto", 700) == 5 and ensemble_size("auto", AUTO_MEMBERS_MAX_CUSTOMERS + 1) == 1
+    assert ensemble_size(3, 10**6) == 3
+    assert LearnedSettings().gbm_members == "auto" and LearnedSettings(gbm_members="2").gbm_members == 2
+    for bad in ("0", "11", "x", "2.5"):
+        with pytest.raises(ConfigError, match="auto or a whole number of boosters from 1 to 10"):
+            settings_from(RunConfig, learned={"gbm_members": bad})
+
+
 def _eval_row(con: duckdb.DuckDBPyConnection, identity: str, baseline: str, low: float) -> None:
     report = {
         "eval_id": f"e-{low}",
