@@ -166,10 +166,14 @@ def _run(settings: EvalSettings) -> tuple[EvalReport, Path]:
 
     ids = frozen_sample(con, settings.sample_size or 10**12, seed=settings.seed)
     contexts = {c.customer_id: c for c in load_contexts(con, customer_ids=ids)}
-    # A learned policy is evaluated only on touches it did not train on: it trains (and builds its
-    # customers' history features) on touches before the cut-off; every policy is scored on the
-    # touches after it.
-    split = "learned" in (candidate.mode, baseline.mode)
+    # A policy with a learned model (MODE=learned, or an LLM prompt drafting on its ranking) is
+    # evaluated only on touches it did not train on: it trains (and builds its customers' history
+    # features) on touches before the cut-off; every policy is scored on the touches after it.
+    # Measured: v3 on a ranking trained on every touch put its DR per touch +7.4% above its truth,
+    # and the paired interval against rules, [+1.01, +3.51], missed the true +0.64.
+    from agent.policies import learns_from_the_log
+
+    split = any(learns_from_the_log(s.mode, s.prompt_version) for s in (candidate, baseline))
     cutoff = as_of - timedelta(days=settings.learned.eval_holdout_days) if split else None
     cols = ", ".join(f"c.{f}" for f in FEATURES)
     relation = con.sql(

@@ -17,7 +17,20 @@ from core.errors import UserError
 from core.policy import Policy
 from core.reference import ReferenceData
 
-__all__ = ["LLMEndpoint", "LLMPolicy", "RandomPolicy", "RulesPolicy", "build_policy"]
+__all__ = ["LLMEndpoint", "LLMPolicy", "RandomPolicy", "RulesPolicy", "build_policy", "learns_from_the_log"]
+
+
+def learns_from_the_log(mode: PolicyMode, prompt_version: str | None = None) -> bool:
+    """Does this policy decide with a model trained on the logged touches? The learned policy does,
+    and so does an LLM prompt version written on top of its ranking (templates that use `ranking`):
+    an eval must score either only on touches after its training cut-off."""
+    if mode == "learned":
+        return True
+    if mode == "llm" and prompt_version:
+        from agent.prompts import prompt_variables
+
+        return "ranking" in prompt_variables(prompt_version)
+    return False
 
 
 def build_policy(
