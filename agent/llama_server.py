@@ -317,9 +317,10 @@ def server_command(
     it loops to max_tokens: 26 of 30 fell back, measured); --cache-reuse lets a slot reuse cached chunks
     of its previous prompt; the prompt prefix is reused per slot anyway (cache_prompt).
     --no-repack on a CPU with AMX (`amx_tile`, `flags` default: this CPU's): ggml repacks quantized
-    weights (Q4_1, Q8_0, ...) into its AMX buffer there, and on the 2-core Xeon VM it was measured on the server
-    then dies with SIGSEGV while loading; without repacking Q4_1 runs (209 tokens/s in
-    llama-batched-bench, 4 streams) and BF16, which is never repacked, is unchanged (217-220)."""
+    weights (Q4_1, Q8_0, ...) into its AMX buffer there, and on the 2-core Xeon VM where this was
+    measured the server then dies with SIGSEGV while loading; without repacking Q4_1 runs (209
+    tokens/s in llama-batched-bench, 4 streams) and BF16, which is never repacked, is unchanged
+    (217-220)."""
     threads = threads or os.cpu_count() or 1
     amx = "amx_tile" in (cpu_flags() if flags is None else flags)
     return [
