@@ -55,7 +55,7 @@ SKIP_DIRS = ("models", "docs", "examples", "benches", "tests", "media", "gguf-py
 # The build's wall time measured on 2 cores (gcc 12), for the first estimate only: 4m13s on an Intel
 # Xeon (quiet), 9m20s on an AMD EPYC; the first line says the range, the progress starts from the
 # slower and follows the rate once a tenth is compiled.
-BUILD_ESTIMATE_S = {2: (253.0, 560.0)}
+BUILD_ESTIMATE_S = (253.0, 560.0)  # on 2 cores; scaled by 2 / cores elsewhere
 _STEP = re.compile(r"^\[\s*(\d+)/(\d+)\]")  # ninja: "[87/214] Building CXX object ..."
 _PCT = re.compile(r"^\[\s*(\d+)%\]")  # make: "[ 45%] Building ..."
 
@@ -233,10 +233,7 @@ def ensure_built(sources: Callable[[Path, Path], Path] = fetch_sources) -> Path:
                     "C++ compiler: apt-get install cmake g++ ninja-build (or set OPENAI_BASE_URL)"
                 )
         jobs = os.cpu_count() or 1
-        fast, estimate = BUILD_ESTIMATE_S.get(jobs) or (
-            BUILD_ESTIMATE_S[2][0] * 2 / jobs,
-            BUILD_ESTIMATE_S[2][1] * 2 / jobs,
-        )
+        fast, estimate = (t * 2 / jobs for t in BUILD_ESTIMATE_S)
         say(
             f"first use: building llama.cpp's llama-server from the llama-cpp-python "
             f"{LLAMA_CPP_PYTHON_VERSION} sources, once; {_fmt(fast)} to {_fmt(estimate)} on {jobs} cores "
@@ -322,7 +319,6 @@ def server_command(
     tokens/s in llama-batched-bench, 4 streams) and BF16, which is never repacked, is unchanged
     (217-220)."""
     threads = threads or os.cpu_count() or 1
-    amx = "amx_tile" in (cpu_flags() if flags is None else flags)
     return [
         str(ensure_built() / "llama-server"),
         "--model",
@@ -347,5 +343,10 @@ def server_command(
         "--repeat-penalty",
         "1.1",
         "--no-webui",
-        *(["--no-repack"] if amx else []),
+        *repack_args(flags),
     ]
+
+
+def repack_args(flags: list[str] | None = None) -> list[str]:
+    """`--no-repack` on a CPU with AMX (see server_command), for every llama.cpp tool we run."""
+    return ["--no-repack"] if "amx_tile" in (cpu_flags() if flags is None else flags) else []

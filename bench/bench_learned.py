@@ -45,7 +45,7 @@ from agent.learned.features import build_customer_features, customer_table  # no
 from agent.learned.model import LearnedModel, LearnerParams, ensemble_size, train  # noqa: E402
 from agent.pipeline import Pipeline, decide  # noqa: E402
 from agent.policies import RulesPolicy  # noqa: E402
-from core.config import RunConfig, settings_from  # noqa: E402
+from core.config import LearnedSettings, RunConfig, settings_from  # noqa: E402
 from core.reference import load_reference  # noqa: E402
 from warehouse.truth import expected_reward, load_truth  # noqa: E402
 
@@ -130,7 +130,7 @@ def run_world(world: World, learners: tuple[str, ...]) -> list[dict]:
         rows = [("oracle", oracle, None), ("rules", rules, None), ("uniform random", rnd, None)]
         for learner in learners:
             t0 = time.perf_counter()
-            model = train(world.touches, cf, goal=goal, params=product_params(goal, learner, world.segmented))
+            model = train(world.touches, cf, goal=goal, params=product_params(goal, learner, world.segmented))  # type: ignore[arg-type]
             t_train = time.perf_counter() - t0
             greedy, pmf = learned_choice(model, cf, world)
             explored = float(np.nansum(np.nan_to_num(truth) * pmf, axis=1).mean())
@@ -190,7 +190,7 @@ def time_split(world: World, learner: str) -> list[dict]:
         f"evaluate on the {data.n:,} touches after it of the {len(world.ids)} contactable customers"
     )
     for goal, metric in (("90d_clv", "revenue_90d"), ("engagement", "converted_14d")):
-        model = train(world.touches, cf, goal=goal, params=product_params(goal, learner, world.segmented))
+        model = train(world.touches, cf, goal=goal, params=product_params(goal, learner, world.segmented))  # type: ignore[arg-type]
         greedy, _ = learned_choice(model, cf, world)
         by_customer = dict(zip(world.ids.tolist(), greedy.tolist(), strict=True))
         target = TargetPolicy.deterministic(
@@ -221,9 +221,9 @@ def time_split(world: World, learner: str) -> list[dict]:
 
 
 def product_params(goal: str, learner: str, segmented: int) -> LearnerParams:
-    """The parameters the product's learned policy trains with (agent.policies.learned.model_for):
-    NBA_LEARNED__GBM_MEMBERS=auto averages five boosters up to 20,000 segmented customers."""
-    members = ensemble_size("auto", segmented) if learner == "gbm" else 1
+    """The parameters the product's learned policy trains with by default (agent.policies.learned
+    .model_for): NBA_LEARNED__GBM_MEMBERS=auto averages five boosters up to 20,000 segmented customers."""
+    members = ensemble_size(LearnedSettings().gbm_members, segmented, learner)  # type: ignore[arg-type]
     return LearnerParams.for_goal(goal, learner, gbm_members=members)  # type: ignore[arg-type]
 
 
@@ -237,7 +237,7 @@ def scale_child(duckdb_path: str, learner: str, goal: str, out: str) -> None:
     t1 = time.perf_counter()
     cf = build_customer_features(customers, touches)
     t2 = time.perf_counter()
-    model = train(touches, cf, goal=goal, params=product_params(goal, learner, len(ids)))
+    model = train(touches, cf, goal=goal, params=product_params(goal, learner, len(ids)))  # type: ignore[arg-type]
     t3 = time.perf_counter()
     model.save(Path(out) / "model")
     usage = resource.getrusage(resource.RUSAGE_SELF)

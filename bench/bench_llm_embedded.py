@@ -185,9 +185,7 @@ def batched_bench(
         "--kv-unified",
         "--output-format",
         "jsonl",
-        # the server's own rule (agent/llama_server.server_command): on an AMX CPU a quantized GGUF
-        # is not repacked, or llama.cpp dies with SIGSEGV loading it
-        *(["--no-repack"] if "amx_tile" in llama_server.cpu_flags() else []),
+        *llama_server.repack_args(),  # the server's own rule: llama.cpp crashes repacking on AMX
     ]
     res = subprocess.run(cmd, capture_output=True, text=True, check=True)
     rows = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]

@@ -80,9 +80,12 @@ VW_CHUNK = 50_000  # examples per chunk of VW text (bounds the text held in memo
 GBM_FEATURES = CUSTOMER_FEATURES + PAIR_FEATURES + ("action_template", "action_channel")
 
 
-def ensemble_size(members: int | Literal["auto"], customers: int) -> int:
+def ensemble_size(members: int | Literal["auto"], customers: int, learner: Learner = "gbm") -> int:
     """Boosters to average: `members` as given, or for `auto` AUTO_MEMBERS up to
-    AUTO_MEMBERS_MAX_CUSTOMERS customers with features and one above (see GBM_MEMBERS)."""
+    AUTO_MEMBERS_MAX_CUSTOMERS customers with features and one above (see GBM_MEMBERS); one for VW,
+    which has no boosters."""
+    if learner != "gbm":
+        return 1
     if members != "auto":
         return int(members)
     return AUTO_MEMBERS if customers <= AUTO_MEMBERS_MAX_CUSTOMERS else 1

@@ -58,11 +58,9 @@ def build_policy(
         trained = model_for(con, guard.goal, before=history_before, settings=config.learned)
         return LearnedPolicy(trained, guard=guard, ref=ref, settings=config.learned)
     if mode == "llm":
-        from agent.prompts import prompt_variables
-
         llm = config.llm
         ranker = None
-        if "ranking" in prompt_variables(config.prompt_version):  # written on top of the learned ranking
+        if learns_from_the_log("llm", config.prompt_version):  # written on top of the learned ranking
             ranker = build_policy(
                 config, guard=guard, ref=ref, mode="learned", con=con, history_before=history_before
             )

@@ -61,7 +61,7 @@ def model_for(
     t0 = time.perf_counter()
     touches = logged_touches(con, before=before, segmented_only=True)
     features = load_customer_features(con, before=before)
-    members = ensemble_size(settings.gbm_members, len(features))
+    members = ensemble_size(settings.gbm_members, len(features), settings.learner)
     params = LearnerParams.for_goal(goal, settings.learner, gbm_members=members)
     version = model_version(data_fingerprint(touches, features), goal, params)
     folder = models_dir() / version
