@@ -1,7 +1,9 @@
 """The one place an LLM is called: instructor over the async openai client.
 
-Per segment, the response model narrows channel and template_id to that segment's action bank, and
-a validator asks the model again (bounded reasks) when it pairs a template with the wrong channel.
+Per segment, the response model narrows template_id to that segment's action bank (the channel is
+the template's own, never asked for), the discount to a whole percentage and the text to the
+channels' limits; on llama-server these become the grammar, elsewhere pydantic asks again (bounded
+reasks).
 Tokens and latency are counted per attempt from instructor's hooks (a ContextVar keeps concurrent
 calls apart), not from the final object. Every failure (timeout, HTTP error, invalid or truncated
 output) ends as a PolicyOutcome with a reason; nothing here raises into the run. The measured
@@ -19,12 +21,12 @@ import time
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from functools import cache
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import instructor
 import openai
 from instructor.core import IncompleteOutputException, InstructorRetryException
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, create_model
 
 from agent.cache import DecisionCache, cache_key
 from agent.llm_transport import check_response_models_once, fewer_gc_passes, http_client, post_as_built
@@ -50,49 +52,71 @@ logging.getLogger("instructor").addHandler(logging.NullHandler())
 
 
 class _ProposalSchema(instructor.OpenAISchema):
-    """A next-best action for one customer: one template of the allowed list, its channel, a discount,
-    and the message."""
+    """A next-best action for one customer: one template of the allowed list, a discount, and the
+    message. The channel is the template's own (`channel_of`, set per segment): it is not asked for."""
 
     model_config = ConfigDict(extra="forbid")
+    channel_of: ClassVar[dict[str, str]] = {}
+
+    # Not in the schema the model answers (pydantic leaves computed fields out of the validation
+    # schema), but in model_dump(), so the proposal has it. Asked for, SmolLM2 wrote the wrong channel
+    # for 22 of 361 demo customers (each a fallback: a reask never fixed one) and spent 9 tokens of
+    # about 100 on it every time.
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def channel(self) -> str:
+        return type(self).channel_of[self.template_id]  # type: ignore[attr-defined]
 
 
 @cache
 def response_model_for(segment: str, ref: ReferenceData) -> type[BaseModel]:
-    """The response model for one segment: template_id and channel narrowed to its action bank."""
+    """The response model for one segment: template_id narrowed to its action bank, the discount to
+    a whole percentage within the bank's range, and the text bounded by its channels' limits."""
     return check_response_models_once(_build_response_model(segment, ref))
+
+
+def _text_bounds(channels: Sequence[str], ref: ReferenceData) -> tuple[int, int]:
+    """(message, subject) length bounds for answers on these channels: the longest channel limit
+    (at most MESSAGE_CHARS), and the email subject limit when email is one of them (else 0)."""
+    limits = [ref.channel_limits[c] for c in channels if c in ref.channel_limits]
+    message = min(MESSAGE_CHARS, max((x.max_chars for x in limits), default=MESSAGE_CHARS))
+    return message, max((x.max_subject_chars for x in limits), default=0)
 
 
 def _build_response_model(segment: str, ref: ReferenceData) -> type[BaseModel]:
     actions = ref.actions_for(segment)
     pairs = {a.template_id: a.channel for a in actions}
     templates = tuple(sorted(pairs))
-    channels = tuple(sorted(set(pairs.values())))
-
-    def check_pair(self: Any) -> Any:
-        expected = pairs.get(self.template_id)
-        if expected is not None and expected != self.channel:
-            raise ValueError(
-                f'template_id "{self.template_id}" is sent on channel "{expected}", not "{self.channel}": '
-                f'answer again with channel "{expected}"'
-            )
-        return self
-
-    # template_id comes first: a grammar-constrained model then picks the channel knowing the template.
-    # Built on instructor's schema base once per segment, so instructor does not re-wrap it per call.
-    # The ignores below: create_model's stubs type __validators__ values as plain callables (a
-    # model_validator is a pydantic descriptor proxy), and a Literal built from runtime tuples is not a
-    # static type, so mypy rejects both although pydantic accepts them at runtime.
-    return create_model(
+    top = int(max((a.max_discount_pct for a in actions), default=0))
+    message_chars, subject_chars = _text_bounds(sorted(set(pairs.values())), ref)
+    # Whole percentages within the bank's range, and bounded text: each bound becomes the grammar's on
+    # llama-server. Unbounded, SmolLM2 wrote discounts like 0.2142857142869352 (19 tokens) and
+    # rambled past max_tokens (7 of 361 demo answers cut off, each a fallback). The guardrails still
+    # clamp the discount to the run's cap and the action's range.
+    # The ignores below: a Literal built from runtime tuples is not a static type, so mypy rejects it
+    # although pydantic accepts it at runtime.
+    model = create_model(
         f"Proposal_{segment}",
         __base__=_ProposalSchema,
-        __validators__={"check_pair": model_validator(mode="after")(check_pair)},  # type: ignore[dict-item]
-        template_id=(Literal[templates], Field(description="template_id of one allowed action")),  # type: ignore[valid-type,arg-type]
-        channel=(Literal[channels], Field(description="the channel of that action")),  # type: ignore[valid-type,arg-type]
-        discount_pct=(float, Field(description="discount percentage offered, 0 for none")),
-        subject=(str | None, Field(default=None, description="email subject; null for sms and push")),
-        message=(str, Field(min_length=1, description="the message text sent to the customer")),
-        rationale=(str, Field(default="", description="one sentence: why this action")),
+        template_id=(Literal[templates], Field(description="template_id of one allowed action")),  # type: ignore[valid-type]
+        discount_pct=(int, Field(ge=0, le=top, description="discount in whole percent, 0 for none")),
+        subject=(
+            str | None,
+            Field(default=None, max_length=subject_chars, description="email subject; null for sms and push"),
+        ),
+        message=(
+            str,
+            Field(
+                min_length=1, max_length=message_chars, description="the message text sent to the customer"
+            ),
+        ),
+        rationale=(
+            str,
+            Field(default="", max_length=RATIONALE_CHARS, description="one sentence: why this action"),
+        ),
     )
+    model.channel_of = pairs
+    return model
 
 
 class _ChoiceSchema(instructor.OpenAISchema):
@@ -139,11 +163,7 @@ def response_model_for_prompt(
     text bounded by the offered channels' limits), else an action of the segment's bank."""
     if not prompt.choices:
         return response_model_for(ctx.segment, ref)
-    limits = [
-        ref.channel_limits[channel] for _, channel, _ in prompt.choices if channel in ref.channel_limits
-    ]
-    message = min(MESSAGE_CHARS, max((x.max_chars for x in limits), default=MESSAGE_CHARS))
-    subject = max((x.max_subject_chars for x in limits), default=0)
+    message, subject = _text_bounds([channel for _, channel, _ in prompt.choices], ref)
     return choice_model_for(len(prompt.choices), message, subject)
 
 
@@ -153,8 +173,8 @@ def as_proposal(answer: BaseModel, prompt: RenderedPrompt) -> Proposal:
     if prompt.choices:
         template_id, channel, discount = prompt.choices[int(data.pop("choice")) - 1]
         data.update(template_id=template_id, channel=channel, discount_pct=discount)
-        if channel != "email":  # written before the choice, the subject is for email only
-            data["subject"] = None
+    if data["channel"] != "email":  # a subject is for email only (a ranked choice writes it first)
+        data["subject"] = None
     return Proposal.model_validate(data)
 
 

@@ -348,8 +348,10 @@ def quality_row(label: str, ctxs, history, settings, llm: LLMSettings, url: str,
         secs = time.perf_counter() - t0
     valid = fit = 0
     for a in seen:
-        tid, ch = a.get("template_id"), a.get("channel")
+        tid = a.get("template_id")
         spec = next((x for x in ref.actions if x.template_id == tid), None)
+        # today's answers name the channel too; the new ones do not (it comes with the template)
+        ch = a.get("channel", spec.channel if spec is not None else None)
         if spec is not None and ch in {"email", "sms", "push"}:
             valid += 1
             fit += spec.channel == ch

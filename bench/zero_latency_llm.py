@@ -1,8 +1,8 @@
 """Benchmark-only OpenAI-compatible server that answers every chat completion at once.
 
 It reads the forced tool (instructor's Mode.TOOLS sends `tool_choice` with the response model's
-name) and answers with arguments built from that tool's JSON schema: the first allowed template and
-channel, a 5% discount and a short message. Keep-alive HTTP/1.1 on asyncio, no framework, so the
+name) and answers with arguments built from that tool's JSON schema: the first allowed template (and its
+channel, if the schema asks for one), a 5% discount and a short message. Keep-alive HTTP/1.1 on asyncio, no framework, so the
 server costs as little as possible next to the client being measured. Never used by the product.
 
     python bench/zero_latency_llm.py --port 8099
@@ -35,16 +35,15 @@ def _arguments(tool: dict) -> str:
 
     template = first("template_id")
     channel = TEMPLATE_CHANNEL[template]
-    return json.dumps(
-        {
-            "template_id": template,
-            "channel": channel,
-            "discount_pct": 5,
-            "subject": "A little something for you" if channel == "email" else None,
-            "message": "We miss you! Enjoy 5% off your next order.",
-            "rationale": "benchmark",
-        }
-    )
+    answer = {
+        "template_id": template,
+        "channel": channel,
+        "discount_pct": 5,
+        "subject": "A little something for you" if channel == "email" else None,
+        "message": "We miss you! Enjoy 5% off your next order.",
+        "rationale": "benchmark",
+    }
+    return json.dumps({k: v for k, v in answer.items() if k in props})  # what the schema asks for
 
 
 def completion(body: bytes) -> bytes:

@@ -190,8 +190,14 @@ def test_cassette_proposal_above_cap_is_clamped_and_message_fixed(server_url: st
     assert_invariants(decision, "clamp", discount_cap=0.0)
 
 
+# The exhausted case is recorded in instructor's JSON mode (response_format json_object): the server
+# makes the answer JSON but not the schema's, as an endpoint without schema enforcement does. With
+# the schema's grammar (JSON_SCHEMA, the default) every answer of the embedded model is valid.
+EXHAUSTED = {"max_retries": 2, "instructor_mode": "json", "max_tokens": 1000}
+
+
 def test_cassette_output_invalid_until_retries_run_out(server_url: str) -> None:
-    decision, _, calls = run_case("exhausted", server_url, max_retries=2)
+    decision, _, calls = run_case("exhausted", server_url, **EXHAUSTED)
     assert calls == 3 and len(decision.attempts) == 3
     assert all(a.error for a in decision.attempts), "every attempt failed validation"
     assert decision.policy == "llm->rules" and decision.fallback_reason == "invalid_output"
@@ -215,7 +221,7 @@ def test_cassette_deterministic_failure_is_cached_too(server_url: str, tmp_path)
 
     cache = DecisionCache(tmp_path / "cache.sqlite")
     require_cassette("exhausted.yaml")
-    llm = llm_test_settings(cache=True, max_retries=2)
+    llm = llm_test_settings(cache=True, **EXHAUSTED)
     with llm_vcr().use_cassette("exhausted.yaml"):
         first, s1 = decide_llm([CASES["exhausted"]], server_url, llm=llm, cache=cache)
     assert s1["llm_calls"] == 3 and first[0][0].fallback_reason == "invalid_output"
@@ -225,17 +231,16 @@ def test_cassette_deterministic_failure_is_cached_too(server_url: str, tmp_path)
 
 
 def test_cassette_reask_sends_the_answer_and_its_validation_error_back(server_url: str) -> None:
-    """On llama-server the JSON-schema grammar makes every answer valid JSON with allowed values; what
-    still fails is a template paired with the wrong channel. Each reask (instructor's JSON_SCHEMA reask)
-    keeps the conversation, adds the model's answer and the validation error, and asks again; the
-    recorded traffic of the exhausted case shows exactly that. (Re-recorded against llama-server, none
-    of 16 demo customers searched needed a reask that then succeeded, so no such cassette exists.)"""
+    """On llama-server the JSON-schema grammar makes every answer valid; an answer that is not (here
+    in JSON mode, which enforces JSON but not the schema) is asked again. Each reask keeps the
+    conversation, adds the model's answer and the validation error, and asks again; the recorded
+    traffic of the exhausted case shows exactly that."""
     import json
 
     import yaml
     from cassette_support import CASSETTES
 
-    decision, _, calls = run_case("exhausted", server_url, max_retries=2)
+    decision, _, calls = run_case("exhausted", server_url, **EXHAUSTED)
     assert calls == 3 and len(decision.attempts) == 3
     bodies = [
         json.loads(i["request"]["body"])
@@ -245,7 +250,7 @@ def test_cassette_reask_sends_the_answer_and_its_validation_error_back(server_ur
     for before, after in zip(bodies, bodies[1:], strict=False):
         assert after["messages"][: len(before["messages"])] == before["messages"]  # prefix kept: cacheable
         answer, error = after["messages"][-2], after["messages"][-1]
-        assert answer["role"] == "assistant" and '"template_id"' in answer["content"]
-        assert error["role"] == "user" and "is sent on channel" in error["content"]
+        assert answer["role"] == "assistant" and answer["content"]
+        assert error["role"] == "user" and "validation error" in error["content"] and "Proposal_" in error["content"]
         assert after["response_format"] == before["response_format"]  # the same grammar every time
     assert decision.policy == "llm->rules" and decision.fallback_reason == "invalid_output"
