@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from functools import cache
 from typing import Any, ClassVar, Literal
@@ -56,7 +56,7 @@ class _ProposalSchema(instructor.OpenAISchema):
     message. The channel is the template's own (`channel_of`, set per segment): it is not asked for."""
 
     model_config = ConfigDict(extra="forbid")
-    channel_of: ClassVar[dict[str, str]] = {}
+    channel_of: ClassVar[Mapping[str, str]] = {}
 
     # Not in the schema the model answers (pydantic leaves computed fields out of the validation
     # schema), but in model_dump(), so the proposal has it. Asked for, SmolLM2 wrote the wrong channel
@@ -98,7 +98,7 @@ def _build_response_model(segment: str, ref: ReferenceData) -> type[BaseModel]:
     model = create_model(
         f"Proposal_{segment}",
         __base__=_ProposalSchema,
-        template_id=(Literal[templates], Field(description="template_id of one allowed action")),  # type: ignore[valid-type]
+        template_id=(Literal[templates], Field(description="template_id of one allowed action")),  # type: ignore[valid-type,arg-type]
         discount_pct=(int, Field(ge=0, le=top, description="discount in whole percent, 0 for none")),
         subject=(
             str | None,

@@ -251,6 +251,10 @@ def test_cassette_reask_sends_the_answer_and_its_validation_error_back(server_ur
         assert after["messages"][: len(before["messages"])] == before["messages"]  # prefix kept: cacheable
         answer, error = after["messages"][-2], after["messages"][-1]
         assert answer["role"] == "assistant" and answer["content"]
-        assert error["role"] == "user" and "validation error" in error["content"] and "Proposal_" in error["content"]
+        assert (
+            error["role"] == "user"
+            and "validation error" in error["content"]
+            and "Proposal_" in error["content"]
+        )
         assert after["response_format"] == before["response_format"]  # the same grammar every time
     assert decision.policy == "llm->rules" and decision.fallback_reason == "invalid_output"
