@@ -79,7 +79,10 @@ class Setup:
 
 
 def llm_settings(**overrides: Any) -> LLMSettings:
-    """The embedded model's settings (NBA_LLM__* applies, e.g. NBA_LLM__THREADS), with overrides."""
+    """The embedded model's settings (NBA_LLM__* applies, e.g. NBA_LLM__THREADS), with overrides (the
+    concurrency follows overridden slots, as it does in the settings)."""
+    if "slots" in overrides:
+        overrides.setdefault("concurrency", overrides["slots"])
     return load_settings(RunConfig).llm.model_copy(update=overrides)
 
 
@@ -182,7 +185,8 @@ def batched_bench(
         threads,
         "-tb",
         threads,
-        "--kv-unified",
+        "--no-kv-unified",  # the server's KV layout and type
+        *llama_server.kv_args(),
         "--output-format",
         "jsonl",
         *llama_server.repack_args(),  # the server's own rule: llama.cpp crashes repacking on AMX

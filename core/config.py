@@ -45,9 +45,11 @@ EMBEDDED_MODEL = "smollm2-135m-instruct"
 # with 2 reasks, measured), and each reask costs a full completion: it falls back to the rules at
 # once. Any configured endpoint gets one reask.
 EMBEDDED_REASKS, ENDPOINT_REASKS = 0, 1
-# llama-server slots for the embedded model, and the client concurrency that follows them unless set:
-# 4 slots at concurrency 4: 0.96 decisions/s through decide() vs 0.37 before, quiet (issue 17).
-EMBEDDED_SLOTS = 4
+# llama-server slots for the embedded model, and the client concurrency that follows them unless set.
+# 4 slots at concurrency 4: 0.96 decisions/s through decide() vs 0.37 before (AMD EPYC, one KV cache
+# for all slots). With each slot's own BF16 KV cache, 8 slots: 0.549 vs 0.486 at 4 on the 2-core Xeon
+# (bench/bench_llm_embedded.py, quiet); more streams share each read of the weights.
+EMBEDDED_SLOTS = 8
 
 _G = GuardrailSettings.model_fields
 _VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")

@@ -147,7 +147,7 @@ def test_server_command_serves_slots_on_loopback_with_the_repeat_penalty(home, m
     assert cmd[cmd.index("--host") + 1] == "127.0.0.1" and cmd[cmd.index("--port") + 1] == "8123"
     assert cmd[cmd.index("--parallel") + 1] == "3" and cmd[cmd.index("--ctx-size") + 1] == str(3 * 2048)
     assert cmd[cmd.index("--repeat-penalty") + 1] == "1.1"  # SmolLM2 loops to max_tokens without it
-    assert "--kv-unified" in cmd and "--no-webui" in cmd
+    assert "--no-kv-unified" in cmd and "--no-webui" in cmd  # each slot attends to its own cells
     assert cmd[cmd.index("--threads") + 1] == str(os.cpu_count() or 1)
 
 
@@ -158,6 +158,18 @@ def test_quantized_weights_are_not_repacked_on_an_amx_cpu(home, monkeypatch) -> 
     amx = llama_server.server_command(Path("/m.gguf"), 1, alias="s", slots=1, flags=["avx512f", "amx_tile"])
     amd = llama_server.server_command(Path("/m.gguf"), 1, alias="s", slots=1, flags=["avx512f", "avx2"])
     assert "--no-repack" in amx and "--no-repack" not in amd
+
+
+def test_kv_cache_is_bf16_where_the_cpu_computes_in_bf16(home, monkeypatch) -> None:
+    monkeypatch.setattr(llama_server, "ensure_built", lambda: home / "bin")
+    bf16 = llama_server.server_command(
+        Path("/m.gguf"), 1, alias="s", slots=1, flags=["avx512f", "avx512_bf16"]
+    )
+    plain = llama_server.server_command(Path("/m.gguf"), 1, alias="s", slots=1, flags=["avx2"])
+    assert (
+        bf16[bf16.index("--cache-type-k") + 1] == "bf16" and bf16[bf16.index("--cache-type-v") + 1] == "bf16"
+    )
+    assert "--cache-type-k" not in plain and "--cache-type-v" not in plain  # llama.cpp's F16 default
 
 
 def test_model_path_is_served_as_it_is_without_download_or_conversion(tmp_path, home, monkeypatch) -> None:

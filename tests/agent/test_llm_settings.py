@@ -60,7 +60,7 @@ def test_instructor_mode_follows_the_server_and_one_setting_overrides(
 
 def test_embedded_concurrency_matches_the_server_slots_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
     s = llm(monkeypatch)
-    assert s.slots == 4 and s.concurrency == 4
+    assert s.slots == 8 and s.concurrency == 8
     assert llm(monkeypatch, NBA_LLM__SLOTS="2").concurrency == 2
     assert llm(monkeypatch, NBA_LLM__SLOTS="4", NBA_LLM__CONCURRENCY="1").concurrency == 1
     assert llm(monkeypatch, OPENAI_BASE_URL="http://127.0.0.1:9/v1").concurrency == 2
