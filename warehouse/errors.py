@@ -31,6 +31,12 @@ class WarehouseUnreadable(WarehouseError):
     exit_code = 2
 
 
+class TruthMissing(WarehouseError, FileNotFoundError):
+    """The synthetic generator's ground truth, which the evals score against, is not there."""
+
+    exit_code = 2
+
+
 class WarehouseBusy(WarehouseError):
     """Another process holds the warehouse (a build, or a run writing to it); names the holder."""
 

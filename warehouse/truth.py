@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from warehouse.errors import TruthMissing
 from warehouse.paths import DBT_DIR, truth_dir
 
 ACTION_BANK_CSV = DBT_DIR / "seeds" / "action_bank.csv"
@@ -184,7 +185,10 @@ def load_truth(directory: Path | None = None) -> Truth:
     directory = directory or truth_dir()
     params_path = directory / PARAMS_FILE
     if not params_path.exists():
-        raise FileNotFoundError(f"no ground truth at {params_path}: run `nba-warehouse generate` first")
+        raise TruthMissing(
+            f"no ground truth at {params_path}: the evals score policies against the synthetic "
+            "generator's truth; run `make seed` (or point NBA_TRUTH_DIR at a generated warehouse's truth)"
+        )
     expected_path = directory / EXPECTED_FILE
     expected = pq.read_table(expected_path) if expected_path.exists() else None
     return Truth(params=pq.read_table(params_path), expected_rewards=expected, meta_dir=directory)

@@ -89,6 +89,17 @@ def test_bad_arguments_get_one_line_naming_the_fix(capsys: pytest.CaptureFixture
         assert len(err) == 1 and needle in err[0], (args, err)
 
 
+def test_missing_truth_gets_one_line_and_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A warehouse without the generator's truth (here: an empty truth folder) is bad input, not a
+    traceback."""
+    monkeypatch.setenv("NBA_TRUTH_DIR", str(tmp_path))
+    assert cli.main(["--mode", "rules", "--baseline", "random", "--sample", "5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no ground truth at" in err[0] and "make seed" in err[0], err
+
+
 def test_llm_progress_line_reaches_the_total(capsys: pytest.CaptureFixture[str]) -> None:
     advance = cli._progress_printer("llm:v1", 3, every_s=3600)
     advance(2)  # within the interval: silent
