@@ -121,7 +121,9 @@ class LLMSettings(Section):
     # llama-server's threads (default: every core). On a machine other work keeps busy, 1 thread beats
     # 2 by 8-30x (ggml's threads wait for each other at every op; bench/bench_llm_embedded.py)
     threads: int | None = Field(default=None, ge=1, le=256)
-    max_tokens: int = Field(default=200, ge=16, le=8192)
+    # room for the longest answer the response models' length bounds allow (subject 80, message 400
+    # and rationale 160 characters, about 220 tokens): at 200, 5 of 48 v3 answers were cut off
+    max_tokens: int = Field(default=256, ge=16, le=8192)
     http_retries: int = Field(default=0, ge=0, le=5)
     http_transport: Literal["aiohttp", "httpx"] = "aiohttp"
     cache: bool = True

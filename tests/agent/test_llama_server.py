@@ -145,7 +145,7 @@ def test_server_command_serves_slots_on_loopback_with_the_repeat_penalty(home, m
     cmd = llama_server.server_command(Path("/m.gguf"), 8123, alias="smol", slots=3)
     assert cmd[0] == str(home / "bin" / "llama-server")
     assert cmd[cmd.index("--host") + 1] == "127.0.0.1" and cmd[cmd.index("--port") + 1] == "8123"
-    assert cmd[cmd.index("--parallel") + 1] == "3" and cmd[cmd.index("--ctx-size") + 1] == str(3 * 2048)
+    assert cmd[cmd.index("--parallel") + 1] == "3" and cmd[cmd.index("--ctx-size") + 1] == str(3 * 4096)
     assert cmd[cmd.index("--repeat-penalty") + 1] == "1.1"  # SmolLM2 loops to max_tokens without it
     assert "--no-kv-unified" in cmd and "--no-webui" in cmd  # each slot attends to its own cells
     assert cmd[cmd.index("--threads") + 1] == str(os.cpu_count() or 1)
@@ -170,6 +170,9 @@ def test_kv_cache_is_bf16_where_the_cpu_computes_in_bf16(home, monkeypatch) -> N
         bf16[bf16.index("--cache-type-k") + 1] == "bf16" and bf16[bf16.index("--cache-type-v") + 1] == "bf16"
     )
     assert "--cache-type-k" not in plain and "--cache-type-v" not in plain  # llama.cpp's F16 default
+    # RoPE cannot shift BF16 keys on the CPU (the server aborted on a reask): no chunk reuse there
+    assert "--cache-reuse" not in bf16 and "--no-context-shift" in bf16
+    assert plain[plain.index("--cache-reuse") + 1] == "256"
 
 
 def test_model_path_is_served_as_it_is_without_download_or_conversion(tmp_path, home, monkeypatch) -> None:
