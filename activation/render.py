@@ -93,7 +93,8 @@ def print_summary(s: RunSummary, console: Console | None = None) -> None:  # noq
     if s.mode == "llm":
         fallbacks = sum(s.fallbacks.values())
         why = f" ({escape(', '.join(f'{k} {v}' for k, v in s.fallbacks.items()))})" if fallbacks else ""
-        rate = f", {s.completion_tokens / s.llm_latency_s:.1f} tokens/s" if s.llm_latency_s else ""
+        # per call: the calls run side by side (one per server slot), so the run goes faster than this
+        rate = f", {s.completion_tokens / s.llm_latency_s:.1f} tokens/s per call" if s.llm_latency_s else ""
         console.print(
             f"LLM: {escape(s.model or '')}, prompt {s.prompt_version}; {s.llm_calls} calls, {s.cache_hits} cached"
         )
