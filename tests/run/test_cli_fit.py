@@ -109,7 +109,9 @@ def test_the_summary_fits_80_columns_in_every_mode(warehouse_copy: Path) -> None
     )  # fmt: skip
     text = render(llm)
     assert "LLM: smollm2-135m-instruct, prompt v1; 361 calls, 12 cached" in text
-    assert "22.1 tokens/s per call" in text and "fallbacks to rules: 83 (invalid_output 80, timeout 3)" in text
+    assert (
+        "22.1 tokens/s per call" in text and "fallbacks to rules: 83 (invalid_output 80, timeout 3)" in text
+    )
 
     learned = rules.model_copy(
         update={"mode": "learned", "model": "gbm-7a7a87d2f35aaec0", "policy_stats": {"model_trained": 0},
