@@ -324,6 +324,8 @@ def server_command(
     tokens/s in llama-batched-bench, 4 streams) and BF16, which is never repacked, is unchanged
     (217-220)."""
     threads = threads or os.cpu_count() or 1
+    flags = cpu_flags() if flags is None else flags  # read once: repack_args and kv_args decide on it
+    kv = kv_args(flags)
     return [
         str(ensure_built() / "llama-server"),
         "--model",
@@ -347,10 +349,10 @@ def server_command(
         "1.1",
         "--no-webui",
         *repack_args(flags),
-        *kv_args(flags),
+        *kv,
         # shifting cached keys applies RoPE to them, which ggml's CPU backend cannot do on BF16 (the
         # server aborted in ggml_compute_forward_rope on a reask): no chunk reuse, no context shift
-        *(["--no-context-shift"] if kv_args(flags) else ["--cache-reuse", "256"]),
+        *(["--no-context-shift"] if kv else ["--cache-reuse", "256"]),
     ]
 
 
