@@ -160,6 +160,7 @@ def _run(settings: EvalSettings) -> tuple[EvalReport, Path]:
     if baseline.name == candidate.name:
         raise UserError(f"candidate and baseline are the same policy ({candidate.name}): change --baseline")
     ensure_warehouse()
+    truth = warehouse_truth()  # before any decision: a warehouse without it is one line, at once
     con = duckdb.connect(str(paths.duckdb_path()))
     as_of = settings.as_of or data_as_of(con)
     ref = reference_for(con)
@@ -221,7 +222,7 @@ def _run(settings: EvalSettings) -> tuple[EvalReport, Path]:
             logged=logged,
             contexts_by_customer=contexts,
             decide=decide_for,
-            truth=warehouse_truth(),
+            truth=truth,
             seed=settings.seed,
             n_bootstrap=settings.n_bootstrap,
             data_as_of=as_of.astimezone(UTC),

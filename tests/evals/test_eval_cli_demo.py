@@ -90,14 +90,19 @@ def test_bad_arguments_get_one_line_naming_the_fix(capsys: pytest.CaptureFixture
 
 
 def test_missing_truth_gets_one_line_and_exit_2(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    warehouse_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A warehouse without the generator's truth (here: an empty truth folder) is bad input, not a
-    traceback."""
-    monkeypatch.setenv("NBA_TRUTH_DIR", str(tmp_path))
+    """A built warehouse without the generator's truth (here: an empty truth folder) is bad input,
+    not a traceback. (On the demo warehouse, not the repo's default: CI's clean clone has none, and
+    building one would seed, and so write a truth, into the empty folder.)"""
+    empty = tmp_path / "no-truth"
+    empty.mkdir()
+    monkeypatch.setenv("NBA_TRUTH_DIR", str(empty))
+    monkeypatch.setenv("NBA_REPORTS_DIR", str(tmp_path / "reports"))
     assert cli.main(["--mode", "rules", "--baseline", "random", "--sample", "5"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no ground truth at" in err[0] and "make seed" in err[0], err
+    assert not (tmp_path / "reports").exists()  # nothing half-written
 
 
 def test_llm_progress_line_reaches_the_total(capsys: pytest.CaptureFixture[str]) -> None:
