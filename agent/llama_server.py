@@ -1,9 +1,10 @@
 """llama.cpp's own C++ server (`llama-server`), built once from the sources that the pinned
-`llama-cpp-python` sdist vendors, and the embedded model's weights converted once to BF16.
+`llama-cpp-python` sdist vendors, and the embedded model's weights converted once to 16-bit floats:
+BF16 on a CPU with AVX512-BF16, F16 elsewhere (`weight_type`).
 
 Why this and not llama-cpp-python's server (bench/bench_llm_embedded.py, issue 17): llama-server runs
 several slots with continuous batching and reuses each slot's cached prompt prefix, and ggml's batched
-kernels read a BF16 prompt 3-4x faster than the shipped Q4_1 on this CPU. Nothing of llama-cpp-python
+kernels read a 16-bit prompt 3-4x faster than the shipped Q4_1. Nothing of llama-cpp-python
 is installed: pip downloads its sdist (no compile), cmake builds three binaries from the vendored
 llama.cpp (llama-server, llama-quantize, llama-batched-bench), and the binaries are kept under
 `<venv>/llama.cpp/` keyed by the sdist version and this CPU's instruction set (GGML_NATIVE), so a
@@ -274,25 +275,35 @@ def ensure_built(sources: Callable[[Path, Path], Path] = fetch_sources) -> Path:
     return binary(TARGETS[0]).parent
 
 
-def converted_bf16(source: Path) -> Path:
-    """The source GGUF requantized to BF16 once (`llama-quantize --allow-requantize`), cached by the
-    source's size and mtime. ggml's batched kernels read a BF16 prompt several times faster than Q4_1
-    here, and dequantizing the shipped Q4_1 loses nothing measurable."""
+def weight_type(flags: list[str] | None = None) -> str:
+    """The 16-bit type ggml computes fastest from on this CPU: BF16 where the CPU has AVX512-BF16,
+    F16 elsewhere. llamafile's tinyBLAS has an AVX2+F16C kernel for F16 but multiplies BF16 fast
+    only with AVX512-BF16: on a 2-core AMD EPYC (Zen 3, AVX2 only), llama-batched-bench at our
+    lengths, 8 streams, four alternating runs, F16 0.80-0.96 vs BF16 0.72-0.75 decisions/s (Q8_0
+    0.66-0.81, the shipped Q4_1 0.45); with AVX512-BF16 (Xeon, Zen 4) BF16 is the fast one."""
+    return "BF16" if "avx512_bf16" in (cpu_flags() if flags is None else flags) else "F16"
+
+
+def converted(source: Path, flags: list[str] | None = None) -> Path:
+    """The source GGUF requantized once to `weight_type` (`llama-quantize --allow-requantize`), cached
+    by the source's size and mtime and named by the type. ggml's batched kernels read a 16-bit prompt
+    several times faster than Q4_1, and dequantizing the shipped Q4_1 loses nothing measurable."""
+    kind = weight_type(flags)
     st = source.stat()
     tag = hashlib.sha256(f"{source.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:10]
     stem = source.name.removesuffix(".gguf").replace(".Q4_1", "")
-    target = home() / "models" / f"{stem}.BF16.{tag}.gguf"
+    target = home() / "models" / f"{stem}.{kind}.{tag}.gguf"
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     quantize = ensure_built() / "llama-quantize"
-    say(f"converting {source.name} to BF16 once ({st.st_size / 1e6:.0f} MB, a few seconds)")
+    say(f"converting {source.name} to {kind} once ({st.st_size / 1e6:.0f} MB, a few seconds)")
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         part = Path(tmp) / target.name
         log = Path(tmp) / "quantize.log"
         nthreads = str(os.cpu_count() or 1)
-        _run([str(quantize), "--allow-requantize", str(source), str(part), "BF16", nthreads], log)
+        _run([str(quantize), "--allow-requantize", str(source), str(part), kind, nthreads], log)
         os.replace(part, target)
     say(f"converted in {time.monotonic() - t0:.1f}s: {target}")
     return target

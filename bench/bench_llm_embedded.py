@@ -1,6 +1,6 @@
 """The embedded LLM against the hardware's limit, side by side in one run, on real demo customers:
 
-1. engine: `llama-batched-bench` (the same build and BF16 weights), SLOTS and 2xSLOTS parallel sequences
+1. engine: `llama-batched-bench` (the same build and weights: BF16 or F16, by CPU), SLOTS and 2xSLOTS parallel sequences
    of our measured prompt tokens (the ones the server really had to read, i.e. not from its prefix
    cache) and completion tokens: aggregate decisions/s = sequences / total time;
 2. raw server: the request bodies our client sends (messages, response_format json_schema,
@@ -392,12 +392,13 @@ def quality(n: int, old_python: str | None, old_prompts: Path | None) -> None:
                 )
             )
     new = llm_settings(cache=False, timeout_s=600)
+    weights = new.model_path.name if new.model_path else llama_server.weight_type()
     with local_llm.serve(new) as url:
         if old_prompts:
             with prompts_from(old_prompts):
                 rows.append(
                     quality_row(
-                        f"llama-server, BF16, json_schema, conc {new.concurrency}, old prompt",
+                        f"llama-server, {weights}, json_schema, conc {new.concurrency}, old prompt",
                         ctxs,
                         history,
                         settings,
@@ -409,7 +410,7 @@ def quality(n: int, old_python: str | None, old_prompts: Path | None) -> None:
     with local_llm.serve(new) as url:
         rows.append(
             quality_row(
-                f"new: llama-server, BF16, json_schema, conc {new.concurrency}, new prompt",
+                f"new: llama-server, {weights}, json_schema, conc {new.concurrency}, new prompt",
                 ctxs,
                 history,
                 settings,

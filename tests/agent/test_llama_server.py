@@ -175,6 +175,34 @@ def test_kv_cache_is_bf16_where_the_cpu_computes_in_bf16(home, monkeypatch) -> N
     assert plain[plain.index("--cache-reuse") + 1] == "256"
 
 
+def test_weights_are_converted_to_the_16_bit_type_this_cpu_computes_fastest(
+    tmp_path, home, monkeypatch
+) -> None:
+    # tinyBLAS multiplies BF16 fast only with AVX512-BF16; on an AVX2-only CPU F16 is the fast one
+    # (llama-batched-bench, Zen 3: F16 0.80-0.96 vs BF16 0.72-0.75 decisions/s)
+    assert llama_server.weight_type(["avx2", "avx512f", "avx512_bf16"]) == "BF16"
+    assert llama_server.weight_type(["avx2", "f16c", "fma"]) == "F16"
+    source = tmp_path / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    source.write_bytes(b"GGUF\x03\x00\x00\x00")
+    # a llama-quantize that copies its input and records the type it was asked for, run for real
+    bin_dir = home / "bin"
+    bin_dir.mkdir(parents=True)
+    types = tmp_path / "types.txt"
+    script = bin_dir / "llama-quantize"
+    script.write_text(f'#!/bin/sh\ncp "$2" "$3" && echo "$4" >> {types}\n')
+    script.chmod(0o755)
+    monkeypatch.setattr(llama_server, "ensure_built", lambda: bin_dir)
+    f16 = llama_server.converted(source, ["avx2"])
+    bf16 = llama_server.converted(source, ["avx512_bf16"])
+    assert types.read_text().split() == ["F16", "BF16"]
+    assert f16.name.startswith("SmolLM2-135M-Instruct.F16.") and bf16.name.startswith(
+        "SmolLM2-135M-Instruct.BF16."
+    )
+    assert f16.exists() and bf16.exists() and f16 != bf16
+    assert llama_server.converted(source, ["avx2"]) == f16  # once per type: not converted again
+    assert types.read_text().split() == ["F16", "BF16"]
+
+
 def test_model_path_is_served_as_it_is_without_download_or_conversion(tmp_path, home, monkeypatch) -> None:
     from agent import local_llm
     from core.config import LLMSettings
@@ -185,7 +213,7 @@ def test_model_path_is_served_as_it_is_without_download_or_conversion(tmp_path, 
     def no(*a: object, **k: object) -> Path:
         raise AssertionError("a user's GGUF is neither downloaded nor converted")
 
-    monkeypatch.setattr(llama_server, "converted_bf16", no)
+    monkeypatch.setattr(llama_server, "converted", no)
     monkeypatch.setattr(local_llm, "shipped_gguf", no)
     monkeypatch.setattr(llama_server, "ensure_built", lambda: home / "bin")
     settings = LLMSettings(model_path=mine, slots=2)

@@ -1,4 +1,4 @@
-"""Live: the real embedded model (SmolLM2-135M, BF16, on llama.cpp's llama-server, built on first use and
+"""Live: the real embedded model (SmolLM2-135M, BF16 or F16 by CPU, on llama.cpp's llama-server, built on first use and
 started by the run itself), end to end on a handful of real warehouse customers. Asserts the product's promises, not the model's words: every
 decision schema-valid, every guardrail invariant holding, the run completing, failures visible as
 fallbacks with reasons. Run with `make test-live` (also in .ci/run)."""
