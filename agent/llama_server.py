@@ -325,9 +325,9 @@ def server_command(
     it loops to max_tokens: 26 of 30 fell back, measured); --cache-reuse (F16 keys only) lets a slot
     reuse cached chunks of its previous prompt; the prompt prefix is reused per slot anyway
     (cache_prompt), and our prompts put what customers share first.
-    --no-kv-unified and, on a CPU with AVX512-BF16, a BF16 KV cache (`kv_args`): attention was a third
-    of the server's CPU time (perf, 4 slots); each slot attending to its own cells, in BF16, took
-    generation from 85-92 to 64-72 ms per token per slot on the 2-core Xeon (AVX512-BF16, AMX), and
+    --no-kv-unified and, on a CPU with AMX, a BF16 KV cache (`kv_args`): attention was a third of the
+    server's CPU time (perf, 4 slots); each slot attending to its own cells, in BF16, took generation
+    from 85-92 to 64-72 ms per token per slot on the 2-core Xeon (AVX512-BF16, AMX), and
     llama-batched-bench from 0.66 to 0.74 decisions/s at 4 streams.
     --no-repack on a CPU with AMX (`amx_tile`, `flags` default: this CPU's): ggml repacks quantized
     weights (Q4_1, Q8_0, ...) into its AMX buffer there, and on the 2-core Xeon VM where this was
@@ -368,10 +368,13 @@ def server_command(
 
 
 def kv_args(flags: list[str] | None = None) -> list[str]:
-    """The KV cache in BF16 on a CPU with AVX512-BF16, for every llama.cpp tool we run (see
-    server_command); F16, llama.cpp's default, elsewhere. BF16 keys are what gains: F16 keys with
-    BF16 values measured as F16 for both (0.539 and 0.532 decisions/s against 0.590, 8 slots)."""
-    bf16 = "avx512_bf16" in (cpu_flags() if flags is None else flags)
+    """The KV cache in BF16 on a CPU with AMX (`amx_bf16`), for every llama.cpp tool we run (see
+    server_command); F16, llama.cpp's default, elsewhere. On the 2-core Xeon (AVX512-BF16 and AMX)
+    BF16 keys gained (0.590 decisions/s against 0.539 for F16 keys with BF16 values and 0.532 for
+    F16, 8 slots); on a 2-core AMD EPYC Zen 4 (AVX512-BF16, no AMX) they lost: BF16 weights with a
+    BF16 KV cache 0.95-1.01, with F16 1.11-1.19 (llama-batched-bench, 8 streams, three alternating
+    runs), and F16 keys keep --cache-reuse and context shift."""
+    bf16 = "amx_bf16" in (cpu_flags() if flags is None else flags)
     return ["--cache-type-k", "bf16", "--cache-type-v", "bf16"] if bf16 else []
 
 
