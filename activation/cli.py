@@ -75,7 +75,7 @@ ShowProgress = Annotated[
     typer.Option(
         "--progress/--no-progress",
         show_default=False,
-        help="Progress bars on stderr (when it is a terminal). [default: --progress]",
+        help="Progress on stderr: bars on a terminal, a line every 15 s otherwise. [default: --progress]",
     ),
 ]
 
@@ -88,7 +88,7 @@ def _main(version: Annotated[bool, version_option()] = False) -> None:
 def _bars(enabled: bool) -> Any:
     from activation.progress import progress_bars
 
-    return progress_bars(enabled and sys.stderr.isatty())
+    return progress_bars(enabled, terminal=sys.stderr.isatty())
 
 
 def _finish(summary: Any, status: str, report: list[str], output: str) -> None:
