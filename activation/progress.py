@@ -38,11 +38,16 @@ def progress_lines(
         start = last = clock()
         done = 0
         spoke = False
+        base: tuple[float, int] | None = None  # the first report: the rate counts from it (a step may
+        # start with a jump, such as the customers that need no LLM call)
 
         def line(now: float) -> None:
             elapsed = now - start
             pct = f" ({100 * done / total:.0f}%)" if total > 0 else ""
-            left = f", about {_clock(elapsed * (total - done) / done)} left" if 0 < done < total else ""
+            left = ""
+            if base is not None and base[1] < done < total and now > base[0]:
+                rate = (done - base[1]) / (now - base[0])
+                left = f", about {_clock((total - done) / rate)} left"
             print(
                 f"{label.strip()}: {done}/{total}{pct}, {_clock(elapsed)} elapsed{left}",
                 file=out or sys.stderr,
@@ -50,9 +55,11 @@ def progress_lines(
             )
 
         def advance(n: int) -> None:
-            nonlocal done, last, spoke
+            nonlocal done, last, spoke, base
             done += n
             now = clock()
+            if base is None:
+                base = (now, done)
             if now - last >= every_s or (spoke and done >= total):
                 line(now)
                 last, spoke = now, True

@@ -29,6 +29,7 @@ def cache_key(
     messages: list[dict[str, str]],
     context_hash: str,
     fingerprint: dict[str, object],
+    answer_schema: dict[str, object] | None = None,
 ) -> str:
     return stable_hash(
         {
@@ -37,6 +38,9 @@ def cache_key(
             "messages": messages,
             "context": context_hash,
             "settings": fingerprint,
+            # what the answer had to be (the grammar on llama-server): a narrower schema for the same
+            # prompt is a different question
+            **({"answer_schema": answer_schema} if answer_schema is not None else {}),
         },
         length=32,
     )

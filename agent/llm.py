@@ -1,9 +1,10 @@
 """The one place an LLM is called: instructor over the async openai client.
 
-Per segment, the response model narrows template_id to that segment's action bank (the channel is
-the template's own, never asked for), the discount to a whole percentage and the text to the
-channels' limits; on llama-server these become the grammar, elsewhere pydantic asks again (bounded
-reasks).
+Per prompt, the response model narrows template_id to the actions the prompt lists (the segment's,
+on the customer's reachable channels; the channel is the template's own, never asked for), the
+discount to a whole percentage within the run's cap, the subject to what the offered channels need
+and the text to their limits; on llama-server these become the grammar, elsewhere pydantic asks
+again (bounded reasks).
 Tokens and latency are counted per attempt from instructor's hooks (a ContextVar keeps concurrent
 calls apart), not from the final object. Every failure (timeout, HTTP error, invalid or truncated
 output) ends as a PolicyOutcome with a reason; nothing here raises into the run. The measured
@@ -30,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field, create_model
 
 from agent.cache import DecisionCache, cache_key
 from agent.llm_transport import check_response_models_once, fewer_gc_passes, http_client, post_as_built
-from agent.prompts import RenderedPrompt
+from agent.prompts import Choice, RenderedPrompt
 from core.config import LLMSettings
 from core.contracts import CustomerContext, LLMAttempt, PolicyOutcome, Proposal
 from core.reference import ReferenceData
@@ -83,12 +84,52 @@ def _text_bounds(channels: Sequence[str], ref: ReferenceData) -> tuple[int, int]
     return message, max((x.max_subject_chars for x in limits), default=0)
 
 
-def _build_response_model(segment: str, ref: ReferenceData) -> type[BaseModel]:
+Subject = Literal["required", "optional", "none"]
+
+
+@cache
+def response_model_for_offer(
+    segment: str, offered: tuple[Choice, ...], ref: ReferenceData
+) -> type[BaseModel]:
+    """The response model for a prompt that lists `offered` (template_id, channel, discount within
+    the run's cap): template_id one of them, the discount at most the largest on offer, and the
+    subject required when every offered action is an email and left out when none is. On the
+    segment's whole bank (`response_model_for`) the grammar let SmolLM2 name a template on a channel
+    the customer cannot be reached on (a fallback), write a discount above the run's cap (clamped in
+    114 of 285 demo sends, cap 5) and leave an email's subject out (138 of 285: each message then
+    replaced by the approved copy)."""
+    pairs = {t: c for t, c, _ in offered}
+    top = int(max(d for _, _, d in offered))
+    channels = set(pairs.values())
+    subject: Subject = "required" if channels == {"email"} else "optional" if "email" in channels else "none"
+    return check_response_models_once(_build_response_model(segment, ref, pairs, top, subject))
+
+
+def _build_response_model(
+    segment: str,
+    ref: ReferenceData,
+    pairs: Mapping[str, str] | None = None,
+    top: int | None = None,
+    subject: Subject = "optional",
+) -> type[BaseModel]:
     actions = ref.actions_for(segment)
-    pairs = {a.template_id: a.channel for a in actions}
+    if pairs is None:
+        pairs = {a.template_id: a.channel for a in actions}
     templates = tuple(sorted(pairs))
-    top = int(max((a.max_discount_pct for a in actions), default=0))
+    if top is None:
+        top = int(max((a.max_discount_pct for a in actions), default=0))
     message_chars, subject_chars = _text_bounds(sorted(set(pairs.values())), ref)
+    subject_field: dict[str, Any] = {}
+    if subject == "required":
+        subject_field["subject"] = (
+            str,
+            Field(min_length=1, max_length=subject_chars, description="email subject"),
+        )
+    elif subject == "optional":
+        subject_field["subject"] = (
+            str | None,
+            Field(default=None, max_length=subject_chars, description="email subject; null for sms and push"),
+        )
     # Whole percentages within the bank's range, and bounded text: each bound becomes the grammar's on
     # llama-server. Unbounded, SmolLM2 wrote discounts like 0.2142857142869352 (19 tokens) and
     # rambled past max_tokens (7 of 361 demo answers cut off, each a fallback). The guardrails still
@@ -100,10 +141,7 @@ def _build_response_model(segment: str, ref: ReferenceData) -> type[BaseModel]:
         __base__=_ProposalSchema,
         template_id=(Literal[templates], Field(description="template_id of one allowed action")),  # type: ignore[valid-type,arg-type]
         discount_pct=(int, Field(ge=0, le=top, description="discount in whole percent, 0 for none")),
-        subject=(
-            str | None,
-            Field(default=None, max_length=subject_chars, description="email subject; null for sms and push"),
-        ),
+        **subject_field,
         message=(
             str,
             Field(
@@ -115,7 +153,7 @@ def _build_response_model(segment: str, ref: ReferenceData) -> type[BaseModel]:
             Field(default="", max_length=RATIONALE_CHARS, description="one sentence: why this action"),
         ),
     )
-    model.channel_of = pairs
+    model.channel_of = dict(pairs)
     return model
 
 
@@ -162,6 +200,8 @@ def response_model_for_prompt(
     """What the answer to this prompt must look like: a ranked choice when it offers a ranking (its
     text bounded by the offered channels' limits), else an action of the segment's bank."""
     if not prompt.choices:
+        if prompt.offered:
+            return response_model_for_offer(ctx.segment, prompt.offered, ref)
         return response_model_for(ctx.segment, ref)
     message, subject = _text_bounds([channel for _, channel, _ in prompt.choices], ref)
     return choice_model_for(len(prompt.choices), message, subject)
@@ -196,14 +236,23 @@ def classify_failure(exc: BaseException) -> str:
     return "invalid_output"
 
 
-def proposal_key(settings: LLMSettings, ctx: CustomerContext, prompt: RenderedPrompt) -> str:
-    """The decision-cache key of one LLM proposal."""
+@cache
+def _answer_schema(model: type[BaseModel]) -> dict[str, Any]:
+    return model.model_json_schema()
+
+
+def proposal_key(
+    settings: LLMSettings, ctx: CustomerContext, prompt: RenderedPrompt, ref: ReferenceData
+) -> str:
+    """The decision-cache key of one LLM proposal: the request, including the schema the answer must
+    follow."""
     return cache_key(
         model=settings.model,
         prompt_version=prompt.version,
         messages=prompt.messages(),
         context_hash=ctx.context_hash(),
         fingerprint=settings.cache_fingerprint(),
+        answer_schema=_answer_schema(response_model_for_prompt(ctx, prompt, ref)),
     )
 
 
@@ -279,7 +328,9 @@ class LLMClient:
         s = self.settings
         messages = prompt.messages()
         cache = self.cache if s.cache else None
-        key = proposal_key(s, ctx, prompt) if cache is not None else ""  # hashing costs: only with a cache
+        key = (
+            proposal_key(s, ctx, prompt, self.ref) if cache is not None else ""
+        )  # hashing costs: only with a cache
         if cache is not None:
             hit = cache.get(key)
             if hit is not None:
@@ -369,5 +420,6 @@ __all__ = [
     "choice_model_for",
     "classify_failure",
     "response_model_for",
+    "response_model_for_offer",
     "response_model_for_prompt",
 ]

@@ -45,6 +45,9 @@ class RenderedPrompt:
     system: str
     user: str
     choices: tuple[Choice, ...] = ()
+    # the allowed actions the prompt lists: (template_id, channel, the discount it may carry, within
+    # the run's cap); the response model allows exactly these (agent/llm.py)
+    offered: tuple[Choice, ...] = ()
 
     def messages(self) -> list[dict[str, str]]:
         return [{"role": "system", "content": self.system}, {"role": "user", "content": self.user}]
@@ -127,4 +130,5 @@ def render_prompt(
     choices: tuple[Choice, ...] = ()
     if "ranking" in prompt_variables(version, name):
         choices = tuple((r["template_id"], r["channel"], float(r["discount_pct"])) for r in ranking)
-    return RenderedPrompt(version=version, system=system, user=user, choices=choices)
+    offered = tuple((a["template_id"], a["channel"], float(a["max_discount"])) for a in actions)
+    return RenderedPrompt(version=version, system=system, user=user, choices=choices, offered=offered)

@@ -36,3 +36,15 @@ def test_a_quick_step_prints_nothing() -> None:
         clock.now += 0.002
         advance(1)
     assert out.getvalue() == ""
+
+
+def test_the_time_left_counts_from_the_first_report_not_from_an_opening_jump() -> None:
+    # 238 of 599 customers need no LLM call and are reported at once; the rest take a second each
+    out, clock = io.StringIO(), Clock()
+    advance = progress_lines(out=out, clock=clock)("deciding (LLM calls)", 599)
+    advance(238)
+    for _ in range(361):
+        clock.now += 1.0
+        advance(1)
+    first = out.getvalue().splitlines()[0]
+    assert first == "deciding (LLM calls): 253/599 (42%), 0m15s elapsed, about 5m46s left"

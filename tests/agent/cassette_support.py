@@ -16,6 +16,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import vcr
 
@@ -38,8 +39,23 @@ SECRET_HEADERS = [
 ]
 
 
+_RECORDED: set[str] = set()  # cassettes rewritten in this recording session
+
+
+class _OncePerSession(vcr.VCR):
+    """Records a cassette the first time a test uses it in a recording session and replays it for the
+    tests after: several tests share one cassette, and a small model's answers vary between runs
+    (llama-server's batches), so each recording its own would leave the last one's traffic for all."""
+
+    def use_cassette(self, path: Any = None, **kwargs: Any) -> Any:
+        if RECORD and "record_mode" not in kwargs:
+            kwargs["record_mode"] = "none" if path in _RECORDED else "all"
+            _RECORDED.add(path)
+        return super().use_cassette(path, **kwargs)
+
+
 def llm_vcr() -> vcr.VCR:
-    return vcr.VCR(
+    return _OncePerSession(
         cassette_library_dir=str(CASSETTES),
         record_mode="all" if RECORD else "none",
         match_on=["method", "path", "body"],
@@ -110,10 +126,10 @@ def model_server() -> Iterator[str]:
 
 
 def require_cassette(name: str) -> Path:
-    """Replay: the cassette must exist. Record: start it afresh (vcrpy's "all" mode would keep the old
-    interactions in the file next to the new ones)."""
+    """Replay: the cassette must exist. Record: start it afresh the first time this session uses it
+    (vcrpy's "all" mode would keep the old interactions in the file next to the new ones)."""
     path = CASSETTES / name
-    if RECORD and not name.startswith("http_"):
+    if RECORD and not name.startswith("http_") and name not in _RECORDED:
         path.unlink(missing_ok=True)
     if not RECORD and not path.exists():
         raise AssertionError(f"cassette tests/cassettes/{name} is missing: run `make record-cassettes`")

@@ -134,7 +134,8 @@ def test_our_response_models_are_checked_once_and_others_every_time(
 
     _propose(server["url"], "aiohttp")  # a full create: instructor calls the check ~7 times
     assert calls == []
-    assert llm.response_model_for("high_value_lapse_risk", load_reference()) in llm_transport._CHECKED
+    ctx, prompt = _prompt()
+    assert llm.response_model_for_prompt(ctx, prompt, load_reference()) in llm_transport._CHECKED
 
     class WithAsyncValidator(BaseModel):
         x: int

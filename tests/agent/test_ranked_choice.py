@@ -13,7 +13,14 @@ from agent_cases import CASES
 from cassette_support import RECORD, llm_test_settings, llm_vcr, model_server, require_cassette
 from pydantic import ValidationError
 
-from agent.llm import LLMClient, as_proposal, choice_model_for, response_model_for, response_model_for_prompt
+from agent.llm import (
+    LLMClient,
+    as_proposal,
+    choice_model_for,
+    response_model_for,
+    response_model_for_offer,
+    response_model_for_prompt,
+)
 from agent.prompts import render_prompt
 from core.reference import load_reference
 
@@ -43,9 +50,43 @@ def test_the_ranking_prompt_offers_its_ranked_actions_in_order() -> None:
     assert p.choices == tuple((r["template_id"], r["channel"], r["discount_pct"]) for r in RANKING)
     assert "1. template_id=winback_soft channel=email discount_pct=5" in p.user
     assert v3(version="v1").choices == ()  # a prompt that shows no ranking offers none
-    assert response_model_for_prompt(CASES["hvl_normal"], v3(version="v1"), REF) is response_model_for(
-        "high_value_lapse_risk", REF
+    v1 = v3(version="v1")
+    assert response_model_for_prompt(CASES["hvl_normal"], v1, REF) is response_model_for_offer(
+        "high_value_lapse_risk", v1.offered, REF
     )
+
+
+def test_a_prompt_without_a_ranking_allows_exactly_the_actions_it_lists() -> None:
+    # the segment's whole bank let SmolLM2 name a template on an unreachable channel, propose above
+    # the run's cap (114 of 285 demo sends clamped) and leave an email's subject out (138 of 285)
+    whole = response_model_for("high_value_lapse_risk", REF).model_json_schema()
+    assert whole["properties"]["discount_pct"]["maximum"] == 10 and "subject" not in whole["required"]
+
+    def schema(channels, cap=5.0):
+        p = render_prompt(
+            CASES["hvl_normal"],
+            version="v1",
+            ref=REF,
+            allowed_channels=channels,
+            goal="90d_clv",
+            discount_cap=cap,
+        )
+        for template_id, _channel, _discount in p.offered:
+            assert f"template_id={template_id} " in p.system  # what the prompt lists
+        return response_model_for_prompt(CASES["hvl_normal"], p, REF).model_json_schema()
+
+    emails = schema(["email"], cap=5.0)
+    assert emails["properties"]["template_id"]["enum"] == ["vip_checkin", "winback_soft"]
+    assert emails["properties"]["discount_pct"]["maximum"] == 5  # the run's cap, as the prompt says
+    assert "subject" in emails["required"] and emails["properties"]["subject"]["minLength"] == 1
+    push = schema(["push"])
+    assert push["properties"]["template_id"]["const"] == "winback_push"
+    assert push["properties"]["discount_pct"]["maximum"] == 0  # winback_push carries no discount
+    assert "subject" not in push["properties"]
+    assert push["properties"]["message"]["maxLength"] == REF.channel_limits["push"].max_chars
+    mixed = schema(["email", "sms", "push"], cap=0.0)
+    assert mixed["properties"]["discount_pct"]["maximum"] == 0 and "subject" not in mixed["required"]
+    assert len(mixed["properties"]["template_id"]["enum"]) == 4
 
 
 def test_the_answer_can_only_name_a_ranked_number() -> None:
@@ -195,3 +236,19 @@ def test_number_one_is_the_learned_policys_own_choice() -> None:
         ("vip_checkin", "29.5"),
         ("winback_soft", "30"),
     ]
+
+
+def test_the_decision_cache_key_includes_the_answer_schema(monkeypatch) -> None:
+    # the same prompt with a narrower schema is a different question: an answer cached under the
+    # segment's whole bank (a discount above the cap, no subject) must not be reused
+    from agent import llm
+    from core.config import LLMSettings
+
+    settings, ctx = LLMSettings(cache=True), CASES["hvl_normal"]
+    p = render_prompt(
+        ctx, version="v1", ref=REF, allowed_channels=["email"], goal="90d_clv", discount_cap=5.0
+    )
+    narrowed = llm.proposal_key(settings, ctx, p, REF)
+    assert narrowed == llm.proposal_key(settings, ctx, p, REF)
+    monkeypatch.setattr(llm, "response_model_for_prompt", lambda c, pr, r: response_model_for(c.segment, r))
+    assert llm.proposal_key(settings, ctx, p, REF) != narrowed
