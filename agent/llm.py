@@ -73,7 +73,10 @@ class _ProposalSchema(instructor.OpenAISchema):
 def response_model_for(segment: str, ref: ReferenceData) -> type[BaseModel]:
     """The response model for one segment: template_id narrowed to its action bank, the discount to
     a whole percentage within the bank's range, and the text bounded by its channels' limits."""
-    return check_response_models_once(_build_response_model(segment, ref))
+    actions = ref.actions_for(segment)
+    pairs = {a.template_id: a.channel for a in actions}
+    top = int(max((a.max_discount_pct for a in actions), default=0))
+    return check_response_models_once(_build_response_model(segment, ref, pairs, top, "optional"))
 
 
 def _text_bounds(channels: Sequence[str], ref: ReferenceData) -> tuple[int, int]:
@@ -106,18 +109,9 @@ def response_model_for_offer(
 
 
 def _build_response_model(
-    segment: str,
-    ref: ReferenceData,
-    pairs: Mapping[str, str] | None = None,
-    top: int | None = None,
-    subject: Subject = "optional",
+    segment: str, ref: ReferenceData, pairs: Mapping[str, str], top: int, subject: Subject
 ) -> type[BaseModel]:
-    actions = ref.actions_for(segment)
-    if pairs is None:
-        pairs = {a.template_id: a.channel for a in actions}
     templates = tuple(sorted(pairs))
-    if top is None:
-        top = int(max((a.max_discount_pct for a in actions), default=0))
     message_chars, subject_chars = _text_bounds(sorted(set(pairs.values())), ref)
     subject_field: dict[str, Any] = {}
     if subject == "required":
@@ -242,17 +236,22 @@ def _answer_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 
 def proposal_key(
-    settings: LLMSettings, ctx: CustomerContext, prompt: RenderedPrompt, ref: ReferenceData
+    settings: LLMSettings,
+    ctx: CustomerContext,
+    prompt: RenderedPrompt,
+    ref: ReferenceData,
+    response_model: type[BaseModel] | None = None,
 ) -> str:
     """The decision-cache key of one LLM proposal: the request, including the schema the answer must
-    follow."""
+    follow (`response_model`, when the caller has built it already)."""
+    response_model = response_model or response_model_for_prompt(ctx, prompt, ref)
     return cache_key(
         model=settings.model,
         prompt_version=prompt.version,
         messages=prompt.messages(),
         context_hash=ctx.context_hash(),
         fingerprint=settings.cache_fingerprint(),
-        answer_schema=_answer_schema(response_model_for_prompt(ctx, prompt, ref)),
+        answer_schema=_answer_schema(response_model),
     )
 
 
@@ -328,9 +327,9 @@ class LLMClient:
         s = self.settings
         messages = prompt.messages()
         cache = self.cache if s.cache else None
-        key = (
-            proposal_key(s, ctx, prompt, self.ref) if cache is not None else ""
-        )  # hashing costs: only with a cache
+        response_model = response_model_for_prompt(ctx, prompt, self.ref)
+        # hashing costs: only with a cache
+        key = proposal_key(s, ctx, prompt, self.ref, response_model) if cache is not None else ""
         if cache is not None:
             hit = cache.get(key)
             if hit is not None:
@@ -343,7 +342,7 @@ class LLMClient:
         try:
             result = await client.chat.completions.create(
                 model=s.model,
-                response_model=response_model_for_prompt(ctx, prompt, self.ref),
+                response_model=response_model,
                 messages=messages,
                 max_retries=s.reasks,  # instructor: reasks after the first attempt
                 temperature=s.temperature,
