@@ -86,7 +86,7 @@ class ChannelLimit(Frozen):
 
 class BannedTerm(Frozen):
     term: str
-    category: Literal["prohibited_claim", "competitor", "instruction", "data_request"]
+    category: Literal["prohibited_claim", "competitor", "instruction", "data_request", "internal_data"]
 
 
 # --- the customer as a decision sees it -----------------------------------------------------------

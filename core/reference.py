@@ -17,8 +17,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from core.contracts import ActionSpec, BannedTerm, ChannelLimit, MessageTemplate
+from core.errors import UserError
+
+M = TypeVar("M", bound=BaseModel)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SEEDS_DIR = REPO_ROOT / "warehouse" / "dbt" / "seeds"
@@ -28,6 +34,25 @@ PROMPTS_DIR = REPO_ROOT / "prompts"
 def _rows(name: str, seeds_dir: Path) -> list[dict[str, str]]:
     with open(seeds_dir / f"{name}.csv", newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
+
+
+def _parsed(model: type[M], name: str, seeds_dir: Path) -> list[M]:
+    """The rows of one seed file as `model`s; a bad value is one line naming the file, the line, the
+    column and the problem (a UserError: exit 2), not a traceback."""
+    out = []
+    for line, row in enumerate(_rows(name, seeds_dir), start=2):  # line 1 is the header
+        if name == "message_templates":
+            row["subject"] = row["subject"] or None  # type: ignore[assignment]
+        try:
+            out.append(model.model_validate(row))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            column = ".".join(str(part) for part in err["loc"]) or "row"
+            raise UserError(
+                f"{seeds_dir / name}.csv line {line}: {column}: {err['msg']} (got {err.get('input')!r}); "
+                "fix the row, then run `make build` so the warehouse has the same reference data"
+            ) from None
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,17 +101,16 @@ class ReferenceData:
 
 @lru_cache(maxsize=4)
 def load_reference(seeds_dir: Path = SEEDS_DIR) -> ReferenceData:
-    actions = tuple(ActionSpec.model_validate(r) for r in _rows("action_bank", seeds_dir))
-    templates = {}
-    for r in _rows("message_templates", seeds_dir):
-        r["subject"] = r["subject"] or None  # type: ignore[assignment]
-        t = MessageTemplate.model_validate(r)
-        templates[t.template_id] = t
-    limits = {r["channel"]: ChannelLimit.model_validate(r) for r in _rows("channel_limits", seeds_dir)}
-    banned = tuple(BannedTerm.model_validate(r) for r in _rows("banned_terms", seeds_dir))
+    actions = tuple(_parsed(ActionSpec, "action_bank", seeds_dir))
+    templates = {t.template_id: t for t in _parsed(MessageTemplate, "message_templates", seeds_dir)}
+    limits: dict[str, ChannelLimit] = {
+        x.channel: x for x in _parsed(ChannelLimit, "channel_limits", seeds_dir)
+    }
+    banned = tuple(_parsed(BannedTerm, "banned_terms", seeds_dir))
     missing = {a.template_id for a in actions} - set(templates)
     if missing:
-        raise ValueError(
-            f"action_bank.csv names templates missing from message_templates.csv: {sorted(missing)}"
+        raise UserError(
+            f"action_bank.csv names templates missing from message_templates.csv: {sorted(missing)}; "
+            "add them there or take them out of the action bank"
         )
     return ReferenceData(actions=actions, templates=templates, channel_limits=limits, banned_terms=banned)

@@ -141,6 +141,11 @@ def test_price_invented(ref):
         ({"message": "Hi Olivia, Liam already used his 5% off"}, "other_customer_name"),
         ({"message": "Hi Olivia, 5% off until Friday"}, "invented_date"),
         ({"message": "Hi Olivia, 5% off, ends tomorrow"}, "invented_date"),
+        # the CRM's own figures and labels, echoed from the prompt's context block (SmolLM2 wrote
+        # subjects like this for demo customers)
+        ({"subject": "Lifetime Revenue 546.32 (Monetary Quintile 5 of 5)"}, "banned_term"),
+        ({"message": "Hi Olivia, as a high value segment member with NPS 3/10: 5% off"}, "banned_term"),
+        ({"message": "Hi Olivia, your RFM says you are at risk of churn. 5% off"}, "banned_term"),
     ],
 )
 def test_message_checks_rerender(ref, override, code):

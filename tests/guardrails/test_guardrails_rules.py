@@ -135,3 +135,18 @@ def test_reference_validation_names_the_problem():
     )
     with pytest.raises(ChannelMismatchError):
         validate_reference(sms)
+
+
+def test_a_bad_seed_value_is_one_line_naming_the_file_row_and_column(tmp_path):
+    import shutil
+
+    from core.reference import SEEDS_DIR
+
+    for f in SEEDS_DIR.glob("*.csv"):
+        shutil.copy(f, tmp_path / f.name)
+    with open(tmp_path / "banned_terms.csv", "a", encoding="utf-8") as fh:
+        fh.write("bogus term,bogus_category\n")
+    lines = (tmp_path / "banned_terms.csv").read_text(encoding="utf-8").count("\n")
+    with pytest.raises(UserError, match=rf"banned_terms.csv line {lines}: category: .*'bogus_category'") as e:
+        load_reference(tmp_path)
+    assert "\n" not in str(e.value) and e.value.exit_code == 2
