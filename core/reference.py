@@ -32,8 +32,14 @@ PROMPTS_DIR = REPO_ROOT / "prompts"
 
 
 def _rows(name: str, seeds_dir: Path) -> list[dict[str, str]]:
-    with open(seeds_dir / f"{name}.csv", newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
+    path = seeds_dir / f"{name}.csv"
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            return list(csv.DictReader(fh))
+    except FileNotFoundError:
+        raise UserError(f"no seed file {path}: restore it (git checkout -- {path})") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path} is not UTF-8 ({exc.reason} at byte {exc.start}): save it as UTF-8") from None
 
 
 def _parsed(model: type[M], name: str, seeds_dir: Path) -> list[M]:
@@ -42,7 +48,7 @@ def _parsed(model: type[M], name: str, seeds_dir: Path) -> list[M]:
     out = []
     for line, row in enumerate(_rows(name, seeds_dir), start=2):  # line 1 is the header
         if name == "message_templates":
-            row["subject"] = row["subject"] or None  # type: ignore[assignment]
+            row["subject"] = row.get("subject") or None  # type: ignore[assignment]
         try:
             out.append(model.model_validate(row))
         except ValidationError as exc:

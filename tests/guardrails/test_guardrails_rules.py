@@ -150,3 +150,6 @@ def test_a_bad_seed_value_is_one_line_naming_the_file_row_and_column(tmp_path):
     with pytest.raises(UserError, match=rf"banned_terms.csv line {lines}: category: .*'bogus_category'") as e:
         load_reference(tmp_path)
     assert "\n" not in str(e.value) and e.value.exit_code == 2
+    (tmp_path / "channel_limits.csv").unlink()
+    with pytest.raises(UserError, match=r"no seed file .*channel_limits.csv: restore it"):
+        load_reference(tmp_path)
