@@ -31,11 +31,14 @@ SEEDS_DIR = REPO_ROOT / "warehouse" / "dbt" / "seeds"
 PROMPTS_DIR = REPO_ROOT / "prompts"
 
 
-def _rows(name: str, seeds_dir: Path) -> list[dict[str, str]]:
+def _rows(name: str, seeds_dir: Path) -> list[tuple[int, dict[str, str]]]:
+    """(line, row) for each row of one seed file; the line is where the row ends (a quoted value may
+    span lines)."""
     path = seeds_dir / f"{name}.csv"
     try:
         with open(path, newline="", encoding="utf-8") as fh:
-            return list(csv.DictReader(fh))
+            reader = csv.DictReader(fh)
+            return [(reader.line_num, row) for row in reader]
     except FileNotFoundError:
         raise UserError(f"no seed file {path}: restore it (git checkout -- {path})") from None
     except UnicodeDecodeError as exc:
@@ -46,7 +49,7 @@ def _parsed(model: type[M], name: str, seeds_dir: Path) -> list[M]:
     """The rows of one seed file as `model`s; a bad value is one line naming the file, the line, the
     column and the problem (a UserError: exit 2), not a traceback."""
     out = []
-    for line, row in enumerate(_rows(name, seeds_dir), start=2):  # line 1 is the header
+    for line, row in _rows(name, seeds_dir):
         if name == "message_templates":
             row["subject"] = row.get("subject") or None  # type: ignore[assignment]
         try:
