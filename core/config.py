@@ -34,7 +34,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from core.contracts import Goal, GuardrailSettings, Hours, Mode, Percent, Salt, SegmentChoice
 from core.errors import ConfigError
@@ -392,6 +392,8 @@ def config_error(exc: ValidationError, cls: type[BaseModel] | None = None) -> Co
         problem = "is required"
     elif kind == "extra_forbidden":
         problem = "is not a setting"
+    elif kind == "bool_parsing":
+        problem = "must be 1 or 0 (or true/false, yes/no)"
     elif kind == "literal_error":
         problem = f"must be one of {(err.get('ctx') or {}).get('expected', '')}"
     else:
@@ -413,6 +415,13 @@ def load_settings(cls: type[S], **given: Any) -> S:
         return cls(**{k: v for k, v in given.items() if v is not None})
     except ValidationError as exc:
         raise config_error(exc, cls) from None
+    except SettingsError as exc:  # NBA_<SECTION>=<not JSON>: pydantic-settings parses a section as JSON
+        found = re.search(r'field "(\w+)"', str(exc))
+        name = f"NBA_{found.group(1).upper()}" if found else "an NBA_<SECTION> variable"
+        raise ConfigError(
+            name,
+            f"is a settings section, not one value: set its fields as {name}__<FIELD>, or give it as JSON",
+        ) from None
 
 
 def settings_from(cls: type[S], **values: Any) -> S:

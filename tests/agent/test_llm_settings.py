@@ -39,6 +39,15 @@ def test_bad_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None
         llm(monkeypatch, NBA_LLM__TEMPERATURE="hot")
     with pytest.raises(ConfigError, match="NBA_LLM__BOGUS: is not a setting"):
         llm(monkeypatch, NBA_LLM__BOGUS="1")
+    # a section given one plain value (pydantic-settings reads a section as JSON): one line, not a
+    # SettingsError traceback; as JSON it is taken
+    with pytest.raises(ConfigError, match="NBA_LLM: is a settings section.*NBA_LLM__<FIELD>"):
+        llm(monkeypatch, NBA_LLM="fast")
+    assert llm(monkeypatch, NBA_LLM='{"slots": 2}').slots == 2
+    with pytest.raises(
+        ConfigError, match=r"NBA_LLM__CACHE: must be 1 or 0 \(or true/false, yes/no\) \(got 'maybe'\)"
+    ):
+        llm(monkeypatch, NBA_LLM__CACHE="maybe")
 
 
 def test_instructor_mode_follows_the_server_and_one_setting_overrides(
