@@ -11,7 +11,7 @@ import json
 from datetime import date, datetime
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 Segment = Literal["high_value_lapse_risk", "new_users_first_week_intent", "churn_rescue_nps"]
 SEGMENTS: tuple[str, ...] = get_args(Segment)
@@ -70,7 +70,7 @@ class MessageTemplate(Frozen):
 
     template_id: str
     channel: Channel
-    subject: str | None
+    subject: Annotated[str | None, BeforeValidator(lambda v: v or None)]  # a blank CSV cell: no subject
     body: str
 
 

@@ -50,8 +50,6 @@ def _parsed(model: type[M], name: str, seeds_dir: Path) -> list[M]:
     column and the problem (a UserError: exit 2), not a traceback."""
     out = []
     for line, row in _rows(name, seeds_dir):
-        if name == "message_templates":
-            row["subject"] = row.get("subject") or None  # type: ignore[assignment]
         try:
             out.append(model.model_validate(row))
         except ValidationError as exc:
