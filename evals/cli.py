@@ -147,11 +147,12 @@ def _run(settings: EvalSettings) -> tuple[EvalReport, Path]:
     from agent.context import data_as_of, load_contexts, reference_for
     from agent.pipeline import decide
     from agent.policies import LLMEndpoint
+    from evals.constraints import lifted_reference
     from evals.datasets.sample import frozen_sample
     from evals.harness import run_eval
     from evals.ope import LoggedData
     from evals.report import store_eval_run, write_report
-    from evals.truth_adapter import warehouse_truth
+    from evals.truth_adapter import warehouse_organic, warehouse_truth
     from warehouse import paths
     from warehouse.build import ensure_warehouse
 
@@ -161,6 +162,7 @@ def _run(settings: EvalSettings) -> tuple[EvalReport, Path]:
         raise UserError(f"candidate and baseline are the same policy ({candidate.name}): change --baseline")
     ensure_warehouse()
     truth = warehouse_truth()  # before any decision: a warehouse without it is one line, at once
+    organic = warehouse_organic()
     con = duckdb.connect(str(paths.duckdb_path()))
     as_of = settings.as_of or data_as_of(con)
     ref = reference_for(con)
@@ -207,7 +209,7 @@ def _run(settings: EvalSettings) -> tuple[EvalReport, Path]:
                 config,
                 run_id=f"eval-{spec.name}",
                 as_of=as_of,
-                ref=ref,
+                ref=lifted_reference(ref, spec.lifted),
                 endpoint=endpoint,
                 progress=_progress_printer(spec.name, len(ctxs)) if spec.mode == "llm" else None,
                 mode=spec.mode,
@@ -223,6 +225,7 @@ def _run(settings: EvalSettings) -> tuple[EvalReport, Path]:
             contexts_by_customer=contexts,
             decide=decide_for,
             truth=truth,
+            organic=organic,
             seed=settings.seed,
             n_bootstrap=settings.n_bootstrap,
             data_as_of=as_of.astimezone(UTC),
@@ -322,6 +325,7 @@ def _print(report: EvalReport, out: Path) -> None:
             f"{cv.policy:<15}{cv.metric:<14}{shown_value(cv.metric, cv.dr_value):>9}  {interval:<18}"
             f"{shown_value(cv.metric, cv.true_value):>9}{share:>11}"
         )
+    _print_lift_and_constraints(report)
     _print_segments(report)
     print()
     for c in ordered_comparisons(report):
@@ -332,6 +336,39 @@ def _print(report: EvalReport, out: Path) -> None:
         print("no comparison: no customer of the sample could be contacted by any policy")
     print(_wrap(gate_sentence(report)))
     print(f"report: {out / 'report.html'}")
+
+
+def _print_lift_and_constraints(report: EvalReport) -> None:
+    """With the truth: each policy's lift over no contact, and the oracle with each constraint
+    lifted, on the primary metric per contactable customer (one line each)."""
+    metric = report.primary_metric
+    lifts = [
+        f"{v.policy} {shown_value(metric, v.true_lift)}"
+        for v in report.customer_values
+        if v.metric == metric and v.segment == "all" and v.true_lift is not None
+    ]
+    if lifts:
+        organic = shown_value(metric, report.organic_value.get(metric))
+        print()
+        print(
+            _wrap(
+                f"lift over no contact, true {metric} per contactable customer (left alone they earn "
+                f"{organic}): " + ", ".join(lifts)
+            )
+        )
+    costs = [c for c in report.constraint_costs if c.metric == metric]
+    if costs:
+        parts = [
+            f"{c.label} {shown_value(metric, c.lifted_value)} ({'+' if c.cost >= 0 else ''}"
+            f"{shown_value(metric, c.cost)})"
+            for c in costs
+        ]
+        print(
+            _wrap(
+                f"oracle {shown_value(metric, costs[0].oracle_value)}; without the "
+                + ", without the ".join(parts)
+            )
+        )
 
 
 def _print_segments(report: EvalReport) -> None:

@@ -4,7 +4,9 @@ The `decide` callable is the caller's pipeline (eligibility -> policy -> guardra
 only sees contracts. Every policy, the uniform-random reference included, is decided through it for
 the same customers under the same eligibility and the same cap, and scored on the customers that
 eligibility lets anyone contact. With the generator's truth the report also has the oracle (the best
-allowed action of each customer, from the truth: evals only) and every policy's share of it.
+allowed action of each customer, from the truth: evals only) and every policy's share of it, the
+oracle with each constraint lifted (what the SMS frequency cap, the discount cap and consent cost),
+and, given the organic (no-contact) response too, every policy's lift over leaving customers alone.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from core.contracts import (
     PolicyMode,
     stable_hash,
 )
+from evals.constraints import CONSTRAINT_LABELS, CONSTRAINTS, Constraint, lifted_cap, lifted_contexts
 from evals.datasets.adversarial import AdversarialCase, adversarial_cases, check_adversarial_cases
 from evals.datasets.golden import GoldenCase, check_cases, load_golden
 from evals.ope import (
@@ -45,13 +48,21 @@ from evals.ope import (
 from evals.report_model import (
     CaseResult,
     Comparison,
+    ConstraintCost,
     CustomerValue,
     EvalReport,
     PolicyValue,
     PromptVersionRow,
 )
 from evals.scorers import ScoreResult, score_all
-from evals.targets import ACTING_STATUSES, decision_distribution, oracle_target, target_from_decisions
+from evals.targets import (
+    ACTING_STATUSES,
+    best_allowed,
+    decision_distribution,
+    oracle_target,
+    target_from_decisions,
+)
+from evals.truth_adapter import OrganicRewardFn
 
 Decide = Callable[["PolicySpec", list[CustomerContext]], list[tuple[Decision, GuardrailReport]]]
 
@@ -66,6 +77,11 @@ class PolicySpec(Model):
     goal: Goal
     discount_cap: Percent
     identity: str | None = None  # what exactly decided (core.policy.policy_identity): the gate's key
+    # a constraint lifted to measure what it costs (the random reference only, never a decision
+    # that is sent): the harness lifts the cap and the contexts' consent itself; the `decide`
+    # callable lifts what only it holds, the reference data's SMS frequency cap
+    # (evals.constraints.lifted_reference)
+    lifted: Constraint | None = None
 
 
 def random_reference(like: PolicySpec) -> PolicySpec:
@@ -163,8 +179,10 @@ def _customer_rows(
     oracle: dict[str, dict[str, float]],
     n_bootstrap: int,
     seed: int,
+    organic: dict[str, np.ndarray] | None = None,
 ) -> list[CustomerValue]:
-    """Per contactable customer: truth (overall and per segment), share of the oracle, DR with a
+    """Per contactable customer: truth (overall and per segment), share of the oracle, lift over no
+    contact (with `organic`: metric -> each logged row's customer's no-contact value), DR with a
     customer-bootstrap interval (overall)."""
     out = []
     segments = data.segments.astype(str)
@@ -174,13 +192,20 @@ def _customer_rows(
         value = float(dr.combine(terms.sum(axis=0))) if len(terms) else None
         low, high = dr._interval(terms, n_bootstrap, 0.05, seed + m_i) if len(terms) else (None, None)
         rows = true_row_values(data, target, truth, metric=metric) if truth is not None else None
+        # a row's lift: the policy's true value there minus what its customer does untouched, counted
+        # with the probability that the policy contacts them
+        lift_rows = (
+            rows - target.acted_mass() * organic[metric] if rows is not None and organic is not None else None
+        )
         for seg in ["all", *sorted(set(segments))]:
             keep = np.ones(data.n, bool) if seg == "all" else segments == seg
             n_customers = len(set(data.customer_ids[keep].astype(str)))
-            true = None
+            true = lift = None
             if rows is not None and n_customers:
                 sub = per_customer(data.take(keep), rows[keep][:, None])
                 true = float(sub[:, 0].mean())
+            if lift_rows is not None and n_customers:
+                lift = float(per_customer(data.take(keep), lift_rows[keep][:, None])[:, 0].mean())
             best = oracle.get(metric, {}).get(seg)
             out.append(
                 CustomerValue(
@@ -193,6 +218,7 @@ def _customer_rows(
                     dr_value=value if seg == "all" else None,
                     dr_low=low if seg == "all" else None,
                     dr_high=high if seg == "all" else None,
+                    true_lift=lift,
                 )
             )
     return out
@@ -241,6 +267,48 @@ def _comparisons(
     return out
 
 
+def _constraint_costs(
+    reference: PolicySpec,
+    contexts: list[CustomerContext],
+    decide: Decide,
+    data: LoggedData,
+    allowed: Mapping[str, Sequence[int]],
+    contactable: set[str],
+    truth: ExpectedRewardFn,
+) -> list[ConstraintCost]:
+    """The oracle per contactable customer with each constraint lifted in turn (the random
+    reference decided again through `decide` without it: its support is the allowed set), against
+    the oracle under every constraint (`allowed`, the reference's support as decided)."""
+    out = []
+    n = max(len(contactable), 1)
+    base = {m: sum(v for _, v in best_allowed(data.space, allowed, truth, m).values()) / n for m in METRICS}
+    for constraint in CONSTRAINTS:
+        spec = reference.model_copy(
+            update={
+                "name": f"{reference.name}-without-{constraint}",
+                "lifted": constraint,
+                "discount_cap": lifted_cap(reference.discount_cap, constraint),
+            }
+        )
+        decided = decide(spec, lifted_contexts(contexts, constraint))
+        lifted = {d.customer_id: sorted(decision_distribution(d, data)) for d, _ in decided}
+        newly = len({c for c, acts in lifted.items() if acts} - contactable)
+        for metric in METRICS:
+            value = sum(v for _, v in best_allowed(data.space, lifted, truth, metric).values()) / n
+            out.append(
+                ConstraintCost(
+                    constraint=constraint,
+                    label=CONSTRAINT_LABELS[constraint],
+                    metric=metric,
+                    oracle_value=base[metric],
+                    lifted_value=value,
+                    cost=value - base[metric],
+                    newly_contactable=newly,
+                )
+            )
+    return out
+
+
 def run_eval(
     *,
     candidate: PolicySpec,
@@ -249,6 +317,7 @@ def run_eval(
     contexts_by_customer: Mapping[str, CustomerContext],
     decide: Decide,
     truth: ExpectedRewardFn | None = None,
+    organic: OrganicRewardFn | None = None,
     golden: Sequence[GoldenCase] | None = None,
     adversarial: Sequence[AdversarialCase] | None = None,
     seed: int = 0,
@@ -261,7 +330,9 @@ def run_eval(
 
     Each policy decides once per customer of `contexts_by_customer` that has logged touches; OPE
     runs on the logged rows of the customers the shared eligibility lets a policy contact. Golden
-    and adversarial cases default to the packaged datasets.
+    and adversarial cases default to the packaged datasets. With `truth`, the report has the oracle
+    and what each constraint costs it; with `organic` (customer_ids -> each customer's no-contact
+    (conversion, revenue), evals.truth_adapter.warehouse_organic) too, each policy's lift.
     """
     golden = load_golden() if golden is None else list(golden)
     adversarial = adversarial_cases() if adversarial is None else list(adversarial)
@@ -312,6 +383,19 @@ def run_eval(
             }
             if metric == report.primary_metric:
                 targets[ORACLE] = o
+        report.constraint_costs = _constraint_costs(
+            reference, contexts, decide, data, allowed, contactable, truth
+        )
+    organic_rows: dict[str, np.ndarray] | None = None
+    if organic is not None and data.n:
+        conversion, revenue = organic(data.customer_ids)
+        organic_rows = {
+            "converted_14d": np.asarray(conversion, dtype=np.float64),
+            "revenue_90d": np.asarray(revenue, dtype=np.float64),
+        }
+        report.organic_value = {
+            m: float(per_customer(data, organic_rows[m][:, None])[:, 0].mean()) for m in METRICS
+        }
     for i, spec in enumerate(
         [
             *specs,
@@ -327,7 +411,14 @@ def run_eval(
         ]
     ):
         report.customer_values += _customer_rows(
-            spec.name, data, targets[spec.name], truth, oracle_values, n_bootstrap, seed + 100 * i + 50
+            spec.name,
+            data,
+            targets[spec.name],
+            truth,
+            oracle_values,
+            n_bootstrap,
+            seed + 100 * i + 50,
+            organic_rows,
         )
         if spec.name == ORACLE:
             continue

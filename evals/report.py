@@ -1,8 +1,9 @@
 """Write an EvalReport as report.json plus a self-contained report.html, and store it in ops.eval_runs.
 
 The HTML is written for the marketer who decides whether to ship the candidate: a headline
-sentence per comparison first, then the value per contactable customer (with the oracle and each
-policy's share of it), the same per segment, a glossary of every term, and only then the estimator
+sentence per comparison first, then the value per contactable customer (with the oracle, each
+policy's share of it and its lift over no contact), what each constraint costs the oracle, the same
+per segment, a glossary of every term, and only then the estimator
 check per logged touch, the prompt table, guardrail interventions, discounts, scorers and cases.
 One file: inline CSS and SVG (evals.svg), no script, no external URL; all text is autoescaped.
 Files are written atomically (temp file in the same directory, then os.replace).

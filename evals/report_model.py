@@ -58,6 +58,23 @@ class CustomerValue(Model):
     dr_value: float | None = None
     dr_low: float | None = None
     dr_high: float | None = None
+    # true incremental value over no contact: the true value minus the organic (no-contact) value of
+    # the customers the policy contacts (a customer it leaves alone adds nothing either way)
+    true_lift: float | None = None
+
+
+class ConstraintCost(Model):
+    """The oracle with one constraint lifted, per contactable customer, by the truth: what that
+    constraint costs. Customers the lift newly makes contactable add their value to the total, which
+    is divided by the same contactable customers as the oracle's, so `cost` is everything forgone."""
+
+    constraint: Literal["sms_frequency_cap", "discount_cap", "consent"]
+    label: str  # "SMS frequency cap"
+    metric: str
+    oracle_value: float  # the oracle under every constraint
+    lifted_value: float  # the oracle with this constraint lifted
+    cost: float  # lifted_value - oracle_value
+    newly_contactable: int  # sampled customers only the lift lets anyone contact
 
 
 class Comparison(Model):
@@ -102,6 +119,10 @@ class EvalReport(Model):
     customer_values: list[CustomerValue] = Field(default_factory=list)
     comparisons: list[Comparison] = Field(default_factory=list)  # per contactable customer
     headline: str = ""
+    # with the truth: metric -> the organic (no-contact) value per contactable customer, and the
+    # oracle with each constraint lifted
+    organic_value: dict[str, float] = Field(default_factory=dict)
+    constraint_costs: list[ConstraintCost] = Field(default_factory=list)
 
     def primary_comparison(self) -> Comparison | None:
         """Candidate - baseline per contactable customer on the primary metric (None: nobody contactable)."""

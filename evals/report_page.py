@@ -37,6 +37,19 @@ GLOSSARY: list[tuple[str, str]] = [
         "action for every customer; the uniform-random policy shows what no skill at all earns.",
     ),
     (
+        "Lift over no contact",
+        "What a policy adds to leaving customers alone: its true value minus what the customers it "
+        "contacts would have earned with no message at all (their organic conversion and spend, as the "
+        "holdouts see it). This is what a campaign buys; a negative lift means the messages cost sales.",
+    ),
+    (
+        "Oracle without a constraint",
+        "The oracle again with one constraint lifted: the SMS frequency cap, the discount cap (each "
+        "template's banked maximum still holds) or channel consent (the global suppression list still "
+        "holds). The difference to the oracle is what that constraint costs per contactable customer; "
+        "customers only the lift would let anyone contact add their value to it.",
+    ),
+    (
         "IPS (inverse propensity scoring)",
         "Estimates a policy's value from past campaigns alone: the outcomes of past touches that match "
         "what the policy would have done, each weighted by one over the chance the past campaign had of "
@@ -130,11 +143,24 @@ customers){% if note %}; {{ note }}{% endif %}.</small></p>
 
 <h2 id="per-customer">Value per contactable customer</h2>
 <div class="scroll"><table><tr><th>policy</th><th class="text">metric</th><th>DR estimate</th>
-<th>95% interval</th><th>true value</th><th>share of oracle</th></tr>
+<th>95% interval</th><th>true value</th><th>share of oracle</th><th>lift over no contact</th></tr>
 {% for m in v.metrics %}{% for p in v.policies %}{% set c = v.cv(p, m) %}{% if c %}<tr><td>{{ p }}<br><span class="role">{{ v.roles[p] }}</span></td><td class="text">{{ m }}</td><td>{{ v.shown(m, c.dr_value) }}</td>
 <td class="nowrap">[{{ v.shown(m, c.dr_low) }}, {{ v.shown(m, c.dr_high) }}]</td><td>{{ v.shown(m, c.true_value) }}</td>
-<td>{{ share(c.share_of_oracle) }}</td></tr>{% endif %}{% endfor %}{% endfor %}</table></div>
+<td>{{ share(c.share_of_oracle) }}</td><td>{{ v.shown(m, c.true_lift) }}</td></tr>{% endif %}{% endfor %}{% endfor %}</table></div>
+{% if r.organic_value %}<p class="muted">Left alone, with no message at all, a contactable customer earns
+{% for m in v.metrics %}{{ v.shown(m, r.organic_value.get(m)) }} ({{ m }}){{ ", " if not loop.last else "" }}{% endfor %}
+by the generator's truth; the lift is each policy's true value over that.</p>{% endif %}
 {% for svg in customer_svgs %}<div class="chart">{{ svg | safe }}</div>{% endfor %}
+
+{% if r.constraint_costs %}<h2 id="constraints">What the constraints cost</h2>
+<p class="muted">The oracle with one constraint lifted at a time, by the generator's truth, per contactable
+customer: the most that constraint forgoes. Set it against the gap between a policy and the oracle.</p>
+<div class="scroll"><table><tr><th>constraint lifted</th><th class="text">metric</th><th>oracle</th>
+<th>oracle without it</th><th>cost per contactable customer</th><th>customers it newly reaches</th></tr>
+{% for m in v.metrics %}{% for c in r.constraint_costs if c.metric == m %}<tr><td>{{ c.label }}</td>
+<td class="text">{{ m }}</td><td>{{ v.shown(m, c.oracle_value) }}</td><td>{{ v.shown(m, c.lifted_value) }}</td>
+<td>{{ v.shown(m, c.cost) }}</td><td>{{ "{:,}".format(c.newly_contactable) }}</td></tr>{% endfor %}{% endfor %}
+</table></div>{% endif %}
 
 <h2 id="segments">By segment</h2>
 {% if segment_svgs %}<p class="muted">True value per contactable customer in each segment (from the generator's

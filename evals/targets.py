@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 from core.contracts import Decision
-from evals.actions import NO_ACTION
+from evals.actions import NO_ACTION, ActionSpace
 from evals.ope import ExpectedRewardFn, LoggedData, Metric, TargetPolicy
 
 # statuses under which a decision's action reaches the customer (a deferred one goes out after quiet
@@ -55,6 +55,26 @@ def target_from_decisions(data: LoggedData, decisions: Iterable[Decision], name:
     return TargetPolicy.stochastic(probs, name=name)
 
 
+def best_allowed(
+    space: ActionSpace, allowed: Mapping[str, Sequence[int]], truth: ExpectedRewardFn, metric: Metric
+) -> dict[str, tuple[int, float]]:
+    """customer -> (the best allowed action by the truth's expected `metric`, its value), for the
+    customers with any allowed action (evals only; no policy can see the truth)."""
+    pick = 0 if metric == "converted_14d" else 1
+    best: dict[str, tuple[int, float]] = {}
+    customers = [c for c, acts in allowed.items() if acts]
+    if customers:
+        cids = np.array([c for c in customers for _ in allowed[c]], dtype=object)
+        acts = np.array([a for c in customers for a in allowed[c]], dtype=np.int64)
+        tids = np.array(space.template_ids, dtype=object)[acts]
+        discs = np.array(space.discounts, dtype=np.float64)[acts]
+        values = truth(cids, tids, discs)[pick]
+        for c, a, v in zip(cids, acts, values, strict=True):
+            if c not in best or v > best[c][1]:
+                best[c] = (int(a), float(v))
+    return best
+
+
 def oracle_target(
     data: LoggedData,
     allowed: Mapping[str, Sequence[int]],
@@ -64,21 +84,8 @@ def oracle_target(
 ) -> TargetPolicy:
     """The best allowed action of each customer by the truth's expected `metric` (evals only; no
     policy can see the truth). `allowed`: customer -> allowed action indices (none: no action)."""
-    pick = 0 if metric == "converted_14d" else 1
-    best: dict[str, int] = {}
-    best_value: dict[str, float] = {}
-    customers = [c for c, acts in allowed.items() if acts]
-    if customers:
-        cids = np.array([c for c in customers for _ in allowed[c]], dtype=object)
-        acts = np.array([a for c in customers for a in allowed[c]], dtype=np.int64)
-        tids = np.array(data.space.template_ids, dtype=object)[acts]
-        discs = np.array(data.space.discounts, dtype=np.float64)[acts]
-        values = truth(cids, tids, discs)[pick]
-        for c, a, v in zip(cids, acts, values, strict=True):
-            if c not in best or v > best_value[c]:
-                best[c] = int(a)
-                best_value[c] = float(v)
-    actions = np.array([best.get(c, NO_ACTION) for c in data.customer_ids], dtype=np.int64)
+    best = best_allowed(data.space, allowed, truth, metric)
+    actions = np.array([best[c][0] if c in best else NO_ACTION for c in data.customer_ids], dtype=np.int64)
     return TargetPolicy.deterministic(actions, name=name)
 
 

@@ -3,8 +3,9 @@
 In production, outcomes come from order data joined to the decision log. In this synthetic world the
 generator knows how every customer responds to every action, so the demo can close the loop: a
 treatment decision that was sent converts with the true probability of its action; a holdout customer
-converts with their organic (untouched) probability. The draws land in ops.decision_outcomes, where
-the dbt mart `mart_marketing__holdout_lift` turns them into treatment-vs-holdout lift per segment.
+converts with their organic (untouched) probability, `warehouse.truth.organic_reward`. The draws land
+in ops.decision_outcomes, where the dbt mart `mart_marketing__holdout_lift` turns them into
+treatment-vs-holdout lift per segment.
 Policies never read this; it runs after decisions are final.
 """
 
@@ -19,7 +20,7 @@ import pyarrow.compute as pc
 
 from warehouse.errors import WarehouseError
 from warehouse.ops_tables import insert_atomically
-from warehouse.truth import DISCOUNT_COST_PER_PCT, expected_reward, load_truth
+from warehouse.truth import DISCOUNT_COST_PER_PCT, expected_reward, load_truth, organic_reward
 
 
 def simulate_outcomes(con: duckdb.DuckDBPyConnection, run_id: str | None = None, *, seed: int = 0) -> int:
@@ -46,10 +47,9 @@ def simulate_outcomes(con: duckdb.DuckDBPyConnection, run_id: str | None = None,
     )
     take = params.take(pa.array([index[c] for c in rows.column("customer_id").to_pylist()]))
     treated = np.array([a == "treatment" for a in rows.column("arm").to_pylist()])
-    base = take.column("base_logit").to_numpy().astype(np.float64)
     order_value = take.column("expected_order_value").to_numpy().astype(np.float64)
     discount = pc.fill_null(rows.column("discount_pct"), 0.0).to_numpy().astype(np.float64)
-    conversion = 1.0 / (1.0 + np.exp(-base))  # organic: no touch
+    conversion, _ = organic_reward(take)  # a holdout is left alone: the truth's no-contact response
     if treated.any():
         templates = np.array(rows.column("template_id").to_pylist(), dtype=object)
         conv_t, _ = expected_reward(take.filter(pa.array(treated)), templates[treated], discount[treated])

@@ -2,7 +2,9 @@
 
 The generator draws each customer's latent response parameters, then draws the outcome of every
 logged marketing touch from `expected_reward`. The eval harness calls the same function to compute
-the true value of any policy, so it can check off-policy estimates against the truth.
+the true value of any policy, so it can check off-policy estimates against the truth, and
+`organic_reward` for what each customer does with no contact at all (a policy's lift is the
+difference).
 Policies never read this module's outputs: they live in `warehouse.paths.truth_dir()`, apart from
 the raw data that dbt reads.
 
@@ -151,6 +153,19 @@ def expected_reward(
     conversion = 1.0 / (1.0 + np.exp(-logit))
     revenue = conversion * order_value * (1.0 - DISCOUNT_COST_PER_PCT * discount)
     return conversion, revenue
+
+
+def organic_reward(params: pa.Table | Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """True expected (conversion within 14 days, revenue over 90 days) of each customer left alone.
+
+    A customer nobody contacts converts with the probability of their base logit alone (no template
+    appeal, segment fit, channel affinity or discount) and then spends their expected order value,
+    undiscounted. It reads the latent parameters the generator already drew and draws nothing.
+    """
+    base = _column(params, "base_logit").astype(np.float64)
+    order_value = _column(params, "expected_order_value").astype(np.float64)
+    conversion = 1.0 / (1.0 + np.exp(-base))
+    return conversion, conversion * order_value
 
 
 def expected_rewards_table(params: pa.Table) -> pa.Table:
