@@ -12,9 +12,14 @@ Rates are smoothed hierarchically: a customer's overall rate is shrunk towards t
 key's population lift (`prior_key` pseudo-touches). The population rates (`Priors`) are fitted on the
 training touches and stored with the model, so scoring uses the same ones.
 
-Training rows are logged touches; their history features leave the touch itself out (`loo=`), so
-a row's own outcome never enters its own features (with a static response, the other touches of the
-customer are an honest sample; at decision time all of them are used).
+Training rows are logged touches, featurised as of their touch (`FeatureParams`, both on by
+default): the history of a row sums only the customer's touches before that row's touch
+(`row_history`), and its customer block is the 360 as of the touch's day (`point_in_time`). A
+leave-one-out history (every touch before the cut-off but the row's own, `loo=`) is the fallback
+when the as-of history is switched off: it lets the row's own outcome back in through the
+customer's total, which a learner can read off against the customer's other rows. At decision time
+all touches before the cut-off and the current 360 are used: that is point-in-time for a decision
+made now.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import pyarrow.compute as pc
 
 from agent.learned.actions import DISCOUNT_LEVELS, ActionCatalog, default_catalog
 from agent.learned.data import logged_touches
+from agent.learned.point_in_time import CustomerTimeline
 from core.contracts import CHANNELS, SEGMENTS
 
 # --- the customer block (customer 360 + segment scores) -------------------------------------------
@@ -117,9 +123,18 @@ class KeyLayout:
 class FeatureParams:
     prior_customer: float = 20.0  # pseudo-touches shrinking a customer's overall rate to the population's
     prior_key: float = 10.0  # pseudo-touches shrinking a key's rate to the customer's overall x key lift
+    # training rows: history from the customer's touches before the row's touch (else leave-one-out)
+    history_as_of_touch: bool = True
+    # training rows: the 360 block as of the touch's day (else the block as of the cut-off)
+    base_as_of_touch: bool = True
 
-    def as_dict(self) -> dict[str, float]:
-        return {"prior_customer": self.prior_customer, "prior_key": self.prior_key}
+    def as_dict(self) -> dict[str, float | bool]:
+        return {
+            "prior_customer": self.prior_customer,
+            "prior_key": self.prior_key,
+            "history_as_of_touch": self.history_as_of_touch,
+            "base_as_of_touch": self.base_as_of_touch,
+        }
 
 
 @dataclass(frozen=True, eq=False)
@@ -148,6 +163,9 @@ class CustomerFeatures:
     conv: np.ndarray  # conversions
     rev: np.ndarray  # revenue_90d
     cutoff: datetime | None
+    # the dated facts behind the 360, for training rows' blocks as of their touch (None: features
+    # built from tables without the warehouse; training rows then take the block as of the cut-off)
+    timeline: CustomerTimeline | None = None
 
     def __len__(self) -> int:
         return len(self.customer_ids)
@@ -185,12 +203,13 @@ def _num(table: pa.Table, name: str) -> np.ndarray:
     return np.asarray(table.column(name).to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
-def base_matrix(customers: pa.Table) -> np.ndarray:
-    """The customer block (BASE_FEATURES order) from a `customer_table` result."""
-    cols: list[np.ndarray] = [
-        np.log1p(np.clip(np.nan_to_num(_num(customers, c)), 0, None)) for c in _LOG_COLS
-    ]
-    cols += [np.nan_to_num(_num(customers, c)) for c in _RAW_COLS]
+def base_matrix(customers: pa.Table, *, unknown_as_nan: bool = False) -> np.ndarray:
+    """The customer block (BASE_FEATURES order) from a `customer_table` result. With
+    `unknown_as_nan`, a null count or score stays NaN (unknown, which LightGBM routes on its own)
+    instead of 0: the as-of block's web windows before the warehouse's web data are unknown."""
+    fill = (lambda v: v) if unknown_as_nan else np.nan_to_num
+    cols: list[np.ndarray] = [np.log1p(np.clip(fill(_num(customers, c)), 0, None)) for c in _LOG_COLS]
+    cols += [fill(_num(customers, c)) for c in _RAW_COLS]
     cols += [np.nan_to_num(_num(customers, c)) for c in _BOOL_COLS]
     for c in _NULLABLE:
         v = _num(customers, c)
@@ -259,13 +278,15 @@ def build_customer_features(
     *,
     cutoff: datetime | None = None,
     catalog: ActionCatalog | None = None,
+    timeline: CustomerTimeline | None = None,
 ) -> CustomerFeatures:
-    """Customer block + history sums from `touches` (TOUCH_SCHEMA) strictly before `cutoff`."""
+    """Customer block + history sums from `touches` (TOUCH_SCHEMA) strictly before `cutoff`;
+    `timeline` (CustomerTimeline.load) lets training rows take the block as of their touch."""
     cat = catalog or default_catalog()
     ids = np.asarray(customers.column("customer_id").to_numpy(zero_copy_only=False), dtype=object)
     n, conv, rev = history_stats(ids, touches, cutoff, cat)
     segs = np.asarray(customers.column("segment").to_numpy(zero_copy_only=False), dtype=object)
-    return CustomerFeatures(ids, segs, base_matrix(customers), n, conv, rev, cutoff)
+    return CustomerFeatures(ids, segs, base_matrix(customers), n, conv, rev, cutoff, timeline)
 
 
 def load_customer_features(
@@ -276,13 +297,86 @@ def load_customer_features(
     catalog: ActionCatalog | None = None,
 ) -> CustomerFeatures:
     """What `LearnedModel.score` needs at decision time: the segmented customers (or `customer_ids`)
-    with their history from the warehouse (campaign history + own decisions) before `before`."""
+    with their history from the warehouse (campaign history + own decisions) before `before`, and
+    their timeline (the dated facts behind the 360) for training rows as of their touch."""
     customers = customer_table(con, customer_ids=customer_ids, segmented_only=customer_ids is None)
+    ids = customers.column("customer_id").to_pylist()
     if customer_ids is None:  # every segmented customer: a filter on the mart, not an id list
         touches = logged_touches(con, before=before, segmented_only=True)
     else:
-        touches = logged_touches(con, before=before, customer_ids=customers.column("customer_id").to_pylist())
-    return build_customer_features(customers, touches, cutoff=before, catalog=catalog)
+        touches = logged_touches(con, before=before, customer_ids=ids)
+    timeline = CustomerTimeline.load(con, ids)
+    return build_customer_features(customers, touches, cutoff=before, catalog=catalog, timeline=timeline)
+
+
+def training_base(cf: CustomerFeatures, rows: np.ndarray, at: np.ndarray) -> np.ndarray | None:
+    """The 360 block of customer row `rows[i]` as of `at[i]`'s day (point_in_time), unknown web
+    windows as NaN; None when cf has no timeline (features built without the warehouse)."""
+    if cf.timeline is None:
+        return None
+    return base_matrix(cf.timeline.base_table(cf.customer_ids[rows], at), unknown_as_nan=True)
+
+
+@dataclass(frozen=True, eq=False)
+class RowHistory:
+    """Per training row: the customer's history sums per key (as `CustomerFeatures.n/conv/rev`) over
+    the touches strictly before that row's touch."""
+
+    n: np.ndarray  # (m, N_KEYS) float32
+    conv: np.ndarray
+    rev: np.ndarray
+
+    def take(self, idx: np.ndarray) -> RowHistory:
+        return RowHistory(self.n[idx], self.conv[idx], self.rev[idx])
+
+
+def row_history(
+    cf: CustomerFeatures,
+    touches: pa.Table,
+    rows: np.ndarray,
+    at: np.ndarray,
+    cat: ActionCatalog | None = None,
+) -> RowHistory:
+    """History sums of customer row `rows[i]` of cf over its touches (from `touches`, before cf's
+    cutoff) strictly before `at[i]` (datetime64[us]). Per key type the touches are sorted once by
+    (customer, key, time) and each row's sums are two binary searches into prefix sums, so the cost is
+    one sort of the touches per key type plus a few searches per row and key, never a range join."""
+    cat = cat or default_catalog()
+    layout = KeyLayout.for_catalog(cat)
+    touches = _before(touches, cf.cutoff)
+    m = len(rows)
+    out = [np.zeros((m, layout.size), dtype=np.float32) for _ in range(3)]
+    cust = cf.rows_of(touches.column("customer_id"))
+    acts = touch_actions(touches, cat)
+    keep = (cust >= 0) & (acts >= 0)
+    if not keep.any() or m == 0:
+        return RowHistory(*out)
+    cust, acts = cust[keep], acts[keep]
+    ts = touches.column("touched_at").cast(pa.int64()).to_numpy(zero_copy_only=False)[keep]
+    conv = touches.column("converted_14d").to_numpy(zero_copy_only=False)[keep].astype(np.float64)
+    rev = touches.column("revenue_90d").to_numpy(zero_copy_only=False)[keep].astype(np.float64)
+    times = np.unique(ts)  # a touch's time as its rank: the sort key stays within int64
+    rank = np.searchsorted(times, ts)
+    q_rank = np.searchsorted(times, np.asarray(at, dtype="datetime64[us]").astype(np.int64), side="left")
+    span = len(times) + 1
+    rows = np.asarray(rows, dtype=np.int64)
+    for t in KEY_TYPES:
+        first = layout.offsets[t]
+        nxt = KEY_TYPES.index(t) + 1
+        width = (layout.offsets[KEY_TYPES[nxt]] if nxt < len(KEY_TYPES) else layout.size) - first
+        key = (cust * width + layout.action_keys[t][acts] - first) * span + rank
+        order = np.argsort(key, kind="stable")
+        key = key[order]
+        c_sum = np.concatenate([[0.0], np.cumsum(conv[order])])
+        r_sum = np.concatenate([[0.0], np.cumsum(rev[order])])
+        for j in range(width):
+            group = (rows * width + j) * span
+            lo = np.searchsorted(key, group, side="left")
+            hi = np.searchsorted(key, group + q_rank, side="left")
+            out[0][:, first + j] = hi - lo
+            out[1][:, first + j] = c_sum[hi] - c_sum[lo]
+            out[2][:, first + j] = r_sum[hi] - r_sum[lo]
+    return RowHistory(*out)
 
 
 def fit_priors(n: np.ndarray, conv: np.ndarray, rev: np.ndarray) -> Priors:
@@ -324,8 +418,18 @@ class LOO:
 
 
 def _sums(
-    cf: CustomerFeatures, rows: np.ndarray, cols: np.ndarray, loo: LOO | None, loo_cols: np.ndarray | None
+    cf: CustomerFeatures,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    loo: LOO | None,
+    loo_cols: np.ndarray | None,
+    history: RowHistory | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if history is not None:  # per-row sums before each row's touch: nothing to leave out
+        i = np.arange(len(rows))
+        return tuple(  # type: ignore[return-value]
+            a[i, cols].astype(np.float64) for a in (history.n, history.conv, history.rev)
+        )
     n = cf.n[rows, cols].astype(np.float64)
     c = cf.conv[rows, cols].astype(np.float64)
     r = cf.rev[rows, cols].astype(np.float64)
@@ -336,10 +440,15 @@ def _sums(
 
 
 def _overall(
-    cf: CustomerFeatures, priors: Priors, params: FeatureParams, rows: np.ndarray, loo: LOO | None
+    cf: CustomerFeatures,
+    priors: Priors,
+    params: FeatureParams,
+    rows: np.ndarray,
+    loo: LOO | None,
+    history: RowHistory | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     zero = np.zeros(len(rows), dtype=np.int64)
-    n, c, r = _sums(cf, rows, zero, loo, zero if loo is not None else None)
+    n, c, r = _sums(cf, rows, zero, loo, zero if loo is not None else None, history)
     m0 = params.prior_customer
     return n, (c + m0 * priors.conv[0]) / (n + m0), (r + m0 * priors.rev[0]) / (n + m0)
 
@@ -351,26 +460,30 @@ def customer_matrix(
     rows: np.ndarray,
     loo: LOO | None = None,
     catalog: ActionCatalog | None = None,
+    *,
+    base: np.ndarray | None = None,
+    history: RowHistory | None = None,
 ) -> np.ndarray:
-    """(m, len(CUSTOMER_FEATURES)) float32 for customer rows `rows` (with `loo`: training rows):
-    the 360 block, then the overall history (touches, smoothed conversion and revenue rates, revenue
-    per conversion), each family's share of the touches and its smoothed conversion rate."""
+    """(m, len(CUSTOMER_FEATURES)) float32 for customer rows `rows` (training rows: `base` and
+    `history` as of each row's touch, or `loo`): the 360 block, then the overall history (touches,
+    smoothed conversion and revenue rates, revenue per conversion), each family's share of the
+    touches and its smoothed conversion rate."""
     layout = KeyLayout.for_catalog(catalog or default_catalog())
-    n, conv, rev = _overall(cf, priors, params, rows, loo)
+    n, conv, rev = _overall(cf, priors, params, rows, loo, history)
     zero = np.zeros(len(rows), dtype=np.int64)
-    _, c_all, r_all = _sums(cf, rows, zero, loo, zero if loo is not None else None)
+    _, c_all, r_all = _sums(cf, rows, zero, loo, zero if loo is not None else None, history)
     rpc_prior = priors.rev[0] / max(priors.conv[0], 1e-9)
     rpc = (r_all + 2.0 * rpc_prior) / (c_all + 2.0)  # revenue per conversion, 2 pseudo-conversions
     shares, fam_conv = [], []
     loo_fam = None if loo is None else layout.action_keys["family"][loo.action]
     for j in range(len(SEGMENTS)):
         key = layout.offsets["family"] + j
-        fn, fc, _ = _sums(cf, rows, np.full(len(rows), key), loo, loo_fam)
+        fn, fc, _ = _sums(cf, rows, np.full(len(rows), key), loo, loo_fam, history)
         lift = priors.conv[key] / max(priors.conv[0], 1e-9)
         shares.append(fn / np.maximum(n, 1.0))
         fam_conv.append((fc + params.prior_key * conv * lift) / (fn + params.prior_key))
     hist = np.column_stack([np.log1p(n), conv, rev / REV_SCALE, rpc / REV_SCALE, *shares, *fam_conv])
-    return np.hstack([cf.base[rows], hist.astype(np.float32)])
+    return np.hstack([cf.base[rows] if base is None else base, hist.astype(np.float32)])
 
 
 def pair_matrix(
@@ -381,18 +494,22 @@ def pair_matrix(
     actions: np.ndarray,
     loo: LOO | None = None,
     catalog: ActionCatalog | None = None,
+    *,
+    base: np.ndarray | None = None,
+    history: RowHistory | None = None,
 ) -> np.ndarray:
     """(m, len(PAIR_FEATURES)) float32: the customer's own history matched to the action (its
-    channel, template, discount level, exact cell), smoothed; plus preferred-channel and discount."""
+    channel, template, discount level, exact cell), smoothed; plus preferred-channel and discount.
+    Training rows pass `base` and `history` as of each row's touch (as customer_matrix)."""
     cat = catalog or default_catalog()
     layout = KeyLayout.for_catalog(cat)
-    n0, conv0, rev0 = _overall(cf, priors, params, rows, loo)
+    n0, conv0, rev0 = _overall(cf, priors, params, rows, loo, history)
     m = params.prior_key
     cols = []
     for t in PAIR_KEY_TYPES:
         keys = layout.action_keys[t][actions]
         loo_keys = None if loo is None else layout.action_keys[t][loo.action]
-        n, c, r = _sums(cf, rows, keys, loo, loo_keys)
+        n, c, r = _sums(cf, rows, keys, loo, loo_keys, history)
         lift_c = priors.conv[keys] / max(priors.conv[0], 1e-9)
         lift_r = priors.rev[keys] / max(priors.rev[0], 1e-9)
         cols += [
@@ -400,7 +517,8 @@ def pair_matrix(
             (c + m * conv0 * lift_c) / (n + m),
             (r + m * rev0 * lift_r) / (n + m) / REV_SCALE,
         ]
-    pref_col = cf.base[rows][:, BASE_FEATURES.index("pref_email") : BASE_FEATURES.index("pref_email") + 3]
+    block = cf.base[rows] if base is None else base
+    pref_col = block[:, BASE_FEATURES.index("pref_email") : BASE_FEATURES.index("pref_email") + 3]
     is_pref = pref_col[np.arange(len(rows)), cat.channel_code[actions]]
     d = cat.discounts[actions]
     cols += [is_pref.astype(np.float64), d / 5.0, np.sqrt(d / 5.0)]

@@ -49,6 +49,7 @@ from agent.learned.features import (
     CustomerFeatures,
     FeatureParams,
     Priors,
+    RowHistory,
     customer_matrix,
     fit_priors,
     pair_matrix,
@@ -170,10 +171,19 @@ class TrainingRows:
     propensity: np.ndarray
     conv: np.ndarray
     rev: np.ndarray
+    # each row's 360 block and history as of its touch (FeatureParams); None: cf's, with `loo`
+    base: np.ndarray | None = None
+    history: RowHistory | None = None
 
     def take(self, idx: np.ndarray) -> TrainingRows:
         return TrainingRows(
-            *(a[idx] for a in (self.rows, self.actions, self.propensity, self.conv, self.rev))
+            self.rows[idx],
+            self.actions[idx],
+            self.propensity[idx],
+            self.conv[idx],
+            self.rev[idx],
+            base=None if self.base is None else self.base[idx],
+            history=None if self.history is None else self.history.take(idx),
         )
 
     @property
@@ -185,8 +195,9 @@ def training_rows(
     touches: pa.Table, cf: CustomerFeatures, cat: ActionCatalog, params: LearnerParams
 ) -> TrainingRows:
     """The logged touches of cf's customers, before cf's cutoff (its history's cutoff), sampled to
-    `max_rows` with `seed` when there are more."""
-    from agent.learned.features import _before
+    `max_rows` with `seed` when there are more; featurised as of each touch (after sampling, so the
+    as-of work scales with the rows trained on, not with the history)."""
+    from agent.learned.features import _before, row_history, training_base
 
     touches = _before(touches, cf.cutoff)
     rows = cf.rows_of(touches.column("customer_id"))
@@ -195,12 +206,16 @@ def training_rows(
     if len(keep) > params.max_rows:
         keep = np.sort(np.random.default_rng(params.seed).choice(keep, params.max_rows, replace=False))
     col = lambda n: touches.column(n).to_numpy(zero_copy_only=False)[keep]  # noqa: E731
+    at = col("touched_at").astype("datetime64[us]")
+    fp = params.features
     return TrainingRows(
         rows[keep],
         acts[keep],
         col("propensity").astype(np.float64),
         col("converted_14d").astype(np.float64),
         col("revenue_90d").astype(np.float64),
+        base=training_base(cf, rows[keep], at) if fp.base_as_of_touch else None,
+        history=row_history(cf, touches, rows[keep], at, cat) if fp.history_as_of_touch else None,
     )
 
 
@@ -445,8 +460,10 @@ def _train_gbm(
     fp = params.features
     x = np.hstack(
         [
-            customer_matrix(cf, priors, fp, t.rows, t.loo, catalog=cat),
-            pair_matrix(cf, priors, fp, t.rows, t.actions, t.loo, catalog=cat),
+            customer_matrix(cf, priors, fp, t.rows, t.loo, catalog=cat, base=t.base, history=t.history),
+            pair_matrix(
+                cf, priors, fp, t.rows, t.actions, t.loo, catalog=cat, base=t.base, history=t.history
+            ),
             np.column_stack([cat.template_code[t.actions], cat.channel_code[t.actions]]).astype(np.float32),
         ]
     )
@@ -505,9 +522,13 @@ def _train_vw(
         for lo in range(0, len(t.rows), VW_CHUNK):
             c = t.take(np.arange(lo, min(lo + VW_CHUNK, len(t.rows))))
             ex, acts = np.nonzero(bank[lo : lo + VW_CHUNK])
-            shared = customer_matrix(cf, priors, fp, c.rows, c.loo, catalog=cat)
+            # VW reads no NaN: an unknown as-of value (an uncovered web window) enters as 0
+            shared = np.nan_to_num(
+                customer_matrix(cf, priors, fp, c.rows, c.loo, catalog=cat, base=c.base, history=c.history)
+            )
+            per = c.take(ex)
             pair = pair_matrix(
-                cf, priors, fp, c.rows[ex], acts, LOO(c.actions[ex], c.conv[ex], c.rev[ex]), catalog=cat
+                cf, priors, fp, per.rows, acts, per.loo, catalog=cat, base=per.base, history=per.history
             )
             labels = vw_learner.label_prefixes(acts == c.actions[ex], cost[lo:][ex], c.propensity[ex])
             yield vw_learner.example_lines(
