@@ -186,30 +186,49 @@ class LLMSettings(Section):
 
 
 class LearnedSettings(Section):
-    """The learned policy (section NBA_LEARNED__): which learner, how much it explores."""
+    """The learned policy (section NBA_LEARNED__): which learner, when it leaves the incumbent's
+    action, and how it explores."""
 
-    learner: Literal["gbm", "vw"] = "gbm"  # gbm measured better on the truth (agent/learned/README.md)
-    exploration: Literal["epsilon", "softmax"] = "epsilon"
+    learner: Literal["gbm", "vw"] = "gbm"  # gbm measured better on the truth (bench/README.md)
+    # thompson: explore by the ensemble members' votes (where the model is unsure); epsilon and
+    # softmax: by the values alone
+    exploration: Literal["thompson", "epsilon", "softmax"] = "thompson"
+    thompson_share: float = Field(default=0.1, ge=0, lt=1, allow_inf_nan=False)  # mass that follows the votes
+    floor: float = Field(default=0.005, gt=0, lt=0.5, allow_inf_nan=False)  # spread over every allowed action
     epsilon: float = Field(default=0.05, gt=0, lt=1, allow_inf_nan=False)  # share of uniform exploration
     temperature: float = Field(
         default=0.1, gt=0, le=10, allow_inf_nan=False
     )  # softmax, relative to the best value
     seed: int = 0  # the exploration draws: same seed + same customer = same draw
-    # conservative improvement: keep the rules' action unless the model values another allowed action
-    # this much higher (0.1 = 10%). Measured on the truth (time split, cap 5): demo 93.7% -> 94.7% of
-    # the oracle, seed 7 x 20k 97.3% -> 98.0%; the model's winners among rarely logged actions are
-    # often noise (the winner's curse), and the rules are the incumbent playbook the log was drawn near
-    switch_margin: float = Field(default=0.1, ge=0, le=10, allow_inf_nan=False)
-    # evals of a learned policy train before as_of - this and score the touches after (demo, measured:
-    # DR error of the learned policy +14% at 90 days, +6.8% at 120, +1.8% at 180: the rows after the
-    # cut-off set the variance)
+    # safe improvement: leave the rules' action only for an action whose gain over it has a one-sided
+    # lower confidence bound above zero at this level, the bound from the ensemble members' spread
+    # (bootstraps of the customers); a model's winners among rarely logged actions are often noise
+    switch_confidence: float = Field(default=0.9, gt=0.5, lt=1, allow_inf_nan=False)
+    # evals of a learned policy train before as_of - this and score the touches after it: the rows
+    # after the cut-off set the estimate's variance, the rows before it the model
     eval_holdout_days: int = Field(default=180, ge=7, le=330)
-    # LightGBM boosters averaged (seeds seed..seed+n-1), or `auto`: five up to 20,000 customers with
-    # features, one above (agent/learned/model.py). Measured on the demo: five are steadier and
-    # better (day-0 greedy value 24.615 vs 24.489 of oracle 25.747; after `make simulate-days
-    # DAYS=10` at least day 0's on 3 of 3 outcome seeds, one booster on 1 of 3) but score five times
-    # the trees, past the 60 s target on the 1M-customer warehouse's 121k segmented customers.
+    # LightGBM boosters averaged, each on its own bootstrap of the customers (seeds seed..seed+n-1),
+    # or `auto`: five up to 20,000 customers with features, one above (scoring time grows with
+    # them; agent/learned/model.py). With one member there is no spread: the policy switches wherever
+    # the model values another action higher.
     gbm_members: Annotated[Literal["auto"] | int, BeforeValidator(_members)] = "auto"
+
+
+class RampSettings(Section):
+    """The live ramp (section NBA_RAMP__): a candidate that passed the offline screen goes live on a
+    randomized share of the treatment customers, the policy in place on the rest, until a sequential
+    test on their outcomes promotes it or rolls it back."""
+
+    share: float = Field(default=0.5, gt=0, lt=1, allow_inf_nan=False)  # decisions the candidate makes
+    # non-inferiority margin, a share of the policy in place's value: promoted once the candidate is
+    # shown no worse than this; rolled back once it is shown worse at all
+    margin: float = Field(default=0.01, ge=0, lt=0.5, allow_inf_nan=False)
+    alpha: float = Field(default=0.05, gt=0, lt=0.5, allow_inf_nan=False)  # of the confidence sequence
+    # the offline screen: the eval's paired DR lower bound may be at most this share of the policy in
+    # place's value below zero (a screen keeps out what is clearly worse; the ramp decides the rest)
+    screen_margin: float = Field(default=0.1, ge=0, lt=1, allow_inf_nan=False)
+    min_decisions: int = Field(default=200, ge=1)  # ramp outcomes before any verdict
+    max_decisions: int = Field(default=50_000, ge=1)  # inconclusive by then: rolled back
 
 
 class RunConfig(BaseSettings):
@@ -233,6 +252,7 @@ class RunConfig(BaseSettings):
     as_of: AsOf | None = None
     llm: LLMSettings = LLMSettings()
     learned: LearnedSettings = LearnedSettings()
+    ramp: RampSettings = RampSettings()
     # Where the decision step runs (NBA_DECIDE_ON): in this process, or on the Spark cluster over
     # partitions of customer 360 (orchestration/spark_decisions.py; rules and learned modes).
     decide_on: Literal["local", "spark"] = "local"

@@ -24,6 +24,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
+from weakref import WeakKeyDictionary
 
 import numpy as np
 import pyarrow as pa
@@ -31,7 +32,7 @@ import pyarrow as pa
 from core.contracts import LoggedTouch
 from evals.actions import NO_ACTION, ActionSpace, default_action_space
 from evals.bootstrap import bootstrap_sums
-from evals.reward_model import BucketRewardModel, FittedRewardModel
+from evals.reward_model import FittedRewardModel, GBMRewardModel, RewardModel
 
 Metric = Literal["revenue_90d", "converted_14d"]
 METRICS: tuple[Metric, ...] = ("revenue_90d", "converted_14d")
@@ -382,25 +383,30 @@ class SNIPS(Estimator):
         return np.where(sums[..., 2] == 0, 0.0, value)
 
 
+# Fitted reward models per logged data set, metric and model: every DR of one eval (each policy,
+# each metric, the paired differences) shares one cross-fit instead of refitting it.
+_FITS: WeakKeyDictionary[LoggedData, dict[tuple[str, object], FittedRewardModel]] = WeakKeyDictionary()
+
+
 class DoublyRobust(Estimator):
     """DR: mean of q(x_i, pi) + w_i * (r_i - q(x_i, a_i)) with a direct-method reward model q
-    cross-fitted on the logged data by customer (default: per-(action, feature-bucket) means shrunk
-    to the per-action mean; see evals.reward_model)."""
+    cross-fitted on the logged data by customer (default: LightGBM on the features and the action;
+    see evals.reward_model)."""
 
     name = "dr"
 
-    def __init__(self, metric: Metric = "revenue_90d", reward_model: BucketRewardModel | None = None) -> None:
+    def __init__(self, metric: Metric = "revenue_90d", reward_model: RewardModel | None = None) -> None:
         super().__init__(metric)
-        self.reward_model = reward_model or BucketRewardModel()
-        self._fitted: tuple[int, FittedRewardModel] | None = None
+        self.reward_model: RewardModel = reward_model or GBMRewardModel()
 
     def fit(self, data: LoggedData) -> FittedRewardModel:
-        if self._fitted is None or self._fitted[0] != id(data):
-            fitted = self.reward_model.fit_crossed(
+        fits = _FITS.setdefault(data, {})
+        key = (self.metric, self.reward_model)
+        if key not in fits:
+            fits[key] = self.reward_model.fit_crossed(
                 data.actions, data.reward(self.metric), data.features, len(data.space), data.customer_ids
             )
-            self._fitted = (id(data), fitted)
-        return self._fitted[1]
+        return fits[key]
 
     def direct_method(self, data: LoggedData, target: TargetPolicy) -> float:
         """The reward model's own estimate (no correction): biased when the model misses confounders."""

@@ -1,4 +1,11 @@
-"""The direct-method reward model of the doubly robust estimator: numpy only, fit in one pass.
+"""The direct-method reward models of the doubly robust estimator.
+
+`GBMRewardModel` (the default): LightGBM on the row's features and the action, cross-fitted by
+customer, giving each logged row its own prediction for every action (the table has one row per
+logged row). A reward model as good as the learned policy's own is what makes DR's paired interval
+narrow: the correction term only has to carry what the model misses.
+
+`BucketRewardModel` (numpy only, fit in one pass):
 
 q(x, a) = mean reward of action a in x's feature cell, shrunk towards the action's mean, which is
 itself shrunk towards the overall mean:
@@ -18,6 +25,7 @@ shrinks with it: on the demo warehouse that biased DR by about +1.5%.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -26,6 +34,81 @@ import numpy as np
 class FittedRewardModel:
     table: np.ndarray  # n_cells x n_actions
     cells: np.ndarray  # cell of each logged row
+
+
+class RewardModel(Protocol):
+    """What DoublyRobust needs: per logged row, a predicted reward for every action, cross-fitted."""
+
+    def fit_crossed(
+        self,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        features: np.ndarray | None,
+        n_actions: int,
+        groups: np.ndarray,
+    ) -> FittedRewardModel: ...
+
+
+def _folds(groups: np.ndarray, n_folds: int) -> tuple[np.ndarray, int]:
+    """Fold of each row: customers shuffled by a fixed seed, dealt round-robin into folds."""
+    _, group = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
+    n_groups = int(group.max()) + 1 if len(group) else 0
+    return np.random.default_rng(0).permutation(max(n_groups, 1))[group.ravel()] % n_folds, n_groups
+
+
+@dataclass(frozen=True)
+class GBMRewardModel:
+    """LightGBM regression of the reward on (features, action), cross-fitted by customer: each row's
+    predictions come from the model fit on the other folds' customers, so a row's own outcome never
+    enters its own q (fit in-sample, q leans towards the outcome and DR's correction shrinks with it).
+    Squared loss: the predictions are mean-calibrated, which DR's direct part needs."""
+
+    n_folds: int = 5
+    rounds: int = 120
+    learning_rate: float = 0.08
+    leaves: int = 15
+    min_leaf: int = 100
+    threads: int = 2
+
+    def fit_crossed(
+        self,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        features: np.ndarray | None,
+        n_actions: int,
+        groups: np.ndarray,
+    ) -> FittedRewardModel:
+        import lightgbm
+
+        n = len(actions)
+        feats = np.zeros((n, 0)) if features is None else np.asarray(features, dtype=np.float64)
+        folds, n_groups = _folds(groups, self.n_folds)
+        if n_groups < self.n_folds or n < 10 * self.min_leaf:
+            return BucketRewardModel().fit_crossed(actions, rewards, features, n_actions, groups)
+        x = np.column_stack([feats, actions]).astype(np.float32)
+        table = np.empty((n, n_actions))
+        config = {
+            "objective": "regression",
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.leaves,
+            "min_data_in_leaf": self.min_leaf,
+            "seed": 0,
+            "deterministic": True,
+            "force_row_wise": True,
+            "num_threads": self.threads,
+            "verbose": -1,
+        }
+        for k in range(self.n_folds):
+            train, held = folds != k, np.flatnonzero(folds == k)
+            data = lightgbm.Dataset(
+                x[train], rewards[train], categorical_feature=[x.shape[1] - 1], free_raw_data=True
+            )
+            booster = lightgbm.train(config, data, num_boost_round=self.rounds)
+            grid = np.repeat(x[held], n_actions, axis=0)
+            grid[:, -1] = np.tile(np.arange(n_actions, dtype=np.float32), len(held))
+            pred = booster.predict(grid, num_threads=self.threads)
+            table[held] = np.asarray(pred, dtype=np.float64).reshape(len(held), n_actions)
+        return FittedRewardModel(table=table, cells=np.arange(n, dtype=np.int64))
 
 
 @dataclass(frozen=True)

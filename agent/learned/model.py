@@ -115,6 +115,9 @@ class LearnerParams:
     # each member trains on its own seeded sample of that size, so the boosting work stays that of
     # one booster on max_rows
     gbm_members: int = GBM_MEMBERS
+    # members fit on bootstraps of the customers (more than one member): their spread is the
+    # model's uncertainty, and out-of-bag rows calibrate the mean to the logged outcomes
+    gbm_bootstrap: bool = True
     threads: int = 2
 
     def as_dict(self) -> dict[str, Any]:
@@ -220,32 +223,40 @@ def training_rows(
 
 
 class GBMEnsemble:
-    """LightGBM boosters whose predictions are averaged (member k saved as model.lgb / model-k.lgb)."""
+    """LightGBM boosters, each fit on its own bootstrap of the customers (member k saved as model.lgb /
+    model-k.lgb). Their mean is the value; their spread is the model's own uncertainty, which the
+    policy uses to switch away from the incumbent only where the gain is sure and to explore where
+    it is not. `scale` calibrates the mean to the logged outcomes (out-of-bag rows of each member)."""
 
-    def __init__(self, boosters: list[Any]) -> None:
+    def __init__(self, boosters: list[Any], scale: float = 1.0) -> None:
         if not boosters:
             raise ValueError("a GBM ensemble needs at least one booster")
         self.boosters = boosters
+        self.scale = scale
 
     @staticmethod
     def file_name(k: int) -> str:
         return "model.lgb" if k == 0 else f"model-{k}.lgb"
 
+    def predict_members(self, x: np.ndarray, num_threads: int = 0) -> np.ndarray:
+        """(members, rows) calibrated predictions."""
+        return self.scale * np.stack(
+            [np.asarray(b.predict(x, num_threads=num_threads), dtype=np.float64) for b in self.boosters]
+        )
+
     def predict(self, x: np.ndarray, num_threads: int = 0) -> np.ndarray:
-        out = np.zeros(len(x), dtype=np.float64)
-        for b in self.boosters:
-            out += np.asarray(b.predict(x, num_threads=num_threads), dtype=np.float64)
-        return out / len(self.boosters)
+        return self.predict_members(x, num_threads).mean(axis=0)  # type: ignore[no-any-return]
 
     def save(self, directory: Path) -> None:
         for k, b in enumerate(self.boosters):
             b.save_model(str(directory / self.file_name(k)))
 
     @classmethod
-    def load(cls, directory: Path, members: int) -> GBMEnsemble:
+    def load(cls, directory: Path, members: int, scale: float = 1.0) -> GBMEnsemble:
         import lightgbm
 
-        return cls([lightgbm.Booster(model_file=str(directory / cls.file_name(k))) for k in range(members)])
+        boosters = [lightgbm.Booster(model_file=str(directory / cls.file_name(k))) for k in range(members)]
+        return cls(boosters, scale)
 
 
 def _reward(goal: Goal, t: TrainingRows) -> np.ndarray:
@@ -289,22 +300,34 @@ class LearnedModel:
         if not len(rows):
             return np.zeros(0)
         fp = self.params.features
-        pair = pair_matrix(cf, self.priors, fp, rows, actions, catalog=self.catalog)
         if self.learner == "gbm":
-            uniq, inv = np.unique(rows, return_inverse=True)
-            cust = customer_matrix(cf, self.priors, fp, uniq, catalog=self.catalog)[inv.ravel()]
-            x = np.hstack([cust, pair, self._action_cols(actions)])
+            x = self._pair_x(cf, rows, actions)
             return np.asarray(self._backend.predict(x, num_threads=self.params.threads), dtype=np.float64)
+        pair = pair_matrix(cf, self.priors, fp, rows, actions, catalog=self.catalog)
         uniq, inv = np.unique(rows, return_inverse=True)
         shared = customer_matrix(cf, self.priors, fp, uniq, catalog=self.catalog)
         cost = self._backend[1].cost(shared, inv.ravel(), actions, pair)
         return -cost * (REV_SCALE if self.goal == "90d_clv" else 1.0)  # type: ignore[no-any-return]
 
-    def score(self, cf: CustomerFeatures, allowed: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-        """(n, n_actions) estimated values; nan where an action is not allowed.
+    def score_members(
+        self, cf: CustomerFeatures, allowed: np.ndarray, rows: np.ndarray | None = None
+    ) -> np.ndarray:
+        """(members, n, n_actions) each ensemble member's values, nan where not allowed (VW: one
+        member). Their mean is `score`; their spread says how sure the model is of each value."""
+        allowed, rows = self._check(cf, allowed, rows)
+        r, a = np.nonzero(allowed)
+        if self.learner != "gbm":
+            out = np.full((1, *allowed.shape), np.nan)
+            out[0, r, a] = self.score_pairs(cf, rows[r], a)
+            return out
+        vals = self._backend.predict_members(self._pair_x(cf, rows[r], a), num_threads=self.params.threads)
+        out = np.full((len(vals), *allowed.shape), np.nan)
+        out[:, r, a] = vals
+        return out
 
-        `allowed` is (n, n_actions) booleans (actions.allowed_mask); `rows` the cf row of each of
-        its rows (default: cf's rows in order, n == len(cf))."""
+    def _check(
+        self, cf: CustomerFeatures, allowed: np.ndarray, rows: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         allowed = np.asarray(allowed, dtype=bool)
         rows = np.arange(len(cf)) if rows is None else np.asarray(rows, dtype=np.int64)
         if allowed.shape != (len(rows), len(self.catalog)):
@@ -313,6 +336,21 @@ class LearnedModel:
             raise ValueError(
                 "rows must index customers of the features (cf.rows_of gives -1 for unknown ones)"
             )
+        return allowed, rows
+
+    def _pair_x(self, cf: CustomerFeatures, rows: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        fp = self.params.features
+        pair = pair_matrix(cf, self.priors, fp, rows, actions, catalog=self.catalog)
+        uniq, inv = np.unique(rows, return_inverse=True)
+        cust = customer_matrix(cf, self.priors, fp, uniq, catalog=self.catalog)[inv.ravel()]
+        return np.hstack([cust, pair, self._action_cols(actions)])
+
+    def score(self, cf: CustomerFeatures, allowed: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """(n, n_actions) estimated values; nan where an action is not allowed.
+
+        `allowed` is (n, n_actions) booleans (actions.allowed_mask); `rows` the cf row of each of
+        its rows (default: cf's rows in order, n == len(cf))."""
+        allowed, rows = self._check(cf, allowed, rows)
         out = np.full(allowed.shape, np.nan)
         r, a = np.nonzero(allowed)
         out[r, a] = self.score_pairs(cf, rows[r], a)
@@ -333,6 +371,7 @@ class LearnedModel:
             "priors": self.priors.as_dict(),
             "data_hash": self.data_hash,
             "n_train": self.n_train,
+            "scale": self._backend.scale if self.learner == "gbm" else 1.0,
             "actions": [self.catalog.label(i) for i in range(len(self.catalog))],
             "customer_features": list(CUSTOMER_FEATURES),
             "pair_features": list(PAIR_FEATURES),
@@ -373,9 +412,10 @@ class LearnedModel:
             raise ValueError(f"{path}: trained on another action bank; retrain the model")
         p = dict(meta["params"])
         p.setdefault("gbm_members", 1)  # saved before boosters were averaged: one booster
+        p.setdefault("gbm_bootstrap", False)
         p["features"] = FeatureParams(**p["features"])
         params = LearnerParams(**p)
-        backend = _load_backend(directory, params, cat)
+        backend = _load_backend(directory, params, cat, float(meta.get("scale", 1.0)))
         return cls(
             goal=meta["goal"],
             params=params,
@@ -388,9 +428,9 @@ class LearnedModel:
         )
 
 
-def _load_backend(directory: Path, params: LearnerParams, cat: ActionCatalog) -> Any:
+def _load_backend(directory: Path, params: LearnerParams, cat: ActionCatalog, scale: float = 1.0) -> Any:
     if params.learner == "gbm":
-        return GBMEnsemble.load(directory, params.gbm_members)
+        return GBMEnsemble.load(directory, params.gbm_members, scale)
     blob = (directory / "model.vw").read_bytes()
     scorer = vw_learner.VWScorer.from_model(
         directory / "model.vw", params.vw_args, CUSTOMER_FEATURES, PAIR_FEATURES, cat
@@ -470,37 +510,51 @@ def _train_gbm(
     y = _reward(goal, t)
     n_feat = x.shape[1]
     per_member = max(params.max_rows // params.gbm_members, 1)
+    bootstrap = params.gbm_bootstrap and params.gbm_members > 1
     boosters = []
+    oob_sum, oob_n = np.zeros(len(y)), np.zeros(len(y))
     for k in range(params.gbm_members):
-        seed = params.seed + k
-        config = {
-            "objective": "tweedie" if goal == "90d_clv" else "binary",
-            "learning_rate": params.gbm_learning_rate,
-            "num_leaves": params.gbm_leaves,
-            "min_data_in_leaf": params.gbm_min_leaf,
-            "feature_fraction": 0.8,
-            "bagging_fraction": 0.8,
-            "bagging_freq": 1,
-            "seed": seed,
-            "deterministic": True,
-            "force_row_wise": True,
-            "num_threads": params.threads,
-            "verbose": -1,
-        }
-        rows = (
-            np.sort(np.random.default_rng([params.seed, k]).choice(len(y), per_member, replace=False))
-            if len(y) > per_member and params.gbm_members > 1
-            else None
-        )
+        rng = np.random.default_rng([params.seed, k])
+        rows = np.arange(len(y))
+        if len(y) > per_member and params.gbm_members > 1:
+            rows = np.sort(rng.choice(len(y), per_member, replace=False))
+        # member k's bootstrap of the customers: each customer's rows weighted by one Poisson(1) draw
+        weight = rng.poisson(1.0, size=len(cf))[t.rows[rows]].astype(np.float64) if bootstrap else None
+        config = _gbm_config(goal, params, params.seed + k)
         data = lightgbm.Dataset(
-            x if rows is None else x[rows],
-            y if rows is None else y[rows],
+            x[rows],
+            y[rows],
+            weight=weight,
             feature_name=list(GBM_FEATURES),
             categorical_feature=[n_feat - 2, n_feat - 1],
             free_raw_data=True,
         )
-        boosters.append(lightgbm.train(config, data, num_boost_round=params.gbm_rounds))
-    return GBMEnsemble(boosters)
+        booster = lightgbm.train(config, data, num_boost_round=params.gbm_rounds)
+        boosters.append(booster)
+        out = rows[weight == 0] if weight is not None else rows
+        oob_sum[out] += booster.predict(x[out], num_threads=params.threads)
+        oob_n[out] += 1
+    seen = oob_n > 0
+    pred = oob_sum[seen] / oob_n[seen]
+    scale = float(y[seen].sum() / pred.sum()) if seen.any() and pred.sum() > 0 else 1.0
+    return GBMEnsemble(boosters, scale)
+
+
+def _gbm_config(goal: Goal, params: LearnerParams, seed: int) -> dict[str, Any]:
+    return {
+        "objective": "tweedie" if goal == "90d_clv" else "binary",
+        "learning_rate": params.gbm_learning_rate,
+        "num_leaves": params.gbm_leaves,
+        "min_data_in_leaf": params.gbm_min_leaf,
+        "feature_fraction": 0.8,
+        "bagging_fraction": 0.8,
+        "bagging_freq": 1,
+        "seed": seed,
+        "deterministic": True,
+        "force_row_wise": True,
+        "num_threads": params.threads,
+        "verbose": -1,
+    }
 
 
 def _train_vw(

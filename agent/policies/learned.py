@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from statistics import NormalDist
 
 import duckdb
 import numpy as np
@@ -23,6 +24,7 @@ from agent.learned import (
     allowed_mask,
     choose,
     default_catalog,
+    explore,
     load_customer_features,
 )
 from agent.learned.data import logged_touches
@@ -72,6 +74,21 @@ def model_for(
     return TrainedModel(model, features, True, time.perf_counter() - t0)
 
 
+def safe_choice(members: np.ndarray, allowed: np.ndarray, incumbent: int, confidence: float) -> int:
+    """The action to send instead of `incumbent`: among the allowed actions whose gain over it has a
+    one-sided lower bound above zero at `confidence` (mean minus z x standard deviation of the gain
+    over the ensemble members, bootstraps of the customers), the one with the highest mean gain;
+    the incumbent when there is none. One member has no spread: any positive gain counts."""
+    gain = members - members[:, incumbent][:, None]  # (k, n_actions)
+    mean = np.nanmean(gain, axis=0)
+    spread = np.nanstd(gain, axis=0, ddof=1) if len(members) > 1 else np.zeros_like(mean)
+    lower = mean - NormalDist().inv_cdf(confidence) * spread
+    sure = allowed & np.isfinite(lower) & (lower > 0)
+    if not sure.any():
+        return incumbent
+    return int(np.flatnonzero(sure)[np.argmax(mean[sure])])
+
+
 class LearnedPolicy:
     name: PolicyMode = "learned"
     prompt_version: str | None = None
@@ -94,6 +111,11 @@ class LearnedPolicy:
 
     def ranking(self, batch: Sequence[PolicyItem]) -> tuple[np.ndarray, np.ndarray]:
         """(values (n, n_actions) with nan where not allowed, allowed mask) for a batch."""
+        members, allowed = self.member_values(batch)
+        return np.nanmean(members, axis=0) if len(batch) else members[0], allowed
+
+    def member_values(self, batch: Sequence[PolicyItem]) -> tuple[np.ndarray, np.ndarray]:
+        """(each ensemble member's values (k, n, n_actions), allowed mask (n, n_actions))."""
         ids = np.array([ctx.customer_id for ctx, _ in batch], dtype=object)
         segments = np.array([ctx.segment for ctx, _ in batch], dtype=object)
         allowed = allowed_mask(
@@ -101,25 +123,29 @@ class LearnedPolicy:
         )
         rows = self.trained.features.rows_of(ids)
         allowed &= (rows >= 0)[:, None]  # a customer the model has no features for gets no action
-        values = self.trained.model.score(self.trained.features, allowed, rows=np.maximum(rows, 0))
-        return values, allowed
+        members = self.trained.model.score_members(self.trained.features, allowed, rows=np.maximum(rows, 0))
+        return members, allowed
 
     async def propose(
         self, batch: Sequence[PolicyItem], progress: Progress | None = None
     ) -> list[PolicyOutcome]:
         if not batch:
             return []
-        values, allowed = self.ranking(batch)
+        members, allowed = self.member_values(batch)
+        values = np.nanmean(members, axis=0)
         ids = [ctx.customer_id for ctx, _ in batch]
         s = self.settings
         pick = choose(
-            self.greedy_order(batch, values, allowed),
+            self.greedy_order(batch, values, allowed, members),
             allowed,
             ids,
             seed=s.seed,
             method=s.exploration,
             epsilon=s.epsilon,
             temperature=s.temperature,
+            floor=s.floor if s.exploration == "thompson" else explore.SOFTMAX_FLOOR,
+            members=members,
+            share=s.thompson_share,
         )
         cat, out = self.catalog, []
         for i, (ctx, _) in enumerate(batch):
@@ -168,31 +194,32 @@ class LearnedPolicy:
         return out
 
     def greedy_order(
-        self, batch: Sequence[PolicyItem], values: np.ndarray, allowed: np.ndarray
+        self,
+        batch: Sequence[PolicyItem],
+        values: np.ndarray,
+        allowed: np.ndarray,
+        members: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Values with the rules' action made the best one wherever the model does not value another
-        allowed action at least `switch_margin` higher (see LearnedSettings.switch_margin): the order
-        this policy chooses in, which an LLM drafting on top of the ranking also sees."""
-        margin = self.settings.switch_margin
+        """Values reordered so that the best one is this policy's choice: the rules' action, unless
+        another allowed action's gain over it is sure (safe_choice). The order this policy chooses in,
+        which an LLM drafting on top of the ranking also sees."""
+        if members is None:
+            members, _ = self.member_values(batch)
         out = values.copy()
         for i, (ctx, elig) in enumerate(batch):
             p = self.incumbent.propose_one(ctx, elig.allowed_channels)
             if p is None:
                 continue
-            a = int(
+            a0 = int(
                 self.catalog.indices(
                     np.array([p.template_id], dtype=object), np.array([p.discount_pct]), snap=True
                 )[0]
             )
-            if a < 0 or not allowed[i, a] or not np.isfinite(values[i, a]):
+            if a0 < 0 or not allowed[i, a0] or not np.isfinite(values[i, a0]):
                 continue
+            a = safe_choice(members[:, i, :], allowed[i], a0, self.settings.switch_confidence)
             best = np.nanmax(np.where(allowed[i], values[i], np.nan))
-            if (
-                best <= values[i, a] * (1 + margin)
-                if values[i, a] >= 0
-                else best <= values[i, a] * (1 - margin)
-            ):
-                out[i, a] = best + abs(best) * 1e-9 + 1e-12  # the incumbent stays the greedy choice
+            out[i, a] = best + abs(best) * 1e-9 + 1e-12  # the safe choice is the greedy one
         return out
 
     def stats(self) -> dict[str, int]:

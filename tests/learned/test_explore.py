@@ -94,4 +94,26 @@ def test_bad_exploration_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="epsilon"):
         choose(values, allowed, ids, seed=0, epsilon=0.0)
     with pytest.raises(ValueError, match="unknown exploration"):
-        choose(values, allowed, ids, seed=0, method="thompson")  # type: ignore[arg-type]
+        choose(values, allowed, ids, seed=0, method="bogus")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="thompson needs the members"):
+        choose(values, allowed, ids, seed=0, method="thompson")
+
+
+def test_thompson_explores_where_the_members_disagree_with_exact_propensities() -> None:
+    """Members that agree leave only the floor to explore; members that disagree move `share` of
+    the mass to the actions they vote for. Every allowed action keeps 0 < p < 1 (k > 1)."""
+    allowed = np.array([[True, True, True, False], [True, True, True, False]])
+    agree = np.array([[5.0, 1.0, 0.0, np.nan], [5.0, 1.0, 0.0, np.nan]])
+    members = np.stack([agree, agree, agree, agree])  # 4 members
+    members[:, 1] = [[5, 1, 0, 0], [1, 5, 0, 0], [1, 5, 0, 0], [1, 1, 5, 0]]  # row 1: they disagree
+    values = members.mean(axis=0)
+    values[1] = [5.0, 1.0, 0.0, np.nan]  # the greedy (safe) order puts action 0 first
+    p, greedy = pmf(values, allowed, method="thompson", members=members, share=0.2, floor=0.03)
+    assert greedy.tolist() == [0, 0]
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    assert np.all(p[:, :3] > 0) and np.all(p[:, :3] < 1) and np.all(p[:, 3] == 0)
+    np.testing.assert_allclose(p[0], [1 - 0.03 + 0.01, 0.01, 0.01, 0.0])  # only the floor explores
+    np.testing.assert_allclose(p[1], [0.01 + 0.2 * 0.25 + 0.77, 0.01 + 0.2 * 0.5, 0.01 + 0.2 * 0.25, 0.0])
+    ids = np.array(["a", "b"], dtype=object)
+    pick = choose(values, allowed, ids, seed=1, method="thompson", members=members, share=0.2, floor=0.03)
+    np.testing.assert_allclose(pick.propensity, p[np.arange(2), pick.actions])

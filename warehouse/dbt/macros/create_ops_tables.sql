@@ -64,6 +64,15 @@
     eval_id varchar, created_at timestamp, candidate varchar, baseline varchar, sample_size integer,
     report_json varchar
   );
+  create table if not exists ops.ramps (
+    ramp_id varchar, candidate varchar, incumbent varchar, share double, margin double,
+    started_at timestamp, updated_at timestamp, state varchar, decisions integer, estimate double,
+    low double, high double, incumbent_value double, reason varchar
+  );
+  create table if not exists ops.ramp_assignments (
+    run_id varchar, customer_id varchar, ramp_id varchar, arm varchar, share double,
+    candidate_pmf varchar, incumbent_pmf varchar
+  );
 {% endmacro %}
 
 {#

@@ -1,0 +1,206 @@
+"""The live ramp: a candidate policy decides for a randomized share of the customers, the policy in
+place for the rest, and a sequential test on their outcomes promotes the candidate or rolls it back.
+
+Design. Every decision of a ramp run flips its own coin (a hash of ramp, customer and day), so
+each day is a fresh randomized comparison. Both policies propose for every customer; the coin
+picks whose proposal is sent, and the decision logs the mixture's exact propensity
+(share x candidate's + (1 - share) x incumbent's probability of the sent action), so our own log
+stays usable for off-policy evaluation. `ops.ramp_assignments` keeps both distributions.
+
+Test. Per sent decision with outcome r, the paired inverse-propensity term
+`r x (pi_c(a) - pi_b(a)) / mu(a)` (mu the mixture) is an unbiased estimate of the candidate's gain
+over the incumbent on that customer, and is exactly 0 where both policies would have done the same,
+so only the customers they disagree on add noise. An asymptotic confidence sequence (Waudby-Smith
+et al., "Time-uniform central limit theory", normal mixture) on the mean of the terms may be looked
+at after every day without inflating the error: the candidate is promoted once the lower bound
+clears minus the margin (non-inferior), rolled back once the upper bound is below zero (worse), and
+rolled back as inconclusive at `max_decisions`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+
+from core.contracts import ActionProbability, PolicyMode, PolicyOutcome
+from core.policy import Policy, PolicyItem, Progress, policy_identity
+
+Arm = Literal["candidate", "incumbent"]
+State = Literal["ramp", "promoted", "rolled_back"]
+Dist = dict[tuple[str, float], float]
+# decisions the confidence sequence is tightest at (its width grows only with log t elsewhere)
+HORIZON = 5000
+
+
+def coin(ramp_id: str, customer_id: str, day: datetime) -> float:
+    """A number in [0, 1) from (ramp, customer, day): the same in any process, fresh every day."""
+    d = hashlib.sha256(f"{ramp_id}|{customer_id}|{day:%Y-%m-%d}".encode()).digest()
+    return int.from_bytes(d[:7], "big") / float(1 << 56)
+
+
+def distribution(outcome: PolicyOutcome | None) -> Dist:
+    """(template, discount) -> probability: the policy's own distribution, or its one proposal."""
+    if outcome is None or outcome.proposal is None:
+        return {}
+    if outcome.pmf:
+        return {(a.template_id, float(a.discount_pct)): a.probability for a in outcome.pmf}
+    return {(outcome.proposal.template_id, float(outcome.proposal.discount_pct)): 1.0}
+
+
+@dataclass(frozen=True)
+class Assignment:
+    customer_id: str
+    arm: Arm
+    candidate: Dist
+    incumbent: Dist
+
+
+class RampPolicy:
+    """The candidate on `share` of the decisions, the incumbent on the rest (see the module doc)."""
+
+    def __init__(
+        self, candidate: Policy, incumbent: Policy, *, ramp_id: str, share: float, as_of: datetime
+    ) -> None:
+        if not 0 < share < 1:
+            raise ValueError(f"a ramp's share must be in (0, 1), got {share}")
+        self.candidate, self.incumbent = candidate, incumbent
+        self.ramp_id, self.share, self.as_of = ramp_id, share, as_of
+        self.name: PolicyMode = candidate.name
+        self.model = candidate.model
+        self.prompt_version = candidate.prompt_version
+        self.identity = f"ramp:{policy_identity(candidate)}"
+        self.assignments: list[Assignment] = []
+
+    async def propose(
+        self, batch: Sequence[PolicyItem], progress: Progress | None = None
+    ) -> list[PolicyOutcome]:
+        cand = await self.candidate.propose(batch, progress)
+        inc = await self.incumbent.propose(batch)
+        out = []
+        for (ctx, _), c, b in zip(batch, cand, inc, strict=True):
+            arm: Arm = (
+                "candidate" if coin(self.ramp_id, ctx.customer_id, self.as_of) < self.share else "incumbent"
+            )
+            pc, pb = distribution(c), distribution(b)
+            self.assignments.append(Assignment(ctx.customer_id, arm, pc, pb))
+            chosen = c if arm == "candidate" else b
+            if chosen.proposal is None:
+                out.append(chosen)
+                continue
+            mix = {a: self.share * pc.get(a, 0.0) + (1 - self.share) * pb.get(a, 0.0) for a in {*pc, *pb}}
+            sent = (chosen.proposal.template_id, float(chosen.proposal.discount_pct))
+            pmf = [
+                ActionProbability(template_id=t, discount_pct=d, probability=p)
+                for (t, d), p in mix.items()
+                if p > 0
+            ]
+            out.append(chosen.model_copy(update={"propensity": min(mix[sent], 1.0), "pmf": pmf}))
+        return out
+
+    def stats(self) -> dict[str, int]:
+        arms = [a.arm for a in self.assignments]
+        return {"ramp_candidate": arms.count("candidate"), "ramp_incumbent": arms.count("incumbent")}
+
+    def assignment_table(self, run_id: str) -> pa.Table:
+        """Rows for ops.ramp_assignments."""
+        enc = lambda d: json.dumps([[t, p_d, p] for (t, p_d), p in sorted(d.items())])  # noqa: E731
+        a = self.assignments
+        return pa.table(
+            {
+                "run_id": [run_id] * len(a),
+                "customer_id": [x.customer_id for x in a],
+                "ramp_id": [self.ramp_id] * len(a),
+                "arm": [x.arm for x in a],
+                "share": [self.share] * len(a),
+                "candidate_pmf": [enc(x.candidate) for x in a],
+                "incumbent_pmf": [enc(x.incumbent) for x in a],
+            }
+        )
+
+
+def decode(raw: str) -> Dist:
+    return {(t, float(d)): float(p) for t, d, p in json.loads(raw)}
+
+
+def paired_terms(
+    sent: Sequence[tuple[str, float]],
+    rewards: np.ndarray,
+    cand: Sequence[Dist],
+    inc: Sequence[Dist],
+    share: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(gain terms, incumbent-value terms) per sent decision; a decision whose sent action neither
+    policy proposed (the guardrails changed it) has no known propensity and gets nan."""
+    gain, base = np.full(len(sent), np.nan), np.full(len(sent), np.nan)
+    for i, a in enumerate(sent):
+        pc, pb = cand[i].get(a, 0.0), inc[i].get(a, 0.0)
+        mu = share * pc + (1 - share) * pb
+        if mu > 0:
+            gain[i] = rewards[i] * (pc - pb) / mu
+            base[i] = rewards[i] * pb / mu
+    return gain, base
+
+
+def confidence_sequence(
+    terms: np.ndarray, alpha: float, horizon: int = HORIZON
+) -> tuple[float, float, float]:
+    """(mean, low, high): a two-sided asymptotic confidence sequence for the mean of `terms`, valid
+    at every sample size at once (normal mixture, tuned to be tightest at `horizon` terms)."""
+    t = len(terms)
+    if t < 2:
+        return (float(np.mean(terms)) if t else 0.0, -math.inf, math.inf)
+    mean, var = float(np.mean(terms)), float(np.var(terms, ddof=1))
+    if var <= 0:
+        return mean, mean, mean
+    la = -2 * math.log(alpha)
+    rho2 = (la + math.log(la + 1)) / (horizon * var)
+    v = t * var * rho2 + 1
+    half = math.sqrt(2 * v / (t * t * rho2) * math.log(math.sqrt(v) / alpha))
+    return mean, mean - half, mean + half
+
+
+@dataclass(frozen=True)
+class Verdict:
+    state: State
+    decisions: int
+    estimate: float  # candidate minus incumbent per decision, the goal's metric
+    low: float
+    high: float
+    incumbent_value: float
+    reason: str = field(default="")
+
+
+def verdict(
+    gain: np.ndarray,
+    base: np.ndarray,
+    *,
+    margin: float,
+    alpha: float,
+    min_decisions: int,
+    max_decisions: int,
+) -> Verdict:
+    """Promote, roll back, or keep ramping, from the terms of the ramp's outcomes so far."""
+    keep = np.isfinite(gain)
+    gain, base = gain[keep], base[keep]
+    n = len(gain)
+    mean, low, high = confidence_sequence(gain, alpha)
+    value = float(base.mean()) if n else 0.0
+    bound = -margin * abs(value)
+    said = f"{n} decisions: candidate - in place {mean:+.3f} per decision [{low:+.3f}, {high:+.3f}]"
+    if n < min_decisions:
+        return Verdict("ramp", n, mean, low, high, value, f"{said}; waiting for {min_decisions}")
+    if low >= bound:
+        return Verdict("promoted", n, mean, low, high, value, f"{said} >= {bound:+.3f} (margin {margin:.0%})")
+    if high < 0:
+        return Verdict("rolled_back", n, mean, low, high, value, f"{said}: worse")
+    if n >= max_decisions:
+        return Verdict("rolled_back", n, mean, low, high, value, f"{said}: inconclusive at {max_decisions}")
+    return Verdict("ramp", n, mean, low, high, value, f"{said}: undecided")
