@@ -101,7 +101,7 @@ class Fixed:
 
     async def propose(self, batch, progress=None):  # type: ignore[no-untyped-def]
         out = []
-        for ctx, _ in batch:
+        for item, _ in batch:
             p = Proposal(
                 channel="email", template_id=self.action[0], discount_pct=self.action[1], message="m"
             )
@@ -110,7 +110,7 @@ class Fixed:
                 for (t, d), q in (self.pmf or {}).items()
             ]
             prop = (self.pmf or {}).get(self.action, 1.0)
-            out.append(PolicyOutcome(customer_id=ctx.customer_id, proposal=p, propensity=prop, pmf=pmf))
+            out.append(PolicyOutcome(customer_id=item.customer_id, proposal=p, propensity=prop, pmf=pmf))
         return out
 
     def stats(self) -> dict[str, int]:
