@@ -365,8 +365,8 @@ def _print_lift_and_constraints(report: EvalReport) -> None:
         ]
         print(
             _wrap(
-                f"oracle {shown_value(metric, costs[0].oracle_value)}; without the "
-                + ", without the ".join(parts)
+                f"oracle {shown_value(metric, costs[0].oracle_value)}; with one constraint lifted: "
+                + ", ".join(parts)
             )
         )
 

@@ -292,9 +292,10 @@ def _constraint_costs(
         )
         decided = decide(spec, lifted_contexts(contexts, constraint))
         lifted = {d.customer_id: sorted(decision_distribution(d, data)) for d, _ in decided}
-        newly = len({c for c, acts in lifted.items() if acts} - contactable)
+        newly = {c for c, acts in lifted.items() if acts} - contactable
         for metric in METRICS:
-            value = sum(v for _, v in best_allowed(data.space, lifted, truth, metric).values()) / n
+            best = best_allowed(data.space, lifted, truth, metric)
+            value = sum(v for _, v in best.values()) / n
             out.append(
                 ConstraintCost(
                     constraint=constraint,
@@ -303,7 +304,8 @@ def _constraint_costs(
                     oracle_value=base[metric],
                     lifted_value=value,
                     cost=value - base[metric],
-                    newly_contactable=newly,
+                    newly_contactable=len(newly),
+                    cost_from_newly_contactable=sum(best[c][1] for c in newly) / n,
                 )
             )
     return out

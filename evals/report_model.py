@@ -75,6 +75,7 @@ class ConstraintCost(Model):
     lifted_value: float  # the oracle with this constraint lifted
     cost: float  # lifted_value - oracle_value
     newly_contactable: int  # sampled customers only the lift lets anyone contact
+    cost_from_newly_contactable: float = 0.0  # the part of `cost` those customers bring
 
 
 class Comparison(Model):

@@ -156,10 +156,12 @@ by the generator's truth; the lift is each policy's true value over that.</p>{% 
 <p class="muted">The oracle with one constraint lifted at a time, by the generator's truth, per contactable
 customer: the most that constraint forgoes. Set it against the gap between a policy and the oracle.</p>
 <div class="scroll"><table><tr><th>constraint lifted</th><th class="text">metric</th><th>oracle</th>
-<th>oracle without it</th><th>cost per contactable customer</th><th>customers it newly reaches</th></tr>
+<th>oracle without it</th><th>cost per contactable customer</th><th>customers it newly reaches</th>
+<th>of the cost, from those customers</th></tr>
 {% for m in v.metrics %}{% for c in r.constraint_costs if c.metric == m %}<tr><td>{{ c.label }}</td>
 <td class="text">{{ m }}</td><td>{{ v.shown(m, c.oracle_value) }}</td><td>{{ v.shown(m, c.lifted_value) }}</td>
-<td>{{ v.shown(m, c.cost) }}</td><td>{{ "{:,}".format(c.newly_contactable) }}</td></tr>{% endfor %}{% endfor %}
+<td>{{ v.shown(m, c.cost) }}</td><td>{{ "{:,}".format(c.newly_contactable) }}</td>
+<td>{{ v.shown(m, c.cost_from_newly_contactable) }}</td></tr>{% endfor %}{% endfor %}
 </table></div>{% endif %}
 
 <h2 id="segments">By segment</h2>

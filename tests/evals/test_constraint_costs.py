@@ -194,6 +194,10 @@ def test_constraint_costs_are_the_oracle_with_each_constraint_lifted(report):
     # a tenth of the customers consented to nothing: only the consent lift reaches them
     assert costs[("consent", "revenue_90d")].newly_contactable == 150
     assert costs[("sms_frequency_cap", "revenue_90d")].newly_contactable == 0
+    assert costs[("sms_frequency_cap", "revenue_90d")].cost_from_newly_contactable == 0
+    consent = costs[("consent", "revenue_90d")]
+    # every other customer consented to every channel: the whole consent cost is the unreached
+    assert consent.cost_from_newly_contactable == pytest.approx(consent.cost)
     for k in CONSTRAINTS:  # every constraint binds somewhere in this world, so each costs something
         assert costs[(k, "revenue_90d")].cost > 0.001 * oracle.true_value, k
     # the consent lift counts the newly reachable customers' value over the same contactable customers
@@ -222,7 +226,7 @@ def test_the_report_shows_constraint_costs_and_lift(report, capsys):
     assert f"{sms.lifted_value:,.2f}" in html
     _print_lift_and_constraints(report)
     out = capsys.readouterr().out
-    assert "without the SMS frequency cap" in out and "lift over no contact" in out
+    assert "with one constraint lifted: SMS frequency cap" in out and "lift over no contact" in out
     assert f"rules {report.customer_value('rules').true_lift:,.2f}" in " ".join(out.split())
 
 
