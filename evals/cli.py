@@ -2,6 +2,7 @@
 
   nba-eval --mode llm --prompt-version v2 --baseline v1 --sample 40
   nba-eval --mode rules --baseline random            (every segmented customer)
+  nba-eval ope --table logs.parquet ...               (any logged table: evals.ope_cli, docs/ope.md)
 
 Both policies decide for the same frozen sample of segmented customers (seeded) through the one
 decision pipeline; their value is estimated off-policy (IPS, SNIPS, DR) on those customers' logged
@@ -398,7 +399,12 @@ def _print_segments(report: EvalReport) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(app, argv, prog="nba-eval")
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["ope"]:  # off-policy estimates from any logged table (evals.ope_cli, docs/ope.md)
+        from evals.ope_cli import main as ope_main
+
+        return ope_main(args[1:])
+    return run(app, args, prog="nba-eval")
 
 
 if __name__ == "__main__":
