@@ -9,6 +9,7 @@ column or flag and the fix, and exit 2.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from typing import Annotated, Literal
@@ -148,7 +149,7 @@ def ope(
     except ValueError as exc:  # the table's fault: its message names the column and the fix
         raise UserError(str(exc)) from None
     if output == "json":
-        print(json.dumps([e.__dict__ for e in estimates], indent=2))
+        print(json.dumps([dataclasses.asdict(e) for e in estimates], indent=2))
         return 0
     level = f"{1 - alpha:.0%} interval"
     print(f"{'estimator':<10}{'value':>12}  {level}")
