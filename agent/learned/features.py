@@ -355,24 +355,31 @@ def row_history(
     ts = touches.column("touched_at").cast(pa.int64()).to_numpy(zero_copy_only=False)[keep]
     conv = touches.column("converted_14d").to_numpy(zero_copy_only=False)[keep].astype(np.float64)
     rev = touches.column("revenue_90d").to_numpy(zero_copy_only=False)[keep].astype(np.float64)
-    times = np.unique(ts)  # a touch's time as its rank: the sort key stays within int64
-    rank = np.searchsorted(times, ts)
-    q_rank = np.searchsorted(times, np.asarray(at, dtype="datetime64[us]").astype(np.int64), side="left")
-    span = len(times) + 1
+    # a time as its rank (how many touches are earlier): a sort key of (group, rank) fits in int64
+    by_time = np.argsort(ts)
+    sorted_ts = ts[by_time]
+    new = np.r_[True, sorted_ts[1:] != sorted_ts[:-1]]
+    rank = np.empty(len(ts), dtype=np.int64)
+    rank[by_time] = np.maximum.accumulate(np.where(new, np.arange(len(ts)), 0))
+    q_rank = np.searchsorted(sorted_ts, np.asarray(at, dtype="datetime64[us]").astype(np.int64), side="left")
+    del by_time, sorted_ts, new
+    span = len(ts) + 1
     rows = np.asarray(rows, dtype=np.int64)
     for t in KEY_TYPES:
         first = layout.offsets[t]
         nxt = KEY_TYPES.index(t) + 1
         width = (layout.offsets[KEY_TYPES[nxt]] if nxt < len(KEY_TYPES) else layout.size) - first
         key = (cust * width + layout.action_keys[t][acts] - first) * span + rank
-        order = np.argsort(key, kind="stable")
+        order = np.argsort(key)  # ties share group and time: their order does not matter
         key = key[order]
         c_sum = np.concatenate([[0.0], np.cumsum(conv[order])])
         r_sum = np.concatenate([[0.0], np.cumsum(rev[order])])
+        # where each (customer, key) group starts: one search per group, queries in order
+        starts = np.searchsorted(key, np.arange(len(cf) * width + 1, dtype=np.int64) * span)
         for j in range(width):
-            group = (rows * width + j) * span
-            lo = np.searchsorted(key, group, side="left")
-            hi = np.searchsorted(key, group + q_rank, side="left")
+            group = rows * width + j
+            lo = starts[group]
+            hi = np.searchsorted(key, group * span + q_rank, side="left")
             out[0][:, first + j] = hi - lo
             out[1][:, first + j] = c_sum[hi] - c_sum[lo]
             out[2][:, first + j] = r_sum[hi] - r_sum[lo]
