@@ -59,7 +59,7 @@ help: ## List every target and every parameter
 	@echo "  runs: LAST=[10]  OUTPUT=[table]|json     status: OUTPUT=[table]|json"
 	@echo "  eval: MODE=[llm]  BASELINE=[rules]|random|learned|<prompt version>  SAMPLE=[all]|N"
 	@echo "        FAIL_IF_WORSE=[0]|1 (exit 1 unless the candidate is shown at least as good)  OUTPUT=[table]|json"
-	@echo "  prompt: CUSTOMER_ID=<id>     simulate-days: DAYS=[10]"
+	@echo "  prompt: CUSTOMER_ID=<id>     simulate-days: DAYS=[10] SEEDS=[0] (comma-separated) CANDIDATE=[learned]|degraded"
 	@echo "  replay-dlq: OUTPUT=[table]|json     bi: BI_INCLUDE_PII=[0]|1 (personal columns in bi/)"
 	@echo "  data: CUSTOMERS=[5000]  SEED=[42]  DATA_AS_OF=[2026-11-27]"
 	@echo "Everything else is an NBA_* environment variable (README): destinations, NBA_PLAN__MAX_AGE_MINUTES,"
@@ -111,8 +111,9 @@ simulate-outcomes: $(STAMP) ## Draw synthetic outcomes for the latest run from t
 	@$(PY) -m activation.cli simulate-outcomes
 
 .PHONY: simulate-days
-simulate-days: $(STAMP) ## DAYS daily cycles on a copy of the demo world: learned decides, outcomes drawn, it retrains (report in reports/)
-	@$(PY) -m evals.simulate_days --days $(or $(DAYS),10) $(if $(filter command line,$(origin GOAL)),--goal '$(GOAL)')
+simulate-days: $(STAMP) ## DAYS daily cycles on a copy of the demo world: CANDIDATE ramps against rules, outcomes drawn, it retrains, the gate decides (SEEDS=0,1,2)
+	@$(PY) -m evals.simulate_days --days $(or $(DAYS),10) $(if $(filter command line,$(origin GOAL)),--goal '$(GOAL)') \
+		$(call flag,SEEDS,--seeds) $(call flag,CANDIDATE,--candidate)
 
 .PHONY: test-dbt
 test-dbt: $(STAMP) ## Only the warehouse tests (generator, dbt build, corruption, BI export)

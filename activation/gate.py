@@ -1,21 +1,33 @@
-"""The promotion gate: a live run of a new model or prompt version needs an offline eval of that
-exact version against the policy in place that shows it is not worse.
+"""The promotion gate: a new model or prompt version goes live in two steps, as an experimentation
+team would ship it.
 
-"Not worse" is the eval's paired DR difference per contactable customer on the goal's primary
-metric (revenue_90d for 90d_clv, converted_14d for engagement): its 95% lower bound must be >= 0.
-The policy in place is the policy of the last live run that delivered (rules when there is none);
-the rules policy is the reference and needs no gate. FORCE=1 passes a refused gate; the run's
-summary and run log say so.
+1. The offline screen: an eval of that exact version against the policy in place, whose paired DR
+   difference per contactable customer on the goal's primary metric (revenue_90d for 90d_clv,
+   converted_14d for engagement) has a 95% lower bound no lower than `screen_margin` x the policy in
+   place's value below zero. The screen keeps out what is clearly worse; logged data alone cannot
+   tell a few percent apart (the candidate's new actions are rare in the log).
+2. The live ramp (agent.ramp): live runs send the candidate on a randomized share of the decisions
+   and the policy in place on the rest; at every live run the sequential test on the ramp's outcomes
+   so far promotes the candidate (it is then the policy in place and decides for everyone) or rolls
+   it back (refused until a new eval), or the ramp goes on.
+
+The policy in place is the latest of: the policy of the last live run that delivered, and the last
+promoted candidate (rules when there is neither); the rules policy is the reference and needs no
+gate. FORCE=1 passes a refused gate; the run's summary and run log say so.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import duckdb
 
 from activation.errors import ActivationError
+from agent.ramp import ramp_verdict
+from core.config import RampSettings
+from core.contracts import Goal, stable_hash
 from core.errors import UserError
 
 
@@ -33,23 +45,38 @@ class GateVerdict:
     forced: bool
     reason: str
     eval_id: str | None = None
+    ramp_id: str | None = None  # set: this run ramps (the candidate on `ramp_share` of the decisions)
+    ramp_share: float = 0.0
 
     def summary(self) -> str:
         state = "forced past a refusal" if self.forced else ("passed" if self.passed else "refused")
+        if self.ramp_id and not self.forced:
+            state = "ramping"
         return f"promotion gate {state}: {self.reason}"
 
 
 def policy_in_place(con: duckdb.DuckDBPyConnection) -> str:
-    """The identity of the policy that last went live (a delivered live run), or `rules`."""
+    """The identity of the policy in place: the latest of the last live run that delivered (not a
+    ramp's) and the last promoted candidate; `rules` when there is neither."""
     rows = con.execute(
-        "select summary_json from ops.run_log where not dry_run and status in ('completed', 'partial') "
+        "select started_at, summary_json from ops.run_log where not dry_run and status in ('completed', 'partial') "
         "order by started_at desc limit 20"
     ).fetchall()
-    for (raw,) in rows:
-        identity = json.loads(raw or "{}").get("policy_identity")
-        if identity:
-            return str(identity)
-    return "rules"
+    live = next(
+        (
+            (at, str(ident))
+            for at, raw in rows
+            if (ident := json.loads(raw or "{}").get("policy_identity"))
+            and not str(ident).startswith("ramp:")
+        ),
+        None,
+    )
+    promoted = con.execute(
+        "select updated_at, candidate from ops.ramps where state = 'promoted' order by updated_at desc limit 1"
+    ).fetchone()
+    if promoted and (live is None or promoted[0] >= live[0].replace(tzinfo=None)):
+        return str(promoted[1])
+    return live[1] if live else "rules"
 
 
 def eval_hint(identity: str, in_place: str) -> str:
@@ -62,12 +89,56 @@ def eval_hint(identity: str, in_place: str) -> str:
 
 
 def check_promotion(
-    con: duckdb.DuckDBPyConnection, identity: str, *, primary_metric: str, force: bool
+    con: duckdb.DuckDBPyConnection,
+    identity: str,
+    *,
+    primary_metric: str,
+    force: bool,
+    goal: Goal | None = None,
+    ramp: RampSettings | None = None,
+    preview: bool = False,
 ) -> GateVerdict:
-    """Raise PromotionRefused unless `identity` may go live (or `force`); return the verdict."""
+    """Raise PromotionRefused unless `identity` may go live (or `force`); return the verdict. A
+    verdict with `ramp_id` means: this run ramps. `preview` decides nothing (no ramp is started)."""
+    ramp = ramp or RampSettings()
+    goal = goal or ("engagement" if primary_metric == "converted_14d" else "90d_clv")
     in_place = policy_in_place(con)
     if identity in ("rules", in_place):
         return GateVerdict(identity, in_place, True, False, f"{identity} is the policy in place")
+    running = con.execute(
+        "select ramp_id, state, share from ops.ramps where candidate = ? and incumbent = ? "
+        "order by started_at desc limit 1",
+        [identity, in_place],
+    ).fetchone()
+    if running and running[1] == "ramp":
+        return _ramp_step(con, identity, in_place, running[0], float(running[2]), goal, ramp, force, preview)
+    verdict = _screen(con, identity, in_place, primary_metric, ramp, force)
+    if running and running[1] == "rolled_back" and verdict.passed:
+        verdict = GateVerdict(
+            identity, in_place, False, force,
+            f"its ramp {running[0]} against {in_place} was rolled back; a new eval or FORCE=1 is needed",
+        )  # fmt: skip
+    if verdict.passed and not preview:
+        ramp_id = _start_ramp(con, identity, in_place, ramp)
+        return GateVerdict(
+            identity, in_place, True, False,
+            f"{verdict.reason}; ramp {ramp_id} started: {identity} on {ramp.share:.0%} of the decisions",
+            verdict.eval_id, ramp_id, ramp.share,
+        )  # fmt: skip
+    if verdict.passed or force:
+        return verdict
+    raise PromotionRefused(f"refusing to go live: {verdict.reason}; FORCE=1 sends anyway (logged)")
+
+
+def _screen(
+    con: duckdb.DuckDBPyConnection,
+    identity: str,
+    in_place: str,
+    primary_metric: str,
+    ramp: RampSettings,
+    force: bool,
+) -> GateVerdict:
+    """The offline screen: the latest eval of `identity` against the policy in place."""
     rows = con.execute("select eval_id, report_json from ops.eval_runs order by created_at desc").fetchall()
     latest = None
     for eval_id, raw in rows:
@@ -78,33 +149,83 @@ def check_promotion(
             break
     hint = eval_hint(identity, in_place)
     if latest is None:
-        verdict = GateVerdict(
-            identity, in_place, False, force,
+        return GateVerdict(
+            identity,
+            in_place,
+            False,
+            force,
             f"no eval of {identity} against the policy in place ({in_place}): run `{hint}`",
+        )
+    eval_id, report = latest
+    comp = next((c for c in report.get("comparisons", []) if c.get("metric") == primary_metric), None)
+    if comp is None:
+        return GateVerdict(
+            identity, in_place, False, force,
+            f"eval {eval_id} has no per-customer comparison on {primary_metric}: run `{hint}` again", eval_id,
         )  # fmt: skip
-    else:
-        eval_id, report = latest
-        comp = next((c for c in report.get("comparisons", []) if c.get("metric") == primary_metric), None)
-        if comp is None:
-            verdict = GateVerdict(
-                identity, in_place, False, force,
-                f"eval {eval_id} has no per-customer comparison on {primary_metric}: run `{hint}` again",
-                eval_id,
-            )  # fmt: skip
-        elif comp["low"] >= 0:
-            return GateVerdict(
-                identity, in_place, True, False,
-                f"eval {eval_id}: {identity} vs {in_place} on {primary_metric}, DR lower bound "
-                f"{comp['low']:+.3f} >= 0",
-                eval_id,
-            )  # fmt: skip
-        else:
-            verdict = GateVerdict(
-                identity, in_place, False, force,
-                f"eval {eval_id} puts {identity} at {comp['low']:+.3f} per contactable customer at worst "
-                f"against {in_place} ({primary_metric}, DR 95% lower bound < 0)",
-                eval_id,
-            )  # fmt: skip
-    if not force:
-        raise PromotionRefused(f"refusing to go live: {verdict.reason}; FORCE=1 sends anyway (logged)")
-    return verdict
+    value = _baseline_value(report, primary_metric)
+    bound = -ramp.screen_margin * abs(value) if value is not None else 0.0
+    said = f"eval {eval_id}: {identity} vs {in_place} on {primary_metric}, DR lower bound {comp['low']:+.3f}"
+    if comp["low"] >= bound:
+        return GateVerdict(
+            identity, in_place, True, False, f"{said} >= {bound:+.3f} (screen passed)", eval_id
+        )
+    return GateVerdict(
+        identity, in_place, False, force,
+        f"{said} per contactable customer at worst, below the screen's {bound:+.3f} "
+        f"({ramp.screen_margin:.0%} of {in_place}'s value)",
+        eval_id,
+    )  # fmt: skip
+
+
+def _baseline_value(report: dict, metric: str) -> float | None:  # type: ignore[type-arg]
+    """The policy in place's DR value per contactable customer in the eval (None in old reports)."""
+    name = report.get("baseline", {}).get("name")
+    for v in report.get("customer_values", []):
+        if v.get("policy") == name and v.get("metric") == metric and v.get("segment") == "all":
+            return v.get("dr_value")  # type: ignore[no-any-return]
+    return None
+
+
+def _start_ramp(con: duckdb.DuckDBPyConnection, identity: str, in_place: str, ramp: RampSettings) -> str:
+    now = datetime.now(UTC).replace(tzinfo=None)
+    ramp_id = f"ramp-{now:%Y%m%dT%H%M%S}-{stable_hash([identity, in_place], length=6)}"
+    con.execute(
+        "insert into ops.ramps values (?, ?, ?, ?, ?, ?, ?, 'ramp', 0, null, null, null, null, 'started')",
+        [ramp_id, identity, in_place, ramp.share, ramp.margin, now, now],
+    )
+    return ramp_id
+
+
+def _ramp_step(
+    con: duckdb.DuckDBPyConnection,
+    identity: str,
+    in_place: str,
+    ramp_id: str,
+    share: float,
+    goal: Goal,
+    ramp: RampSettings,
+    force: bool,
+    preview: bool,
+) -> GateVerdict:
+    """A running ramp: update its sequential test from the outcomes so far, then act on it."""
+    v = ramp_verdict(con, ramp_id, goal=goal, settings=ramp)
+    if not preview:
+        con.execute(
+            "update ops.ramps set state = ?, updated_at = ?, decisions = ?, estimate = ?, low = ?, high = ?, "
+            "incumbent_value = ?, reason = ? where ramp_id = ?",
+            [v.state, datetime.now(UTC).replace(tzinfo=None), v.decisions, v.estimate,
+             _finite(v.low), _finite(v.high), v.incumbent_value, v.reason, ramp_id],
+        )  # fmt: skip
+    said = f"ramp {ramp_id} of {identity} against {in_place}: {v.reason}"
+    if v.state == "promoted":
+        return GateVerdict(identity, in_place, True, False, f"{said}: promoted")
+    if v.state == "ramp":
+        return GateVerdict(identity, in_place, True, False, f"{said}: the ramp goes on", None, ramp_id, share)
+    if force:
+        return GateVerdict(identity, in_place, False, True, f"{said}: rolled back")
+    raise PromotionRefused(f"refusing to go live: {said}: rolled back; FORCE=1 sends anyway (logged)")
+
+
+def _finite(x: float) -> float | None:
+    return x if x == x and abs(x) != float("inf") else None

@@ -25,12 +25,13 @@ from activation.settings import ActivateSettings
 from activation.summary import RunSummary, guardrail_impact, outcomes, summarize
 from agent.context import data_as_of, load_contact_history, load_contexts, reference_for
 from agent.pipeline import Pipeline
-from agent.policies import LLMEndpoint, build_policy
+from agent.policies import LLMEndpoint, build_policy, policy_for_identity
+from agent.ramp import RampPolicy
 from core.policy import policy_identity
 from warehouse import paths
 from warehouse.build import ensure_warehouse
 from warehouse.lock import warehouse_lock
-from warehouse.ops_tables import ensure_ops_tables
+from warehouse.ops_tables import ensure_ops_tables, insert_atomically
 
 PRIMARY_METRIC = {"90d_clv": "revenue_90d", "engagement": "converted_14d"}
 
@@ -87,8 +88,17 @@ def run_activation(
             gate = None
             if not settings.dry_run:  # a new model or prompt version goes live only with an eval behind it
                 gate = check_promotion(
-                    con, identity, primary_metric=PRIMARY_METRIC[settings.goal], force=settings.force
-                )
+                    con, identity, primary_metric=PRIMARY_METRIC[settings.goal], force=settings.force,
+                    goal=settings.goal, ramp=settings.ramp,
+                )  # fmt: skip
+                if gate.ramp_id:  # the candidate on a randomized share, the policy in place on the rest
+                    incumbent = policy_for_identity(
+                        gate.in_place, settings, guard=guard, ref=ref, endpoint=endpoint, con=con, as_of=as_of
+                    )
+                    policy = RampPolicy(
+                        policy, incumbent, ramp_id=gate.ramp_id, share=gate.ramp_share, as_of=as_of
+                    )
+                    identity = policy_identity(policy)
             label = "deciding (LLM calls)" if settings.mode == "llm" else "deciding"
             progress = progress_factory(label, len(contexts)) if progress_factory else None
             pipe = Pipeline(policy, guard=guard, ref=ref, run_id=run_id, as_of=as_of)
@@ -96,6 +106,8 @@ def run_activation(
             stats = {"llm_calls": 0, "cache_hits": 0} | policy.stats()
         decisions = [d for d, _ in decided]
         write_decisions(con, decided, dry_run=settings.dry_run)
+        if isinstance(policy, RampPolicy):
+            insert_atomically(con, "ops.ramp_assignments", policy.assignment_table(run_id))
 
         summary = summarize(
             decisions,

@@ -27,10 +27,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 
-from core.contracts import ActionProbability, PolicyMode, PolicyOutcome
+from core.config import RampSettings
+from core.contracts import ActionProbability, Goal, PolicyMode, PolicyOutcome
 from core.policy import Policy, PolicyItem, Progress, policy_identity
 
 Arm = Literal["candidate", "incumbent"]
@@ -204,3 +206,36 @@ def verdict(
     if n >= max_decisions:
         return Verdict("rolled_back", n, mean, low, high, value, f"{said}: inconclusive at {max_decisions}")
     return Verdict("ramp", n, mean, low, high, value, f"{said}: undecided")
+
+
+_RAMP_ROWS_SQL = """
+select d.template_id, d.discount_pct, o.revenue_90d, o.converted_14d, a.candidate_pmf, a.incumbent_pmf, a.share
+from ops.ramp_assignments a
+join ops.decision_log d on d.run_id = a.run_id and d.customer_id = a.customer_id
+join (select distinct on (decision_id) * from ops.decision_outcomes order by decision_id, observed_at) o
+  on o.decision_id = d.decision_id
+where a.ramp_id = ? and d.status = 'send' and not d.dry_run and d.template_id is not null
+"""
+
+
+def ramp_verdict(
+    con: duckdb.DuckDBPyConnection, ramp_id: str, *, goal: Goal, settings: RampSettings
+) -> Verdict:
+    """The sequential test on every sent decision of the ramp that has an outcome so far."""
+    rows = con.execute(_RAMP_ROWS_SQL, [ramp_id]).fetchall()
+    reward = np.array([float(r[2] or 0.0) if goal == "90d_clv" else float(bool(r[3])) for r in rows])
+    gain, base = paired_terms(
+        [(r[0], float(r[1] or 0.0)) for r in rows],
+        reward,
+        [decode(r[4]) for r in rows],
+        [decode(r[5]) for r in rows],
+        float(rows[0][6]) if rows else settings.share,
+    )
+    return verdict(
+        gain,
+        base,
+        margin=settings.margin,
+        alpha=settings.alpha,
+        min_decisions=settings.min_decisions,
+        max_decisions=settings.max_decisions,
+    )

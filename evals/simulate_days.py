@@ -20,7 +20,7 @@ import shutil
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import duckdb
 import numpy as np
@@ -52,6 +52,13 @@ class DayRow(Model):
     dr_truth: float | None = None  # the greedy policy's true value on those logged rows
     dr_rows: int = 0  # logged sends the DR estimate is computed from (they accumulate day by day)
     sends: int = 0
+    sent_true: float | None = None  # per acting customer today, the true value of what was sent
+    candidate_true: float | None = None  # the candidate on the yardstick (learned: its greedy choice)
+    gate: str = "ramp"  # the ramp's state after today's outcomes: ramp, promoted, rolled_back
+    ramp_decisions: int = 0
+    ramp_estimate: float | None = None  # candidate - policy in place per ramp decision
+    ramp_low: float | None = None
+    ramp_high: float | None = None
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -78,13 +85,46 @@ class DayRow(Model):
         return (self.dr_high - self.dr_low) / 2 / abs(self.dr_greedy)
 
 
+class Trend(Model):
+    """Least-squares slope of a daily series with its 95% interval (t with n - 2 degrees of freedom)."""
+
+    slope: float
+    low: float
+    high: float
+
+
+def trend(values: list[float]) -> Trend | None:
+    n = len(values)
+    if n < 3:
+        return None
+    from scipy import stats
+
+    fit = stats.linregress(np.arange(n, dtype=np.float64), np.asarray(values, dtype=np.float64))
+    half = float(stats.t.ppf(0.975, n - 2)) * float(fit.stderr)
+    return Trend(slope=float(fit.slope), low=float(fit.slope) - half, high=float(fit.slope) + half)
+
+
 class SimulationReport(Model):
     simulation_id: str
     created_at: datetime
     goal: Goal
     metric: str
     days: int
+    seed: int = 0
+    candidate: str = "learned"
     rows: list[DayRow] = Field(default_factory=list)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def greedy_trend(self) -> Trend | None:
+        """Per day, how the greedy learned policy's true value moves (the loop learns if above 0)."""
+        return trend([r.greedy_true for r in self.rows])
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def promoted_on(self) -> int | None:
+        """The first day after whose outcomes the ramp promoted the candidate."""
+        return next((r.day for r in self.rows if r.gate == "promoted"), None)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -98,6 +138,20 @@ class SimulationReport(Model):
             f"{last.greedy_true / last.oracle_true:.1%} of the oracle): at least day 0's: "
             f"{'met' if better else 'NOT met'}"
         ]
+        t = self.greedy_trend
+        if t is not None:
+            out.append(
+                f"trend of the greedy learned value: {t.slope:+.4f} per day [{t.low:+.4f}, {t.high:+.4f}]: "
+                + ("rising (the whole 95% interval above 0)" if t.low > 0 else "not shown to rise")
+            )
+        gate = [r for r in self.rows if r.ramp_decisions]
+        if gate:
+            g = gate[-1]
+            out.append(
+                f"ramp of {self.candidate} against rules: {g.gate} after day {g.day} "
+                f"({g.ramp_decisions} ramp decisions with outcomes, candidate - rules "
+                f"{g.ramp_estimate or 0:+.3f} per decision [{g.ramp_low or 0:+.3f}, {g.ramp_high or 0:+.3f}])"
+            )
         dr = [r for r in self.rows if r.dr_error is not None]
         if dr:
             within = sum(abs(r.dr_error or 0) <= 0.05 for r in dr)
@@ -182,15 +236,22 @@ def _own_log_dr(con: duckdb.DuckDBPyConnection, truth, metric: str, seed: int): 
     return est.value, est.low, est.high, truth_value, len(rows)
 
 
-def simulate_days(days: int, *, goal: Goal, root: Path, seed: int = 0, say=print) -> SimulationReport:  # type: ignore[no-untyped-def]
+def simulate_days(  # type: ignore[no-untyped-def]
+    days: int, *, goal: Goal, root: Path, seed: int = 0, candidate: str = "learned", say=print
+) -> SimulationReport:
+    """Run `days` daily cycles on a scratch copy of the warehouse under `root`; see the module doc."""
     from agent.context import data_as_of, load_contact_history, load_contexts, reference_for
-    from agent.pipeline import decide
+    from agent.pipeline import Pipeline, decide
+    from agent.policies import build_policy
     from evals.truth_adapter import warehouse_truth
     from warehouse import paths
     from warehouse.build import ensure_warehouse
-    from warehouse.ops_tables import ensure_ops_tables, insert_atomically
-    from warehouse.outcomes import simulate_outcomes
+    from warehouse.ops_tables import ensure_ops_tables
 
+    if candidate not in CANDIDATES:
+        raise UserError(
+            f"CANDIDATE= / --candidate: must be one of {', '.join(CANDIDATES)} (got {candidate!r})"
+        )
     source = ensure_warehouse()
     root.mkdir(parents=True, exist_ok=True)
     scratch = root / "warehouse.duckdb"
@@ -204,13 +265,9 @@ def simulate_days(days: int, *, goal: Goal, root: Path, seed: int = 0, say=print
     truth = warehouse_truth(paths.truth_dir())
     metric = METRIC[goal]
     report = SimulationReport(
-        simulation_id=root.name, created_at=datetime.now(UTC), goal=goal, metric=metric, days=days
-    )
-    from agent.pipeline import Pipeline
-    from agent.policies import RulesPolicy
-    from core.actions import allowed_actions
-    from warehouse.decision_log import write_decisions
-
+        simulation_id=root.name, created_at=datetime.now(UTC), goal=goal, metric=metric, days=days,
+        seed=seed, candidate=candidate,
+    )  # fmt: skip
     config = settings_from(RunConfig, mode="learned", goal=goal, global_holdout_pct=0, segment_holdout_pct=0)
     guard = config.guardrails()
     # The fixed yardstick: day 0's contactable customers under day 0's eligibility. Every day's model
@@ -220,74 +277,167 @@ def simulate_days(days: int, *, goal: Goal, root: Path, seed: int = 0, say=print
     rules0, _ = decide(contexts, history0, config, run_id="sim-rules", as_of=as_of0, ref=ref, mode="rules")
     fixed = [i for i, (d, _) in enumerate(rules0) if d.status in ("send", "deferred")]
     cids = [contexts[i].customer_id for i in fixed]
-    pipe = Pipeline(RulesPolicy(guard, ref), guard=guard, ref=ref, run_id="oracle", as_of=as_of0)
-    best = np.zeros(len(cids))
-    for k, i in enumerate(fixed):
-        elig = pipe.eligibility(contexts[i], history0)
-        options = allowed_actions(contexts[i].segment, elig.allowed_channels, guard.discount_cap, ref)
-        if options:
-            best[k] = _truth_values(
-                truth, [cids[k]] * len(options), [(a.template_id, d) for a, d in options], metric
-            ).max()
+    best = _oracle(contexts, fixed, history0, guard, ref, truth, metric, as_of0)
     rules_true = float(_truth_values(truth, cids, [_action(rules0[i][0]) for i in fixed], metric).mean())
     fixed_contexts = [contexts[i] for i in fixed]
+    ramp = _Ramp(config, candidate=candidate, ramp_id=f"sim-{seed}-{candidate}")
 
     for day in range(days + 1):
         as_of = as_of0 + timedelta(days=day)
         history = load_contact_history(con, since=as_of - timedelta(days=7))
-        # today's real decisions (exploring), for everyone today's eligibility lets through
-        learned, _ = decide(contexts, history, config, run_id=f"sim-{day:02d}", as_of=as_of, ref=ref, con=con)
-        # today's model (trained on everything before today) on the fixed yardstick
-        scored, _ = decide(
-            fixed_contexts,
-            history0,
-            config,
-            run_id="sim-eval",
-            as_of=as_of0,
-            ref=ref,
-            con=con,
-            history_before=as_of,
+        learned = build_policy(config, guard=guard, ref=ref, mode="learned", con=con, history_before=as_of)
+        sent = ramp.decide(
+            learned, contexts, history, guard=guard, ref=ref, run_id=f"sim-{day:02d}", as_of=as_of
         )
-        sd = [d for d, _ in scored]
+        # today's model (trained on everything before today) on the fixed yardstick
+        sd = [d for d, _ in Pipeline(learned, guard=guard, ref=ref, run_id="sim-eval", as_of=as_of0).decide(
+            fixed_contexts, history0
+        )]  # fmt: skip
+        cand = sd if candidate == "learned" else [d for d, _ in Pipeline(
+            ramp.candidate_policy(learned, guard, ref, as_of), guard=guard, ref=ref, run_id="sim-cand", as_of=as_of0
+        ).decide(fixed_contexts, history0)]  # fmt: skip
+        acting = [d for d, _ in sent if _action(d) is not None]
         row = DayRow(
             day=day,
             as_of=as_of,
             model=next((d.model for d in sd if d.model), "-"),
-            own_touches=int(
-                con.execute(
-                    "select count(*) from ops.decision_outcomes where decision_id in "
-                    "(select decision_id from ops.decision_log where run_id like 'sim-%' and not dry_run)"
-                ).fetchall()[0][0]
-            ),
+            own_touches=_own_touches(con),
             contactable=len(cids),
             learned_true=float(_truth_values(truth, cids, [_action(d) for d in sd], metric).mean()),
             greedy_true=float(_truth_values(truth, cids, [_greedy(d) for d in sd], metric).mean()),
             rules_true=rules_true,
             oracle_true=float(best.mean()),
-        )
+            sent_true=float(
+                _truth_values(truth, [d.customer_id for d in acting], [_action(d) for d in acting], metric).mean()
+            )
+            if acting
+            else None,
+            candidate_true=float(_truth_values(truth, cids, [_action(d) for d in cand], metric).mean()),
+        )  # fmt: skip
         dr = _own_log_dr(con, truth, metric, seed + day)
         if dr is not None:
             row.dr_greedy, row.dr_low, row.dr_high, row.dr_truth, row.dr_rows = dr
         if day < days:  # deliver today's sends (the ledger), then their outcomes are observed
-            write_decisions(con, learned, dry_run=False)
-            sends = [d for d, _ in learned if d.status == "send"]
-            ledger = pa.table(
-                {
-                    "customer_id": [d.customer_id for d in sends],
-                    "channel": [d.channel for d in sends],
-                    "destination": ["simulation"] * len(sends),
-                    "contacted_at": pa.array([as_of.replace(tzinfo=None)] * len(sends), pa.timestamp("us")),
-                    "decision_id": [d.decision_id for d in sends],
-                    "run_id": [d.run_id for d in sends],
-                }
-            )
-            insert_atomically(con, "ops.contact_ledger", ledger)
-            simulate_outcomes(con, f"sim-{day:02d}", seed=seed + day)
-            row.sends = len(sends)
+            row.sends = _deliver(con, sent, as_of, f"sim-{day:02d}", seed + day, ramp)
+            v = ramp.update(con)
+            if v is not None:
+                row.gate, row.ramp_decisions = v.state, v.decisions
+                row.ramp_estimate, row.ramp_low, row.ramp_high = v.estimate, v.low, v.high
+        row.gate = ramp.state if not row.ramp_decisions else row.gate
         report.rows.append(row)
         say(_line(row, metric))
     con.close()
     return report
+
+
+CANDIDATES = ("learned", "degraded")
+DEGRADED_SHARE = 0.15  # the degraded candidate: uniform random on this share of decisions, rules elsewhere
+
+
+class _Ramp:
+    """The simulation's gate: the candidate ramps against the rules until the sequential test on the
+    ramp's own outcomes promotes it (it then decides for everyone) or rolls it back (rules again)."""
+
+    def __init__(self, config: RunConfig, *, candidate: str, ramp_id: str) -> None:
+        self.config, self.candidate, self.ramp_id = config, candidate, ramp_id
+        self.state = "ramp"
+        self.policy: Any = None
+
+    def candidate_policy(self, learned, guard, ref, as_of):  # type: ignore[no-untyped-def]
+        """Today's candidate: the learned policy, or the degraded one (uniform random on a share)."""
+        from agent.policies import RandomPolicy, RulesPolicy
+        from agent.ramp import RampPolicy
+
+        if self.candidate == "learned":
+            return learned
+        return RampPolicy(
+            RandomPolicy(guard, ref),
+            RulesPolicy(guard, ref),
+            ramp_id="degraded",
+            share=DEGRADED_SHARE,
+            as_of=as_of,
+        )
+
+    def decide(self, learned, contexts, history, *, guard, ref, run_id, as_of):  # type: ignore[no-untyped-def]
+        from agent.pipeline import Pipeline
+        from agent.policies import RulesPolicy
+        from agent.ramp import RampPolicy
+
+        rules = RulesPolicy(guard, ref)
+        if self.state == "rolled_back":
+            policy: Any = rules
+        elif self.state == "promoted":
+            policy = self.candidate_policy(learned, guard, ref, as_of)
+        else:
+            policy = RampPolicy(
+                self.candidate_policy(learned, guard, ref, as_of), rules, ramp_id=self.ramp_id,
+                share=self.config.ramp.share, as_of=as_of,
+            )  # fmt: skip
+        self.policy = policy
+        return Pipeline(policy, guard=guard, ref=ref, run_id=run_id, as_of=as_of).decide(contexts, history)
+
+    def update(self, con):  # type: ignore[no-untyped-def]
+        """The sequential test on every ramp decision with an outcome so far (None off the ramp)."""
+        from agent.ramp import ramp_verdict
+
+        if self.state != "ramp":
+            return None
+        v = ramp_verdict(con, self.ramp_id, goal=self.config.goal, settings=self.config.ramp)
+        self.state = v.state
+        return v if v.decisions else None
+
+
+def _oracle(contexts, fixed, history0, guard, ref, truth, metric, as_of0) -> np.ndarray:  # type: ignore[no-untyped-def]
+    from agent.pipeline import Pipeline
+    from agent.policies import RulesPolicy
+    from core.actions import allowed_actions
+
+    pipe = Pipeline(RulesPolicy(guard, ref), guard=guard, ref=ref, run_id="oracle", as_of=as_of0)
+    best = np.zeros(len(fixed))
+    for k, i in enumerate(fixed):
+        elig = pipe.eligibility(contexts[i], history0)
+        options = allowed_actions(contexts[i].segment, elig.allowed_channels, guard.discount_cap, ref)
+        if options:
+            cid = contexts[i].customer_id
+            best[k] = _truth_values(
+                truth, [cid] * len(options), [(a.template_id, d) for a, d in options], metric
+            ).max()
+    return best
+
+
+def _own_touches(con: duckdb.DuckDBPyConnection) -> int:
+    return int(
+        con.execute(
+            "select count(*) from ops.decision_outcomes where decision_id in "
+            "(select decision_id from ops.decision_log where run_id like 'sim-%' and not dry_run)"
+        ).fetchall()[0][0]
+    )
+
+
+def _deliver(con, sent, as_of, run_id, seed, ramp) -> int:  # type: ignore[no-untyped-def]
+    """Log today's decisions, record the sends in the contact ledger, draw their outcomes."""
+    from agent.ramp import RampPolicy
+    from warehouse.decision_log import write_decisions
+    from warehouse.ops_tables import insert_atomically
+    from warehouse.outcomes import simulate_outcomes
+
+    write_decisions(con, sent, dry_run=False)
+    if isinstance(ramp.policy, RampPolicy):
+        insert_atomically(con, "ops.ramp_assignments", ramp.policy.assignment_table(run_id))
+    sends = [d for d, _ in sent if d.status == "send"]
+    ledger = pa.table(
+        {
+            "customer_id": [d.customer_id for d in sends],
+            "channel": [d.channel for d in sends],
+            "destination": ["simulation"] * len(sends),
+            "contacted_at": pa.array([as_of.replace(tzinfo=None)] * len(sends), pa.timestamp("us")),
+            "decision_id": [d.decision_id for d in sends],
+            "run_id": [d.run_id for d in sends],
+        }
+    )
+    insert_atomically(con, "ops.contact_ledger", ledger)
+    simulate_outcomes(con, run_id, seed=seed)
+    return len(sends)
 
 
 def _line(r: DayRow, metric: str) -> str:
@@ -297,10 +447,17 @@ def _line(r: DayRow, metric: str) -> str:
         else f"  DR(own log, {r.dr_rows} sends) {r.dr_greedy:.3f} vs true {r.dr_truth:.3f} "
         f"({r.dr_error or 0:+.1%}; 95% +/-{r.dr_half_width or 0:.1%}, {'covers' if r.dr_covered else 'MISSES'})"
     )
+    gate = f"  gate {r.gate}" + (
+        f" ({r.ramp_decisions} ramp outcomes, {r.ramp_estimate or 0:+.2f} [{r.ramp_low or 0:+.2f}, "
+        f"{r.ramp_high or 0:+.2f}])"
+        if r.ramp_decisions
+        else ""
+    )
     return (
         f"day {r.day:>2}  contactable {r.contactable:>4}  {metric}: learned {r.learned_true:.3f}  "
-        f"greedy {r.greedy_true:.3f}  rules {r.rules_true:.3f}  oracle {r.oracle_true:.3f}  "
-        f"sends {r.sends:>4}  own touches {r.own_touches:>5}{dr}"
+        f"greedy {r.greedy_true:.3f}  candidate {r.candidate_true or 0:.3f}  rules {r.rules_true:.3f}  "
+        f"oracle {r.oracle_true:.3f}  sent {r.sent_true or 0:.3f}  sends {r.sends:>4}  "
+        f"own touches {r.own_touches:>5}{gate}{dr}"
     )
 
 
@@ -310,6 +467,11 @@ def _chart(report: SimulationReport, width: int = 720, height: int = 300) -> str
         ("oracle", "#999999", [r.oracle_true for r in report.rows]),
         ("learned (greedy)", "#1b7837", [r.greedy_true for r in report.rows]),
         ("learned (as sent, exploring)", "#5aae61", [r.learned_true for r in report.rows]),
+        (
+            "what was sent (ramp, then the gate's choice)",
+            "#2166ac",
+            [r.sent_true or r.rules_true for r in report.rows],
+        ),
         ("rules", "#b2182b", [r.rules_true for r in report.rows]),
     ]
     values = [v for _, _, vs in series for v in vs] or [0.0]
@@ -356,7 +518,8 @@ def _chart(report: SimulationReport, width: int = 720, height: int = 300) -> str
 def render_html(report: SimulationReport) -> str:
     verdict = "".join(f"<li>{html.escape(v)}</li>" for v in report.verdict)
     head = ["day", "as of", "model", "contactable", "sends", "own touches", "learned (sent)", "learned (greedy)",
-            "rules", "oracle", "DR rows", "DR of greedy, own log [95%]", "true on those rows", "error", "covered"]  # fmt: skip
+            "candidate", "rules", "oracle", "what was sent", "gate", "ramp: candidate - rules [95% sequence]",
+            "DR rows", "DR of greedy, own log [95%]", "true on those rows", "error", "covered"]  # fmt: skip
     body = []
     for r in report.rows:
         dr = err = truth = covered = ""
@@ -365,8 +528,17 @@ def render_html(report: SimulationReport) -> str:
             truth = f"{r.dr_truth:.3f}"
             err = f"{r.dr_error or 0:+.1%}"
             covered = "yes" if r.dr_covered else "NO"
+        ramp = (
+            f"{r.ramp_estimate:+.3f} [{r.ramp_low:+.3f}, {r.ramp_high:+.3f}] ({r.ramp_decisions})"
+            if r.ramp_decisions
+            and r.ramp_estimate is not None
+            and r.ramp_low is not None
+            and r.ramp_high is not None
+            else ""
+        )
         cells = [r.day, f"{r.as_of:%Y-%m-%d}", r.model, r.contactable, r.sends, r.own_touches,
-                 f"{r.learned_true:.3f}", f"{r.greedy_true:.3f}", f"{r.rules_true:.3f}", f"{r.oracle_true:.3f}",
+                 f"{r.learned_true:.3f}", f"{r.greedy_true:.3f}", f"{r.candidate_true or 0:.3f}",
+                 f"{r.rules_true:.3f}", f"{r.oracle_true:.3f}", f"{r.sent_true or 0:.3f}", r.gate, ramp,
                  r.dr_rows or "", dr, truth, err, covered]  # fmt: skip
         body.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
     return (
@@ -393,28 +565,64 @@ app = typer.Typer(
 def main_command(
     days: Annotated[int, typer.Option(help="Daily cycles to run (make: DAYS=).")] = 10,
     goal: Annotated[str, typer.Option(help="90d_clv|engagement")] = "90d_clv",
-    seed: Annotated[int, typer.Option(help="Seed of the outcome draws.")] = 0,
+    seeds: Annotated[
+        str, typer.Option(help="Outcome seeds, comma-separated: one simulation each (make: SEEDS=).")
+    ] = "0",
+    candidate: Annotated[
+        str,
+        typer.Option(help="learned|degraded: the policy that ramps against the rules (make: CANDIDATE=)."),
+    ] = "learned",
     version: Annotated[bool, version_option()] = False,
 ) -> int:
-    """Run DAYS daily cycles of decide -> deliver -> outcomes -> retrain on a copy of the demo world."""
+    """Run DAYS daily cycles of decide -> deliver -> outcomes -> retrain on a copy of the demo world,
+    the candidate ramping against the rules until the sequential test promotes or rolls it back."""
     if not 1 <= days <= 60:
         raise UserError(f"DAYS= / --days: must be a whole number from 1 to 60 (got {days})")
     if goal not in METRIC:
         raise UserError(f"GOAL= / --goal: must be one of 90d_clv, engagement (got {goal!r})")
+    if candidate not in CANDIDATES:
+        raise UserError(
+            f"CANDIDATE= / --candidate: must be one of {', '.join(CANDIDATES)} (got {candidate!r})"
+        )
+    try:
+        seed_list = [int(x) for x in seeds.split(",") if x.strip()]
+    except ValueError:
+        raise UserError(
+            f"SEEDS= / --seeds: whole numbers separated by commas, e.g. 0,1,2 (got {seeds!r})"
+        ) from None
+    if not seed_list:
+        raise UserError("SEEDS= / --seeds: give at least one seed, e.g. 0")
     from warehouse import paths
 
-    root = paths.reports_dir() / f"simulate-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
-    print(
-        f"simulating {days} days on a copy of the warehouse in {root} (each day retrains the model)",
-        file=sys.stderr,
-    )
-    report = simulate_days(days, goal=goal, root=root, seed=seed, say=lambda s: print(s, file=sys.stderr))  # type: ignore[arg-type]
-    (root / "report.json").write_text(report.model_dump_json(indent=2))
-    (root / "report.html").write_text(render_html(report))
-    (root / "warehouse.duckdb").unlink(missing_ok=True)
-    for line in report.verdict:
-        print(line)
-    print(f"report: {root / 'report.html'}")
+    base = paths.reports_dir() / f"simulate-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    summary = []
+    for seed in seed_list:
+        root = base / f"seed-{seed}" if len(seed_list) > 1 else base
+        print(
+            f"simulating {days} days (outcome seed {seed}, {candidate} ramping against rules) on a copy of "
+            f"the warehouse in {root} (each day retrains the model)",
+            file=sys.stderr,
+        )
+        report = simulate_days(
+            days,
+            goal=goal,  # type: ignore[arg-type]
+            root=root,
+            seed=seed,
+            candidate=candidate,
+            say=lambda s: print(s, file=sys.stderr),
+        )  # type: ignore[arg-type]
+        (root / "report.json").write_text(report.model_dump_json(indent=2))
+        (root / "report.html").write_text(render_html(report))
+        (root / "warehouse.duckdb").unlink(missing_ok=True)
+        for line in report.verdict:
+            print(f"seed {seed}: {line}")
+        print(f"report: {root / 'report.html'}")
+        t = report.greedy_trend
+        summary.append({"seed": seed, "promoted_on": report.promoted_on, "gate": report.rows[-1].gate,
+                        "trend": t.model_dump() if t else None})  # fmt: skip
+    if len(seed_list) > 1:
+        (base / "summary.json").write_text(json.dumps(summary, indent=2))
+        print(f"summary: {base / 'summary.json'}")
     return 0
 
 

@@ -17,7 +17,15 @@ from core.errors import UserError
 from core.policy import Policy
 from core.reference import ReferenceData
 
-__all__ = ["LLMEndpoint", "LLMPolicy", "RandomPolicy", "RulesPolicy", "build_policy", "learns_from_the_log"]
+__all__ = [
+    "LLMEndpoint",
+    "LLMPolicy",
+    "RandomPolicy",
+    "RulesPolicy",
+    "build_policy",
+    "learns_from_the_log",
+    "policy_for_identity",
+]
 
 
 def learns_from_the_log(mode: PolicyMode, prompt_version: str | None = None) -> bool:
@@ -74,3 +82,32 @@ def build_policy(
             ranker=ranker,  # type: ignore[arg-type]
         )
     return RulesPolicy(guard, ref)
+
+
+def policy_for_identity(
+    identity: str,
+    config: RunConfig,
+    *,
+    guard: GuardrailSettings,
+    ref: ReferenceData,
+    endpoint: LLMEndpoint | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
+    as_of: datetime | None = None,
+) -> Policy:
+    """The policy an identity (core.policy.policy_identity) names, with this run's settings: what a
+    ramp runs beside its candidate as the policy in place. `llm:v3@model` keeps the run's endpoint."""
+    head = identity.split("@", 1)[0]
+    mode, _, version = head.partition(":")
+    if mode not in ("rules", "learned", "llm"):
+        raise UserError(f"the policy in place ({identity}) cannot be rebuilt: FORCE=1, or make it rules")
+    if mode == "llm" and version:
+        config = config.model_copy(update={"prompt_version": version})
+    return build_policy(
+        config,
+        guard=guard,
+        ref=ref,
+        endpoint=endpoint,
+        mode=mode,  # type: ignore[arg-type]
+        con=con,
+        history_before=as_of,
+    )

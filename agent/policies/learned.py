@@ -79,14 +79,15 @@ def safe_choice(members: np.ndarray, allowed: np.ndarray, incumbent: int, confid
     one-sided lower bound above zero at `confidence` (mean minus z x standard deviation of the gain
     over the ensemble members, bootstraps of the customers), the one with the highest mean gain;
     the incumbent when there is none. One member has no spread: any positive gain counts."""
-    gain = members - members[:, incumbent][:, None]  # (k, n_actions)
-    mean = np.nanmean(gain, axis=0)
-    spread = np.nanstd(gain, axis=0, ddof=1) if len(members) > 1 else np.zeros_like(mean)
+    cols = np.flatnonzero(allowed & np.isfinite(members).all(axis=0))
+    gain = members[:, cols] - members[:, [incumbent]]  # (k, allowed actions)
+    mean = gain.mean(axis=0)
+    spread = gain.std(axis=0, ddof=1) if len(members) > 1 else np.zeros_like(mean)
     lower = mean - NormalDist().inv_cdf(confidence) * spread
-    sure = allowed & np.isfinite(lower) & (lower > 0)
-    if not sure.any():
+    sure = np.flatnonzero(lower > 0)
+    if not len(sure):
         return incumbent
-    return int(np.flatnonzero(sure)[np.argmax(mean[sure])])
+    return int(cols[sure[np.argmax(mean[sure])]])
 
 
 class LearnedPolicy:

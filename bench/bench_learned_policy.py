@@ -1,0 +1,146 @@
+"""The learned POLICY (safe switching and exploration included) on the generator's truth, side by
+side with the model's plain argmax, the rules, uniform random and the oracle, over several
+retrainings (training seeds) per world and goal.
+
+    .venv/bin/python bench/bench_learned_policy.py --world demo=warehouse/dbt/warehouse.duckdb:warehouse/data/truth \
+        --world s7=/tmp/w/s7/warehouse.duckdb:/tmp/w/s7/truth --seeds 0,1,2,3,4 --goals 90d_clv,engagement
+
+Per world, goal and training seed, the true value per contactable customer of:
+- argmax: the model's best-valued allowed action (the GBM argmax of before);
+- safe greedy: the policy's choice without exploring (the rules' action unless the members are sure);
+- as sent: the policy's whole distribution (exploration included), in expectation;
+and the share of the oracle, the share of the rules->oracle gap closed, and the exploration cost
+(safe greedy - as sent) as a share of that gap. Printed with the spread over the seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_learned import World  # noqa: E402
+
+from agent.learned import default_catalog  # noqa: E402
+from agent.learned.features import build_customer_features, customer_table  # noqa: E402
+from agent.learned.model import LearnerParams, ensemble_size, train  # noqa: E402
+from agent.pipeline import Pipeline  # noqa: E402
+from agent.policies import RulesPolicy  # noqa: E402
+from agent.policies.learned import LearnedPolicy, TrainedModel  # noqa: E402
+from core.config import LearnedSettings  # noqa: E402
+from core.reference import load_reference  # noqa: E402
+
+
+def policy_values(world: World, goal: str, seed: int, settings: LearnedSettings) -> dict[str, float]:
+    truth = np.nan_to_num(world.truth[goal], nan=0.0)
+    cust = customer_table(world.con)
+    cf = build_customer_features(cust, world.touches)
+    params = LearnerParams.for_goal(goal, "gbm", gbm_members=ensemble_size("auto", len(cf)), seed=seed)  # type: ignore[arg-type]
+    t0 = time.perf_counter()
+    model = train(world.touches, cf, goal=goal, params=params)  # type: ignore[arg-type]
+    seconds = time.perf_counter() - t0
+    config = world.settings(goal)
+    ref, guard = load_reference(), config.guardrails()
+    policy = LearnedPolicy(TrainedModel(model, cf, True, seconds), guard=guard, ref=ref, settings=settings)
+    pipe = Pipeline(RulesPolicy(guard, ref), guard=guard, ref=ref, run_id="bench", as_of=world.as_of)
+    batch = [(c, pipe.eligibility(c, {})) for c in world.contexts]
+    members, allowed = policy.member_values(batch)
+    values = np.nanmean(members, axis=0)
+    argmax = np.where(allowed, np.nan_to_num(values, nan=-np.inf), -np.inf).argmax(axis=1)
+    outcomes = asyncio.run(policy.propose(batch))
+    cat = default_catalog()
+    pmf = np.zeros_like(truth)
+    for i, o in enumerate(outcomes):
+        for a in o.pmf:
+            pmf[
+                i,
+                cat.indices(np.array([a.template_id], dtype=object), np.array([a.discount_pct]), snap=True)[
+                    0
+                ],
+            ] += a.probability
+        if not o.pmf and o.proposal is not None:
+            j = cat.indices(
+                np.array([o.proposal.template_id], dtype=object),
+                np.array([o.proposal.discount_pct]),
+                snap=True,
+            )[0]
+            pmf[i, j] = 1.0
+    order = policy.greedy_order(batch, values, allowed, members)
+    safe = np.where(allowed, np.nan_to_num(order, nan=-np.inf), -np.inf).argmax(axis=1)
+    rows = np.arange(len(truth))
+    rules = world.value(goal, world.rules_actions(goal))
+    oracle = float(np.nanmax(world.truth[goal], axis=1).mean())
+    # calibration: the model's value of the sent actions against their truth
+    shown = float(np.nansum(np.nan_to_num(values) * pmf, axis=1).mean())
+    out = {
+        "oracle": oracle,
+        "rules": rules,
+        "random": float(np.nanmean(world.truth[goal], axis=1).mean()),
+        "argmax": float(truth[rows, argmax].mean()),
+        "safe_greedy": float(truth[rows, safe].mean()),
+        "as_sent": float((truth * pmf).sum(axis=1).mean()),
+        "switched_share": float((safe != world.rules_actions(goal)).mean()),
+        "model_value_of_sent": shown,
+        "train_s": seconds,
+    }
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--world", action="append", required=True, help="LABEL=DUCKDB:TRUTH_DIR")
+    ap.add_argument("--seeds", default="0,1,2,3,4")
+    ap.add_argument("--goals", default="90d_clv,engagement")
+    ap.add_argument("--json", default=None, help="write the rows here")
+    a = ap.parse_args()
+    settings = LearnedSettings()
+    results = []
+    for spec in a.world:
+        label, rest = spec.split("=", 1)
+        db, truth_dir = rest.split(":", 1)
+        world = World(label, Path(db), Path(truth_dir))
+        print(
+            f"\n== {label}: {len(world.ids)} contactable customers, {world.touches.num_rows:,} logged touches"
+        )
+        for goal in a.goals.split(","):
+            runs = [policy_values(world, goal, int(s), settings) for s in a.seeds.split(",")]
+            r0 = runs[0]
+            gap = r0["oracle"] - r0["rules"]
+            print(
+                f"-- {goal}: oracle {r0['oracle']:.4f}  rules {r0['rules']:.4f} ({r0['rules'] / r0['oracle']:.1%})  random {r0['random']:.4f}"
+            )
+            for key in ("argmax", "safe_greedy", "as_sent"):
+                v = np.array([r[key] for r in runs])
+                closed = (v - r0["rules"]) / gap
+                print(
+                    f"   {key:<12} {v.mean():.4f} (seeds {v.min():.4f}-{v.max():.4f})  "
+                    f"{v.mean() / r0['oracle']:.1%} of the oracle  gap closed {closed.mean():.0%} "
+                    f"({closed.min():.0%}-{closed.max():.0%})"
+                )
+            cost = np.array([(r["safe_greedy"] - r["as_sent"]) / gap for r in runs])
+            sw = np.array([r["switched_share"] for r in runs])
+            cal = np.array([r["model_value_of_sent"] / r["as_sent"] for r in runs])
+            print(
+                f"   exploration cost {cost.mean():.1%} of the gap ({cost.min():.1%}-{cost.max():.1%}); switched "
+                f"from rules on {sw.mean():.0%}; model value / true value of what is sent {cal.mean():.3f}; "
+                f"train {np.mean([r['train_s'] for r in runs]):.0f}s"
+            )
+            results += [
+                {"world": label, "goal": goal, "seed": s, **r}
+                for s, r in zip(a.seeds.split(","), runs, strict=True)
+            ]
+    if a.json:
+        Path(a.json).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
