@@ -330,7 +330,7 @@ def _print(report: EvalReport, out: Path) -> None:
     _print_segments(report)
     print()
     for c in ordered_comparisons(report):
-        print(_wrap(c.sentence + "."))
+        print(_wrap(f"{c.sentence} (interval width {c.width:.3g})."))
         if note := truth_note(c):
             print(_wrap("  " + note))
     if not report.comparisons:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, computed_field
 
 from core.contracts import Model
 from evals.scorers import ScoreResult
@@ -87,6 +87,12 @@ class Comparison(Model):
     high: float
     true_value: float | None = None
     sentence: str
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def width(self) -> float:
+        """The 95% interval's width: what the logged data can tell apart (the gate's power)."""
+        return self.high - self.low
 
 
 class CaseResult(Model):

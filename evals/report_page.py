@@ -133,7 +133,7 @@ dl.glossary dt { font-weight: 600; margin-top: 8px; } dl.glossary dd { margin: 2
 <section id="headline">
 {% for c, word, note in comparisons %}<p class="headline {{ word }}">{{ c.sentence }}.
 <small>{{ metric_title(c.metric) }}, DR estimate per contactable customer ({{ "{:,}".format(r.contactable) }}
-customers){% if note %}; {{ note }}{% endif %}.</small></p>
+customers); interval width {{ "%.3g"|format(c.width) }}{% if note %}; {{ note }}{% endif %}.</small></p>
 {% else %}<p class="headline worse">No comparison: no customer of the sample could be contacted by any policy.</p>
 {% endfor %}
 <p class="gate {{ 'pass' if gate_ok else 'fail' }}">{{ gate }}</p>

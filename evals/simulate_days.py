@@ -53,6 +53,7 @@ class DayRow(Model):
     dr_rows: int = 0  # logged sends the DR estimate is computed from (they accumulate day by day)
     sends: int = 0
     sent_true: float | None = None  # per acting customer today, the true value of what was sent
+    sent_rules_true: float | None = None  # the same customers, what the rules would have sent
     candidate_true: float | None = None  # the candidate on the yardstick (learned: its greedy choice)
     gate: str = "ramp"  # the ramp's state after today's outcomes: ramp, promoted, rolled_back
     ramp_decisions: int = 0
@@ -242,7 +243,7 @@ def simulate_days(  # type: ignore[no-untyped-def]
     """Run `days` daily cycles on a scratch copy of the warehouse under `root`; see the module doc."""
     from agent.context import data_as_of, load_contact_history, load_contexts, reference_for
     from agent.pipeline import Pipeline, decide
-    from agent.policies import build_policy
+    from agent.policies import RulesPolicy, build_policy
     from evals.truth_adapter import warehouse_truth
     from warehouse import paths
     from warehouse.build import ensure_warehouse
@@ -297,6 +298,12 @@ def simulate_days(  # type: ignore[no-untyped-def]
             ramp.candidate_policy(learned, guard, ref, as_of), guard=guard, ref=ref, run_id="sim-cand", as_of=as_of0
         ).decide(fixed_contexts, history0)]  # fmt: skip
         acting = [d for d, _ in sent if _action(d) is not None]
+        rules_today = {
+            d.customer_id: _action(d)
+            for d, _ in Pipeline(RulesPolicy(guard, ref), guard=guard, ref=ref, run_id="sim-r", as_of=as_of).decide(
+                contexts, history
+            )
+        }  # fmt: skip
         row = DayRow(
             day=day,
             as_of=as_of,
@@ -309,6 +316,13 @@ def simulate_days(  # type: ignore[no-untyped-def]
             oracle_true=float(best.mean()),
             sent_true=float(
                 _truth_values(truth, [d.customer_id for d in acting], [_action(d) for d in acting], metric).mean()
+            )
+            if acting
+            else None,
+            sent_rules_true=float(
+                _truth_values(
+                    truth, [d.customer_id for d in acting], [rules_today.get(d.customer_id) for d in acting], metric
+                ).mean()
             )
             if acting
             else None,
@@ -456,7 +470,8 @@ def _line(r: DayRow, metric: str) -> str:
     return (
         f"day {r.day:>2}  contactable {r.contactable:>4}  {metric}: learned {r.learned_true:.3f}  "
         f"greedy {r.greedy_true:.3f}  candidate {r.candidate_true or 0:.3f}  rules {r.rules_true:.3f}  "
-        f"oracle {r.oracle_true:.3f}  sent {r.sent_true or 0:.3f}  sends {r.sends:>4}  "
+        f"oracle {r.oracle_true:.3f}  sent {r.sent_true or 0:.3f} (rules there {r.sent_rules_true or 0:.3f})  "
+        f"sends {r.sends:>4}  "
         f"own touches {r.own_touches:>5}{gate}{dr}"
     )
 
@@ -518,7 +533,7 @@ def _chart(report: SimulationReport, width: int = 720, height: int = 300) -> str
 def render_html(report: SimulationReport) -> str:
     verdict = "".join(f"<li>{html.escape(v)}</li>" for v in report.verdict)
     head = ["day", "as of", "model", "contactable", "sends", "own touches", "learned (sent)", "learned (greedy)",
-            "candidate", "rules", "oracle", "what was sent", "gate", "ramp: candidate - rules [95% sequence]",
+            "candidate", "rules", "oracle", "what was sent", "rules on those customers", "gate", "ramp: candidate - rules [95% sequence]",
             "DR rows", "DR of greedy, own log [95%]", "true on those rows", "error", "covered"]  # fmt: skip
     body = []
     for r in report.rows:
@@ -538,7 +553,8 @@ def render_html(report: SimulationReport) -> str:
         )
         cells = [r.day, f"{r.as_of:%Y-%m-%d}", r.model, r.contactable, r.sends, r.own_touches,
                  f"{r.learned_true:.3f}", f"{r.greedy_true:.3f}", f"{r.candidate_true or 0:.3f}",
-                 f"{r.rules_true:.3f}", f"{r.oracle_true:.3f}", f"{r.sent_true or 0:.3f}", r.gate, ramp,
+                 f"{r.rules_true:.3f}", f"{r.oracle_true:.3f}", f"{r.sent_true or 0:.3f}",
+                 f"{r.sent_rules_true or 0:.3f}", r.gate, ramp,
                  r.dr_rows or "", dr, truth, err, covered]  # fmt: skip
         body.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
     return (

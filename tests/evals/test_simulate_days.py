@@ -28,10 +28,16 @@ def test_one_day_of_the_loop_learns_from_its_own_sends_and_says_both_targets(
     assert day0.dr_greedy is None and day1.dr_rows == day0.sends
     assert day1.dr_covered is not None and day1.dr_half_width is not None and day1.dr_half_width > 0.05
     assert day1.dr_error is not None
+    # day 0 ramped the learned candidate against the rules: both arms were sent, the mixture's
+    # propensities logged, and the gate's sequential test read day 0's outcomes
+    assert day0.ramp_decisions > 100 and day0.gate == "ramp" and day0.ramp_low is not None
+    assert day0.ramp_low < day0.ramp_estimate < day0.ramp_high  # type: ignore[operator]
+    assert day0.sent_true is not None and day0.sent_rules_true is not None
     verdict = report.verdict
-    assert len(verdict) == 2
+    assert len(verdict) == 3
     assert ("NOT met" in verdict[0]) == (day1.greedy_true < day0.greedy_true)
-    assert "within 5% of the truth on" in verdict[1] and "interval covers the truth on" in verdict[1]
+    assert verdict[1].startswith("ramp of learned against rules: ramp after day")
+    assert "within 5% of the truth on" in verdict[2] and "interval covers the truth on" in verdict[2]
     saved = json.loads(report.model_dump_json())
     assert saved["verdict"] == verdict and saved["rows"][1]["dr_covered"] == day1.dr_covered
     page = render_html(report)
