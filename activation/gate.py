@@ -170,10 +170,14 @@ def _screen(
         return GateVerdict(
             identity, in_place, True, False, f"{said} >= {bound:+.3f} (screen passed)", eval_id
         )
+    why = (
+        f"{ramp.screen_margin:.0%} of {in_place}'s value"
+        if value is not None
+        else f"the eval has no value of {in_place}: the bound is 0"
+    )
     return GateVerdict(
         identity, in_place, False, force,
-        f"{said} per contactable customer at worst, below the screen's {bound:+.3f} "
-        f"({ramp.screen_margin:.0%} of {in_place}'s value)",
+        f"{said} per contactable customer at worst against {in_place}, below the screen's {bound:+.3f} ({why})",
         eval_id,
     )  # fmt: skip
 

@@ -153,11 +153,9 @@ class BucketRewardModel:
         folds it is the in-sample fit."""
         n = len(actions)
         cells, n_cells = self.cells(features, n)
-        _, group = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
-        n_groups = int(group.max()) + 1 if n else 0
+        folds, n_groups = _folds(groups, self.n_folds)
         if n_groups < self.n_folds:
             return self.fit(actions, rewards, features, n_actions)
-        folds = np.random.default_rng(0).permutation(n_groups)[group] % self.n_folds
         tables = np.empty((self.n_folds, n_cells, n_actions))
         for k in range(self.n_folds):
             train = folds != k

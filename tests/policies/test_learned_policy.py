@@ -132,7 +132,9 @@ def test_the_gate_reads_the_latest_eval_of_that_exact_identity() -> None:
     ensure_ops_tables(con)
     ident = "learned@gbm-abc"
     _eval_row(con, ident, "rules", low=-0.5)
-    with pytest.raises(PromotionRefused, match="-0.500 per contactable customer at worst against rules"):
+    with pytest.raises(
+        PromotionRefused, match="-0.500 per contactable customer at worst against rules, below the screen's"
+    ):
         check_promotion(con, ident, primary_metric="revenue_90d", force=False)
     _eval_row(con, "learned@gbm-other", "rules", low=1.0)  # another recipe: does not count
     with pytest.raises(PromotionRefused):
