@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field, computed_field
+from pydantic import Field, computed_field, model_validator
 
 from core.contracts import Model
 from evals.scorers import ScoreResult
@@ -93,6 +93,14 @@ class Comparison(Model):
     def width(self) -> float:
         """The 95% interval's width: what the logged data can tell apart (the gate's power)."""
         return self.high - self.low
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_width(cls, data: Any) -> Any:
+        """report.json carries `width` (computed): reading it back recomputes it, not an extra input."""
+        if isinstance(data, dict) and "width" in data:
+            data = {k: v for k, v in data.items() if k != "width"}
+        return data
 
 
 class CaseResult(Model):
