@@ -11,11 +11,9 @@ Two learners behind one interface (`learner=`):
   whose action is in the customer's segment's bank (the actions a decision chooses among);
 - "gbm": a LightGBM reward model on every logged touch: `engagement` predicts conversion (binary),
   `90d_clv` revenue_90d (tweedie: a point mass at 0 and a skewed positive part); the value is the
-  mean of `gbm_members` boosters that differ only in their seed (bagging and feature subsampling).
-  One booster is unstable: on the demo the greedy value of five seeds on the same data spans
-  24.29-24.59 and a day's ~300 extra rows move it as much (24.07-24.59 over ten simulated days even
-  without subsampling), so `make simulate-days` measured that noise, not learning; the mean of five
-  is steadier and better (see GBM_MEMBERS).
+  calibrated mean of `gbm_members` boosters, each fit on its own bootstrap of the customers. One
+  booster moves with its seed as much as with a day of new rows; the members' mean is steadier, and
+  their spread is the model's uncertainty (the policy's safe switch and exploration read it).
 Goals: `90d_clv` values an action by its expected revenue_90d (net of the discount, as logged);
 `engagement` by its probability of conversion within 14 days.
 
@@ -65,15 +63,9 @@ LEARNERS: tuple[str, ...] = ("vw", "gbm")
 DEFAULT_LEARNER: Learner = "gbm"
 MODEL_FILE = "model.json"
 FORMAT_VERSION = 1
-# Boosters averaged per GBM model. Measured on the demo (90d_clv, greedy value on day 0's 424
-# contactable customers, oracle 25.747): one booster 24.489 (seeds 0-4: 24.29-24.59), five 24.615.
-# `make simulate-days DAYS=10`, outcome seeds 0, 1, 2: one booster ends day 10 at 24.168 / 24.490 /
-# 24.113 (below its day 0 twice; days 1-10 average 24.12-24.33), five at 25.004 / 24.622 / 24.673
-# (at least day 0's every time; days 1-10 average 24.52-24.68). Five score five times the trees: one
-# booster scores the 1M-customer warehouse's 121k segmented customers (4M rows) in 12-18 s here, so
-# five would pass the 60 s target. Hence `auto` (the product's default, NBA_LEARNED__GBM_MEMBERS):
-# five up to AUTO_MEMBERS_MAX_CUSTOMERS customers with features (about 660k scored rows: five
-# boosters in ~15 s), one above.
+# Boosters per GBM model. Five score five times the trees, so `auto` (the product's default,
+# NBA_LEARNED__GBM_MEMBERS) uses five up to AUTO_MEMBERS_MAX_CUSTOMERS customers with features and
+# one above, where five would pass the scoring-time target (bench/README.md has the figures).
 GBM_MEMBERS = 1  # LearnerParams' own default (benchmarks and tests that name no ensemble)
 AUTO_MEMBERS = 5
 AUTO_MEMBERS_MAX_CUSTOMERS = 20_000
@@ -454,8 +446,9 @@ def train(
     params: LearnerParams | None = None,
     catalog: ActionCatalog | None = None,
 ) -> LearnedModel:
-    """Train on `touches` (TOUCH_SCHEMA) of cf's customers before cf's cutoff. Each row's history
-    features leave the row out (features.LOO)."""
+    """Train on `touches` (TOUCH_SCHEMA) of cf's customers before cf's cutoff. Each row's features
+    are as of its touch (FeatureParams: the customer's history before the touch, the 360 block as of
+    its day)."""
     if goal not in ("90d_clv", "engagement"):
         raise ValueError(f"unknown goal {goal!r}; valid: 90d_clv, engagement")
     params = params or LearnerParams.for_goal(goal)
