@@ -35,7 +35,7 @@ from activation.destinations import destinations_for
 from activation.destinations.base import Destination, make_item
 from activation.errors import CircuitBreakerOpen
 from activation.fingerprint import fingerprint_changes, warehouse_fingerprint
-from activation.gate import check_promotion
+from activation.gate import RAMP_FIRST, PromotionRefused, check_promotion
 from activation.plan import PLAN_HEADER, PLAN_ROWS
 from activation.progress import ProgressFactory, delivery_progress
 from activation.run import PRIMARY_METRIC, new_run_id
@@ -206,7 +206,11 @@ def apply_plan(
             _check_delivery(con, plan, decisions, destinations)
             identity = h.get("policy_identity") or h["settings"]["mode"]
             goal = h["settings"]["goal"]
-            gate = check_promotion(con, identity, primary_metric=PRIMARY_METRIC[goal], force=settings.force)
+            gate = check_promotion(
+                con, identity, primary_metric=PRIMARY_METRIC[goal], force=settings.force, preview=True
+            )
+            if gate.needs_ramp and not settings.force:  # a plan is the candidate for everyone
+                raise PromotionRefused(f"refusing to apply plan {plan.plan_id}: {RAMP_FIRST}")
             write_decisions(con, decided, dry_run=False)
             s = h["settings"]
             summary = summarize(

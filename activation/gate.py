@@ -19,7 +19,7 @@ gate. FORCE=1 passes a refused gate; the run's summary and run log say so.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import duckdb
@@ -29,6 +29,11 @@ from agent.ramp import ramp_verdict
 from core.config import RampSettings
 from core.contracts import Goal, stable_hash
 from core.errors import UserError
+
+RAMP_FIRST = (
+    "a candidate that passed the offline screen goes live on a ramp, not as a whole plan: run "
+    "`make activate DRY_RUN=0` with its MODE (it sends it on a randomized share), or FORCE=1"
+)
 
 
 class PromotionRefused(ActivationError, UserError):
@@ -47,6 +52,7 @@ class GateVerdict:
     eval_id: str | None = None
     ramp_id: str | None = None  # set: this run ramps (the candidate on `ramp_share` of the decisions)
     ramp_share: float = 0.0
+    needs_ramp: bool = False  # passed the screen (or ramping): only a ramp may send it, not a whole plan
 
     def summary(self) -> str:
         state = "forced past a refusal" if self.forced else ("passed" if self.passed else "refused")
@@ -123,9 +129,11 @@ def check_promotion(
         return GateVerdict(
             identity, in_place, True, False,
             f"{verdict.reason}; ramp {ramp_id} started: {identity} on {ramp.share:.0%} of the decisions",
-            verdict.eval_id, ramp_id, ramp.share,
+            verdict.eval_id, ramp_id, ramp.share, True,
         )  # fmt: skip
-    if verdict.passed or force:
+    if verdict.passed:
+        return replace(verdict, needs_ramp=True)
+    if force:
         return verdict
     raise PromotionRefused(f"refusing to go live: {verdict.reason}; FORCE=1 sends anyway (logged)")
 
@@ -225,7 +233,9 @@ def _ramp_step(
     if v.state == "promoted":
         return GateVerdict(identity, in_place, True, False, f"{said}: promoted")
     if v.state == "ramp":
-        return GateVerdict(identity, in_place, True, False, f"{said}: the ramp goes on", None, ramp_id, share)
+        return GateVerdict(
+            identity, in_place, True, False, f"{said}: the ramp goes on", None, ramp_id, share, True
+        )
     if force:
         return GateVerdict(identity, in_place, False, True, f"{said}: rolled back")
     raise PromotionRefused(f"refusing to go live: {said}: rolled back; FORCE=1 sends anyway (logged)")

@@ -30,7 +30,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from activation.gate import PromotionRefused, check_promotion
+from activation.gate import RAMP_FIRST, PromotionRefused, check_promotion
 from activation.reasons import LABELS, Setting, deciding_check, describe, when, why_not_sent
 from activation.settings import ActivateSettings
 from activation.summary import RunSummary
@@ -331,7 +331,10 @@ def write_plan(
 def gate_preview(con: duckdb.DuckDBPyConnection, identity: str, primary_metric: str) -> str:
     """What the promotion gate would say if this plan were applied now."""
     try:
-        return check_promotion(con, identity, primary_metric=primary_metric, force=False).summary()
+        gate = check_promotion(con, identity, primary_metric=primary_metric, force=False, preview=True)
+        if gate.needs_ramp:
+            return f"apply would be refused by the promotion gate: {RAMP_FIRST}; {gate.reason}"
+        return gate.summary()
     except PromotionRefused as exc:
         return (
             f"apply would be refused by the promotion gate: {str(exc).removeprefix('refusing to go live: ')}"
