@@ -20,13 +20,15 @@ from typing import Any
 
 import duckdb
 
-from activation.reasons import ELIGIBILITY, Setting, checks_of, describe, utc, when, why_not_sent
+from activation.reasons import checks_of, why_not_sent
 from activation.settings import ActivateSettings
 from agent.context import data_as_of, load_contact_history, load_contexts, reference_for
 from agent.pipeline import Pipeline
 from agent.policies import build_policy
 from core.contracts import SEGMENTS, ContactEvent, CustomerContext, GuardrailCheck
 from core.errors import UserError
+from guardrails.checks import Setting, describe, is_eligibility
+from guardrails.checks.words import utc, when
 from warehouse import paths
 
 _DECISION_SQL = """
@@ -141,7 +143,7 @@ def _proposal(d: Mapping[str, Any], checks: Sequence[GuardrailCheck]) -> dict[st
         "policy": policy.split("->")[0],
         "model": d.get("model"),
         "prompt_version": d.get("prompt_version"),
-        "asked": any(c.name not in ELIGIBILITY for c in checks),
+        "asked": any(not is_eligibility(c.name) for c in checks),
         "channel": pair[0] if pair else None,
         "template_id": pair[1] if len(pair) > 1 else None,
         "discount_pct": clamp.before if clamp else d.get("proposed_discount_pct"),
@@ -229,9 +231,9 @@ def explain(
         "policy_identity": run.get("policy_identity"),
         "context_unchanged": (ctx.context_hash() == row["context_hash"]) if ctx else None,
     }
-    out["eligibility"] = [_step(c, words) for c in checks if c.name in ELIGIBILITY]
+    out["eligibility"] = [_step(c, words) for c in checks if is_eligibility(c.name)]
     out["proposal"] = _proposal(row, checks)
-    out["guardrails"] = [_step(c, words) for c in checks if c.name not in ELIGIBILITY]
+    out["guardrails"] = [_step(c, words) for c in checks if not is_eligibility(c.name)]
     reasons = row["reasons"]
     out["decision"] = {
         "decision_id": row["decision_id"],

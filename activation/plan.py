@@ -31,11 +31,13 @@ import duckdb
 import pyarrow as pa
 
 from activation.gate import PromotionRefused, check_promotion
-from activation.reasons import LABELS, Setting, deciding_check, describe, when, why_not_sent
+from activation.reasons import deciding_check, why_not_sent
 from activation.settings import ActivateSettings
 from activation.summary import RunSummary
 from core.contracts import ContactEvent, CustomerContext, Decision, GuardrailReport
 from core.reference import ReferenceData
+from guardrails.checks import Setting, describe, label
+from guardrails.checks.words import when
 
 PLAN_HEADER, PLAN_ROWS, PLAN_TEXT = "plan.json", "plan.jsonl", "plan.txt"
 _ID_FIELDS = ("decision_id", "decided_at", "objectwritetraceid")
@@ -199,7 +201,7 @@ def plan_rows(
                 "segment": d.segment,
                 "status": d.status,
                 "decision_id": d.decision_id,
-                "decided_by": LABELS.get(deciding, deciding),
+                "decided_by": label(deciding),
                 "why": why_not_sent(d.status, rep.checks, words),
                 "fixes": fixes if d.status == "send" else [],
                 "action": action,

@@ -18,8 +18,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from activation.plan import describe_changes
-from activation.reasons import LABELS, when
 from activation.summary import RunSummary
+from guardrails.checks import label
+from guardrails.checks.words import when
 
 STATUS_HEADS = {"send": "send", "suppressed": "suppressed", "deferred": "deferred", "holdout": "holdout",
                 "no_action": "no action"}  # fmt: skip
@@ -44,7 +45,7 @@ def _as_of(text: str) -> str:
 
 
 def _counts(c: Mapping[str, int]) -> str:
-    return ", ".join(f"{n} {LABELS.get(k, k)}" for k, n in c.items() if n)
+    return ", ".join(f"{n} {label(k)}" for k, n in c.items() if n)
 
 
 def print_summary(s: RunSummary, console: Console | None = None) -> None:  # noqa: C901 - one section each
@@ -82,7 +83,7 @@ def print_summary(s: RunSummary, console: Console | None = None) -> None:  # noq
         console.print("[b]not sent[/b], each decision once, by the check that decided it")
         r = table("status", "decided by", "decisions", right=["decisions"])
         for st, check, n in not_sent:
-            r.add_row(STATUS_HEADS.get(st, st), LABELS.get(check, check), str(n))
+            r.add_row(STATUS_HEADS.get(st, st), label(check), str(n))
         console.print(r)
     console.print()
     sends = s.outcomes.get("send", {})
