@@ -185,16 +185,6 @@ def plan_rows(
         )
         deciding = deciding_check(d.status, rep.checks)
         fixes = [describe(c, words) for c in rep.checks if c.verdict == "fixed" and c.name != "quiet_hours"]
-        action = None
-        if d.channel:
-            action = {
-                "channel": d.channel,
-                "template_id": d.template_id,
-                "discount_pct": d.discount_pct,
-                "subject": d.subject,
-                "message": d.message,
-                "defer_until": d.defer_until.isoformat() if d.defer_until else None,
-            }
         rows.append(
             {
                 "customer_id": d.customer_id,
@@ -204,12 +194,32 @@ def plan_rows(
                 "decided_by": label(deciding),
                 "why": why_not_sent(d.status, rep.checks, words),
                 "fixes": fixes if d.status == "send" else [],
-                "action": action,
+                "action": _action(d),
                 "destinations": ops.pop(d.decision_id, {}),
                 "decision": d.model_dump(mode="json"),
                 "checks": [c.model_dump(mode="json") for c in rep.checks],
             }
         )
+    return rows + _owed_rows(con, ops)
+
+
+def _action(d: Decision) -> dict[str, Any] | None:
+    """What a decision would send, or None when it sends nothing."""
+    if not d.channel:
+        return None
+    return {
+        "channel": d.channel,
+        "template_id": d.template_id,
+        "discount_pct": d.discount_pct,
+        "subject": d.subject,
+        "message": d.message,
+        "defer_until": d.defer_until.isoformat() if d.defer_until else None,
+    }
+
+
+def _owed_rows(con: duckdb.DuckDBPyConnection, ops: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per decision an earlier run still owes a destination: it is re-sent first."""
+    rows: list[dict[str, Any]] = []
     for decision_id, by_dest in sorted(ops.items()):  # what is left: rows owed by earlier runs
         owed = con.execute(
             "select customer_id, first_run_id, status, last_error from ops.delivery_state "
