@@ -127,11 +127,11 @@ class Registry(Generic[C]):
     `guardrails/checks/__init__.py`; `register` adds one from outside (a plugin, a test)."""
 
     def __init__(self, *checks: C) -> None:
-        self._checks: list[C] = list(checks)
+        self._checks: tuple[C, ...] = checks  # replaced, never mutated: a run iterates a stable tuple
         _index.update({c.name: c for c in checks})
 
     def __iter__(self) -> Iterator[C]:
-        return iter(tuple(self._checks))
+        return iter(self._checks)
 
     def names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self._checks)
@@ -140,12 +140,12 @@ class Registry(Generic[C]):
         """Add `check` after the others (its name must be new)."""
         if check.name in _index:
             raise ValueError(f"a guardrail check named {check.name!r} is already registered")
-        self._checks.append(check)
+        self._checks = (*self._checks, check)
         _index[check.name] = check
         return check
 
     def unregister(self, name: str) -> None:
-        self._checks = [c for c in self._checks if c.name != name]
+        self._checks = tuple(c for c in self._checks if c.name != name)
         _index.pop(name, None)
 
 
