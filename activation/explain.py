@@ -20,13 +20,15 @@ from typing import Any
 
 import duckdb
 
-from activation.reasons import ELIGIBILITY, Setting, checks_of, describe, utc, when, why_not_sent
+from activation.reasons import checks_of, why_not_sent
 from activation.settings import ActivateSettings
 from agent.context import data_as_of, load_contact_history, load_contexts, reference_for
 from agent.pipeline import Pipeline
 from agent.policies import build_policy
 from core.contracts import SEGMENTS, ContactEvent, CustomerContext, GuardrailCheck
 from core.errors import UserError
+from guardrails.checks import Setting, describe, is_eligibility
+from guardrails.checks.words import utc, when
 from warehouse import paths
 
 _DECISION_SQL = """
@@ -141,7 +143,7 @@ def _proposal(d: Mapping[str, Any], checks: Sequence[GuardrailCheck]) -> dict[st
         "policy": policy.split("->")[0],
         "model": d.get("model"),
         "prompt_version": d.get("prompt_version"),
-        "asked": any(c.name not in ELIGIBILITY for c in checks),
+        "asked": any(not is_eligibility(c.name) for c in checks),
         "channel": pair[0] if pair else None,
         "template_id": pair[1] if len(pair) > 1 else None,
         "discount_pct": clamp.before if clamp else d.get("proposed_discount_pct"),
@@ -184,21 +186,9 @@ def explain(
         )
     contexts = load_contexts(con, customer_ids=[customer_id]) if seg["segment"] else []
     ctx = contexts[0] if contexts else None
+    row, out["source"] = _source(con, customer_id, row, run_id, settings, ctx)
     if row is None:
-        if ctx is None:
-            out["source"] = "in no segment: no run decides for this customer until a segment rule applies"
-            return out
-        as_of = settings.as_of or data_as_of(con)
-        row = _decide_now(con, settings, ctx, as_of)
-        out["source"] = (
-            f"no run has decided for {customer_id} yet: decided now with MODE={settings.mode} (not logged)"
-        )
-    else:
-        kind = "plan (dry run)" if row["dry_run"] else "live run"
-        out["source"] = f"{kind} {row['run_id']}"
-        latest = _latest_run(con)
-        if not run_id and latest and latest != row["run_id"]:
-            out["source"] += f" (the latest run, {latest}, did not decide for this customer)"
+        return out
     run = json.loads(row.get("summary_json") or "{}")
     as_of = utc(row["as_of"]) or datetime.now(UTC)
     history: Sequence[ContactEvent] = []
@@ -229,14 +219,49 @@ def explain(
         "policy_identity": run.get("policy_identity"),
         "context_unchanged": (ctx.context_hash() == row["context_hash"]) if ctx else None,
     }
-    out["eligibility"] = [_step(c, words) for c in checks if c.name in ELIGIBILITY]
+    out["eligibility"] = [_step(c, words) for c in checks if is_eligibility(c.name)]
     out["proposal"] = _proposal(row, checks)
-    out["guardrails"] = [_step(c, words) for c in checks if c.name not in ELIGIBILITY]
+    out["guardrails"] = [_step(c, words) for c in checks if not is_eligibility(c.name)]
+    out["decision"] = _decision(row, checks, why_not_sent(status, checks, words))
+    out["deliveries"] = _deliveries(con, str(row["decision_id"]), customer_id)
+    if row["dry_run"] and row["run_id"] != "explain":
+        out["deliveries"]["planned"] = _planned(str(row["run_id"]), customer_id)
+    return out
+
+
+def _source(
+    con: duckdb.DuckDBPyConnection,
+    customer_id: str,
+    row: dict[str, Any] | None,
+    run_id: str | None,
+    settings: ActivateSettings,
+    ctx: CustomerContext | None,
+) -> tuple[dict[str, Any] | None, str]:
+    """The decision to explain (the logged one, or one decided now when no run decided for this
+    customer) and where it comes from, in words; no decision for a customer in no segment."""
+    if row is None:
+        if ctx is None:
+            return None, "in no segment: no run decides for this customer until a segment rule applies"
+        row = _decide_now(con, settings, ctx, settings.as_of or data_as_of(con))
+        return (
+            row,
+            f"no run has decided for {customer_id} yet: decided now with MODE={settings.mode} (not logged)",
+        )
+    kind = "plan (dry run)" if row["dry_run"] else "live run"
+    source = f"{kind} {row['run_id']}"
+    latest = _latest_run(con)
+    if not run_id and latest and latest != row["run_id"]:
+        source += f" (the latest run, {latest}, did not decide for this customer)"
+    return row, source
+
+
+def _decision(row: Mapping[str, Any], checks: Sequence[GuardrailCheck], why: str) -> dict[str, Any]:
+    """The final decision as explained: what it does and why (`why`: '' for a send)."""
     reasons = row["reasons"]
-    out["decision"] = {
+    return {
         "decision_id": row["decision_id"],
-        "status": status,
-        "why": why_not_sent(status, checks, words) or _sent(checks, bool(row["dry_run"])),
+        "status": str(row["status"]),
+        "why": why or _sent(checks, bool(row["dry_run"])),
         "channel": row["channel"],
         "template_id": row["template_id"],
         "discount_pct": row["discount_pct"],
@@ -246,10 +271,6 @@ def explain(
         "policy": row["policy"],
         "reasons": json.loads(reasons) if isinstance(reasons, str) else list(reasons or []),
     }
-    out["deliveries"] = _deliveries(con, str(row["decision_id"]), customer_id)
-    if row["dry_run"] and row["run_id"] != "explain":
-        out["deliveries"]["planned"] = _planned(str(row["run_id"]), customer_id)
-    return out
 
 
 def _sent(checks: Sequence[GuardrailCheck], dry_run: bool) -> str:

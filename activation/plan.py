@@ -31,11 +31,13 @@ import duckdb
 import pyarrow as pa
 
 from activation.gate import RAMP_FIRST, PromotionRefused, check_promotion
-from activation.reasons import LABELS, Setting, deciding_check, describe, when, why_not_sent
+from activation.reasons import deciding_check, why_not_sent
 from activation.settings import ActivateSettings
 from activation.summary import RunSummary
 from core.contracts import ContactEvent, CustomerContext, Decision, GuardrailReport
 from core.reference import ReferenceData
+from guardrails.checks import Setting, describe, label
+from guardrails.checks.words import when
 
 PLAN_HEADER, PLAN_ROWS, PLAN_TEXT = "plan.json", "plan.jsonl", "plan.txt"
 _ID_FIELDS = ("decision_id", "decided_at", "objectwritetraceid")
@@ -183,31 +185,41 @@ def plan_rows(
         )
         deciding = deciding_check(d.status, rep.checks)
         fixes = [describe(c, words) for c in rep.checks if c.verdict == "fixed" and c.name != "quiet_hours"]
-        action = None
-        if d.channel:
-            action = {
-                "channel": d.channel,
-                "template_id": d.template_id,
-                "discount_pct": d.discount_pct,
-                "subject": d.subject,
-                "message": d.message,
-                "defer_until": d.defer_until.isoformat() if d.defer_until else None,
-            }
         rows.append(
             {
                 "customer_id": d.customer_id,
                 "segment": d.segment,
                 "status": d.status,
                 "decision_id": d.decision_id,
-                "decided_by": LABELS.get(deciding, deciding),
+                "decided_by": label(deciding),
                 "why": why_not_sent(d.status, rep.checks, words),
                 "fixes": fixes if d.status == "send" else [],
-                "action": action,
+                "action": _action(d),
                 "destinations": ops.pop(d.decision_id, {}),
                 "decision": d.model_dump(mode="json"),
                 "checks": [c.model_dump(mode="json") for c in rep.checks],
             }
         )
+    return rows + _owed_rows(con, ops)
+
+
+def _action(d: Decision) -> dict[str, Any] | None:
+    """What a decision would send, or None when it sends nothing."""
+    if not d.channel:
+        return None
+    return {
+        "channel": d.channel,
+        "template_id": d.template_id,
+        "discount_pct": d.discount_pct,
+        "subject": d.subject,
+        "message": d.message,
+        "defer_until": d.defer_until.isoformat() if d.defer_until else None,
+    }
+
+
+def _owed_rows(con: duckdb.DuckDBPyConnection, ops: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per decision an earlier run still owes a destination: it is re-sent first."""
+    rows: list[dict[str, Any]] = []
     for decision_id, by_dest in sorted(ops.items()):  # what is left: rows owed by earlier runs
         owed = con.execute(
             "select customer_id, first_run_id, status, last_error from ops.delivery_state "

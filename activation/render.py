@@ -18,8 +18,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from activation.plan import describe_changes
-from activation.reasons import LABELS, when
 from activation.summary import RunSummary
+from guardrails.checks import label
+from guardrails.checks.words import when
 
 STATUS_HEADS = {"send": "send", "suppressed": "suppressed", "deferred": "deferred", "holdout": "holdout",
                 "no_action": "no action"}  # fmt: skip
@@ -44,46 +45,19 @@ def _as_of(text: str) -> str:
 
 
 def _counts(c: Mapping[str, int]) -> str:
-    return ", ".join(f"{n} {LABELS.get(k, k)}" for k, n in c.items() if n)
+    return ", ".join(f"{n} {label(k)}" for k, n in c.items() if n)
 
 
 def print_summary(s: RunSummary, console: Console | None = None) -> None:  # noqa: C901 - one section each
     console = console or Console()
-    kind = "plan" if s.dry_run else "live run"
-    segment = "all segments" if s.segment == "all" else s.segment
-    console.print(f"[b]{kind}[/b] {escape(s.run_id)}: {s.decisions} decisions, {segment}", overflow="fold")
-    if s.applied_plan:
-        console.print(f"sends exactly plan {s.applied_plan} (nba-activate apply)")
-    parts = [
-        s.policy_identity or s.mode,
-        f"goal {s.goal}",
-        f"as of {_as_of(s.as_of)}",
-        f"cap {s.discount_cap:g}%",
-        f"window {s.suppress_hours:g} h",
-    ]
-    lines = [""]
-    for part in parts:  # wrap between the parts, never inside one
-        joined = f"{lines[-1]} · {part}" if lines[-1] else part
-        if lines[-1] and len(joined) > console.width:
-            lines.append(part)
-        else:
-            lines[-1] = joined
-    for line in lines:
-        console.print(escape(line), overflow="fold")
+    _print_heading(s, console)
     console.print()
     t = table("segment", *STATUS_HEADS.values(), right=list(STATUS_HEADS.values()))
     for seg, counts in sorted(s.by_segment.items()):
         t.add_row(seg, *(str(counts.get(st, 0)) for st in STATUS_HEADS))
     t.add_row("[b]total[/b]", *(f"[b]{s.counts.get(st, 0)}[/b]" for st in STATUS_HEADS))
     console.print(t)
-    not_sent = [(st, check, n) for st, by in s.outcomes.items() if st != "send" for check, n in by.items()]
-    if not_sent:
-        console.print()
-        console.print("[b]not sent[/b], each decision once, by the check that decided it")
-        r = table("status", "decided by", "decisions", right=["decisions"])
-        for st, check, n in not_sent:
-            r.add_row(STATUS_HEADS.get(st, st), LABELS.get(check, check), str(n))
-        console.print(r)
+    _print_not_sent(s, console)
     console.print()
     sends = s.outcomes.get("send", {})
     if s.counts.get("send"):
@@ -132,6 +106,44 @@ def print_summary(s: RunSummary, console: Console | None = None) -> None:  # noq
         console.print(f"send exactly this plan: make apply PLAN={s.run_id}")
         console.print(f"  (valid until {s.plan_valid_until}, while the warehouse is unchanged)")
     console.print(f"elapsed: {s.elapsed_s:.1f} s")
+
+
+def _print_heading(s: RunSummary, console: Console) -> None:
+    """What ran: plan or live run, the run id, the policy and the settings that shape a decision."""
+    kind = "plan" if s.dry_run else "live run"
+    segment = "all segments" if s.segment == "all" else s.segment
+    console.print(f"[b]{kind}[/b] {escape(s.run_id)}: {s.decisions} decisions, {segment}", overflow="fold")
+    if s.applied_plan:
+        console.print(f"sends exactly plan {s.applied_plan} (nba-activate apply)")
+    parts = [
+        s.policy_identity or s.mode,
+        f"goal {s.goal}",
+        f"as of {_as_of(s.as_of)}",
+        f"cap {s.discount_cap:g}%",
+        f"window {s.suppress_hours:g} h",
+    ]
+    lines = [""]
+    for part in parts:  # wrap between the parts, never inside one
+        joined = f"{lines[-1]} · {part}" if lines[-1] else part
+        if lines[-1] and len(joined) > console.width:
+            lines.append(part)
+        else:
+            lines[-1] = joined
+    for line in lines:
+        console.print(escape(line), overflow="fold")
+
+
+def _print_not_sent(s: RunSummary, console: Console) -> None:
+    """Each decision that sends nothing, counted once under the check that decided it."""
+    not_sent = [(st, check, n) for st, by in s.outcomes.items() if st != "send" for check, n in by.items()]
+    if not not_sent:
+        return
+    console.print()
+    console.print("[b]not sent[/b], each decision once, by the check that decided it")
+    r = table("status", "decided by", "decisions", right=["decisions"])
+    for st, check, n in not_sent:
+        r.add_row(STATUS_HEADS.get(st, st), label(check), str(n))
+    console.print(r)
 
 
 def print_plan_counts(plan: Mapping[str, Mapping[str, int]], console: Console) -> None:

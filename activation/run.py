@@ -58,7 +58,7 @@ def run_activation(
     destinations = destinations_for(settings)
     spark = None
     if settings.decide_on == "spark":  # the same Pipeline, per partition of the Spark marts
-        from orchestration.spark_decisions import SparkDecisionStep
+        from agent.spark.decisions import SparkDecisionStep
 
         spark = SparkDecisionStep(settings)  # refuses LLM mode before anything is opened or written
     # One writer at a time: a second run refuses (one line naming this run) before it builds,

@@ -2,8 +2,9 @@
 where to deliver, built once from flags and `NBA_*` variables (pydantic-settings).
 
 Sections: `NBA_DELIVERY__*` (retries, backoff, waits, timeouts, circuit breaker),
-`NBA_HUBSPOT__*`, `NBA_SALESFORCE__*`, `NBA_WEBHOOK__*` (credentials and limits of each
-destination), `NBA_DESTINATIONS=hubspot,salesforce,webhook` (which a live run sends to),
+`NBA_<DESTINATION>__*` (credentials and limits of each registered destination, e.g.
+`NBA_HUBSPOT__TOKEN`; each destination's folder owns its section), `NBA_DESTINATIONS=hubspot,webhook`
+(which a live run sends to),
 `NBA_PLAN__*` (how long a plan may wait for `apply`) and `NBA_ALERTS__*` (where a failed or partial
 live run is reported).
 Secrets are `SecretStr`, so a repr or a log line shows `**********`.
@@ -11,13 +12,15 @@ Secrets are `SecretStr`, so a repr or a log line shows `**********`.
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import NoDecode
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 
+from activation.destinations import registry
 from core.config import RunConfig, Section
-from core.contracts import DESTINATIONS, DestinationName
 from core.errors import ConfigError
 
 
@@ -33,34 +36,6 @@ class DeliverySettings(Section):
     seed: int | None = None  # jitter seed (tests); None -> system randomness
     max_deviation_pct: float = Field(default=50.0, ge=0, allow_inf_nan=False)  # circuit breaker
     min_history: int = Field(default=3, ge=1)
-
-
-class HubSpotSettings(Section):
-    token: SecretStr
-    base_url: str = "https://api.hubapi.com"
-    id_property: str = "nba_customer_id"
-    rate_per_10s: int = Field(default=100, gt=0)  # burst limit of the app's tier: 100 or 190
-    rate_window_s: float = Field(default=10.0, gt=0, allow_inf_nan=False)  # the burst window (10 s)
-    max_batch: int = Field(default=100, gt=0, le=100)
-
-
-class SalesforceSettings(Section):
-    instance_url: str
-    session_id: SecretStr
-    api_version: str = "62.0"
-    external_id_field: str = "NBA_Customer_Id__c"
-    task_external_id_field: str = "NBA_Decision_Id__c"
-    rate_per_s: int = Field(default=20, gt=0)  # no burst limit at Salesforce: our own declared pace
-    ca_bundle: str | None = (
-        None  # CA file to trust (a self-signed local server); wins over REQUESTS_CA_BUNDLE
-    )
-    max_batch: int = Field(default=200, gt=0, le=200)
-
-
-class WebhookSettings(Section):
-    url: str
-    secret: SecretStr
-    rate_per_s: int = Field(default=50, gt=0)
 
 
 class PlanSettings(Section):
@@ -91,17 +66,21 @@ class AlertSettings(Section):
         return self
 
 
-# A dry run builds payloads only: it needs no credentials and no endpoint (payloads never hold them).
-DRY_RUN_PLACEHOLDERS: dict[str, dict[str, str]] = {
-    "hubspot": {"token": "dry-run-no-secret"},
-    "salesforce": {"instance_url": "https://dry-run.invalid", "session_id": "dry-run-no-secret"},
-    "webhook": {"url": "https://dry-run.invalid/hooks/nba", "secret": "dry-run-no-secret"},
-}
-_SECTIONS: dict[str, type[Section]] = {
-    "hubspot": HubSpotSettings,
-    "salesforce": SalesforceSettings,
-    "webhook": WebhookSettings,
-}
+class DestinationSections(PydanticBaseSettingsSource):
+    """`NBA_<NAME>__<FIELD>` of every registered destination, read with the other settings: a
+    destination's section is its own, so the settings model names none of them."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        prefixes = {f"NBA_{name.upper()}__": name for name in registry.names()}
+        found: dict[str, dict[str, str]] = {}
+        for key, value in os.environ.items():
+            for prefix, name in prefixes.items():
+                if key.upper().startswith(prefix):
+                    found.setdefault(name, {})[key[len(prefix) :].lower()] = value
+        return {"sections": found} if found else {}
 
 
 class ActivateSettings(RunConfig):
@@ -111,25 +90,50 @@ class ActivateSettings(RunConfig):
     force: bool = False  # send even if the circuit breaker trips
     limit: Annotated[int, Field(ge=1)] | None = None  # only the first N segmented customers
     output: Literal["table", "json"] = "table"
-    destinations: Annotated[list[DestinationName], NoDecode] = Field(default_factory=list)
+    destinations: Annotated[list[str], NoDecode] = Field(default_factory=list)
     delivery: DeliverySettings = DeliverySettings()
     plan: PlanSettings = PlanSettings()
     alerts: AlertSettings = AlertSettings()
-    # raw sections as given; `destination_settings` validates the enabled ones
-    hubspot: dict[str, Any] | None = None
-    salesforce: dict[str, Any] | None = None
-    webhook: dict[str, Any] | None = None
+    # each destination's raw section as given (NBA_<NAME>__*, or `<name>={...}`);
+    # `destination_settings` validates the ones this run sends to
+    sections: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources = super().settings_customise_sources(
+            settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+        )
+        return (*sources, DestinationSections(settings_cls)) if env_settings in sources else sources
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_sections(cls, data: Any) -> Any:
+        """A destination's section given by its name (`hubspot={...}`) joins the others."""
+        if not isinstance(data, dict) or not any(name in data for name in registry.names()):
+            return data
+        data = dict(data)
+        sections = dict(data.get("sections") or {})
+        for name in registry.names():
+            if name in data:
+                sections[name] = {**sections.get(name, {}), **data.pop(name)}
+        return {**data, "sections": sections}
 
     @field_validator("destinations", mode="before")
     @classmethod
     def _split(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            names = [n.strip().lower() for n in v.split(",") if n.strip()]
-            unknown = [n for n in names if n not in DESTINATIONS]
-            if unknown:
-                raise ValueError(f"unknown destination(s) {unknown}; known: {', '.join(DESTINATIONS)}")
-            return names
-        return v
+        known = registry.names()
+        names = [n.strip().lower() for n in v.split(",") if n.strip()] if isinstance(v, str) else v
+        unknown = [n for n in names if n not in known] if isinstance(names, list) else []
+        if unknown:
+            raise ValueError(f"unknown destination(s) {unknown}; known: {', '.join(known)}")
+        return names
 
     @model_validator(mode="after")
     def _live_needs_destinations(self) -> ActivateSettings:
@@ -144,25 +148,9 @@ class ActivateSettings(RunConfig):
 
     @property
     def sending_to(self) -> list[str]:
-        """The destinations of this run: NBA_DESTINATIONS, or all three on a dry run without it."""
-        return list(self.destinations) or (list(DESTINATIONS) if self.dry_run else [])
+        """The destinations of this run: NBA_DESTINATIONS, or every registered one on a dry run without it."""
+        return list(self.destinations) or (list(registry.names()) if self.dry_run else [])
 
     def destination_settings(self, name: str) -> Section:
         """The validated settings of one destination (dry run: placeholders for what is not set)."""
-        given = getattr(self, name) or {}
-        values = (DRY_RUN_PLACEHOLDERS[name] if self.dry_run else {}) | given
-        cls = _SECTIONS[name]
-        try:
-            return cls.model_validate(values)
-        except ValueError as exc:
-            from pydantic import ValidationError
-
-            if not isinstance(exc, ValidationError):
-                raise
-            err = exc.errors()[0]
-            field = ".".join(str(p) for p in err.get("loc", ()))
-            var = f"NBA_{name.upper()}__{field.upper()}"
-            problem = "is required" if err.get("type") == "missing" else str(err.get("msg"))
-            if err.get("type") == "extra_forbidden":
-                problem = f"is not a setting; valid: {', '.join(f'NBA_{name.upper()}__{f.upper()}' for f in cls.model_fields)}"
-            raise ConfigError(var, problem) from None
+        return registry.get(name).settings_from(self.sections.get(name, {}), dry_run=self.dry_run)

@@ -44,7 +44,7 @@ def main() -> None:
 
     import duckdb
 
-    from warehouse.testing import build_demo_warehouse, demo_layout
+    from testing.demo_warehouse import build_demo_warehouse, demo_layout
 
     demo = demo_layout(root, customers=args.customers)
     if not demo.duckdb_path.exists():

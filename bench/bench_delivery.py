@@ -24,9 +24,15 @@ import duckdb
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from activation.delivery import deliver  # noqa: E402
-from activation.destinations.hubspot import HubSpotDestination  # noqa: E402
-from activation.destinations.webhook import WebhookDestination  # noqa: E402
-from activation.settings import DeliverySettings, HubSpotSettings, WebhookSettings  # noqa: E402
+from activation.destinations.hubspot import (
+    HubSpotDestination,  # noqa: E402
+    HubSpotSettings,  # noqa: E402
+)
+from activation.destinations.webhook import (
+    WebhookDestination,  # noqa: E402
+    WebhookSettings,  # noqa: E402
+)
+from activation.settings import DeliverySettings  # noqa: E402
 from core.contracts import Decision, stable_hash  # noqa: E402
 from testing.local_servers import HubSpotServer, WebhookServer  # noqa: E402
 from warehouse.ops_tables import ensure_ops_tables  # noqa: E402

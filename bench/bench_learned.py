@@ -313,7 +313,7 @@ def ensure_world(root: Path, seed: int, customers: int) -> tuple[Path, Path]:
     db, truth = base / "warehouse.duckdb", base / "truth"
     if db.exists() and (truth / "customer_params.parquet").exists():
         return db, truth
-    from warehouse.testing import build_demo_warehouse
+    from testing.demo_warehouse import build_demo_warehouse
 
     print(f"[bench] generating and building seed {seed} x {customers:,} under {base} ...", file=sys.stderr)
     build_demo_warehouse(base, customers=customers, seed=seed)

@@ -10,7 +10,7 @@ decision log written as a table:
   rows -> an atomic insert into a scratch DuckDB table (what `activate` does);
 - Spark (`--master`, default local[2]): the marts are copied once to Parquet tables in a scratch
   metastore under --work (building them with dbt-spark at 1M is `make build-spark`, not measured
-  here), then orchestration.spark_decisions: the same context SQL, mapInArrow over partitions ->
+  here), then agent.spark.decisions: the same context SQL, mapInArrow over partitions ->
   the same Pipeline -> the decision log written as a Parquet table (without the Decision/report JSON
   that `activate` brings back to the driver for delivery: the one-process side makes none either).
 It then checks that the two produced the same decisions (ids, statuses, actions, context hashes).
@@ -114,8 +114,8 @@ def on_spark(duckdb_path: Path, pipe: Any, work: Path, master: str, partitions: 
     import duckdb
 
     from agent.context import load_contact_history
-    from orchestration.spark_decisions import decisions_frame, log_columns
-    from orchestration.spark_source import spark_session
+    from agent.spark.decisions import decisions_frame, log_columns
+    from agent.spark.source import spark_session
 
     copy_marts(duckdb_path, work / "marts")
     os.environ["NBA_SPARK_DIR"] = str(work / "spark")

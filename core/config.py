@@ -254,7 +254,7 @@ class RunConfig(BaseSettings):
     learned: LearnedSettings = LearnedSettings()
     ramp: RampSettings = RampSettings()
     # Where the decision step runs (NBA_DECIDE_ON): in this process, or on the Spark cluster over
-    # partitions of customer 360 (orchestration/spark_decisions.py; rules and learned modes).
+    # partitions of customer 360 (agent/spark/decisions.py; rules and learned modes).
     decide_on: Literal["local", "spark"] = "local"
     # the standard OpenAI variables, folded into `llm`
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL", exclude=True)

@@ -30,8 +30,6 @@ Arm = Literal["treatment", "holdout"]
 Status = Literal["send", "suppressed", "deferred", "holdout", "no_action"]
 STATUSES: tuple[str, ...] = get_args(Status)
 Verdict = Literal["pass", "fixed", "failed"]
-DestinationName = Literal["hubspot", "salesforce", "webhook"]
-DESTINATIONS: tuple[str, ...] = get_args(DestinationName)
 DeliveryStatus = Literal["delivered", "failed", "dead_letter", "unchanged", "dry_run", "held", "conflict"]
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from core.contracts import CHANNELS
 from core.reference import ReferenceData
 from core.templates import render_template
-from guardrails.checks import get_checker
 from guardrails.errors import (
     ChannelMismatchError,
     MissingChannelLimitError,
@@ -17,6 +16,7 @@ from guardrails.errors import (
     TemplateCheckError,
     UnknownTemplateError,
 )
+from guardrails.message_checker import get_checker
 
 SAMPLE_NAME = "Olivia"
 

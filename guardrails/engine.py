@@ -1,5 +1,6 @@
-"""Steps 2-4: vet a proposal (bank pair, allowed channel, discount clamp, message checks), fix it by
-re-rendering the approved template, or fall back to the rules policy; then build the Decision.
+"""Steps 2-4: vet a proposal (the `PROPOSAL` checks: bank pair, allowed channel, discount clamp,
+message checks), fix it by re-rendering the approved template, or fall back to the rules policy; then
+build the Decision.
 
 Nothing here raises because a policy misbehaved: every failure becomes a logged check and, at
 worst, a rules decision or `no_action`.
@@ -15,7 +16,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.actions import discount_bounds
 from core.contracts import (
     CustomerContext,
     Decision,
@@ -27,36 +27,9 @@ from core.contracts import (
     PolicyOutcome,
     Proposal,
 )
-from core.errors import TemplateRenderError
 from core.policy import FallbackPolicy
 from core.reference import ReferenceData
-from core.templates import render_template
-from guardrails.checks import get_checker
-from guardrails.clamp import clamp_discount
-from guardrails.message import strip_control
-
-_check = GuardrailCheck.of
-
-
-RATIONALE_MAX = 1000
-
-
-@dataclass
-class _Vetted:
-    ok: bool
-    checks: list[GuardrailCheck] = field(default_factory=list)
-    reasons: list[str] = field(default_factory=list)
-    failure: str = ""
-    channel: str | None = None
-    template_id: str | None = None
-    discount: float = 0.0
-    subject: str | None = None
-    message: str | None = None
-    rationale: str = ""
-
-
-def _num(x: Any) -> Any:
-    return x if isinstance(x, float) and math.isfinite(x) else repr(x)
+from guardrails.checks import FALLBACK, NO_PROPOSAL, PROPOSAL, QUIET_HOURS_CHANNEL, Vetting
 
 
 def vet(
@@ -65,143 +38,36 @@ def vet(
     eligibility: Eligibility,
     settings: GuardrailSettings,
     ref: ReferenceData,
-) -> _Vetted:
-    """Steps 2 and 3 (and the re-render of step 4) for one proposal."""
-    out = _Vetted(ok=False)
-    add = out.checks.append
-    action = ref.action(ctx.segment, p.template_id)
-    if action is None or action.channel != p.channel:
-        why = "template_not_in_bank" if action is None else "channel_template_mismatch"
-        add(
-            _check(
-                name="action_bank",
-                verdict="failed",
-                before=[p.channel, p.template_id],
-                after=None,
-                reason=why,
-            )
-        )
-        out.failure = why
-        return out
-    add(_check(name="action_bank", verdict="pass", before=[p.channel, p.template_id], after=None, reason=""))
-    if p.channel not in eligibility.allowed_channels:
-        add(
-            _check(
-                name="channel_allowed",
-                verdict="failed",
-                before=p.channel,
-                after=list(eligibility.allowed_channels),
-                reason="channel_not_allowed",
-            )
-        )
-        out.failure = "channel_not_allowed"
-        return out
-    add(_check(name="channel_allowed", verdict="pass", before=p.channel, after=None, reason=""))
+) -> Vetting:
+    """Steps 2 and 3 (and the re-render of step 4) for one proposal: the `PROPOSAL` checks in order,
+    up to the first failure that cannot be fixed."""
+    v = Vetting(ctx=ctx, proposal=p, eligibility=eligibility, settings=settings, ref=ref)
+    for check in PROPOSAL:
+        found = check.run(v)
+        if found is not None:
+            v.checks.append(found)
+        if v.failure:
+            return v
+    v.ok, v.subject = True, v.subject or None
+    return v
 
-    bounds = discount_bounds(action, settings.discount_cap)
-    if bounds is None:
-        add(
-            _check(
-                name="discount_clamp",
-                verdict="failed",
-                before=_num(p.discount_pct),
-                after=None,
-                reason="discount_infeasible",
-            )
-        )
-        out.failure = "discount_infeasible"
-        return out
-    try:
-        proposed = float(p.discount_pct)
-    except (TypeError, ValueError):
-        proposed = math.nan
-    final, codes = clamp_discount(proposed, *bounds)
-    add(
-        _check(
-            name="discount_clamp",
-            verdict="fixed" if codes else "pass",
-            before=_num(proposed),
-            after=final,
-            reason=",".join(codes),
-        )
-    )
-    out.reasons += codes
 
-    subject = strip_control(p.subject) if isinstance(p.subject, str) else None
-    message = strip_control(p.message) if isinstance(p.message, str) else ""
-    if subject != p.subject or message != p.message:
-        add(
-            _check(
-                name="control_chars",
-                verdict="fixed",
-                before=None,
-                after=None,
-                reason="control_chars_stripped",
-            )
-        )
-        out.reasons.append("control_chars_stripped")
-    rationale = p.rationale if isinstance(p.rationale, str) else ""
-    out.rationale = strip_control(rationale)[:RATIONALE_MAX]
+@dataclass
+class _Decided:
+    """A decision being settled: its fields, reasons and guardrail checks so far."""
 
-    checker = get_checker(ref)
-    template = ref.templates.get(p.template_id)
-    try:  # the approved copy for this customer: what a draft may say that the customer also wrote
-        approved_subject, approved_body = (
-            render_template(template, ctx.first_name, final) if template else (None, "")
+    ctx: CustomerContext
+    meta: DecisionMeta
+    fields: dict[str, Any]
+    reasons: list[str]
+    checks: list[GuardrailCheck] = field(default_factory=list)
+
+    def done(self, status: str) -> tuple[Decision, GuardrailReport]:
+        decision = Decision.model_validate({**self.fields, "status": status, "reasons": self.reasons})
+        report = GuardrailReport(
+            decision_id=self.meta.decision_id, customer_id=self.ctx.customer_id, checks=self.checks
         )
-    except TemplateRenderError:
-        approved_subject, approved_body = None, ""
-    approved = (approved_subject, approved_body)
-    findings = checker.check(
-        p.channel, subject or None, message, final, ctx.first_name, ctx.nps_comment, approved
-    )
-    if findings:
-        add(
-            _check(
-                name="message",
-                verdict="failed",
-                before=message,
-                after=None,
-                reason=",".join(f"{c}:{e}" if e else c for c, e in findings),
-            )
-        )
-        try:
-            if template is None:
-                raise TemplateRenderError(p.template_id, "not in message_templates")
-            subject, message = render_template(template, ctx.first_name, final)
-            again = checker.check(
-                p.channel, subject, message, final, ctx.first_name, ctx.nps_comment, approved
-            )
-        except TemplateRenderError as exc:
-            again, subject, message = (("render_error", str(exc)),), None, ""
-        if again:
-            add(
-                _check(
-                    name="message_rerender",
-                    verdict="failed",
-                    before=None,
-                    after=message,
-                    reason=",".join(c for c, _ in again),
-                )
-            )
-            out.failure = "message_unfixable"
-            return out
-        add(
-            _check(
-                name="message_rerender",
-                verdict="fixed",
-                before=None,
-                after=message,
-                reason="message_rerendered",
-            )
-        )
-        out.reasons.append("message_rerendered")
-        out.reasons += sorted({c for c, _ in findings})
-    else:
-        add(_check(name="message", verdict="pass", before=None, after=None, reason=""))
-    out.ok, out.channel, out.template_id, out.discount = True, p.channel, p.template_id, final
-    out.subject, out.message = subject or None, message
-    return out
+        return decision, report
 
 
 def finalize(
@@ -220,9 +86,47 @@ def finalize(
     customer is not eligible); `fallback` proposes when the policy's proposal fails or is missing."""
     proposal = outcome.proposal if outcome is not None else None
     failure_reason = outcome.failure_reason if outcome is not None else None
-    checks = list(eligibility.checks)
-    reasons = list(eligibility.reasons)
-    fields: dict[str, Any] = {
+    d = _Decided(ctx, meta, _fields(ctx, outcome, meta, eligibility), list(eligibility.reasons))
+    d.checks = list(eligibility.checks)
+    if not eligibility.needs_proposal:
+        return d.done(eligibility.status)
+
+    vetted: Vetting | None = None
+    if proposal is not None:
+        d.fields["proposed_discount_pct"] = _finite(proposal.discount_pct)
+        vetted = vet(ctx, proposal, eligibility, settings, ref)
+        d.checks += vetted.checks
+    else:
+        d.checks.append(NO_PROPOSAL.record(failure_reason or "no_proposal"))
+    if vetted is None or not vetted.ok:
+        why = (failure_reason or "no_proposal") if vetted is None else vetted.failure
+        vetted = _fall_back(
+            d,
+            why,
+            refused=vetted is not None,
+            eligibility=eligibility,
+            settings=settings,
+            ref=ref,
+            fallback=fallback,
+        )
+        if vetted is None:
+            return d.done("no_action")
+
+    if (
+        outcome is not None
+        and proposal is not None
+        and d.fields["policy"] == meta.policy
+        and (vetted.template_id, vetted.discount) == (proposal.template_id, proposal.discount_pct)
+    ):
+        d.fields["action_pmf"] = list(outcome.pmf)  # the policy's own action: its distribution holds
+    return _settle(d, vetted, eligibility)
+
+
+def _fields(
+    ctx: CustomerContext, outcome: PolicyOutcome | None, meta: DecisionMeta, eligibility: Eligibility
+) -> dict[str, Any]:
+    """A decision's fields before any action is chosen."""
+    return {
         "decision_id": meta.decision_id,
         "run_id": meta.run_id,
         "as_of": meta.as_of,
@@ -248,64 +152,46 @@ def finalize(
         "proposed_discount_pct": None,
     }
 
-    def done(status: str) -> tuple[Decision, GuardrailReport]:
-        decision = Decision.model_validate({**fields, "status": status, "reasons": reasons})
-        report = GuardrailReport(decision_id=meta.decision_id, customer_id=ctx.customer_id, checks=checks)
-        return decision, report
 
-    if not eligibility.needs_proposal:
-        return done(eligibility.status)
+def _fall_back(
+    d: _Decided,
+    why: str,
+    *,
+    refused: bool,
+    eligibility: Eligibility,
+    settings: GuardrailSettings,
+    ref: ReferenceData,
+    fallback: FallbackPolicy,
+) -> Vetting | None:
+    """The rules policy decides instead (`why`: the policy's proposal failed or was missing); None
+    when the rules have no action, or none that passes."""
+    policy = d.meta.policy
+    d.fields["propensity"] = 1.0  # the rules decide now, deterministically
+    if policy != "rules":
+        d.fields["policy"], d.fields["fallback_reason"] = f"{policy}->rules", why
+        d.reasons.append(f"fallback:{why}")
+        d.checks.append(FALLBACK.record(policy, why))
+    elif refused:  # a rules-mode proposal that fails: re-derive it from the rules policy
+        d.reasons.append(f"rules_refused:{why}")
+        d.checks.append(FALLBACK.record(policy, why))
+    safe = fallback.propose_one(d.ctx, eligibility.allowed_channels)
+    if safe is None:
+        d.reasons.append("rules_no_action")
+        return None
+    if d.fields["proposed_discount_pct"] is None:
+        d.fields["proposed_discount_pct"] = _finite(safe.discount_pct)
+    vetted = vet(d.ctx, safe, eligibility, settings, ref)
+    d.checks += vetted.checks
+    if not vetted.ok:
+        d.reasons.append(f"rules_failed:{vetted.failure}")
+        return None
+    return vetted
 
-    vetted: _Vetted | None = None
-    if proposal is not None:
-        fields["proposed_discount_pct"] = _finite(proposal.discount_pct)
-        vetted = vet(ctx, proposal, eligibility, settings, ref)
-        checks += vetted.checks
-    else:
-        checks.append(
-            _check(
-                name="proposal",
-                verdict="failed",
-                before=None,
-                after=None,
-                reason=failure_reason or "no_proposal",
-            )
-        )
-    if vetted is None or not vetted.ok:
-        fields["propensity"] = 1.0  # the rules decide now, deterministically
-        if meta.policy != "rules":
-            why = (failure_reason or "no_proposal") if vetted is None else vetted.failure
-            fields["policy"], fields["fallback_reason"] = f"{meta.policy}->rules", why
-            reasons.append(f"fallback:{why}")
-            checks.append(
-                _check(name="fallback", verdict="fixed", before=meta.policy, after="rules", reason=why)
-            )
-        elif vetted is not None:  # a rules-mode proposal that fails: re-derive it from the rules policy
-            reasons.append(f"rules_refused:{vetted.failure}")
-            checks.append(
-                _check(name="fallback", verdict="fixed", before="rules", after="rules", reason=vetted.failure)
-            )
-        safe = fallback.propose_one(ctx, eligibility.allowed_channels)
-        if safe is None:
-            reasons.append("rules_no_action")
-            return done("no_action")
-        if fields["proposed_discount_pct"] is None:
-            fields["proposed_discount_pct"] = _finite(safe.discount_pct)
-        vetted = vet(ctx, safe, eligibility, settings, ref)
-        checks += vetted.checks
-        if not vetted.ok:
-            reasons.append(f"rules_failed:{vetted.failure}")
-            return done("no_action")
 
-    if (
-        outcome is not None
-        and proposal is not None
-        and fields["policy"] == meta.policy
-        and (vetted.template_id, vetted.discount) == (proposal.template_id, proposal.discount_pct)
-    ):
-        fields["action_pmf"] = list(outcome.pmf)  # the policy's own action: its distribution holds
-    reasons += vetted.reasons
-    fields.update(
+def _settle(d: _Decided, vetted: Vetting, eligibility: Eligibility) -> tuple[Decision, GuardrailReport]:
+    """The vetted action as the decision: sent now, or deferred when its channel is in quiet hours."""
+    d.reasons += vetted.reasons
+    d.fields.update(
         channel=vetted.channel,
         template_id=vetted.template_id,
         discount_pct=vetted.discount,
@@ -314,21 +200,13 @@ def finalize(
         rationale=vetted.rationale,
     )
     until = eligibility.channel_defer_until.get(vetted.channel)  # type: ignore[call-overload]
-    if until is not None:
-        fields["defer_until"] = until
-        if "quiet_hours" not in reasons:
-            reasons.append("quiet_hours")
-        checks.append(
-            _check(
-                name="quiet_hours_channel",
-                verdict="fixed",
-                before=vetted.channel,
-                after=until.isoformat(),
-                reason="deferred",
-            )
-        )
-        return done("deferred")
-    return done("send")
+    if until is None:
+        return d.done("send")
+    d.fields["defer_until"] = until
+    if "quiet_hours" not in d.reasons:
+        d.reasons.append("quiet_hours")
+    d.checks.append(QUIET_HOURS_CHANNEL.record(vetted.channel, until.isoformat()))
+    return d.done("deferred")
 
 
 def _finite(x: Any) -> float | None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from warehouse.testing import DemoWarehouse, build_demo_warehouse, warehouse_env
+from testing.demo_warehouse import DemoWarehouse, build_demo_warehouse, warehouse_env
 
 _ISOLATED = ("NBA_OUTBOX_DIR", "NBA_CACHE_DIR", "NBA_REPORTS_DIR", "NBA_BI_DIR")
 _CLEARED = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL", "NBA_DESTINATIONS")

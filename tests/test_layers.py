@@ -1,5 +1,6 @@
-"""Layers that hold: the import contracts in pyproject.toml ([tool.importlinter]) pass, a breach of
-one fails them, and no module of the product is part of an import cycle."""
+"""Layers that hold: the import contracts in pyproject.toml ([tool.importlinter]: one `layers`
+contract and the one ban it cannot express) pass, a breach fails the contract it breaks, and no
+module of the product is part of an import cycle."""
 
 from __future__ import annotations
 
@@ -32,14 +33,24 @@ def test_import_contracts_hold() -> None:
     assert "0 broken" in proc.stdout
 
 
+LAYERS = "layers: testing > orchestration"  # the one layers contract, by the start of its name
+
+
 @pytest.mark.parametrize(
     ("module", "line", "contract"),
     [
-        ("guardrails/engine.py", "import agent.policies.rules", "guardrails import the contracts only"),
-        ("guardrails/message.py", "import activation.delivery", "guardrails import the contracts only"),
-        ("agent/policies/rules.py", "import guardrails.engine", "only the pipeline imports both"),
-        ("core/contracts.py", "import warehouse.paths", "core (contracts"),
-        ("evals/harness.py", "import activation.run", "activation and evals are independent"),
+        ("guardrails/engine.py", "import agent.policies.rules", LAYERS),  # up a floor
+        ("guardrails/message.py", "import activation.delivery", LAYERS),
+        ("core/contracts.py", "import warehouse.paths", LAYERS),
+        (
+            "activation/run.py",
+            "import orchestration.steps",
+            LAYERS,
+        ),  # the import the Spark step's move removed
+        ("evals/harness.py", "import activation.run", LAYERS),  # siblings on one floor
+        ("warehouse/paths.py", "import guardrails.clock", LAYERS),
+        ("activation/plan.py", "import testing.invariants", LAYERS),  # the product never imports test doubles
+        ("agent/policies/rules.py", "import guardrails.engine", "only the pipeline imports the guardrails"),
     ],
 )
 def test_a_breach_breaks_its_contract(tmp_path: Path, module: str, line: str, contract: str) -> None:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from activation.destinations.hubspot import HubSpotDestination
-from activation.destinations.salesforce import SalesforceDestination
-from activation.destinations.webhook import WebhookDestination
-from activation.settings import HubSpotSettings, SalesforceSettings, WebhookSettings
+from activation.destinations.hubspot import HubSpotDestination, HubSpotSettings
+from activation.destinations.salesforce import SalesforceDestination, SalesforceSettings
+from activation.destinations.webhook import WebhookDestination, WebhookSettings
 from testing.local_servers import HubSpotServer, SalesforceServer, WebhookServer
 
 

@@ -13,9 +13,9 @@ from delivery_factory import make_decisions
 from activation.delivery import deliver
 from activation.destinations import destinations_for
 from activation.destinations.base import make_item
-from activation.destinations.hubspot import HubSpotDestination
+from activation.destinations.hubspot import HubSpotDestination, HubSpotSettings
 from activation.outbox import write_outbox
-from activation.settings import ActivateSettings, HubSpotSettings
+from activation.settings import ActivateSettings
 from core.config import load_settings
 from testing.local_servers import HubSpotServer
 

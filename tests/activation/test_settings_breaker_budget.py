@@ -14,10 +14,10 @@ from activation.breaker import check_send_volume
 from activation.delivery import batches
 from activation.destinations import destinations_for
 from activation.destinations.base import RateLimit, make_item
-from activation.destinations.hubspot import HubSpotDestination
+from activation.destinations.hubspot import HubSpotDestination, HubSpotSettings
 from activation.errors import CircuitBreakerOpen, ConfigError
 from activation.ratelimit import RateBudget
-from activation.settings import ActivateSettings, HubSpotSettings
+from activation.settings import ActivateSettings
 from core.config import load_settings
 from warehouse.ops_tables import ensure_ops_tables, ops_ddl_statements
 

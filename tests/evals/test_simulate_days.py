@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from evals.simulate_days import main, render_html, simulate_days
-from warehouse.testing import DemoWarehouse
+from testing.demo_warehouse import DemoWarehouse
 
 
 def test_one_day_of_the_loop_learns_from_its_own_sends_and_says_both_targets(

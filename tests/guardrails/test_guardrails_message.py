@@ -9,7 +9,6 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from core.contracts import MessageTemplate
 from core.templates import render_template
-from guardrails.checks import get_checker
 from guardrails.errors import TemplateRenderError
 from guardrails.message import (
     find_banned,
@@ -22,6 +21,7 @@ from guardrails.message import (
     sms_segments,
     strip_control,
 )
+from guardrails.message_checker import get_checker
 from warehouse.names import FIRST_NAMES
 
 NAMES = name_keys(FIRST_NAMES)

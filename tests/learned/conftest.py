@@ -10,7 +10,7 @@ import pytest
 
 from agent.learned.data import logged_touches
 from agent.learned.features import CustomerFeatures, build_customer_features, customer_table
-from warehouse.testing import DemoWarehouse
+from testing.demo_warehouse import DemoWarehouse
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ def learned_runs(demo_warehouse, tmp_path_factory):
     """Two learned runs of the demo (the second must reuse the saved model), as nba-activate decides."""
     import os
 
-    from warehouse.testing import warehouse_env
+    from testing.demo_warehouse import warehouse_env
 
     models = tmp_path_factory.mktemp("models")
     saved = os.environ.get("NBA_MODELS_DIR")

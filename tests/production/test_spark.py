@@ -27,8 +27,8 @@ from pathlib import Path
 import pytest
 
 from core.contracts import ContactEvent
+from testing.demo_warehouse import DemoWarehouse, demo_layout, generate_demo_data
 from warehouse.dbt_runner import run_dbt
-from warehouse.testing import DemoWarehouse, demo_layout, generate_demo_data
 
 pytestmark = pytest.mark.spark
 
@@ -229,7 +229,7 @@ def test_activate_decides_on_spark_like_locally(built: Built, tmp_path: Path, mo
 
 @pytest.fixture(scope="module")
 def spark(built: Built):  # type: ignore[no-untyped-def]
-    from orchestration.spark_source import spark_session
+    from agent.spark.source import spark_session
 
     saved = os.environ.get("NBA_SPARK_DIR")
     os.environ["NBA_SPARK_DIR"] = built.spark_env["NBA_SPARK_DIR"]
@@ -246,7 +246,7 @@ def spark(built: Built):  # type: ignore[no-untyped-def]
 def test_contexts_from_spark_equal_contexts_from_duckdb(built: Built, spark) -> None:  # type: ignore[no-untyped-def]
     import pyarrow as pa
 
-    from orchestration.spark_source import load_contexts_spark, read_context_arrow
+    from agent.spark.source import load_contexts_spark, read_context_arrow
 
     duck_contexts = _duckdb_contexts(built.demo)
     arrow = read_context_arrow(spark)
@@ -274,7 +274,7 @@ def test_decisions_on_spark_workers_equal_single_process(
 
     from agent.pipeline import Pipeline
     from agent.policies import build_policy
-    from orchestration.spark_decisions import (
+    from agent.spark.decisions import (
         collect_decided,
         decided_json,
         decisions_frame,

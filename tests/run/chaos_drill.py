@@ -46,7 +46,7 @@ def _warehouse(arg: str | None, tmp: Path) -> tuple[Path, dict[str, str]]:
         db = tmp / "warehouse.duckdb"
         shutil.copy(arg, db)
         return db, {"NBA_DUCKDB_PATH": str(db)}
-    from warehouse.testing import build_demo_warehouse
+    from testing.demo_warehouse import build_demo_warehouse
 
     demo = build_demo_warehouse(tmp / "demo")
     return demo.duckdb_path, demo.env

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from testing.demo_warehouse import DemoWarehouse, demo_layout, generate_demo_data, warehouse_env
 from warehouse import build
-from warehouse.testing import DemoWarehouse, demo_layout, generate_demo_data, warehouse_env
 
 SMALL_CUSTOMERS = 400
 

@@ -12,10 +12,16 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from testing.demo_warehouse import (
+    DemoWarehouse,
+    corrupt_raw_data,
+    demo_layout,
+    generate_demo_data,
+    warehouse_env,
+)
 from warehouse import build, cli
 from warehouse.access import BuildLock
 from warehouse.errors import DbtFailed, WarehouseBusy, WarehouseUnreadable
-from warehouse.testing import DemoWarehouse, corrupt_raw_data, demo_layout, generate_demo_data, warehouse_env
 
 MARTS = ("mart_marketing__customer_360", "mart_marketing__segment_scores", "mart_marketing__campaign_history")
 

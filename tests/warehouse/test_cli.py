@@ -9,8 +9,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from testing.demo_warehouse import DemoWarehouse
 from warehouse import build, cli
-from warehouse.testing import DemoWarehouse
 
 
 def test_bi_export_writes_csv_and_parquet_atomically(

@@ -7,8 +7,8 @@ import json
 import duckdb
 import pytest
 
+from testing.demo_warehouse import DemoWarehouse
 from warehouse.synth_marketing import LOGGING_EPSILON
-from warehouse.testing import DemoWarehouse
 
 
 @pytest.fixture(scope="module")

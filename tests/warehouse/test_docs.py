@@ -15,10 +15,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from testing.demo_warehouse import DemoWarehouse, warehouse_env
 from warehouse import cli, docs
 from warehouse.dbt_runner import dbt_command, dbt_executable
 from warehouse.errors import DbtFailed, WarehouseError
-from warehouse.testing import DemoWarehouse, warehouse_env
 
 RAW_WITH_FRESHNESS = {
     "raw.campaign_touches",

@@ -17,9 +17,9 @@ import yaml
 
 from activation.run import run_activation
 from core.contracts import Arm, Channel, DeliveryStatus, Status
+from testing.demo_warehouse import DemoWarehouse
 from testing.local_servers import HubSpotServer, SalesforceServer, WebhookServer
 from warehouse import build, paths
-from warehouse.testing import DemoWarehouse
 
 STAGING = paths.DBT_DIR / "models" / "staging"
 

@@ -13,11 +13,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from agent.context import _CONTEXT_SQL
+from testing.demo_warehouse import DemoWarehouse
 from warehouse import cli, paths
 from warehouse.bi import BI_TABLES, export_bi, exported_columns
 from warehouse.errors import WarehouseError
 from warehouse.model_meta import exposures, model_columns, model_descriptions
-from warehouse.testing import DemoWarehouse
 
 READ_BY_PYTHON_OR_BI = (
     "dim_customer",

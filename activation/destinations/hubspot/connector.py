@@ -34,8 +34,8 @@ from activation.destinations.base import (
     error_for_status,
     fmt_num,
 )
+from activation.destinations.hubspot.settings import HubSpotSettings
 from activation.errors import DestinationBlockedError, TransientError
-from activation.settings import HubSpotSettings
 from core.contracts import Decision
 
 # 207 error categories that a retry of the same input can cure; anything else is the row's fault.

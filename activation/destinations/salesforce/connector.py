@@ -30,8 +30,8 @@ from activation.destinations.base import (
     body_excerpt,
     error_for_status,
 )
+from activation.destinations.salesforce.settings import SalesforceSettings
 from activation.errors import DestinationBlockedError, TerminalError, TransientError
-from activation.settings import SalesforceSettings
 from core.contracts import Decision
 
 TASK_TEMPLATES = frozenset({"cs_followup", "cs_followup_offer"})

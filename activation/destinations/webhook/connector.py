@@ -24,8 +24,8 @@ from activation.destinations.base import (
     body_excerpt,
     error_for_status,
 )
+from activation.destinations.webhook.settings import WebhookSettings
 from activation.errors import DestinationBlockedError, TransientError
-from activation.settings import WebhookSettings
 from core.contracts import Decision
 
 SIGNATURE_HEADER = "X-NBA-Signature"

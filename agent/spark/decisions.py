@@ -36,11 +36,11 @@ import pyarrow as pa
 
 from agent.context import context_from_row
 from agent.pipeline import Decided, Pipeline
+from agent.spark.source import context_sql, spark_profile, spark_session
 from core.config import RunConfig
 from core.contracts import ContactEvent, Decision, GuardrailReport
 from core.errors import ConfigError
 from core.reference import ReferenceData, load_reference
-from orchestration.spark_source import context_sql, spark_profile, spark_session
 from warehouse.decision_log import decision_rows
 
 SPARK_MODES = ("rules", "learned")

@@ -1,12 +1,12 @@
 """Test helpers: build a small, isolated warehouse in a temporary directory.
 
-    from warehouse.testing import build_demo_warehouse, warehouse_env
+    from testing.demo_warehouse import build_demo_warehouse, warehouse_env
     demo = build_demo_warehouse(tmp_path, customers=5000)
     with warehouse_env(demo):   # NBA_* variables point at the temporary warehouse
         ...
 
-Used by the session fixture in tests/warehouse/conftest.py; move that fixture to tests/conftest.py
-to share one demo warehouse with every test package.
+Used by the session fixtures in tests/conftest.py and tests/warehouse/conftest.py, and by the
+benchmarks that need a warehouse of their own.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Customer contexts read from the marts on Spark, as Arrow, for the same decision step DuckDB feeds.
 
-    from orchestration.spark_source import spark_session, load_contexts_spark
+    from agent.spark.source import spark_session, load_contexts_spark
     with spark_session() as spark:
         contexts = load_contexts_spark(spark, segment="all")
 
@@ -27,9 +27,9 @@ import yaml  # type: ignore[import-untyped]
 
 from agent.context import _CONTEXT_SQL, context_from_row
 from core.contracts import SEGMENTS, CustomerContext
+from warehouse.paths import DBT_DIR, REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-PROFILES = REPO_ROOT / "warehouse" / "dbt" / "profiles.yml"
+PROFILES = DBT_DIR / "profiles.yml"
 DEFAULT_SPARK_DIR = "warehouse/data/spark"
 
 

@@ -1,0 +1,16 @@
+"""The webhook destination's settings (section NBA_WEBHOOK__): where it posts, the signing secret and pace."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from core.config import Section
+
+# a dry run builds payloads only: it needs no credentials and no endpoint
+DRY_RUN = {"url": "https://dry-run.invalid/hooks/nba", "secret": "dry-run-no-secret"}
+
+
+class WebhookSettings(Section):
+    url: str
+    secret: SecretStr
+    rate_per_s: int = Field(default=50, gt=0)

@@ -1,0 +1,76 @@
+"""A toy eligibility check and a toy destination, written the way a new one is written in the
+product: one class with everything about it, and one registration line (see test_extension_points)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from activation.destinations.base import ItemResult, OutboundItem, RateLimit
+from activation.destinations.registry import DestinationType
+from core.config import Section
+from core.contracts import Decision, GuardrailCheck
+from guardrails.checks import EligibilityCheck, Screen, Setting, entry
+
+
+class ToyBlocklist(EligibilityCheck):
+    """Suppresses every customer whose id ends in 7: a stand-in for a house rule such as a legal hold."""
+
+    name = "toy_blocklist"
+    label = "toy blocklist"
+    blocks = True
+    code = "toy_blocklisted"
+
+    def run(self, s: Screen) -> GuardrailCheck:
+        held = s.ctx.customer_id.endswith("7")
+        verdict = "failed" if held else "pass"
+        return entry(
+            name=self.name, verdict=verdict, before=None, after=None, reason=self.code if held else ""
+        )
+
+    def explain(self, c: GuardrailCheck, s: Setting) -> str:
+        return (
+            "on the toy blocklist: never contacted" if c.verdict == "failed" else "not on the toy blocklist"
+        )
+
+
+class ToySettings(Section):
+    """Section NBA_TOY__: where it would post (a dry run fills in a placeholder) and a campaign tag."""
+
+    endpoint: str
+    campaign: str = "toy"
+
+
+class ToyDestination:
+    """Builds one payload per send; sending is never reached on a dry run."""
+
+    name = "toy"
+    max_batch = 10
+    secrets: tuple[str, ...] = ()
+
+    def __init__(self, settings: ToySettings, *, timeout_s: float = 30.0) -> None:
+        self.settings = settings
+        self.rate_limit = RateLimit(max_requests=10, window_s=1.0)
+
+    def accepts(self, decision: Decision) -> bool:
+        return decision.status == "send"
+
+    def record_key(self, decision: Decision) -> str:
+        return decision.customer_id
+
+    def build_payload(self, decision: Decision) -> dict[str, Any]:
+        return {
+            "campaign": self.settings.campaign,
+            "customer_id": decision.customer_id,
+            "template_id": decision.template_id,
+        }
+
+    def send_batch(self, items: list[OutboundItem]) -> list[ItemResult]:
+        raise AssertionError("a dry run never sends")
+
+    def close(self) -> None:
+        pass
+
+
+TOY = DestinationType(
+    name="toy", settings=ToySettings, connect=ToyDestination, dry_run={"endpoint": "https://dry-run.invalid"}
+)
