@@ -39,6 +39,8 @@ from agent.policies.learned import LearnedPolicy, TrainedModel  # noqa: E402
 from core.config import LearnedSettings  # noqa: E402
 from core.reference import load_reference  # noqa: E402
 
+LEVELS = (0.6, 0.75, 0.95)  # switch confidence levels measured beside the setting's own
+
 
 def policy_values(world: World, goal: str, seed: int, settings: LearnedSettings) -> dict[str, float]:
     truth = np.nan_to_num(world.truth[goal], nan=0.0)
@@ -77,6 +79,18 @@ def policy_values(world: World, goal: str, seed: int, settings: LearnedSettings)
     order = policy.greedy_order(batch, values, allowed, members)
     safe = np.where(allowed, np.nan_to_num(order, nan=-np.inf), -np.inf).argmax(axis=1)
     rows = np.arange(len(truth))
+    levels = {}
+    for level in LEVELS:  # the safe switch at other confidence levels, on the same trained model
+        other = LearnedPolicy(
+            policy.trained,
+            guard=guard,
+            ref=ref,
+            settings=settings.model_copy(update={"switch_confidence": level}),
+        )
+        o = other.greedy_order(batch, values, allowed, members)
+        levels[f"safe@{level}"] = float(
+            truth[rows, np.where(allowed, np.nan_to_num(o, nan=-np.inf), -np.inf).argmax(axis=1)].mean()
+        )
     rules = world.value(goal, world.rules_actions(goal))
     oracle = float(np.nanmax(world.truth[goal], axis=1).mean())
     # calibration: the model's value of the sent actions against their truth
@@ -91,6 +105,7 @@ def policy_values(world: World, goal: str, seed: int, settings: LearnedSettings)
         "switched_share": float((safe != world.rules_actions(goal)).mean()),
         "model_value_of_sent": shown,
         "train_s": seconds,
+        **levels,
     }
     return out
 
@@ -118,7 +133,7 @@ def main() -> None:
             print(
                 f"-- {goal}: oracle {r0['oracle']:.4f}  rules {r0['rules']:.4f} ({r0['rules'] / r0['oracle']:.1%})  random {r0['random']:.4f}"
             )
-            for key in ("argmax", "safe_greedy", "as_sent"):
+            for key in ("argmax", *(f"safe@{x}" for x in LEVELS), "safe_greedy", "as_sent"):
                 v = np.array([r[key] for r in runs])
                 closed = (v - r0["rules"]) / gap
                 print(
