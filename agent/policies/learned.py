@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from statistics import NormalDist
 
@@ -68,10 +68,13 @@ def model_for(
     version = model_version(data_fingerprint(touches, features), goal, params)
     folder = models_dir() / version
     if (folder / "model.json").exists():
-        return TrainedModel(LearnedModel.load(folder), features, False, time.perf_counter() - t0)
-    model = train(touches, features, goal=goal, params=params)
-    model.save(folder)
-    return TrainedModel(model, features, True, time.perf_counter() - t0)
+        model, trained = LearnedModel.load(folder), False
+    else:
+        model, trained = train(touches, features, goal=goal, params=params), True
+        model.save(folder)
+    # scoring reads the 360 as it is now: the dated facts (only training reads them) stay behind,
+    # so the policy a Spark run broadcasts to its executors carries none of them
+    return TrainedModel(model, replace(features, timeline=None), trained, time.perf_counter() - t0)
 
 
 def safe_choice(members: np.ndarray, allowed: np.ndarray, incumbent: int, confidence: float) -> int:
