@@ -9,7 +9,9 @@ team would ship it.
 2. The live ramp (agent.ramp): live runs send the candidate on a randomized share of the decisions
    and the policy in place on the rest; at every live run the sequential test on the ramp's outcomes
    so far promotes the candidate (it is then the policy in place and decides for everyone) or rolls
-   it back (refused until a new eval), or the ramp goes on.
+   it back (refused until a new eval), or the ramp goes on. A candidate the screen showed better
+   (lower bound >= 0) ramps as a canary: promoted after `canary_decisions` outcomes unless they show
+   it worse.
 
 The policy in place is the latest of: the policy of the last live run that delivered, and the last
 promoted candidate (rules when there is neither); the rules policy is the reference and needs no
@@ -53,6 +55,7 @@ class GateVerdict:
     ramp_id: str | None = None  # set: this run ramps (the candidate on `ramp_share` of the decisions)
     ramp_share: float = 0.0
     needs_ramp: bool = False  # passed the screen (or ramping): only a ramp may send it, not a whole plan
+    screen_low: float | None = None  # the offline screen's lower bound (>= 0: shown better offline)
 
     def summary(self) -> str:
         state = "forced past a refusal" if self.forced else ("passed" if self.passed else "refused")
@@ -112,12 +115,15 @@ def check_promotion(
     if identity in ("rules", in_place):
         return GateVerdict(identity, in_place, True, False, f"{identity} is the policy in place")
     running = con.execute(
-        "select ramp_id, state, share from ops.ramps where candidate = ? and incumbent = ? "
+        "select ramp_id, state, share, screen_low from ops.ramps where candidate = ? and incumbent = ? "
         "order by started_at desc limit 1",
         [identity, in_place],
     ).fetchone()
     if running and running[1] == "ramp":
-        return _ramp_step(con, identity, in_place, running[0], float(running[2]), goal, ramp, force, preview)
+        better = running[3] is not None and running[3] >= 0
+        return _ramp_step(
+            con, identity, in_place, running[0], float(running[2]), goal, ramp, force, preview, better
+        )
     verdict = _screen(con, identity, in_place, primary_metric, ramp, force)
     if running and running[1] == "rolled_back" and verdict.passed:
         verdict = GateVerdict(
@@ -125,7 +131,7 @@ def check_promotion(
             f"its ramp {running[0]} against {in_place} was rolled back; a new eval or FORCE=1 is needed",
         )  # fmt: skip
     if verdict.passed and not preview:
-        ramp_id = _start_ramp(con, identity, in_place, ramp)
+        ramp_id = _start_ramp(con, identity, in_place, ramp, verdict.screen_low)
         return GateVerdict(
             identity, in_place, True, False,
             f"{verdict.reason}; ramp {ramp_id} started: {identity} on {ramp.share:.0%} of the decisions",
@@ -175,9 +181,11 @@ def _screen(
     bound = -ramp.screen_margin * abs(value) if value is not None else 0.0
     said = f"eval {eval_id}: {identity} vs {in_place} on {primary_metric}, DR lower bound {comp['low']:+.3f}"
     if comp["low"] >= bound:
+        better = " (shown better: the ramp is a canary)" if comp["low"] >= 0 else ""
         return GateVerdict(
-            identity, in_place, True, False, f"{said} >= {bound:+.3f} (screen passed)", eval_id
-        )
+            identity, in_place, True, False, f"{said} >= {bound:+.3f} (screen passed){better}", eval_id,
+            screen_low=float(comp["low"]),
+        )  # fmt: skip
     why = (
         f"{ramp.screen_margin:.0%} of {in_place}'s value"
         if value is not None
@@ -199,12 +207,14 @@ def _baseline_value(report: dict, metric: str) -> float | None:  # type: ignore[
     return None
 
 
-def _start_ramp(con: duckdb.DuckDBPyConnection, identity: str, in_place: str, ramp: RampSettings) -> str:
+def _start_ramp(
+    con: duckdb.DuckDBPyConnection, identity: str, in_place: str, ramp: RampSettings, screen_low: float | None
+) -> str:
     now = datetime.now(UTC).replace(tzinfo=None)
     ramp_id = f"ramp-{now:%Y%m%dT%H%M%S}-{stable_hash([identity, in_place], length=6)}"
     con.execute(
-        "insert into ops.ramps values (?, ?, ?, ?, ?, ?, ?, 'ramp', 0, null, null, null, null, 'started')",
-        [ramp_id, identity, in_place, ramp.share, ramp.margin, now, now],
+        "insert into ops.ramps values (?, ?, ?, ?, ?, ?, ?, 'ramp', 0, null, null, null, null, 'started', ?)",
+        [ramp_id, identity, in_place, ramp.share, ramp.margin, now, now, screen_low],
     )
     return ramp_id
 
@@ -219,9 +229,10 @@ def _ramp_step(
     ramp: RampSettings,
     force: bool,
     preview: bool,
+    shown_better: bool = False,
 ) -> GateVerdict:
     """A running ramp: update its sequential test from the outcomes so far, then act on it."""
-    v = ramp_verdict(con, ramp_id, goal=goal, settings=ramp)
+    v = ramp_verdict(con, ramp_id, goal=goal, settings=ramp, shown_better=shown_better)
     if not preview:
         con.execute(
             "update ops.ramps set state = ?, updated_at = ?, decisions = ?, estimate = ?, low = ?, high = ?, "

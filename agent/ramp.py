@@ -188,8 +188,11 @@ def verdict(
     alpha: float,
     min_decisions: int,
     max_decisions: int,
+    shown_better: bool = False,
+    canary_decisions: int = 0,
 ) -> Verdict:
-    """Promote, roll back, or keep ramping, from the terms of the ramp's outcomes so far."""
+    """Promote, roll back, or keep ramping, from the terms of the ramp's outcomes so far. A candidate
+    `shown_better` offline is promoted after `canary_decisions` outcomes that do not show it worse."""
     keep = np.isfinite(gain)
     gain, base = gain[keep], base[keep]
     n = len(gain)
@@ -203,6 +206,8 @@ def verdict(
         return Verdict("promoted", n, mean, low, high, value, f"{said} >= {bound:+.3f} (margin {margin:.0%})")
     if high < 0:
         return Verdict("rolled_back", n, mean, low, high, value, f"{said}: worse")
+    if shown_better and n >= canary_decisions:
+        return Verdict("promoted", n, mean, low, high, value, f"{said}: shown better offline, no harm live")
     if n >= max_decisions:
         return Verdict("rolled_back", n, mean, low, high, value, f"{said}: inconclusive at {max_decisions}")
     return Verdict("ramp", n, mean, low, high, value, f"{said}: undecided")
@@ -219,7 +224,12 @@ where a.ramp_id = ? and d.status = 'send' and not d.dry_run and d.template_id is
 
 
 def ramp_verdict(
-    con: duckdb.DuckDBPyConnection, ramp_id: str, *, goal: Goal, settings: RampSettings
+    con: duckdb.DuckDBPyConnection,
+    ramp_id: str,
+    *,
+    goal: Goal,
+    settings: RampSettings,
+    shown_better: bool = False,
 ) -> Verdict:
     """The sequential test on every sent decision of the ramp that has an outcome so far."""
     rows = con.execute(_RAMP_ROWS_SQL, [ramp_id]).fetchall()
@@ -238,4 +248,6 @@ def ramp_verdict(
         alpha=settings.alpha,
         min_decisions=settings.min_decisions,
         max_decisions=settings.max_decisions,
+        shown_better=shown_better,
+        canary_decisions=settings.canary_decisions,
     )

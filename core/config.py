@@ -228,6 +228,9 @@ class RampSettings(Section):
     # place's value below zero (a screen keeps out what is clearly worse; the ramp decides the rest)
     screen_margin: float = Field(default=0.1, ge=0, lt=1, allow_inf_nan=False)
     min_decisions: int = Field(default=200, ge=1)  # ramp outcomes before any verdict
+    # a candidate the offline screen already showed better (its lower bound >= 0) is promoted after
+    # this many ramp outcomes unless they show it worse: the ramp is then a canary, not the proof
+    canary_decisions: int = Field(default=1000, ge=1)
     max_decisions: int = Field(default=50_000, ge=1)  # inconclusive by then: rolled back
 
 

@@ -112,3 +112,29 @@ def test_a_truly_worse_candidate_is_rolled_back_and_refused() -> None:
     with pytest.raises(PromotionRefused, match="rolled back"):  # stays refused, even with the same eval
         _gate(con)
     assert _gate(con, force=True).forced
+
+
+def test_a_candidate_shown_better_offline_is_promoted_after_a_canary_unless_it_harms() -> None:
+    """With the screen's lower bound above zero the ramp is a canary: promoted after
+    `canary_decisions` outcomes that do not show it worse, rolled back if they do."""
+    con = duckdb.connect()
+    ensure_ops_tables(con)
+    _eval(con, low=0.5)
+    first = _gate(con)
+    assert first.ramp_id and "shown better" in first.reason
+    _ramp_outcomes(con, first.ramp_id, gain_pct=0.04, n=600, seed=4)
+    assert _gate(con).ramp_id == first.ramp_id  # fewer than canary_decisions outcomes yet
+    _ramp_outcomes(con, first.ramp_id, gain_pct=0.04, n=600, seed=5)
+    done = _gate(con)
+    assert done.passed and done.ramp_id is None and "shown better offline, no harm live" in done.reason
+    assert policy_in_place(con) == CAND
+
+    harmful = duckdb.connect()
+    ensure_ops_tables(harmful)
+    _eval(harmful, low=0.5)  # the log said better; live, its new action earns nothing
+    ramp_id = _gate(harmful).ramp_id
+    assert ramp_id
+    _ramp_outcomes(harmful, ramp_id, gain_pct=-0.4, n=1500, seed=6)
+    with pytest.raises(PromotionRefused, match="worse"):
+        check_promotion(harmful, CAND, primary_metric="revenue_90d", force=False, goal="90d_clv", ramp=RAMP)
+    assert policy_in_place(harmful) == "rules"

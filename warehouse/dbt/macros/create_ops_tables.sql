@@ -73,6 +73,7 @@
     run_id varchar, customer_id varchar, ramp_id varchar, arm varchar, share double,
     candidate_pmf varchar, incumbent_pmf varchar
   );
+  alter table ops.ramps add column if not exists screen_low double;
 {% endmacro %}
 
 {#
