@@ -91,7 +91,10 @@ class RampPolicy:
             arm: Arm = (
                 "candidate" if coin(self.ramp_id, ctx.customer_id, self.as_of) < self.share else "incumbent"
             )
-            pc, pb = distribution(c), distribution(b)
+            # a candidate with no proposal falls back to the rules in the guardrails: where the
+            # incumbent is the rules, that is the incumbent's own distribution
+            pb = distribution(b)
+            pc = distribution(c) or (pb if self.incumbent.name == "rules" else {})
             self.assignments.append(Assignment(ctx.customer_id, arm, pc, pb))
             chosen = c if arm == "candidate" else b
             if chosen.proposal is None:
