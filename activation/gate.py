@@ -115,7 +115,7 @@ def check_promotion(
     if identity in ("rules", in_place):
         return GateVerdict(identity, in_place, True, False, f"{identity} is the policy in place")
     running = con.execute(
-        "select ramp_id, state, share, screen_low from ops.ramps where candidate = ? and incumbent = ? "
+        "select ramp_id, state, share, screen_low, updated_at from ops.ramps where candidate = ? and incumbent = ? "
         "order by started_at desc limit 1",
         [identity, in_place],
     ).fetchone()
@@ -125,7 +125,12 @@ def check_promotion(
             con, identity, in_place, running[0], float(running[2]), goal, ramp, force, preview, better
         )
     verdict = _screen(con, identity, in_place, primary_metric, ramp, force)
-    if running and running[1] == "rolled_back" and verdict.passed:
+    if (
+        running
+        and running[1] == "rolled_back"
+        and verdict.passed
+        and not _newer(con, verdict.eval_id, running[4])
+    ):
         verdict = GateVerdict(
             identity, in_place, False, force,
             f"its ramp {running[0]} against {in_place} was rolled back; a new eval or FORCE=1 is needed",
@@ -142,6 +147,12 @@ def check_promotion(
     if force:
         return verdict
     raise PromotionRefused(f"refusing to go live: {verdict.reason}; FORCE=1 sends anyway (logged)")
+
+
+def _newer(con: duckdb.DuckDBPyConnection, eval_id: str | None, than: datetime | None) -> bool:
+    """Was this eval made after `than` (a ramp's roll-back)?"""
+    row = con.execute("select max(created_at) from ops.eval_runs where eval_id = ?", [eval_id]).fetchone()
+    return bool(row and row[0] and than and row[0] > than)
 
 
 def _screen(
@@ -211,7 +222,7 @@ def _start_ramp(
     con: duckdb.DuckDBPyConnection, identity: str, in_place: str, ramp: RampSettings, screen_low: float | None
 ) -> str:
     now = datetime.now(UTC).replace(tzinfo=None)
-    ramp_id = f"ramp-{now:%Y%m%dT%H%M%S}-{stable_hash([identity, in_place], length=6)}"
+    ramp_id = f"ramp-{now:%Y%m%dT%H%M%S%f}-{stable_hash([identity, in_place], length=6)}"
     con.execute(
         "insert into ops.ramps values (?, ?, ?, ?, ?, ?, ?, 'ramp', 0, null, null, null, null, 'started', ?)",
         [ramp_id, identity, in_place, ramp.share, ramp.margin, now, now, screen_low],

@@ -138,3 +138,20 @@ def test_a_candidate_shown_better_offline_is_promoted_after_a_canary_unless_it_h
     with pytest.raises(PromotionRefused, match="worse"):
         check_promotion(harmful, CAND, primary_metric="revenue_90d", force=False, goal="90d_clv", ramp=RAMP)
     assert policy_in_place(harmful) == "rules"
+
+
+def test_a_new_eval_after_a_roll_back_starts_a_new_ramp() -> None:
+    con = duckdb.connect()
+    ensure_ops_tables(con)
+    _eval(con, low=-1.5)
+    ramp_id = _gate(con).ramp_id
+    assert ramp_id
+    _ramp_outcomes(con, ramp_id, gain_pct=-0.08, n=40_000, seed=7)
+    with pytest.raises(PromotionRefused, match="rolled back"):
+        _gate(con)
+    con.execute("update ops.eval_runs set created_at = now() - interval 1 day")  # the old eval
+    with pytest.raises(PromotionRefused, match="was rolled back; a new eval"):
+        _gate(con)
+    _eval(con, low=-1.0)  # a new eval, after the roll-back
+    again = _gate(con)
+    assert again.ramp_id and again.ramp_id != ramp_id
