@@ -105,6 +105,38 @@ def trend(values: list[float]) -> Trend | None:
     return Trend(slope=float(fit.slope), low=float(fit.slope) - half, high=float(fit.slope) + half)
 
 
+class Screen(Model):
+    """The offline screen on day 0: the eval's paired DR difference candidate - rules per contactable
+    customer (the gate's first step), with its truth."""
+
+    value: float
+    low: float
+    high: float
+    true_value: float | None = None
+
+
+def _screen(scratch: Path, goal: Goal, say) -> Screen:  # type: ignore[no-untyped-def]
+    """`make eval MODE=learned BASELINE=rules` on the simulation's copy of the warehouse."""
+    from evals.cli import _run
+    from evals.settings import EvalSettings
+
+    saved = os.environ.get("NBA_DUCKDB_PATH")
+    os.environ["NBA_DUCKDB_PATH"] = str(scratch)
+    try:
+        settings = settings_from(EvalSettings, mode="learned", baseline="rules", goal=goal, n_bootstrap=500)
+        report, _ = _run(settings)
+    finally:
+        if saved is None:
+            os.environ.pop("NBA_DUCKDB_PATH", None)
+        else:
+            os.environ["NBA_DUCKDB_PATH"] = saved
+    c = next(c for c in report.comparisons if c.metric == METRIC[goal])
+    say(
+        f"offline screen: learned - rules {c.value:+.3f} [{c.low:+.3f}, {c.high:+.3f}] (true {c.true_value or 0:+.3f})"
+    )
+    return Screen(value=c.value, low=c.low, high=c.high, true_value=c.true_value)
+
+
 class SimulationReport(Model):
     simulation_id: str
     created_at: datetime
@@ -113,6 +145,7 @@ class SimulationReport(Model):
     days: int
     seed: int = 0
     candidate: str = "learned"
+    screen: Screen | None = None
     rows: list[DayRow] = Field(default_factory=list)
 
     @computed_field  # type: ignore[prop-decorator]
@@ -144,6 +177,17 @@ class SimulationReport(Model):
             out.append(
                 f"trend of the greedy learned value: {t.slope:+.4f} per day [{t.low:+.4f}, {t.high:+.4f}]: "
                 + ("rising (the whole 95% interval above 0)" if t.low > 0 else "not shown to rise")
+            )
+        if self.screen is not None:
+            sc = self.screen
+            out.append(
+                f"offline screen (eval on day 0's log): {self.candidate} - rules {sc.value:+.3f} "
+                f"[{sc.low:+.3f}, {sc.high:+.3f}], true {sc.true_value or 0:+.3f}: "
+                + (
+                    "shown better, the ramp is a canary"
+                    if sc.low >= 0
+                    else "not shown better, the full sequential ramp"
+                )
             )
         gate = [r for r in self.rows if r.ramp_decisions]
         if gate:
@@ -238,7 +282,14 @@ def _own_log_dr(con: duckdb.DuckDBPyConnection, truth, metric: str, seed: int): 
 
 
 def simulate_days(  # type: ignore[no-untyped-def]
-    days: int, *, goal: Goal, root: Path, seed: int = 0, candidate: str = "learned", say=print
+    days: int,
+    *,
+    goal: Goal,
+    root: Path,
+    seed: int = 0,
+    candidate: str = "learned",
+    screen: bool = True,
+    say=print,
 ) -> SimulationReport:
     """Run `days` daily cycles on a scratch copy of the warehouse under `root`; see the module doc."""
     from agent.context import data_as_of, load_contact_history, load_contexts, reference_for
@@ -258,6 +309,8 @@ def simulate_days(  # type: ignore[no-untyped-def]
     scratch = root / "warehouse.duckdb"
     shutil.copy(source, scratch)
     os.environ["NBA_MODELS_DIR"] = str(root / "models")  # the simulation's models stay with it
+    # the gate's first step, the offline eval on day 0's log (before this run holds the copy)
+    screened = _screen(scratch, goal, say) if screen and candidate == "learned" else None
     con = duckdb.connect(str(scratch))
     ensure_ops_tables(con)
     contexts = load_contexts(con)
@@ -282,6 +335,8 @@ def simulate_days(  # type: ignore[no-untyped-def]
     rules_true = float(_truth_values(truth, cids, [_action(rules0[i][0]) for i in fixed], metric).mean())
     fixed_contexts = [contexts[i] for i in fixed]
     ramp = _Ramp(config, candidate=candidate, ramp_id=f"sim-{seed}-{candidate}")
+    if screened is not None:
+        report.screen, ramp.shown_better = screened, screened.low >= 0
 
     for day in range(days + 1):
         as_of = as_of0 + timedelta(days=day)
@@ -356,6 +411,7 @@ class _Ramp:
         self.config, self.candidate, self.ramp_id = config, candidate, ramp_id
         self.state = "ramp"
         self.policy: Any = None
+        self.shown_better = False  # the offline screen showed it better: the ramp is a canary
 
     def candidate_policy(self, learned, guard, ref, as_of):  # type: ignore[no-untyped-def]
         """Today's candidate: the learned policy, or the degraded one (uniform random on a share)."""
@@ -396,7 +452,13 @@ class _Ramp:
 
         if self.state != "ramp":
             return None
-        v = ramp_verdict(con, self.ramp_id, goal=self.config.goal, settings=self.config.ramp)
+        v = ramp_verdict(
+            con,
+            self.ramp_id,
+            goal=self.config.goal,
+            settings=self.config.ramp,
+            shown_better=self.shown_better,
+        )
         self.state = v.state
         return v if v.decisions else None
 
@@ -588,6 +650,9 @@ def main_command(
         str,
         typer.Option(help="learned|degraded: the policy that ramps against the rules (make: CANDIDATE=)."),
     ] = "learned",
+    screen: Annotated[
+        bool, typer.Option("--screen/--no-screen", help="Run the offline screen (the eval) on day 0 first.")
+    ] = True,
     version: Annotated[bool, version_option()] = False,
 ) -> int:
     """Run DAYS daily cycles of decide -> deliver -> outcomes -> retrain on a copy of the demo world,
@@ -625,6 +690,7 @@ def main_command(
             root=root,
             seed=seed,
             candidate=candidate,
+            screen=screen,
             say=lambda s: print(s, file=sys.stderr),
         )  # type: ignore[arg-type]
         (root / "report.json").write_text(report.model_dump_json(indent=2))

@@ -33,11 +33,15 @@ def test_one_day_of_the_loop_learns_from_its_own_sends_and_says_both_targets(
     assert day0.ramp_decisions > 100 and day0.gate == "ramp" and day0.ramp_low is not None
     assert day0.ramp_low < day0.ramp_estimate < day0.ramp_high  # type: ignore[operator]
     assert day0.sent_true is not None and day0.sent_rules_true is not None
+    # the gate's first step ran on day 0's log: the eval's paired interval, with its truth
+    sc = report.screen
+    assert sc is not None and sc.low < sc.value < sc.high and sc.true_value is not None
     verdict = report.verdict
-    assert len(verdict) == 3
+    assert len(verdict) == 4
     assert ("NOT met" in verdict[0]) == (day1.greedy_true < day0.greedy_true)
-    assert verdict[1].startswith("ramp of learned against rules: ramp after day")
-    assert "within 5% of the truth on" in verdict[2] and "interval covers the truth on" in verdict[2]
+    assert verdict[1].startswith("offline screen (eval on day 0's log): learned - rules")
+    assert verdict[2].startswith("ramp of learned against rules: ramp after day")
+    assert "within 5% of the truth on" in verdict[3] and "interval covers the truth on" in verdict[3]
     saved = json.loads(report.model_dump_json())
     assert saved["verdict"] == verdict and saved["rows"][1]["dr_covered"] == day1.dr_covered
     page = render_html(report)
