@@ -99,15 +99,21 @@ def test_a_truly_better_candidate_ramps_then_is_promoted() -> None:
     assert _gate(con).reason == f"{CAND} is the policy in place"
 
 
-def test_a_truly_worse_candidate_is_rolled_back_and_refused() -> None:
+def _rolled_back(seed: int) -> tuple[duckdb.DuckDBPyConnection, str]:
+    """A warehouse whose ramp of a 8%-worse candidate (admitted by the screen) was rolled back."""
     con = duckdb.connect()
     ensure_ops_tables(con)
     _eval(con, low=-1.5)
     ramp_id = _gate(con).ramp_id
     assert ramp_id
-    _ramp_outcomes(con, ramp_id, gain_pct=-0.08, n=40_000, seed=3)
+    _ramp_outcomes(con, ramp_id, gain_pct=-0.08, n=40_000, seed=seed)
     with pytest.raises(PromotionRefused, match="rolled back"):
         _gate(con)
+    return con, ramp_id
+
+
+def test_a_truly_worse_candidate_is_rolled_back_and_refused() -> None:
+    con, _ = _rolled_back(seed=3)
     assert policy_in_place(con) == "rules"
     with pytest.raises(PromotionRefused, match="rolled back"):  # stays refused, even with the same eval
         _gate(con)
@@ -141,14 +147,7 @@ def test_a_candidate_shown_better_offline_is_promoted_after_a_canary_unless_it_h
 
 
 def test_a_new_eval_after_a_roll_back_starts_a_new_ramp() -> None:
-    con = duckdb.connect()
-    ensure_ops_tables(con)
-    _eval(con, low=-1.5)
-    ramp_id = _gate(con).ramp_id
-    assert ramp_id
-    _ramp_outcomes(con, ramp_id, gain_pct=-0.08, n=40_000, seed=7)
-    with pytest.raises(PromotionRefused, match="rolled back"):
-        _gate(con)
+    con, ramp_id = _rolled_back(seed=7)
     con.execute("update ops.eval_runs set created_at = now() - interval 1 day")  # the old eval
     with pytest.raises(PromotionRefused, match="was rolled back; a new eval"):
         _gate(con)
