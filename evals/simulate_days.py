@@ -400,7 +400,7 @@ def simulate_days(  # type: ignore[no-untyped-def]
 
 
 CANDIDATES = ("learned", "degraded")
-DEGRADED_SHARE = 0.15  # the degraded candidate: uniform random on this share of decisions, rules elsewhere
+DEGRADED_SHARE = 0.25  # the degraded candidate: uniform random on this share of decisions, rules elsewhere
 
 
 class _Ramp:
