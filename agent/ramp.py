@@ -100,7 +100,9 @@ class RampPolicy:
             if chosen.proposal is None:
                 out.append(chosen)
                 continue
-            mix = {a: self.share * pc.get(a, 0.0) + (1 - self.share) * pb.get(a, 0.0) for a in {*pc, *pb}}
+            mix = {
+                a: self.share * pc.get(a, 0.0) + (1 - self.share) * pb.get(a, 0.0) for a in sorted({*pc, *pb})
+            }
             sent = (chosen.proposal.template_id, float(chosen.proposal.discount_pct))
             pmf = [
                 ActionProbability(template_id=t, discount_pct=d, probability=p)
