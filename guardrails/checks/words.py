@@ -43,7 +43,7 @@ def utc(ts: Any) -> datetime | None:
 
 
 def when(ts: datetime | None) -> str:
-    """'2026-11-27 15:18 UTC'."""
+    """A time to the minute in UTC, as every explanation shows it; 'unknown' for none."""
     return f"{ts:%Y-%m-%d %H:%M} UTC" if ts else "unknown"
 
 
