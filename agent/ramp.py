@@ -156,21 +156,27 @@ def paired_terms(
     return gain, base
 
 
+def half_width(t: int, var: float, alpha: float, horizon: int = HORIZON) -> float:
+    """The confidence sequence's half-width after `t` terms of variance `var` (normal mixture whose
+    mixing variance makes it tightest at `horizon` terms)."""
+    la = -2 * math.log(alpha)
+    rho2 = (la + math.log(la + 1)) / (horizon * var)
+    v = t * var * rho2 + 1
+    return math.sqrt(2 * v / (t * t * rho2) * math.log(math.sqrt(v) / alpha))
+
+
 def confidence_sequence(
     terms: np.ndarray, alpha: float, horizon: int = HORIZON
 ) -> tuple[float, float, float]:
     """(mean, low, high): a two-sided asymptotic confidence sequence for the mean of `terms`, valid
-    at every sample size at once (normal mixture, tuned to be tightest at `horizon` terms)."""
+    at every sample size at once."""
     t = len(terms)
     if t < 2:
         return (float(np.mean(terms)) if t else 0.0, -math.inf, math.inf)
     mean, var = float(np.mean(terms)), float(np.var(terms, ddof=1))
     if var <= 0:
         return mean, mean, mean
-    la = -2 * math.log(alpha)
-    rho2 = (la + math.log(la + 1)) / (horizon * var)
-    v = t * var * rho2 + 1
-    half = math.sqrt(2 * v / (t * t * rho2) * math.log(math.sqrt(v) / alpha))
+    half = half_width(t, var, alpha, horizon)
     return mean, mean - half, mean + half
 
 

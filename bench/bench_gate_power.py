@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import evals.harness as harness  # noqa: E402
+from agent.ramp import half_width  # noqa: E402
 from evals.ope import DoublyRobust, importance_weights, per_customer, true_row_values  # noqa: E402
 from evals.reward_model import BucketRewardModel, GBMRewardModel  # noqa: E402
 from evals.truth_adapter import warehouse_truth  # noqa: E402
@@ -86,12 +87,17 @@ def main() -> None:
         math.sqrt(differ) * 2 * math.sqrt(float(np.mean(r**2)))
     )  # share 0.5: the term is +/- 2 r where they differ
     room = true + 0.01 * base_value
-    if room > 0:
-        z = 3.2  # a 95% confidence sequence's multiplier around its tuned horizon
-        need = (z * sd / room) ** 2
+    if room > 0:  # the smallest t whose half-width (agent.ramp's own sequence) is below the room
+        t = 2
+        while half_width(t, sd * sd, 0.05) >= room:
+            t *= 2
+        lo, hi = t // 2, t
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if half_width(mid, sd * sd, 0.05) >= room else (lo, mid)
         print(
             f"\nramp: rows the policies disagree on {differ:.0%}; per-decision spread of the paired term ~{sd:.1f}; "
-            f"promotion (lower bound > -1% of {base_value:.2f}) needs ~{need:,.0f} ramp decisions with outcomes"
+            f"promotion (lower bound > -1% of {base_value:.2f}) needs ~{hi:,} ramp decisions with outcomes"
         )
 
 

@@ -33,6 +33,7 @@ from bench_learned import World  # noqa: E402
 from agent.learned import default_catalog  # noqa: E402
 from agent.learned.features import build_customer_features, customer_table  # noqa: E402
 from agent.learned.model import LearnerParams, ensemble_size, train  # noqa: E402
+from agent.learned.point_in_time import CustomerTimeline  # noqa: E402
 from agent.pipeline import Pipeline  # noqa: E402
 from agent.policies import RulesPolicy  # noqa: E402
 from agent.policies.learned import LearnedPolicy, TrainedModel  # noqa: E402
@@ -45,7 +46,9 @@ LEVELS = (0.6, 0.75, 0.95)  # switch confidence levels measured beside the setti
 def policy_values(world: World, goal: str, seed: int, settings: LearnedSettings) -> dict[str, float]:
     truth = np.nan_to_num(world.truth[goal], nan=0.0)
     cust = customer_table(world.con)
-    cf = build_customer_features(cust, world.touches)
+    # the product's training rows: the 360 block as of each touch, from the dated facts
+    timeline = CustomerTimeline.load(world.con, cust.column("customer_id").to_pylist())
+    cf = build_customer_features(cust, world.touches, timeline=timeline)
     params = LearnerParams.for_goal(goal, "gbm", gbm_members=ensemble_size("auto", len(cf)), seed=seed)  # type: ignore[arg-type]
     t0 = time.perf_counter()
     model = train(world.touches, cf, goal=goal, params=params)  # type: ignore[arg-type]
@@ -56,7 +59,7 @@ def policy_values(world: World, goal: str, seed: int, settings: LearnedSettings)
     pipe = Pipeline(RulesPolicy(guard, ref), guard=guard, ref=ref, run_id="bench", as_of=world.as_of)
     batch = [(c, pipe.eligibility(c, {})) for c in world.contexts]
     members, allowed = policy.member_values(batch)
-    values = np.nanmean(members, axis=0)
+    values = members.mean(axis=0)
     argmax = np.where(allowed, np.nan_to_num(values, nan=-np.inf), -np.inf).argmax(axis=1)
     outcomes = asyncio.run(policy.propose(batch))
     cat = default_catalog()

@@ -671,8 +671,10 @@ def main_command(
         raise UserError(
             f"SEEDS= / --seeds: whole numbers separated by commas, e.g. 0,1,2 (got {seeds!r})"
         ) from None
-    if not seed_list:
-        raise UserError("SEEDS= / --seeds: give at least one seed, e.g. 0")
+    if not seed_list or min(seed_list) < 0:
+        raise UserError(
+            f"SEEDS= / --seeds: whole numbers from 0, separated by commas, e.g. 0,1,2 (got {seeds!r})"
+        )
     from warehouse import paths
 
     base = paths.reports_dir() / f"simulate-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"

@@ -295,18 +295,19 @@ def load_customer_features(
     before: datetime | None = None,
     customer_ids: Sequence[str] | None = None,
     catalog: ActionCatalog | None = None,
+    timeline: bool = True,
 ) -> CustomerFeatures:
     """What `LearnedModel.score` needs at decision time: the segmented customers (or `customer_ids`)
     with their history from the warehouse (campaign history + own decisions) before `before`, and
-    their timeline (the dated facts behind the 360) for training rows as of their touch."""
+    (`timeline`) the dated facts behind the 360 that training rows as of their touch read."""
     customers = customer_table(con, customer_ids=customer_ids, segmented_only=customer_ids is None)
     ids = customers.column("customer_id").to_pylist()
     if customer_ids is None:  # every segmented customer: a filter on the mart, not an id list
         touches = logged_touches(con, before=before, segmented_only=True)
     else:
         touches = logged_touches(con, before=before, customer_ids=ids)
-    timeline = CustomerTimeline.load(con, ids)
-    return build_customer_features(customers, touches, cutoff=before, catalog=catalog, timeline=timeline)
+    facts = CustomerTimeline.load(con, ids) if timeline else None
+    return build_customer_features(customers, touches, cutoff=before, catalog=catalog, timeline=facts)
 
 
 def training_base(cf: CustomerFeatures, rows: np.ndarray, at: np.ndarray) -> np.ndarray | None:

@@ -30,6 +30,7 @@ from agent.learned import (
 from agent.learned.data import logged_touches
 from agent.learned.features import CustomerFeatures
 from agent.learned.model import data_fingerprint, ensemble_size, model_version, models_dir, train
+from agent.learned.point_in_time import CustomerTimeline
 from agent.policies.rules import RulesPolicy
 from core.config import LearnedSettings
 from core.contracts import (
@@ -62,7 +63,9 @@ def model_for(
     was saved before, else trained and saved."""
     t0 = time.perf_counter()
     touches = logged_touches(con, before=before, segmented_only=True)
-    features = load_customer_features(con, before=before)
+    # scoring reads the 360 as it is now; the dated facts behind it are read only to train (and
+    # stay out of the policy a Spark run broadcasts to its executors)
+    features = load_customer_features(con, before=before, timeline=False)
     members = ensemble_size(settings.gbm_members, len(features), settings.learner)
     params = LearnerParams.for_goal(goal, settings.learner, gbm_members=members)
     version = model_version(data_fingerprint(touches, features), goal, params)
@@ -70,11 +73,10 @@ def model_for(
     if (folder / "model.json").exists():
         model, trained = LearnedModel.load(folder), False
     else:
-        model, trained = train(touches, features, goal=goal, params=params), True
+        facts = CustomerTimeline.load(con, features.customer_ids.tolist())
+        model, trained = train(touches, replace(features, timeline=facts), goal=goal, params=params), True
         model.save(folder)
-    # scoring reads the 360 as it is now: the dated facts (only training reads them) stay behind,
-    # so the policy a Spark run broadcasts to its executors carries none of them
-    return TrainedModel(model, replace(features, timeline=None), trained, time.perf_counter() - t0)
+    return TrainedModel(model, features, trained, time.perf_counter() - t0)
 
 
 def safe_choice(members: np.ndarray, allowed: np.ndarray, incumbent: int, confidence: float) -> int:
@@ -116,7 +118,7 @@ class LearnedPolicy:
     def ranking(self, batch: Sequence[PolicyItem]) -> tuple[np.ndarray, np.ndarray]:
         """(values (n, n_actions) with nan where not allowed, allowed mask) for a batch."""
         members, allowed = self.member_values(batch)
-        return np.nanmean(members, axis=0) if len(batch) else members[0], allowed
+        return members.mean(axis=0), allowed
 
     def member_values(self, batch: Sequence[PolicyItem]) -> tuple[np.ndarray, np.ndarray]:
         """(each ensemble member's values (k, n, n_actions), allowed mask (n, n_actions))."""
@@ -136,7 +138,7 @@ class LearnedPolicy:
         if not batch:
             return []
         members, allowed = self.member_values(batch)
-        values = np.nanmean(members, axis=0)
+        values = members.mean(axis=0)  # the members are nan together, where an action is not allowed
         ids = [ctx.customer_id for ctx, _ in batch]
         s = self.settings
         pick = choose(

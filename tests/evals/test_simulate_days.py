@@ -52,3 +52,11 @@ def test_bad_days_get_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) ->
     assert main(["--days", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "DAYS=" in err[0]
+    for bad, name in (
+        (["--seeds", "1;rm x"], "SEEDS="),
+        (["--seeds", "-1"], "SEEDS="),
+        (["--candidate", "x'"], "CANDIDATE="),
+    ):
+        assert main(bad) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and name in err[0], err
