@@ -23,7 +23,7 @@ from tests.evals.fakes import contexts_for, fake_decide
 from tests.evals.pngread import read_png
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-HEIGHT = 10_000  # taller than the page at both widths: the screenshot holds all of it
+HEIGHT = 16_000  # taller than the page at both widths: the screenshot holds all of it
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="chromium is not installed (CI installs the Debian package)"
 )
