@@ -59,6 +59,8 @@ help: ## List every target and every parameter
 	@echo "  runs: LAST=[10]  OUTPUT=[table]|json     status: OUTPUT=[table]|json"
 	@echo "  eval: MODE=[llm]  BASELINE=[rules]|random|learned|<prompt version>  SAMPLE=[all]|N"
 	@echo "        FAIL_IF_WORSE=[0]|1 (exit 1 unless the candidate is shown at least as good)  OUTPUT=[table]|json"
+	@echo "  llm-batch-export: the plan's (MODE=llm) + OUT=<path>   llm-batch-run, llm-batch-submit: FILE= OUT="
+	@echo "  llm-batch-import: the plan's (as exported) + FILE=<output file>  SKIP_UNKNOWN=[0]|1"
 	@echo "  prompt: CUSTOMER_ID=<id>     simulate-days: DAYS=[10] SEEDS=[0] (comma-separated) CANDIDATE=[learned]|degraded"
 	@echo "  replay-dlq: OUTPUT=[table]|json     bi: BI_INCLUDE_PII=[0]|1 (personal columns in bi/)"
 	@echo "  data: CUSTOMERS=[5000]  SEED=[42]  DATA_AS_OF=[2026-11-27]"
@@ -172,6 +174,27 @@ prompt: $(STAMP) ## Show the rendered context and prompt for CUSTOMER_ID (PROMPT
 .PHONY: llm-serve
 llm-serve: $(STAMP) ## Serve the embedded model (SmolLM2-135M on llama-server) on 127.0.0.1:8081 for prompt work
 	$(PY) -m agent.cli llm-serve --port 8081
+
+# The plan's parameters (as make plan reads them; MODE is llm) select the requests a batch file holds.
+BATCH_PARAMS := SEGMENT MODE GOAL DISCOUNT_CAP SUPPRESS_HOURS PROMPT_VERSION AS_OF GLOBAL_HOLDOUT_PCT \
+	SEGMENT_HOLDOUT_PCT LIMIT
+
+.PHONY: llm-batch-export
+llm-batch-export: $(STAMP) ## Write the plan's distinct LLM requests not yet cached as an OpenAI Batch API file OUT=
+	@$(call nba_env,$(BATCH_PARAMS)) $(PY) -m agent.batch_cli export $(call flag,OUT,--out)
+
+.PHONY: llm-batch-run
+llm-batch-run: $(STAMP) ## Answer Batch API file FILE= with the embedded model (or OPENAI_BASE_URL) into OUT=, resumably
+	@$(PY) -m agent.batch_cli run $(call flag,FILE,--file) $(call flag,OUT,--out)
+
+.PHONY: llm-batch-submit
+llm-batch-submit: $(STAMP) ## Run Batch API file FILE= on the endpoint's Batch API (OPENAI_*); answers to OUT=
+	@$(PY) -m agent.batch_cli submit $(call flag,FILE,--file) $(call flag,OUT,--out)
+
+.PHONY: llm-batch-import
+llm-batch-import: $(STAMP) ## Store Batch API answers FILE= in the decision cache (the plan's parameters, as exported)
+	@$(call nba_env,$(BATCH_PARAMS)) $(PY) -m agent.batch_cli import $(call flag,FILE,--file) \
+		$(if $(filter 1,$(SKIP_UNKNOWN)),--skip-unknown)
 
 .PHONY: record-cassettes
 record-cassettes: $(STAMP) ## Re-record the LLM cassettes against a real model server (embedded unless OPENAI_BASE_URL)

@@ -1,0 +1,87 @@
+"""Run a Batch API input file on the configured endpoint's own Batch API (OpenAI's, or any server
+that implements it) with the openai SDK: upload, create, poll, download.
+
+The batch id is kept beside OUT (`OUT.batch`) from the moment the batch exists, so an interrupted
+wait resumes the same batch instead of paying for a second one. OUT gets the output file's lines and
+then the error file's (expired, cancelled and failed requests): `import` stores the answers and
+leaves the rest to the live path.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import openai
+from openai.types import Batch
+
+from agent.batch import CHAT_URL, write_atomically
+from agent.batch_run import read_input
+from agent.errors import AgentError
+from core.config import LLMSettings
+from core.errors import UserError
+
+TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
+
+
+class BatchFailed(AgentError):
+    """The Batch API refused the batch (its input file): nothing was answered."""
+
+
+def _client(settings: LLMSettings) -> openai.OpenAI:
+    if settings.api_key is None:
+        raise UserError(
+            "OPENAI_API_KEY: a Batch API needs an endpoint and its key (the embedded model runs the file "
+            "itself: make llm-batch-run FILE=... OUT=...)"
+        )
+    return openai.OpenAI(
+        base_url=settings.base_url, api_key=settings.api_key.get_secret_value(), timeout=settings.timeout_s
+    )
+
+
+def _wait(client: openai.OpenAI, batch_id: str, poll_s: float, say: Callable[[str], None]) -> Batch:
+    seen = ""
+    while True:
+        batch = client.batches.retrieve(batch_id)
+        counts = batch.request_counts
+        now = (
+            f"{batch.status} {counts.completed}/{counts.total} done, {counts.failed} failed"
+            if counts
+            else batch.status
+        )
+        if now != seen:
+            say(f"batch {batch_id}: {now}")
+            seen = now
+        if batch.status in TERMINAL:
+            return batch
+        time.sleep(poll_s)
+
+
+def submit_file(
+    settings: LLMSettings, file: Path, out: Path, *, poll_s: float = 30.0, say: Callable[[str], None] = print
+) -> Batch:
+    """Upload `file`, create its batch (or resume the one OUT.batch names), wait, write OUT."""
+    read_input(file)  # a bad file fails here, in one line, not after an upload
+    client = _client(settings)
+    state = out.with_name(out.name + ".batch")
+    batch_id = state.read_text().strip() if state.exists() else ""
+    if not batch_id:
+        with file.open("rb") as fh:
+            uploaded = client.files.create(file=fh, purpose="batch")
+        created = client.batches.create(input_file_id=uploaded.id, endpoint=CHAT_URL, completion_window="24h")
+        batch_id = created.id
+        write_atomically(state, batch_id + "\n")
+        say(f"batch {batch_id} created from {file} (file {uploaded.id})")
+    batch = _wait(client, batch_id, poll_s, say)
+    if batch.status == "failed":
+        state.unlink(missing_ok=True)
+        errors = (batch.errors.data if batch.errors else None) or []
+        first = f" (line {errors[0].line}: {errors[0].message})" if errors else ""
+        raise BatchFailed(
+            f"batch {batch_id} failed: {len(errors)} errors in FILE={file}{first}: export it again"
+        )
+    parts = [client.files.content(fid).content for fid in (batch.output_file_id, batch.error_file_id) if fid]
+    write_atomically(out, b"".join(parts))
+    state.unlink(missing_ok=True)
+    return batch
