@@ -4,7 +4,7 @@ It answers every request with the smallest JSON object valid for the schema the 
 (instructor's forced tool in TOOLS mode, or `response_format` json_schema): an enum's first value, a
 number's minimum, a string of the smallest allowed length, every property filled. The same body always
 gets the same answer (its id is a hash of the body), so runs can be compared line for line. It keeps a
-log of the bodies it received (`received`: sha256 of each body's canonical JSON, in arrival order),
+log of the bodies it received (`bodies`, and `received`: sha256 of each one's canonical JSON, in order),
 logged before the configured latency, so a killed client's in-flight requests count as asked.
 A test double: never part of the product path.
 """
@@ -94,6 +94,7 @@ class ChatServer(LocalServer):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.received: list[str] = []  # body hashes, in arrival order
+        self.bodies: list[dict[str, Any]] = []  # the bodies themselves
 
     def dispatch(self, req: Request) -> Response:
         if req.path.startswith("/_admin/"):
@@ -108,6 +109,7 @@ class ChatServer(LocalServer):
         with self.lock:
             self.counters["requests"] += 1
             self.received.append(body_hash(body))
+            self.bodies.append(body)
         if self.knobs.latency_ms:  # after the log: an answer lost to a killed client was still asked
             time.sleep(self.knobs.latency_ms / 1000)
         return Response(200, answer(body))
