@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from agent.batch_run import run_file
@@ -132,3 +133,51 @@ def test_failed_requests_are_not_written_and_a_rerun_asks_them(chat: ChatServer,
     assert counts["failed"] == REQUESTS and counts["answered"] == 0 and out.read_text() == ""
     counts = run_file(settings, file, out)
     assert counts["answered"] == REQUESTS and len(_answered(out)) == REQUESTS
+
+
+def test_kill_9_mid_llm_plan_then_rerun_asks_only_what_was_not_answered(
+    warehouse_copy: Path, chat: ChatServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The live path resumes through the decision cache: each answer is committed as it arrives."""
+    monkeypatch.setenv("NBA_LIMIT", "80")
+    monkeypatch.setenv("NBA_MODE", "llm")
+    cmd = [sys.executable, "-m", "activation.cli", "plan", "--no-progress", "--output", "json"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 180
+    while len(chat.received) < 10 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    asked_first = len(chat.received)
+
+    rerun = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr.decode()
+    summary = json.loads(rerun.stdout)
+    asked = Counter(chat.received)
+    assert summary["llm_calls"] == len(chat.received) - asked_first
+    assert max(asked.values()) <= 2 and sum(n > 1 for n in asked.values()) <= CONCURRENCY  # in flight only
+
+    # an uninterrupted plan (its own cache) asks each distinct request once and decides the same
+    monkeypatch.setenv("NBA_CACHE_DIR", str(tmp_path / "uninterrupted"))
+    whole = subprocess.run(
+        cmd, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT, capture_output=True, timeout=300
+    )
+    assert whole.returncode == 0, whole.stderr.decode()
+    assert json.loads(whole.stdout)["llm_calls"] == len(asked)
+    assert summary["llm_calls"] < len(asked)  # the rerun asked only what the killed run had not answered
+    runs = [summary["run_id"], json.loads(whole.stdout)["run_id"]]
+    con = duckdb.connect(str(warehouse_copy), read_only=True)
+    try:
+        got = [
+            con.execute(
+                "select decision_id, status, channel, template_id, discount_pct, message, fallback_reason "
+                "from ops.decision_log where run_id = ? order by customer_id",
+                [run],
+            ).fetchall()
+            for run in runs
+        ]
+    finally:
+        con.close()
+    assert got[0] == got[1] and len(got[0]) == 80
