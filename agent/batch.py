@@ -37,7 +37,7 @@ from agent.policies import LLMPolicy, build_policy
 from agent.prompts import RenderedPrompt
 from core.config import LLMSettings, RunConfig
 from core.contracts import LLMAttempt, Mode, Proposal
-from core.errors import UserError
+from core.errors import ConfigError, UserError
 from warehouse.paths import duckdb_path
 
 CHAT_URL: Final = "/v1/chat/completions"
@@ -56,10 +56,12 @@ class BatchSettings(RunConfig):
     @model_validator(mode="after")
     def _llm_only(self) -> BatchSettings:
         if self.mode != "llm":
-            raise ValueError(f"batch files hold LLM requests: MODE=llm (got MODE={self.mode})")
+            raise ConfigError(
+                "MODE / NBA_MODE", "batch files hold LLM requests: leave it unset, or llm", self.mode
+            )
         if not self.llm.cache:
-            raise ValueError(
-                "NBA_LLM__CACHE is off: a batch's answers reach a plan through the decision cache"
+            raise ConfigError(
+                "NBA_LLM__CACHE", "is off: a batch's answers reach a plan through the decision cache"
             )
         return self
 

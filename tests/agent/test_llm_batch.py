@@ -306,3 +306,24 @@ def test_an_invalid_answer_is_stored_as_the_live_path_stores_it(
     summary, decided = _plan()
     assert summary.llm_calls == 0  # deterministic failures are answers too: not asked again
     assert {"invalid_output", "truncated_output"} <= {row[-1] for row in decided}
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({"NBA_MODE": "rules"}, "error: MODE / NBA_MODE: batch files hold LLM requests"),
+        ({"NBA_LLM__CACHE": "0"}, "error: NBA_LLM__CACHE: is off"),
+    ],
+)
+def test_settings_without_llm_requests_are_refused(
+    env: dict[str, str],
+    problem: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    code, err = _cli(["export", "--out", str(tmp_path / "r.jsonl")], capsys)
+    assert code == 2 and err.startswith(problem) and len(err.splitlines()) == 1
+    assert not (tmp_path / "r.jsonl").exists()
