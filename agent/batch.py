@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from agent.cache import DecisionCache
 from agent.context import data_as_of, load_contact_history, load_contexts, reference_for
 from agent.errors import AgentError, WarehouseNotReady
-from agent.llm import _MODES, as_proposal, classify_failure, proposal_key, response_model_for_prompt
+from agent.llm import INSTRUCTOR_MODES, as_proposal, classify_failure, proposal_key, response_model_for_prompt
 from agent.pipeline import Pipeline
 from agent.policies import LLMPolicy, build_policy
 from agent.prompts import RenderedPrompt
@@ -101,8 +101,7 @@ def plan_requests(settings: BatchSettings, cache: DecisionCache) -> dict[str, Ba
     pipe = Pipeline(policy, guard=guard, ref=ref, run_id="batch", as_of=as_of)
     todo = [(ctx, elig) for ctx in contexts if (elig := pipe.eligibility(ctx, history)).needs_proposal]
     out: dict[str, BatchRequest] = {}
-    for (ctx, elig), ranking in zip(todo, policy.rankings(todo), strict=True):
-        prompt = policy.prompt(ctx, elig.allowed_channels, ranking)
+    for ctx, prompt in policy.requests(todo):
         model = response_model_for_prompt(ctx, prompt, ref)
         key = proposal_key(settings.llm, ctx, prompt, ref, model)
         out.setdefault(key, BatchRequest(key, prompt, model))
@@ -114,7 +113,7 @@ def request_body(settings: LLMSettings, request: BatchRequest) -> dict[str, Any]
     building for the configured mode (tools, or response_format json_schema) on the client's kwargs."""
     _, body = handle_response_model(
         request.response_model,
-        _MODES[settings.mode],
+        INSTRUCTOR_MODES[settings.mode],
         model=settings.model,
         messages=request.prompt.messages(),
         temperature=settings.temperature,
@@ -231,7 +230,7 @@ def parse_answer(
 ) -> tuple[Proposal | None, str | None, LLMAttempt]:
     """An answered line's proposal, or the failure the live path would record for it: instructor's
     parser for the mode, with the request's response model (no reask: the batch asked once)."""
-    mode = _MODES[settings.mode]
+    mode = INSTRUCTOR_MODES[settings.mode]
     usage = body.get("usage") if isinstance(body, dict) else None
     attempt = LLMAttempt(
         attempt=1,
@@ -266,7 +265,7 @@ def import_output(settings: BatchSettings, path: Path, *, skip_unknown: bool = F
             )
         counts = dict.fromkeys(("imported", "invalid", "errors", "unknown", "already_cached"), 0)
         counts["unknown"] = len(unknown)
-        with one_transaction(cache):
+        with cache.transaction():
             for custom_id, line in lines.items():
                 request = requests.get(custom_id)
                 if request is None:
@@ -282,17 +281,3 @@ def import_output(settings: BatchSettings, path: Path, *, skip_unknown: bool = F
     finally:
         cache.close()
     return counts
-
-
-@contextlib.contextmanager
-def one_transaction(cache: DecisionCache) -> Iterator[None]:
-    """Every put inside is committed together or not at all. DecisionCache commits each put on its
-    own (autocommit); an explicit transaction on its connection groups them."""
-    con = cache._con  # noqa: SLF001 - the cache has no transaction API of its own yet
-    con.execute("begin immediate")
-    try:
-        yield
-    except BaseException:
-        con.execute("rollback")
-        raise
-    con.execute("commit")

@@ -1,6 +1,8 @@
 """Decision cache: an unchanged re-run makes zero LLM calls.
 
-Keyed by (model, prompt version, rendered prompt, context hash, settings that change the output).
+Keyed by the request alone (model, prompt version, rendered prompt, the answer's schema, settings that
+change the output), never by who the customer is: prompts carry no identity (agent/facts.py), so the
+customers whose prompts are identical share one answer.
 Stored: successful proposals, and deterministic failures (invalid or truncated output: the same model,
 prompt, seed and settings give the same answer again, so asking again only burns tokens). Transient
 failures (timeouts, HTTP errors) are never stored: they are retried on the next run. SQLite in WAL
@@ -9,9 +11,11 @@ mode, so concurrent readers and a killed run never corrupt it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from core.contracts import LLMAttempt, Proposal, stable_hash
@@ -27,7 +31,6 @@ def cache_key(
     model: str,
     prompt_version: str,
     messages: list[dict[str, str]],
-    context_hash: str,
     fingerprint: dict[str, object],
     answer_schema: dict[str, object] | None = None,
 ) -> str:
@@ -36,7 +39,6 @@ def cache_key(
             "model": model,
             "prompt_version": prompt_version,
             "messages": messages,
-            "context": context_hash,
             "settings": fingerprint,
             # what the answer had to be (the grammar on llama-server): a narrower schema for the same
             # prompt is a different question
@@ -95,6 +97,17 @@ class DecisionCache:
                 "insert or replace into proposals_v2 (key, proposal, failure_reason, attempts) values (?, ?, ?, ?)",
                 (key, payload, failure_reason, trail),
             )
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Every put inside is committed together or not at all (a put alone commits itself)."""
+        self._con.execute("begin immediate")
+        try:
+            yield
+        except BaseException:
+            self._con.execute("rollback")
+            raise
+        self._con.execute("commit")
 
     def close(self) -> None:
         self._con.close()

@@ -38,7 +38,7 @@ from core.reference import ReferenceData
 
 # Failures the same request reproduces: cached like answers. Timeouts and HTTP errors are retried.
 DETERMINISTIC_FAILURES = frozenset({"invalid_output", "truncated_output"})
-_MODES = {
+INSTRUCTOR_MODES = {
     "tools": instructor.Mode.TOOLS,
     "json_schema": instructor.Mode.JSON_SCHEMA,
     "json": instructor.Mode.JSON,
@@ -249,7 +249,6 @@ def proposal_key(
         model=settings.model,
         prompt_version=prompt.version,
         messages=prompt.messages(),
-        context_hash=ctx.context_hash(),
         fingerprint=settings.cache_fingerprint(),
         answer_schema=_answer_schema(response_model),
     )
@@ -288,7 +287,7 @@ class LLMClient:
             max_retries=s.http_retries,
             http_client=self.http,
         )
-        mode = _MODES[s.mode]
+        mode = INSTRUCTOR_MODES[s.mode]
         client = instructor.AsyncInstructor(
             client=raw, create=instructor.patch(create=post_as_built(raw), mode=mode), mode=mode
         )
@@ -393,11 +392,26 @@ class LLMClient:
         items: Sequence[tuple[CustomerContext, RenderedPrompt]],
         on_done: Callable[[PolicyOutcome], None] | None = None,
     ) -> list[PolicyOutcome]:
+        """One outcome per item; items whose requests are identical (the same prompt and schema:
+        customers in the same situation) share one call, made once even when they arrive together."""
         sem = asyncio.Semaphore(self.settings.concurrency)
+        asked: dict[str, asyncio.Task[PolicyOutcome]] = {}
+
+        async def ask(ctx: CustomerContext, prompt: RenderedPrompt) -> PolicyOutcome:
+            async with sem:
+                return await self.propose(ctx, prompt)
 
         async def one(ctx: CustomerContext, prompt: RenderedPrompt) -> PolicyOutcome:
-            async with sem:
-                out = await self.propose(ctx, prompt)
+            key = proposal_key(self.settings, ctx, prompt, self.ref)
+            first = key not in asked
+            if first:
+                asked[key] = asyncio.ensure_future(ask(ctx, prompt))
+            shared = await asked[key]
+            out = (
+                shared
+                if first
+                else shared.model_copy(update={"customer_id": ctx.customer_id, "cached": True})
+            )
             if on_done:
                 on_done(out)
             return out

@@ -1,7 +1,9 @@
 """Versioned prompt templates: prompts/<name>/<version>/{system,user}.j2, rendered sandboxed.
 
 StrictUndefined makes a missing variable fail loudly and name itself; the sandbox keeps a template
-from reaching into Python. Customer free text reaches a prompt only through `tojson` (quoted data).
+from reaching into Python. A template never sees the CustomerContext: only its bucketed, masked facts
+(agent/facts.py), so no prompt version can put a customer's name, country or exact figures in front of
+a model. Customer free text reaches a prompt only through `tojson` (quoted data).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, Undefine
 from jinja2.sandbox import SandboxedEnvironment
 
 from agent.errors import PromptError
+from agent.facts import Detail, facts, name_keys
 from core.contracts import CustomerContext
 from core.reference import ReferenceData
 
@@ -86,6 +89,12 @@ def prompt_variables(version: str, name: str = "nba") -> frozenset[str]:
     return frozenset(used)
 
 
+@lru_cache(maxsize=16)
+def _name_keys(ref: ReferenceData) -> frozenset[str]:
+    """The warehouse's first names, as the comment mask compares them."""
+    return name_keys(ref.customer_names)
+
+
 def render_prompt(
     ctx: CustomerContext,
     *,
@@ -96,6 +105,7 @@ def render_prompt(
     discount_cap: float,
     name: str = "nba",
     ranking: Sequence[dict[str, Any]] = (),
+    detail: Detail = "bucketed",
 ) -> RenderedPrompt:
     actions: list[dict[str, Any]] = [
         {
@@ -113,7 +123,7 @@ def render_prompt(
         "goal_text": GOAL_TEXT[goal],
         "max_discount": f"{max_discount:g}",
         "channel_style": CHANNEL_STYLE,
-        "ctx": ctx.model_dump(),
+        "facts": facts(ctx, names=_name_keys(ref), detail=detail),
         "allowed_channels": list(allowed_channels),
         "actions": actions,
         "ranking": list(ranking),

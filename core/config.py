@@ -134,6 +134,10 @@ class LLMSettings(Section):
     # first; README, LLM mode).
     ranking_top_k: int = Field(default=3, ge=1, le=10)
     ranking_within: float = Field(default=0.05, ge=0, le=1, allow_inf_nan=False)
+    # What a prompt says of the customer (agent/facts.py): bands, so customers in the same situation
+    # share one prompt and one answer; or exact figures (one prompt per customer; never a name,
+    # country or contact detail either way), to measure what the bands cost.
+    prompt_detail: Literal["bucketed", "exact"] = "bucketed"
 
     @field_validator("model_path")
     @classmethod

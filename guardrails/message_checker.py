@@ -8,6 +8,7 @@ each distinct message once.
 from __future__ import annotations
 
 import math
+import re
 from functools import cache, lru_cache
 
 from core.reference import ReferenceData
@@ -27,6 +28,8 @@ from guardrails.message import (
 )
 
 Finding = tuple[str, str]  # (reason code, evidence)
+# a template placeholder left in the copy (a draft's `{first_name}` is filled before the checks read it)
+_PLACEHOLDER_RE = re.compile(r"\{\{?\s*\w+\s*\}\}?")
 
 
 class MessageChecker:
@@ -74,6 +77,9 @@ class MessageChecker:
         elif len(subject) > limit.max_subject_chars:
             out.append(("subject_too_long", f"{len(subject)}>{limit.max_subject_chars}"))
         text = body if subject is None else f"{subject} | {body}"
+        unfilled = _PLACEHOLDER_RE.search(text)
+        if unfilled:
+            out.append(("placeholder", unfilled.group(0)))
         wrong = [p for p in find_percentages(text) if not math.isclose(p, discount_pct, abs_tol=1e-9)]
         if wrong:
             out.append(("percent_mismatch", f"{wrong[0]:g}% vs {discount_pct:g}%"))

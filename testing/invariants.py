@@ -116,6 +116,8 @@ def free_text_violations(decision: Decision, ctx: CustomerContext, ref: Referenc
 
     if runs(sent) & runs(comment) - runs(mine):
         out.append("copies_customer_text")
+    if re.search(r"\{\{?\s*\w+\s*\}\}?", f"{decision.subject or ''} {decision.message or ''}"):
+        out.append("unfilled_placeholder")
     own = set(_word_list(ctx.first_name))
     if own and own & set(mine) and not own & set(sent):
         out.append("first_name_missing")

@@ -106,6 +106,7 @@ class LLMPolicy:
             goal=self.guard.goal,
             discount_cap=self.guard.discount_cap,
             ranking=ranking,
+            detail=self.settings.prompt_detail,
         )
 
     def rankings(self, batch: Sequence[PolicyItem]) -> list[list[dict[str, Any]]]:
@@ -137,16 +138,19 @@ class LLMPolicy:
             )
         return out
 
-    async def propose(
-        self, batch: Sequence[PolicyItem], progress: Progress | None = None
-    ) -> list[PolicyOutcome]:
+    def requests(self, batch: Sequence[PolicyItem]) -> list[tuple[CustomerContext, RenderedPrompt]]:
+        """What this policy asks the model for a batch: each customer's prompt, on their reachable
+        channels and (for a version written on the learned ranking) their ranking."""
         ranks = self.rankings(batch)
-        # customers whose prompts share a prefix go one after another, so the server's prompt cache
-        # reuses it (outcomes are matched back by customer)
-        todo = [
+        return [
             (ctx, self.prompt(ctx, elig.allowed_channels, r))
             for (ctx, elig), r in zip(batch, ranks, strict=True)
         ]
+
+    async def propose(
+        self, batch: Sequence[PolicyItem], progress: Progress | None = None
+    ) -> list[PolicyOutcome]:
+        todo = self.requests(batch)
         client = LLMClient(
             self.settings,
             endpoint=self.endpoint.url,
@@ -154,6 +158,8 @@ class LLMPolicy:
             ref=self.ref,
         )
         try:
+            # customers whose prompts share a prefix go one after another, so the server's prompt
+            # cache reuses it (outcomes are matched back by customer)
             todo.sort(key=lambda item: item[1].system)
             return await client.propose_many(todo, on_done=(lambda _o: progress(1)) if progress else None)
         finally:

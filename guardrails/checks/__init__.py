@@ -31,6 +31,7 @@ from guardrails.checks.global_suppression import GlobalSuppression
 from guardrails.checks.holdout import Holdout
 from guardrails.checks.message import MessageCopy, MessageRerender
 from guardrails.checks.outcome import Fallback, NoProposal, QuietHoursChannel
+from guardrails.checks.placeholders import Placeholders
 from guardrails.checks.quiet_hours import QuietHours
 from guardrails.checks.suppression_window import SuppressionWindow
 from guardrails.checks.words import Setting
@@ -51,6 +52,7 @@ PROPOSAL: Registry[ProposalCheck] = Registry(
     ChannelAllowed(),
     DiscountClamp(),
     ControlChars(),
+    Placeholders(),
     MessageCopy(),
     MessageRerender(),
 )

@@ -304,3 +304,29 @@ def test_approved_copy_that_echoes_the_comment_is_not_flagged(ref):
     ctx = make_ctx(segment="churn_rescue_nps", nps_comment="Thank you for your feedback survey, it was late")
     d, report = run(ref, None, ctx, policy="rules")
     assert d.status == "send" and check(report, "message").verdict == "pass"
+
+
+# --- placeholders: the LLM never sees the name; the product fills it before the checks -----------
+
+
+@pytest.mark.parametrize("form", ["{first_name}", "{{first_name}}", "{ first_name }", "{FIRST_NAME}"])
+def test_the_first_name_placeholder_is_filled_and_the_draft_is_kept(ref, form):
+    p = make_proposal(subject=f"{form}, we saved a little something", message=f"Hi {form}, enjoy 5% off.")
+    d, report = run(ref, p)
+    assert d.message == "Hi Olivia, enjoy 5% off." and d.subject == "Olivia, we saved a little something"
+    assert check(report, "placeholders").verdict == "pass" and check(report, "message").verdict == "pass"
+    assert "message_rerendered" not in d.reasons
+
+
+@pytest.mark.parametrize(
+    "draft", ["Hi {first_name} from {country}, 5% off", "Hi {email}, 5% off", "Hi {{name}}, 5% off"]
+)
+def test_a_placeholder_nobody_fills_is_refused_and_rerendered(ref, draft):
+    d, report = run(ref, make_proposal(message=draft))
+    rerendered(ref, d, report, "placeholder")
+    assert "{" not in d.message and "Olivia" in d.message
+
+
+def test_a_draft_without_placeholders_logs_no_fill(ref):
+    _d, report = run(ref, make_proposal())
+    assert all(c.name != "placeholders" for c in report.checks)
