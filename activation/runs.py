@@ -5,9 +5,8 @@ The mart (`mart_marketing__activation_metrics`, over the ops tables) is refreshe
 run inside the run's own lock and connection, by running the model's SQL as dbt compiled it (the
 manifest's `compiled_code`, when the manifest is of the model file as it is now) or, without a
 usable manifest, the model file with its `ref()`s resolved to this warehouse's relations. A dbt
-call per run would cost ~15 s wall / 4 s CPU (measured, `dbt run --select` of the one model on a
-loaded 2-core machine) against a 4 s rules run; the SQL takes milliseconds. `make build` stays the
-full, tested build of it.
+call per run would cost more than a rules run itself (dbt's start-up), the SQL only milliseconds
+(bench/README.md). `make build` stays the full, tested build of it.
 """
 
 from __future__ import annotations

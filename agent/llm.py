@@ -60,9 +60,8 @@ class _ProposalSchema(instructor.OpenAISchema):
     channel_of: ClassVar[Mapping[str, str]] = {}
 
     # Not in the schema the model answers (pydantic leaves computed fields out of the validation
-    # schema), but in model_dump(), so the proposal has it. Asked for, SmolLM2 wrote the wrong channel
-    # for 22 of 361 demo customers (each a fallback: a reask never fixed one) and spent 9 tokens of
-    # about 100 on it every time.
+    # schema), but in model_dump(), so the proposal has it. Asked for, SmolLM2 often wrote the wrong
+    # channel (each a fallback: a reask never fixed one) and spent tokens on it every time.
     @computed_field  # type: ignore[prop-decorator]
     @property
     def channel(self) -> str:
@@ -98,9 +97,8 @@ def response_model_for_offer(
     the run's cap): template_id one of them, the discount at most the largest on offer, and the
     subject required when every offered action is an email and left out when none is. On the
     segment's whole bank (`response_model_for`) the grammar let SmolLM2 name a template on a channel
-    the customer cannot be reached on (a fallback), write a discount above the run's cap (clamped in
-    114 of 285 demo sends, cap 5) and leave an email's subject out (138 of 285: each message then
-    replaced by the approved copy)."""
+    the customer cannot be reached on (a fallback), write a discount above the run's cap (clamped)
+    and leave an email's subject out (the message then replaced by the approved copy)."""
     pairs = {t: c for t, c, _ in offered}
     top = int(max(d for _, _, d in offered))
     channels = set(pairs.values())
@@ -125,8 +123,8 @@ def _build_response_model(
             Field(default=None, max_length=subject_chars, description="email subject; null for sms and push"),
         )
     # Whole percentages within the bank's range, and bounded text: each bound becomes the grammar's on
-    # llama-server. Unbounded, SmolLM2 wrote discounts like 0.2142857142869352 (19 tokens) and
-    # rambled past max_tokens (7 of 361 demo answers cut off, each a fallback). The guardrails still
+    # llama-server. Unbounded, SmolLM2 wrote discounts with a dozen decimals and rambled past
+    # max_tokens (each cut-off answer a fallback). The guardrails still
     # clamp the discount to the run's cap and the action's range.
     # The ignores below: a Literal built from runtime tuples is not a static type, so mypy rejects it
     # although pydantic accepts it at runtime.
@@ -158,7 +156,7 @@ class _ChoiceSchema(instructor.OpenAISchema):
 
 
 # Bounds the grammar puts on what the model writes for a ranked choice: SmolLM2 otherwise rambles in
-# the rationale or subject until max_tokens (8 of 40 demo answers were cut off, each a fallback).
+# the rationale or subject until max_tokens (each cut-off answer a fallback).
 MESSAGE_CHARS = 400  # at most a channel's own limit (push 180, sms 306); the guardrails check it again
 RATIONALE_CHARS = 160
 
@@ -175,7 +173,7 @@ def choice_model_for(k: int, message_chars: int = MESSAGE_CHARS, subject_chars: 
         f"RankedChoice_{k}_{message_chars}_{subject_chars}",
         __base__=_ChoiceSchema,
         choice=(Literal[numbers], Field(description="the number of the ranked action you choose")),  # type: ignore[valid-type,arg-type]
-        # required ("" for sms and push): left optional, SmolLM2 left it out of 261 of 267 emails
+        # required ("" for sms and push): left optional, SmolLM2 left it out of almost every email
         subject=(str, Field(max_length=subject_chars, description='email subject; "" for sms and push')),
         message=(
             str,

@@ -173,8 +173,8 @@ def _run(settings: EvalSettings) -> tuple[EvalReport, Path]:
     # A policy with a learned model (MODE=learned, or an LLM prompt drafting on its ranking) is
     # evaluated only on touches it did not train on: it trains (and builds its customers' history
     # features) on touches before the cut-off; every policy is scored on the touches after it.
-    # Measured: v3 on a ranking trained on every touch put its DR per touch +7.4% above its truth,
-    # and the paired interval against rules, [+1.01, +3.51], missed the true +0.64.
+    # Scored on the touches it trained on, such a policy looks better than it is: its DR estimate
+    # reads high and the paired interval can miss the true difference (bench/README.md).
     from agent.policies import learns_from_the_log
 
     split = any(learns_from_the_log(s.mode, s.prompt_version) for s in (candidate, baseline))
