@@ -242,11 +242,12 @@ def runs(
     """The last runs from ops.run_log: kind (plan, live, apply), status, sends, rows delivered and not,
     duration."""
     from activation.render import print_runs
-    from activation.runs import read_only, recent_runs
+    from activation.runs import holder, read_only, recent_runs
 
     settings = load_settings(ActivateSettings, output=output)
+    live = holder()
     with read_only() as con:
-        rows = recent_runs(con, last)
+        rows = recent_runs(con, last, live.run_id if live else None)
     if settings.output == "json":
         print(json.dumps(rows, indent=2, default=str))
     else:
@@ -283,6 +284,7 @@ def replay_dlq(
     from activation.destinations import destinations_for
     from activation.errors import EXIT_OK, DeliveryIncomplete
     from activation.render import print_replay
+    from activation.run_log import sweep_dead_runs
     from activation.runs import after_run
     from warehouse import paths
     from warehouse.lock import warehouse_lock
@@ -292,6 +294,7 @@ def replay_dlq(
     with warehouse_lock(paths.duckdb_path(), command="nba-activate replay-dlq"):
         con = duckdb.connect(str(paths.duckdb_path()))
         try:
+            sweep_dead_runs(con, noticed_by="replay-dlq")  # before it re-sends what they owe
             result = replay_dead_letters(
                 con, destinations, settings=settings.delivery, decision_ids=decision_id
             )

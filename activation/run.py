@@ -20,6 +20,7 @@ from activation.fingerprint import warehouse_fingerprint
 from activation.gate import check_promotion
 from activation.plan import record_plan
 from activation.progress import ProgressFactory, building_warehouse, delivery_progress
+from activation.run_log import run_columns, run_recorded
 from activation.runs import after_run
 from activation.settings import ActivateSettings
 from activation.summary import RunSummary, guardrail_impact, outcomes, summarize
@@ -71,6 +72,10 @@ def run_activation(
             con = opened.enter_context(duckdb.connect(str(paths.duckdb_path())))  # closed before the lock
         as_of = settings.as_of or (spark.data_as_of() if spark else data_as_of(con))
         ensure_ops_tables(con)  # the contact ledger and delivery state stay in DuckDB, also with Spark
+        # in ops.run_log from here on (`running`), before the long work: activation/run_log.py
+        opened.enter_context(
+            run_recorded(con, run_id, started_at, command="activate", **run_columns(settings, as_of))
+        )
         # what a plan (dry run) depends on, before deciding; a Spark run's marts live in Spark, so
         # its dry run is an outbox without an applicable plan
         fingerprint = warehouse_fingerprint(con) if spark is None else None
