@@ -64,6 +64,8 @@ help: ## List every target and every parameter
 	@echo "  prompt: CUSTOMER_ID=<id>     simulate-days: DAYS=[10] SEEDS=[0] (comma-separated) CANDIDATE=[learned]|degraded"
 	@echo "  replay-dlq: OUTPUT=[table]|json     bi: BI_INCLUDE_PII=[0]|1 (personal columns in bi/)"
 	@echo "  data: CUSTOMERS=[5000]  SEED=[42]  DATA_AS_OF=[2026-11-27]"
+	@echo "  build: OVERWRITE=[0]|1 (a file at NBA_DUCKDB_PATH that is not our warehouse is moved aside first;"
+	@echo "         NBA_WAREHOUSE__OVERWRITE=1 does the same for plan and activate)"
 	@echo "Everything else is an NBA_* environment variable (README): destinations, NBA_PLAN__MAX_AGE_MINUTES,"
 	@echo "NBA_ALERTS__WEBHOOK_URL / NBA_ALERTS__SECRET, NBA_LLM__*, NBA_DELIVERY__*."
 
@@ -77,7 +79,7 @@ seed: $(STAMP) ## Generate synthetic raw data (CUSTOMERS, SEED, DATA_AS_OF) and 
 
 .PHONY: build
 build: $(STAMP) ## dbt build into a new file, swapped in only if every test passes (generates data if missing)
-	$(PY) -m warehouse.cli build
+	$(PY) -m warehouse.cli build $(if $(filter 1,$(OVERWRITE)),--overwrite)
 
 .PHONY: test
 test: $(STAMP) ## Run the test suite (offline: recorded cassettes, local servers, no API key)

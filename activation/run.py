@@ -33,6 +33,7 @@ from warehouse import paths
 from warehouse.build import ensure_warehouse
 from warehouse.lock import warehouse_lock
 from warehouse.ops_tables import ensure_ops_tables, insert_atomically
+from warehouse.ownership import owned_dir
 
 PRIMARY_METRIC = {"90d_clv": "revenue_90d", "engagement": "converted_14d"}
 
@@ -57,6 +58,8 @@ def run_activation(
     # Destination settings were checked when `settings` was built, before anything is decided or
     # written: a missing variable fails the run at once, naming it, with nothing half-done.
     destinations = destinations_for(settings)
+    if settings.dry_run:
+        owned_dir("outbox")  # where the plan goes: refused at once if the folder is not ours
     spark = None
     if settings.decide_on == "spark":  # the same Pipeline, per partition of the Spark marts
         from agent.spark.decisions import SparkDecisionStep

@@ -156,11 +156,13 @@ def _run(settings: EvalSettings) -> tuple[EvalReport, Path]:
     from evals.truth_adapter import warehouse_organic, warehouse_truth
     from warehouse import paths
     from warehouse.build import ensure_warehouse
+    from warehouse.ownership import owned_dir
 
     candidate = candidate_spec(settings)
     baseline = spec_for(settings.baseline, settings)
     if baseline.name == candidate.name:
         raise UserError(f"candidate and baseline are the same policy ({candidate.name}): change --baseline")
+    owned_dir("reports")  # where the report goes: refused at once if the folder is not ours
     ensure_warehouse()
     truth = warehouse_truth()  # before any decision: a warehouse without it is one line, at once
     organic = warehouse_organic()

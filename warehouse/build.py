@@ -2,7 +2,9 @@
 
 A build never changes the warehouse file that Python reads while it runs:
 
-1. it takes the build lock (one build at a time; a second one gets one line naming the first);
+1. it takes the build lock (one build at a time; a second one gets one line naming the first) and
+   refuses a file that is not this project's warehouse (warehouse/ownership.py: its marker, or
+   NBA_WAREHOUSE__OVERWRITE=1 to move the file aside first);
 2. it opens the current file read-only and keeps it open to the end: DuckDB then refuses every
    writer (an activation run gets DuckDB's lock error naming this build), readers keep reading the
    last good marts, and nothing can be written that the new file would miss;
@@ -11,7 +13,7 @@ A build never changes the warehouse file that Python reads while it runs:
    log, contact ledger, sync state, ...): everything except dbt's `main`;
 4. `dbt build` runs against the new file; on any failure the new file is deleted and the current
    one is untouched (a failed first build leaves no file at all);
-5. on success the new file is checkpointed, fsynced and renamed over the current one in one
+5. on success the new file gets the marker, and is checkpointed, fsynced and renamed over the current one in one
    `os.replace`: readers that opened the old file keep reading it, new ones get the new marts.
 
 The ops tables' row counts are checked after the copy and again after dbt, so a build cannot lose a
@@ -31,6 +33,7 @@ from warehouse import generate, paths
 from warehouse.access import BuildLock, check_complete, check_path, connect, label
 from warehouse.dbt_runner import MART_TABLES, run_dbt
 from warehouse.errors import DbtFailed, WarehouseError, WarehouseUnreadable
+from warehouse.ownership import claim_file, is_duckdb_file, stamp
 
 # dbt builds into `main` (and `main_<custom>` schemas); every other schema belongs to the product.
 _DBT_SCHEMAS = ("main",)
@@ -54,10 +57,15 @@ def build(
     quiet: bool = True,
     wait_s: float = 0.0,
     unit_tests: bool = False,
+    overwrite: bool | None = None,
 ) -> Path:
-    """Generate raw data if missing (or asked), then `dbt build` into a new file and swap it in."""
+    """Generate raw data if missing (or asked), then `dbt build` into a new file and swap it in.
+    `overwrite` (default NBA_WAREHOUSE__OVERWRITE): move a file that is not ours aside first."""
     db = paths.duckdb_path()
     with BuildLock(db, wait_s=wait_s):
+        if is_duckdb_target():  # before generating anything: a file that is not ours is refused at once
+            check_path(db)
+            claim_file(db, overwrite)
         meta = generate.read_meta()
         wanted = config or generate.GenerateConfig()
         if regenerate or meta is None or (config is not None and meta != config.meta):
@@ -65,7 +73,7 @@ def build(
         if not is_duckdb_target():
             run_dbt(dbt_build_args(unit_tests), quiet=quiet)
             return db
-        atomic_dbt_build(db, quiet=quiet, wait_s=wait_s, unit_tests=unit_tests)
+        atomic_dbt_build(db, quiet=quiet, wait_s=wait_s, unit_tests=unit_tests, overwrite=overwrite)
     return db
 
 
@@ -73,6 +81,9 @@ def seed(quiet: bool = True, wait_s: float = 0.0) -> None:
     """`dbt seed` in place (each seed is replaced in one statement), under the build lock."""
     db = paths.duckdb_path()
     with BuildLock(db, wait_s=wait_s, what="seed"):
+        if is_duckdb_target():
+            check_path(db)
+            claim_file(db)
         if is_duckdb_target() and db.exists():
             connect(db, read_only=False, wait_s=wait_s).close()  # busy or unreadable: one line, now
         run_dbt(["seed"], quiet=quiet)
@@ -82,9 +93,12 @@ def build_dir(db: Path) -> Path:
     return db.parent / f".{db.stem}-build"
 
 
-def atomic_dbt_build(db: Path, quiet: bool = True, wait_s: float = 0.0, unit_tests: bool = False) -> None:
-    """Steps 2-5 of the module docstring; the caller holds the build lock."""
+def atomic_dbt_build(
+    db: Path, quiet: bool = True, wait_s: float = 0.0, unit_tests: bool = False, overwrite: bool | None = None
+) -> None:
+    """Steps 1 (ours?) to 5 of the module docstring; the caller holds the build lock."""
     check_path(db)
+    claim_file(db, overwrite)  # never over another project's file: refused, or moved aside when asked
     staging = build_dir(db)
     shutil.rmtree(staging, ignore_errors=True)  # a build killed earlier: we hold the lock, it is stale
     staging.mkdir(parents=True)
@@ -103,6 +117,8 @@ def atomic_dbt_build(db: Path, quiet: bool = True, wait_s: float = 0.0, unit_tes
         except DbtFailed as exc:
             kept = "the previous warehouse is unchanged" if previous else "no warehouse was written"
             raise DbtFailed(f"{exc}; {kept}", exc.failures) from None
+        with duckdb.connect(str(new)) as con:
+            stamp(con)  # ops.warehouse_marker: this project's, with what main holds now
         _checkpoint(new)
         _check_counts(new, carried)
         _fsync(new)
@@ -238,8 +254,8 @@ def missing_marts(db_path: Path | None = None) -> list[str]:
     not start a build beside the process that holds it, nor over data that could be restored."""
     db_path = db_path or paths.duckdb_path()
     check_path(db_path)
-    if not db_path.exists() or db_path.stat().st_size == 0:
-        return list(MART_TABLES)
+    if not db_path.exists() or db_path.stat().st_size == 0 or not is_duckdb_file(db_path):
+        return list(MART_TABLES)  # another kind of file: the build refuses it (ownership.claim_file)
     con = connect(db_path, read_only=True)
     try:
         check_complete(con, db_path)

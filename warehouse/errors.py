@@ -31,6 +31,13 @@ class WarehouseUnreadable(WarehouseError):
     exit_code = 2
 
 
+class NotOurs(WarehouseError):
+    """NBA_DUCKDB_PATH, or an outbox, reports or cache folder, holds data this project did not write:
+    nothing is built or written over it (warehouse/ownership.py)."""
+
+    exit_code = 2
+
+
 class TruthMissing(WarehouseError, FileNotFoundError):
     """The synthetic generator's ground truth, which the evals score against, is not there."""
 

@@ -122,7 +122,9 @@ def test_a_run_stopped_by_an_exception_ends_error_with_its_reason(
     monkeypatch.setattr(Pipeline, "decide", boom)
     with pytest.raises(RuntimeError):
         run_activation(load_settings(ActivateSettings, dry_run=True, limit=5))
-    ((status, finished, raw),) = query(warehouse_copy, "select status, finished_at, summary_json from ops.run_log")
+    ((status, finished, raw),) = query(
+        warehouse_copy, "select status, finished_at, summary_json from ops.run_log"
+    )
     assert status == "error" and finished is not None
     assert json.loads(raw)["error"] == "RuntimeError: the decision step broke"
     with read_only() as con:
