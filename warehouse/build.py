@@ -33,7 +33,7 @@ from warehouse import generate, paths
 from warehouse.access import BuildLock, check_complete, check_path, connect, label
 from warehouse.dbt_runner import MART_TABLES, run_dbt
 from warehouse.errors import DbtFailed, WarehouseError, WarehouseUnreadable
-from warehouse.ownership import claim_file, is_duckdb_file, stamp
+from warehouse.ownership import claim_file, is_duckdb_file, overwrite_requested, refusal, stamp
 
 # dbt builds into `main` (and `main_<custom>` schemas); every other schema belongs to the product.
 _DBT_SCHEMAS = ("main",)
@@ -254,8 +254,12 @@ def missing_marts(db_path: Path | None = None) -> list[str]:
     not start a build beside the process that holds it, nor over data that could be restored."""
     db_path = db_path or paths.duckdb_path()
     check_path(db_path)
-    if not db_path.exists() or db_path.stat().st_size == 0 or not is_duckdb_file(db_path):
-        return list(MART_TABLES)  # another kind of file: the build refuses it (ownership.claim_file)
+    if not db_path.exists() or db_path.stat().st_size == 0:
+        return list(MART_TABLES)
+    if not is_duckdb_file(db_path):  # someone else's file: refused, or (asked to) moved aside by the build
+        if overwrite_requested():
+            return list(MART_TABLES)
+        raise refusal(db_path, "is not a DuckDB file")
     con = connect(db_path, read_only=True)
     try:
         check_complete(con, db_path)

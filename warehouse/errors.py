@@ -31,13 +31,6 @@ class WarehouseUnreadable(WarehouseError):
     exit_code = 2
 
 
-class NotOurs(WarehouseError):
-    """NBA_DUCKDB_PATH, or an outbox, reports or cache folder, holds data this project did not write:
-    nothing is built or written over it (warehouse/ownership.py)."""
-
-    exit_code = 2
-
-
 class TruthMissing(WarehouseError, FileNotFoundError):
     """The synthetic generator's ground truth, which the evals score against, is not there."""
 
@@ -52,6 +45,11 @@ class WarehouseBusy(WarehouseError):
     def __init__(self, message: str, pid: int | None = None):
         super().__init__(message)
         self.pid = pid
+
+
+class NotOurs(WarehouseUnreadable):
+    """NBA_DUCKDB_PATH, or an outbox, reports or cache folder, holds data this project did not write:
+    nothing is built or written over it (warehouse/ownership.py)."""
 
 
 class BadSetting(WarehouseError):

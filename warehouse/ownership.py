@@ -125,6 +125,14 @@ def file_problem(db: Path) -> str | None:
         con.close()
 
 
+def refusal(db: Path, problem: str) -> NotOurs:
+    return NotOurs(
+        f"{db} (NBA_DUCKDB_PATH) {problem}; nothing was changed: point NBA_DUCKDB_PATH at another file, "
+        f"or set {OVERWRITE_ENV}=1 (make build OVERWRITE=1) to move it aside to "
+        f"{db.name}.replaced-<time> and build a new warehouse"
+    )
+
+
 def claim_file(db: Path, overwrite: bool | None = None) -> Path | None:
     """Refuse (NotOurs, one line) to build over a file at `db` that is not this project's warehouse;
     with `overwrite` (default: NBA_WAREHOUSE__OVERWRITE) move it and its WAL aside first and return
@@ -133,11 +141,7 @@ def claim_file(db: Path, overwrite: bool | None = None) -> Path | None:
     if problem is None:
         return None
     if not (overwrite_requested() if overwrite is None else overwrite):
-        raise NotOurs(
-            f"{db} (NBA_DUCKDB_PATH) {problem}; nothing was changed: point NBA_DUCKDB_PATH at another file, "
-            f"or set {OVERWRITE_ENV}=1 (make ... OVERWRITE=1) to move it aside to "
-            f"{db.name}.replaced-<time> and build a new warehouse"
-        )
+        raise refusal(db, problem)
     aside = db.with_name(f"{db.name}.replaced-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
     os.replace(db, aside)
     wal = db.with_name(db.name + ".wal")
