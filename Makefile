@@ -62,7 +62,7 @@ EVAL_PARAMS := MODE GOAL DISCOUNT_CAP PROMPT_VERSION BASELINE SAMPLE AS_OF OUTPU
 # --- exit codes ---------------------------------------------------------------------------------
 # GNU make ends with 2 whenever a recipe fails, whatever the recipe's code. A program target `t`
 # therefore runs its program in `.run/t`, which always succeeds and records the program's exit code
-# in .make/status.<make's pid>; `t` itself then ends make with that code through $(exit-status), a
+# in .make/status-t.<make's pid>; `t` itself then ends make with that code through $(exit-status), a
 # function of make/exit_status.c (built on first use, loaded into make). `make plan` so returns
 # what the program returns (docs/reliability.md). Without a C compiler, `t` fails its recipe with
 # the code instead: make exits 2 and its "*** [t] Error N" line names the program's code.
@@ -74,7 +74,7 @@ endif
 STATUS := .make/status
 # $(call run,SETTINGS,COMMAND,OTHERS): a program's recipe (in .run/<target>): SETTINGS as NBA_*
 # variables, OTHERS (the flags COMMAND reads) only announced when found in the environment
-run = $(call announce,$(1) $(3)) $(call nba_env,$(1)) $(2); echo $$? > $(STATUS).$$PPID
+run = $(call announce,$(1) $(3)) $(call nba_env,$(1)) $(2); echo $$? > $(STATUS)-$(@F).$$PPID
 PROGRAMS := seed build simulate-outcomes simulate-days docs bi plan apply activate explain runs status \
 	replay-dlq prompt llm-batch-export llm-batch-run llm-batch-submit llm-batch-import eval
 .PHONY: $(PROGRAMS) $(addprefix .run/,$(PROGRAMS))
@@ -82,7 +82,7 @@ $(addprefix .run/,$(PROGRAMS)): | .make
 .make:
 	@mkdir -p $@
 $(PROGRAMS): %: .run/%
-	@$(if $(filter .make/exit_status.so,$(.LOADED)),$(exit-status $(STATUS)),exit "$$(cat $(STATUS).$$PPID; rm -f $(STATUS).$$PPID)")
+	@$(if $(filter .make/exit_status.so,$(.LOADED)),$(exit-status $(STATUS)-$@),exit "$$(cat $(STATUS)-$@.$$PPID; rm -f $(STATUS)-$@.$$PPID)")
 
 
 AIRFLOW_VENV := .venv-airflow

@@ -27,7 +27,8 @@ import json, os, sys
 with open(os.environ["DUMP_TO"], "a") as fh:  # one line per call (make seed makes two)
     env = {{k: v for k, v in os.environ.items() if k.startswith("NBA_")}}
     print(json.dumps({{"argv": sys.argv[1:], "env": env}}), file=fh)
-sys.exit(int(os.environ.get("DUMP_EXIT", "0")))
+command = sys.argv[3].upper().replace("-", "_") if len(sys.argv) > 3 else ""
+sys.exit(int(os.environ.get("DUMP_EXIT_" + command, os.environ.get("DUMP_EXIT", "0"))))
 """
 # target -> (parameters passed as NBA_* settings, parameters passed as --flags)
 TARGETS = {
@@ -175,7 +176,15 @@ def test_make_exits_with_the_programs_own_code(makedir: Path, code: int) -> None
         proc, got = make(makedir, target, code=code)
         assert got is not None and proc.returncode == code, (target, proc.stderr)
         assert "***" not in proc.stderr  # make adds no line of its own
-    assert not list((makedir / ".make").glob("status.*"))  # each code file is read and removed
+    assert not list((makedir / ".make").glob("status-*"))  # each code file is read and removed
+
+
+def test_parallel_targets_each_carry_their_own_code(makedir: Path) -> None:
+    for plan, runs in ((0, 4), (3, 0)):
+        proc, _ = make(
+            makedir, "-j2", "plan", "runs", env={"DUMP_EXIT_PLAN": str(plan), "DUMP_EXIT_RUNS": str(runs)}
+        )
+        assert proc.returncode == plan + runs, proc.stderr
 
 
 def test_without_a_compiler_makes_error_line_still_names_the_code(makedir: Path, tmp_path: Path) -> None:
