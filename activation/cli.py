@@ -24,7 +24,7 @@ import typer
 from activation.settings import ActivateSettings
 from core.cli import run, setting, version_option
 from core.config import load_settings
-from core.errors import UserError
+from core.errors import ConfigError, UserError
 
 app = typer.Typer(
     name="nba-activate",
@@ -236,7 +236,9 @@ def explain(
 
 @app.command()
 def runs(
-    last: Annotated[int, typer.Option(help="How many runs, newest first.", min=1, max=1000)] = 10,
+    last: Annotated[
+        str | None, typer.Option(help="How many runs, newest first (1-1000). [default: 10]", metavar="N")
+    ] = None,
     output: Output = None,
 ) -> int:
     """The last runs from ops.run_log: kind (plan, live, apply), status, sends, rows delivered and not,
@@ -244,10 +246,13 @@ def runs(
     from activation.render import print_runs
     from activation.runs import holder, read_only, recent_runs
 
+    count = 10 if last is None else last.strip()
+    if not (isinstance(count, int) or (count.isascii() and count.isdigit() and 1 <= int(count) <= 1000)):
+        raise ConfigError("--last / LAST=", "must be a whole number from 1 to 1000", last)
     settings = load_settings(ActivateSettings, output=output)
     live = holder()
     with read_only() as con:
-        rows = recent_runs(con, last, live.run_id if live else None)
+        rows = recent_runs(con, int(count), live.run_id if live else None)
     if settings.output == "json":
         print(json.dumps(rows, indent=2, default=str))
     else:

@@ -48,9 +48,25 @@ def _counts(c: Mapping[str, int]) -> str:
     return ", ".join(f"{n} {label(k)}" for k, n in c.items() if n)
 
 
+def _print_llm_stopped(s: RunSummary, console: Console) -> None:
+    """At the top: the LLM could not keep up and the run stopped asking it (agent/llm_flow.py)."""
+    stopped = s.fallbacks.get("llm_stopped", 0)
+    if not stopped:
+        return
+    failed = sum(n for k, n in s.fallbacks.items() if k != "llm_stopped")
+    _para(
+        console,
+        f"The LLM could not keep up: after {failed} failed requests the run stopped asking it, and "
+        f"{stopped} decisions fell back to the rules without a call. Use a faster endpoint "
+        "(OPENAI_BASE_URL), a longer NBA_LLM__TIMEOUT_S, or fewer customers (SEGMENT=).",
+        indent=0,
+    )
+
+
 def print_summary(s: RunSummary, console: Console | None = None) -> None:  # noqa: C901 - one section each
     console = console or Console()
     _print_heading(s, console)
+    _print_llm_stopped(s, console)
     console.print()
     t = table("segment", *STATUS_HEADS.values(), right=list(STATUS_HEADS.values()))
     for seg, counts in sorted(s.by_segment.items()):

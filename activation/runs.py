@@ -28,7 +28,8 @@ from activation.delivery_glue import failure_report
 from activation.run_log import RUNNING, as_shown
 from activation.settings import ActivateSettings
 from core.errors import UserError
-from warehouse import paths
+from warehouse import errors, paths
+from warehouse.access import check_complete, check_path, connect
 from warehouse.dbt_runner import dbt_env
 from warehouse.lock import Holder, WarehouseBusy, lock_path
 
@@ -240,13 +241,15 @@ def holder() -> Holder | None:
 def read_only() -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only connection to the warehouse; one line when there is none or a run holds it."""
     db = paths.duckdb_path()
+    check_path(db)  # a directory is not "in use": say what it is
     if not db.exists():
         raise UserError(f"no warehouse at {db}: make build (or make plan, which builds it first)")
     try:
-        con = duckdb.connect(str(db), read_only=True)
-    except duckdb.IOException:
+        con = connect(db, read_only=True)  # corrupt, not DuckDB: one line naming the file
+    except errors.WarehouseBusy:
         raise WarehouseBusy(db, holder(), 0) from None
     try:
+        check_complete(con, db)  # a truncated file opens, then fails at the first missing block
         yield con
     finally:
         con.close()

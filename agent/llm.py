@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
@@ -30,6 +31,7 @@ from instructor.core import IncompleteOutputException, InstructorRetryException
 from pydantic import BaseModel, ConfigDict, Field, computed_field, create_model
 
 from agent.cache import DecisionCache, cache_key
+from agent.llm_flow import STOPPED, Flow
 from agent.llm_transport import check_response_models_once, fewer_gc_passes, http_client, post_as_built
 from agent.prompts import Choice, RenderedPrompt
 from core.config import LLMSettings
@@ -270,6 +272,8 @@ class LLMClient:
         self._endpoint = endpoint
         self._client: Any = None
         self.calls = 0
+        self.flow: Flow | None = None  # the last propose_many's congestion window and breaker
+        self._said_stopped = False
 
     def _connect(self) -> Any:
         if self._client is not None:
@@ -320,9 +324,12 @@ class LLMClient:
             cur["error"] = f"{type(error).__name__}: {str(error)[:200]}"
 
     # --- calls -----------------------------------------------------------------------------------
-    async def propose(self, ctx: CustomerContext, prompt: RenderedPrompt) -> PolicyOutcome:
+    async def propose(
+        self, ctx: CustomerContext, prompt: RenderedPrompt, flow: Flow | None = None
+    ) -> PolicyOutcome:
+        """The cache's answer, else the model's: asked when `flow` (the congestion window) has room,
+        not at all once its breaker has tripped (the outcome is then `llm_stopped`)."""
         s = self.settings
-        messages = prompt.messages()
         cache = self.cache if s.cache else None
         response_model = response_model_for_prompt(ctx, prompt, self.ref)
         # hashing costs: only with a cache
@@ -333,6 +340,29 @@ class LLMClient:
                 data, failure, attempts = hit
                 cached = Proposal.model_validate(data) if data is not None else None
                 return self._outcome(ctx, prompt, cached, failure, attempts, cached=True)
+        if flow is None:
+            return await self._ask(ctx, prompt, response_model, key, cache)
+        if not await flow.acquire():
+            return self._outcome(ctx, prompt, None, STOPPED, [])
+        out: PolicyOutcome | None = None
+        t0 = time.perf_counter()
+        try:
+            out = await self._ask(ctx, prompt, response_model, key, cache)
+            return out
+        finally:
+            failure = out.failure_reason if out is not None else "invalid_output"
+            await flow.release(failure, time.perf_counter() - t0)
+
+    async def _ask(
+        self,
+        ctx: CustomerContext,
+        prompt: RenderedPrompt,
+        response_model: type[BaseModel],
+        key: str,
+        cache: DecisionCache | None,
+    ) -> PolicyOutcome:
+        s = self.settings
+        messages = prompt.messages()
         client = self._connect()
         trail: list[dict[str, Any]] = []
         token = _trail.set(trail)
@@ -392,12 +422,15 @@ class LLMClient:
     ) -> list[PolicyOutcome]:
         """One outcome per item; items whose requests are identical (the same prompt and schema:
         customers in the same situation) share one call, made once even when they arrive together."""
-        sem = asyncio.Semaphore(self.settings.concurrency)
+        flow = self.flow = Flow(self.settings.concurrency, timeout_s=self.settings.timeout_s)
         asked: dict[str, asyncio.Task[PolicyOutcome]] = {}
 
         async def ask(ctx: CustomerContext, prompt: RenderedPrompt) -> PolicyOutcome:
-            async with sem:
-                return await self.propose(ctx, prompt)
+            out = await self.propose(ctx, prompt, flow)
+            if flow.tripped and not self._said_stopped:
+                self._said_stopped = True
+                print(f"[llm] {flow.reason}", file=sys.stderr, flush=True)
+            return out
 
         async def one(ctx: CustomerContext, prompt: RenderedPrompt) -> PolicyOutcome:
             key = proposal_key(self.settings, ctx, prompt, self.ref)

@@ -21,6 +21,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import annotated_types
 from pydantic import (
@@ -90,7 +91,16 @@ def _as_of(v: Any) -> Any:
     return v
 
 
+def _http_url(v: str) -> str:
+    parts = urlsplit(v.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host, e.g. https://api.example.com")
+    return v.strip()
+
+
 PromptVersion = Annotated[str, AfterValidator(_prompt_version)]
+# a destination's or an endpoint's address: checked when the settings are built, before any run
+HttpURL = Annotated[str, AfterValidator(_http_url)]
 AsOf = Annotated[datetime, BeforeValidator(_as_of)]
 
 

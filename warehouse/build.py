@@ -34,6 +34,7 @@ from warehouse.access import BuildLock, check_complete, check_path, connect, lab
 from warehouse.dbt_runner import MART_TABLES, run_dbt
 from warehouse.errors import DbtFailed, WarehouseError, WarehouseUnreadable
 from warehouse.ownership import claim_file, is_duckdb_file, overwrite_requested, refusal, stamp
+from warehouse.raw_files import check_raw_files
 
 # dbt builds into `main` (and `main_<custom>` schemas); every other schema belongs to the product.
 _DBT_SCHEMAS = ("main",)
@@ -70,6 +71,7 @@ def build(
         wanted = config or generate.GenerateConfig()
         if regenerate or meta is None or (config is not None and meta != config.meta):
             generate.generate(wanted)
+        check_raw_files()  # a truncated or overwritten raw file: named now, not after dbt fails on it
         if not is_duckdb_target():
             run_dbt(dbt_build_args(unit_tests), quiet=quiet)
             return db
