@@ -47,7 +47,7 @@ Suppress = Annotated[
     setting(A, "suppress_hours", "Nobody is contacted twice within H hours (any destination).", metavar="H"),
 ]
 Prompt = Annotated[
-    str | None, setting(A, "prompt_version", "prompts/nba/<version> (LLM mode).", metavar="VERSION")
+    str | None, setting(A, "prompt_version", "agent/prompts/nba/<version> (LLM mode).", metavar="VERSION")
 ]
 AsOf = Annotated[
     str | None,
