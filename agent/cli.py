@@ -131,8 +131,8 @@ def llm_serve(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 80
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run(app, argv, prog="nba-agent")
+def main(argv: list[str] | None = None, prog: str = "nba-agent") -> int:
+    return run(app, argv, prog=prog)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, UndefinedError, meta
@@ -22,7 +21,6 @@ from agent.errors import PromptError
 from agent.facts import Detail, facts, name_keys
 from core.contracts import CustomerContext
 from core.reference import PROMPTS_DIR, ReferenceData
-
 
 GOAL_TEXT = {
     "90d_clv": "maximise 90-day customer lifetime value: a discount costs margin, offer one only when it is "
