@@ -91,14 +91,15 @@ SPARK_STAMP := $(SPARK_VENV)/.installed
 
 DBT_ARGS := --project-dir warehouse/dbt --profiles-dir warehouse/dbt
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "[setup] installing the project into $(VENV) (first run only)" >&2
 	@$(PY) -m pip install --quiet --upgrade pip wheel setuptools >&2
 	@# setuptools prints an information block ("Editable installation ... folders in your working
 	@# directory with the same name as your package") for every editable install of a flat layout
 	@# like this one: that is the point of it here, so it is filtered (a message filter, no category).
-	@PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install --quiet -e '.[dev]' >&2
+	@# requirements.lock pins the tested set (make lock): constraints, so the project itself stays editable
+	@PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install --quiet -c requirements.lock -e '.[dev]' >&2
 	@touch $(STAMP)
 
 .PHONY: help
@@ -130,7 +131,11 @@ help: ## List every target and every parameter
 	@echo "NBA_ALERTS__WEBHOOK_URL / NBA_ALERTS__SECRET, NBA_LLM__*, NBA_DELIVERY__*."
 
 .PHONY: install
-install: $(STAMP) ## Create .venv and install the project with its dev tools
+install: $(STAMP) ## Create .venv and install the project with its dev tools (versions pinned by requirements.lock)
+
+.PHONY: lock
+lock: $(STAMP) ## Rewrite requirements.lock from the versions installed in .venv (the set the tests passed on)
+	$(PY) make/lock.py && touch $(STAMP)
 
 .PHONY: seed
 seed: ## Generate synthetic raw data (CUSTOMERS, SEED, DATA_AS_OF) and load the dbt seeds

@@ -47,7 +47,7 @@ Suppress = Annotated[
     setting(A, "suppress_hours", "Nobody is contacted twice within H hours (any destination).", metavar="H"),
 ]
 Prompt = Annotated[
-    str | None, setting(A, "prompt_version", "prompts/nba/<version> (LLM mode).", metavar="VERSION")
+    str | None, setting(A, "prompt_version", "agent/prompts/nba/<version> (LLM mode).", metavar="VERSION")
 ]
 AsOf = Annotated[
     str | None,
@@ -341,9 +341,9 @@ def simulate_outcomes_cmd(
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "nba-activate") -> int:
     try:
-        return run(app, argv, prog="nba-activate")
+        return run(app, argv, prog=prog)
     except BrokenPipeError:  # `nba-activate runs --output json | head`: no traceback (exit 1, as rich does)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1

@@ -426,7 +426,7 @@ def print_explanation(x: Mapping[str, Any], console: Console | None = None) -> N
             )
         )
         console.print(
-            f"[b]LLM prompt[/b] prompts/nba/{escape(prompt['version'])}{escape(note)}", overflow="fold"
+            f"[b]LLM prompt[/b] agent/prompts/nba/{escape(prompt['version'])}{escape(note)}", overflow="fold"
         )
         console.print("[dim]# system[/dim]")
         console.print(prompt["system"], markup=False, highlight=False)

@@ -36,7 +36,9 @@ app = typer.Typer(
 
 B = BatchSettings
 Segment = Annotated[str | None, setting(B, "segment", "Who the plan decides for.")]
-Prompt = Annotated[str | None, setting(B, "prompt_version", "prompts/nba/<version>.", metavar="VERSION")]
+Prompt = Annotated[
+    str | None, setting(B, "prompt_version", "agent/prompts/nba/<version>.", metavar="VERSION")
+]
 Limit = Annotated[str | None, setting(B, "limit", "Only the first N segmented customers.", metavar="N")]
 AsOf = Annotated[
     str | None, setting(B, "as_of", "Decision time, ISO (default: the data's).", metavar="TIMESTAMP")
@@ -147,8 +149,8 @@ def submit(
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run(app, argv, prog="nba-batch")
+def main(argv: list[str] | None = None, prog: str = "nba-batch") -> int:
+    return run(app, argv, prog=prog)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def prompt(
         str | None, typer.Option(help="The customer to show (make: CUSTOMER_ID=...).")
     ] = None,
     prompt_version: Annotated[
-        str | None, setting(R, "prompt_version", "prompts/nba/<version>.", metavar="VERSION")
+        str | None, setting(R, "prompt_version", "agent/prompts/nba/<version>.", metavar="VERSION")
     ] = None,
     goal: Annotated[str | None, setting(R, "goal", "What the policy optimises.")] = None,
     discount_cap: Annotated[
@@ -98,8 +98,8 @@ def prompt(
     print("# context block (CustomerContext)")
     print(json.dumps(ctx.model_dump(mode="json"), indent=2, ensure_ascii=False))
     print(f"# context hash: {ctx.context_hash()}   eligibility: {elig.status} {elig.reasons}")
-    print(f"\n# system prompt (prompts/nba/{settings.prompt_version}/system.j2)\n{rendered.system}")
-    print(f"\n# user prompt (prompts/nba/{settings.prompt_version}/user.j2)\n{rendered.user}")
+    print(f"\n# system prompt (agent/prompts/nba/{settings.prompt_version}/system.j2)\n{rendered.system}")
+    print(f"\n# user prompt (agent/prompts/nba/{settings.prompt_version}/user.j2)\n{rendered.user}")
     return 0
 
 
@@ -131,8 +131,8 @@ def llm_serve(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 80
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run(app, argv, prog="nba-agent")
+def main(argv: list[str] | None = None, prog: str = "nba-agent") -> int:
+    return run(app, argv, prog=prog)
 
 
 if __name__ == "__main__":

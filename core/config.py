@@ -62,7 +62,7 @@ def prompt_versions(name: str = "nba") -> list[str]:
 
 def _prompt_version(v: str) -> str:
     if not _VERSION_RE.fullmatch(v) or ".." in v or (PROMPTS_DIR / "nba" / v / "system.j2").exists() is False:
-        raise ValueError(f"must be a folder under prompts/nba/: one of {', '.join(prompt_versions())}")
+        raise ValueError(f"must be a folder under agent/prompts/nba/: one of {', '.join(prompt_versions())}")
     return v
 
 

@@ -26,9 +26,12 @@ from core.errors import UserError
 
 M = TypeVar("M", bound=BaseModel)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SEEDS_DIR = REPO_ROOT / "warehouse" / "dbt" / "seeds"
-PROMPTS_DIR = REPO_ROOT / "prompts"
+# The folder that holds the project's packages: the clone, or site-packages once the wheel is
+# installed. The data files below ship inside those packages (pyproject's package-data), so both
+# read the same files; nothing is ever written here.
+PACKAGES_ROOT = Path(__file__).resolve().parent.parent
+SEEDS_DIR = PACKAGES_ROOT / "warehouse" / "dbt" / "seeds"
+PROMPTS_DIR = PACKAGES_ROOT / "agent" / "prompts"
 
 
 def _rows(name: str, seeds_dir: Path) -> list[tuple[int, dict[str, str]]]:

@@ -400,13 +400,13 @@ def _print_segments(report: EvalReport) -> None:
         print(f"{seg:<27}{n:>10,}" + "".join(f"{shares[p]:>{widths[p]}}" for p in policies) + f"{best:>9}")
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "nba-eval") -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["ope"]:  # off-policy estimates from any logged table (evals.ope_cli, docs/ope.md)
         from evals.ope_cli import main as ope_main
 
-        return ope_main(args[1:])
-    return run(app, args, prog="nba-eval")
+        return ope_main(args[1:], prog=f"{prog} ope")
+    return run(app, args, prog=prog)
 
 
 if __name__ == "__main__":

@@ -158,8 +158,8 @@ def ope(
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run(app, argv, prog="nba-eval ope")
+def main(argv: list[str] | None = None, prog: str = "nba-eval ope") -> int:
+    return run(app, argv, prog=prog)
 
 
 if __name__ == "__main__":

@@ -710,8 +710,8 @@ def main_command(
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run(app, argv, prog="nba-simulate-days")
+def main(argv: list[str] | None = None, prog: str = "nba-simulate-days") -> int:
+    return run(app, argv, prog=prog)
 
 
 if __name__ == "__main__":

@@ -232,7 +232,7 @@ with DAG(
             24, type="number", minimum=0, maximum=8760, description="no second contact within H hours"
         ),
         "dry_run": Param(True, type="boolean", description="true: outbox only; false: send to destinations"),
-        "prompt_version": Param("v1", type="string", description="prompts/nba/<version> (LLM mode)"),
+        "prompt_version": Param("v1", type="string", description="agent/prompts/nba/<version> (LLM mode)"),
         "as_of": Param("", type="string", description="decision time, ISO (empty: the run's logical date)"),
         "decide_on": Param(
             "local",

@@ -13,7 +13,7 @@ import grimp
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("core", "warehouse", "guardrails", "agent", "activation", "evals", "orchestration")
+PACKAGES = ("core", "warehouse", "guardrails", "agent", "activation", "evals", "orchestration", "nba")
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 
 
@@ -33,7 +33,7 @@ def test_import_contracts_hold() -> None:
     assert "0 broken" in proc.stdout
 
 
-LAYERS = "layers: testing > orchestration"  # the one layers contract, by the start of its name
+LAYERS = "layers: testing > nba | orchestration"  # the one layers contract, by the start of its name
 
 
 @pytest.mark.parametrize(
@@ -50,6 +50,7 @@ LAYERS = "layers: testing > orchestration"  # the one layers contract, by the st
         ("evals/harness.py", "import activation.run", LAYERS),  # siblings on one floor
         ("warehouse/paths.py", "import guardrails.clock", LAYERS),
         ("activation/plan.py", "import testing.invariants", LAYERS),  # the product never imports test doubles
+        ("agent/api.py", "import nba.cli", LAYERS),  # the command sits on top: nothing below reaches it
         ("agent/policies/rules.py", "import guardrails.engine", "only the pipeline imports the guardrails"),
     ],
 )

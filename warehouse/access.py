@@ -64,7 +64,7 @@ def check_path(path: Path) -> None:
     if path.is_dir():
         raise WarehouseUnreadable(
             f"{label(path)} is a directory, not a DuckDB file: point NBA_DUCKDB_PATH at a file "
-            f"(default {paths.DBT_DIR / 'warehouse.duckdb'})"
+            f"(default {paths.default_duckdb_path()})"
         )
     if path.parent.exists() and not path.parent.is_dir():
         raise WarehouseUnreadable(f"{label(path)}: {path.parent} is not a directory")

@@ -25,6 +25,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from core.cli import package_version
 from warehouse import generate, paths
 from warehouse.access import BuildLock
 from warehouse.bi import BI_TABLES, export_bi
@@ -46,10 +47,9 @@ def _wait_arg(value: str) -> float:
     return seconds
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="nba-warehouse", description="Synthetic data, dbt warehouse, BI exports"
-    )
+def _parser(prog: str = "nba-warehouse") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Synthetic data, dbt warehouse, BI exports")
+    parser.add_argument("--version", action="version", version=package_version())
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="generate raw Parquet and ground truth")
     generate.add_arguments(gen)
@@ -113,8 +113,8 @@ def _bi(args: argparse.Namespace) -> None:
         print(f"left out personal columns: {cols} (include them with BI_INCLUDE_PII=1 or --include-pii)")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "nba-warehouse") -> int:
+    args = _parser(prog).parse_args(argv)
     try:
         if args.command == "generate":
             with BuildLock(what="generate"):
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "bi":
             _bi(args)
     except WarehouseError as exc:
-        print(f"nba-warehouse {args.command}: {exc}", file=sys.stderr)
+        print(f"{prog} {args.command}: {exc}", file=sys.stderr)
         return exc.exit_code
     return 0
 

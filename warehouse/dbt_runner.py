@@ -1,8 +1,9 @@
 """Run dbt on the project in a subprocess of this interpreter, with the project's profile and paths.
 
-dbt runs from the repo root (the committed profile's paths are repo-relative), writes its target
-and logs under warehouse/dbt/ (overridable with DBT_TARGET_PATH / DBT_LOG_PATH), and a failure
-becomes one readable line naming the failing nodes, read from run_results.json.
+dbt runs from `paths.home()` (the repo root in a clone; the committed profile's relative paths are
+taken from there), reads the project where it ships (`paths.DBT_DIR`, inside the package), writes
+its target and logs under <home>/warehouse/dbt/ (overridable with DBT_TARGET_PATH / DBT_LOG_PATH),
+and a failure becomes one readable line naming the failing nodes, read from run_results.json.
 """
 
 from __future__ import annotations
@@ -29,14 +30,15 @@ MART_TABLES = (
 
 
 def dbt_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment dbt runs with: absolute data paths, target/logs under warehouse/dbt/."""
+    """The environment dbt runs with: absolute data paths, target and logs under home() (never
+    inside an installed package)."""
     env = dict(os.environ)
     env.update(extra or {})
     env["NBA_RAW_DIR"] = str(_resolve(env, "NBA_RAW_DIR", paths.raw_dir()))
     if env.get("NBA_DUCKDB_PATH") != ":memory:":
         env["NBA_DUCKDB_PATH"] = str(_resolve(env, "NBA_DUCKDB_PATH", paths.duckdb_path()))
-    env.setdefault("DBT_TARGET_PATH", str(paths.DBT_DIR / "target"))
-    env.setdefault("DBT_LOG_PATH", str(paths.DBT_DIR / "logs"))
+    env.setdefault("DBT_TARGET_PATH", str(paths.dbt_target_dir()))
+    env.setdefault("DBT_LOG_PATH", str(paths.dbt_log_dir()))
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     env.setdefault("DBT_PARTIAL_PARSE", "true")
     return env
@@ -76,9 +78,7 @@ def run_dbt(args: Sequence[str], env: Mapping[str, str] | None = None, quiet: bo
     if full_env["NBA_DUCKDB_PATH"] != ":memory:":
         Path(full_env["NBA_DUCKDB_PATH"]).parent.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    proc = subprocess.run(
-        dbt_command(args), cwd=paths.REPO_ROOT, env=full_env, text=True, capture_output=quiet
-    )
+    proc = subprocess.run(dbt_command(args), cwd=paths.home(), env=full_env, text=True, capture_output=quiet)
     if proc.returncode == 0:
         return
     results = Path(full_env["DBT_TARGET_PATH"]) / "run_results.json"

@@ -27,7 +27,7 @@ import yaml  # type: ignore[import-untyped]
 
 from agent.context import _CONTEXT_SQL, context_from_row
 from core.contracts import SEGMENTS, CustomerContext
-from warehouse.paths import DBT_DIR, REPO_ROOT
+from warehouse.paths import DBT_DIR, home
 
 PROFILES = DBT_DIR / "profiles.yml"
 DEFAULT_SPARK_DIR = "warehouse/data/spark"
@@ -42,11 +42,12 @@ def _render(value: Any) -> str:
 def spark_profile() -> tuple[str, dict[str, str]]:
     """(schema, Spark conf) of the committed profile's `spark` output, rendered like dbt renders it.
 
-    A relative NBA_SPARK_DIR is taken relative to the repo root, as dbt (run from there) takes it.
+    A relative NBA_SPARK_DIR is taken relative to home() (the repo root in a clone), as dbt, run from
+    there, takes it.
     """
     spark_dir = os.environ.get("NBA_SPARK_DIR") or DEFAULT_SPARK_DIR
     if not Path(spark_dir).is_absolute():
-        os.environ["NBA_SPARK_DIR"] = str(REPO_ROOT / spark_dir)
+        os.environ["NBA_SPARK_DIR"] = str(home() / spark_dir)
     output = yaml.safe_load(PROFILES.read_text(encoding="utf-8"))["nba_warehouse"]["outputs"]["spark"]
     conf = {str(k): _render(v) for k, v in (output.get("server_side_parameters") or {}).items()}
     conf["spark.sql.ansi.enabled"] = "false"  # what dbt-spark forces on its sessions

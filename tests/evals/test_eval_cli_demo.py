@@ -79,7 +79,7 @@ def test_bad_arguments_get_one_line_naming_the_fix(capsys: pytest.CaptureFixture
         (["--sample", "-3"], "--sample"),
         (["--sample", "many"], "whole number >= 1 or 'all'"),
         (["--discount-cap", "-1"], "from 0 to 100"),
-        (["--mode", "llm", "--prompt-version", "v9"], "a folder under prompts/nba/"),
+        (["--mode", "llm", "--prompt-version", "v9"], "a folder under agent/prompts/nba/"),
         (["--baseline", "v9"], "--baseline"),
         (["--mode", "rules", "--baseline", "rules"], "the same policy"),
         (["--output", "yaml"], "--output"),

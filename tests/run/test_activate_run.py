@@ -85,7 +85,7 @@ def test_invalid_arguments_get_one_line_and_exit_2() -> None:
         (["--limit", "0"], "--limit", ">= 1"),
         (["--suppress-hours", "inf"], "--suppress-hours", "from 0 to 8760"),
         (["--as-of", "9999-12-31T23:59:59"], "--as-of", "between 2000-01-01 and 2100-01-01"),
-        (["--prompt-version", "../../etc"], "--prompt-version", "a folder under prompts/nba/"),
+        (["--prompt-version", "../../etc"], "--prompt-version", "a folder under agent/prompts/nba/"),
         (["--dry-run", "2"], "nba-activate activate", "unexpected extra argument"),
     ):
         proc = subprocess.run(

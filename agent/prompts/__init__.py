@@ -1,4 +1,5 @@
-"""Versioned prompt templates: prompts/<name>/<version>/{system,user}.j2, rendered sandboxed.
+"""Versioned prompt templates: agent/prompts/<name>/<version>/{system,user}.j2 (beside this module, so
+they ship in the wheel), rendered sandboxed.
 
 StrictUndefined makes a missing variable fail loudly and name itself; the sandbox keeps a template
 from reaching into Python. A template never sees the CustomerContext: only its bucketed, masked facts
@@ -11,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, UndefinedError, meta
@@ -20,9 +20,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from agent.errors import PromptError
 from agent.facts import Detail, facts, name_keys
 from core.contracts import CustomerContext
-from core.reference import ReferenceData
-
-PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+from core.reference import PROMPTS_DIR, ReferenceData
 
 GOAL_TEXT = {
     "90d_clv": "maximise 90-day customer lifetime value: a discount costs margin, offer one only when it is "
@@ -66,7 +64,7 @@ def _env(name: str, version: str) -> SandboxedEnvironment:
     folder = PROMPTS_DIR / name / version
     if not (folder / "system.j2").exists():
         raise PromptError(
-            f"prompt version {version!r} not found under prompts/{name}/; "
+            f"prompt version {version!r} not found under agent/prompts/{name}/; "
             f"available: {', '.join(available_versions(name)) or 'none'}"
         )
     return SandboxedEnvironment(
@@ -134,9 +132,9 @@ def render_prompt(
         system = env.get_template("system.j2").render(**variables).strip()
         user = env.get_template("user.j2").render(**variables).strip()
     except TemplateNotFound as exc:
-        raise PromptError(f"prompts/{name}/{version}/ lacks {exc.name}") from exc
+        raise PromptError(f"agent/prompts/{name}/{version}/ lacks {exc.name}") from exc
     except UndefinedError as exc:
-        raise PromptError(f"prompts/{name}/{version}: {exc.message}") from exc
+        raise PromptError(f"agent/prompts/{name}/{version}: {exc.message}") from exc
     choices: tuple[Choice, ...] = ()
     if "ranking" in prompt_variables(version, name):
         choices = tuple((r["template_id"], r["channel"], float(r["discount_pct"])) for r in ranking)

@@ -1,0 +1,1 @@
+"""The `nba` command: one entry point whose subcommands are the command groups' own CLIs (nba.cli)."""
