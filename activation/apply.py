@@ -45,6 +45,7 @@ from activation.state import load_state, outstanding
 from activation.summary import RunSummary, outcomes, summarize
 from core.contracts import Decision, GuardrailCheck, GuardrailReport
 from core.errors import UserError
+from core.policy_kinds import kind
 from warehouse import paths
 from warehouse.lock import warehouse_lock
 from warehouse.ops_tables import ensure_ops_tables
@@ -217,7 +218,7 @@ def apply_plan(
                 decisions, run_id=run_id, mode=s["mode"], segment=s["segment"], goal=goal, dry_run=False,
                 as_of=h["as_of"], discount_cap=s["discount_cap"], suppress_hours=s["suppress_hours"],
                 global_holdout_pct=s["global_holdout_pct"], segment_holdout_pct=s["segment_holdout_pct"],
-                prompt_version=s["prompt_version"] if s["mode"] == "llm" else None,
+                prompt_version=s["prompt_version"] if kind(s["mode"]).prompted else None,
                 model=next((d.model for d in decisions if d.model), None),
             )  # fmt: skip
             summary.policy_identity, summary.promotion_gate = identity, gate.summary()

@@ -27,6 +27,7 @@ from agent.pipeline import Pipeline
 from agent.policies import build_policy
 from core.contracts import SEGMENTS, ContactEvent, CustomerContext, GuardrailCheck
 from core.errors import UserError
+from core.policy_kinds import LLM
 from guardrails.checks import Setting, describe, is_eligibility
 from guardrails.checks.words import utc, when
 from warehouse import paths
@@ -303,7 +304,7 @@ def rendered_prompt(
     values = settings.model_dump(include={"goal", "discount_cap", "suppress_hours", "global_holdout_pct",
                                           "segment_holdout_pct", "as_of"})  # fmt: skip
     llm = settings_from(
-        ActivateSettings, **values, mode="llm", prompt_version=prompt_version or settings.prompt_version
+        ActivateSettings, **values, mode=LLM.name, prompt_version=prompt_version or settings.prompt_version
     )
     as_of = llm.as_of or data_as_of(con)
     ref, guard = reference_for(con), llm.guardrails()

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from activation.plan import describe_changes
 from activation.summary import RunSummary
+from core.policy_kinds import kind
 from guardrails.checks import label
 from guardrails.checks.words import when
 
@@ -64,7 +65,7 @@ def print_summary(s: RunSummary, console: Console | None = None) -> None:  # noq
         fixes = {k: n for k, n in sends.items() if k != "as proposed"}
         how = f"{sends.get('as proposed', 0)} as proposed" + (f", {_counts(fixes)}" if fixes else "")
         console.print(f"sends: {s.counts['send']} ({how})")
-    if s.mode == "llm":
+    if kind(s.mode).needs_endpoint:
         fallbacks = sum(s.fallbacks.values())
         why = f" ({escape(', '.join(f'{k} {v}' for k, v in s.fallbacks.items()))})" if fallbacks else ""
         # per call: the calls run side by side (one per server slot), so the run goes faster than this
@@ -74,7 +75,7 @@ def print_summary(s: RunSummary, console: Console | None = None) -> None:  # noq
         )
         console.print(f"     tokens {s.prompt_tokens} in + {s.completion_tokens} out{rate}")
         console.print(f"     fallbacks to rules: {fallbacks}{why}")
-    elif s.mode == "learned":
+    elif kind(s.mode).learns_from_log:
         trained = s.policy_stats.get("model_trained")
         how = (
             " (trained for this run)"

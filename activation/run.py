@@ -28,6 +28,7 @@ from agent.pipeline import Pipeline
 from agent.policies import LLMEndpoint, build_policy, policy_for_identity
 from agent.ramp import RampPolicy
 from core.policy import policy_identity
+from core.policy_kinds import kind
 from warehouse import paths
 from warehouse.build import ensure_warehouse
 from warehouse.lock import warehouse_lock
@@ -99,7 +100,7 @@ def run_activation(
                         policy, incumbent, ramp_id=gate.ramp_id, share=gate.ramp_share, as_of=as_of
                     )
                     identity = policy_identity(policy)
-            label = "deciding (LLM calls)" if settings.mode == "llm" else "deciding"
+            label = "deciding (LLM calls)" if kind(settings.mode).needs_endpoint else "deciding"
             progress = progress_factory(label, len(contexts)) if progress_factory else None
             pipe = Pipeline(policy, guard=guard, ref=ref, run_id=run_id, as_of=as_of)
             decided = spark.decide(pipe, history) if spark else pipe.decide(contexts, history, progress)
@@ -121,7 +122,7 @@ def run_activation(
             suppress_hours=settings.suppress_hours,
             global_holdout_pct=settings.global_holdout_pct,
             segment_holdout_pct=settings.segment_holdout_pct,
-            prompt_version=settings.prompt_version if settings.mode == "llm" else None,
+            prompt_version=settings.prompt_version if kind(settings.mode).prompted else None,
             model=next((d.model for d in decisions if d.model), None),
             llm_calls=stats["llm_calls"],
             cache_hits=stats["cache_hits"],

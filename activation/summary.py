@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from activation.reasons import deciding_check
 from core.contracts import STATUSES, Decision, GuardrailReport
+from core.policy_kinds import fell_back, kind
 
 
 class RunSummary(BaseModel):
@@ -79,7 +80,9 @@ def summarize(decisions: Sequence[Decision], **fields: Any) -> RunSummary:
         seg[d.status] += 1
     reasons = Counter(r for d in decisions for r in d.reasons)
     fallbacks = Counter(
-        d.fallback_reason for d in decisions if d.policy == "llm->rules" and d.fallback_reason
+        d.fallback_reason
+        for d in decisions
+        if d.fallback_reason and fell_back(d.policy) and kind(d.policy).needs_endpoint
     )
     clamped = sum(
         1

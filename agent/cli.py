@@ -16,6 +16,7 @@ import typer
 from core.cli import run, setting, version_option
 from core.config import EMBEDDED_MODEL, RunConfig, load_settings
 from core.errors import UserError
+from core.policy_kinds import LLM
 
 app = typer.Typer(
     name="nba-agent",
@@ -72,7 +73,7 @@ def prompt(
         goal=goal,
         discount_cap=discount_cap,
         as_of=as_of,
-        mode="llm",
+        mode=LLM.name,
     )
     path = duckdb_path()
     if not path.exists():

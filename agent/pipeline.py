@@ -29,11 +29,11 @@ from core.contracts import (
     Eligibility,
     GuardrailReport,
     GuardrailSettings,
-    PolicyMode,
     PolicyOutcome,
 )
 from core.gc_passes import fewer_gc_passes
 from core.policy import Policy, PolicyItem, Progress
+from core.policy_kinds import kind
 from core.reference import ReferenceData, load_reference
 from guardrails.eligibility import check_eligibility
 from guardrails.engine import finalize
@@ -140,7 +140,7 @@ def decide(
     endpoint: LLMEndpoint | None = None,
     cache: DecisionCache | None = None,
     progress: Progress | None = None,
-    mode: PolicyMode | None = None,
+    mode: str | None = None,
     con: duckdb.DuckDBPyConnection | None = None,
     history_before: datetime | None = None,
 ) -> tuple[list[Decided], dict[str, int]]:
@@ -151,7 +151,7 @@ def decide(
     ref = ref or load_reference()
     guard = config.guardrails()
     mode = mode or config.mode
-    own_endpoint = endpoint is None and mode == "llm"
+    own_endpoint = endpoint is None and kind(mode).needs_endpoint
     endpoint = endpoint or (LLMEndpoint(config.llm) if own_endpoint else None)
     try:
         policy = build_policy(

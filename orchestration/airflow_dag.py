@@ -45,7 +45,8 @@ DBT_DIR = REPO_ROOT / "warehouse" / "dbt"
 # only, which Airflow 3 depends on): one source for the lists the CLI validates and for the paths.
 if str(REPO_ROOT) not in sys.path:
     sys.path.append(str(REPO_ROOT))
-from core.contracts import GOALS, MODES, SEGMENTS  # noqa: E402
+from core.contracts import GOALS, SEGMENTS  # noqa: E402
+from core.policy_kinds import run_modes  # noqa: E402
 from orchestration.alerts import alert_target, on_failure_alert  # noqa: E402
 from warehouse import paths  # noqa: E402
 
@@ -225,7 +226,7 @@ with DAG(
     tags=["activation", "dbt"],
     params={
         "segment": Param("all", type="string", enum=["all", *SEGMENTS], description="segment to activate"),
-        "mode": Param("rules", type="string", enum=list(MODES), description="policy"),
+        "mode": Param("rules", type="string", enum=list(run_modes()), description="policy"),
         "goal": Param(GOALS[0], type="string", enum=list(GOALS), description="what the policy optimises"),
         "discount_cap": Param(5, type="number", minimum=0, maximum=100, description="max discount percent"),
         "suppress_hours": Param(
