@@ -24,7 +24,6 @@ from activation.reasons import checks_of, why_not_sent
 from activation.settings import ActivateSettings
 from agent.context import data_as_of, load_contact_history, load_contexts, reference_for
 from agent.pipeline import Pipeline
-from agent.policies import build_policy
 from core.contracts import SEGMENTS, ContactEvent, CustomerContext, GuardrailCheck
 from core.errors import UserError
 from core.policy_kinds import LLM
@@ -160,9 +159,7 @@ def _decide_now(
 ) -> dict[str, Any]:
     """No run decided for this customer yet: decide through the pipeline (nothing is logged)."""
     history = load_contact_history(con, since=as_of - timedelta(hours=max(settings.suppress_hours, 24 * 7)))
-    ref, guard = reference_for(con), settings.guardrails()
-    policy = build_policy(settings, guard=guard, ref=ref, con=con, history_before=as_of)
-    pipe = Pipeline(policy, guard=guard, ref=ref, run_id="explain", as_of=as_of)
+    pipe = Pipeline.from_config(settings, run_id="explain", as_of=as_of, ref=reference_for(con), con=con)
     (decision, report), *_ = pipe.decide([ctx], history)
     row = decision.model_dump()
     row["guardrail_report"] = [c.model_dump(mode="json") for c in report.checks]
@@ -307,12 +304,10 @@ def rendered_prompt(
         ActivateSettings, **values, mode=LLM.name, prompt_version=prompt_version or settings.prompt_version
     )
     as_of = llm.as_of or data_as_of(con)
-    ref, guard = reference_for(con), llm.guardrails()
-    policy = build_policy(llm, guard=guard, ref=ref, con=con, history_before=as_of)
+    pipe = Pipeline.from_config(llm, run_id="explain", as_of=as_of, ref=reference_for(con), con=con)
+    policy = pipe.policy
     assert isinstance(policy, LLMPolicy)
-    elig = Pipeline(policy, guard=guard, ref=ref, run_id="explain", as_of=as_of).eligibility(
-        ctx, load_contact_history(con)
-    )
+    elig = pipe.eligibility(ctx, load_contact_history(con))
     channels = elig.allowed_channels or [ctx.preferred_channel]
     ranking = policy.rankings([(ctx, elig.model_copy(update={"allowed_channels": channels}))])[0]
     rendered = policy.prompt(ctx, channels, ranking)

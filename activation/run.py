@@ -25,7 +25,7 @@ from activation.settings import ActivateSettings
 from activation.summary import RunSummary, guardrail_impact, outcomes, summarize
 from agent.context import data_as_of, load_contact_history, load_contexts, reference_for
 from agent.pipeline import Pipeline
-from agent.policies import LLMEndpoint, build_policy, policy_for_identity
+from agent.policies import LLMEndpoint, policy_for_identity
 from agent.ramp import RampPolicy
 from core.policy import policy_identity
 from core.policy_kinds import kind
@@ -80,11 +80,12 @@ def run_activation(
             contexts = contexts[: settings.limit]
         window = max(settings.suppress_hours, 24 * 7)
         history = load_contact_history(con, since=as_of - timedelta(hours=window))
-        ref, guard = (spark.reference() if spark else reference_for(con)), settings.guardrails()
+        ref = spark.reference() if spark else reference_for(con)
         with LLMEndpoint(settings.llm) as endpoint:
-            policy = build_policy(
-                settings, guard=guard, ref=ref, endpoint=endpoint, con=con, history_before=as_of
+            pipe = Pipeline.from_config(
+                settings, run_id=run_id, as_of=as_of, ref=ref, endpoint=endpoint, con=con
             )
+            policy, guard = pipe.policy, pipe.guard
             identity = policy_identity(policy)
             gate = None
             if not settings.dry_run:  # a new model or prompt version goes live only with an eval behind it
@@ -99,10 +100,9 @@ def run_activation(
                     policy = RampPolicy(
                         policy, incumbent, ramp_id=gate.ramp_id, share=gate.ramp_share, as_of=as_of
                     )
-                    identity = policy_identity(policy)
+                    pipe, identity = pipe.with_policy(policy), policy_identity(policy)
             label = "deciding (LLM calls)" if kind(settings.mode).needs_endpoint else "deciding"
             progress = progress_factory(label, len(contexts)) if progress_factory else None
-            pipe = Pipeline(policy, guard=guard, ref=ref, run_id=run_id, as_of=as_of)
             decided = spark.decide(pipe, history) if spark else pipe.decide(contexts, history, progress)
             stats = {"llm_calls": 0, "cache_hits": 0} | policy.stats()
         decisions = [d for d, _ in decided]

@@ -17,7 +17,6 @@ from typing import Literal, cast
 
 import numpy as np
 
-from core import policy_kinds
 from core.contracts import (
     CustomerContext,
     Decision,
@@ -28,6 +27,8 @@ from core.contracts import (
     PolicyMode,
     stable_hash,
 )
+from core.policy_kinds import RANDOM, kind
+from core.policy_kinds import reference as uniform_kind
 from evals.constraints import CONSTRAINT_LABELS, CONSTRAINTS, Constraint, lifted_cap, lifted_contexts
 from evals.datasets.adversarial import AdversarialCase, adversarial_cases, check_adversarial_cases
 from evals.datasets.golden import GoldenCase, check_cases, load_golden
@@ -89,11 +90,15 @@ def random_reference(like: PolicySpec) -> PolicySpec:
     """The uniform-random reference under the same goal and cap as `like`."""
     return PolicySpec(
         name="uniform_random",
-        mode=policy_kinds.reference().name,
+        mode=uniform_kind().name,
         goal=like.goal,
         discount_cap=like.discount_cap,
-        identity=policy_kinds.reference().name,
+        identity=uniform_kind().name,
     )
+
+
+def _uniform(spec: PolicySpec) -> bool:
+    return kind(spec.mode).reference
 
 
 def restrict(data: LoggedData, customer_ids: set[str]) -> LoggedData:
@@ -343,12 +348,10 @@ def run_eval(
     customers = sorted(set(everyone.customer_ids.astype(str)))
     contexts = [contexts_by_customer[c] for c in customers]
     specs = [baseline, candidate] + (
-        [random_reference(candidate)]
-        if not any(policy_kinds.kind(s.mode).reference for s in (baseline, candidate))
-        else []
+        [random_reference(candidate)] if not any(map(_uniform, (baseline, candidate))) else []
     )
     decided = {spec.name: decide(spec, contexts) for spec in specs}
-    uniform = next(s for s in specs if policy_kinds.kind(s.mode).reference)
+    uniform = next(filter(_uniform, specs))
     # who can be contacted at all: eligibility is the same for every policy (the random reference
     # proposes for everyone eligibility lets through)
     contactable = {
@@ -408,7 +411,7 @@ def run_eval(
                 [
                     PolicySpec(
                         name=ORACLE,
-                        mode=policy_kinds.reference().name,
+                        mode=RANDOM.name,
                         goal=candidate.goal,
                         discount_cap=candidate.discount_cap,
                     )
@@ -437,7 +440,7 @@ def run_eval(
         scores = score_all(decisions, reports, contexts)
         report.scores[spec.name] = scores
         report.prompt_versions.append(_prompt_row(spec, scores, values))
-        if policy_kinds.kind(spec.mode).reference:
+        if _uniform(spec):
             continue
         gold = decide(spec, [c.context for c in golden]) if golden else []
         adv = decide(spec, [c.context for c in adversarial]) if adversarial else []
