@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.pipeline import decide
-from core.config import RunConfig, settings_from
+from core.config import RunConfig, default, settings_from
 from core.contracts import SEGMENTS, CustomerContext
 from core.errors import UserError
 from core.policy_kinds import kind
@@ -49,9 +49,9 @@ _API_ARGS = ("as_of", "ref", "enforce_quiet_hours", "mode", "prompt_version", "c
 
 def next_best_action(
     segment: str | None = None,
-    goal: str = "90d_clv",
-    discount_cap: float = 5.0,
-    suppress_hours: float = 24,
+    goal: str = default("goal"),
+    discount_cap: float = default("discount_cap"),
+    suppress_hours: float = default("suppress_hours"),
     **kwargs: Any,
 ) -> dict[str, Any]:
     """The next-best action, through every guardrail, for a typical customer of `segment`, or for

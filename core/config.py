@@ -320,6 +320,24 @@ class RunConfig(BaseSettings):
         return GuardrailSettings(**(values | overrides))
 
 
+def default(name: str, model: type[BaseModel] = RunConfig) -> Any:
+    """A setting's default, for what shows or passes one elsewhere (Airflow params, the Python API)."""
+    return model.model_fields[name].get_default(call_default_factory=True)
+
+
+def bounds(name: str, model: type[BaseModel] = RunConfig) -> tuple[Any, Any]:
+    """A numeric setting's inclusive (minimum, maximum); None where it has none."""
+    metadata = model.model_fields[name].metadata
+    lo = next((m.ge for m in metadata if isinstance(m, annotated_types.Ge)), None)
+    hi = next((m.le for m in metadata if isinstance(m, annotated_types.Le)), None)
+    return lo, hi
+
+
+def choices_of(name: str, model: type[BaseModel] = RunConfig) -> list[Any]:
+    """The values a Literal setting allows, in order."""
+    return list(typing.get_args(model.model_fields[name].annotation))
+
+
 S = TypeVar("S", bound=BaseSettings)
 _EXPLICIT_ONLY: ContextVar[bool] = ContextVar("nba_settings_explicit_only", default=False)
 
