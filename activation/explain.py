@@ -24,7 +24,7 @@ from activation.reasons import checks_of, why_not_sent
 from activation.settings import ActivateSettings
 from agent.context import data_as_of, load_contact_history, load_contexts, reference_for
 from agent.pipeline import Pipeline
-from core.contracts import SEGMENTS, ContactEvent, CustomerContext, GuardrailCheck
+from core.contracts import SEGMENTS, ContactEvent, CustomerContext, GuardrailCheck, GuardrailSettings
 from core.errors import UserError
 from core.policy_kinds import LLM
 from guardrails.checks import Setting, describe, is_eligibility
@@ -193,16 +193,9 @@ def explain(
     if ctx is not None:
         history = load_contact_history(con, since=as_of - timedelta(days=8)).get(customer_id, [])
 
-    def logged(key: str) -> float:  # the run's own value (0 included); the settings' for older runs
-        value = run.get(key)
-        return float(getattr(settings, key) if value is None else value)
-
     words = Setting(
         as_of=as_of,
-        suppress_hours=logged("suppress_hours"),
-        global_holdout_pct=logged("global_holdout_pct"),
-        segment_holdout_pct=logged("segment_holdout_pct"),
-        discount_cap=logged("discount_cap"),
+        guard=_run_guardrails(run, settings),
         segment=str(row["segment"]),
         ref=reference_for(con),
         ctx=ctx,
@@ -225,6 +218,14 @@ def explain(
     if row["dry_run"] and row["run_id"] != "explain":
         out["deliveries"]["planned"] = _planned(str(row["run_id"]), customer_id)
     return out
+
+
+def _run_guardrails(run: Mapping[str, Any], settings: ActivateSettings) -> GuardrailSettings:
+    """What the run's guardrails enforced, from its summary; the settings' for what it does not say
+    (a decision made now, or a run logged before the summary carried them as one object)."""
+    logged = run.get("guardrails") or run
+    given = {k: logged[k] for k in GuardrailSettings.model_fields if logged.get(k) is not None}
+    return settings.guardrails(**given)
 
 
 def _source(

@@ -118,10 +118,10 @@ def _print_heading(s: RunSummary, console: Console) -> None:
         console.print(f"sends exactly plan {s.applied_plan} (nba-activate apply)")
     parts = [
         s.policy_identity or s.mode,
-        f"goal {s.goal}",
+        f"goal {s.guardrails.goal}",
         f"as of {_as_of(s.as_of)}",
-        f"cap {s.discount_cap:g}%",
-        f"window {s.suppress_hours:g} h",
+        f"cap {s.guardrails.discount_cap:g}%",
+        f"window {s.guardrails.suppress_hours:g} h",
     ]
     lines = [""]
     for part in parts:  # wrap between the parts, never inside one

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from activation.reasons import deciding_check
-from core.contracts import STATUSES, Decision, GuardrailReport
+from core.contracts import STATUSES, Decision, GuardrailReport, GuardrailSettings
 from core.policy_kinds import fell_back, kind
 
 
@@ -26,13 +26,9 @@ class RunSummary(BaseModel):
     run_id: str
     mode: str
     segment: str
-    goal: str
+    guardrails: GuardrailSettings  # what the guardrails enforced in this run, as one object
     dry_run: bool
     as_of: str
-    discount_cap: float
-    suppress_hours: float
-    global_holdout_pct: float | None = None
-    segment_holdout_pct: float | None = None
     prompt_version: str | None
     model: str | None
     decisions: int
