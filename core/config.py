@@ -164,8 +164,9 @@ class LLMSettings(Section):
         return self.base_url is None and self.api_key is None
 
     @property
-    def mode(self) -> str:
-        """The instructor mode in force: `instructor_mode`, with auto resolved for the server."""
+    def resolved_instructor_mode(self) -> str:
+        """The instructor mode in force: `instructor_mode`, with auto resolved for the server ("mode"
+        alone is the policy's, RunConfig.mode)."""
         if self.instructor_mode != "auto":
             return self.instructor_mode
         return "json_schema" if self.embedded else "tools"
@@ -180,7 +181,7 @@ class LLMSettings(Section):
         """Settings that change what the model returns (never the key)."""
         return {
             "model": self.model,
-            "mode": self.mode,
+            "mode": self.resolved_instructor_mode,  # the key cached decisions were stored under
             "model_path": str(self.model_path) if self.model_path else None,
             "temperature": self.temperature,
             "seed": self.seed,
