@@ -38,6 +38,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from core.contracts import Goal, GuardrailSettings, Hours, Mode, Percent, Salt, SegmentChoice
 from core.errors import ConfigError
+from core.policy_kinds import LLM
 from core.reference import PROMPTS_DIR
 
 EMBEDDED_MODEL = "smollm2-135m-instruct"
@@ -379,7 +380,7 @@ def setting_names(loc: tuple[Any, ...]) -> str:
         return "settings"
     if parts[0] in _ALIASES:
         return _ALIASES[parts[0]]
-    if parts[0] == "llm" and parts[1:2] and parts[1] in ("base_url", "api_key", "model"):
+    if parts[0] == LLM.section and parts[1:2] and parts[1] in ("base_url", "api_key", "model"):
         return f"NBA_LLM__{parts[1].upper()} / {_ALIASES['openai_' + parts[1]]}"
     env = "NBA_" + "__".join(p.upper() for p in parts)
     if len(parts) > 1 or parts[0] in ENV_ONLY:
