@@ -11,20 +11,79 @@ DBT := $(VENV)/bin/dbt
 STAMP := $(VENV)/.installed
 
 # --- parameters -------------------------------------------------------------------------------
-# Run parameters reach a command only when given on make's command line (`make activate MODE=llm`),
-# as the command's NBA_* variable: an unrelated shell variable of the same name (OUTPUT, MODE, ...)
-# cannot change a run. Their defaults and validation live in the settings model (core/config.py),
-# the one owner of every setting; `make help` lists them. Data generation has its own defaults here.
+# A value given to make reaches the program as data, never as shell text: no recipe writes a user's
+# value into its command line. A parameter reaches the program as its NBA_* variable and a flag's
+# value as an argument, both through "$$NAME", a quoted reference to the variable in the recipe's
+# environment, which the shell expands once and never reads as code (quotes, ;, $$(...), backticks
+# and newlines arrive as typed). Make itself expands nothing inside a value: command-line values are
+# made simple (not recursively expanded) variables before anything reads them.
+#
+# Where a parameter comes from: make's command line (`make activate MODE=llm`) or, for those the
+# origin README documents, the environment as well (`DISCOUNT_CAP=10 make activate`). The command
+# line wins when both are given. Any other parameter found in the environment is ignored, and the
+# run says so: an unrelated shell variable (OUTPUT, LIMIT, ...) cannot change a run, and a
+# documented one cannot change it silently (the run's first line, on stderr, names each).
+# Defaults and validation live in the settings model (core/config.py), the one owner of every
+# setting; `make help` lists them.
+FROM_ENVIRONMENT := SEGMENT DRY_RUN GOAL DISCOUNT_CAP SUPPRESS_HOURS MODE
+COMMAND_LINE := $(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $(v))),$(v)))
+# make exports command-line variables to every recipe and expands them on the way: as given instead
+$(foreach v,$(COMMAND_LINE),$(eval override $(v) := $$(value $(v))))
+export $(COMMAND_LINE)
+# $(call taken,P): P if its value counts (command line; environment for FROM_ENVIRONMENT)
+taken = $(or $(filter $(1),$(COMMAND_LINE)),$(if $(filter environment,$(origin $(1))),$(filter $(1),$(FROM_ENVIRONMENT))))
+env_taken = $(foreach v,$(1),$(if $(filter environment,$(origin $(v))),$(filter $(v),$(FROM_ENVIRONMENT))))
+env_ignored = $(foreach v,$(1),$(if $(filter environment,$(origin $(v))),$(filter-out $(FROM_ENVIRONMENT),$(v))))
+# $(call nba_env,PARAMS): NBA_P="$$P" for each parameter P taken (an assignment prefix of the command)
+nba_env = $(foreach v,$(1),$(if $(call taken,$(v)),NBA_$(v)="$$$(v)"))
+# $(call flag,P,--flag): --flag "$$P" when P is taken
+flag = $(if $(call taken,$(1)),$(2) "$$$(1)")
+# $(call switch,P,--flag): --flag for P=1, nothing for P=0; any other value is refused, naming P=
+switch = $(if $(call taken,$(1)),$(if $(call is,$(1),1),$(2),$(if $(call is,$(1),0),,$(error \
+	$(1)=: must be 1 or 0 (got '$(subst $(newline),\n,$(value $(1)))')))))
+# $(call is,P,TEXT): non-empty when P's value is exactly TEXT
+is = $(and $(findstring $(2),$(value $(1))),$(findstring $(value $(1)),$(2)))
+define newline
+
+
+endef
+# $(call announce,PARAMS): the run's first line (stderr) when any of them is in the environment
+announce = $(call announce_,$(strip $(call env_taken,$(1))),$(strip $(call env_ignored,$(1))))
+announce_ = $(if $(1)$(2),{ printf 'make $(@F):'; \
+	$(if $(1),printf ' %s' 'from the environment:'; printf ' %s=%q' $(foreach v,$(1),$(v) "$$$(v)"); \
+		printf '%s' " (make's command line wins)";) \
+	$(if $(2),printf '%s' "$(if $(1),;) ignored from the environment (they count on make's command line only): $(2)";) \
+	echo; } >&2;)
 PLAN_PARAMS := SEGMENT MODE GOAL DISCOUNT_CAP SUPPRESS_HOURS PROMPT_VERSION AS_OF GLOBAL_HOLDOUT_PCT \
 	SEGMENT_HOLDOUT_PCT LIMIT OUTPUT
 RUN_PARAMS := $(PLAN_PARAMS) DRY_RUN FORCE
 EVAL_PARAMS := MODE GOAL DISCOUNT_CAP PROMPT_VERSION BASELINE SAMPLE AS_OF OUTPUT FAIL_IF_WORSE
-nba_env = $(foreach v,$(1),$(if $(filter command line,$(origin $(v))),NBA_$(v)='$($(v))'))
-# a command-line-only make variable as a flag: $(call flag,PLAN,--plan) -> --plan '<value>'
-flag = $(if $(filter command line,$(origin $(1))),$(2) '$($(1))')
-CUSTOMERS ?= 5000
-SEED ?= 42
-DATA_AS_OF ?= 2026-11-27
+
+# --- exit codes ---------------------------------------------------------------------------------
+# GNU make ends with 2 whenever a recipe fails, whatever the recipe's code. A program target `t`
+# therefore runs its program in `.run/t`, which always succeeds and records the program's exit code
+# in .make/status-t.<make's pid>; `t` itself then ends make with that code through $(exit-status), a
+# function of make/exit_status.c (built on first use, loaded into make). `make plan` so returns
+# what the program returns (docs/reliability.md). Without a C compiler, `t` fails its recipe with
+# the code instead: make exits 2 and its "*** [t] Error N" line names the program's code.
+ifneq ($(filter load,$(.FEATURES)),)
+-load .make/exit_status.so
+endif
+.make/exit_status.so: make/exit_status.c
+	@mkdir -p .make && $(CC) -shared -fPIC -O2 -o $@.$$$$ $< 2>/dev/null && mv -f $@.$$$$ $@ || rm -f $@.$$$$
+STATUS := .make/status
+# $(call run,SETTINGS,COMMAND,OTHERS): a program's recipe (in .run/<target>): SETTINGS as NBA_*
+# variables, OTHERS (the flags COMMAND reads) only announced when found in the environment
+run = $(call announce,$(1) $(3)) $(call nba_env,$(1)) $(2); echo $$? > $(STATUS)-$(@F).$$PPID
+PROGRAMS := seed build simulate-outcomes simulate-days docs bi plan apply activate explain runs status \
+	replay-dlq prompt llm-batch-export llm-batch-run llm-batch-submit llm-batch-import eval
+.PHONY: $(PROGRAMS) $(addprefix .run/,$(PROGRAMS))
+$(addprefix .run/,$(PROGRAMS)): | .make
+.make:
+	@mkdir -p $@
+$(PROGRAMS): %: .run/%
+	@$(if $(filter .make/exit_status.so,$(.LOADED)),$(exit-status $(STATUS)-$@),exit "$$(cat $(STATUS)-$@.$$PPID; rm -f $(STATUS)-$@.$$PPID)")
+
 
 AIRFLOW_VENV := .venv-airflow
 SPARK_VENV := .venv-spark
@@ -47,7 +106,8 @@ help: ## List every target and every parameter
 	@if [ -t 1 ]; then c='\033[36m'; r='\033[0m'; else c=''; r=''; fi; \
 	awk -v c="$$c" -v r="$$r" 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  %s%-18s%s %s\n", c, $$1, r, $$2}' $(MAKEFILE_LIST)
 	@echo
-	@echo "Parameters, given on make's command line only (make plan MODE=llm); [default]:"
+	@echo "Parameters, given on make's command line (make plan MODE=llm); [default]. SEGMENT, DRY_RUN, GOAL,"
+	@echo "DISCOUNT_CAP, SUPPRESS_HOURS and MODE count from the environment too (the command line wins):"
 	@echo "  plan, activate (and eval, prompt where they apply):"
 	@echo "    SEGMENT=[all]|high_value_lapse_risk|new_users_first_week_intent|churn_rescue_nps"
 	@echo "    MODE=[rules]|learned|llm  GOAL=[90d_clv]|engagement  DISCOUNT_CAP=[5] (0-100)"
@@ -64,6 +124,8 @@ help: ## List every target and every parameter
 	@echo "  prompt: CUSTOMER_ID=<id>     simulate-days: DAYS=[10] SEEDS=[0] (comma-separated) CANDIDATE=[learned]|degraded"
 	@echo "  replay-dlq: OUTPUT=[table]|json     bi: BI_INCLUDE_PII=[0]|1 (personal columns in bi/)"
 	@echo "  data: CUSTOMERS=[5000]  SEED=[42]  DATA_AS_OF=[2026-11-27]"
+	@echo "  build: OVERWRITE=[0]|1 (a file at NBA_DUCKDB_PATH that is not our warehouse is moved aside first;"
+	@echo "         NBA_WAREHOUSE__OVERWRITE=1 does the same for plan and activate)"
 	@echo "Everything else is an NBA_* environment variable (README): destinations, NBA_PLAN__MAX_AGE_MINUTES,"
 	@echo "NBA_ALERTS__WEBHOOK_URL / NBA_ALERTS__SECRET, NBA_LLM__*, NBA_DELIVERY__*."
 
@@ -71,13 +133,15 @@ help: ## List every target and every parameter
 install: $(STAMP) ## Create .venv and install the project with its dev tools
 
 .PHONY: seed
-seed: $(STAMP) ## Generate synthetic raw data (CUSTOMERS, SEED, DATA_AS_OF) and load the dbt seeds
-	$(PY) -m warehouse.cli generate --seed $(SEED) --customers $(CUSTOMERS) --as-of $(DATA_AS_OF)
-	$(PY) -m warehouse.cli seed
+seed: ## Generate synthetic raw data (CUSTOMERS, SEED, DATA_AS_OF) and load the dbt seeds
+.run/seed: $(STAMP)
+	@$(call run,,$(PY) -m warehouse.cli generate $(call flag,SEED,--seed) $(call flag,CUSTOMERS,--customers) \
+		$(call flag,DATA_AS_OF,--as-of) && $(PY) -m warehouse.cli seed,SEED CUSTOMERS DATA_AS_OF)
 
 .PHONY: build
-build: $(STAMP) ## dbt build into a new file, swapped in only if every test passes (generates data if missing)
-	$(PY) -m warehouse.cli build
+build: ## dbt build into a new file, swapped in only if every test passes (generates data if missing)
+.run/build: $(STAMP)
+	@$(call run,,$(PY) -m warehouse.cli build $(call switch,OVERWRITE,--overwrite),OVERWRITE)
 
 .PHONY: test
 test: $(STAMP) ## Run the test suite (offline: recorded cassettes, local servers, no API key)
@@ -109,67 +173,79 @@ build-spark: $(SPARK_STAMP) ## dbt build on Apache Spark in local mode (state un
 	NBA_DBT_TARGET=spark $(SPARK_VENV)/bin/python -m warehouse.cli build
 
 .PHONY: simulate-outcomes
-simulate-outcomes: $(STAMP) ## Draw synthetic outcomes for the latest run from the generator's truth (feeds the lift mart)
-	@$(PY) -m activation.cli simulate-outcomes
+simulate-outcomes: ## Draw synthetic outcomes for the latest run from the generator's truth (feeds the lift mart)
+.run/simulate-outcomes: $(STAMP)
+	@$(call run,,$(PY) -m activation.cli simulate-outcomes)
 
 .PHONY: simulate-days
-simulate-days: $(STAMP) ## DAYS daily cycles on a copy of the demo world: CANDIDATE ramps against rules, outcomes drawn, it retrains, the gate decides (SEEDS=0,1,2)
-	@$(PY) -m evals.simulate_days --days $(or $(DAYS),10) $(if $(filter command line,$(origin GOAL)),--goal '$(GOAL)') \
-		$(call flag,SEEDS,--seeds) $(call flag,CANDIDATE,--candidate)
+simulate-days: ## DAYS daily cycles on a copy of the demo world: CANDIDATE ramps against rules, outcomes drawn, it retrains, the gate decides (SEEDS=0,1,2)
+.run/simulate-days: $(STAMP)
+	@$(call run,,$(PY) -m evals.simulate_days $(call flag,DAYS,--days) $(call flag,GOAL,--goal) \
+		$(call flag,SEEDS,--seeds) $(call flag,CANDIDATE,--candidate),DAYS GOAL SEEDS CANDIDATE)
 
 .PHONY: test-dbt
 test-dbt: $(STAMP) ## Only the warehouse tests (generator, dbt build, corruption, BI export)
 	$(PY) -m pytest -q tests/warehouse
 
 .PHONY: docs
-docs: $(STAMP) ## Generate dbt docs (catalog and lineage)
-	$(PY) -m warehouse.cli docs
+docs: ## Generate dbt docs (catalog and lineage)
+.run/docs: $(STAMP)
+	@$(call run,,$(PY) -m warehouse.cli docs)
 
 .PHONY: serve-docs
 serve-docs: $(STAMP) ## Serve dbt docs on http://localhost:8080 (generated first only if stale)
 	$(PY) -m warehouse.cli serve-docs --port 8080
 
 .PHONY: bi
-bi: $(STAMP) ## Export dim_customer, customer 360 and segment scores to bi/ (no personal columns unless BI_INCLUDE_PII=1)
-	$(PY) -m warehouse.cli bi $(if $(filter 1,$(BI_INCLUDE_PII)),--include-pii)
+bi: ## Export dim_customer, customer 360 and segment scores to bi/ (no personal columns unless BI_INCLUDE_PII=1)
+.run/bi: $(STAMP)
+	@$(call run,,$(PY) -m warehouse.cli bi $(call switch,BI_INCLUDE_PII,--include-pii),BI_INCLUDE_PII)
 
 .PHONY: plan
-plan: $(STAMP) ## Decide and write the plan, sending nothing: outbox/<run_id>/ (plan.txt per customer)
-	@$(call nba_env,$(PLAN_PARAMS)) $(PY) -m activation.cli plan
+plan: ## Decide and write the plan, sending nothing: outbox/<run_id>/ (plan.txt per customer)
+.run/plan: $(STAMP)
+	@$(call run,$(PLAN_PARAMS),$(PY) -m activation.cli plan)
 
 .PHONY: apply
-apply: $(STAMP) ## Send exactly plan PLAN=<run_id> to NBA_DESTINATIONS (refused if stale or outdated)
-	@$(call nba_env,FORCE OUTPUT) $(PY) -m activation.cli apply $(call flag,PLAN,--plan)
+apply: ## Send exactly plan PLAN=<run_id> to NBA_DESTINATIONS (refused if stale or outdated)
+.run/apply: $(STAMP)
+	@$(call run,FORCE OUTPUT,$(PY) -m activation.cli apply $(call flag,PLAN,--plan),PLAN)
 
 .PHONY: activate
-activate: $(STAMP) ## Decide and activate in one go (DRY_RUN=1 by default: the same as make plan)
-	@$(call nba_env,$(RUN_PARAMS)) $(PY) -m activation.cli activate
+activate: ## Decide and activate in one go (DRY_RUN=1 by default: the same as make plan)
+.run/activate: $(STAMP)
+	@$(call run,$(RUN_PARAMS),$(PY) -m activation.cli activate)
 
 .PHONY: explain
-explain: $(STAMP) ## Explain CUSTOMER_ID's decision: segment, eligibility, proposal, guardrails, deliveries
-	@$(call nba_env,OUTPUT PROMPT_VERSION) $(PY) -m activation.cli explain $(call flag,CUSTOMER_ID,--customer-id) \
-		$(call flag,RUN_ID,--run-id) $(if $(filter command line,$(origin PROMPT)),$(if $(filter 1,$(PROMPT)),--prompt))
+explain: ## Explain CUSTOMER_ID's decision: segment, eligibility, proposal, guardrails, deliveries
+.run/explain: $(STAMP)
+	@$(call run,OUTPUT PROMPT_VERSION,$(PY) -m activation.cli explain $(call flag,CUSTOMER_ID,--customer-id) \
+		$(call flag,RUN_ID,--run-id) $(call switch,PROMPT,--prompt),CUSTOMER_ID RUN_ID PROMPT)
 
 .PHONY: runs
-runs: $(STAMP) ## The last LAST=10 runs: kind, status, sends, rows delivered and not, duration
-	@$(call nba_env,OUTPUT) $(PY) -m activation.cli runs $(call flag,LAST,--last)
+runs: ## The last LAST=10 runs: kind, status, sends, rows delivered and not, duration
+.run/runs: $(STAMP)
+	@$(call run,OUTPUT,$(PY) -m activation.cli runs $(call flag,LAST,--last),LAST)
 
 .PHONY: status
-status: $(STAMP) ## The latest run, what is owed to each destination, the plan waiting to be applied
-	@$(call nba_env,OUTPUT) $(PY) -m activation.cli status
+status: ## The latest run, what is owed to each destination, the plan waiting to be applied
+.run/status: $(STAMP)
+	@$(call run,OUTPUT,$(PY) -m activation.cli status)
 
 .PHONY: replay-dlq
-replay-dlq: $(STAMP) ## Re-send every row still owed (pending, failed) and the dead-letter queue
-	@$(call nba_env,OUTPUT) $(PY) -m activation.cli replay-dlq
+replay-dlq: ## Re-send every row still owed (pending, failed) and the dead-letter queue
+.run/replay-dlq: $(STAMP)
+	@$(call run,OUTPUT,$(PY) -m activation.cli replay-dlq)
 
 .PHONY: destinations-up
 destinations-up: $(STAMP) ## Run local HubSpot, Salesforce (TLS) and webhook servers on 127.0.0.1 for a live demo
 	$(PY) -m testing.local_servers all
 
 .PHONY: prompt
-prompt: $(STAMP) ## Show the rendered context and prompt for CUSTOMER_ID (PROMPT_VERSION)
-	@$(call nba_env,GOAL DISCOUNT_CAP PROMPT_VERSION AS_OF) $(PY) -m agent.cli prompt \
-		$(if $(filter command line,$(origin CUSTOMER_ID)),--customer-id '$(CUSTOMER_ID)')
+prompt: ## Show the rendered context and prompt for CUSTOMER_ID (PROMPT_VERSION)
+.run/prompt: $(STAMP)
+	@$(call run,GOAL DISCOUNT_CAP PROMPT_VERSION AS_OF,$(PY) -m agent.cli prompt \
+		$(call flag,CUSTOMER_ID,--customer-id),CUSTOMER_ID)
 
 .PHONY: llm-serve
 llm-serve: $(STAMP) ## Serve the embedded model (SmolLM2-135M on llama-server) on 127.0.0.1:8081 for prompt work
@@ -180,30 +256,35 @@ BATCH_PARAMS := SEGMENT MODE GOAL DISCOUNT_CAP SUPPRESS_HOURS PROMPT_VERSION AS_
 	SEGMENT_HOLDOUT_PCT LIMIT
 
 .PHONY: llm-batch-export
-llm-batch-export: $(STAMP) ## Write the plan's distinct LLM requests not yet cached as an OpenAI Batch API file OUT=
-	@$(call nba_env,$(BATCH_PARAMS)) $(PY) -m agent.batch_cli export $(call flag,OUT,--out)
+llm-batch-export: ## Write the plan's distinct LLM requests not yet cached as an OpenAI Batch API file OUT=
+.run/llm-batch-export: $(STAMP)
+	@$(call run,$(BATCH_PARAMS),$(PY) -m agent.batch_cli export $(call flag,OUT,--out),OUT)
 
 .PHONY: llm-batch-run
-llm-batch-run: $(STAMP) ## Answer Batch API file FILE= with the embedded model (or OPENAI_BASE_URL) into OUT=, resumably
-	@$(PY) -m agent.batch_cli run $(call flag,FILE,--file) $(call flag,OUT,--out)
+llm-batch-run: ## Answer Batch API file FILE= with the embedded model (or OPENAI_BASE_URL) into OUT=, resumably
+.run/llm-batch-run: $(STAMP)
+	@$(call run,,$(PY) -m agent.batch_cli run $(call flag,FILE,--file) $(call flag,OUT,--out),FILE OUT)
 
 .PHONY: llm-batch-submit
-llm-batch-submit: $(STAMP) ## Run Batch API file FILE= on the endpoint's Batch API (OPENAI_*); answers to OUT=
-	@$(PY) -m agent.batch_cli submit $(call flag,FILE,--file) $(call flag,OUT,--out)
+llm-batch-submit: ## Run Batch API file FILE= on the endpoint's Batch API (OPENAI_*); answers to OUT=
+.run/llm-batch-submit: $(STAMP)
+	@$(call run,,$(PY) -m agent.batch_cli submit $(call flag,FILE,--file) $(call flag,OUT,--out),FILE OUT)
 
 .PHONY: llm-batch-import
-llm-batch-import: $(STAMP) ## Store Batch API answers FILE= in the decision cache (the plan's parameters, as exported)
-	@$(call nba_env,$(BATCH_PARAMS)) $(PY) -m agent.batch_cli import $(call flag,FILE,--file) \
-		$(if $(filter 1,$(SKIP_UNKNOWN)),--skip-unknown)
+llm-batch-import: ## Store Batch API answers FILE= in the decision cache (the plan's parameters, as exported)
+.run/llm-batch-import: $(STAMP)
+	@$(call run,$(BATCH_PARAMS),$(PY) -m agent.batch_cli import $(call flag,FILE,--file) \
+		$(call switch,SKIP_UNKNOWN,--skip-unknown),FILE SKIP_UNKNOWN)
 
 .PHONY: record-cassettes
 record-cassettes: $(STAMP) ## Re-record the LLM cassettes against a real model server (embedded unless OPENAI_BASE_URL)
-	$(if $(OPENAI_BASE_URL),,$(PY) -m agent.cli llm-prepare)
+	$(if $(value OPENAI_BASE_URL),,$(PY) -m agent.cli llm-prepare)
 	NBA_RECORD=1 $(PY) -m pytest -q tests/agent -k cassette -p no:randomly
 
 .PHONY: eval
-eval: $(STAMP) ## Offline eval: MODE (default llm) PROMPT_VERSION vs BASELINE on SAMPLE customers; report in reports/
-	@$(call nba_env,$(EVAL_PARAMS)) $(PY) -m evals.cli
+eval: ## Offline eval: MODE (default llm) PROMPT_VERSION vs BASELINE on SAMPLE customers; report in reports/
+.run/eval: $(STAMP)
+	@$(call run,$(EVAL_PARAMS),$(PY) -m evals.cli)
 
 .PHONY: bench
 bench: $(STAMP) ## Run every benchmark under bench/ and print the ratios
@@ -223,4 +304,4 @@ typecheck: $(STAMP) ## mypy over the Python packages
 
 .PHONY: clean
 clean: ## Remove generated data, the warehouse file, outbox, reports and caches (keeps .venv)
-	rm -rf warehouse/data warehouse/dbt/target warehouse/dbt/logs warehouse/dbt/*.duckdb warehouse/dbt/.*-build warehouse/dbt/.*.lock outbox bi reports .cache
+	rm -rf warehouse/data warehouse/dbt/target warehouse/dbt/logs warehouse/dbt/*.duckdb warehouse/dbt/.*-build warehouse/dbt/.*.lock outbox bi reports .cache .make

@@ -39,6 +39,7 @@ from activation.gate import RAMP_FIRST, PromotionRefused, check_promotion
 from activation.plan import PLAN_HEADER, PLAN_ROWS, plan_guardrails
 from activation.progress import ProgressFactory, delivery_progress
 from activation.run import PRIMARY_METRIC, new_run_id
+from activation.run_log import end_unfinished, start_run
 from activation.runs import after_run
 from activation.settings import ActivateSettings
 from activation.state import load_state, outstanding
@@ -212,6 +213,7 @@ def apply_plan(
             )
             if gate.needs_ramp and not settings.force:  # a plan is the candidate for everyone
                 raise PromotionRefused(f"refusing to apply plan {plan.plan_id}: {RAMP_FIRST}")
+            _start(con, run_id, started_at, plan)  # in ops.run_log (`running`) before it writes or sends
             write_decisions(con, decided, dry_run=False)
             summary = summarize(
                 decisions, run_id=run_id, mode=s["mode"], segment=s["segment"], guardrails=guard,
@@ -222,8 +224,20 @@ def apply_plan(
             summary.policy_identity, summary.promotion_gate = identity, gate.summary()
             summary.applied_plan, summary.outcomes = plan.plan_id, outcomes(decided)
             return _deliver(con, settings, summary, decisions, destinations, started_at, t0, progress_factory)
+        except BaseException as exc:
+            end_unfinished(con, run_id, exc)  # a no-op before start_run and after the final status
+            raise
         finally:
             con.close()
+
+
+def _start(con: duckdb.DuckDBPyConnection, run_id: str, started_at: datetime, plan: LoadedPlan) -> None:
+    s, guard = plan.header["settings"], plan_guardrails(plan.header)
+    start_run(
+        con, run_id, started_at, command="apply", applied_plan=plan.plan_id, as_of=plan.header["as_of"],
+        mode=s["mode"], segment=s["segment"], goal=guard.goal, dry_run=False, discount_cap=guard.discount_cap,
+        suppress_hours=guard.suppress_hours, prompt_version=s["prompt_version"] if kind(s["mode"]).prompted else None,
+    )  # fmt: skip
 
 
 def _deliver(

@@ -24,7 +24,7 @@ import typer
 from activation.settings import ActivateSettings
 from core.cli import run, setting, version_option
 from core.config import load_settings
-from core.errors import UserError
+from core.errors import ConfigError, UserError
 
 app = typer.Typer(
     name="nba-activate",
@@ -236,17 +236,23 @@ def explain(
 
 @app.command()
 def runs(
-    last: Annotated[int, typer.Option(help="How many runs, newest first.", min=1, max=1000)] = 10,
+    last: Annotated[
+        str | None, typer.Option(help="How many runs, newest first (1-1000). [default: 10]", metavar="N")
+    ] = None,
     output: Output = None,
 ) -> int:
     """The last runs from ops.run_log: kind (plan, live, apply), status, sends, rows delivered and not,
     duration."""
     from activation.render import print_runs
-    from activation.runs import read_only, recent_runs
+    from activation.runs import holder, read_only, recent_runs
 
+    count = 10 if last is None else last.strip()
+    if not (isinstance(count, int) or (count.isascii() and count.isdigit() and 1 <= int(count) <= 1000)):
+        raise ConfigError("--last / LAST=", "must be a whole number from 1 to 1000", last)
     settings = load_settings(ActivateSettings, output=output)
+    live = holder()
     with read_only() as con:
-        rows = recent_runs(con, last)
+        rows = recent_runs(con, int(count), live.run_id if live else None)
     if settings.output == "json":
         print(json.dumps(rows, indent=2, default=str))
     else:
@@ -283,6 +289,7 @@ def replay_dlq(
     from activation.destinations import destinations_for
     from activation.errors import EXIT_OK, DeliveryIncomplete
     from activation.render import print_replay
+    from activation.run_log import sweep_dead_runs
     from activation.runs import after_run
     from warehouse import paths
     from warehouse.lock import warehouse_lock
@@ -292,6 +299,7 @@ def replay_dlq(
     with warehouse_lock(paths.duckdb_path(), command="nba-activate replay-dlq"):
         con = duckdb.connect(str(paths.duckdb_path()))
         try:
+            sweep_dead_runs(con, noticed_by="replay-dlq")  # before it re-sends what they owe
             result = replay_dead_letters(
                 con, destinations, settings=settings.delivery, decision_ids=decision_id
             )

@@ -62,7 +62,7 @@ class CircuitBreakerOpen(ActivationError):
         super().__init__(message)
 
 
-# Exit codes of `nba-activate` (README, "Reliability"): one meaning each.
+# Exit codes of `nba-activate` (docs/reliability.md): one meaning each.
 EXIT_OK = 0  # every row delivered (or already there); a dry run written
 EXIT_FAILED = 1  # the run failed: nothing got through, or an error stopped it (circuit breaker, warehouse)
 EXIT_BAD_INPUT = 2  # a flag or NBA_* setting is invalid or missing: one line names it

@@ -77,7 +77,10 @@ def _logged(con: duckdb.DuckDBPyConnection, customer_id: str, run_id: str | None
 
 
 def _latest_run(con: duckdb.DuckDBPyConnection) -> str | None:
-    row = con.execute("select run_id from ops.run_log order by started_at desc limit 1").fetchone()
+    row = con.execute(  # the latest run that decided (a run stopped before deciding logged none)
+        "select run_id from ops.run_log r where exists (select 1 from ops.decision_log d where d.run_id = r.run_id) "
+        "order by started_at desc limit 1"
+    ).fetchone()
     return row[0] if row else None
 
 

@@ -49,9 +49,25 @@ def _counts(c: Mapping[str, int]) -> str:
     return ", ".join(f"{n} {label(k)}" for k, n in c.items() if n)
 
 
+def _print_llm_stopped(s: RunSummary, console: Console) -> None:
+    """At the top: the LLM could not keep up and the run stopped asking it (agent/llm_flow.py)."""
+    stopped = s.fallbacks.get("llm_stopped", 0)
+    if not stopped:
+        return
+    failed = sum(n for k, n in s.fallbacks.items() if k != "llm_stopped")
+    _para(
+        console,
+        f"The LLM could not keep up: after {failed} failed requests the run stopped asking it, and "
+        f"{stopped} decisions fell back to the rules without a call. Use a faster endpoint "
+        "(OPENAI_BASE_URL), a longer NBA_LLM__TIMEOUT_S, or fewer customers (SEGMENT=).",
+        indent=0,
+    )
+
+
 def print_summary(s: RunSummary, console: Console | None = None) -> None:  # noqa: C901 - one section each
     console = console or Console()
     _print_heading(s, console)
+    _print_llm_stopped(s, console)
     console.print()
     t = table("segment", *STATUS_HEADS.values(), right=list(STATUS_HEADS.values()))
     for seg, counts in sorted(s.by_segment.items()):
@@ -198,7 +214,7 @@ def print_runs(runs: Sequence[Mapping[str, Any]], console: Console | None = None
     t = table("run", "kind", "mode", "status", *nums, right=nums)
     for r in runs:
         status = r["status"] or "?"
-        style = "red" if status in ("failed", "blocked_by_circuit_breaker", "error") else ""
+        style = "red" if status in ("failed", "blocked_by_circuit_breaker", "error", "abandoned") else ""
         style = "yellow" if status == "partial" else style
         shown = STATUS_SHORT.get(status, status)
         t.add_row(
@@ -215,8 +231,22 @@ def print_runs(runs: Sequence[Mapping[str, Any]], console: Console | None = None
     notes = ["sends: send decisions; deliv./failed: rows (decision x destination)"]
     if any(r["status"] == "blocked_by_circuit_breaker" for r in runs):
         notes.append("blocked: the circuit breaker refused the send volume (FORCE=1 overrides)")
+    if any(r["status"] == "abandoned" for r in runs):
+        notes.append(
+            "abandoned: its process ended mid-run (killed); the next live run or make replay-dlq re-sends "
+            "what it owes"
+        )
     for note in notes:
         _para(console, note, indent=0)
+
+
+def _outcome(run: Mapping[str, Any]) -> str:
+    if run["status"] == "abandoned":
+        return (
+            f"abandoned (its process ended mid-run), {run['delivered']} rows delivered, "
+            f"{run.get('owed', 0)} owed"
+        )
+    return f"{run['status']}, {run['delivered']} rows delivered, {run['not_delivered']} not"
 
 
 def print_status(info: Mapping[str, Any], console: Console | None = None) -> None:
@@ -231,26 +261,18 @@ def print_status(info: Mapping[str, Any], console: Console | None = None) -> Non
     latest = info.get("latest")
     if latest is None:
         console.print("no runs yet: make plan (a dry run) or make activate")
-    elif latest["kind"] == "plan":
+    elif latest["kind"] == "plan" and latest["status"] == "completed":
         _para(
             console,
             f"latest run {latest['run_id']}: a plan ({latest['mode']}), {latest['send']} sends",
             indent=0,
         )
     else:
-        _para(
-            console,
-            f"latest run {latest['run_id']} ({latest['kind']}, {latest['mode']}): {latest['status']}, "
-            f"{latest['delivered']} rows delivered, {latest['not_delivered']} not",
-            indent=0,
-        )
+        _para(console, f"latest run {latest['run_id']} ({latest['kind']}, {latest['mode']}): {_outcome(latest)}",
+              indent=0)  # fmt: skip
     live = info.get("last_live")
     if live and latest and live["run_id"] != latest["run_id"]:
-        _para(
-            console,
-            f"last live run {live['run_id']}: {live['status']}, {live['delivered']} rows delivered",
-            indent=0,
-        )
+        _para(console, f"last live run {live['run_id']}: {_outcome(live)}", indent=0)
     owed = info.get("owed") or {}
     if owed:
         console.print()

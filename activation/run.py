@@ -23,6 +23,7 @@ from activation.fingerprint import warehouse_fingerprint
 from activation.gate import GateVerdict, check_promotion
 from activation.plan import record_plan
 from activation.progress import ProgressFactory, building_warehouse, delivery_progress
+from activation.run_log import run_columns, run_recorded
 from activation.runs import after_run
 from activation.settings import ActivateSettings
 from activation.summary import RunSummary, guardrail_impact, outcomes, summarize
@@ -38,6 +39,7 @@ from warehouse import paths
 from warehouse.build import ensure_warehouse
 from warehouse.lock import warehouse_lock
 from warehouse.ops_tables import ensure_ops_tables, insert_atomically
+from warehouse.ownership import owned_dir
 
 if TYPE_CHECKING:
     from agent.spark.decisions import SparkDecisionStep
@@ -79,6 +81,8 @@ def run_activation(
     # Destination settings were checked when `settings` was built, before anything is decided or
     # written: a missing variable fails the run at once, naming it, with nothing half-done.
     destinations = destinations_for(settings)
+    if settings.dry_run:
+        owned_dir("outbox")  # where the plan goes: refused at once if the folder is not ours
     spark = None
     if settings.decide_on == "spark":  # the same Pipeline, per partition of the Spark marts
         from agent.spark.decisions import SparkDecisionStep
@@ -95,6 +99,10 @@ def run_activation(
             con = opened.enter_context(duckdb.connect(str(paths.duckdb_path())))  # closed before the lock
         run.as_of = as_of = settings.as_of or (spark.data_as_of() if spark else data_as_of(con))
         ensure_ops_tables(con)  # the contact ledger and delivery state stay in DuckDB, also with Spark
+        # in ops.run_log from here on (`running`), before the long work: activation/run_log.py
+        opened.enter_context(
+            run_recorded(con, run.run_id, run.started_at, command="activate", **run_columns(settings, as_of))
+        )
         # what a plan (dry run) depends on, before deciding; a Spark run's marts live in Spark, so
         # its dry run is an outbox without an applicable plan
         fingerprint = warehouse_fingerprint(con) if spark is None else None

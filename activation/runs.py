@@ -5,9 +5,8 @@ The mart (`mart_marketing__activation_metrics`, over the ops tables) is refreshe
 run inside the run's own lock and connection, by running the model's SQL as dbt compiled it (the
 manifest's `compiled_code`, when the manifest is of the model file as it is now) or, without a
 usable manifest, the model file with its `ref()`s resolved to this warehouse's relations. A dbt
-call per run would cost ~15 s wall / 4 s CPU (measured, `dbt run --select` of the one model on a
-loaded 2-core machine) against a 4 s rules run; the SQL takes milliseconds. `make build` stays the
-full, tested build of it.
+call per run would cost more than a rules run itself (dbt's start-up), the SQL only milliseconds
+(bench/README.md). `make build` stays the full, tested build of it.
 """
 
 from __future__ import annotations
@@ -26,9 +25,11 @@ from jinja2 import Environment, StrictUndefined
 
 from activation.alerts import ALERT_STATUSES, alert_body, post_alert
 from activation.delivery_glue import failure_report
+from activation.run_log import RUNNING, as_shown
 from activation.settings import ActivateSettings
 from core.errors import UserError
-from warehouse import paths
+from warehouse import errors, paths
+from warehouse.access import check_complete, check_path, connect
 from warehouse.dbt_runner import dbt_env
 from warehouse.lock import Holder, WarehouseBusy, lock_path
 
@@ -113,7 +114,7 @@ def after_run(
     if status is None:
         row = con.execute("select status from ops.run_log where run_id = ?", [run_id]).fetchone()
         status = row[0] if row else None
-    if error is not None and status in (None, "completed"):
+    if error is not None and status in (None, "completed", RUNNING):
         status = "error"
     if not summary.dry_run and status in ALERT_STATUSES:
         lines = failure_report(con, run_id, status) if status in ("partial", "failed") else []
@@ -145,16 +146,19 @@ def _total(dests: Mapping[str, Mapping[str, int]], *keys: str) -> int:
     return sum(int(c.get(k) or 0) for c in dests.values() for k in keys)
 
 
-def recent_runs(con: duckdb.DuckDBPyConnection, limit: int = 10) -> list[dict[str, Any]]:
-    """The last `limit` runs, newest first: status, counts, rows not delivered, duration."""
+def recent_runs(
+    con: duckdb.DuckDBPyConnection, limit: int = 10, live_run_id: str | None = None
+) -> list[dict[str, Any]]:
+    """The last `limit` runs, newest first: status, counts, rows not delivered and owed, duration.
+    A `running` row other than `live_run_id` (the run holding the lock, if any) is shown abandoned."""
     rows = con.execute(
         "select run_id, started_at, finished_at, mode, segment, dry_run, status, summary_json "
         "from ops.run_log order by started_at desc limit ?",
         [limit],
     ).fetchall()
     out = []
-    for run_id, started, finished, mode, segment, dry_run, status, raw in rows:
-        s = json.loads(raw or "{}")
+    for run_id, started, finished, mode, segment, dry_run, logged, raw in rows:
+        status, s = as_shown(con, run_id, logged, raw, live_run_id)
         dests: dict[str, dict[str, int]] = s.get("destinations") or {}
         out.append(
             {
@@ -170,7 +174,8 @@ def recent_runs(con: duckdb.DuckDBPyConnection, limit: int = 10) -> list[dict[st
                 "decisions": s.get("decisions", 0),
                 "send": (s.get("counts") or {}).get("send", 0),
                 "delivered": _total(dests, "delivered"),
-                "not_delivered": _total(dests, "failed", "dead_letter", "conflict"),
+                "not_delivered": _total(dests, "pending", "failed", "dead_letter", "conflict"),
+                "owed": _total(dests, "pending", "failed"),
                 "applied_plan": s.get("applied_plan"),
             }
         )
@@ -194,11 +199,12 @@ def owed(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, int]]:
 
 
 def latest_unapplied_plan(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
-    """The newest plan (dry run) newer than the last live run, if any."""
+    """The newest completed plan (dry run) newer than the last live run, if any. Every live run
+    counts, whatever its status (running, abandoned, failed): it is in the log from its start."""
     live = con.execute("select max(started_at) from ops.run_log where not dry_run").fetchone()
     since = live[0] if live and live[0] else datetime(1970, 1, 1)
     row = con.execute(
-        "select run_id, started_at from ops.run_log where dry_run and started_at > ? "
+        "select run_id, started_at from ops.run_log where dry_run and status = 'completed' and started_at > ? "
         "order by started_at desc limit 1",
         [since],
     ).fetchone()
@@ -235,13 +241,15 @@ def holder() -> Holder | None:
 def read_only() -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only connection to the warehouse; one line when there is none or a run holds it."""
     db = paths.duckdb_path()
+    check_path(db)  # a directory is not "in use": say what it is
     if not db.exists():
         raise UserError(f"no warehouse at {db}: make build (or make plan, which builds it first)")
     try:
-        con = duckdb.connect(str(db), read_only=True)
-    except duckdb.IOException:
+        con = connect(db, read_only=True)  # corrupt, not DuckDB: one line naming the file
+    except errors.WarehouseBusy:
         raise WarehouseBusy(db, holder(), 0) from None
     try:
+        check_complete(con, db)  # a truncated file opens, then fails at the first missing block
         yield con
     finally:
         con.close()

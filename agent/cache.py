@@ -20,6 +20,7 @@ from pathlib import Path
 
 from core.contracts import LLMAttempt, Proposal, stable_hash
 from warehouse import paths
+from warehouse.ownership import owned_dir
 
 
 def cache_path() -> Path:
@@ -50,7 +51,7 @@ def cache_key(
 
 class DecisionCache:
     def __init__(self, path: Path | None = None) -> None:
-        self.path = path or cache_path()
+        self.path = path or owned_dir("cache") / cache_path().name  # refused if the folder is not ours
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._con = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)

@@ -4,7 +4,7 @@ BF16 on a CPU with AVX512-BF16, F16 elsewhere (`weight_type`).
 
 Why this and not llama-cpp-python's server (bench/bench_llm_embedded.py, issue 17): llama-server runs
 several slots with continuous batching and reuses each slot's cached prompt prefix, and ggml's batched
-kernels read a 16-bit prompt 3-4x faster than the shipped Q4_1. Nothing of llama-cpp-python
+kernels read a 16-bit prompt several times faster than the shipped Q4_1. Nothing of llama-cpp-python
 is installed: pip downloads its sdist (no compile), cmake builds three binaries from the vendored
 llama.cpp (llama-server, llama-quantize, llama-batched-bench), and the binaries are kept under
 `<venv>/llama.cpp/` keyed by the sdist version and this CPU's instruction set (GGML_NATIVE), so a
@@ -53,9 +53,9 @@ CMAKE_FLAGS = (
 )
 # Parts of the vendored tree that the three targets never read (113 of its 176 MB).
 SKIP_DIRS = ("models", "docs", "examples", "benches", "tests", "media", "gguf-py", "tools/ui/src")
-# The build's wall time measured on 2 cores (gcc 12), for the first estimate only: 4m13s on an Intel
-# Xeon (quiet), 9m20s on an AMD EPYC; the first line says the range, the progress starts from the
-# slower and follows the rate once a tenth is compiled.
+# The build's wall time on 2 cores on a fast and a slow machine (bench/README.md), for the first
+# estimate only: the first line says the range, the progress starts from the slower and follows the
+# rate once a tenth is compiled.
 BUILD_ESTIMATE_S = (253.0, 560.0)  # on 2 cores; scaled by 2 / cores elsewhere
 _STEP = re.compile(r"^\[\s*(\d+)/(\d+)\]")  # ninja: "[87/214] Building CXX object ..."
 _PCT = re.compile(r"^\[\s*(\d+)%\]")  # make: "[ 45%] Building ..."
@@ -278,9 +278,7 @@ def ensure_built(sources: Callable[[Path, Path], Path] = fetch_sources) -> Path:
 def weight_type(flags: list[str] | None = None) -> str:
     """The 16-bit type ggml computes fastest from on this CPU: BF16 where the CPU has AVX512-BF16,
     F16 elsewhere. llamafile's tinyBLAS has an AVX2+F16C kernel for F16 but multiplies BF16 fast
-    only with AVX512-BF16: on a 2-core AMD EPYC (Zen 3, AVX2 only), llama-batched-bench at our
-    lengths, 8 streams, four alternating runs, F16 0.80-0.96 vs BF16 0.72-0.75 decisions/s (Q8_0
-    0.66-0.81, the shipped Q4_1 0.45); with AVX512-BF16 (Xeon, Zen 4) BF16 is the fast one."""
+    only with AVX512-BF16, so without it F16 is the faster of the two (bench/README.md)."""
     return "BF16" if "avx512_bf16" in (cpu_flags() if flags is None else flags) else "F16"
 
 
@@ -322,18 +320,15 @@ def server_command(
     """llama-server on 127.0.0.1 with `slots` parallel sequences sharing one KV cache.
 
     --repeat-penalty 1.1: llama-cpp-python's server applies it by default and SmolLM2 needs it (without,
-    it loops to max_tokens: 26 of 30 fell back, measured); --cache-reuse (F16 keys only) lets a slot
+    it loops to max_tokens and falls back); --cache-reuse (F16 keys only) lets a slot
     reuse cached chunks of its previous prompt; the prompt prefix is reused per slot anyway
     (cache_prompt), and our prompts put what customers share first.
-    --no-kv-unified and, on a CPU with AMX, a BF16 KV cache (`kv_args`): attention was a third of the
-    server's CPU time (perf, 4 slots); each slot attending to its own cells, in BF16, took generation
-    from 85-92 to 64-72 ms per token per slot on the 2-core Xeon (AVX512-BF16, AMX), and
-    llama-batched-bench from 0.66 to 0.74 decisions/s at 4 streams.
+    --no-kv-unified and, on a CPU with AMX, a BF16 KV cache (`kv_args`): attention is a large share
+    of the server's CPU time, and each slot attending to its own cells, in BF16, generates faster
+    there (bench/README.md).
     --no-repack on a CPU with AMX (`amx_tile`, `flags` default: this CPU's): ggml repacks quantized
-    weights (Q4_1, Q8_0, ...) into its AMX buffer there, and on the 2-core Xeon VM where this was
-    measured the server then dies with SIGSEGV while loading; without repacking Q4_1 runs (209
-    tokens/s in llama-batched-bench, 4 streams) and BF16, which is never repacked, is unchanged
-    (217-220)."""
+    weights (Q4_1, Q8_0, ...) into its AMX buffer there, and the server has crashed (SIGSEGV) while
+    loading them; without repacking Q4_1 runs and BF16, which is never repacked, is unchanged."""
     threads = threads or os.cpu_count() or 1
     flags = cpu_flags() if flags is None else flags  # read once: repack_args and kv_args decide on it
     kv = kv_args(flags)
@@ -369,11 +364,9 @@ def server_command(
 
 def kv_args(flags: list[str] | None = None) -> list[str]:
     """The KV cache in BF16 on a CPU with AMX (`amx_bf16`), for every llama.cpp tool we run (see
-    server_command); F16, llama.cpp's default, elsewhere. On the 2-core Xeon (AVX512-BF16 and AMX)
-    BF16 keys gained (0.590 decisions/s against 0.539 for F16 keys with BF16 values and 0.532 for
-    F16, 8 slots); on a 2-core AMD EPYC Zen 4 (AVX512-BF16, no AMX) they lost: BF16 weights with a
-    BF16 KV cache 0.95-1.01, with F16 1.11-1.19 (llama-batched-bench, 8 streams, three alternating
-    runs), and F16 keys keep --cache-reuse and context shift."""
+    server_command); F16, llama.cpp's default, elsewhere. BF16 keys were faster on a CPU with AMX
+    and slower on one with AVX512-BF16 but no AMX (bench/README.md), and F16 keys keep --cache-reuse
+    and context shift."""
     bf16 = "amx_bf16" in (cpu_flags() if flags is None else flags)
     return ["--cache-type-k", "bf16", "--cache-type-v", "bf16"] if bf16 else []
 

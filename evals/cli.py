@@ -158,11 +158,13 @@ def _run(settings: EvalSettings) -> tuple[EvalReport, Path]:
     from evals.truth_adapter import warehouse_organic, warehouse_truth
     from warehouse import paths
     from warehouse.build import ensure_warehouse
+    from warehouse.ownership import owned_dir
 
     candidate = candidate_spec(settings)
     baseline = spec_for(settings.baseline, settings)
     if baseline.name == candidate.name:
         raise UserError(f"candidate and baseline are the same policy ({candidate.name}): change --baseline")
+    owned_dir("reports")  # where the report goes: refused at once if the folder is not ours
     ensure_warehouse()
     truth = warehouse_truth()  # before any decision: a warehouse without it is one line, at once
     organic = warehouse_organic()
@@ -175,8 +177,8 @@ def _run(settings: EvalSettings) -> tuple[EvalReport, Path]:
     # A policy with a learned model (MODE=learned, or an LLM prompt drafting on its ranking) is
     # evaluated only on touches it did not train on: it trains (and builds its customers' history
     # features) on touches before the cut-off; every policy is scored on the touches after it.
-    # Measured: v3 on a ranking trained on every touch put its DR per touch +7.4% above its truth,
-    # and the paired interval against rules, [+1.01, +3.51], missed the true +0.64.
+    # Scored on the touches it trained on, such a policy looks better than it is: its DR estimate
+    # reads high and the paired interval can miss the true difference (bench/README.md).
     from agent.policies import learns_from_the_log
 
     split = any(learns_from_the_log(s.mode, s.prompt_version) for s in (candidate, baseline))

@@ -36,7 +36,7 @@ from evals.svg import (
     interval_chart,
 )
 from warehouse.ops_tables import ensure_ops_tables
-from warehouse.paths import reports_dir
+from warehouse.ownership import owned_dir
 
 ORACLE = "oracle"
 
@@ -317,7 +317,7 @@ def _atomic_write(path: Path, text: str) -> None:
 
 def write_report(report: EvalReport, directory: Path | None = None) -> Path:
     """Write report.json and report.html under <reports_dir>/eval-<id>/ and return that folder."""
-    out = (directory or reports_dir()) / f"eval-{report.eval_id}"
+    out = (directory or owned_dir("reports")) / f"eval-{report.eval_id}"
     out.mkdir(parents=True, exist_ok=True)
     _atomic_write(out / "report.json", report.model_dump_json(indent=2))
     _atomic_write(out / "report.html", render_html(report))

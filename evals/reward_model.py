@@ -19,7 +19,7 @@ A feature cell is the combination of each feature's quantile bucket (up to `max_
 `fit_crossed` cross-fits (Chernozhukov et al., 2018): customers are split into `n_folds` folds and
 each row's q comes from the model fit on the other folds, so a row's own outcome never enters its
 own q. Fit in-sample, q leans towards the row's outcome in sparse cells and DR's correction term
-shrinks with it: on the demo warehouse that biased DR by about +1.5%.
+shrinks with it, which biases DR upwards (bench/README.md).
 """
 
 from __future__ import annotations

@@ -675,9 +675,9 @@ def main_command(
         raise UserError(
             f"SEEDS= / --seeds: whole numbers from 0, separated by commas, e.g. 0,1,2 (got {seeds!r})"
         )
-    from warehouse import paths
+    from warehouse.ownership import owned_dir
 
-    base = paths.reports_dir() / f"simulate-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    base = owned_dir("reports") / f"simulate-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     summary = []
     for seed in seed_list:
         root = base / f"seed-{seed}" if len(seed_list) > 1 else base

@@ -294,6 +294,34 @@ def find_lifted_text(
     return [g for _, g in sorted(found, key=lambda f: -f[0])]
 
 
+def find_internal_wording(text: str, descriptions: Sequence[str], *, approved: str = "") -> list[str]:
+    """Runs of four or more words a draft shares with the action bank's internal descriptions (what
+    a prompt lists as its allowed actions), beyond what the approved copy itself says: a draft that
+    copies them describes the campaign to the customer instead of writing to them."""
+    found: list[str] = []
+    for description in descriptions:
+        found += find_lifted_text(text, description, approved=approved, min_words=4, min_content=2)
+    return found
+
+
+_COUNTRY_CODE_RE = re.compile(r"[A-Z]{2}")
+
+
+def find_context_values(text: str, values: Sequence[str]) -> list[str]:
+    """The customer's raw record values other than the first name (country code, customer id, time
+    zone, a segment label) that appear in the text as whole words: a country code in capitals,
+    anything else in any case."""
+    norm = normalize(text)
+    out = []
+    for value in values:
+        if not value:
+            continue
+        flags = 0 if _COUNTRY_CODE_RE.fullmatch(value) else re.I
+        if re.search(rf"(?<!\w){re.escape(value)}(?!\w)", norm, flags):
+            out.append(value)
+    return out
+
+
 _GREETING_RE = re.compile(r"\b(?:hi|hello|hey|dear|greetings|welcome)\b[ ,]+([^\W\d_][\w'-]*)", re.I)
 _NOT_A_NAME = frozenset({"there", "again", "back", "aboard", "friend", "friends", "all", "everyone", "to"})
 

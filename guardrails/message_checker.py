@@ -16,7 +16,9 @@ from guardrails.message import (
     compile_terms,
     find_addressing_problems,
     find_banned,
+    find_context_values,
     find_dates,
+    find_internal_wording,
     find_lifted_text,
     find_other_names,
     find_percentages,
@@ -37,6 +39,7 @@ class MessageChecker:
         self.limits = ref.channel_limits
         self.banned = compile_terms(t.term for t in ref.banned_terms)
         self.names = name_keys(ref.customer_names)
+        self.descriptions = tuple(sorted({a.description for a in ref.actions if a.description}))
         self.check = lru_cache(maxsize=65536)(self._check)
 
     def _check(
@@ -48,12 +51,14 @@ class MessageChecker:
         first_name: str,
         customer_text: str | None = None,
         approved: tuple[str | None, str] | None = None,
+        context: tuple[str, ...] = (),
     ) -> tuple[Finding, ...]:
         """Every way (subject, body) breaks a message rule for this channel and final discount;
         an empty tuple means the message may be sent. `customer_text` is the customer's own free text
         (their NPS comment): no draft may repeat it. `approved` is the approved template rendered for
         this customer (subject, body): what it says is exempt from that check, and when its body
-        names the customer, the draft's body must too."""
+        names the customer, the draft's body must too. `context` holds the customer's raw record
+        values a draft must not carry (country code, ids, labels)."""
         out: list[Finding] = []
         limit = self.limits.get(channel)
         if limit is None:
@@ -96,6 +101,15 @@ class MessageChecker:
         lifted = find_lifted_text(text, customer_text, approved=f"{approved_subject or ''} | {approved_body}")
         if lifted:
             out.append(("copies_customer_text", lifted[0]))
+        # grounding: nothing of the prompt's machinery or the customer's record reaches the customer
+        internal = find_internal_wording(
+            text, self.descriptions, approved=f"{approved_subject or ''} | {approved_body}"
+        )
+        if internal:
+            out.append(("internal_wording", internal[0]))
+        raw = find_context_values(text, context)
+        if raw:
+            out.append(("context_value", raw[0]))
         # the draft's body must name the customer where the approved body does
         needs_name = approved is not None and _names(approved_body, first_name)
         problems = find_addressing_problems(body, first_name, needs_name=needs_name)

@@ -2,7 +2,9 @@
 
 A build never changes the warehouse file that Python reads while it runs:
 
-1. it takes the build lock (one build at a time; a second one gets one line naming the first);
+1. it takes the build lock (one build at a time; a second one gets one line naming the first) and
+   refuses a file that is not this project's warehouse (warehouse/ownership.py: its marker, or
+   NBA_WAREHOUSE__OVERWRITE=1 to move the file aside first);
 2. it opens the current file read-only and keeps it open to the end: DuckDB then refuses every
    writer (an activation run gets DuckDB's lock error naming this build), readers keep reading the
    last good marts, and nothing can be written that the new file would miss;
@@ -11,7 +13,7 @@ A build never changes the warehouse file that Python reads while it runs:
    log, contact ledger, sync state, ...): everything except dbt's `main`;
 4. `dbt build` runs against the new file; on any failure the new file is deleted and the current
    one is untouched (a failed first build leaves no file at all);
-5. on success the new file is checkpointed, fsynced and renamed over the current one in one
+5. on success the new file gets the marker, and is checkpointed, fsynced and renamed over the current one in one
    `os.replace`: readers that opened the old file keep reading it, new ones get the new marts.
 
 The ops tables' row counts are checked after the copy and again after dbt, so a build cannot lose a
@@ -31,6 +33,8 @@ from warehouse import generate, paths
 from warehouse.access import BuildLock, check_complete, check_path, connect, label
 from warehouse.dbt_runner import MART_TABLES, run_dbt
 from warehouse.errors import DbtFailed, WarehouseError, WarehouseUnreadable
+from warehouse.ownership import claim_file, is_duckdb_file, overwrite_requested, refusal, stamp
+from warehouse.raw_files import check_raw_files
 
 # dbt builds into `main` (and `main_<custom>` schemas); every other schema belongs to the product.
 _DBT_SCHEMAS = ("main",)
@@ -44,7 +48,7 @@ def is_duckdb_target() -> bool:
 def dbt_build_args(unit_tests: bool = False) -> list[str]:
     """`dbt build`, without the unit tests unless asked: they test the SQL, not the data, so they
     run in CI (`make test` builds the demo warehouse with them) and not in every production build
-    (dbt's own advice; 8 of them cost about 10% of a demo build)."""
+    (dbt's own advice; they add to every build's time for nothing the data needs)."""
     return ["build"] if unit_tests else ["build", "--exclude-resource-type", "unit_test"]
 
 
@@ -54,18 +58,24 @@ def build(
     quiet: bool = True,
     wait_s: float = 0.0,
     unit_tests: bool = False,
+    overwrite: bool | None = None,
 ) -> Path:
-    """Generate raw data if missing (or asked), then `dbt build` into a new file and swap it in."""
+    """Generate raw data if missing (or asked), then `dbt build` into a new file and swap it in.
+    `overwrite` (default NBA_WAREHOUSE__OVERWRITE): move a file that is not ours aside first."""
     db = paths.duckdb_path()
     with BuildLock(db, wait_s=wait_s):
+        if is_duckdb_target():  # before generating anything: a file that is not ours is refused at once
+            check_path(db)
+            claim_file(db, overwrite)
         meta = generate.read_meta()
         wanted = config or generate.GenerateConfig()
         if regenerate or meta is None or (config is not None and meta != config.meta):
             generate.generate(wanted)
+        check_raw_files()  # a truncated or overwritten raw file: named now, not after dbt fails on it
         if not is_duckdb_target():
             run_dbt(dbt_build_args(unit_tests), quiet=quiet)
             return db
-        atomic_dbt_build(db, quiet=quiet, wait_s=wait_s, unit_tests=unit_tests)
+        atomic_dbt_build(db, quiet=quiet, wait_s=wait_s, unit_tests=unit_tests, overwrite=overwrite)
     return db
 
 
@@ -73,6 +83,9 @@ def seed(quiet: bool = True, wait_s: float = 0.0) -> None:
     """`dbt seed` in place (each seed is replaced in one statement), under the build lock."""
     db = paths.duckdb_path()
     with BuildLock(db, wait_s=wait_s, what="seed"):
+        if is_duckdb_target():
+            check_path(db)
+            claim_file(db)
         if is_duckdb_target() and db.exists():
             connect(db, read_only=False, wait_s=wait_s).close()  # busy or unreadable: one line, now
         run_dbt(["seed"], quiet=quiet)
@@ -82,9 +95,12 @@ def build_dir(db: Path) -> Path:
     return db.parent / f".{db.stem}-build"
 
 
-def atomic_dbt_build(db: Path, quiet: bool = True, wait_s: float = 0.0, unit_tests: bool = False) -> None:
-    """Steps 2-5 of the module docstring; the caller holds the build lock."""
+def atomic_dbt_build(
+    db: Path, quiet: bool = True, wait_s: float = 0.0, unit_tests: bool = False, overwrite: bool | None = None
+) -> None:
+    """Steps 1 (ours?) to 5 of the module docstring; the caller holds the build lock."""
     check_path(db)
+    claim_file(db, overwrite)  # never over another project's file: refused, or moved aside when asked
     staging = build_dir(db)
     shutil.rmtree(staging, ignore_errors=True)  # a build killed earlier: we hold the lock, it is stale
     staging.mkdir(parents=True)
@@ -103,6 +119,8 @@ def atomic_dbt_build(db: Path, quiet: bool = True, wait_s: float = 0.0, unit_tes
         except DbtFailed as exc:
             kept = "the previous warehouse is unchanged" if previous else "no warehouse was written"
             raise DbtFailed(f"{exc}; {kept}", exc.failures) from None
+        with duckdb.connect(str(new)) as con:
+            stamp(con)  # ops.warehouse_marker: this project's, with what main holds now
         _checkpoint(new)
         _check_counts(new, carried)
         _fsync(new)
@@ -240,6 +258,10 @@ def missing_marts(db_path: Path | None = None) -> list[str]:
     check_path(db_path)
     if not db_path.exists() or db_path.stat().st_size == 0:
         return list(MART_TABLES)
+    if not is_duckdb_file(db_path):  # someone else's file: refused, or (asked to) moved aside by the build
+        if overwrite_requested():
+            return list(MART_TABLES)
+        raise refusal(db_path, "is not a DuckDB file")
     con = connect(db_path, read_only=True)
     try:
         check_complete(con, db_path)

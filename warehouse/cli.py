@@ -2,6 +2,7 @@
 
     nba-warehouse generate --seed 42 --customers 5000 --as-of 2026-11-27
     nba-warehouse build [--customers N --seed S --as-of D --regenerate] [--wait SECONDS] [--unit-tests]
+                        [--overwrite]
     nba-warehouse seed
     nba-warehouse docs
     nba-warehouse serve-docs [--port 8080]
@@ -62,6 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--verbose", action="store_true", help="stream dbt's output")
     b.add_argument("--unit-tests", action="store_true", help="also run the dbt unit tests (CI runs them)")
     b.add_argument(
+        "--overwrite", action="store_true", default=None,
+        help="a file at NBA_DUCKDB_PATH that is not this project's warehouse is moved aside to "
+        "<file>.replaced-<time> first (also NBA_WAREHOUSE__OVERWRITE=1); without it, it is refused",
+    )  # fmt: skip
+    b.add_argument(
         "--wait", type=_wait_arg, default=0.0, metavar="SECONDS",
         help="wait up to SECONDS for another process holding the warehouse (default: refuse at once)",
     )  # fmt: skip
@@ -93,6 +99,7 @@ def _build(args: argparse.Namespace) -> None:
         quiet=not args.verbose,
         wait_s=args.wait,
         unit_tests=args.unit_tests,
+        overwrite=args.overwrite,
     )
     print(f"warehouse built: {paths.duckdb_path()}")
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from warehouse import paths
 from warehouse.errors import DbtFailed
+from warehouse.raw_files import diagnose
 
 MART_TABLES = (
     "dim_customer",
@@ -80,7 +81,8 @@ def run_dbt(args: Sequence[str], env: Mapping[str, str] | None = None, quiet: bo
     )
     if proc.returncode == 0:
         return
-    failures = failed_nodes(Path(full_env["DBT_TARGET_PATH"]) / "run_results.json", since=started)
+    results = Path(full_env["DBT_TARGET_PATH"]) / "run_results.json"
+    failures = failed_nodes(results, since=started, raw_dir=Path(full_env["NBA_RAW_DIR"]))
     if failures:
         detail = "; ".join(f"{name} ({message})" for name, message in failures[:10])
         more = f" and {len(failures) - 10} more" if len(failures) > 10 else ""
@@ -93,9 +95,10 @@ def run_dbt(args: Sequence[str], env: Mapping[str, str] | None = None, quiet: bo
     raise DbtFailed(f"dbt {args[0]} failed (exit {proc.returncode}): {detail or 'see dbt logs'}", failures=[])
 
 
-def failed_nodes(run_results: Path, since: float = 0.0) -> list[tuple[str, str]]:
-    """(node name, first line of its message) for every errored or failed node of the last run
-    (a run_results.json older than `since` belongs to an earlier run and is ignored)."""
+def failed_nodes(run_results: Path, since: float = 0.0, raw_dir: Path | None = None) -> list[tuple[str, str]]:
+    """(node name, its cause in one line) for every errored or failed node of the last run (a
+    run_results.json older than `since` belongs to an earlier run and is ignored). A staging model
+    that failed on its raw file names the file and what is wrong with it."""
     if not run_results.exists() or run_results.stat().st_mtime < since:
         return []
     results = json.loads(run_results.read_text(encoding="utf-8"))["results"]
@@ -103,6 +106,21 @@ def failed_nodes(run_results: Path, since: float = 0.0) -> list[tuple[str, str]]
     for r in results:
         if r["status"] in ("error", "fail", "runtime error"):
             name = r["unique_id"].split(".")[2] if r["unique_id"].count(".") >= 2 else r["unique_id"]
-            message = _ANSI.sub("", (r.get("message") or r["status"]).strip().splitlines()[0])[:200]
-            out.append((name, message))
+            message = _cause(r.get("message") or r["status"])
+            if r["status"] != "fail":  # an error, not a data test's verdict: its input may be the cause
+                message = diagnose(name, message, raw_dir)
+            out.append((name, message[:300]))
     return out
+
+
+_HEADER = re.compile(r"^(Runtime|Database|Compilation) Error in \w+ \S+ \(.*\)$")
+
+
+def _cause(message: str) -> str:
+    """The line of a dbt message that says what went wrong ("Runtime Error in model x (path)" only
+    names the node, which the caller names already)."""
+    lines = [_ANSI.sub("", line).strip() for line in message.strip().splitlines()]
+    lines = [line for line in lines if line]
+    if len(lines) > 1 and _HEADER.match(lines[0]):
+        return lines[1]
+    return lines[0] if lines else message

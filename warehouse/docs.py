@@ -5,7 +5,7 @@ profiles.yml), so they work beside the product's readers and never write the war
 `serve_docs` generates only when the docs are missing or older than the project or the warehouse,
 so `make docs && make serve-docs` generates once. It serves the target directory itself, as
 `dbt docs serve` does (a static file server over index.html + manifest.json + catalog.json), without
-dbt's start-up: `dbt docs serve` loads the project first and answered after 3-10 s here, this
+dbt's start-up: `dbt docs serve` loads the project first and takes seconds to answer, this
 answers as soon as Python has imported this module.
 Freshness reads only the raw files (DuckDB external sources), so it runs on an in-memory database
 and needs no warehouse at all; its clock is the data's as_of (macros/freshness.sql).

@@ -47,6 +47,11 @@ class WarehouseBusy(WarehouseError):
         self.pid = pid
 
 
+class NotOurs(WarehouseUnreadable):
+    """NBA_DUCKDB_PATH, or an outbox, reports or cache folder, holds data this project did not write:
+    nothing is built or written over it (warehouse/ownership.py)."""
+
+
 class BadSetting(WarehouseError):
     """An environment variable or option has a value it cannot take."""
 

@@ -26,7 +26,10 @@ from warehouse.truth import DISCOUNT_COST_PER_PCT, expected_reward, load_truth, 
 def simulate_outcomes(con: duckdb.DuckDBPyConnection, run_id: str | None = None, *, seed: int = 0) -> int:
     """Draw outcomes for the treatment sends and holdouts of `run_id` (default: the latest run)."""
     if run_id is None:
-        rows = con.execute("select run_id from ops.run_log order by started_at desc limit 1").fetchall()
+        rows = con.execute(  # the latest run that ended by itself (not running, abandoned, stopped)
+            "select run_id from ops.run_log where status not in ('running', 'abandoned', 'error', 'refused') "
+            "order by started_at desc limit 1"
+        ).fetchall()
         if not rows:
             raise WarehouseError("no run in ops.run_log: run `make activate` first")
         run_id = rows[0][0]

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from activation.destinations.base import Destination
 from core.config import Section
@@ -34,11 +34,16 @@ class DestinationType:
         except ValidationError as exc:
             err = exc.errors()[0]
             var = self.variable(".".join(str(p) for p in err.get("loc", ())))
-            problem = "is required" if err.get("type") == "missing" else str(err.get("msg"))
-            if err.get("type") == "extra_forbidden":
+            kind = err.get("type")
+            problem = (
+                "is required" if kind == "missing" else str(err.get("msg")).removeprefix("Value error, ")
+            )
+            if kind == "extra_forbidden":
                 valid = ", ".join(self.variable(f) for f in self.settings.model_fields)
                 problem = f"is not a setting; valid: {valid}"
-            raise ConfigError(var, problem) from None
+            spec = self.settings.model_fields.get(str((err.get("loc") or ("",))[0]))
+            shown = kind == "value_error" and spec is not None and spec.annotation is not SecretStr
+            raise ConfigError(var, problem, err.get("input") if shown else None) from None
 
     def variable(self, field_name: str) -> str:
         """The environment variable of one of its settings: NBA_<NAME>__<FIELD>."""

@@ -46,7 +46,7 @@ from main.mart_marketing__campaign_history
 where propensity > 0 {filter}
 """
 # DuckDB keeps a single-table scan in storage order (preserve_insertion_order), so the unfiltered and
-# segment-filtered reads are deterministic without a sort (a sort of 23M rows costs ~40 s and GBs);
+# segment-filtered reads are deterministic without a sort (sorting the whole history is costly);
 # an id-list filter is a join, so that read is sorted (it is small: one run's customers).
 _HISTORY_ORDER = " order by customer_id, touched_at, template_id, discount_pct, propensity, revenue_90d"
 

@@ -59,7 +59,7 @@ from warehouse import paths
 Learner = Literal["vw", "gbm"]
 LEARNERS: tuple[str, ...] = ("vw", "gbm")
 # Product default, from bench/bench_learned.py (side by side on the truth, demo + seed 7 x 20k):
-# see the module README in agent/learned/__init__.py for the figures.
+# the figures are in bench/README.md.
 DEFAULT_LEARNER: Learner = "gbm"
 MODEL_FILE = "model.json"
 FORMAT_VERSION = 1
@@ -123,7 +123,7 @@ class LearnerParams:
         if learner == "vw" and goal == "90d_clv" and "vw_args" not in kw:
             kw["vw_args"] = vw_learner.DEFAULT_ARGS.replace("-l 0.5", "-l 0.1")
         if learner == "vw" and "max_rows" not in kw:
-            kw["max_rows"] = 500_000  # ~10 text lines per example: VW reads ~25k examples/s on 2 cores
+            kw["max_rows"] = 500_000  # ~10 text lines per example: bounds VW's training time
         return cls(learner=learner, **kw)
 
 

@@ -1,11 +1,14 @@
 """The message checks on the draft, and the re-render of the approved template when the draft fails.
 
 What a draft may say: the clamped discount and no other figure, within the channel's length, nothing
-banned, no personal data, no other customer's name, nothing lifted from the customer's own words."""
+banned (the CRM's vocabulary and the words a prompt describes a customer with are banned terms), no
+personal data, no other customer's name, nothing lifted from the customer's own words, nothing
+copied from the action bank's internal descriptions, and no value of the customer's record but the
+first name."""
 
 from __future__ import annotations
 
-from core.contracts import GuardrailCheck
+from core.contracts import CustomerContext, GuardrailCheck
 from core.errors import TemplateRenderError
 from core.templates import render_template
 from guardrails.checks.base import ProposalCheck, Vetting, entry
@@ -75,5 +78,20 @@ def _check(v: Vetting, subject: str | None, body: str) -> tuple[Finding, ...]:
     checker = get_checker(v.ref)
     ctx = v.ctx
     return checker.check(
-        v.proposal.channel, subject, body, v.discount, ctx.first_name, ctx.nps_comment, v.approved
+        v.proposal.channel,
+        subject,
+        body,
+        v.discount,
+        ctx.first_name,
+        ctx.nps_comment,
+        v.approved,
+        context_values(ctx),
     )
+
+
+def context_values(ctx: CustomerContext) -> tuple[str, ...]:
+    """What of the customer's record a draft may not repeat: everything a prompt could have shown
+    that is not the first name and is specific enough to spot (labels with an underscore, ids)."""
+    labels = [x for x in (ctx.rfm_segment, ctx.segment) if "_" in x]
+    spend = [f"{ctx.lifetime_revenue:.2f}"] if ctx.lifetime_revenue >= 1 else []
+    return (ctx.country, ctx.customer_id, ctx.timezone, *labels, *spend)

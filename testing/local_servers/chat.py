@@ -89,12 +89,35 @@ def answer(body: dict[str, Any]) -> dict[str, Any]:
 
 
 class ChatServer(LocalServer):
+    """`work_ms`: each answer needs this much of the server's time, shared with every request in
+    flight (processor sharing, as a CPU-bound model server behaves): n requests at once each take n
+    times as long, and a request its client gave up on keeps its share until it is done."""
+
     name = "chat"
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, work_ms: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.received: list[str] = []  # body hashes, in arrival order
         self.bodies: list[dict[str, Any]] = []  # the bodies themselves
+        self.work_ms = work_ms
+        self.busy = 0
+        self.peak_busy = 0
+
+    def _work(self) -> None:
+        with self.lock:
+            self.busy += 1
+            self.peak_busy = max(self.peak_busy, self.busy)
+        done, last = 0.0, time.monotonic()
+        try:
+            while done < self.work_ms / 1000:
+                time.sleep(0.002)
+                now = time.monotonic()
+                with self.lock:
+                    sharing = self.busy
+                done, last = done + (now - last) / sharing, now
+        finally:
+            with self.lock:
+                self.busy -= 1
 
     def dispatch(self, req: Request) -> Response:
         if req.path.startswith("/_admin/"):
@@ -112,6 +135,8 @@ class ChatServer(LocalServer):
             self.bodies.append(body)
         if self.knobs.latency_ms:  # after the log: an answer lost to a killed client was still asked
             time.sleep(self.knobs.latency_ms / 1000)
+        if self.work_ms:
+            self._work()
         return Response(200, answer(body))
 
     def extra_stats(self) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 Rules against the uniform-random reference over every segmented customer of the demo (seed 42):
 for both policies and both metrics, the DR estimate must be within 5% of the true value computed
 from the generator's ground truth, and its 95% interval must cover it. The LLM policy's check needs
-the model for every customer (see README, Evals); here the rules and random policies carry it.
+the model for every customer (see docs/evals.md); here the rules and random policies carry it.
 """
 
 from __future__ import annotations

@@ -30,12 +30,22 @@ def make(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
 def test_make_help_lists_every_parameter_the_makefile_reads() -> None:
     makefile = (ROOT / "Makefile").read_text().replace("\\\n", " ")  # continuation lines joined
     params = set(re.findall(r"\$\(origin ([A-Z_]+)\)", makefile))
-    params |= set(re.findall(r"\$\(call flag,([A-Z_]+),", makefile))
+    params |= set(re.findall(r"\$\(call (?:flag|switch),([A-Z_]+),", makefile))
     for names in re.findall(r"^[A-Z_]+_PARAMS := (.+)$", makefile, flags=re.M):
         params |= set(re.findall(r"\b[A-Z][A-Z_]+\b", names)) - {"PLAN_PARAMS"}
-    params |= set(re.findall(r"^([A-Z_]+) \?=", makefile, flags=re.M)) - {"PYTHON"}
-    params |= set(re.findall(r"\$\(or \$\(([A-Z_]+)\)", makefile))
-    assert {"OUTPUT", "AS_OF", "FORCE", "LIMIT", "BASELINE", "SAMPLE", "CUSTOMER_ID", "PLAN"} <= params
+    params |= set(re.findall(r"^FROM_ENVIRONMENT := (.+)$", makefile, flags=re.M)[0].split())
+    assert {
+        "OUTPUT",
+        "AS_OF",
+        "FORCE",
+        "LIMIT",
+        "BASELINE",
+        "SAMPLE",
+        "CUSTOMER_ID",
+        "PLAN",
+        "PROMPT",
+    } <= params
+    assert {"CUSTOMERS", "SEED", "DATA_AS_OF", "DAYS", "BI_INCLUDE_PII", "SKIP_UNKNOWN"} <= params
     out = make("-s", "help").stdout
     missing = sorted(p for p in params if f"{p}=" not in out)
     assert not missing, missing
@@ -55,9 +65,13 @@ def test_make_targets_print_nothing_but_json(warehouse_copy: Path) -> None:
         assert proc.returncode == 0, proc.stderr
         summary = json.loads(proc.stdout)  # the whole of stdout is one JSON document
         assert summary["status"] == "completed" and summary["dry_run"] is True and summary["decisions"] == 20
-    # a shell's own OUTPUT (or MODE, LIMIT...) is not a make parameter: the table, all customers
-    proc = make("-s", "plan", env={**env, "OUTPUT": "json", "LIMIT": "3", "MODE": "llm"})
+    # a shell's own OUTPUT (or LIMIT...) is not a make parameter: the table, all customers, and a
+    # line saying they were ignored (MODE and the origin README's others count: test_make_params.py)
+    proc = make("-s", "plan", env={**env, "OUTPUT": "json", "LIMIT": "3"})
     assert proc.returncode == 0 and proc.stdout.startswith("plan ") and " 599 decisions" in proc.stdout
+    assert proc.stderr.splitlines()[0] == (
+        "make plan: ignored from the environment (they count on make's command line only): LIMIT OUTPUT"
+    )
     explain = make("-s", "explain", env=env)
     assert explain.returncode == 2 and "CUSTOMER_ID=" in explain.stderr and explain.stdout == ""
 

@@ -117,10 +117,12 @@ def test_build_is_green_after_dry_and_live_runs_and_swaps_under_a_reader(
     ops = {t: _q(db, f"select count(*) from ops.{t}") for t in ("decision_log", "delivery_log", "contact_ledger", "sync_state", "run_log")}  # fmt: skip
     metrics = "select count(*) from main.mart_marketing__activation_metrics"
     assert _q(db, metrics) > 0  # every run refreshes the metrics mart itself (activation/runs.py)
-    # a table only the old file has: the build makes a new file (ops schemas carried over, main rebuilt)
+    # a column only the old file has: the build makes a new file (ops schemas carried over, main
+    # rebuilt). A column of one of our marts, not a table: a table in main that no build of ours made
+    # is the user's, and the build refuses to drop it (test_ownership.py)
     with duckdb.connect(str(db)) as con:
-        con.execute("create table main.swap_marker as select 1 as x")
-    marker = "select count(*) from information_schema.tables where table_name = 'swap_marker'"
+        con.execute("alter table main.mart_marketing__activation_metrics add column swap_marker integer")
+    marker = "select count(*) from information_schema.columns where column_name = 'swap_marker'"
     reader = subprocess.Popen(
         [
             sys.executable,

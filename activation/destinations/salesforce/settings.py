@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 
-from core.config import Section
+from core.config import HttpURL, Section
 
 # a dry run builds payloads only: it needs no credentials and no endpoint
 DRY_RUN = {"instance_url": "https://dry-run.invalid", "session_id": "dry-run-no-secret"}
 
 
 class SalesforceSettings(Section):
-    instance_url: str
+    instance_url: HttpURL
     session_id: SecretStr
     api_version: str = "62.0"
     external_id_field: str = "NBA_Customer_Id__c"

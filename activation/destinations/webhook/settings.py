@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 
-from core.config import Section
+from core.config import HttpURL, Section
 
 # a dry run builds payloads only: it needs no credentials and no endpoint
 DRY_RUN = {"url": "https://dry-run.invalid/hooks/nba", "secret": "dry-run-no-secret"}
 
 
 class WebhookSettings(Section):
-    url: str
+    url: HttpURL
     secret: SecretStr
     rate_per_s: int = Field(default=50, gt=0)

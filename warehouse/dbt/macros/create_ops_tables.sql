@@ -6,6 +6,8 @@
   ops.delivery_state is the truth of delivery: one row per (decision, destination) with the payload
   it was first sent with, its status (pending, delivered, failed, dead_letter) and attempt count.
   ops.sync_state is no longer written (kept so older warehouses keep their history).
+  ops.warehouse_marker says the file is this project's warehouse: one row, written by Python's
+  atomic build after dbt (warehouse/ownership.py), so a build never replaces another project's file.
   Dispatched per adapter: DuckDB (where Python writes them) and Spark (empty tables of the same
   columns, so the marts over them build and test there too).
 #}
@@ -74,6 +76,9 @@
     candidate_pmf varchar, incumbent_pmf varchar
   );
   alter table ops.ramps add column if not exists screen_low double;
+  create table if not exists ops.warehouse_marker (
+    project varchar, marked_at timestamp, built_at timestamp, main_relations varchar
+  );
 {% endmacro %}
 
 {#

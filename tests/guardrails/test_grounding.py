@@ -1,0 +1,114 @@
+"""Grounding: a draft carries nothing of the prompt's machinery to the customer. The action bank's
+internal descriptions, the words a prompt describes a customer with (every phrase agent/facts.py can
+produce), the prompt's labels and the customer's raw record values (country code, ids, time zone,
+segment labels) are refused and the approved copy is sent; the approved copy itself, and drafts that
+write to the customer in their own words, pass."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from guardrail_factories import make_ctx, make_proposal
+from test_guardrails_engine import check, rerendered, run
+
+from agent.facts import facts
+from core.templates import render_template
+from guardrails.checks.message import context_values
+from guardrails.message_checker import get_checker
+
+
+def _refusals(ref, message: str, ctx=None) -> tuple[str, ...]:
+    ctx = ctx or make_ctx()
+    findings = get_checker(ref).check(
+        "email", "A little something for you", message, 5.0, ctx.first_name, None, None, context_values(ctx)
+    )
+    return tuple(code for code, _ in findings)
+
+
+def test_the_draft_that_reached_a_customer_is_refused(ref):
+    ctx = make_ctx(segment="churn_rescue_nps", country="IN", first_name="Lucas")
+    draft = make_proposal(
+        template_id="cs_followup_offer",
+        subject="Customer-Successful Follow-Up Email",
+        message="Customer-successful follow up email with a targeted offer (plus CS task) to customer Lucas, IN.",
+    )
+    d, report = run(ref, draft, ctx)
+    assert d.status == "send" and "message_rerendered" in d.reasons
+    assert {"internal_wording", "context_value"} <= set(d.reasons), d.reasons
+    assert check(report, "message_rerender").verdict == "fixed"
+    assert "targeted offer" not in d.message and " IN" not in d.message
+
+
+def _band_contexts():
+    """A context for every band agent/facts.py distinguishes, in every segment."""
+    for segment, (recency, gap), sessions, (views, carts), revenue in itertools.product(
+        ("high_value_lapse_risk", "new_users_first_week_intent", "churn_rescue_nps"),
+        ((None, None), (30, 20.0), (60, 20.0), (200, 20.0)),
+        (0, 2, 9),
+        ((0, 0), (5, 0), (5, 2)),
+        (50.0, 500.0, 5000.0),
+    ):
+        yield make_ctx(
+            segment=segment,
+            recency_days=recency,
+            usual_gap_days=gap,
+            sessions_30d=sessions,
+            product_views_30d=views,
+            add_to_cart_30d=carts,
+            lifetime_revenue=revenue,
+        )
+
+
+def test_every_phrase_a_prompt_describes_a_customer_with_is_refused_in_a_draft(ref):
+    phrases = {f[k] for ctx in _band_contexts() for f in [facts(ctx)] for k in ("reason", "profile")}
+    assert len(phrases) >= 15
+    for phrase in sorted(phrases):
+        assert _refusals(ref, f"Hi Olivia, as {phrase}, enjoy 5% off your next order."), phrase
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("country", "DE"),
+        ("customer_id", "c-000001"),
+        ("timezone", "Europe/Berlin"),
+        ("segment", "high_value_lapse_risk"),
+    ],
+)
+def test_each_raw_record_value_is_refused(ref, field, value):
+    ctx = make_ctx(country="DE", timezone="Europe/Berlin")
+    assert getattr(ctx, field) == value
+    assert "context_value" in _refusals(ref, f"Hi Olivia, {value}: enjoy 5% off your next order.", ctx)
+
+
+def test_the_prompt_s_labels_are_refused(ref):
+    for label in ("Reachable channels", "template_id", "discount_pct", "quoted data", "preferred channel"):
+        assert "banned_term" in _refusals(ref, f"Hi Olivia, {label}: 5% off your next order."), label
+
+
+def test_the_approved_copy_and_a_draft_in_its_own_words_pass(ref):
+    ctx = make_ctx(country="DE")
+    for template in ref.templates.values():
+        subject, body = render_template(template, ctx.first_name, 5.0)
+        channel = next(a.channel for a in ref.actions if a.template_id == template.template_id)
+        findings = get_checker(ref).check(
+            channel, subject, body, 5.0, ctx.first_name, None, (subject, body), context_values(ctx)
+        )
+        assert not [f for f in findings if f[0] in ("internal_wording", "context_value", "banned_term")], (
+            template.template_id,
+            findings,
+        )
+    # words a message may well use: "in", "de" in lower case, "loyal", "follow up"
+    d, _ = run(
+        ref, make_proposal(message="Hi Olivia, we would love to follow up in person: 5% off, de rien.")
+    )
+    assert "message_rerendered" not in d.reasons, d.reasons
+
+
+def test_a_draft_of_its_own_passes_and_one_copying_a_description_is_rerendered(ref):
+    d, _ = run(ref, make_proposal(message="Hi Olivia, we miss you. Here is 5% off your next order."))
+    assert "message_rerendered" not in d.reasons
+    description = next(a.description for a in ref.actions if a.template_id == "winback_soft")
+    d, report = run(ref, make_proposal(message=f"Hi Olivia, {description}. 5% off."))
+    rerendered(ref, d, report, "internal_wording")

@@ -1,0 +1,131 @@
+"""Every run is in ops.run_log from its first second (issue 29, item 3): a live run killed with SIGKILL
+mid-delivery is listed `abandoned` with what it delivered and what it owes, `status` no longer offers
+the plan made before it, and the next writer records the abandonment for good; a run stopped by an
+exception ends `error`, not `running`."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from run_helpers import ROOT, query, scalar, subprocess_env
+
+from activation.cli import main as cli
+from activation.render import print_runs, print_status
+from activation.run import run_activation
+from activation.runs import read_only, recent_runs, warehouse_status
+from activation.settings import ActivateSettings
+from core.config import load_settings
+
+LIVE = [sys.executable, "-m", "activation.cli", "activate", "--mode", "rules", "--live", "--no-progress"]
+KILL_CLI = [*LIVE, "--limit", "200", "--output", "json"]
+
+
+def _wait_for(predicate, timeout: float = 120.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def _killed_live_run(db: Path, start_servers, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A live run SIGKILLed while HubSpot (the first destination) is half sent; returns its run id."""
+    s = start_servers(hubspot={"latency_ms": 150})
+    monkeypatch.setenv("NBA_HUBSPOT__MAX_BATCH", "10")
+    proc = subprocess.Popen(
+        KILL_CLI, env=subprocess_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    reached = _wait_for(lambda: s.hubspot.stats()["total_writes"] >= 20)
+    os.kill(proc.pid, signal.SIGKILL)
+    _, err = proc.communicate()
+    assert reached, err.decode()[-2000:]
+    rows = query(db, "select run_id, status from ops.run_log where not dry_run")
+    assert len(rows) == 1 and rows[0][1] == "running", rows  # written at its start, never finished
+    return str(rows[0][0])
+
+
+def test_a_killed_live_run_is_listed_abandoned_and_status_offers_no_older_plan(
+    warehouse_copy: Path, start_servers, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    plan = run_activation(load_settings(ActivateSettings, dry_run=True, limit=30))
+    assert warehouse_status()["plan"]["run_id"] == plan.run_id  # offered, before the live run
+    killed = _killed_live_run(warehouse_copy, start_servers, monkeypatch)
+
+    with read_only() as con:
+        runs = recent_runs(con, 10)
+    assert [(r["run_id"], r["kind"], r["status"]) for r in runs] == [
+        (killed, "live", "abandoned"),
+        (plan.run_id, "plan", "completed"),
+    ]
+    dead = runs[0]
+    state = dict(
+        query(
+            warehouse_copy,
+            "select status, count(*) from ops.delivery_state where last_run_id = ? group by all",
+            [killed],
+        )
+    )
+    assert dead["delivered"] == state["delivered"] > 0  # the HubSpot rows that got through
+    assert dead["owed"] == state["pending"] > dead["delivered"]  # the rest, all three destinations
+    assert dead["send"] > 80  # its decisions were written before it sent
+
+    info = warehouse_status()
+    assert info["latest"]["run_id"] == killed and info["latest"]["status"] == "abandoned"
+    assert info["plan"] is None  # the plan is older than the live run: never offered again
+    buf = io.StringIO()
+    console = Console(file=buf, width=100, color_system=None)
+    print_status(info, console)
+    print_runs(runs, console)
+    text = " ".join(buf.getvalue().split())  # wrapped to the console's width
+    assert f"{dead['delivered']} rows delivered, {dead['owed']} owed" in text and "abandoned" in text
+    assert "make apply" not in text and plan.run_id in text  # listed by runs, not offered by status
+
+    capsys.readouterr()
+    assert cli(["status", "--output", "json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["latest"]["status"] == "abandoned" and shown["plan"] is None
+    assert cli(["runs", "--output", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["status"] == "abandoned"
+
+    # the next live run records the abandonment (same counts, taken before it re-sends) and completes
+    assert cli(KILL_CLI[3:]) == 0, capsys.readouterr().err
+    after = json.loads(
+        query(warehouse_copy, "select summary_json from ops.run_log where run_id = ?", [killed])[0][0]
+    )
+    assert query(warehouse_copy, "select status from ops.run_log where run_id = ?", [killed]) == [
+        ("abandoned",)
+    ]
+    assert after["delivered"] == dead["delivered"] and after["owed"] == dead["owed"]
+    assert after["abandoned"]["noticed_by"] != killed
+    assert scalar(warehouse_copy, "select count(*) from ops.delivery_state where status <> 'delivered'") == 0
+    assert scalar(warehouse_copy, "select count(*) from ops.run_log where status = 'running'") == 0
+
+
+def test_a_run_stopped_by_an_exception_ends_error_with_its_reason(
+    warehouse_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent.pipeline import Pipeline
+
+    def boom(*_a, **_k):
+        raise RuntimeError("the decision step broke")
+
+    monkeypatch.setattr(Pipeline, "decide", boom)
+    with pytest.raises(RuntimeError):
+        run_activation(load_settings(ActivateSettings, dry_run=True, limit=5))
+    ((status, finished, raw),) = query(
+        warehouse_copy, "select status, finished_at, summary_json from ops.run_log"
+    )
+    assert status == "error" and finished is not None
+    assert json.loads(raw)["error"] == "RuntimeError: the decision step broke"
+    with read_only() as con:
+        assert recent_runs(con)[0]["status"] == "error"  # not abandoned: it ended, and said why

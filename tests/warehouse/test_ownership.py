@@ -1,0 +1,147 @@
+"""Never build over what is not ours (issue 29, item 2), in both directions: another project's DuckDB
+file, a file that is not DuckDB, and a user's table in our `main` are refused in one line (exit 2)
+and left byte for byte as they were; our own warehouse, also one built before the marker existed,
+is rebuilt as before and carries the marker; NBA_WAREHOUSE__OVERWRITE=1 moves a foreign file aside
+and builds. The outbox, reports and cache folders are claimed the same way."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from activation.cli import main as activate_cli
+from testing.demo_warehouse import DemoWarehouse
+from warehouse import build
+from warehouse.cli import main as warehouse_cli
+from warehouse.errors import NotOurs
+from warehouse.ownership import FOLDER_MARK, MARKER, PROJECT, file_problem, owned_dir
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _foreign(db: Path) -> None:
+    with duckdb.connect(str(db)) as con:
+        con.execute(
+            "create table customers_master as select range as id, 'x' || range as name from range(50)"
+        )
+        con.execute("create table orders_2025 as select range as id, range * 2.5 as amount from range(80)")
+
+
+def _one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_a_foreign_duckdb_file_is_refused_in_one_line_and_left_untouched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    db = tmp_path / "theirs.duckdb"
+    _foreign(db)
+    before = _digest(db)
+    monkeypatch.setenv("NBA_DUCKDB_PATH", str(db))
+    monkeypatch.setenv("NBA_RAW_DIR", str(tmp_path / "raw"))  # refused before any data is generated
+    assert warehouse_cli(["build"]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert str(db) in line and "main.customers_master" in line and "main.orders_2025" in line
+    assert "NBA_DUCKDB_PATH" in line and "NBA_WAREHOUSE__OVERWRITE=1" in line
+    assert activate_cli(["plan", "--no-progress"]) == 2  # make plan builds first: refused the same way
+    assert "did not build" in _one_line(capsys.readouterr().err)
+    assert _digest(db) == before and not (tmp_path / "raw").exists()
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("select count(*) from customers_master").fetchone() == (50,)
+        assert con.execute("select count(*) from orders_2025").fetchone() == (80,)
+    assert not list(tmp_path.glob("*.replaced-*")) and not list(tmp_path.glob(".theirs-build"))
+
+
+def test_a_file_that_is_not_duckdb_is_refused_and_an_empty_one_is_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "notes.duckdb"
+    db.write_text("my notes, not a database\n" * 100)
+    monkeypatch.setenv("NBA_DUCKDB_PATH", str(db))
+    monkeypatch.setenv("NBA_RAW_DIR", str(tmp_path / "raw"))
+    with pytest.raises(NotOurs, match="is not a DuckDB file") as info:
+        build.build()
+    assert info.value.exit_code == 2 and db.read_text().startswith("my notes")
+    db.write_text("")
+    assert file_problem(db) is None  # nothing to lose
+    with duckdb.connect(str(tmp_path / "blank.duckdb")):
+        pass
+    assert file_problem(tmp_path / "blank.duckdb") is None  # a database with no table at all
+
+
+def test_overwrite_moves_the_foreign_file_aside_then_builds(
+    small_env: DemoWarehouse, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    db = small_env.duckdb_path
+    db.unlink()
+    _foreign(db)
+    before = _digest(db)
+    monkeypatch.setenv("NBA_WAREHOUSE__OVERWRITE", "1")
+    build.build()
+    (aside,) = db.parent.glob(f"{db.name}.replaced-*")
+    assert _digest(aside) == before  # the user's file, byte for byte, beside the new warehouse
+    assert str(aside) in caplog.text and "moved aside" in caplog.text
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute(f"select project from {MARKER}").fetchall() == [(PROJECT,)]
+        assert con.execute("select count(*) from main.dim_customer").fetchone()[0] > 0  # type: ignore[index]
+    assert file_problem(db) is None
+
+
+def test_our_warehouse_built_before_the_marker_is_rebuilt_and_marked_and_a_user_table_in_main_refused(
+    small_env: DemoWarehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = small_env.duckdb_path
+    with duckdb.connect(str(db)) as con:  # as a build before the marker left it
+        con.execute(f"drop table {MARKER}")
+        con.execute(
+            "insert into ops.run_log (run_id, status) values ('20261127T100000Z-aaaaaa', 'completed')"
+        )
+    assert file_problem(db) is None  # our marts and ops tables: ours
+    build.build()
+    with duckdb.connect(str(db), read_only=True) as con:
+        ((project, main),) = con.execute(f"select project, main_relations from {MARKER}").fetchall()
+        assert con.execute("select count(*) from ops.run_log").fetchone() == (1,)  # carried over
+    assert project == PROJECT and "dim_customer" in json.loads(main)
+    with duckdb.connect(str(db)) as con:
+        con.execute("create table main.my_notes as select 1 as x")
+    before = _digest(db)
+    with pytest.raises(NotOurs, match="main that no build of this project made \\(my_notes\\)"):
+        build.build()
+    assert _digest(db) == before
+
+
+def test_folders_that_are_not_ours_are_refused_and_ours_are_claimed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    monkeypatch.setenv("NBA_OUTBOX_DIR", str(outbox))
+    (outbox / "20261127T140000Z-abc123").mkdir()  # a run of ours, from before the marker
+    assert owned_dir("outbox") == outbox and (outbox / FOLDER_MARK).exists()
+    (outbox / "theirs.txt").write_text("x")
+    assert owned_dir("outbox") == outbox  # marked: what else lands there is the user's business
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "budget.xlsx").write_text("x")
+    monkeypatch.setenv("NBA_REPORTS_DIR", str(reports))
+    with pytest.raises(NotOurs, match=r"NBA_REPORTS_DIR=.*reports is a folder this project did not create"):
+        owned_dir("reports")
+    assert sorted(p.name for p in reports.iterdir()) == ["budget.xlsx"]
+    monkeypatch.setenv("NBA_CACHE_DIR", str(tmp_path / "new" / "cache"))
+    assert owned_dir("cache").is_dir()  # created, and marked
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "cat.jpg").write_text("x")
+    monkeypatch.setenv("NBA_OUTBOX_DIR", str(photos))
+    assert activate_cli(["plan", "--no-progress"]) == 2  # before the warehouse is opened or built
+    line = _one_line(capsys.readouterr().err)
+    assert "NBA_OUTBOX_DIR" in line and "cat.jpg" in line
+    assert sorted(p.name for p in photos.iterdir()) == ["cat.jpg"]
