@@ -36,7 +36,7 @@ from activation.destinations.base import Destination, make_item
 from activation.errors import CircuitBreakerOpen
 from activation.fingerprint import fingerprint_changes, warehouse_fingerprint
 from activation.gate import RAMP_FIRST, PromotionRefused, check_promotion
-from activation.plan import PLAN_HEADER, PLAN_ROWS
+from activation.plan import PLAN_HEADER, PLAN_ROWS, plan_guardrails
 from activation.progress import ProgressFactory, delivery_progress
 from activation.run import PRIMARY_METRIC, new_run_id
 from activation.run_log import end_unfinished, start_run
@@ -46,6 +46,7 @@ from activation.state import load_state, outstanding
 from activation.summary import RunSummary, outcomes, summarize
 from core.contracts import Decision, GuardrailCheck, GuardrailReport
 from core.errors import UserError
+from core.policy_kinds import kind
 from warehouse import paths
 from warehouse.lock import warehouse_lock
 from warehouse.ops_tables import ensure_ops_tables
@@ -205,21 +206,19 @@ def apply_plan(
             ensure_ops_tables(con)
             _check_state(con, plan)
             _check_delivery(con, plan, decisions, destinations)
-            identity = h.get("policy_identity") or h["settings"]["mode"]
-            goal = h["settings"]["goal"]
+            s, guard = h["settings"], plan_guardrails(h)
+            identity = h.get("policy_identity") or s["mode"]
             gate = check_promotion(
-                con, identity, primary_metric=PRIMARY_METRIC[goal], force=settings.force, preview=True
+                con, identity, primary_metric=PRIMARY_METRIC[guard.goal], force=settings.force, preview=True
             )
             if gate.needs_ramp and not settings.force:  # a plan is the candidate for everyone
                 raise PromotionRefused(f"refusing to apply plan {plan.plan_id}: {RAMP_FIRST}")
-            s = h["settings"]
             _start(con, run_id, started_at, plan)  # in ops.run_log (`running`) before it writes or sends
             write_decisions(con, decided, dry_run=False)
             summary = summarize(
-                decisions, run_id=run_id, mode=s["mode"], segment=s["segment"], goal=goal, dry_run=False,
-                as_of=h["as_of"], discount_cap=s["discount_cap"], suppress_hours=s["suppress_hours"],
-                global_holdout_pct=s["global_holdout_pct"], segment_holdout_pct=s["segment_holdout_pct"],
-                prompt_version=s["prompt_version"] if s["mode"] == "llm" else None,
+                decisions, run_id=run_id, mode=s["mode"], segment=s["segment"], guardrails=guard,
+                dry_run=False, as_of=h["as_of"],
+                prompt_version=s["prompt_version"] if kind(s["mode"]).prompted else None,
                 model=next((d.model for d in decisions if d.model), None),
             )  # fmt: skip
             summary.policy_identity, summary.promotion_gate = identity, gate.summary()
@@ -233,11 +232,11 @@ def apply_plan(
 
 
 def _start(con: duckdb.DuckDBPyConnection, run_id: str, started_at: datetime, plan: LoadedPlan) -> None:
-    s = plan.header["settings"]
+    s, guard = plan.header["settings"], plan_guardrails(plan.header)
     start_run(
         con, run_id, started_at, command="apply", applied_plan=plan.plan_id, as_of=plan.header["as_of"],
-        mode=s["mode"], segment=s["segment"], goal=s["goal"], dry_run=False, discount_cap=s["discount_cap"],
-        suppress_hours=s["suppress_hours"], prompt_version=s["prompt_version"] if s["mode"] == "llm" else None,
+        mode=s["mode"], segment=s["segment"], goal=guard.goal, dry_run=False, discount_cap=guard.discount_cap,
+        suppress_hours=guard.suppress_hours, prompt_version=s["prompt_version"] if kind(s["mode"]).prompted else None,
     )  # fmt: skip
 
 

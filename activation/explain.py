@@ -24,9 +24,9 @@ from activation.reasons import checks_of, why_not_sent
 from activation.settings import ActivateSettings
 from agent.context import data_as_of, load_contact_history, load_contexts, reference_for
 from agent.pipeline import Pipeline
-from agent.policies import build_policy
-from core.contracts import SEGMENTS, ContactEvent, CustomerContext, GuardrailCheck
+from core.contracts import SEGMENTS, ContactEvent, CustomerContext, GuardrailCheck, GuardrailSettings
 from core.errors import UserError
+from core.policy_kinds import LLM
 from guardrails.checks import Setting, describe, is_eligibility
 from guardrails.checks.words import utc, when
 from warehouse import paths
@@ -162,9 +162,7 @@ def _decide_now(
 ) -> dict[str, Any]:
     """No run decided for this customer yet: decide through the pipeline (nothing is logged)."""
     history = load_contact_history(con, since=as_of - timedelta(hours=max(settings.suppress_hours, 24 * 7)))
-    ref, guard = reference_for(con), settings.guardrails()
-    policy = build_policy(settings, guard=guard, ref=ref, con=con, history_before=as_of)
-    pipe = Pipeline(policy, guard=guard, ref=ref, run_id="explain", as_of=as_of)
+    pipe = Pipeline.from_config(settings, run_id="explain", as_of=as_of, ref=reference_for(con), con=con)
     (decision, report), *_ = pipe.decide([ctx], history)
     row = decision.model_dump()
     row["guardrail_report"] = [c.model_dump(mode="json") for c in report.checks]
@@ -198,16 +196,9 @@ def explain(
     if ctx is not None:
         history = load_contact_history(con, since=as_of - timedelta(days=8)).get(customer_id, [])
 
-    def logged(key: str) -> float:  # the run's own value (0 included); the settings' for older runs
-        value = run.get(key)
-        return float(getattr(settings, key) if value is None else value)
-
     words = Setting(
         as_of=as_of,
-        suppress_hours=logged("suppress_hours"),
-        global_holdout_pct=logged("global_holdout_pct"),
-        segment_holdout_pct=logged("segment_holdout_pct"),
-        discount_cap=logged("discount_cap"),
+        guard=_run_guardrails(run, settings),
         segment=str(row["segment"]),
         ref=reference_for(con),
         ctx=ctx,
@@ -230,6 +221,14 @@ def explain(
     if row["dry_run"] and row["run_id"] != "explain":
         out["deliveries"]["planned"] = _planned(str(row["run_id"]), customer_id)
     return out
+
+
+def _run_guardrails(run: Mapping[str, Any], settings: ActivateSettings) -> GuardrailSettings:
+    """What the run's guardrails enforced, from its summary; the settings' for what it does not say
+    (a decision made now, or a run logged before the summary carried them as one object)."""
+    logged = run.get("guardrails") or run
+    given = {k: logged[k] for k in GuardrailSettings.model_fields if logged.get(k) is not None}
+    return settings.guardrails(**given)
 
 
 def _source(
@@ -306,15 +305,13 @@ def rendered_prompt(
     values = settings.model_dump(include={"goal", "discount_cap", "suppress_hours", "global_holdout_pct",
                                           "segment_holdout_pct", "as_of"})  # fmt: skip
     llm = settings_from(
-        ActivateSettings, **values, mode="llm", prompt_version=prompt_version or settings.prompt_version
+        ActivateSettings, **values, mode=LLM.name, prompt_version=prompt_version or settings.prompt_version
     )
     as_of = llm.as_of or data_as_of(con)
-    ref, guard = reference_for(con), llm.guardrails()
-    policy = build_policy(llm, guard=guard, ref=ref, con=con, history_before=as_of)
+    pipe = Pipeline.from_config(llm, run_id="explain", as_of=as_of, ref=reference_for(con), con=con)
+    policy = pipe.policy
     assert isinstance(policy, LLMPolicy)
-    elig = Pipeline(policy, guard=guard, ref=ref, run_id="explain", as_of=as_of).eligibility(
-        ctx, load_contact_history(con)
-    )
+    elig = pipe.eligibility(ctx, load_contact_history(con))
     channels = elig.allowed_channels or [ctx.preferred_channel]
     ranking = policy.rankings([(ctx, elig.model_copy(update={"allowed_channels": channels}))])[0]
     rendered = policy.prompt(ctx, channels, ranking)

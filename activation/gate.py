@@ -31,6 +31,7 @@ from agent.ramp import ramp_verdict
 from core.config import RampSettings
 from core.contracts import Goal, stable_hash
 from core.errors import UserError
+from core.policy_kinds import fallback, parse_identity
 
 RAMP_FIRST = (
     "a candidate that passed the offline screen goes live on a ramp, not as a whole plan: run "
@@ -85,7 +86,7 @@ def policy_in_place(con: duckdb.DuckDBPyConnection) -> str:
     ).fetchone()
     if promoted and (live is None or promoted[0] >= live[0].replace(tzinfo=None)):
         return str(promoted[1])
-    return live[1] if live else "rules"
+    return live[1] if live else fallback().name
 
 
 def eval_hint(identity: str, in_place: str) -> str:
@@ -93,7 +94,9 @@ def eval_hint(identity: str, in_place: str) -> str:
     mode = identity.split("@", 1)[0].split(":", 1)
     args = [f"MODE={mode[0]}"] + ([f"PROMPT_VERSION={mode[1]}"] if len(mode) > 1 else [])
     base = in_place.split("@", 1)[0]
-    base = base.split(":", 1)[1] if base.startswith("llm:") else base
+    kind, version = parse_identity(in_place)
+    if kind is not None and kind.prompted and version:  # an LLM baseline is its prompt version
+        base = version
     return "make eval " + " ".join([*args, f"BASELINE={base}"])
 
 
@@ -112,7 +115,7 @@ def check_promotion(
     ramp = ramp or RampSettings()
     goal = goal or ("engagement" if primary_metric == "converted_14d" else "90d_clv")
     in_place = policy_in_place(con)
-    if identity in ("rules", in_place):
+    if identity in (fallback().name, in_place):
         return GateVerdict(identity, in_place, True, False, f"{identity} is the policy in place")
     running = con.execute(
         "select ramp_id, state, share, screen_low, updated_at from ops.ramps where candidate = ? and incumbent = ? "

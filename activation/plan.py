@@ -34,7 +34,7 @@ from activation.gate import RAMP_FIRST, PromotionRefused, check_promotion
 from activation.reasons import deciding_check, why_not_sent
 from activation.settings import ActivateSettings
 from activation.summary import RunSummary
-from core.contracts import ContactEvent, CustomerContext, Decision, GuardrailReport
+from core.contracts import ContactEvent, CustomerContext, Decision, GuardrailReport, GuardrailSettings
 from core.reference import ReferenceData
 from guardrails.checks import Setting, describe, label
 from guardrails.checks.words import when
@@ -161,23 +161,21 @@ def plan_rows(
     run_dir: Path,
     decided: Sequence[tuple[Decision, GuardrailReport]],
     *,
-    settings: ActivateSettings,
+    guard: GuardrailSettings,
     destinations: Sequence[str],
     ref: ReferenceData,
     contexts: Mapping[str, CustomerContext],
     history: Mapping[str, Sequence[ContactEvent]],
 ) -> list[dict[str, Any]]:
-    """One row per decided customer, then one per decision owed by an earlier run."""
+    """One row per decided customer, then one per decision owed by an earlier run; `guard`: what
+    the run's guardrails enforced, which the rows' sentences quote."""
     run_id = decided[0][0].run_id if decided else ""
     ops = destination_ops(con, run_dir, run_id, destinations)
     rows: list[dict[str, Any]] = []
     for d, rep in decided:
         words = Setting(
             as_of=d.as_of,
-            suppress_hours=settings.suppress_hours,
-            global_holdout_pct=settings.global_holdout_pct,
-            segment_holdout_pct=settings.segment_holdout_pct,
-            discount_cap=settings.discount_cap,
+            guard=guard,
             segment=d.segment,
             ref=ref,
             ctx=contexts.get(d.customer_id),
@@ -312,20 +310,12 @@ def write_plan(
         "as_of": summary.as_of,
         "policy_identity": summary.policy_identity,
         "settings": {
-            k: getattr(settings, k)
-            for k in (
-                "mode",
-                "segment",
-                "goal",
-                "discount_cap",
-                "suppress_hours",
-                "global_holdout_pct",
-                "segment_holdout_pct",
-                "holdout_salt",
-                "prompt_version",
-                "limit",
-            )
-        },  # fmt: skip
+            "mode": settings.mode,
+            "segment": settings.segment,
+            "guardrails": summary.guardrails.model_dump(mode="json"),
+            "prompt_version": settings.prompt_version,
+            "limit": settings.limit,
+        },
         "destinations": list(destinations),
         "fingerprint": dict(fingerprint),
         "rows": len(rows),
@@ -338,6 +328,15 @@ def write_plan(
     _write(run_dir / PLAN_TEXT, plan_text(header, rows))
     _write(run_dir / PLAN_HEADER, json.dumps(header, indent=2, default=str))
     return header
+
+
+def plan_guardrails(header: Mapping[str, Any]) -> GuardrailSettings:
+    """What the guardrails of the plan's run enforced (a plan written before they were one object
+    in its header lists them among its settings)."""
+    given = header["settings"]
+    return GuardrailSettings.model_validate(
+        given.get("guardrails") or {k: given[k] for k in GuardrailSettings.model_fields if k in given}
+    )
 
 
 def gate_preview(con: duckdb.DuckDBPyConnection, identity: str, primary_metric: str) -> str:
@@ -374,7 +373,7 @@ def record_plan(
         con,
         run_dir,
         decided,
-        settings=settings,
+        guard=summary.guardrails,
         destinations=destinations,
         ref=ref,
         contexts={c.customer_id: c for c in contexts},

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from activation.plan import describe_changes
 from activation.summary import RunSummary
+from core.policy_kinds import kind
 from guardrails.checks import label
 from guardrails.checks.words import when
 
@@ -80,7 +81,7 @@ def print_summary(s: RunSummary, console: Console | None = None) -> None:  # noq
         fixes = {k: n for k, n in sends.items() if k != "as proposed"}
         how = f"{sends.get('as proposed', 0)} as proposed" + (f", {_counts(fixes)}" if fixes else "")
         console.print(f"sends: {s.counts['send']} ({how})")
-    if s.mode == "llm":
+    if kind(s.mode).needs_endpoint:
         fallbacks = sum(s.fallbacks.values())
         why = f" ({escape(', '.join(f'{k} {v}' for k, v in s.fallbacks.items()))})" if fallbacks else ""
         # per call: the calls run side by side (one per server slot), so the run goes faster than this
@@ -90,7 +91,7 @@ def print_summary(s: RunSummary, console: Console | None = None) -> None:  # noq
         )
         console.print(f"     tokens {s.prompt_tokens} in + {s.completion_tokens} out{rate}")
         console.print(f"     fallbacks to rules: {fallbacks}{why}")
-    elif s.mode == "learned":
+    elif kind(s.mode).learns_from_log:
         trained = s.policy_stats.get("model_trained")
         how = (
             " (trained for this run)"
@@ -133,10 +134,10 @@ def _print_heading(s: RunSummary, console: Console) -> None:
         console.print(f"sends exactly plan {s.applied_plan} (nba-activate apply)")
     parts = [
         s.policy_identity or s.mode,
-        f"goal {s.goal}",
+        f"goal {s.guardrails.goal}",
         f"as of {_as_of(s.as_of)}",
-        f"cap {s.discount_cap:g}%",
-        f"window {s.suppress_hours:g} h",
+        f"cap {s.guardrails.discount_cap:g}%",
+        f"window {s.guardrails.suppress_hours:g} h",
     ]
     lines = [""]
     for part in parts:  # wrap between the parts, never inside one

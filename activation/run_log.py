@@ -25,6 +25,7 @@ from typing import Any
 import duckdb
 
 from activation.settings import ActivateSettings
+from core.policy_kinds import kind
 from warehouse.ops_tables import ensure_ops_tables, utc_naive
 
 RUNNING, ABANDONED = "running", "abandoned"
@@ -45,7 +46,7 @@ def run_columns(settings: ActivateSettings, as_of: datetime | None = None) -> di
         "dry_run": settings.dry_run,
         "discount_cap": settings.discount_cap,
         "suppress_hours": settings.suppress_hours,
-        "prompt_version": settings.prompt_version if settings.mode == "llm" else None,
+        "prompt_version": settings.prompt_version if kind(settings.mode).prompted else None,
     }
 
 

@@ -16,7 +16,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from activation.reasons import deciding_check
-from core.contracts import STATUSES, Decision, GuardrailReport
+from core.contracts import STATUSES, Decision, GuardrailReport, GuardrailSettings
+from core.policy_kinds import fell_back, kind
 
 
 class RunSummary(BaseModel):
@@ -25,13 +26,9 @@ class RunSummary(BaseModel):
     run_id: str
     mode: str
     segment: str
-    goal: str
+    guardrails: GuardrailSettings  # what the guardrails enforced in this run, as one object
     dry_run: bool
     as_of: str
-    discount_cap: float
-    suppress_hours: float
-    global_holdout_pct: float | None = None
-    segment_holdout_pct: float | None = None
     prompt_version: str | None
     model: str | None
     decisions: int
@@ -79,7 +76,9 @@ def summarize(decisions: Sequence[Decision], **fields: Any) -> RunSummary:
         seg[d.status] += 1
     reasons = Counter(r for d in decisions for r in d.reasons)
     fallbacks = Counter(
-        d.fallback_reason for d in decisions if d.policy == "llm->rules" and d.fallback_reason
+        d.fallback_reason
+        for d in decisions
+        if d.fallback_reason and fell_back(d.policy) and kind(d.policy).needs_endpoint
     )
     clamped = sum(
         1

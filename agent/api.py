@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from agent.pipeline import decide
-from core.config import RunConfig, settings_from
+from core.config import RunConfig, default, settings_from
 from core.contracts import SEGMENTS, CustomerContext
 from core.errors import UserError
+from core.policy_kinds import kind
 from core.reference import ReferenceData, load_reference
 
 _TYPICAL_FILE = Path(__file__).resolve().parent / "data" / "typical_customers.json"
@@ -48,9 +49,9 @@ _API_ARGS = ("as_of", "ref", "enforce_quiet_hours", "mode", "prompt_version", "c
 
 def next_best_action(
     segment: str | None = None,
-    goal: str = "90d_clv",
-    discount_cap: float = 5.0,
-    suppress_hours: float = 24,
+    goal: str = default("goal"),
+    discount_cap: float = default("discount_cap"),
+    suppress_hours: float = default("suppress_hours"),
     **kwargs: Any,
 ) -> dict[str, Any]:
     """The next-best action, through every guardrail, for a typical customer of `segment`, or for
@@ -79,9 +80,9 @@ def next_best_action(
             raise UserError(
                 "give a segment (a typical customer of it) or customer_id= (a warehouse customer)"
             )
-        if run.get("mode") == "learned":
+        if "mode" in run and kind(run["mode"]).learns_from_log:
             raise UserError(
-                "mode='learned' scores a customer's own response history: pass customer_id= (a warehouse customer)"
+                f"mode={run['mode']!r} scores a customer's own response history: pass customer_id= (a warehouse customer)"
             )
         ctx = typical_context(segment, **kwargs)
         config = _config(ctx.segment, goal, discount_cap, suppress_hours, run)

@@ -33,11 +33,12 @@ from agent.context import data_as_of, load_contact_history, load_contexts, refer
 from agent.errors import AgentError, WarehouseNotReady
 from agent.llm import INSTRUCTOR_MODES, as_proposal, classify_failure, proposal_key, response_model_for_prompt
 from agent.pipeline import Pipeline
-from agent.policies import LLMPolicy, build_policy
+from agent.policies import LLMPolicy
 from agent.prompts import RenderedPrompt
 from core.config import LLMSettings, RunConfig
 from core.contracts import LLMAttempt, Mode, Proposal
 from core.errors import ConfigError, UserError
+from core.policy_kinds import LLM, kind
 from warehouse.paths import duckdb_path
 
 CHAT_URL: Final = "/v1/chat/completions"
@@ -50,14 +51,14 @@ class BatchFileError(AgentError, UserError):
 class BatchSettings(RunConfig):
     """The plan whose requests a batch file holds: `make plan`'s settings, in LLM mode."""
 
-    mode: Mode = "llm"
+    mode: Mode = LLM.name
     limit: Annotated[int, Field(ge=1)] | None = None  # only the first N segmented customers
 
     @model_validator(mode="after")
     def _llm_only(self) -> BatchSettings:
-        if self.mode != "llm":
+        if not kind(self.mode).needs_endpoint:
             raise ConfigError(
-                "MODE / NBA_MODE", "batch files hold LLM requests: leave it unset, or llm", self.mode
+                "MODE / NBA_MODE", f"batch files hold LLM requests: leave it unset, or {LLM.name}", self.mode
             )
         if not self.llm.cache:
             raise ConfigError(
@@ -95,10 +96,10 @@ def plan_requests(settings: BatchSettings, cache: DecisionCache) -> dict[str, Ba
         contexts = load_contexts(con, segment=settings.segment)[: settings.limit]
         window = max(settings.suppress_hours, 24 * 7)  # as activation.run reads it
         history = load_contact_history(con, since=as_of - timedelta(hours=window))
-        ref, guard = reference_for(con), settings.guardrails()
-        policy = build_policy(settings, guard=guard, ref=ref, cache=cache, con=con, history_before=as_of)
+        ref = reference_for(con)
+        pipe = Pipeline.from_config(settings, run_id="batch", as_of=as_of, ref=ref, cache=cache, con=con)
+    policy = pipe.policy
     assert isinstance(policy, LLMPolicy)
-    pipe = Pipeline(policy, guard=guard, ref=ref, run_id="batch", as_of=as_of)
     todo = [(ctx, elig) for ctx in contexts if (elig := pipe.eligibility(ctx, history)).needs_proposal]
     out: dict[str, BatchRequest] = {}
     for ctx, prompt in policy.requests(todo):
@@ -113,7 +114,7 @@ def request_body(settings: LLMSettings, request: BatchRequest) -> dict[str, Any]
     building for the configured mode (tools, or response_format json_schema) on the client's kwargs."""
     _, body = handle_response_model(
         request.response_model,
-        INSTRUCTOR_MODES[settings.mode],
+        INSTRUCTOR_MODES[settings.resolved_instructor_mode],
         model=settings.model,
         messages=request.prompt.messages(),
         temperature=settings.temperature,
@@ -230,7 +231,7 @@ def parse_answer(
 ) -> tuple[Proposal | None, str | None, LLMAttempt]:
     """An answered line's proposal, or the failure the live path would record for it: instructor's
     parser for the mode, with the request's response model (no reask: the batch asked once)."""
-    mode = INSTRUCTOR_MODES[settings.mode]
+    mode = INSTRUCTOR_MODES[settings.resolved_instructor_mode]
     usage = body.get("usage") if isinstance(body, dict) else None
     attempt = LLMAttempt(
         attempt=1,

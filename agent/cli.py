@@ -16,6 +16,7 @@ import typer
 from core.cli import run, setting, version_option
 from core.config import EMBEDDED_MODEL, RunConfig, load_settings
 from core.errors import UserError
+from core.policy_kinds import LLM
 
 app = typer.Typer(
     name="nba-agent",
@@ -58,7 +59,7 @@ def prompt(
     from agent.context import data_as_of, load_contact_history, load_contexts, reference_for
     from agent.errors import UnknownCustomerError, WarehouseNotReady
     from agent.pipeline import Pipeline
-    from agent.policies import LLMPolicy, build_policy
+    from agent.policies import LLMPolicy
     from warehouse.paths import duckdb_path
 
     if not customer_id:
@@ -72,7 +73,7 @@ def prompt(
         goal=goal,
         discount_cap=discount_cap,
         as_of=as_of,
-        mode="llm",
+        mode=LLM.name,
     )
     path = duckdb_path()
     if not path.exists():
@@ -85,12 +86,10 @@ def prompt(
             "mart_marketing__segment_scores where segment is not null"
         )
     ctx = contexts[0]
-    ref = reference_for(con)
-    guard = settings.guardrails()
     as_of_ts = settings.as_of or data_as_of(con)
-    policy = build_policy(settings, guard=guard, ref=ref, con=con, history_before=as_of_ts)
+    pipe = Pipeline.from_config(settings, run_id="prompt", as_of=as_of_ts, ref=reference_for(con), con=con)
+    policy = pipe.policy
     assert isinstance(policy, LLMPolicy)
-    pipe = Pipeline(policy, guard=guard, ref=ref, run_id="prompt", as_of=as_of_ts)
     elig = pipe.eligibility(ctx, load_contact_history(con))
     channels = elig.allowed_channels or [ctx.preferred_channel]
     ranking = policy.rankings([(ctx, elig.model_copy(update={"allowed_channels": channels}))])[0]

@@ -289,7 +289,7 @@ class LLMClient:
             max_retries=s.http_retries,
             http_client=self.http,
         )
-        mode = INSTRUCTOR_MODES[s.mode]
+        mode = INSTRUCTOR_MODES[s.resolved_instructor_mode]
         client = instructor.AsyncInstructor(
             client=raw, create=instructor.patch(create=post_as_built(raw), mode=mode), mode=mode
         )

@@ -29,11 +29,11 @@ from core.contracts import (
     Eligibility,
     GuardrailReport,
     GuardrailSettings,
-    PolicyMode,
     PolicyOutcome,
 )
 from core.gc_passes import fewer_gc_passes
 from core.policy import Policy, PolicyItem, Progress
+from core.policy_kinds import kind
 from core.reference import ReferenceData, load_reference
 from guardrails.eligibility import check_eligibility
 from guardrails.engine import finalize
@@ -73,6 +73,40 @@ class Pipeline:
         self.policy, self.guard, self.ref = policy, guard, ref
         self.run_id, self.as_of = run_id, as_of
         self.fallback = fallback or (policy if isinstance(policy, RulesPolicy) else RulesPolicy(guard, ref))
+
+    @classmethod
+    def from_config(
+        cls,
+        config: RunConfig,
+        *,
+        run_id: str,
+        as_of: datetime,
+        ref: ReferenceData,
+        mode: str | None = None,
+        endpoint: LLMEndpoint | None = None,
+        cache: DecisionCache | None = None,
+        con: duckdb.DuckDBPyConnection | None = None,
+        history_before: datetime | None = None,
+    ) -> Pipeline:
+        """The run's pipeline from its settings: the guardrail settings they carry and the policy
+        `mode` (default `config.mode`) names, built by its registered builder (agent.policies). A
+        policy that learns reads the touches of `con` logged before `history_before` (default `as_of`)."""
+        guard = config.guardrails()
+        policy = build_policy(
+            config,
+            guard=guard,
+            ref=ref,
+            endpoint=endpoint,
+            cache=cache,
+            mode=mode,
+            con=con,
+            history_before=history_before or as_of,
+        )
+        return cls(policy, guard=guard, ref=ref, run_id=run_id, as_of=as_of)
+
+    def with_policy(self, policy: Policy) -> Pipeline:
+        """The same run deciding with another policy (a ramp wraps the built one)."""
+        return Pipeline(policy, guard=self.guard, ref=self.ref, run_id=self.run_id, as_of=self.as_of)
 
     def eligibility(self, ctx: CustomerContext, history: History) -> Eligibility:
         return check_eligibility(
@@ -140,7 +174,7 @@ def decide(
     endpoint: LLMEndpoint | None = None,
     cache: DecisionCache | None = None,
     progress: Progress | None = None,
-    mode: PolicyMode | None = None,
+    mode: str | None = None,
     con: duckdb.DuckDBPyConnection | None = None,
     history_before: datetime | None = None,
 ) -> tuple[list[Decided], dict[str, int]]:
@@ -148,25 +182,23 @@ def decide(
     policy's call stats (LLM calls, cache hits). An embedded model started here is stopped here;
     pass `endpoint` to share one across calls. Learned mode trains on (or reuses the model of) the
     warehouse `con`'s touches before `history_before` (default `as_of`)."""
-    ref = ref or load_reference()
-    guard = config.guardrails()
     mode = mode or config.mode
-    own_endpoint = endpoint is None and mode == "llm"
+    own_endpoint = endpoint is None and kind(mode).needs_endpoint
     endpoint = endpoint or (LLMEndpoint(config.llm) if own_endpoint else None)
     try:
-        policy = build_policy(
+        pipe = Pipeline.from_config(
             config,
-            guard=guard,
-            ref=ref,
+            run_id=run_id,
+            as_of=as_of,
+            ref=ref or load_reference(),
+            mode=mode,
             endpoint=endpoint,
             cache=cache,
-            mode=mode,
             con=con,
-            history_before=history_before or as_of,
+            history_before=history_before,
         )
-        pipe = Pipeline(policy, guard=guard, ref=ref, run_id=run_id, as_of=as_of)
         decided = pipe.decide(contexts, history, progress)
-        return decided, {"llm_calls": 0, "cache_hits": 0} | policy.stats()
+        return decided, {"llm_calls": 0, "cache_hits": 0} | pipe.policy.stats()
     finally:
         if own_endpoint and endpoint is not None:
             endpoint.close()

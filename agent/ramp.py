@@ -34,6 +34,7 @@ import pyarrow as pa
 from core.config import RampSettings
 from core.contracts import ActionProbability, Goal, PolicyMode, PolicyOutcome
 from core.policy import Policy, PolicyItem, Progress, policy_identity
+from core.policy_kinds import kind
 
 Arm = Literal["candidate", "incumbent"]
 State = Literal["ramp", "promoted", "rolled_back"]
@@ -94,7 +95,7 @@ class RampPolicy:
             # a candidate with no proposal falls back to the rules in the guardrails: where the
             # incumbent is the rules, that is the incumbent's own distribution
             pb = distribution(b)
-            pc = distribution(c) or (pb if self.incumbent.name == "rules" else {})
+            pc = distribution(c) or (pb if kind(self.incumbent.name).is_fallback else {})
             self.assignments.append(Assignment(ctx.customer_id, arm, pc, pb))
             chosen = c if arm == "candidate" else b
             if chosen.proposal is None:

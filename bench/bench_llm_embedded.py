@@ -203,7 +203,7 @@ def throughput(n: int, prompt_version: str = "v1") -> None:
     bodies = bodies_for(ctxs, history, settings, llm)
     print(
         f"machine load before: {load()}   model: {model.name}   slots: {llm.slots}   "
-        f"client concurrency: {llm.concurrency}   threads: {llm.threads or os.cpu_count()}   mode: {llm.mode}   "
+        f"client concurrency: {llm.concurrency}   threads: {llm.threads or os.cpu_count()}   instructor mode: {llm.resolved_instructor_mode}   "
         f"prompt: {prompt_version}   decisions: {len(bodies)}"
     )
 

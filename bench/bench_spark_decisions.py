@@ -46,16 +46,12 @@ def rules_pipeline(duckdb_path: Path, as_of: datetime) -> Any:
 
     from agent.context import reference_for
     from agent.pipeline import Pipeline
-    from agent.policies import build_policy
     from core.config import RunConfig, settings_from
 
     config = settings_from(RunConfig, mode="rules", segment="all")
-    guard = config.guardrails()
     with duckdb.connect(str(duckdb_path), read_only=True) as con:
         ref = reference_for(con)
-    return Pipeline(
-        build_policy(config, guard=guard, ref=ref), guard=guard, ref=ref, run_id="bench", as_of=as_of
-    )
+    return Pipeline.from_config(config, run_id="bench", as_of=as_of, ref=ref)
 
 
 def single_process(duckdb_path: Path, as_of: datetime, work: Path) -> tuple[float, Any, Any]:
@@ -63,7 +59,6 @@ def single_process(duckdb_path: Path, as_of: datetime, work: Path) -> tuple[floa
 
     from agent.context import load_contact_history, load_contexts, reference_for
     from agent.pipeline import Pipeline
-    from agent.policies import build_policy
     from core.config import RunConfig, settings_from
     from warehouse.decision_log import decision_rows
     from warehouse.ops_tables import ensure_ops_tables, insert_atomically
@@ -75,10 +70,7 @@ def single_process(duckdb_path: Path, as_of: datetime, work: Path) -> tuple[floa
         history = load_contact_history(con)
         ref = reference_for(con)
     t_read = time.perf_counter() - t0
-    guard = config.guardrails()
-    pipe = Pipeline(
-        build_policy(config, guard=guard, ref=ref), guard=guard, ref=ref, run_id="bench", as_of=as_of
-    )
+    pipe = Pipeline.from_config(config, run_id="bench", as_of=as_of, ref=ref)
     t1 = time.perf_counter()
     decided = pipe.decide(contexts, history)
     t_decide = time.perf_counter() - t1

@@ -35,8 +35,12 @@ def package_version() -> str:
 
 
 def choices(model: type[BaseModel], field: str) -> str:
-    """'rules|llm' for a Literal field, '' otherwise."""
-    annotation = model.model_fields[field].annotation
+    """'rules|llm' for a Literal field (or one checked against a registry), '' otherwise."""
+    info = model.model_fields[field]
+    named = next((m.choices() for m in info.metadata if hasattr(m, "choices")), None)
+    if named is not None:
+        return "|".join(named)
+    annotation = info.annotation
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     if typing.get_origin(annotation) is typing.Literal:
         return "|".join(str(a) for a in args)

@@ -39,6 +39,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from core.contracts import Goal, GuardrailSettings, Hours, Mode, Percent, Salt, SegmentChoice
 from core.errors import ConfigError
+from core.policy_kinds import LLM
 from core.reference import PROMPTS_DIR
 
 EMBEDDED_MODEL = "smollm2-135m-instruct"
@@ -171,8 +172,9 @@ class LLMSettings(Section):
         return self.base_url is None and self.api_key is None
 
     @property
-    def mode(self) -> str:
-        """The instructor mode in force: `instructor_mode`, with auto resolved for the server."""
+    def resolved_instructor_mode(self) -> str:
+        """The instructor mode in force: `instructor_mode`, with auto resolved for the server ("mode"
+        alone is the policy's, RunConfig.mode)."""
         if self.instructor_mode != "auto":
             return self.instructor_mode
         return "json_schema" if self.embedded else "tools"
@@ -187,7 +189,7 @@ class LLMSettings(Section):
         """Settings that change what the model returns (never the key)."""
         return {
             "model": self.model,
-            "mode": self.mode,
+            "mode": self.resolved_instructor_mode,  # the key cached decisions were stored under
             "model_path": str(self.model_path) if self.model_path else None,
             "temperature": self.temperature,
             "seed": self.seed,
@@ -327,6 +329,24 @@ class RunConfig(BaseSettings):
         return GuardrailSettings(**(values | overrides))
 
 
+def default(name: str, model: type[BaseModel] = RunConfig) -> Any:
+    """A setting's default, for what shows or passes one elsewhere (Airflow params, the Python API)."""
+    return model.model_fields[name].get_default(call_default_factory=True)
+
+
+def bounds(name: str, model: type[BaseModel] = RunConfig) -> tuple[Any, Any]:
+    """A numeric setting's inclusive (minimum, maximum); None where it has none."""
+    metadata = model.model_fields[name].metadata
+    lo = next((m.ge for m in metadata if isinstance(m, annotated_types.Ge)), None)
+    hi = next((m.le for m in metadata if isinstance(m, annotated_types.Le)), None)
+    return lo, hi
+
+
+def choices_of(name: str, model: type[BaseModel] = RunConfig) -> list[Any]:
+    """The values a Literal setting allows, in order."""
+    return list(typing.get_args(model.model_fields[name].annotation))
+
+
 S = TypeVar("S", bound=BaseSettings)
 _EXPLICIT_ONLY: ContextVar[bool] = ContextVar("nba_settings_explicit_only", default=False)
 
@@ -367,7 +387,7 @@ def setting_names(loc: tuple[Any, ...]) -> str:
         return "settings"
     if parts[0] in _ALIASES:
         return _ALIASES[parts[0]]
-    if parts[0] == "llm" and parts[1:2] and parts[1] in ("base_url", "api_key", "model"):
+    if parts[0] == LLM.section and parts[1:2] and parts[1] in ("base_url", "api_key", "model"):
         return f"NBA_LLM__{parts[1].upper()} / {_ALIASES['openai_' + parts[1]]}"
     env = "NBA_" + "__".join(p.upper() for p in parts)
     if len(parts) > 1 or parts[0] in ENV_ONLY:

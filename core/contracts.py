@@ -13,18 +13,17 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+# the mode types validate against the policy registry (core.policy_kinds), re-exported for contracts
+from core.policy_kinds import Mode as Mode
+from core.policy_kinds import PolicyMode as PolicyMode
+from core.policy_kinds import PolicyName as PolicyName
+
 Segment = Literal["high_value_lapse_risk", "new_users_first_week_intent", "churn_rescue_nps"]
 SEGMENTS: tuple[str, ...] = get_args(Segment)
 Channel = Literal["email", "sms", "push"]
 CHANNELS: tuple[str, ...] = get_args(Channel)
 Goal = Literal["90d_clv", "engagement"]
 GOALS: tuple[str, ...] = get_args(Goal)
-Mode = Literal["rules", "learned", "llm"]  # what a run can use
-MODES: tuple[str, ...] = get_args(Mode)
-PolicyMode = Literal["rules", "learned", "llm", "random"]  # + the uniform-random reference of evals
-PolicyName = Literal[
-    "rules", "learned", "llm", "random", "llm->rules", "learned->rules", "random->rules", "logging"
-]
 SegmentChoice = Literal["all", "high_value_lapse_risk", "new_users_first_week_intent", "churn_rescue_nps"]
 Arm = Literal["treatment", "holdout"]
 Status = Literal["send", "suppressed", "deferred", "holdout", "no_action"]

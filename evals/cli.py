@@ -29,6 +29,7 @@ from core.cli import run, setting, version_option
 from core.config import load_settings
 from core.contracts import CustomerContext, Decision, GuardrailReport
 from core.errors import UserError
+from core.policy_kinds import kind, policy_modes, prompted
 from core.reference import ReferenceData
 from evals.harness import PolicySpec
 from evals.report import gate_sentence, ordered_comparisons, shown_value, truth_note
@@ -48,15 +49,16 @@ app = typer.Typer(
 
 
 def spec_for(name: str, settings: EvalSettings) -> PolicySpec:
-    """A baseline name (rules, random, a prompt version) as a policy of this eval."""
+    """A baseline name (a kind such as rules or random, or a prompt version) as a policy of this eval."""
     goal, cap = settings.goal, settings.discount_cap
-    if name in ("rules", "random", "learned"):
-        return PolicySpec(name=name, mode=name, goal=goal, discount_cap=cap)  # type: ignore[arg-type]
-    return PolicySpec(name=f"llm:{name}", mode="llm", prompt_version=name, goal=goal, discount_cap=cap)
+    if name in policy_modes() and not kind(name).prompted:
+        return PolicySpec(name=name, mode=name, goal=goal, discount_cap=cap)
+    llm = prompted().name
+    return PolicySpec(name=f"{llm}:{name}", mode=llm, prompt_version=name, goal=goal, discount_cap=cap)
 
 
 def candidate_spec(settings: EvalSettings) -> PolicySpec:
-    if settings.mode == "llm":
+    if kind(settings.mode).prompted:
         return spec_for(settings.prompt_version, settings)
     return spec_for(settings.mode, settings)
 
@@ -214,7 +216,7 @@ def _run(settings: EvalSettings) -> tuple[EvalReport, Path]:
                 as_of=as_of,
                 ref=lifted_reference(ref, spec.lifted),
                 endpoint=endpoint,
-                progress=_progress_printer(spec.name, len(ctxs)) if spec.mode == "llm" else None,
+                progress=_progress_printer(spec.name, len(ctxs)) if kind(spec.mode).needs_endpoint else None,
                 mode=spec.mode,
                 con=con,
                 history_before=cutoff,

@@ -27,6 +27,8 @@ from core.contracts import (
     PolicyMode,
     stable_hash,
 )
+from core.policy_kinds import RANDOM, kind
+from core.policy_kinds import reference as uniform_kind
 from evals.constraints import CONSTRAINT_LABELS, CONSTRAINTS, Constraint, lifted_cap, lifted_contexts
 from evals.datasets.adversarial import AdversarialCase, adversarial_cases, check_adversarial_cases
 from evals.datasets.golden import GoldenCase, check_cases, load_golden
@@ -88,11 +90,15 @@ def random_reference(like: PolicySpec) -> PolicySpec:
     """The uniform-random reference under the same goal and cap as `like`."""
     return PolicySpec(
         name="uniform_random",
-        mode="random",
+        mode=uniform_kind().name,
         goal=like.goal,
         discount_cap=like.discount_cap,
-        identity="random",
+        identity=uniform_kind().name,
     )
+
+
+def _uniform(spec: PolicySpec) -> bool:
+    return kind(spec.mode).reference
 
 
 def restrict(data: LoggedData, customer_ids: set[str]) -> LoggedData:
@@ -342,14 +348,14 @@ def run_eval(
     customers = sorted(set(everyone.customer_ids.astype(str)))
     contexts = [contexts_by_customer[c] for c in customers]
     specs = [baseline, candidate] + (
-        [random_reference(candidate)] if "random" not in (baseline.mode, candidate.mode) else []
+        [random_reference(candidate)] if not any(map(_uniform, (baseline, candidate))) else []
     )
     decided = {spec.name: decide(spec, contexts) for spec in specs}
-    reference = next(s for s in specs if s.mode == "random")
+    uniform = next(filter(_uniform, specs))
     # who can be contacted at all: eligibility is the same for every policy (the random reference
     # proposes for everyone eligibility lets through)
     contactable = {
-        d.customer_id for d, _ in decided[reference.name] if d.status in (*ACTING_STATUSES, "no_action")
+        d.customer_id for d, _ in decided[uniform.name] if d.status in (*ACTING_STATUSES, "no_action")
     }
     data = restrict(everyone, contactable)
     report = EvalReport(
@@ -372,7 +378,7 @@ def run_eval(
     # reference's support is exactly that set), by the truth
     oracle_values: dict[str, dict[str, float]] = {}
     if truth is not None and data.n:
-        allowed = {d.customer_id: sorted(decision_distribution(d, data)) for d, _ in decided[reference.name]}
+        allowed = {d.customer_id: sorted(decision_distribution(d, data)) for d, _ in decided[uniform.name]}
         for metric in METRICS:
             o = oracle_target(data, allowed, truth, metric, name=ORACLE)
             rows = true_row_values(data, o, truth, metric=metric)
@@ -386,7 +392,7 @@ def run_eval(
             if metric == report.primary_metric:
                 targets[ORACLE] = o
         report.constraint_costs = _constraint_costs(
-            reference, contexts, decide, data, allowed, contactable, truth
+            uniform, contexts, decide, data, allowed, contactable, truth
         )
     organic_rows: dict[str, np.ndarray] | None = None
     if organic is not None and data.n:
@@ -404,7 +410,10 @@ def run_eval(
             *(
                 [
                     PolicySpec(
-                        name=ORACLE, mode="random", goal=candidate.goal, discount_cap=candidate.discount_cap
+                        name=ORACLE,
+                        mode=RANDOM.name,
+                        goal=candidate.goal,
+                        discount_cap=candidate.discount_cap,
                     )
                 ]
                 if ORACLE in targets
@@ -431,7 +440,7 @@ def run_eval(
         scores = score_all(decisions, reports, contexts)
         report.scores[spec.name] = scores
         report.prompt_versions.append(_prompt_row(spec, scores, values))
-        if spec.mode == "random":
+        if _uniform(spec):
             continue
         gold = decide(spec, [c.context for c in golden]) if golden else []
         adv = decide(spec, [c.context for c in adversarial]) if adversarial else []

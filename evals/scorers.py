@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from core.contracts import CustomerContext, Decision, GuardrailReport, Model
+from core.policy_kinds import fell_back, kind
 from core.reference import load_reference
 from guardrails.message import find_percentages
 from guardrails.message import sms_segments as guardrail_sms_segments
@@ -154,8 +155,8 @@ class FallbackRate:
         reports: Sequence[GuardrailReport],
         contexts: Sequence[CustomerContext],
     ) -> ScoreResult:
-        llm = [d for d in decisions if d.policy in ("llm", "llm->rules")]
-        fell = [d for d in llm if d.policy == "llm->rules"]
+        llm = [d for d in decisions if kind(d.policy).needs_endpoint]
+        fell = [d for d in llm if fell_back(d.policy)]
         reasons = Counter(d.fallback_reason or "unspecified" for d in fell)
         failures = [
             f"customer {d.customer_id}: fell back to rules ({d.fallback_reason or 'unspecified'})"

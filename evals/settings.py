@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 
 from core.config import RunConfig, prompt_versions
 from core.contracts import Mode
+from core.policy_kinds import kinds
 
 
 class EvalSettings(RunConfig):
@@ -40,7 +41,7 @@ class EvalSettings(RunConfig):
     @field_validator("baseline")
     @classmethod
     def _baseline(cls, v: str) -> str:
-        valid = ["rules", "random", "learned", *prompt_versions()]
+        valid = [*(k.name for k in kinds() if k.baseline), *prompt_versions()]
         if v not in valid:
             raise ValueError(f"must be one of {', '.join(valid)}")
         return v

@@ -28,6 +28,7 @@ from core.contracts import (
     Proposal,
 )
 from core.policy import FallbackPolicy
+from core.policy_kinds import kind
 from core.reference import ReferenceData
 from guardrails.checks import FALLBACK, NO_PROPOSAL, PROPOSAL, QUIET_HOURS_CHANNEL, Vetting
 
@@ -167,8 +168,8 @@ def _fall_back(
     when the rules have no action, or none that passes."""
     policy = d.meta.policy
     d.fields["propensity"] = 1.0  # the rules decide now, deterministically
-    if policy != "rules":
-        d.fields["policy"], d.fields["fallback_reason"] = f"{policy}->rules", why
+    if not kind(policy).is_fallback:
+        d.fields["policy"], d.fields["fallback_reason"] = kind(policy).fallback_name, why
         d.reasons.append(f"fallback:{why}")
         d.checks.append(FALLBACK.record(policy, why))
     elif refused:  # a rules-mode proposal that fails: re-derive it from the rules policy

@@ -41,17 +41,18 @@ PYTHON = os.environ.get("NBA_PYTHON") or str(REPO_ROOT / ".venv" / "bin" / "pyth
 DBT = os.environ.get("NBA_DBT") or str(Path(PYTHON).parent / "dbt")
 DBT_DIR = REPO_ROOT / "warehouse" / "dbt"
 
-# The contracts and paths modules import nothing of the project and nothing Airflow lacks (pydantic
-# only, which Airflow 3 depends on): one source for the lists the CLI validates and for the paths.
+# The settings, contracts and paths modules import nothing of the project and nothing Airflow lacks
+# (pydantic and pydantic-settings, which Airflow 3 depends on): one source for the defaults and lists
+# the CLI validates and for the paths.
 if str(REPO_ROOT) not in sys.path:
     sys.path.append(str(REPO_ROOT))
-from core.contracts import GOALS, MODES, SEGMENTS  # noqa: E402
+from core.config import bounds, choices_of, default  # noqa: E402
+from core.policy_kinds import run_modes  # noqa: E402
 from orchestration.alerts import alert_target, on_failure_alert  # noqa: E402
 from warehouse import paths  # noqa: E402
 
 alert_target()  # a half-configured alert webhook is a DAG import error, not a silent miss
 
-DECIDE_ON = ["local", "spark"]
 DBT_TARGET = os.environ.get("NBA_DBT_TARGET", "dev")
 
 
@@ -224,20 +225,37 @@ with DAG(
     default_args=default_args,
     tags=["activation", "dbt"],
     params={
-        "segment": Param("all", type="string", enum=["all", *SEGMENTS], description="segment to activate"),
-        "mode": Param("rules", type="string", enum=list(MODES), description="policy"),
-        "goal": Param(GOALS[0], type="string", enum=list(GOALS), description="what the policy optimises"),
-        "discount_cap": Param(5, type="number", minimum=0, maximum=100, description="max discount percent"),
-        "suppress_hours": Param(
-            24, type="number", minimum=0, maximum=8760, description="no second contact within H hours"
+        "segment": Param(
+            default("segment"), type="string", enum=choices_of("segment"), description="segment to activate"
         ),
+        "mode": Param(default("mode"), type="string", enum=list(run_modes()), description="policy"),
+        "goal": Param(
+            default("goal"), type="string", enum=choices_of("goal"), description="what the policy optimises"
+        ),
+        "discount_cap": Param(
+            default("discount_cap"),
+            type="number",
+            minimum=bounds("discount_cap")[0],
+            maximum=bounds("discount_cap")[1],
+            description="max discount percent",
+        ),  # fmt: skip
+        "suppress_hours": Param(
+            default("suppress_hours"),
+            type="number",
+            minimum=bounds("suppress_hours")[0],
+            maximum=bounds("suppress_hours")[1],
+            description="no second contact within H hours",
+        ),  # fmt: skip
+        # ActivateSettings' default (activation's settings import the destinations' SDKs, not here)
         "dry_run": Param(True, type="boolean", description="true: outbox only; false: send to destinations"),
-        "prompt_version": Param("v1", type="string", description="agent/prompts/nba/<version> (LLM mode)"),
+        "prompt_version": Param(
+            default("prompt_version"), type="string", description="agent/prompts/nba/<version> (LLM mode)"
+        ),
         "as_of": Param("", type="string", description="decision time, ISO (empty: the run's logical date)"),
         "decide_on": Param(
-            "local",
+            default("decide_on"),
             type="string",
-            enum=DECIDE_ON,
+            enum=choices_of("decide_on"),
             description="where rules/learned decide (spark: the cluster)",
         ),
         "eval_baseline": Param("random", type="string", description="rules, random or a prompt version"),

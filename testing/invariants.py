@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from core.contracts import ContactEvent, CustomerContext, Decision, GuardrailSettings
+from core.policy_kinds import fell_back
 from core.reference import ReferenceData
 from guardrails.holdout import assign_arm
 from guardrails.message import (
@@ -142,7 +143,7 @@ def violations(
         out.append("wrong_customer")
     if decision.context_hash != ctx.context_hash():
         out.append("context_hash_mismatch")
-    if decision.policy == "llm->rules" and not decision.fallback_reason:
+    if fell_back(decision.policy) and not decision.fallback_reason:
         out.append("fallback_without_reason")
     if decision.status == "holdout" and decision.arm != "holdout":
         out.append("holdout_status_in_treatment")

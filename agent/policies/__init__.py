@@ -1,5 +1,6 @@
-"""The policies behind the one `Policy` seam (core.policy): rules, LLM (and learned). `build_policy`
-is the one place a mode name becomes a policy object."""
+"""The policies behind the one `Policy` seam (core.policy). Each is a file here with its policy and
+its `build`, and one `register` line below: the kind (core.policy_kinds) names it and says what it
+needs; `build_policy` is the one place a mode name becomes a policy object."""
 
 from __future__ import annotations
 
@@ -8,16 +9,20 @@ from datetime import datetime
 import duckdb
 
 from agent.cache import DecisionCache
+from agent.policies import learned, llm, random, rules
 from agent.policies.llm import LLMEndpoint, LLMPolicy
 from agent.policies.random import RandomPolicy
+from agent.policies.registry import BuildInputs, build, learns_from_the_log, register
 from agent.policies.rules import RulesPolicy
 from core.config import RunConfig
-from core.contracts import GuardrailSettings, PolicyMode
+from core.contracts import GuardrailSettings
 from core.errors import UserError
 from core.policy import Policy
+from core.policy_kinds import LEARNED, LLM, RANDOM, RULES, parse_identity
 from core.reference import ReferenceData
 
 __all__ = [
+    "BuildInputs",
     "LLMEndpoint",
     "LLMPolicy",
     "RandomPolicy",
@@ -25,20 +30,13 @@ __all__ = [
     "build_policy",
     "learns_from_the_log",
     "policy_for_identity",
+    "register",
 ]
 
-
-def learns_from_the_log(mode: PolicyMode, prompt_version: str | None = None) -> bool:
-    """Does this policy decide with a model trained on the logged touches? The learned policy does,
-    and so does an LLM prompt version written on top of its ranking (templates that use `ranking`):
-    an eval must score either only on touches after its training cut-off."""
-    if mode == "learned":
-        return True
-    if mode == "llm" and prompt_version:
-        from agent.prompts import prompt_variables
-
-        return "ranking" in prompt_variables(prompt_version)
-    return False
+register(RULES, rules.build)
+register(RANDOM, random.build)
+register(LEARNED, learned.build)
+register(LLM, llm.build)
 
 
 def build_policy(
@@ -48,40 +46,14 @@ def build_policy(
     ref: ReferenceData,
     endpoint: LLMEndpoint | None = None,
     cache: DecisionCache | None = None,
-    mode: PolicyMode | None = None,
+    mode: str | None = None,
     con: duckdb.DuckDBPyConnection | None = None,
     history_before: datetime | None = None,
 ) -> Policy:
-    """The policy `mode` (default `config.mode`) names. LLM mode uses `endpoint` (one per command, so
-    policies share a server) and the decision cache (`NBA_LLM__CACHE`). Learned mode reads (or
-    trains) its model from the warehouse `con`, on the touches logged before `history_before`."""
-    mode = mode or config.mode
-    if mode == "random":
-        return RandomPolicy(guard, ref)
-    if mode == "learned":
-        from agent.policies.learned import LearnedPolicy, model_for
-
-        if con is None:
-            raise UserError("MODE=learned needs the warehouse (its logged touches train the model)")
-        trained = model_for(con, guard.goal, before=history_before, settings=config.learned)
-        return LearnedPolicy(trained, guard=guard, ref=ref, settings=config.learned)
-    if mode == "llm":
-        llm = config.llm
-        ranker = None
-        if learns_from_the_log("llm", config.prompt_version):  # written on top of the learned ranking
-            ranker = build_policy(
-                config, guard=guard, ref=ref, mode="learned", con=con, history_before=history_before
-            )
-        return LLMPolicy(
-            llm,
-            guard=guard,
-            prompt_version=config.prompt_version,
-            ref=ref,
-            endpoint=endpoint or LLMEndpoint(llm),
-            cache=cache if cache is not None else (DecisionCache() if llm.cache else None),
-            ranker=ranker,  # type: ignore[arg-type]
-        )
-    return RulesPolicy(guard, ref)
+    """The policy `mode` (default `config.mode`) names, built by its registered builder from these
+    inputs (agent.policies.registry.BuildInputs says which kind uses what)."""
+    inputs = BuildInputs(config, guard, ref, endpoint, cache, con, history_before)
+    return build(mode or config.mode, inputs)
 
 
 def policy_for_identity(
@@ -96,18 +68,11 @@ def policy_for_identity(
 ) -> Policy:
     """The policy an identity (core.policy.policy_identity) names, with this run's settings: what a
     ramp runs beside its candidate as the policy in place. `llm:v3@model` keeps the run's endpoint."""
-    head = identity.split("@", 1)[0]
-    mode, _, version = head.partition(":")
-    if mode not in ("rules", "learned", "llm"):
+    kind, version = parse_identity(identity)
+    if kind is None or not kind.runs:
         raise UserError(f"the policy in place ({identity}) cannot be rebuilt: FORCE=1, or make it rules")
-    if mode == "llm" and version:
+    if kind.prompted and version:
         config = config.model_copy(update={"prompt_version": version})
     return build_policy(
-        config,
-        guard=guard,
-        ref=ref,
-        endpoint=endpoint,
-        mode=mode,  # type: ignore[arg-type]
-        con=con,
-        history_before=as_of,
+        config, guard=guard, ref=ref, endpoint=endpoint, mode=kind.name, con=con, history_before=as_of
     )

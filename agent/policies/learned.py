@@ -31,18 +31,20 @@ from agent.learned.data import logged_touches
 from agent.learned.features import CustomerFeatures
 from agent.learned.model import data_fingerprint, ensemble_size, model_version, models_dir, train
 from agent.learned.point_in_time import CustomerTimeline
+from agent.policies.registry import BuildInputs
 from agent.policies.rules import RulesPolicy
 from core.config import LearnedSettings
 from core.contracts import (
     ActionProbability,
     Goal,
     GuardrailSettings,
-    PolicyMode,
     PolicyOutcome,
     Proposal,
     stable_hash,
 )
+from core.errors import UserError
 from core.policy import PolicyItem, Progress
+from core.policy_kinds import LEARNED
 from core.reference import ReferenceData
 from core.templates import render_template
 
@@ -96,7 +98,7 @@ def safe_choice(members: np.ndarray, allowed: np.ndarray, incumbent: int, confid
 
 
 class LearnedPolicy:
-    name: PolicyMode = "learned"
+    name: str = LEARNED.name
     prompt_version: str | None = None
 
     def __init__(
@@ -230,3 +232,12 @@ class LearnedPolicy:
 
     def stats(self) -> dict[str, int]:
         return {"model_trained": int(self.trained.trained)}
+
+
+def build(inputs: BuildInputs) -> LearnedPolicy:
+    """Reads (or trains) its model from the warehouse, on the touches logged before the cut-off."""
+    if inputs.con is None:
+        raise UserError("MODE=learned needs the warehouse (its logged touches train the model)")
+    settings = inputs.config.learned
+    trained = model_for(inputs.con, inputs.guard.goal, before=inputs.history_before, settings=settings)
+    return LearnedPolicy(trained, guard=inputs.guard, ref=inputs.ref, settings=settings)

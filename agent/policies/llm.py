@@ -13,10 +13,12 @@ import numpy as np
 
 from agent.cache import DecisionCache
 from agent.llm import LLMClient
+from agent.policies.registry import BuildInputs, learns_from_the_log
 from agent.prompts import RenderedPrompt, render_prompt
 from core.config import LLMSettings
-from core.contracts import Channel, CustomerContext, GuardrailSettings, PolicyMode, PolicyOutcome
+from core.contracts import Channel, CustomerContext, GuardrailSettings, PolicyOutcome
 from core.policy import PolicyItem, Progress
+from core.policy_kinds import LEARNED, LLM
 from core.reference import ReferenceData
 
 
@@ -67,7 +69,7 @@ class LLMEndpoint:
 
 
 class LLMPolicy:
-    name: PolicyMode = "llm"
+    name: str = LLM.name
 
     def __init__(
         self,
@@ -168,3 +170,19 @@ class LLMPolicy:
 
     def stats(self) -> dict[str, int]:
         return {"llm_calls": self.calls, "cache_hits": self.cache.hits if self.cache else 0}
+
+
+def build(inputs: BuildInputs) -> LLMPolicy:
+    """Asks `inputs.endpoint` (one per command, so policies share a server) and uses the decision
+    cache (NBA_LLM__CACHE); a prompt written on the learned ranking gets the learned policy as ranker."""
+    config, llm = inputs.config, inputs.config.llm
+    ranked = learns_from_the_log(LLM.name, config.prompt_version)
+    return LLMPolicy(
+        llm,
+        guard=inputs.guard,
+        prompt_version=config.prompt_version,
+        ref=inputs.ref,
+        endpoint=inputs.endpoint or LLMEndpoint(llm),
+        cache=inputs.cache if inputs.cache is not None else (DecisionCache() if llm.cache else None),
+        ranker=inputs.build(LEARNED.name) if ranked else None,  # type: ignore[arg-type]
+    )

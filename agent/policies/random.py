@@ -9,22 +9,23 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+from agent.policies.registry import BuildInputs
 from core.actions import allowed_actions
 from core.contracts import (
     ActionProbability,
     GuardrailSettings,
-    PolicyMode,
     PolicyOutcome,
     Proposal,
     stable_hash,
 )
 from core.policy import PolicyItem, Progress
+from core.policy_kinds import RANDOM
 from core.reference import ReferenceData
 from core.templates import render_template
 
 
 class RandomPolicy:
-    name: PolicyMode = "random"
+    name: str = RANDOM.name
     model: str | None = None
     prompt_version: str | None = None
 
@@ -72,3 +73,7 @@ class RandomPolicy:
 
     def stats(self) -> dict[str, int]:
         return {}
+
+
+def build(inputs: BuildInputs) -> RandomPolicy:
+    return RandomPolicy(inputs.guard, inputs.ref)

@@ -23,17 +23,18 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 
+from agent.policies.registry import BuildInputs
 from core.actions import discount_bounds
 from core.contracts import (
     ActionSpec,
     Channel,
     CustomerContext,
     GuardrailSettings,
-    PolicyMode,
     PolicyOutcome,
     Proposal,
 )
 from core.policy import PolicyItem, Progress
+from core.policy_kinds import RULES
 from core.reference import ReferenceData
 from core.templates import render_template
 
@@ -117,7 +118,7 @@ class RulesPolicy:
     """Deterministic next-best action, and the fallback the guardrails use. `propose_one` returns
     None when no approved action fits the allowed channels."""
 
-    name: PolicyMode = "rules"
+    name: str = RULES.name
     model: str | None = None
     prompt_version: str | None = None
 
@@ -173,3 +174,7 @@ class RulesPolicy:
                 rationale=f"rules: {rationale}",
             )
         return None
+
+
+def build(inputs: BuildInputs) -> RulesPolicy:
+    return RulesPolicy(inputs.guard, inputs.ref)

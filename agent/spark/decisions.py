@@ -40,10 +40,10 @@ from agent.spark.source import context_sql, spark_profile, spark_session
 from core.config import RunConfig
 from core.contracts import ContactEvent, Decision, GuardrailReport
 from core.errors import ConfigError
+from core.policy_kinds import kind, kinds
 from core.reference import ReferenceData, load_reference
 from warehouse.decision_log import decision_rows
 
-SPARK_MODES = ("rules", "learned")
 DECISION_LOG = "ops.decision_log"
 HISTORY_FIELDS = ("channel", "destination", "contacted_at", "decision_id", "run_id")
 # what a partition returns: the decision log's columns, then the objects the driver delivers
@@ -73,10 +73,11 @@ def _spark_ddl(schema: pa.Schema) -> str:
 
 
 def require_spark_mode(config: RunConfig) -> None:
-    if config.mode not in SPARK_MODES:
+    if not kind(config.mode).on_spark:
+        spark_modes = [k.name for k in kinds() if k.on_spark]
         raise ConfigError(
             "NBA_DECIDE_ON",
-            f"spark decides in {' and '.join(SPARK_MODES)} modes, not {config.mode}: the LLM endpoint, "
+            f"spark decides in {' and '.join(spark_modes)} modes, not {config.mode}: the LLM endpoint, "
             "not the CPU, limits LLM mode; use NBA_DECIDE_ON=local",
         )
 

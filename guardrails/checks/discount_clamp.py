@@ -39,10 +39,10 @@ class DiscountClamp(ProposalCheck):
 
     def explain(self, c: GuardrailCheck, s: Setting) -> str:
         if c.verdict == "pass":
-            return f"discount {pct(c.before)} within the bank's range and the {s.discount_cap:g}% cap"
+            return f"discount {pct(c.before)} within the bank's range and the {s.guard.discount_cap:g}% cap"
         if c.verdict == "fixed":
             return f"discount {pct(c.before)} -> {pct(c.after)} ({c.reason.replace('_', ' ')})"
-        return f"no discount fits the bank's range under the {s.discount_cap:g}% cap"
+        return f"no discount fits the bank's range under the {s.guard.discount_cap:g}% cap"
 
 
 def _num(x: Any) -> Any:

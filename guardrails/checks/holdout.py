@@ -28,11 +28,11 @@ class Holdout(EligibilityCheck):
             return "treatment arm: not held out"
         if c.reason == "holdout_global":
             return (
-                f"in the global control group ({s.global_holdout_pct:g}% of all customers, drawn by a "
+                f"in the global control group ({s.guard.global_holdout_pct:g}% of all customers, drawn by a "
                 "salted hash): never contacted, so lift can be measured"
             )
         seg = s.segment or "segment"
         return (
-            f"in the {seg} holdout ({s.segment_holdout_pct:g}% of the segment, drawn by a salted hash): "
+            f"in the {seg} holdout ({s.guard.segment_holdout_pct:g}% of the segment, drawn by a salted hash): "
             "never contacted, so the segment's lift can be measured"
         )

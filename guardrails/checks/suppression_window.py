@@ -29,15 +29,17 @@ class SuppressionWindow(EligibilityCheck):
     def explain(self, c: GuardrailCheck, s: Setting) -> str:
         last = utc(c.before)
         if last is None:
-            if not s.suppress_hours:
+            if not s.guard.suppress_hours:
                 return "no suppression window (SUPPRESS_HOURS=0)"
-            return f"no contact in the last {hours(s.suppress_hours)}"
+            return f"no contact in the last {hours(s.guard.suppress_hours)}"
         channel = contact_channel(s, last) or "contact"
         ago = (s.as_of - last).total_seconds() / 3600
-        again = when(last + timedelta(hours=s.suppress_hours))
+        again = when(last + timedelta(hours=s.guard.suppress_hours))
         if ago < 0:
             return (
                 f"{channel} contact at {when(last)}, {hours(-ago)} after this decision's time; "
-                f"window {hours(s.suppress_hours)}; eligible again {again}"
+                f"window {hours(s.guard.suppress_hours)}; eligible again {again}"
             )
-        return f"last {channel} {hours(ago)} ago; window {hours(s.suppress_hours)}; eligible again {again}"
+        return (
+            f"last {channel} {hours(ago)} ago; window {hours(s.guard.suppress_hours)}; eligible again {again}"
+        )

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from core.contracts import CHANNELS, ContactEvent, CustomerContext
+from core.contracts import CHANNELS, ContactEvent, CustomerContext, GuardrailSettings
 from core.reference import ReferenceData
 
 
@@ -18,10 +18,7 @@ class Setting:
     """What a sentence needs besides the check: the run's settings and, when known, the customer."""
 
     as_of: datetime
-    suppress_hours: float
-    global_holdout_pct: float
-    segment_holdout_pct: float
-    discount_cap: float
+    guard: GuardrailSettings  # what the run's guardrails enforced
     segment: str = ""
     ref: ReferenceData | None = None
     ctx: CustomerContext | None = None

@@ -53,11 +53,11 @@ def test_bad_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None
 def test_instructor_mode_follows_the_server_and_one_setting_overrides(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert llm(monkeypatch).mode == "json_schema"  # the embedded llama-server
-    assert llm(monkeypatch, OPENAI_BASE_URL="http://127.0.0.1:9/v1").mode == "tools"
+    assert llm(monkeypatch).resolved_instructor_mode == "json_schema"  # the embedded llama-server
+    assert llm(monkeypatch, OPENAI_BASE_URL="http://127.0.0.1:9/v1").resolved_instructor_mode == "tools"
     own = llm(monkeypatch, OPENAI_BASE_URL="http://127.0.0.1:9/v1", NBA_LLM__INSTRUCTOR_MODE="json_schema")
-    assert own.mode == "json_schema"
-    assert llm(monkeypatch, NBA_LLM__INSTRUCTOR_MODE="tools").mode == "tools"
+    assert own.resolved_instructor_mode == "json_schema"
+    assert llm(monkeypatch, NBA_LLM__INSTRUCTOR_MODE="tools").resolved_instructor_mode == "tools"
     with pytest.raises(ConfigError, match="NBA_LLM__INSTRUCTOR_MODE"):
         llm(monkeypatch, NBA_LLM__INSTRUCTOR_MODE="grammar")
     # the mode changes what the model returns: cached answers of one mode never serve the other

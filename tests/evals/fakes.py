@@ -9,14 +9,16 @@ from core.contracts import ActionProbability, CustomerContext, Decision, Guardra
 from core.reference import load_reference
 from evals.datasets.golden import load_golden
 from evals.harness import PolicySpec
+from testing.factories import make_context
 
 AS_OF = datetime(2024, 6, 1, tzinfo=UTC)
 
 
 def contexts_for(customer_ids, segments) -> dict[str, CustomerContext]:
-    base = load_golden()[0].context.model_dump()
+    """Customers like the first golden case (its figures whatever the segment), named Mia."""
+    like = load_golden()[0].context.model_dump()
     return {
-        c: CustomerContext.model_validate(base | {"customer_id": c, "segment": s, "first_name": "Mia"})
+        c: make_context(**(like | {"customer_id": c, "segment": s, "first_name": "Mia"}))
         for c, s in zip(customer_ids, segments, strict=True)
     }
 

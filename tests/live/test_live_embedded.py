@@ -29,7 +29,10 @@ SAMPLE = 6
 def test_live_llm_dry_run_on_embedded_model(warehouse_copy, tmp_path) -> None:
     settings = load_settings(ActivateSettings, mode="llm", limit=SAMPLE)
     assert settings.llm.embedded, "no OPENAI_* variables: the run must serve the embedded model itself"
-    assert settings.llm.mode == "json_schema" and settings.llm.concurrency == settings.llm.slots
+    assert (
+        settings.llm.resolved_instructor_mode == "json_schema"
+        and settings.llm.concurrency == settings.llm.slots
+    )
     summary = run_activation(settings)
     assert summary.decisions == SAMPLE
     assert summary.llm_calls >= 1, "the embedded model was really called"

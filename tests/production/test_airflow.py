@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from core.contracts import GOALS, MODES, SEGMENTS
+from core.contracts import GOALS, SEGMENTS
+from core.policy_kinds import run_modes
 from testing.local_servers.alerts import AlertReceiver
 
 pytestmark = pytest.mark.airflow
@@ -163,7 +164,7 @@ def test_dag_graph_params_and_environments(airflow_home: dict[str, str], tmp_pat
     assert got["dag_ids"] == ["nba_daily"], "only airflow_dag.py may define DAGs (.airflowignore)"
     # the params offer exactly what the CLI validates (core.contracts), nothing else
     params = got["params"]
-    assert params["mode"]["enum"] == list(MODES) == ["rules", "learned", "llm"]
+    assert params["mode"]["enum"] == list(run_modes()) == ["rules", "learned", "llm"]
     assert params["goal"]["enum"] == list(GOALS) == ["90d_clv", "engagement"]
     assert params["segment"]["enum"] == ["all", *SEGMENTS]
     assert params["decide_on"]["enum"] == ["local", "spark"]

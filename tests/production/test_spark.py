@@ -273,7 +273,6 @@ def test_decisions_on_spark_workers_equal_single_process(
     from pyspark.sql import functions as F
 
     from agent.pipeline import Pipeline
-    from agent.policies import build_policy
     from agent.spark.decisions import (
         collect_decided,
         decided_json,
@@ -287,10 +286,8 @@ def test_decisions_on_spark_workers_equal_single_process(
     history = _history(contexts)
     config = _config(mode)
     ref = _duckdb_reference(built.demo)
-    guard = config.guardrails()
     with duckdb.connect(str(built.demo.duckdb_path), read_only=True) as con:
-        policy = build_policy(config, guard=guard, ref=ref, con=con, history_before=AS_OF)
-    pipe = Pipeline(policy, guard=guard, ref=ref, run_id="parity", as_of=AS_OF)
+        pipe = Pipeline.from_config(config, run_id="parity", as_of=AS_OF, ref=ref, con=con)
     local = pipe.decide(contexts, history)
 
     frame = decisions_frame(spark, pipe, history, dry_run=True, partitions=4).persist()

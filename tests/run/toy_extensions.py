@@ -1,14 +1,19 @@
-"""A toy eligibility check and a toy destination, written the way a new one is written in the
-product: one class with everything about it, and one registration line (see test_extension_points)."""
+"""A toy eligibility check, destination and policy, written the way a new one is written in the
+product: one class (or policy file) with everything about it, and one registration line (see
+test_extension_points)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from activation.destinations.base import ItemResult, OutboundItem, RateLimit
 from activation.destinations.registry import DestinationType
+from agent.policies import BuildInputs, RulesPolicy
 from core.config import Section
-from core.contracts import Decision, GuardrailCheck
+from core.contracts import Decision, GuardrailCheck, PolicyOutcome
+from core.policy import PolicyItem, Progress
+from core.policy_kinds import PolicyKind
 from guardrails.checks import EligibilityCheck, Screen, Setting, entry
 
 
@@ -74,3 +79,38 @@ class ToyDestination:
 TOY = DestinationType(
     name="toy", settings=ToySettings, connect=ToyDestination, dry_run={"endpoint": "https://dry-run.invalid"}
 )
+
+
+# --- a policy: its kind, the policy, and how it is built (agent/policies/<name>.py in the product) ---
+
+TOY_POLICY = PolicyKind("toy", on_spark=False)  # needs no endpoint, learns nothing, runs in-process
+
+
+class ToyPolicy:
+    """The rules' action with the toy's own rationale; it abstains for customers whose id ends in 3
+    (the guardrails then fall back to the rules, logged as `toy->rules`)."""
+
+    name = TOY_POLICY.name
+    model: str | None = None
+    prompt_version: str | None = None
+
+    def __init__(self, rules: RulesPolicy) -> None:
+        self.rules = rules
+
+    async def propose(
+        self, batch: Sequence[PolicyItem], progress: Progress | None = None
+    ) -> list[PolicyOutcome]:
+        out = []
+        for ctx, elig in batch:
+            p = None if ctx.customer_id.endswith("3") else self.rules.propose_one(ctx, elig.allowed_channels)
+            proposal = p.model_copy(update={"rationale": "toy: the rules' action"}) if p else None
+            why = None if proposal else "toy_abstains"
+            out.append(PolicyOutcome(customer_id=ctx.customer_id, proposal=proposal, failure_reason=why))
+        return out
+
+    def stats(self) -> dict[str, int]:
+        return {}
+
+
+def build_toy(inputs: BuildInputs) -> ToyPolicy:
+    return ToyPolicy(RulesPolicy(inputs.guard, inputs.ref))
