@@ -47,8 +47,9 @@ from warehouse.paths import duckdb_path  # noqa: E402
 
 
 def distinct_prompts(path: Path) -> list[dict[str, Any]]:
-    """Per prompt version and detail: eligible customers and distinct prompts (v3 ranked on the
-    segment's bank order: the ranking's own variety comes on top, measured in part 2's calls)."""
+    """Per prompt version and detail: the customers a policy is asked for and their distinct prompts.
+    v3 is rendered without its learned ranking here (training one is part 2's work): the ranking's
+    own variety comes on top, and part 2 counts the answers v3 really needed."""
     con = duckdb.connect(str(path), read_only=True)
     try:
         settings = load_settings(RunConfig)
