@@ -39,7 +39,8 @@ from activation.gate import RAMP_FIRST, PromotionRefused, check_promotion
 from activation.plan import PLAN_HEADER, PLAN_ROWS, plan_guardrails
 from activation.progress import ProgressFactory, delivery_progress
 from activation.run import PRIMARY_METRIC, new_run_id
-from activation.run_log import end_unfinished, start_run
+from activation.run_log import end_unfinished_in, start_run
+from activation.run_progress import run_progress
 from activation.runs import after_run
 from activation.settings import ActivateSettings
 from activation.state import load_state, outstanding
@@ -48,6 +49,7 @@ from core.contracts import Decision, GuardrailCheck, GuardrailReport
 from core.errors import UserError
 from core.policy_kinds import kind
 from warehouse import paths
+from warehouse.access import WarehouseFile
 from warehouse.lock import warehouse_lock
 from warehouse.ops_tables import ensure_ops_tables
 
@@ -201,20 +203,25 @@ def apply_plan(
     decisions = [d for d, _ in decided]
     h = plan.header
     with warehouse_lock(paths.duckdb_path(), command="nba-activate apply", run_id=run_id):
-        con = duckdb.connect(str(paths.duckdb_path()))
+        db = WarehouseFile(paths.duckdb_path())  # for writing only while it writes: activation/run.py
         try:
-            ensure_ops_tables(con)
-            _check_state(con, plan)
-            _check_delivery(con, plan, decisions, destinations)
-            s, guard = h["settings"], plan_guardrails(h)
-            identity = h.get("policy_identity") or s["mode"]
-            gate = check_promotion(
-                con, identity, primary_metric=PRIMARY_METRIC[guard.goal], force=settings.force, preview=True
-            )
-            if gate.needs_ramp and not settings.force:  # a plan is the candidate for everyone
-                raise PromotionRefused(f"refusing to apply plan {plan.plan_id}: {RAMP_FIRST}")
-            _start(con, run_id, started_at, plan)  # in ops.run_log (`running`) before it writes or sends
-            write_decisions(con, decided, dry_run=False)
+            with db.writing() as con:
+                ensure_ops_tables(con)
+                _check_state(con, plan)
+                _check_delivery(con, plan, decisions, destinations)
+                s, guard = h["settings"], plan_guardrails(h)
+                identity = h.get("policy_identity") or s["mode"]
+                gate = check_promotion(
+                    con,
+                    identity,
+                    primary_metric=PRIMARY_METRIC[guard.goal],
+                    force=settings.force,
+                    preview=True,
+                )
+                if gate.needs_ramp and not settings.force:  # a plan is the candidate for everyone
+                    raise PromotionRefused(f"refusing to apply plan {plan.plan_id}: {RAMP_FIRST}")
+                _start(con, run_id, started_at, plan)  # in ops.run_log (`running`) before it writes or sends
+                write_decisions(con, decided, dry_run=False)
             summary = summarize(
                 decisions, run_id=run_id, mode=s["mode"], segment=s["segment"], guardrails=guard,
                 dry_run=False, as_of=h["as_of"],
@@ -223,12 +230,12 @@ def apply_plan(
             )  # fmt: skip
             summary.policy_identity, summary.promotion_gate = identity, gate.summary()
             summary.applied_plan, summary.outcomes = plan.plan_id, outcomes(decided)
-            return _deliver(con, settings, summary, decisions, destinations, started_at, t0, progress_factory)
+            with run_progress(db.path, run_id, command="apply", bars=progress_factory) as progress:
+                factory = progress.factory()
+                return _deliver(db, settings, summary, decisions, destinations, started_at, t0, factory)
         except BaseException as exc:
-            end_unfinished(con, run_id, exc)  # a no-op before start_run and after the final status
+            end_unfinished_in(db, run_id, exc)  # a no-op before start_run and after the final status
             raise
-        finally:
-            con.close()
 
 
 def _start(con: duckdb.DuckDBPyConnection, run_id: str, started_at: datetime, plan: LoadedPlan) -> None:
@@ -241,7 +248,7 @@ def _start(con: duckdb.DuckDBPyConnection, run_id: str, started_at: datetime, pl
 
 
 def _deliver(
-    con: duckdb.DuckDBPyConnection,
+    db: WarehouseFile,
     settings: ActivateSettings,
     summary: RunSummary,
     decisions: list[Decision],
@@ -255,17 +262,20 @@ def _deliver(
     try:
         try:
             summary = deliver_decisions(
-                con, decisions, summary=summary, destinations=watched, settings=settings,
+                db, decisions, summary=summary, destinations=watched, settings=settings,
                 outbox_run_dir=None, extra_files={}, progress=progress,
             )  # fmt: skip
         except CircuitBreakerOpen:
             summary.elapsed_s = round(time.perf_counter() - t0, 2)
-            write_run(con, summary, started_at=started_at, status="blocked_by_circuit_breaker")
+            with db.writing() as con:
+                write_run(con, summary, started_at=started_at, status="blocked_by_circuit_breaker")
             raise
         summary.elapsed_s = round(time.perf_counter() - t0, 2)
-        return finish_run(con, summary, started_at=started_at)
+        with db.writing() as con:
+            return finish_run(con, summary, started_at=started_at)
     except BaseException as exc:
         error = exc
         raise
     finally:
-        after_run(con, settings, summary, command="apply", error=error)
+        with db.writing() as con:
+            after_run(con, settings, summary, command="apply", error=error)

@@ -53,6 +53,7 @@ from activation.state import (
     write_outcomes,
 )
 from core.contracts import Decision
+from warehouse.access import WarehouseFile
 from warehouse.ops_tables import ensure_ops_tables
 
 log = logging.getLogger("activation.delivery")
@@ -149,7 +150,7 @@ class _Sender:
     def __init__(
         self,
         dest: Destination,
-        con: duckdb.DuckDBPyConnection,
+        db: WarehouseFile,
         run_id: str,
         settings: DeliverySettings,
         summary: DestinationSummary,
@@ -157,7 +158,7 @@ class _Sender:
         contacted_at: Callable[[OutboundItem], datetime],
         attempts: Mapping[str, int],
     ) -> None:
-        self.dest, self.con, self.run_id, self.settings = dest, con, run_id, settings
+        self.dest, self.db, self.run_id, self.settings = dest, db, run_id, settings
         self.summary, self.progress, self.contacted_at = summary, progress, contacted_at
         self.budget = budget_for(dest, settings)
         self.backoff = Backoff(settings.backoff_base_s, settings.backoff_max_s, settings.seed)
@@ -184,7 +185,8 @@ class _Sender:
         )
 
     def write(self, outcomes: list[Outcome]) -> None:
-        write_outcomes(self.con, self.run_id, outcomes, touch_state=True)
+        with self.db.writing() as con:  # one short window per request's outcome: readers read between
+            write_outcomes(con, self.run_id, outcomes, touch_state=True)
         finals = [o for o in outcomes if o.final]
         errors: Counter[str] = Counter()
         for o in finals:
@@ -323,7 +325,7 @@ def _skip_rows(sender: _Sender, plan: Plan, ds: DestinationSummary) -> list[Outc
 def deliver(
     decisions: Sequence[Decision],
     *,
-    con: duckdb.DuckDBPyConnection,
+    con: duckdb.DuckDBPyConnection | WarehouseFile,
     run_id: str,
     dry_run: bool,
     outbox_dir: Path,
@@ -338,53 +340,69 @@ def deliver(
 
     Dry run: writes `outbox_dir/<run_id>/<destination>.jsonl` (what a live run would send, outstanding
     rows included) plus `extra_files` in one atomic rename and logs the plan in ops.delivery_log;
-    delivery state, the ledger and the dead-letter queue are not touched. Live: sends.
+    delivery state, the ledger and the dead-letter queue are not touched. Live: sends. Given a
+    WarehouseFile that is not open, a live run holds it for writing only to plan and mark the rows
+    pending, then per request to write its outcome, never while a request is in flight.
     """
-    ensure_ops_tables(con)
+    db = WarehouseFile.of(con)
     sends = [d for d in decisions if d.status == "send"]
     if as_of is None:
         as_of = max((d.as_of for d in decisions), default=None)
     run_as_of = utc_naive(as_of) if as_of is not None else now_utc()
     summary = DeliverySummary(run_id=run_id, dry_run=dry_run, decisions=len(sends))
-    backlog = outstanding(con, [d.name for d in destinations])  # before this run sends anything
     contacted = lambda it: max(utc_naive(it.as_of), run_as_of)  # noqa: E731
     work: list[tuple[_Sender, Plan]] = []
     files: dict[str, bytes | str] = {}
-    for dest in destinations:
-        ds = summary.destinations.setdefault(dest.name, DestinationSummary(destination=dest.name))
-        items = [make_item(dest, d) for d in sends if dest.accepts(d)]
-        state = load_state(con, dest.name, [it.decision_id for it in items])
-        plan = plan_destination(dest.name, items, state, backlog)
-        ds.planned, ds.retried = len(items), len(plan.retried)
-        attempts = {did: row.attempts for did, row in state.items()}
-        sender = _Sender(dest, con, run_id, settings, ds, progress, contacted, attempts)
-        write_outcomes(con, run_id, _skip_rows(sender, plan, ds), touch_state=False)
-        if progress and plan.skipped:
-            progress(len(plan.skipped))
+    with db.writing() as w:
+        ensure_ops_tables(w)
+        backlog = outstanding(w, [d.name for d in destinations])  # before this run sends anything
+        for dest in destinations:
+            ds = summary.destinations.setdefault(dest.name, DestinationSummary(destination=dest.name))
+            items = [make_item(dest, d) for d in sends if dest.accepts(d)]
+            state = load_state(w, dest.name, [it.decision_id for it in items])
+            plan = plan_destination(dest.name, items, state, backlog)
+            ds.planned, ds.retried = len(items), len(plan.retried)
+            attempts = {did: row.attempts for did, row in state.items()}
+            sender = _Sender(dest, db, run_id, settings, ds, progress, contacted, attempts)
+            write_outcomes(w, run_id, _skip_rows(sender, plan, ds), touch_state=False)
+            if progress and plan.skipped:
+                progress(len(plan.skipped))
+            if dry_run:
+                files[f"{dest.name}.jsonl"] = _dry_run(w, sender, plan, ds, progress)
+            work.append((sender, plan))
         if dry_run:
-            groups = batches(plan.send, dest.max_batch)
-            files[f"{dest.name}.jsonl"] = jsonl([item_line(it, n) for n, g in enumerate(groups) for it in g])
-            write_outcomes(con, run_id, [sender.outcome(it, "dry_run", final=False, sent=False) for it in plan.send],
-                           touch_state=False)  # fmt: skip
-            ds.dry_run = len(plan.send)
-            if progress and plan.send:
-                progress(len(plan.send))
-        work.append((sender, plan))
-    if dry_run:
-        summary.outbox_path = str(write_outbox(outbox_dir, run_id, {**files, **(extra_files or {})}))
-        return summary
-    # The intent of the whole run, for every destination, before the first request to any of them: a
-    # kill while the first destination is being sent leaves the others' rows pending, not unknown.
-    started = now_utc()
-    mark_pending(con, [it for _, plan in work for it in plan.send], run_id, started)
-    for sender, plan in work:
-        for decision_id in plan.replaces:
-            mark_replayed(con, sender.dest.name, decision_id, before=started, at=started,
-                          outcome="replaced by a corrected payload")  # fmt: skip
+            summary.outbox_path = str(write_outbox(outbox_dir, run_id, {**files, **(extra_files or {})}))
+            return summary
+        # The intent of the whole run, for every destination, before the first request to any of them: a
+        # kill while the first destination is being sent leaves the others' rows pending, not unknown.
+        started = now_utc()
+        mark_pending(w, [it for _, plan in work for it in plan.send], run_id, started)
+        for sender, plan in work:
+            for decision_id in plan.replaces:
+                mark_replayed(w, sender.dest.name, decision_id, before=started, at=started,
+                              outcome="replaced by a corrected payload")  # fmt: skip
     for sender, plan in work:
         for group in batches(plan.send, sender.dest.max_batch):
             sender.send(group)
     return summary
+
+
+def _dry_run(
+    con: duckdb.DuckDBPyConnection,
+    sender: _Sender,
+    plan: Plan,
+    ds: DestinationSummary,
+    progress: Progress | None,
+) -> str:
+    """A dry run's outbox lines for one destination (its batches as a live run would send them),
+    logged as `dry_run` in ops.delivery_log."""
+    groups = batches(plan.send, sender.dest.max_batch)
+    write_outcomes(con, sender.run_id, [sender.outcome(it, "dry_run", final=False, sent=False) for it in plan.send],
+                   touch_state=False)  # fmt: skip
+    ds.dry_run = len(plan.send)
+    if progress and plan.send:
+        progress(len(plan.send))
+    return jsonl([item_line(it, n) for n, g in enumerate(groups) for it in g])
 
 
 def replay_dead_letters(
@@ -424,7 +442,7 @@ def replay_dead_letters(
         state = load_state(con, name, [it.decision_id for it in plan.send])
         attempts = {did: row.attempts for did, row in state.items()}
         contacted = lambda it: max(utc_naive(it.as_of), now_utc())  # noqa: E731
-        sender = _Sender(dest, con, run_id, settings, ds, progress, contacted, attempts)
+        sender = _Sender(dest, WarehouseFile.of(con), run_id, settings, ds, progress, contacted, attempts)
         mark_pending(con, plan.send, run_id, now_utc())
         for group in batches(plan.send, dest.max_batch):
             sender.send(group)

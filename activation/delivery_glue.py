@@ -22,6 +22,7 @@ from activation.settings import ActivateSettings
 from activation.summary import RunSummary
 from core.contracts import Decision
 from warehouse import paths
+from warehouse.access import WarehouseFile
 
 _COUNTS = (
     "planned",
@@ -55,7 +56,7 @@ def fold(summary: RunSummary, delivery: DeliverySummary) -> RunSummary:
 
 
 def deliver_decisions(
-    con: duckdb.DuckDBPyConnection,
+    db: WarehouseFile,
     decisions: Sequence[Decision],
     *,
     summary: RunSummary,
@@ -67,21 +68,22 @@ def deliver_decisions(
 ) -> RunSummary:
     dry_run = settings.dry_run
     if not dry_run:
-        check_send_volume(
-            con,
-            summary.counts["send"],
-            max_deviation_pct=settings.delivery.max_deviation_pct,
-            min_history=settings.delivery.min_history,
-            force=settings.force,
-        )
+        with db.reading() as con:
+            check_send_volume(
+                con,
+                summary.counts["send"],
+                max_deviation_pct=settings.delivery.max_deviation_pct,
+                min_history=settings.delivery.min_history,
+                force=settings.force,
+            )
     # The manifest is the summary itself: fill in what is known before the atomic outbox write.
     if dry_run:
         summary.outbox = str(outbox_run_dir) if outbox_run_dir else None
         summary.destinations = {d.name: {} for d in destinations}
     files = {name: render(summary) for name, render in extra_files.items()} if dry_run else None
-    result = deliver(
+    result = deliver(  # a live run: each batch's outcome written in a window of its own
         decisions,
-        con=con,
+        con=db,
         run_id=summary.run_id,
         dry_run=dry_run,
         outbox_dir=paths.outbox_dir(),

@@ -249,15 +249,32 @@ def _outcome(run: Mapping[str, Any]) -> str:
     return f"{run['status']}, {run['delivered']} rows delivered, {run['not_delivered']} not"
 
 
+def _clock(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def running_line(busy: str, progress: Mapping[str, Any] | None) -> str:
+    """`running: run X (...): deciding (LLM calls) 40/152 (26%), 3m10s elapsed, about 9m left`."""
+    if not progress:
+        return f"running: {busy}"
+    done, total = int(progress.get("done") or 0), int(progress.get("total") or 0)
+    count = f" {done}/{total} ({100 * done / total:.0f}%)" if total else ""
+    left = progress.get("left_s")
+    estimate = f", about {_clock(left)} left in this step" if left is not None and done < total else ""
+    return (
+        f"running: {busy}: {progress.get('step')}{count}, {_clock(progress.get('elapsed_s') or 0)} "
+        f"elapsed{estimate}"
+    )
+
+
 def print_status(info: Mapping[str, Any], console: Console | None = None) -> None:
     console = console or Console()
     if info.get("busy"):
-        _para(
-            console,
-            f"busy: the warehouse is in use by {info['busy']}; try again when it has finished",
-            indent=0,
-        )
-        return
+        _para(console, running_line(info["busy"], info.get("progress")), indent=0)
+        if "latest" not in info:  # the warehouse stayed open for writing longer than status waits
+            _para(console, "the warehouse is being written: try again in a moment", indent=0)
+            return
     latest = info.get("latest")
     if latest is None:
         console.print("no runs yet: make plan (a dry run) or make activate")

@@ -1,9 +1,8 @@
 """Every run is in ops.run_log from its first second, and a run whose process died says so.
 
 A run (activate, plan, apply) writes its row `running` in one short transaction as soon as it holds
-the warehouse lock and has the warehouse open, before it decides or sends anything: a run holds
-DuckDB's single-writer lock on the file for its whole length, so nobody else could write that row
-for it later. The row gets its final status from `write_run` at the end (completed, partial,
+the warehouse lock, in its first write window, before it decides or sends anything (a run holds the
+lock for its whole length and DuckDB's file only while it writes: warehouse.access.WarehouseFile). The row gets its final status from `write_run` at the end (completed, partial,
 failed, blocked_by_circuit_breaker), or `error` / `refused` here when an exception stops the run.
 
 A row still `running` whose run no longer holds the warehouse lock belongs to a process that died
@@ -16,9 +15,8 @@ abandoned with the same counts, read the same way.
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +24,8 @@ import duckdb
 
 from activation.settings import ActivateSettings
 from core.policy_kinds import kind
+from warehouse.access import WarehouseFile
+from warehouse.errors import WarehouseError
 from warehouse.ops_tables import ensure_ops_tables, utc_naive
 
 RUNNING, ABANDONED = "running", "abandoned"
@@ -165,17 +165,14 @@ def end_unfinished(con: duckdb.DuckDBPyConnection, run_id: str, error: BaseExcep
         pass
 
 
-@contextlib.contextmanager
-def run_recorded(
-    con: duckdb.DuckDBPyConnection, run_id: str, started_at: datetime, *, command: str, **columns: Any
-) -> Iterator[list[str]]:
-    """`start_run` on entry (yields the runs found abandoned); `end_unfinished` if the block raises."""
-    dead = start_run(con, run_id, started_at, command=command, **columns)
+def end_unfinished_in(db: WarehouseFile, run_id: str, error: BaseException) -> None:
+    """`end_unfinished` in a write window of its own; the row stays `running` if the file cannot be
+    opened (the next writer marks it abandoned)."""
     try:
-        yield dead
-    except BaseException as exc:
-        end_unfinished(con, run_id, exc)
-        raise
+        with db.writing() as con:
+            end_unfinished(con, run_id, error)
+    except WarehouseError:
+        pass
 
 
 def shown_status(status: str | None, run_id: str, live_run_id: str | None) -> str | None:

@@ -26,6 +26,7 @@ from jinja2 import Environment, StrictUndefined
 from activation.alerts import ALERT_STATUSES, alert_body, post_alert
 from activation.delivery_glue import failure_report
 from activation.run_log import RUNNING, as_shown
+from activation.run_progress import read_progress
 from activation.settings import ActivateSettings
 from core.errors import UserError
 from warehouse import errors, paths
@@ -34,6 +35,8 @@ from warehouse.dbt_runner import dbt_env
 from warehouse.lock import Holder, WarehouseBusy, lock_path
 
 METRICS_MART = "mart_marketing__activation_metrics"
+# How long a reader (runs, status, explain) waits when it meets a run's brief write window
+READ_WAIT_S = 5.0
 
 
 # --- the activation-metrics mart ----------------------------------------------------------------
@@ -238,16 +241,18 @@ def holder() -> Holder | None:
 
 
 @contextlib.contextmanager
-def read_only() -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-only connection to the warehouse; one line when there is none or a run holds it."""
+def read_only(wait_s: float = READ_WAIT_S) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to the warehouse; one line when there is none. A run holds the file
+    for writing only in short windows: one that is writing now is waited for up to `wait_s`, then
+    named in one line (a build, which holds it throughout, is named after the same wait)."""
     db = paths.duckdb_path()
     check_path(db)  # a directory is not "in use": say what it is
     if not db.exists():
         raise UserError(f"no warehouse at {db}: make build (or make plan, which builds it first)")
     try:
-        con = connect(db, read_only=True)  # corrupt, not DuckDB: one line naming the file
+        con = connect(db, read_only=True, wait_s=wait_s)  # corrupt, not DuckDB: one line naming the file
     except errors.WarehouseBusy:
-        raise WarehouseBusy(db, holder(), 0) from None
+        raise WarehouseBusy(db, holder(), wait_s) from None
     try:
         check_complete(con, db)  # a truncated file opens, then fails at the first missing block
         yield con
@@ -256,15 +261,20 @@ def read_only() -> Iterator[duckdb.DuckDBPyConnection]:
 
 
 def warehouse_status() -> dict[str, Any]:
-    """`nba-activate status`: the latest run, the last live run, what is owed, the plan waiting."""
+    """`nba-activate status`: the run going on (with its progress), the latest run, the last live
+    run, what is owed, the plan waiting."""
     busy = holder()
     info: dict[str, Any] = {"busy": busy.describe() if busy else None}
-    if busy:  # a run writes: its connection excludes readers, so say who and stop there
-        return info
-    with read_only() as con:
-        runs = recent_runs(con, 50)
-        info["latest"] = runs[0] if runs else None
-        info["last_live"] = next((r for r in runs if r["kind"] != "plan"), None)
-        info["owed"] = owed(con)
-        info["plan"] = latest_unapplied_plan(con)
+    if busy:
+        info["progress"] = read_progress(paths.duckdb_path(), busy.run_id)
+    try:
+        with read_only() as con:
+            runs = recent_runs(con, 50, busy.run_id if busy else None)
+            info["latest"] = runs[0] if runs else None
+            info["last_live"] = next((r for r in runs if r["kind"] != "plan"), None)
+            info["owed"] = owed(con)
+            info["plan"] = latest_unapplied_plan(con)
+    except WarehouseBusy:  # held for writing longer than a reader waits (a build): say who, and stop
+        if busy is None:
+            raise
     return info

@@ -8,6 +8,9 @@ Two locks guard the DuckDB file:
   writer (build, seed, generate, activation run) at a time. It dies with its process, so a `kill -9` never leaves a stale lock; the file
   holds the holder's pid and command for the message the next one prints.
 
+A run holds the warehouse lock from start to finish but DuckDB's only while it writes (`WarehouseFile`):
+between its write windows, readers (`runs`, `status`, `explain`) open the file read-only.
+
 Every failure to open is one line: a directory, a file that is not DuckDB, a corrupt or truncated
 file (exit 2, `WarehouseUnreadable`), another process holding it (exit 4, `WarehouseBusy`).
 """
@@ -38,6 +41,9 @@ _CORRUPT = (
     "Not a directory",
 )
 _POLL_S = 0.2
+# A writer between its windows waits this long for readers to let go of the file: they hold it for
+# a query or two, so a longer wait means one that does not (a BI tool, the duckdb shell on the file).
+WRITE_WAIT_S = 300.0
 
 
 def label(path: Path) -> str:
@@ -164,3 +170,58 @@ def reading(path: Path | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
         yield con
     finally:
         con.close()
+
+
+class WarehouseFile:
+    """The DuckDB file as a run uses it: opened for writing only inside `writing()` and read-only
+    inside `reading()`, closed in between, so other processes can read it while the run decides or
+    waits on a destination. Windows nest (an inner one reuses the open connection). Given `con`,
+    every window is that connection, never closed here (a caller that holds the file itself)."""
+
+    def __init__(
+        self,
+        path: Path | None = None,
+        *,
+        con: duckdb.DuckDBPyConnection | None = None,
+        wait_s: float = WRITE_WAIT_S,
+    ) -> None:
+        self.path = path or paths.duckdb_path()
+        self.wait_s = wait_s
+        self._held = con
+        self._open: duckdb.DuckDBPyConnection | None = con
+        self._writable = con is not None
+
+    @classmethod
+    def of(cls, con: duckdb.DuckDBPyConnection | WarehouseFile) -> WarehouseFile:
+        return con if isinstance(con, WarehouseFile) else cls(con=con)
+
+    @property
+    def is_open(self) -> bool:
+        return self._open is not None
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The file open for writing for the block: waits (up to `wait_s`) for readers to close it."""
+        with self._window(read_only=False) as con:
+            yield con
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The file open read-only for the block (alongside other readers; a writer waits)."""
+        with self._window(read_only=True) as con:
+            yield con
+
+    @contextlib.contextmanager
+    def _window(self, *, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self._open is not None:
+            if not (read_only or self._writable):
+                raise RuntimeError("a write window cannot open inside a read-only one")
+            yield self._open
+            return
+        con = connect(self.path, read_only=read_only, wait_s=self.wait_s)
+        self._open, self._writable = con, not read_only
+        try:
+            yield con
+        finally:
+            self._open = None
+            con.close()
