@@ -146,3 +146,53 @@ def test_status_runs_and_explain_answer_while_a_slow_run_decides(
     read = query(warehouse_copy, DECISIONS, [running])
     assert len(read) == 60 and read == query(untouched, DECISIONS, [quiet.run_id])
     assert summary["counts"] == quiet.counts and summary["plan"] == quiet.plan
+
+
+LIVE = [sys.executable, "-m", "activation.cli", "activate", "--mode", "rules", "--live", "--no-progress"]
+
+
+def test_a_live_run_writes_each_batch_and_is_read_while_it_sends(
+    warehouse_copy: Path, start_servers, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    s = start_servers(hubspot={"latency_ms": 150})
+    monkeypatch.setenv("NBA_HUBSPOT__MAX_BATCH", "10")
+    proc = subprocess.Popen(
+        [*LIVE, "--limit", "200", "--output", "json"],
+        env=subprocess_env(),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while s.hubspot.stats()["total_writes"] < 20 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        code, out, err, took = _timed(capsys, ["status", "--output", "json"])
+        assert code == 0 and took < 5, (err, took)
+        info = json.loads(out)
+        assert info["progress"]["step"] == "hubspot" and info["progress"]["done"] > 0, info
+        running = info["progress"]["run_id"]
+        delivered = query(
+            warehouse_copy,
+            "select count(*) from ops.delivery_state where last_run_id = ? and status = 'delivered'",
+            [running],
+        )[0][0]
+        assert delivered >= 10  # written batch by batch, readable while the run still sends
+        code, out, _, took = _timed(capsys, ["runs", "--output", "json"])
+        assert code == 0 and took < 5 and json.loads(out)[0]["status"] == "running"
+        assert proc.poll() is None, "the run was still sending while it was read"
+        out_b, err_b = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err_b.decode()[-3000:]
+    summary = json.loads(out_b)
+    sends = summary["counts"]["send"]
+    assert all(d["delivered"] == sends for d in summary["destinations"].values()), summary["destinations"]
+    assert query(warehouse_copy, "select status from ops.run_log where run_id = ?", [running]) == [
+        ("completed",)
+    ]
+    assert query(warehouse_copy, "select count(*) from ops.delivery_state where status <> 'delivered'") == [
+        (0,)
+    ]
