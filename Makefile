@@ -113,7 +113,7 @@ help: ## List every target and every parameter
 	@echo "    SEGMENT=[all]|high_value_lapse_risk|new_users_first_week_intent|churn_rescue_nps"
 	@echo "    MODE=[rules]|learned|llm  GOAL=[90d_clv]|engagement  DISCOUNT_CAP=[5] (0-100)"
 	@echo "    SUPPRESS_HOURS=[24] (0-8760)  AS_OF=[data date, 14:00 UTC]  LIMIT=[all] (first N)"
-	@echo "    PROMPT_VERSION=[v1]  GLOBAL_HOLDOUT_PCT=[5]  SEGMENT_HOLDOUT_PCT=[10]  OUTPUT=[table]|json"
+	@echo "    PROMPT_VERSION=[v3]  GLOBAL_HOLDOUT_PCT=[5]  SEGMENT_HOLDOUT_PCT=[10]  OUTPUT=[table]|json"
 	@echo "  activate: DRY_RUN=[1]|0  FORCE=[0]|1 (past the circuit breaker and promotion gate)"
 	@echo "  apply: PLAN=<run id of a plan> (required)  FORCE=[0]|1  OUTPUT=[table]|json"
 	@echo "  explain: CUSTOMER_ID=<id> (required)  RUN_ID=[latest]  PROMPT=[0]|1  OUTPUT=[table]|json"
