@@ -27,6 +27,19 @@ from pydantic import BaseModel
 from core.errors import NBAError
 
 
+def new_app(name: str, help: str | None = None, *, subcommands: bool = False) -> typer.Typer:
+    """A CLI of this project: plain text (no rich markup or tracebacks: `run` turns an error into one
+    line), no shell completion; with subcommands, no arguments prints the help."""
+    return typer.Typer(
+        name=name,
+        help=help,
+        no_args_is_help=subcommands,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+    )
+
+
 def package_version() -> str:
     try:
         return version("activate-nba")
