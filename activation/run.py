@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 
 from activation.decision_log import write_decisions, write_run
+from activation.deferred import Released, release_due
 from activation.delivery_glue import deliver_decisions, finish_run
 from activation.destinations import destinations_for
 from activation.errors import CircuitBreakerOpen
@@ -116,6 +117,10 @@ def run_activation(
         write_decisions(con, decided, dry_run=settings.dry_run)
         if isinstance(policy, RampPolicy):
             insert_atomically(con, "ops.ramp_assignments", policy.assignment_table(run_id))
+        # deferred decisions of earlier runs whose send-at time has come, eligible again: sent with these
+        released = Released()
+        if not settings.dry_run and spark is None:
+            released = release_due(con, settings, as_of=as_of, run_id=run_id, decided=decisions)
 
         summary = summarize(
             decisions,
@@ -135,6 +140,7 @@ def run_activation(
             cache_hits=stats["cache_hits"],
         )
         summary.policy_identity, summary.policy_stats = identity, stats
+        summary.deferred_sends = released.counts() if not settings.dry_run else {}
         summary.promotion_gate = gate.summary() if gate else None
         summary.outcomes = outcomes(decided)
         impact = guardrail_impact(decided)
@@ -151,7 +157,7 @@ def run_activation(
             try:
                 summary = deliver_decisions(
                     con,
-                    decisions,
+                    decisions + released.send,
                     summary=summary,
                     destinations=watched,
                     settings=settings,
