@@ -29,8 +29,8 @@ from typing import Any
 import duckdb
 
 from activation.decision_log import write_decisions, write_run
-from activation.delivery_glue import deliver_decisions, finish_run
 from activation.deferred import Released, release_due
+from activation.delivery_glue import deliver_decisions, finish_run
 from activation.delivery_plan import plan_destination
 from activation.destinations import destinations_for
 from activation.destinations.base import Destination, make_item
@@ -247,7 +247,9 @@ def _release(
     settings (activation.deferred); sent with the plan."""
     planned = {k: v for k, v in plan.header["settings"].items() if k in ActivateSettings.model_fields}
     as_of = datetime.fromisoformat(plan.header["as_of"])
-    return release_due(con, settings.model_copy(update=planned), as_of=as_of, run_id=run_id, decided=decisions)
+    return release_due(
+        con, settings.model_copy(update=planned), as_of=as_of, run_id=run_id, decided=decisions
+    )
 
 
 def _start(con: duckdb.DuckDBPyConnection, run_id: str, started_at: datetime, plan: LoadedPlan) -> None:

@@ -303,7 +303,11 @@ def _print_deferred(console: Console, deferred: Mapping[str, Any]) -> None:
         t.add_row(r["customer_id"], r["channel"] or "", r["send_at"], r["decision_id"])
     console.print(t)
     shown = len(deferred.get("rows", []))
-    more = f" (first {shown} shown; send-at {deferred['first_send_at']} to {deferred['last_send_at']})" if n > shown else ""
+    more = (
+        f" (first {shown} shown; send-at {deferred['first_send_at']} to {deferred['last_send_at']})"
+        if n > shown
+        else ""
+    )
     _para(console, f"{n} deferred decision(s) owed{more}: the first live run (make activate DRY_RUN=0, make "
           "apply, the daily DAG) at or after a row's send-at time sends it if it is still eligible, "
           "or closes it with the reason", indent=0)  # fmt: skip

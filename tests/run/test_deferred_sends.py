@@ -58,7 +58,9 @@ def test_deferred_decision_is_sent_by_the_next_run_past_its_window(
     second = live(datetime.fromisoformat("2026-11-28T14:00:00+00:00"))  # past every window
 
     assert second.deferred_sends["sent"] >= 1 and second.deferred_sends["closed"] >= 1
-    state = rows(warehouse_copy, "select destination, status from ops.delivery_state where decision_id = ?", [kept_id])
+    state = rows(
+        warehouse_copy, "select destination, status from ops.delivery_state where decision_id = ?", [kept_id]
+    )
     assert sorted(state) == [("hubspot", "delivered"), ("salesforce", "delivered"), ("webhook", "delivered")]
     ledger = rows(
         warehouse_copy,
@@ -69,9 +71,13 @@ def test_deferred_decision_is_sent_by_the_next_run_past_its_window(
     assert all(r[2] == datetime(2026, 11, 28, 14) for r in ledger), "contacted when it went out"
     assert servers.salesforce.contact(kept_cust)["NBA_Last_Decision_Id__c"] == kept_id
     # the customer who withdrew consent: closed with the reason, never sent
-    closed = rows(warehouse_copy, "select close_reason from ops.deferred_sends where decision_id = ?", [gone_id])
+    closed = rows(
+        warehouse_copy, "select close_reason from ops.deferred_sends where decision_id = ?", [gone_id]
+    )
     assert "consent" in closed[0][0] and "not eligible at send time" in closed[0][0]
-    assert rows(warehouse_copy, "select count(*) from ops.delivery_state where decision_id = ?", [gone_id]) == [(0,)]
+    assert rows(
+        warehouse_copy, "select count(*) from ops.delivery_state where decision_id = ?", [gone_id]
+    ) == [(0,)]
     # the demo figure: deferred decisions of the first run left unsent and open after the second: 0
     left = rows(
         warehouse_copy,
@@ -82,8 +88,18 @@ def test_deferred_decision_is_sent_by_the_next_run_past_its_window(
     assert left == [(0,)]
 
     # a third run at the same time sends nothing of them again: at most once per destination
-    before = rows(warehouse_copy, "select count(*) from ops.delivery_log where decision_id = ? and attempt > 0", [kept_id])
+    before = rows(
+        warehouse_copy,
+        "select count(*) from ops.delivery_log where decision_id = ? and attempt > 0",
+        [kept_id],
+    )
     live(datetime.fromisoformat("2026-11-28T14:00:00+00:00") + timedelta(minutes=1))
-    after = rows(warehouse_copy, "select count(*) from ops.delivery_log where decision_id = ? and attempt > 0", [kept_id])
+    after = rows(
+        warehouse_copy,
+        "select count(*) from ops.delivery_log where decision_id = ? and attempt > 0",
+        [kept_id],
+    )
     assert before == after
-    assert rows(warehouse_copy, "select count(*) from ops.contact_ledger where decision_id = ?", [kept_id]) == [(3,)]
+    assert rows(
+        warehouse_copy, "select count(*) from ops.contact_ledger where decision_id = ?", [kept_id]
+    ) == [(3,)]
