@@ -81,7 +81,8 @@ def _parser(prog: str = "nba-warehouse") -> argparse.ArgumentParser:
     )  # fmt: skip
     b.add_argument("--mapping", type=Path, default=None, help=_MAPPING_HELP)
     check = sub.add_parser(
-        "check-sources", help="check the raw sources (or your tables through --mapping) against the raw contract"
+        "check-sources",
+        help="check the raw sources (or your tables through --mapping) against the raw contract",
     )
     check.add_argument("--mapping", type=Path, default=None, help=_MAPPING_HELP)
     sub.add_parser("seed", help="dbt seed (load the reference CSVs)")

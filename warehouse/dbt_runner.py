@@ -35,7 +35,7 @@ def dbt_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.update(extra or {})
     if sources.configured_mapping() is not None and "NBA_RAW_DIR" not in (extra or {}):
-        env["NBA_RAW_DIR"] = str(sources.mapped_dir())  # a team's tables, as the last build wrote them
+        env["NBA_RAW_DIR"] = str(sources.read_dir())  # a team's tables, as the last build wrote them
     env["NBA_RAW_DIR"] = str(_resolve(env, "NBA_RAW_DIR", paths.raw_dir()))
     if env.get("NBA_DUCKDB_PATH") != ":memory:":
         env["NBA_DUCKDB_PATH"] = str(_resolve(env, "NBA_DUCKDB_PATH", paths.duckdb_path()))

@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 
 import pyarrow as pa
-import yaml
+import yaml  # type: ignore[import-untyped]  # no stubs installed; safe_load only
 
 CONTRACT_FILE = Path(__file__).resolve().with_name("raw_contract.yml")
 
@@ -25,7 +25,18 @@ SQL_TYPES = {
     "timestamp": "timestamp",
 }
 _INTEGERS = frozenset(
-    "TINYINT SMALLINT INTEGER BIGINT HUGEINT UTINYINT USMALLINT UINTEGER UBIGINT UHUGEINT".split()
+    [
+        "TINYINT",
+        "SMALLINT",
+        "INTEGER",
+        "BIGINT",
+        "HUGEINT",
+        "UTINYINT",
+        "USMALLINT",
+        "UINTEGER",
+        "UBIGINT",
+        "UHUGEINT",
+    ]
 )
 _TIMESTAMPS = frozenset(("TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS"))
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
-import yaml
+import yaml  # type: ignore[import-untyped]  # no stubs installed; safe_load only
 
 from warehouse import paths
 from warehouse.errors import WarehouseError
@@ -94,6 +94,11 @@ def mapped_dir() -> Path:
     return Path(value).resolve() if value else paths.raw_dir().parent / "mapped"
 
 
+def read_dir() -> Path:
+    """The folder dbt's raw sources read: the mapped tables with a mapping, else the raw folder."""
+    return mapped_dir() if configured_mapping() is not None else paths.raw_dir()
+
+
 def identity_mapping(raw_dir: Path | None = None) -> SourceMapping:
     """The generator's files as they are: `<raw>/<table>.parquet`, every column under its own name."""
     raw = raw_dir or paths.raw_dir()
@@ -151,7 +156,9 @@ def connect(mapping: SourceMapping) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     for alias, db in mapping.attach.items():
         if not Path(db).is_file():
-            raise SourcesInvalid([f"attach.{alias}: {db} does not exist: fix attach.{alias} in {mapping.where}"])
+            raise SourcesInvalid(
+                [f"attach.{alias}: {db} does not exist: fix attach.{alias} in {mapping.where}"]
+            )
         con.execute(f'attach {_quote(db)} as "{alias}" (read_only)')
     return con
 
@@ -247,13 +254,16 @@ def _check_type(
     if accepts(contract_type, got):
         return []
     cast = f"cast({expr} as {SQL_TYPES[contract_type]})"
-    return [f"{head}: {what} of {t.label} is {got}, not {contract_type}: {mapping.fix_for(f'{fix}: {cast!r}')}"]
+    return [
+        f"{head}: {what} of {t.label} is {got}, not {contract_type}: {mapping.fix_for(f'{fix}: {cast!r}')}"
+    ]
 
 
 def select_sql(t: TableMapping, contract: ContractTable) -> str:
     """The SELECT that reads the user's table as the contract's table (columns cast to its types)."""
     cols = ",\n  ".join(
-        f'cast(({t.columns.get(c.name, c.name)}) as {SQL_TYPES[c.type]}) as "{c.name}"' for c in contract.columns
+        f'cast(({t.columns.get(c.name, c.name)}) as {SQL_TYPES[c.type]}) as "{c.name}"'
+        for c in contract.columns
     )
     relation = _relation(t)
     return f"select\n  {cols}" + (f"\nfrom {relation}" if relation else "")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import os
 import re
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -181,6 +182,25 @@ def test_the_build_checks_first_and_stops_before_dbt(
         build.build(mapping=broken)
     assert err.value.problems[0].startswith("orders.amount")
     assert not db.exists() and not (tmp_path / "mapped").exists()
+
+
+def test_without_a_mapping_the_build_checks_the_raw_files(
+    small_warehouse: DemoWarehouse,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    raw = tmp_path / "raw"
+    shutil.copytree(small_warehouse.raw_dir, raw)
+    customers = pq.read_table(raw / "customers.parquet").drop_columns(["email"])
+    pq.write_table(customers, raw / "customers.parquet")
+    monkeypatch.setenv("NBA_RAW_DIR", str(raw))
+    monkeypatch.setenv("NBA_DUCKDB_PATH", str(tmp_path / "never.duckdb"))
+    assert warehouse_main(["build"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("nba-warehouse build: customers.email (string, Email address")
+    assert f"no column email in {raw / 'customers.parquet'}" in line and "MAPPING=" in line
+    assert not (tmp_path / "never.duckdb").exists()
 
 
 def _rules_decisions(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
