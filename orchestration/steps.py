@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "dbt-test":
             dbt_test()
     except WarehouseError as exc:
-        print(f"orchestration {args.command}: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [type(exc).__name__]:  # one line per problem
+            print(f"orchestration {args.command}: {line}", file=sys.stderr)
         return 1
     return 0
 
