@@ -108,7 +108,8 @@ def run(app: typer.Typer, argv: Sequence[str] | None = None, prog: str | None = 
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
     except NBAError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [type(exc).__name__]:  # several problems: one line each
+            print(f"error: {line}", file=sys.stderr)
         return exc.exit_code
     except duckdb.Error as exc:  # the warehouse file: locked, corrupt, not a database
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
