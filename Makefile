@@ -75,7 +75,7 @@ STATUS := .make/status
 # $(call run,SETTINGS,COMMAND,OTHERS): a program's recipe (in .run/<target>): SETTINGS as NBA_*
 # variables, OTHERS (the flags COMMAND reads) only announced when found in the environment
 run = $(call announce,$(1) $(3)) $(call nba_env,$(1)) $(2); echo $$? > $(STATUS)-$(@F).$$PPID
-PROGRAMS := seed build simulate-outcomes simulate-days docs bi plan apply activate explain runs status \
+PROGRAMS := seed check-sources build simulate-outcomes simulate-days docs bi plan apply activate explain runs status \
 	replay-dlq prompt llm-batch-export llm-batch-run llm-batch-submit llm-batch-import eval
 .PHONY: $(PROGRAMS) $(addprefix .run/,$(PROGRAMS))
 $(addprefix .run/,$(PROGRAMS)): | .make
@@ -113,7 +113,7 @@ help: ## List every target and every parameter
 	@echo "    SEGMENT=[all]|high_value_lapse_risk|new_users_first_week_intent|churn_rescue_nps"
 	@echo "    MODE=[rules]|learned|llm  GOAL=[90d_clv]|engagement  DISCOUNT_CAP=[5] (0-100)"
 	@echo "    SUPPRESS_HOURS=[24] (0-8760)  AS_OF=[data date, 14:00 UTC]  LIMIT=[all] (first N)"
-	@echo "    PROMPT_VERSION=[v1]  GLOBAL_HOLDOUT_PCT=[5]  SEGMENT_HOLDOUT_PCT=[10]  OUTPUT=[table]|json"
+	@echo "    PROMPT_VERSION=[v3]  GLOBAL_HOLDOUT_PCT=[5]  SEGMENT_HOLDOUT_PCT=[10]  OUTPUT=[table]|json"
 	@echo "  activate: DRY_RUN=[1]|0  FORCE=[0]|1 (past the circuit breaker and promotion gate)"
 	@echo "  apply: PLAN=<run id of a plan> (required)  FORCE=[0]|1  OUTPUT=[table]|json"
 	@echo "  explain: CUSTOMER_ID=<id> (required)  RUN_ID=[latest]  PROMPT=[0]|1  OUTPUT=[table]|json"
@@ -125,6 +125,7 @@ help: ## List every target and every parameter
 	@echo "  prompt: CUSTOMER_ID=<id>     simulate-days: DAYS=[10] SEEDS=[0] (comma-separated) CANDIDATE=[learned]|degraded"
 	@echo "  replay-dlq: OUTPUT=[table]|json     bi: BI_INCLUDE_PII=[0]|1 (personal columns in bi/)"
 	@echo "  data: CUSTOMERS=[5000]  SEED=[42]  DATA_AS_OF=[2026-11-27]"
+	@echo "  check-sources, build: MAPPING=<mapping file> (your tables for the raw contract; also NBA_SOURCES__MAPPING; docs/sources.md)"
 	@echo "  build: OVERWRITE=[0]|1 (a file at NBA_DUCKDB_PATH that is not our warehouse is moved aside first;"
 	@echo "         NBA_WAREHOUSE__OVERWRITE=1 does the same for plan and activate)"
 	@echo "Everything else is an NBA_* environment variable (README): destinations, NBA_PLAN__MAX_AGE_MINUTES,"
@@ -143,10 +144,15 @@ seed: ## Generate synthetic raw data (CUSTOMERS, SEED, DATA_AS_OF) and load the 
 	@$(call run,,$(PY) -m warehouse.cli generate $(call flag,SEED,--seed) $(call flag,CUSTOMERS,--customers) \
 		$(call flag,DATA_AS_OF,--as-of) && $(PY) -m warehouse.cli seed,SEED CUSTOMERS DATA_AS_OF)
 
+.PHONY: check-sources
+check-sources: ## Check the raw sources (or your tables through MAPPING=sources.yml) against the raw contract, one line per problem
+.run/check-sources: $(STAMP)
+	@$(call run,,$(PY) -m warehouse.cli check-sources $(call flag,MAPPING,--mapping),MAPPING)
+
 .PHONY: build
-build: ## dbt build into a new file, swapped in only if every test passes (generates data if missing)
+build: ## dbt build into a new file, swapped in only if every test passes (generates data if missing; MAPPING= reads your tables)
 .run/build: $(STAMP)
-	@$(call run,,$(PY) -m warehouse.cli build $(call switch,OVERWRITE,--overwrite),OVERWRITE)
+	@$(call run,,$(PY) -m warehouse.cli build $(call switch,OVERWRITE,--overwrite) $(call flag,MAPPING,--mapping),OVERWRITE MAPPING)
 
 .PHONY: test
 test: $(STAMP) ## Run the test suite (offline: recorded cassettes, local servers, no API key)

@@ -29,6 +29,7 @@ from typing import Any
 import duckdb
 
 from activation.decision_log import write_decisions, write_run
+from activation.deferred import Released, release_due
 from activation.delivery_glue import deliver_decisions, finish_run
 from activation.delivery_plan import plan_destination
 from activation.destinations import destinations_for
@@ -222,6 +223,7 @@ def apply_plan(
                     raise PromotionRefused(f"refusing to apply plan {plan.plan_id}: {RAMP_FIRST}")
                 _start(con, run_id, started_at, plan)  # in ops.run_log (`running`) before it writes or sends
                 write_decisions(con, decided, dry_run=False)
+                released = _release(con, settings, plan, run_id, decisions)
             summary = summarize(
                 decisions, run_id=run_id, mode=s["mode"], segment=s["segment"], guardrails=guard,
                 dry_run=False, as_of=h["as_of"],
@@ -230,12 +232,30 @@ def apply_plan(
             )  # fmt: skip
             summary.policy_identity, summary.promotion_gate = identity, gate.summary()
             summary.applied_plan, summary.outcomes = plan.plan_id, outcomes(decided)
+            summary.deferred_sends = released.counts()
+            sends = decisions + released.send
             with run_progress(db.path, run_id, command="apply", bars=progress_factory) as progress:
                 factory = progress.factory()
-                return _deliver(db, settings, summary, decisions, destinations, started_at, t0, factory)
+                return _deliver(db, settings, summary, sends, destinations, started_at, t0, factory)
         except BaseException as exc:
             end_unfinished_in(db, run_id, exc)  # a no-op before start_run and after the final status
             raise
+
+
+def _release(
+    con: duckdb.DuckDBPyConnection,
+    settings: ActivateSettings,
+    plan: LoadedPlan,
+    run_id: str,
+    decisions: list[Decision],
+) -> Released:
+    """The deferred decisions of earlier runs due at the plan's as_of, rechecked under the plan's
+    settings (activation.deferred); sent with the plan."""
+    planned = {k: v for k, v in plan.header["settings"].items() if k in ActivateSettings.model_fields}
+    as_of = datetime.fromisoformat(plan.header["as_of"])
+    return release_due(
+        con, settings.model_copy(update=planned), as_of=as_of, run_id=run_id, decided=decisions
+    )
 
 
 def _start(con: duckdb.DuckDBPyConnection, run_id: str, started_at: datetime, plan: LoadedPlan) -> None:

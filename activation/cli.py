@@ -22,18 +22,15 @@ from typing import Annotated, Any
 import typer
 
 from activation.settings import ActivateSettings
-from core.cli import run, setting, version_option
+from core.cli import new_app, run, setting, version_option
 from core.config import load_settings
 from core.errors import ConfigError, UserError
 
-app = typer.Typer(
-    name="nba-activate",
-    help="Decide a guardrailed next-best action for each customer of a segment, review the plan, "
+app = new_app(
+    "nba-activate",
+    "Decide a guardrailed next-best action for each customer of a segment, review the plan, "
     "send exactly it (HubSpot, Salesforce, webhook), and explain any customer's decision.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+    subcommands=True,
 )
 A = ActivateSettings
 

@@ -268,3 +268,28 @@ def _ramp_step(
 
 def _finite(x: float) -> float | None:
     return x if x == x and abs(x) != float("inf") else None
+
+
+def measured_against_rules(con: duckdb.DuckDBPyConnection, prompt_version: str) -> str | None:
+    """What the latest eval of this prompt version against the rules found on the generator's truth,
+    when it found the prompt worse: one sentence for the plan's header; None otherwise (never
+    evaluated, better, or no truth)."""
+    rows = con.execute(
+        "select eval_id, created_at, report_json from ops.eval_runs "
+        "where baseline = 'rules' and candidate like ? order by created_at desc limit 1",
+        [f"llm:{prompt_version}@%"],
+    ).fetchall()
+    if not rows:
+        return None
+    eval_id, created_at, raw = rows[0]
+    report = json.loads(raw or "{}")
+    primary = report.get("primary_metric")
+    comparison = next((c for c in report.get("comparisons") or [] if c.get("metric") == primary), None) or {}
+    true = comparison.get("true_value")
+    if true is None or true >= 0:
+        return None
+    return (
+        f"prompt {prompt_version} was measured worse than the rules on the generator's truth "
+        f"(eval {eval_id}, {str(created_at)[:16]}: {true:+.2f} per contactable customer on "
+        f"{comparison.get('metric', 'the primary metric')}); the plan sends it only because MODE=llm asks for it"
+    )

@@ -30,11 +30,12 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from activation.gate import RAMP_FIRST, PromotionRefused, check_promotion
+from activation.gate import RAMP_FIRST, PromotionRefused, check_promotion, measured_against_rules
 from activation.reasons import deciding_check, why_not_sent
 from activation.settings import ActivateSettings
 from activation.summary import RunSummary
 from core.contracts import ContactEvent, CustomerContext, Decision, GuardrailReport, GuardrailSettings
+from core.policy_kinds import parse_identity
 from core.reference import ReferenceData
 from guardrails.checks import Setting, describe, label
 from guardrails.checks.words import when
@@ -266,6 +267,7 @@ def plan_text(header: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> s
         f"(as of {when(datetime.fromisoformat(header['as_of']))}, {header['policy_identity']})",
         f"send exactly this plan: make apply PLAN={header['plan']}",
         f"  (valid until {header['valid_until']}, while the warehouse is unchanged)",
+        *([f"warning: {header['measured']}"] if header.get("measured") else []),
         "",
     ]
     for r in rows:
@@ -298,8 +300,10 @@ def write_plan(
     fingerprint: Mapping[str, str],
     destinations: Sequence[str],
     gate: str | None,
+    measured: str | None = None,
 ) -> dict[str, Any]:
-    """plan.jsonl, plan.txt, then plan.json (last: a plan without it is incomplete)."""
+    """plan.jsonl, plan.txt, then plan.json (last: a plan without it is incomplete). `measured`: what
+    the evals found against the rules, when the policy was found worse."""
     created = datetime.now(UTC)
     body = "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in rows)
     header: dict[str, Any] = {
@@ -323,6 +327,7 @@ def write_plan(
         "counts": summary.counts,
         "plan_counts": plan_counts(rows),
         "promotion_gate": gate,
+        "measured": measured,
     }
     _write(run_dir / PLAN_ROWS, body)
     _write(run_dir / PLAN_TEXT, plan_text(header, rows))
@@ -380,6 +385,7 @@ def record_plan(
         history=history,
     )
     gate = gate_preview(con, summary.policy_identity or settings.mode, primary_metric)
+    measured = measured_against_rules(con, settings.prompt_version) if _prompted(settings.mode) else None
     header = write_plan(
         run_dir,
         rows,
@@ -388,10 +394,18 @@ def record_plan(
         fingerprint=fingerprint,
         destinations=destinations,
         gate=gate,
+        measured=measured,
     )
     summary.plan = header["plan_counts"]
     summary.plan_file = str(run_dir / PLAN_TEXT)
     summary.plan_valid_until = header["valid_until"]
     if gate.startswith("apply would be refused"):
         summary.notes.append(gate)
+    if measured:
+        summary.notes.insert(0, f"warning: {measured}")
     return summary
+
+
+def _prompted(mode: str) -> bool:
+    kind = parse_identity(mode)[0]
+    return kind is not None and kind.prompted

@@ -302,11 +302,33 @@ def print_status(info: Mapping[str, Any], console: Console | None = None) -> Non
               "and the dead letters now", indent=0)  # fmt: skip
     else:
         console.print("nothing owed: every row of every live run is delivered or closed")
+    _print_deferred(console, info.get("deferred") or {})
     plan = info.get("plan")
     if plan:
         until = f" (valid until {plan['valid_until']})" if plan.get("valid_until") else ""
         _para(console, f"plan waiting to be applied: {plan['run_id']}{until}", indent=0)
         console.print(f"  make apply PLAN={plan['run_id']}")
+
+
+def _print_deferred(console: Console, deferred: Mapping[str, Any]) -> None:
+    """Deferred decisions owed: each goes out with the first live run at or after its send-at time."""
+    n = int(deferred.get("count") or 0)
+    if not n:
+        return
+    console.print()
+    t = table("deferred, owed", "channel", "send at (UTC)", "decision", right=[])
+    for r in deferred.get("rows", []):
+        t.add_row(r["customer_id"], r["channel"] or "", r["send_at"], r["decision_id"])
+    console.print(t)
+    shown = len(deferred.get("rows", []))
+    more = (
+        f" (first {shown} shown; send-at {deferred['first_send_at']} to {deferred['last_send_at']})"
+        if n > shown
+        else ""
+    )
+    _para(console, f"{n} deferred decision(s) owed{more}: the first live run (make activate DRY_RUN=0, make "
+          "apply, the daily DAG) at or after a row's send-at time sends it if it is still eligible, "
+          "or closes it with the reason", indent=0)  # fmt: skip
 
 
 MARK = {"pass": "[green]✓[/green]", "fixed": "[yellow]~[/yellow]", "failed": "[red]✗[/red]"}

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from activation.decision_log import write_decisions, write_run
+from activation.deferred import Released, release_due
 from activation.delivery_glue import deliver_decisions, finish_run
 from activation.destinations import destinations_for
 from activation.destinations.base import Destination
@@ -71,6 +72,7 @@ class _Run:
     identity: str = ""
     gate: GateVerdict | None = None
     stats: dict[str, int] = field(default_factory=dict)
+    released: Released = field(default_factory=Released)  # earlier runs' deferred sends, due now
 
 
 def run_activation(
@@ -146,7 +148,13 @@ def _run(
         policy = run.pipe.policy if run.pipe else None
         if isinstance(policy, RampPolicy):
             insert_atomically(w, "ops.ramp_assignments", policy.assignment_table(run.run_id))
+        # deferred decisions of earlier runs whose send-at time has come, eligible again: sent with these
+        if not settings.dry_run and spark is None:
+            run.released = release_due(
+                w, settings, as_of=run.as_of, run_id=run.run_id, decided=[d for d, _ in run.decided]
+            )
         summary = _summary(run)
+        summary.deferred_sends = run.released.counts() if not settings.dry_run else {}
         plan = None
         if settings.dry_run and fingerprint is not None:  # the per-row plan that `apply` sends exactly
             plan = {"fingerprint": fingerprint, "ref": ref, "contexts": contexts, "history": history}
@@ -230,7 +238,7 @@ def _deliver(
 ) -> RunSummary:
     """Send (or write the outbox and, for `plan`, the plan), log the run, refresh the metrics. A live
     run writes each batch's outcome in a window of its own (activation/delivery.py)."""
-    settings, decisions = run.settings, [d for d, _ in run.decided]
+    settings, decisions = run.settings, [d for d, _ in run.decided] + run.released.send
     impact = guardrail_impact(run.decided)
     outbox_run = paths.outbox_dir() / run.run_id if settings.dry_run else None
     extra = {

@@ -23,6 +23,7 @@ from typing import Any
 import duckdb
 from jinja2 import Environment, StrictUndefined
 
+from activation import deferred
 from activation.alerts import ALERT_STATUSES, alert_body, post_alert
 from activation.delivery_glue import failure_report
 from activation.run_log import RUNNING, as_shown
@@ -201,6 +202,15 @@ def owed(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, int]]:
     return out
 
 
+def deferred_owed(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """The deferred decisions still owed, with their send-at times (none in a warehouse built before
+    the queue existed: a read-only connection cannot create it)."""
+    found = con.execute(
+        "select count(*) from information_schema.tables where table_schema = 'ops' and table_name = 'deferred_sends'"
+    ).fetchone()
+    return deferred.owed(con) if found and found[0] else {"count": 0, "rows": []}
+
+
 def latest_unapplied_plan(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
     """The newest completed plan (dry run) newer than the last live run, if any. Every live run
     counts, whatever its status (running, abandoned, failed): it is in the log from its start."""
@@ -273,6 +283,7 @@ def warehouse_status() -> dict[str, Any]:
             info["latest"] = runs[0] if runs else None
             info["last_live"] = next((r for r in runs if r["kind"] != "plan"), None)
             info["owed"] = owed(con)
+            info["deferred"] = deferred_owed(con)
             info["plan"] = latest_unapplied_plan(con)
     except WarehouseBusy:  # held for writing longer than a reader waits (a build): say who, and stop
         if busy is None:

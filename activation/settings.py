@@ -45,6 +45,14 @@ class PlanSettings(Section):
     max_age_minutes: float = Field(default=720.0, gt=0, le=7 * 24 * 60, allow_inf_nan=False)
 
 
+class DeferredSettings(Section):
+    """Deferred sends (section NBA_DEFERRED__): a decision deferred by quiet hours is sent by the first
+    live run at or after its send-at time, unless that run comes more than this late: then the
+    decision is stale and closed unsent (the next daily decision takes its place)."""
+
+    max_late_hours: float = Field(default=72.0, gt=0, le=24 * 30, allow_inf_nan=False)
+
+
 class AlertSettings(Section):
     """Where a failed or partial live run posts its alert (section NBA_ALERTS__): a JSON POST signed
     like the destination webhook (`X-NBA-Signature: t=<ts>,v1=<HMAC-SHA256(secret, "<ts>.<body>")>`)."""
@@ -93,6 +101,7 @@ class ActivateSettings(RunConfig):
     destinations: Annotated[list[str], NoDecode] = Field(default_factory=list)
     delivery: DeliverySettings = DeliverySettings()
     plan: PlanSettings = PlanSettings()
+    deferred: DeferredSettings = DeferredSettings()
     alerts: AlertSettings = AlertSettings()
     # each destination's raw section as given (NBA_<NAME>__*, or `<name>={...}`);
     # `destination_settings` validates the ones this run sends to

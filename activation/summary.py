@@ -52,6 +52,7 @@ class RunSummary(BaseModel):
     # per status, how many decisions each check decided (sums to `counts`; see guardrail_impact)
     outcomes: dict[str, dict[str, int]] = Field(default_factory=dict)
     applied_plan: str | None = None  # `apply`: the plan (dry run id) this live run sent
+    deferred_sends: dict[str, int] = Field(default_factory=dict)  # live: earlier deferrals sent / closed
     plan: dict[str, dict[str, int]] = Field(default_factory=dict)  # dry run: per destination, per op
     plan_file: str | None = None
     plan_valid_until: str | None = None

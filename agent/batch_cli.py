@@ -20,17 +20,14 @@ from typing import Annotated, Any
 import typer
 
 from agent.batch import BatchSettings
-from core.cli import run, setting, version_option
+from core.cli import new_app, run, setting, version_option
 from core.config import LLMSettings, RunConfig, load_settings
 from core.errors import UserError
 
-app = typer.Typer(
-    name="nba-batch",
-    help="A plan's LLM requests as OpenAI Batch API files: export, run, submit, import.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+app = new_app(
+    "nba-batch",
+    "A plan's LLM requests as OpenAI Batch API files: export, run, submit, import.",
+    subcommands=True,
 )
 
 

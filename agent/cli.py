@@ -13,19 +13,12 @@ from typing import Annotated
 
 import typer
 
-from core.cli import run, setting, version_option
+from core.cli import new_app, run, setting, version_option
 from core.config import EMBEDDED_MODEL, RunConfig, load_settings
 from core.errors import UserError
 from core.policy_kinds import LLM
 
-app = typer.Typer(
-    name="nba-agent",
-    help="Prompt iteration for the next-best-action agent.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
+app = new_app("nba-agent", "Prompt iteration for the next-best-action agent.", subcommands=True)
 R = RunConfig
 
 

@@ -163,6 +163,26 @@ class Pipeline:
             return asyncio.run(self.decide_async(contexts, history, progress))
 
 
+def recheck_eligibility(
+    contexts: Sequence[CustomerContext],
+    history: History,
+    *,
+    guard: GuardrailSettings,
+    ref: ReferenceData,
+    as_of: datetime,
+) -> dict[str, Eligibility]:
+    """Eligibility again, as of `as_of`, for decisions made earlier and sent now (deferred sends):
+    the same registry of checks as a decision (holdout, global suppression, consent, suppression
+    window, frequency caps), except quiet hours, whose end is the very time the send waited for."""
+    settings = guard.model_copy(update={"enforce_quiet_hours": False})
+    return {
+        ctx.customer_id: check_eligibility(
+            ctx, history.get(ctx.customer_id, ()), as_of=as_of, settings=settings, ref=ref
+        )
+        for ctx in contexts
+    }
+
+
 def decide(
     contexts: Sequence[CustomerContext],
     history: History,

@@ -27,6 +27,19 @@ from pydantic import BaseModel
 from core.errors import NBAError
 
 
+def new_app(name: str, help: str | None = None, *, subcommands: bool = False) -> typer.Typer:
+    """A CLI of this project: plain text (no rich markup or tracebacks: `run` turns an error into one
+    line), no shell completion; with subcommands, no arguments prints the help."""
+    return typer.Typer(
+        name=name,
+        help=help,
+        no_args_is_help=subcommands,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+    )
+
+
 def package_version() -> str:
     try:
         return version("activate-nba")
@@ -95,7 +108,8 @@ def run(app: typer.Typer, argv: Sequence[str] | None = None, prog: str | None = 
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
     except NBAError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [type(exc).__name__]:  # several problems: one line each
+            print(f"error: {line}", file=sys.stderr)
         return exc.exit_code
     except duckdb.Error as exc:  # the warehouse file: locked, corrupt, not a database
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

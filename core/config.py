@@ -256,7 +256,8 @@ class RunConfig(BaseSettings):
 
     segment: SegmentChoice = "all"
     mode: Mode = "rules"
-    prompt_version: PromptVersion = "v1"
+    # the prompt the evals measured best on the truth (bench/README.md): v3 drafts on the learned ranking
+    prompt_version: PromptVersion = "v3"
     # what the guardrails enforce: defaults owned by the GuardrailSettings contract
     goal: Goal = _G["goal"].default
     discount_cap: Percent = _G["discount_cap"].default

@@ -23,9 +23,8 @@ from pathlib import Path
 from typing import Annotated
 
 import duckdb
-import typer
 
-from core.cli import run, setting, version_option
+from core.cli import new_app, run, setting, version_option
 from core.config import load_settings
 from core.contracts import CustomerContext, Decision, GuardrailReport
 from core.errors import UserError
@@ -39,13 +38,7 @@ from evals.settings import EvalSettings
 FEATURES = ("lifetime_revenue", "recency_days", "sessions_30d", "latest_nps_score", "tenure_days")
 E = EvalSettings
 
-app = typer.Typer(
-    name="nba-eval",
-    help="Offline evaluation of a policy or prompt version against a baseline.",
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
+app = new_app("nba-eval", "Offline evaluation of a policy or prompt version against a baseline.")
 
 
 def spec_for(name: str, settings: EvalSettings) -> PolicySpec:

@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from core.cli import run, version_option
+from core.cli import new_app, run, version_option
 from core.errors import UserError
 from evals.ope_table import (
     ESTIMATORS,
@@ -29,12 +29,9 @@ from evals.ope_table import (
     estimate_from_table,
 )
 
-app = typer.Typer(
-    name="nba-eval ope",
-    help="Off-policy estimates of a candidate policy from any table of logged decisions (docs/ope.md).",
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+app = new_app(
+    "nba-eval ope",
+    "Off-policy estimates of a candidate policy from any table of logged decisions (docs/ope.md).",
 )
 
 

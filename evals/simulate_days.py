@@ -28,7 +28,7 @@ import pyarrow as pa
 import typer
 from pydantic import Field, computed_field
 
-from core.cli import run, version_option
+from core.cli import new_app, run, version_option
 from core.config import RunConfig, settings_from
 from core.contracts import Decision, Goal, Model
 from core.errors import UserError
@@ -634,9 +634,7 @@ def render_html(report: SimulationReport) -> str:
     )
 
 
-app = typer.Typer(
-    name="nba-simulate-days", add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None
-)
+app = new_app("nba-simulate-days")
 
 
 @app.command()

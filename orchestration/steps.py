@@ -17,13 +17,17 @@ import argparse
 import sys
 from datetime import date
 
-from warehouse import generate
+from warehouse import generate, sources
 from warehouse.dbt_runner import run_dbt
 from warehouse.errors import WarehouseError
 
 
 def prepare(config: generate.GenerateConfig, regenerate: bool = False) -> str:
-    """Make sure raw data is there. In production an upstream load lands it; the demo generates it."""
+    """Make sure raw data is there. In production an upstream load lands it and a mapping file
+    (NBA_SOURCES__MAPPING) maps it onto the raw contract: checked and written for dbt here; the demo
+    generates it."""
+    if sources.configured_mapping() is not None:
+        return f"sources mapped: {sources.prepare()}"
     meta = generate.read_meta()
     if meta is not None and not regenerate:
         return f"raw data present: {meta}"
@@ -65,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "dbt-test":
             dbt_test()
     except WarehouseError as exc:
-        print(f"orchestration {args.command}: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [type(exc).__name__]:  # one line per problem
+            print(f"orchestration {args.command}: {line}", file=sys.stderr)
         return 1
     return 0
 

@@ -29,10 +29,10 @@ from pathlib import Path
 
 import duckdb
 
-from warehouse import generate, paths
+from warehouse import generate, paths, sources
 from warehouse.access import BuildLock, check_complete, check_path, connect, label
 from warehouse.dbt_runner import MART_TABLES, run_dbt
-from warehouse.errors import DbtFailed, WarehouseError, WarehouseUnreadable
+from warehouse.errors import BadSetting, DbtFailed, WarehouseError, WarehouseUnreadable
 from warehouse.ownership import claim_file, is_duckdb_file, overwrite_requested, refusal, stamp
 from warehouse.raw_files import check_raw_files
 
@@ -59,23 +59,35 @@ def build(
     wait_s: float = 0.0,
     unit_tests: bool = False,
     overwrite: bool | None = None,
+    mapping: Path | None = None,
 ) -> Path:
     """Generate raw data if missing (or asked), then `dbt build` into a new file and swap it in.
-    `overwrite` (default NBA_WAREHOUSE__OVERWRITE): move a file that is not ours aside first."""
+    `overwrite` (default NBA_WAREHOUSE__OVERWRITE): move a file that is not ours aside first.
+    `mapping` (default NBA_SOURCES__MAPPING): read a team's own tables through that mapping file
+    instead of generated data (warehouse/sources.py). Either way the sources are checked against the
+    raw contract first: every missing or mistyped column is named before dbt starts."""
     db = paths.duckdb_path()
+    mapping = mapping or sources.configured_mapping()
+    if mapping is not None and (regenerate or config is not None):
+        raise BadSetting(
+            f"a build from the mapping {mapping} reads your tables: generating demo data "
+            f"(--seed, --customers, --as-of, --regenerate) needs {sources.MAPPING_ENV} unset"
+        )
     with BuildLock(db, wait_s=wait_s):
         if is_duckdb_target():  # before generating anything: a file that is not ours is refused at once
             check_path(db)
             claim_file(db, overwrite)
-        meta = generate.read_meta()
-        wanted = config or generate.GenerateConfig()
-        if regenerate or meta is None or (config is not None and meta != config.meta):
-            generate.generate(wanted)
-        check_raw_files()  # a truncated or overwritten raw file: named now, not after dbt fails on it
+        if mapping is None:
+            meta = generate.read_meta()
+            wanted = config or generate.GenerateConfig()
+            if regenerate or meta is None or (config is not None and meta != config.meta):
+                generate.generate(wanted)
+            check_raw_files()  # a truncated or overwritten raw file: named now, not after dbt fails on it
+        raw = sources.prepare(mapping)  # every missing or mistyped column, one line each (exit 2)
         if not is_duckdb_target():
-            run_dbt(dbt_build_args(unit_tests), quiet=quiet)
+            run_dbt(dbt_build_args(unit_tests), env={"NBA_RAW_DIR": str(raw)}, quiet=quiet)
             return db
-        atomic_dbt_build(db, quiet=quiet, wait_s=wait_s, unit_tests=unit_tests, overwrite=overwrite)
+        atomic_dbt_build(db, quiet=quiet, wait_s=wait_s, unit_tests=unit_tests, overwrite=overwrite, raw=raw)
     return db
 
 
@@ -96,7 +108,12 @@ def build_dir(db: Path) -> Path:
 
 
 def atomic_dbt_build(
-    db: Path, quiet: bool = True, wait_s: float = 0.0, unit_tests: bool = False, overwrite: bool | None = None
+    db: Path,
+    quiet: bool = True,
+    wait_s: float = 0.0,
+    unit_tests: bool = False,
+    overwrite: bool | None = None,
+    raw: Path | None = None,
 ) -> None:
     """Steps 1 (ours?) to 5 of the module docstring; the caller holds the build lock."""
     check_path(db)
@@ -115,7 +132,8 @@ def atomic_dbt_build(
                 f"({str(exc).splitlines()[0]}); the warehouse is unchanged"
             ) from None
         try:
-            run_dbt(dbt_build_args(unit_tests), env={"NBA_DUCKDB_PATH": str(new)}, quiet=quiet)
+            env = {"NBA_DUCKDB_PATH": str(new), **({"NBA_RAW_DIR": str(raw)} if raw else {})}
+            run_dbt(dbt_build_args(unit_tests), env=env, quiet=quiet)
         except DbtFailed as exc:
             kept = "the previous warehouse is unchanged" if previous else "no warehouse was written"
             raise DbtFailed(f"{exc}; {kept}", exc.failures) from None

@@ -2,7 +2,8 @@
 
     nba-warehouse generate --seed 42 --customers 5000 --as-of 2026-11-27
     nba-warehouse build [--customers N --seed S --as-of D --regenerate] [--wait SECONDS] [--unit-tests]
-                        [--overwrite]
+                        [--overwrite] [--mapping sources.yml]
+    nba-warehouse check-sources [--mapping sources.yml]
     nba-warehouse seed
     nba-warehouse docs
     nba-warehouse serve-docs [--port 8080]
@@ -11,7 +12,8 @@
 
 Exit codes: 0 done; 1 a build or a check failed; 2 bad input (an argument, an unreadable warehouse
 file, a bad setting); 3 another process holds the warehouse (the line names it; try again when it is
-done, or `build --wait SECONDS`). Every error is one line.
+done, or `build --wait SECONDS`). Every error is one line; check-sources (and a build whose sources
+fail the check) prints one line per problem and exits 2.
 
 The Python entry points live in non-CLI modules: `warehouse.build` (`build`, `ensure_warehouse`,
 `missing_marts`), `warehouse.bi` (`export_bi`), `warehouse.docs`; they are re-exported here for
@@ -26,7 +28,7 @@ from datetime import date
 from pathlib import Path
 
 from core.cli import package_version
-from warehouse import generate, paths
+from warehouse import generate, paths, sources
 from warehouse.access import BuildLock
 from warehouse.bi import BI_TABLES, export_bi
 from warehouse.build import build, ensure_warehouse, missing_marts, seed
@@ -45,6 +47,12 @@ def _wait_arg(value: str) -> float:
     if not 0 <= seconds <= 86_400:
         raise argparse.ArgumentTypeError(f"invalid value {value!r} (seconds, from 0 to 86400)")
     return seconds
+
+
+_MAPPING_HELP = (
+    "mapping file naming your tables and columns for the raw contract (also NBA_SOURCES__MAPPING; "
+    "docs/sources.md); without one the raw Parquet files are read as they are"
+)
 
 
 def _parser(prog: str = "nba-warehouse") -> argparse.ArgumentParser:
@@ -71,6 +79,12 @@ def _parser(prog: str = "nba-warehouse") -> argparse.ArgumentParser:
         "--wait", type=_wait_arg, default=0.0, metavar="SECONDS",
         help="wait up to SECONDS for another process holding the warehouse (default: refuse at once)",
     )  # fmt: skip
+    b.add_argument("--mapping", type=Path, default=None, help=_MAPPING_HELP)
+    check = sub.add_parser(
+        "check-sources",
+        help="check the raw sources (or your tables through --mapping) against the raw contract",
+    )
+    check.add_argument("--mapping", type=Path, default=None, help=_MAPPING_HELP)
     sub.add_parser("seed", help="dbt seed (load the reference CSVs)")
     sub.add_parser("docs", help="dbt docs generate")
     serve = sub.add_parser("serve-docs", help="serve the dbt docs on 127.0.0.1 (generated first if stale)")
@@ -100,8 +114,18 @@ def _build(args: argparse.Namespace) -> None:
         wait_s=args.wait,
         unit_tests=args.unit_tests,
         overwrite=args.overwrite,
+        mapping=args.mapping.resolve() if args.mapping else None,
     )
     print(f"warehouse built: {paths.duckdb_path()}")
+
+
+def _check_sources(args: argparse.Namespace) -> None:
+    mapping = sources.current(args.mapping.resolve() if args.mapping else None)
+    problems = sources.check(mapping)
+    if problems:
+        raise sources.SourcesInvalid(problems)
+    what = "raw files" if mapping.identity else "mapping"
+    print(f"sources match the raw contract: {len(mapping.tables)} tables ({what} {mapping.where})")
 
 
 def _bi(args: argparse.Namespace) -> None:
@@ -121,6 +145,8 @@ def main(argv: list[str] | None = None, prog: str = "nba-warehouse") -> int:
                 generate.run_from_args(args)
         elif args.command == "build":
             _build(args)
+        elif args.command == "check-sources":
+            _check_sources(args)
         elif args.command == "seed":
             seed()
         elif args.command == "docs":
@@ -134,7 +160,8 @@ def main(argv: list[str] | None = None, prog: str = "nba-warehouse") -> int:
         elif args.command == "bi":
             _bi(args)
     except WarehouseError as exc:
-        print(f"{prog} {args.command}: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [type(exc).__name__]:  # one line per problem
+            print(f"{prog} {args.command}: {line}", file=sys.stderr)
         return exc.exit_code
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import duckdb
 import pyarrow as pa
@@ -94,4 +95,36 @@ def write_decisions(
     con: duckdb.DuckDBPyConnection, decided: Sequence[tuple[Decision, GuardrailReport]], *, dry_run: bool
 ) -> int:
     table = decision_rows(decided, dry_run=dry_run)
-    return insert_atomically(con, "ops.decision_log", table)
+    written = insert_atomically(con, "ops.decision_log", table)
+    if not dry_run:
+        queue_deferred(con, [d for d, _ in decided])
+    return written
+
+
+def queue_deferred(con: duckdb.DuckDBPyConnection, decisions: Sequence[Decision]) -> int:
+    """Queue a live run's deferred decisions in ops.deferred_sends with their send-at time (the end of
+    the customer's quiet hours) and the whole decision, which a later run sends as it was decided.
+    A decision already queued keeps its row."""
+    rows = [d for d in decisions if d.status == "deferred" and d.defer_until is not None]
+    if not rows:
+        return 0
+    table = pa.table(
+        {
+            "decision_id": pa.array([d.decision_id for d in rows], pa.string()),
+            "customer_id": pa.array([d.customer_id for d in rows], pa.string()),
+            "channel": pa.array([d.channel for d in rows], pa.string()),
+            "send_at": pa.array([utc_naive(d.defer_until) for d in rows], pa.timestamp("us")),
+            "decided_run_id": pa.array([d.run_id for d in rows], pa.string()),
+            "decision_json": pa.array([d.model_dump_json(exclude={"attempts"}) for d in rows], pa.string()),
+            "created_at": pa.array([utc_naive(datetime.now(UTC))] * len(rows), pa.timestamp("us")),
+        }
+    )
+    con.register("_nba_deferred", table)
+    try:
+        con.execute(
+            "insert into ops.deferred_sends by name select * from _nba_deferred n where not exists "
+            "(select 1 from ops.deferred_sends q where q.decision_id = n.decision_id)"
+        )
+    finally:
+        con.unregister("_nba_deferred")
+    return len(rows)

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from warehouse import paths, truth
+from warehouse import paths, raw_contract, truth
 from warehouse.synth_activity import make_nps, make_orders, make_web_events
 from warehouse.synth_marketing import make_campaigns, make_spend, make_suppressions, make_touches
 from warehouse.synth_people import DAY_US, People, make_customers, make_products
@@ -176,7 +176,7 @@ def generate(
 
     _write_dir(
         out,
-        {f"{name}.parquet": t for name, t in tables.items()},
+        {f"{name}.parquet": t for name, t in raw_contract.conform(tables).items()},
         {META_FILE: json.dumps(config.meta, sort_keys=True) + "\n"},
     )
     truth_files = {truth.PARAMS_FILE: params}

@@ -63,7 +63,12 @@ class Destination(Protocol):
     name: str
     max_batch: int
     rate_limit: RateLimit
-    secrets: tuple[str, ...]  # values the engine scrubs from any error text it stores or logs
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Values the engine scrubs from any error text it stores or logs (read at each use, so a
+        token obtained mid-run is scrubbed too)."""
+        ...
 
     def accepts(self, decision: Decision) -> bool: ...
 

@@ -15,6 +15,15 @@ from core.config import Section
 from core.errors import ConfigError
 
 
+class SettingProblem(ValueError):
+    """Raised by a settings section's own validator about one of its fields (a check across fields,
+    such as the ones a way of signing in needs), so the error names that field's variable."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(problem)
+        self.field, self.problem = field, problem
+
+
 @dataclass(frozen=True)
 class DestinationType:
     """What the house knows of a destination: its name (in NBA_DESTINATIONS and its NBA_<NAME>__*
@@ -33,6 +42,9 @@ class DestinationType:
             return self.settings.model_validate(values)
         except ValidationError as exc:
             err = exc.errors()[0]
+            own = (err.get("ctx") or {}).get("error")
+            if isinstance(own, SettingProblem):
+                raise ConfigError(self.variable(own.field), own.problem) from None
             var = self.variable(".".join(str(p) for p in err.get("loc", ())))
             kind = err.get("type")
             problem = (

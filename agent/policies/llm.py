@@ -102,7 +102,7 @@ class LLMPolicy:
     ) -> RenderedPrompt:
         return render_prompt(
             ctx,
-            version=self.prompt_version or "v1",
+            version=self.prompt_version or "v3",
             ref=self.ref,
             allowed_channels=allowed_channels,
             goal=self.guard.goal,

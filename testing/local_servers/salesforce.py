@@ -1,7 +1,12 @@
 """A local Salesforce REST API over HTTPS (self-signed certificate generated at startup).
 
 - Session auth: `Authorization: Bearer <session id>` (simple-salesforce with instance_url +
-  session_id); `POST /services/oauth2/token` (client_credentials) hands out that session id.
+  session_id); `POST /services/oauth2/token` hands out that session id as the access token (with
+  `instance_url`): for grant_type urn:ietf:params:oauth:grant-type:jwt-bearer when the assertion is
+  signed (RS256) by the key of the connected app's certificate (`jwt_certificate=`) and its iss (the
+  consumer key), sub (the username), aud (this server's URL) and exp (not past) hold; for
+  client_credentials when the Basic credentials are the consumer key and secret. Refusals are
+  Salesforce's: 400 {"error": "invalid_grant" | "invalid_client_id" | "invalid_client", ...}.
 - `GET /services/data/vXX.X/sobjects/{Contact|Task}/describe`: fields with `externalId` flags
   (Contact.NBA_Customer_Id__c and Task.NBA_Decision_Id__c by default; `external_ids=` changes it).
 - `PATCH /services/data/vXX.X/composite/sobjects/{SObject}/{ExternalIdField}`: sObject Collections
@@ -16,17 +21,22 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import ipaddress
 import re
 import ssl
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 from testing.local_servers.common import LocalServer, Request, Response, _retry_after, version_of
 
 MAX_RECORDS = 200
+JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 FIELDS = {
     "Contact": [
         "Id", "FirstName", "LastName", "Email", "NBA_Customer_Id__c", "NBA_Segment__c", "NBA_Goal__c",
@@ -53,10 +63,12 @@ class SalesforceServer(LocalServer):
         session_id: str = "local-sf-session",
         external_ids: dict[str, set[str]] | None = None,
         cert_dir: str | None = None,
+        oauth: OAuthApp | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.session_id = session_id
+        self.oauth = oauth
         self.external_ids = external_ids or {
             "Contact": {"NBA_Customer_Id__c"},
             "Task": {"NBA_Decision_Id__c"},
@@ -123,6 +135,10 @@ class SalesforceServer(LocalServer):
                 403, [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
             )
         if req.path == "/services/oauth2/token" and req.method == "POST":
+            refused = self.oauth.refusal(req, audience=self.url) if self.oauth else None
+            if refused is not None:
+                return Response(400, {"error": refused[0], "error_description": refused[1]})
+            self.counters["token_grants"] = self.counters.get("token_grants", 0) + 1
             return Response(
                 200, {"access_token": self.session_id, "instance_url": self.url, "token_type": "Bearer"}
             )
@@ -239,6 +255,88 @@ class SalesforceServer(LocalServer):
     def _new_id(self, obj: str) -> str:
         self._seq += 1
         return f"{PREFIX[obj]}{self._seq:015d}"
+
+
+@dataclass(frozen=True)
+class OAuthApp:
+    """A connected app: its consumer key and secret, the user it may act as, and the certificate
+    (PEM file) whose public key verifies JWT bearer assertions. `clock_skew_s` moves this server's
+    clock ahead (an assertion minted on a slow clock arrives expired)."""
+
+    consumer_key: str
+    username: str
+    certificate: str | None = None
+    consumer_secret: str | None = None
+    clock_skew_s: float = 0.0
+
+    def refusal(self, req: Request, *, audience: str) -> tuple[str, str] | None:
+        """(error, description) of a refused token request; None when it is granted."""
+        form = {k: v[0] for k, v in parse_qs(req.body.decode("utf-8", "replace")).items()}
+        grant = form.get("grant_type")
+        if grant == JWT_GRANT:
+            return self._jwt(form.get("assertion", ""), audience)
+        if grant == "client_credentials":
+            basic = req.headers.get("authorization", "").removeprefix("Basic ")
+            given = base64.b64decode(basic.encode() or b"Og==").decode("utf-8", "replace")
+            key, _, secret = given.partition(":")
+            if key != self.consumer_key:
+                return "invalid_client_id", "client identifier invalid"
+            if self.consumer_secret is None or secret != self.consumer_secret:
+                return "invalid_client", "invalid client credentials"
+            return None
+        return "unsupported_grant_type", "grant type not supported"
+
+    def _jwt(self, assertion: str, audience: str) -> tuple[str, str] | None:
+        import jwt
+        from cryptography import x509
+
+        if self.certificate is None:
+            return "invalid_grant", "no certificate uploaded for this connected app"
+        public_key = x509.load_pem_x509_certificate(Path(self.certificate).read_bytes()).public_key()
+        try:
+            claims = jwt.decode(
+                assertion, public_key, algorithms=["RS256"], audience=audience,  # type: ignore[arg-type]
+                options={"require": ["iss", "sub", "aud", "exp"], "verify_exp": False},
+            )  # fmt: skip
+        except jwt.InvalidAudienceError:
+            return "invalid_grant", "audience is invalid"
+        except jwt.PyJWTError:
+            return "invalid_grant", "invalid assertion"
+        if claims["iss"] != self.consumer_key:
+            return "invalid_client_id", "client identifier invalid"
+        if claims["sub"] != self.username:
+            return "invalid_grant", "user hasn't approved this consumer"
+        if float(claims["exp"]) <= time.time() + self.clock_skew_s:
+            return "invalid_grant", "expired assertion"
+        return None
+
+
+def jwt_key_pair(directory: Path) -> tuple[str, str]:
+    """(private key PEM path, certificate PEM path): an RSA key and its self-signed certificate, as a
+    connected app's owner makes them (openssl req -x509 -newkey rsa:2048)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "nba-activate")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=7)).sign(key, hashes.SHA256())
+    )  # fmt: skip
+    directory.mkdir(parents=True, exist_ok=True)
+    key_path, cert_path = directory / "jwt_key.pem", directory / "jwt_cert.pem"
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    key_path.chmod(0o600)
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return str(key_path), str(cert_path)
 
 
 def _err(code: str, message: str, fields: list[str] | None = None) -> dict[str, Any]:

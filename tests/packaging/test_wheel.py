@@ -91,6 +91,7 @@ def test_wheel_carries_the_runtime_files_and_nothing_generated(wheel: Path) -> N
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"warehouse/dbt/dbt_project.yml", "warehouse/dbt/profiles.yml"} <= names
     assert "warehouse/dbt/seeds/action_bank.csv" in names and "agent/prompts/nba/v1/system.j2" in names
+    assert "warehouse/raw_contract.yml" in names  # the generator and check-sources read it
     missing = _runtime_files() - names
     assert not missing, f"files the code reads are not in the wheel: {sorted(missing)}"
     generated = [n for n in names if "/target/" in n or "/logs/" in n or ".duckdb" in n or "__pycache__" in n]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from testing.demo_warehouse import DemoWarehouse
+from testing.demo_warehouse import DemoWarehouse, corrupt_raw_data
 from warehouse import build, cli
 
 
@@ -54,11 +54,22 @@ def test_build_failure_is_one_line_and_exit_1_and_writes_no_warehouse(
     monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "target"))
     monkeypatch.setenv("DBT_LOG_PATH", str(tmp_path / "logs"))
     assert cli.main(["generate", "--customers", "300"]) == 0
-    (raw / "web_events.parquet").unlink()  # a source file vanished
+    events = (raw / "web_events.parquet").read_bytes()
+    (
+        raw / "web_events.parquet"
+    ).unlink()  # a source file vanished: the raw contract check names it before dbt
+    assert cli.main(["build"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(
+        f"nba-warehouse build: web_events: the table {raw / 'web_events.parquet'} matches no file"
+    )
+    assert "\n" not in err and not (tmp_path / "target" / "run_results.json").exists(), "dbt never started"
+    (raw / "web_events.parquet").write_bytes(events)
+    corrupt_raw_data(raw)  # the right columns, wrong data: dbt's tests fail the build, in one line
     assert cli.main(["build"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("nba-warehouse build: dbt build failed") and "\n" not in err
-    assert "stg_raw__web_events" in err and err.endswith("no warehouse was written")
+    assert "stg_raw__customers" in err and err.endswith("no warehouse was written")
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".duckdb")) == []
 
 

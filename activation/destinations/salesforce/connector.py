@@ -20,7 +20,7 @@ from typing import Any
 
 import requests
 from simple_salesforce import Salesforce
-from simple_salesforce.exceptions import SalesforceError
+from simple_salesforce.exceptions import SalesforceError, SalesforceExpiredSession
 
 from activation.destinations.base import (
     ItemResult,
@@ -30,6 +30,7 @@ from activation.destinations.base import (
     body_excerpt,
     error_for_status,
 )
+from activation.destinations.salesforce.oauth import OAuthLogin
 from activation.destinations.salesforce.settings import SalesforceSettings
 from activation.errors import DestinationBlockedError, TerminalError, TransientError
 from core.contracts import Decision
@@ -41,24 +42,48 @@ EXTERNAL_ID_MISSING = "Provided external ID field does not exist or is not acces
 
 class SalesforceDestination:
     name = "salesforce"
-    secrets: tuple[str, ...]
 
     def __init__(self, settings: SalesforceSettings, *, timeout_s: float = 30.0) -> None:
         self.settings = s = settings
         self.max_batch = s.max_batch
         self.rate_limit = RateLimit(max_requests=s.rate_per_s, window_s=1.0)
-        self.secrets = (s.session_id.get_secret_value(),)
         self._timeout = timeout_s
         self._last_response: requests.Response | None = None
-        session = requests.Session()
-        session.hooks["response"].append(self._remember)
-        self._sf = Salesforce(
-            instance_url=s.instance_url,
-            session_id=s.session_id.get_secret_value(),
-            version=s.api_version,
-            session=session,
-        )
+        self._session = requests.Session()
+        self._session.hooks["response"].append(self._remember)
+        self._oauth = OAuthLogin(s, self._session, timeout_s) if s.auth != "session" else None
+        self._sf: Salesforce | None = None
+        if self._oauth is None:  # a session id: no sign-in request
+            self._sf = self._client(
+                str(s.instance_url), s.session_id.get_secret_value() if s.session_id else ""
+            )
         self._checked: set[str] = set()
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """What no log line, outbox file or report may hold: the session id or the OAuth secrets and
+        the access token they got."""
+        s = self.settings
+        given = (s.session_id, s.consumer_secret, s.private_key)
+        own = tuple(v.get_secret_value() for v in given if v is not None)
+        return own + (self._oauth.secrets() if self._oauth else ())
+
+    def _client(self, instance_url: str, session_id: str) -> Salesforce:
+        s = self.settings
+        return Salesforce(
+            instance_url=s.instance_url or instance_url,
+            session_id=session_id,
+            version=s.api_version,
+            session=self._session,
+        )
+
+    def _signed_in(self, *, again: bool = False) -> Salesforce:
+        """The client; with OAuth, signed in on first use (and once more when a token expires)."""
+        if self._oauth is not None and (self._sf is None or again):
+            token, instance_url = self._oauth.token()
+            self._sf = self._client(instance_url, token)
+        assert self._sf is not None
+        return self._sf
 
     # --- pure part -------------------------------------------------------------------------------
 
@@ -185,7 +210,15 @@ class SalesforceDestination:
             kwargs["verify"] = self.settings.ca_bundle
         self._last_response = None
         try:
-            return self._sf.restful(path, method=method, timeout=self._timeout, **kwargs)
+            try:
+                return self._signed_in().restful(path, method=method, timeout=self._timeout, **kwargs)
+            except SalesforceExpiredSession:
+                if self._oauth is None:
+                    raise
+                self._last_response = None  # the token expired: sign in again, once
+                return self._signed_in(again=True).restful(
+                    path, method=method, timeout=self._timeout, **kwargs
+                )
         except SalesforceError as exc:
             raise self._map_exception(exc) from None
         except requests.RequestException as exc:
@@ -202,7 +235,10 @@ class SalesforceDestination:
         )
         detail = body_excerpt(content)
         if status == 401:
-            msg = f"session rejected: check NBA_SALESFORCE__SESSION_ID ({detail})"
+            what = (
+                "NBA_SALESFORCE__SESSION_ID" if self._oauth is None else "the connected app's session policy"
+            )
+            msg = f"session rejected: check {what} ({detail})"
             return DestinationBlockedError(msg, destination=self.name, status_code=status)
         if "REQUEST_LIMIT_EXCEEDED" in codes:
             usage = self._last_response.headers.get("Sforce-Limit-Info", "") if self._last_response else ""
@@ -216,4 +252,4 @@ class SalesforceDestination:
         )
 
     def close(self) -> None:
-        self._sf.session.close()
+        self._session.close()

@@ -5,6 +5,8 @@
   column comes as `alter table ... add column if not exists` (migrations are additive only).
   ops.delivery_state is the truth of delivery: one row per (decision, destination) with the payload
   it was first sent with, its status (pending, delivered, failed, dead_letter) and attempt count.
+  ops.deferred_sends is the queue of live deferred decisions: each waits for its send-at time (the end
+  of the customer's quiet hours); it is sent once it has a delivery_state row, or closed with a reason.
   ops.sync_state is no longer written (kept so older warehouses keep their history).
   ops.warehouse_marker says the file is this project's warehouse: one row, written by Python's
   atomic build after dbt (warehouse/ownership.py), so a build never replaces another project's file.
@@ -76,6 +78,11 @@
     candidate_pmf varchar, incumbent_pmf varchar
   );
   alter table ops.ramps add column if not exists screen_low double;
+  create table if not exists ops.deferred_sends (
+    decision_id varchar primary key, customer_id varchar, channel varchar, send_at timestamp,
+    decided_run_id varchar, decision_json varchar, created_at timestamp, closed_at timestamp,
+    closed_run_id varchar, close_reason varchar
+  );
   create table if not exists ops.warehouse_marker (
     project varchar, marked_at timestamp, built_at timestamp, main_relations varchar
   );
