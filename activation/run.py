@@ -140,6 +140,7 @@ def _run(
         history = load_contact_history(r, since=run.as_of - timedelta(hours=window))
         ref = spark.reference() if spark else reference_for(r)
     with LLMEndpoint(settings.llm) as endpoint:
+        progress.step("building the policy")  # a learned model (or an LLM prompt's ranking) may train
         _build(run, db, ref, endpoint)
         _decide(run, spark, contexts, history, progress)
     progress.step("writing the decisions")

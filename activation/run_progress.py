@@ -50,6 +50,7 @@ class RunProgress:
         self.bars, self.every_s, self.clock = bars, every_s, clock
         self.t0, self.started_at = clock(), datetime.now(UTC)
         self._last = float("-inf")
+        self._step = ""  # the step written last: a report from another one is written at once
 
     def step(self, label: str, total: int = 0) -> Advance:
         """A step of the run (`total` items to do, 0 for a step without a count); returns `advance(n)`."""
@@ -62,7 +63,7 @@ class RunProgress:
             now = self.clock()
             base = base or (now, done)  # the rate counts from the first report (a step may start with a jump)
             rate = (done - base[1]) / (now - base[0]) if now > base[0] and done > base[1] else None
-            if now - self._last >= self.every_s or done >= total:
+            if now - self._last >= self.every_s or done >= total or self._step != label:
                 self._write(label, done, total, start, (total - done) / rate if rate else None)
 
         return advance
@@ -84,7 +85,7 @@ class RunProgress:
 
     def _write(self, label: str, done: int, total: int, start: float, left: float | None) -> None:
         now = self.clock()
-        self._last = now
+        self._last, self._step = now, label
         data = {
             "run_id": self.run_id,
             "command": self.command,

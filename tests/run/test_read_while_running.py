@@ -23,16 +23,10 @@ from activation.settings import ActivateSettings
 from core.config import load_settings
 from testing.local_servers.chat import ChatServer
 
+# v1 drafts without the learned ranking: no model to train first, the run's time is the LLM's
 SLOW_PLAN = [
-    sys.executable,
-    "-m",
-    "activation.cli",
-    "plan",
-    "--mode",
-    "llm",
-    "--no-progress",
-    "--output",
-    "json",
+    *[sys.executable, "-m", "activation.cli", "plan", "--mode", "llm", "--prompt-version", "v1"],
+    *["--no-progress", "--output", "json"],
 ]
 DECISIONS = (
     "select decision_id, customer_id, status, channel, template_id, discount_pct, subject, message, "
@@ -142,7 +136,7 @@ def test_status_runs_and_explain_answer_while_a_slow_run_decides(
     monkeypatch.setenv("NBA_DUCKDB_PATH", str(untouched))
     monkeypatch.setenv("NBA_CACHE_DIR", str(tmp_path / "cache-quiet"))
     run_activation(load_settings(ActivateSettings, dry_run=True, mode="rules", limit=20))
-    quiet = run_activation(load_settings(ActivateSettings, dry_run=True, mode="llm"))
+    quiet = run_activation(load_settings(ActivateSettings, dry_run=True, mode="llm", prompt_version="v1"))
     read = query(warehouse_copy, DECISIONS, [running])
     assert len(read) == 60 and read == query(untouched, DECISIONS, [quiet.run_id])
     assert summary["counts"] == quiet.counts and summary["plan"] == quiet.plan
