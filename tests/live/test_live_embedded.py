@@ -104,7 +104,8 @@ def test_live_llama_server_slots_and_prefix_reuse() -> None:
     settings = load_settings(RunConfig).llm
     ref = load_reference()
     a = CASES["hvl_normal"]
-    b = a.model_copy(update={"customer_id": "C2", "first_name": "Noah", "lifetime_revenue": 990.0})
+    # another situation (inactive this month), so its prompt differs after the shared prefix
+    b = a.model_copy(update={"customer_id": "C2", "first_name": "Noah", "sessions_7d": 0, "sessions_30d": 0})
     rm = response_model_for(a.segment, ref)
     with local_llm.serve(settings) as url:
         props = httpx.get(url.removesuffix("/v1") + "/props", timeout=10).json()
