@@ -98,6 +98,7 @@ def decide_llm(
     from agent_cases import AS_OF
 
     llm = llm or llm_test_settings()
+    run.setdefault("prompt_version", "v1")  # the cassettes' prompt (v3 needs a warehouse's learned ranking)
     config = settings_from(RunConfig, mode="llm", global_holdout_pct=0, segment_holdout_pct=0, llm=llm, **run)
     return decide(
         contexts,
