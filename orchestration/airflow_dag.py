@@ -49,7 +49,7 @@ if str(REPO_ROOT) not in sys.path:
 from core.config import bounds, choices_of, default  # noqa: E402
 from core.policy_kinds import run_modes  # noqa: E402
 from orchestration.alerts import alert_target, on_failure_alert  # noqa: E402
-from warehouse import paths, sources  # noqa: E402
+from warehouse import paths  # noqa: E402
 
 alert_target()  # a half-configured alert webhook is a DAG import error, not a silent miss
 
@@ -59,7 +59,7 @@ DBT_TARGET = os.environ.get("NBA_DBT_TARGET", "dev")
 def _dbt_env() -> dict[str, str]:
     """The paths dbt reads, absolute (cosmos runs dbt from a temporary copy of the project)."""
     env = {
-        "NBA_RAW_DIR": str(sources.read_dir()),  # the mapped tables when NBA_SOURCES__MAPPING is set
+        "NBA_RAW_DIR": str(paths.read_dir()),  # the mapped tables when NBA_SOURCES__MAPPING is set
         "NBA_DUCKDB_PATH": str(paths.duckdb_path()),
         "NBA_DBT_TARGET": DBT_TARGET,
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",

@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from warehouse import paths, sources
+from warehouse import paths
 from warehouse.errors import DbtFailed
 from warehouse.raw_files import diagnose
 
@@ -34,8 +34,8 @@ def dbt_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     is in force), target and logs under home() (never inside an installed package)."""
     env = dict(os.environ)
     env.update(extra or {})
-    if sources.configured_mapping() is not None and "NBA_RAW_DIR" not in (extra or {}):
-        env["NBA_RAW_DIR"] = str(sources.read_dir())  # a team's tables, as the last build wrote them
+    if paths.configured_mapping() is not None and "NBA_RAW_DIR" not in (extra or {}):
+        env["NBA_RAW_DIR"] = str(paths.read_dir())  # a team's tables, as the last build wrote them
     env["NBA_RAW_DIR"] = str(_resolve(env, "NBA_RAW_DIR", paths.raw_dir()))
     if env.get("NBA_DUCKDB_PATH") != ":memory:":
         env["NBA_DUCKDB_PATH"] = str(_resolve(env, "NBA_DUCKDB_PATH", paths.duckdb_path()))

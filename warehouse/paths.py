@@ -87,3 +87,27 @@ def cache_dir() -> Path:
 def models_dir() -> Path:
     """Learned models, one folder per version (agent/learned)."""
     return _env_path("NBA_MODELS_DIR", home() / "warehouse" / "models")
+
+
+# --- sources by mapping (warehouse/sources.py): here, so a caller without the data stack (the Airflow
+# DAG file) can name the folder dbt reads ---------------------------------------------------------
+
+SOURCES_MAPPING_ENV = "NBA_SOURCES__MAPPING"
+SOURCES_DIR_ENV = "NBA_SOURCES__DIR"
+
+
+def configured_mapping() -> Path | None:
+    """The mapping file NBA_SOURCES__MAPPING names, or None (the raw Parquet files are read as they are)."""
+    value = os.environ.get(SOURCES_MAPPING_ENV, "").strip()
+    return Path(value).resolve() if value else None
+
+
+def mapped_dir() -> Path:
+    """Where the mapped tables are written for dbt: NBA_SOURCES__DIR, else `mapped/` beside the raw folder."""
+    value = os.environ.get(SOURCES_DIR_ENV, "").strip()
+    return Path(value).resolve() if value else raw_dir().parent / "mapped"
+
+
+def read_dir() -> Path:
+    """The folder dbt's raw sources read: the mapped tables with a mapping, else the raw folder."""
+    return mapped_dir() if configured_mapping() is not None else raw_dir()

@@ -26,7 +26,6 @@ same check runs on the raw Parquet files themselves (the generator's output)."""
 from __future__ import annotations
 
 import glob
-import os
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ import yaml  # type: ignore[import-untyped]  # no stubs installed; safe_load onl
 
 from warehouse import paths
 from warehouse.errors import WarehouseError
+from warehouse.paths import configured_mapping, mapped_dir
 from warehouse.raw_contract import SQL_TYPES, ContractTable, accepts, load_contract
 
 MAPPING_ENV = "NBA_SOURCES__MAPPING"
@@ -80,23 +80,6 @@ class SourceMapping:
         if self.identity:
             return "write it as the generator does (make seed), or map your own tables (MAPPING=, docs/sources.md)"
         return f"set {key} in {self.where}"
-
-
-def configured_mapping() -> Path | None:
-    """The mapping file NBA_SOURCES__MAPPING names, or None (the raw Parquet files are read as they are)."""
-    value = os.environ.get(MAPPING_ENV, "").strip()
-    return Path(value).resolve() if value else None
-
-
-def mapped_dir() -> Path:
-    """Where the mapped tables are written for dbt: NBA_SOURCES__DIR, else `mapped/` beside the raw folder."""
-    value = os.environ.get(DIR_ENV, "").strip()
-    return Path(value).resolve() if value else paths.raw_dir().parent / "mapped"
-
-
-def read_dir() -> Path:
-    """The folder dbt's raw sources read: the mapped tables with a mapping, else the raw folder."""
-    return mapped_dir() if configured_mapping() is not None else paths.raw_dir()
 
 
 def identity_mapping(raw_dir: Path | None = None) -> SourceMapping:
