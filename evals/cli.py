@@ -157,10 +157,10 @@ def _run(settings: EvalSettings) -> tuple[EvalReport, Path]:
     baseline = spec_for(settings.baseline, settings)
     if baseline.name == candidate.name:
         raise UserError(f"candidate and baseline are the same policy ({candidate.name}): change --baseline")
-    owned_dir("reports")  # where the report goes: refused at once if the folder is not ours
     ensure_warehouse()
     truth = warehouse_truth()  # before any decision: a warehouse without it is one line, at once
     organic = warehouse_organic()
+    owned_dir("reports")  # where the report goes: refused before any decision if it is not ours
     con = duckdb.connect(str(paths.duckdb_path()))
     as_of = settings.as_of or data_as_of(con)
     ref = reference_for(con)
