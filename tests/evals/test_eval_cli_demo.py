@@ -102,7 +102,7 @@ def test_missing_truth_gets_one_line_and_exit_2(
     assert cli.main(["--mode", "rules", "--baseline", "random", "--sample", "5"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no ground truth at" in err[0] and "make seed" in err[0], err
-    assert not (tmp_path / "reports").exists()  # nothing half-written
+    assert not list((tmp_path / "reports").glob("eval-*"))  # no report, not even half of one
 
 
 def test_llm_progress_line_reaches_the_total(capsys: pytest.CaptureFixture[str]) -> None:
