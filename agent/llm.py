@@ -421,7 +421,8 @@ class LLMClient:
         on_done: Callable[[PolicyOutcome], None] | None = None,
     ) -> list[PolicyOutcome]:
         """One outcome per item; items whose requests are identical (the same prompt and schema:
-        customers in the same situation) share one call, made once even when they arrive together."""
+        customers in the same situation) share one call, made once even when they arrive together.
+        The call's attempts (tokens, latency) stay with the first: the others spent nothing."""
         flow = self.flow = Flow(self.settings.concurrency, timeout_s=self.settings.timeout_s)
         asked: dict[str, asyncio.Task[PolicyOutcome]] = {}
 
@@ -441,7 +442,9 @@ class LLMClient:
             out = (
                 shared
                 if first
-                else shared.model_copy(update={"customer_id": ctx.customer_id, "cached": True})
+                else shared.model_copy(
+                    update={"customer_id": ctx.customer_id, "cached": True, "attempts": []}
+                )
             )
             if on_done:
                 on_done(out)

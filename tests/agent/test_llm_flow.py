@@ -126,3 +126,16 @@ def test_congestion_halves_the_window() -> None:
         return flow
 
     assert asyncio.run(go()).window == 4
+
+
+def test_identical_requests_are_asked_once_and_their_cost_counted_once() -> None:
+    with ChatServer() as server:
+        assert isinstance(server, ChatServer)
+        client = LLMClient(_settings(server.url), ref=REF)
+        same = RenderedPrompt(version="v1", system="s", user="one situation", offered=OFFERED)
+        items = [(CTX, same), (CTX.model_copy(update={"customer_id": "C2"}), same)]
+        first, second = asyncio.run(_closing(client, client.propose_many(items)))
+        assert server.counters["requests"] == 1 and client.calls == 1
+        assert first.attempts and not first.cached
+        assert second.customer_id == "C2" and second.cached and second.attempts == []
+        assert second.proposal == first.proposal
