@@ -64,8 +64,9 @@ def makedir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copy(ROOT / "Makefile", d / "Makefile")
     (d / "make").mkdir()
     shutil.copy(ROOT / "make" / "exit_status.c", d / "make" / "exit_status.c")
-    (d / "pyproject.toml").write_text("")
-    os.utime(d / "pyproject.toml", (0, 0))
+    for stamp_input in ("pyproject.toml", "requirements.lock"):  # older than the install stamp
+        (d / stamp_input).write_text("")
+        os.utime(d / stamp_input, (0, 0))
     (d / ".venv").mkdir()
     (d / ".venv" / ".installed").write_text("")
     stand_in = d / "program"
