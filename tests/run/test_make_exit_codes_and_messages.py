@@ -51,7 +51,7 @@ def test_a_hostile_value_is_refused_in_one_line_and_runs_nothing(warehouse_copy:
 def test_the_origin_readme_form_sets_the_cap_and_says_so_first(warehouse_copy: Path) -> None:
     proc = make("activate", "SEGMENT=all", "DRY_RUN=1", "OUTPUT=json", "LIMIT=20", env={"DISCOUNT_CAP": "10"})
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["discount_cap"] == 10.0
+    assert json.loads(proc.stdout)["guardrails"]["discount_cap"] == 10.0
     assert proc.stderr.splitlines()[0] == (
         "make activate: from the environment: DISCOUNT_CAP=10 (make's command line wins)"
     )
