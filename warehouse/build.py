@@ -101,6 +101,12 @@ def seed(quiet: bool = True, wait_s: float = 0.0) -> None:
         if is_duckdb_target() and db.exists():
             connect(db, read_only=False, wait_s=wait_s).close()  # busy or unreadable: one line, now
         run_dbt(["seed"], quiet=quiet)
+        if is_duckdb_target():  # the seeds are ours: the next build may replace this file
+            con = connect(db, read_only=False, wait_s=wait_s)
+            try:
+                stamp(con)
+            finally:
+                con.close()
 
 
 def build_dir(db: Path) -> Path:

@@ -145,3 +145,22 @@ def test_folders_that_are_not_ours_are_refused_and_ours_are_claimed(
     line = _one_line(capsys.readouterr().err)
     assert "NBA_OUTBOX_DIR" in line and "cat.jpg" in line
     assert sorted(p.name for p in photos.iterdir()) == ["cat.jpg"]
+
+
+def test_make_seed_on_a_new_path_leaves_a_warehouse_the_next_build_may_replace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """`make seed` then `make build` on a fresh NBA_DUCKDB_PATH: the seeds are ours, so the file is
+    marked and the build is not refused; seeding over another project's file is still refused."""
+    db = tmp_path / "fresh.duckdb"
+    monkeypatch.setenv("NBA_DUCKDB_PATH", str(db))
+    assert warehouse_cli(["seed"]) == 0
+    assert file_problem(db) is None
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute(f"select project from {MARKER}").fetchall() == [(PROJECT,)]
+    theirs = tmp_path / "theirs.duckdb"
+    _foreign(theirs)
+    before = _digest(theirs)
+    monkeypatch.setenv("NBA_DUCKDB_PATH", str(theirs))
+    assert warehouse_cli(["seed"]) == 2
+    assert "did not build" in _one_line(capsys.readouterr().err) and _digest(theirs) == before
