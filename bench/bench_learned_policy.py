@@ -1,9 +1,11 @@
 """The learned POLICY (safe switching and exploration included) on the generator's truth, side by
 side with the model's plain argmax, the rules, uniform random and the oracle, over several
-retrainings (training seeds) per world and goal.
+retrainings (training seeds) per world and goal, for each learner asked for (`--learners gbm,dr`:
+the GBM reward model's argmax beside the DR-learner's, same seeds, same worlds, same policy on top).
 
     .venv/bin/python bench/bench_learned_policy.py --world demo=warehouse/dbt/warehouse.duckdb:warehouse/data/truth \
-        --world s7=/tmp/w/s7/warehouse.duckdb:/tmp/w/s7/truth --seeds 0,1,2,3,4 --goals 90d_clv,engagement
+        --world s7=/tmp/w/s7/warehouse.duckdb:/tmp/w/s7/truth --seeds 0,1,2,3,4 --goals 90d_clv,engagement \
+        --learners gbm,dr
 
 Per world, goal and training seed, the true value per contactable customer of:
 - argmax: the model's best-valued allowed action (the GBM argmax of before);
@@ -20,7 +22,9 @@ import asyncio
 import json
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,13 +47,21 @@ from core.reference import load_reference  # noqa: E402
 LEVELS = (0.6, 0.75, 0.95)  # switch confidence levels measured beside the setting's own
 
 
-def policy_values(world: World, goal: str, seed: int, settings: LearnedSettings) -> dict[str, float]:
+def policy_values(
+    world: World,
+    goal: str,
+    seed: int,
+    settings: LearnedSettings,
+    learner: str = "gbm",
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, float]:
     truth = np.nan_to_num(world.truth[goal], nan=0.0)
     cust = customer_table(world.con)
     # the product's training rows: the 360 block as of each touch, from the dated facts
     timeline = CustomerTimeline.load(world.con, cust.column("customer_id").to_pylist())
     cf = build_customer_features(cust, world.touches, timeline=timeline)
-    params = LearnerParams.for_goal(goal, "gbm", gbm_members=ensemble_size("auto", len(cf)), seed=seed)  # type: ignore[arg-type]
+    members = ensemble_size("auto", len(cf), learner)  # type: ignore[arg-type]
+    params = LearnerParams.for_goal(goal, learner, gbm_members=members, seed=seed, **(overrides or {}))  # type: ignore[arg-type]
     t0 = time.perf_counter()
     model = train(world.touches, cf, goal=goal, params=params)  # type: ignore[arg-type]
     seconds = time.perf_counter() - t0
@@ -118,9 +130,15 @@ def main() -> None:
     ap.add_argument("--world", action="append", required=True, help="LABEL=DUCKDB:TRUTH_DIR")
     ap.add_argument("--seeds", default="0,1,2,3,4")
     ap.add_argument("--goals", default="90d_clv,engagement")
+    ap.add_argument("--learners", default="gbm", help="comma-separated: gbm, dr, vw")
+    ap.add_argument(
+        "--param", action="append", default=[], help="LearnerParams field=value (e.g. dr_min_leaf=2000)"
+    )
     ap.add_argument("--json", default=None, help="write the rows here")
     a = ap.parse_args()
     settings = LearnedSettings()
+    kinds = {f.name: type(getattr(LearnerParams(), f.name)) for f in fields(LearnerParams)}
+    overrides = {k: kinds[k](v) for k, v in (p.split("=", 1) for p in a.param)}
     results = []
     for spec in a.world:
         label, rest = spec.split("=", 1)
@@ -129,12 +147,20 @@ def main() -> None:
         print(
             f"\n== {label}: {len(world.ids)} contactable customers, {world.touches.num_rows:,} logged touches"
         )
-        for goal in a.goals.split(","):
-            runs = [policy_values(world, goal, int(s), settings) for s in a.seeds.split(",")]
+        for goal, learner in [(g, x) for g in a.goals.split(",") for x in a.learners.split(",")]:
+            runs = []
+            for s in a.seeds.split(","):
+                runs.append(policy_values(world, goal, int(s), settings, learner, overrides))
+                r = runs[-1]
+                print(
+                    f"   seed {s}: argmax {r['argmax']:.4f}  safe {r['safe_greedy']:.4f}  "
+                    f"as sent {r['as_sent']:.4f}  train {r['train_s']:.0f}s",
+                    flush=True,
+                )
             r0 = runs[0]
             gap = r0["oracle"] - r0["rules"]
             print(
-                f"-- {goal}: oracle {r0['oracle']:.4f}  rules {r0['rules']:.4f} ({r0['rules'] / r0['oracle']:.1%})  random {r0['random']:.4f}"
+                f"-- {goal}, learner {learner}: oracle {r0['oracle']:.4f}  rules {r0['rules']:.4f} ({r0['rules'] / r0['oracle']:.1%})  random {r0['random']:.4f}"
             )
             for key in ("argmax", *(f"safe@{x}" for x in LEVELS), "safe_greedy", "as_sent"):
                 v = np.array([r[key] for r in runs])
@@ -153,7 +179,7 @@ def main() -> None:
                 f"train {np.mean([r['train_s'] for r in runs]):.0f}s"
             )
             results += [
-                {"world": label, "goal": goal, "seed": s, **r}
+                {"world": label, "goal": goal, "learner": learner, "params": a.param, "seed": s, **r}
                 for s, r in zip(a.seeds.split(","), runs, strict=True)
             ]
     if a.json:

@@ -202,7 +202,7 @@ class LearnedSettings(Section):
     """The learned policy (section NBA_LEARNED__): which learner, when it leaves the incumbent's
     action, and how it explores."""
 
-    learner: Literal["gbm", "vw"] = "gbm"  # gbm measured better on the truth (bench/README.md)
+    learner: Literal["gbm", "dr", "vw"] = "gbm"  # gbm measured better on the truth (bench/README.md)
     # thompson: explore by the ensemble members' votes (where the model is unsure); epsilon and
     # softmax: by the values alone
     exploration: Literal["thompson", "epsilon", "softmax"] = "thompson"

@@ -2,11 +2,11 @@
 
     touches = data.logged_touches(con)                          # TOUCH_SCHEMA (history + own decisions)
     cf = features.build_customer_features(features.customer_table(con), touches)
-    model = train(touches, cf, goal="90d_clv")                   # learner="gbm" (default) or "vw"
+    model = train(touches, cf, goal="90d_clv")                   # learner="gbm" (default), "dr" or "vw"
     values = model.score(cf, allowed)                            # (n, n_actions), nan where not allowed
     path = model.save(models_dir() / model.version); same = LearnedModel.load(path)
 
-Two learners behind one interface (`learner=`):
+Three learners behind one interface (`learner=`):
 - "vw": Vowpal Wabbit `--cb_explore_adf --cb_type dr` (see vw_learner), trained on the logged touches
   whose action is in the customer's segment's bank (the actions a decision chooses among);
 - "gbm": a LightGBM reward model on every logged touch: `engagement` predicts conversion (binary),
@@ -14,6 +14,9 @@ Two learners behind one interface (`learner=`):
   calibrated mean of `gbm_members` boosters, each fit on its own bootstrap of the customers. One
   booster moves with its seed as much as with a day of new rows; the members' mean is steadier, and
   their spread is the model's uncertainty (the policy's safe switch and exploration read it).
+- "dr": the same ensemble of boosters (bootstraps of the customers), fit not to the logged outcome
+  of the one action taken but to cross-fitted doubly-robust scores of every action of the row's
+  segment's bank (dr_learner): a value model learned for the decision among those actions.
 Goals: `90d_clv` values an action by its expected revenue_90d (net of the discount, as logged);
 `engagement` by its probability of conversion within 14 days.
 
@@ -29,7 +32,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,7 +40,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from agent.learned import vw_learner
+from agent.learned import dr_learner, vw_learner
 from agent.learned.actions import ActionCatalog, default_catalog
 from agent.learned.features import (
     CUSTOMER_FEATURES,
@@ -56,8 +59,9 @@ from agent.learned.features import (
 from core.contracts import Goal
 from warehouse import paths
 
-Learner = Literal["vw", "gbm"]
-LEARNERS: tuple[str, ...] = ("vw", "gbm")
+Learner = Literal["vw", "gbm", "dr"]
+LEARNERS: tuple[str, ...] = ("vw", "gbm", "dr")
+GBM_BACKED: tuple[str, ...] = ("gbm", "dr")  # learners whose model is a GBMEnsemble
 # Product default, from bench/bench_learned.py (side by side on the truth, demo + seed 7 x 20k):
 # the figures are in bench/README.md.
 DEFAULT_LEARNER: Learner = "gbm"
@@ -77,7 +81,7 @@ def ensemble_size(members: int | Literal["auto"], customers: int, learner: Learn
     """Boosters to average: `members` as given, or for `auto` AUTO_MEMBERS up to
     AUTO_MEMBERS_MAX_CUSTOMERS customers with features and one above (see GBM_MEMBERS); one for VW,
     which has no boosters."""
-    if learner != "gbm":
+    if learner not in GBM_BACKED:
         return 1
     if members != "auto":
         return int(members)
@@ -111,10 +115,19 @@ class LearnerParams:
     # model's uncertainty, and out-of-bag rows calibrate the mean to the logged outcomes
     gbm_bootstrap: bool = True
     threads: int = 2
+    # learner "dr" only (dr_learner): cross-fitting folds, the propensity floor of its DR scores,
+    # and the (row, action) pairs its members train on (sampled beyond, by `seed`)
+    dr_folds: int = dr_learner.DR_FOLDS
+    dr_propensity_floor: float = dr_learner.PROPENSITY_FLOOR
+    dr_max_pairs: int = dr_learner.DR_MAX_PAIRS
+    dr_min_leaf_share: float = dr_learner.DR_MIN_LEAF_SHARE  # second stage: min_data_in_leaf / member's pairs
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["features"] = self.features.as_dict()
+        if self.learner != "dr":  # not part of other learners' models: their versions stay as they were
+            for k in [k for k in d if k.startswith("dr_")]:
+                del d[k]
         return d
 
     @classmethod
@@ -292,7 +305,7 @@ class LearnedModel:
         if not len(rows):
             return np.zeros(0)
         fp = self.params.features
-        if self.learner == "gbm":
+        if self.learner in GBM_BACKED:
             x = self._pair_x(cf, rows, actions)
             return np.asarray(self._backend.predict(x, num_threads=self.params.threads), dtype=np.float64)
         pair = pair_matrix(cf, self.priors, fp, rows, actions, catalog=self.catalog)
@@ -308,7 +321,7 @@ class LearnedModel:
         member). Their mean is `score`; their spread says how sure the model is of each value."""
         allowed, rows = self._check(cf, allowed, rows)
         r, a = np.nonzero(allowed)
-        if self.learner != "gbm":
+        if self.learner not in GBM_BACKED:
             out = np.full((1, *allowed.shape), np.nan)
             out[0, r, a] = self.score_pairs(cf, rows[r], a)
             return out
@@ -363,7 +376,7 @@ class LearnedModel:
             "priors": self.priors.as_dict(),
             "data_hash": self.data_hash,
             "n_train": self.n_train,
-            "scale": self._backend.scale if self.learner == "gbm" else 1.0,
+            "scale": self._backend.scale if self.learner in GBM_BACKED else 1.0,
             "actions": [self.catalog.label(i) for i in range(len(self.catalog))],
             "customer_features": list(CUSTOMER_FEATURES),
             "pair_features": list(PAIR_FEATURES),
@@ -375,7 +388,7 @@ class LearnedModel:
         directory.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
         try:
-            if self.learner == "gbm":
+            if self.learner in GBM_BACKED:
                 self._backend.save(tmp)
             else:
                 (tmp / "model.vw").write_bytes(self._backend[0])
@@ -421,7 +434,7 @@ class LearnedModel:
 
 
 def _load_backend(directory: Path, params: LearnerParams, cat: ActionCatalog, scale: float = 1.0) -> Any:
-    if params.learner == "gbm":
+    if params.learner in GBM_BACKED:
         return GBMEnsemble.load(directory, params.gbm_members, scale)
     blob = (directory / "model.vw").read_bytes()
     scorer = vw_learner.VWScorer.from_model(
@@ -456,6 +469,15 @@ def train(
         raise ValueError(f"unknown learner {params.learner!r}; valid: {', '.join(LEARNERS)}")
     if params.gbm_members < 1:
         raise ValueError(f"gbm_members must be at least 1, got {params.gbm_members}")
+    if params.learner == "dr" and (
+        params.dr_folds < 2
+        or not 0 < params.dr_propensity_floor <= 1
+        or not 0 < params.dr_min_leaf_share < 0.5
+    ):
+        raise ValueError(
+            f"learner dr needs dr_folds >= 2, dr_propensity_floor in (0, 1] and dr_min_leaf_share in "
+            f"(0, 0.5), got {params.dr_folds}, {params.dr_propensity_floor}, {params.dr_min_leaf_share}"
+        )
     cat = catalog or default_catalog()
     priors = fit_priors(cf.n, cf.conv, cf.rev)
     t = training_rows(touches, cf, cat, params)
@@ -466,6 +488,8 @@ def train(
     backend: GBMEnsemble | tuple[bytes, vw_learner.VWScorer]
     if params.learner == "gbm":
         backend = _train_gbm(goal, t, cf, priors, params, cat)
+    elif params.learner == "dr":
+        backend = _train_dr(goal, t, cf, priors, params, cat)
     else:
         backend = _train_vw(goal, t, cf, priors, params, cat)
     return LearnedModel(
@@ -480,6 +504,25 @@ def train(
     )
 
 
+def _train_x(
+    cf: CustomerFeatures,
+    priors: Priors,
+    fp: FeatureParams,
+    t: TrainingRows,
+    cat: ActionCatalog,
+    actions: np.ndarray | None = None,
+) -> np.ndarray:
+    """GBM_FEATURES of each training row (as of its touch) with `actions` (default: its logged one)."""
+    acts = t.actions if actions is None else actions
+    return np.hstack(
+        [
+            customer_matrix(cf, priors, fp, t.rows, t.loo, catalog=cat, base=t.base, history=t.history),
+            pair_matrix(cf, priors, fp, t.rows, acts, t.loo, catalog=cat, base=t.base, history=t.history),
+            np.column_stack([cat.template_code[acts], cat.channel_code[acts]]).astype(np.float32),
+        ]
+    )
+
+
 def _train_gbm(
     goal: Goal,
     t: TrainingRows,
@@ -488,21 +531,29 @@ def _train_gbm(
     params: LearnerParams,
     cat: ActionCatalog,
 ) -> GBMEnsemble:
+    x = _train_x(cf, priors, params.features, t, cat)
+    return _fit_members(x, _reward(goal, t), t.rows, len(cf), goal, params, params.max_rows)
+
+
+def _fit_members(
+    x: np.ndarray,
+    y: np.ndarray,
+    customers: np.ndarray,
+    n_customers: int,
+    goal: Goal,
+    params: LearnerParams,
+    budget: int,
+    objective: str | None = None,
+    calibrate: bool = True,
+    overrides: dict[str, Any] | None = None,
+) -> GBMEnsemble:
+    """`params.gbm_members` boosters on (x, y), member k on its Poisson bootstrap of the customers
+    (`customers`: each row's customer) and, above `budget` rows, on its own sample of budget //
+    members rows; `calibrate` scales their mean to y's on the rows each member left out."""
     import lightgbm
 
-    fp = params.features
-    x = np.hstack(
-        [
-            customer_matrix(cf, priors, fp, t.rows, t.loo, catalog=cat, base=t.base, history=t.history),
-            pair_matrix(
-                cf, priors, fp, t.rows, t.actions, t.loo, catalog=cat, base=t.base, history=t.history
-            ),
-            np.column_stack([cat.template_code[t.actions], cat.channel_code[t.actions]]).astype(np.float32),
-        ]
-    )
-    y = _reward(goal, t)
     n_feat = x.shape[1]
-    per_member = max(params.max_rows // params.gbm_members, 1)
+    per_member = max(budget // params.gbm_members, 1)
     bootstrap = params.gbm_bootstrap and params.gbm_members > 1
     boosters = []
     oob_sum, oob_n = np.zeros(len(y)), np.zeros(len(y))
@@ -512,8 +563,11 @@ def _train_gbm(
         if len(y) > per_member and params.gbm_members > 1:
             rows = np.sort(rng.choice(len(y), per_member, replace=False))
         # member k's bootstrap of the customers: each customer's rows weighted by one Poisson(1) draw
-        weight = rng.poisson(1.0, size=len(cf))[t.rows[rows]].astype(np.float64) if bootstrap else None
+        weight = rng.poisson(1.0, size=n_customers)[customers[rows]].astype(np.float64) if bootstrap else None
         config = _gbm_config(goal, params, params.seed + k)
+        if objective is not None:
+            config["objective"] = objective
+        config.update(overrides or {})
         data = lightgbm.Dataset(
             x[rows],
             y[rows],
@@ -524,13 +578,71 @@ def _train_gbm(
         )
         booster = lightgbm.train(config, data, num_boost_round=params.gbm_rounds)
         boosters.append(booster)
-        out = rows[weight == 0] if weight is not None else rows
-        oob_sum[out] += booster.predict(x[out], num_threads=params.threads)
-        oob_n[out] += 1
+        if calibrate:
+            out = rows[weight == 0] if weight is not None else rows
+            oob_sum[out] += booster.predict(x[out], num_threads=params.threads)
+            oob_n[out] += 1
+    if not calibrate:
+        return GBMEnsemble(boosters, 1.0)
     seen = oob_n > 0
     pred = oob_sum[seen] / oob_n[seen]
     scale = float(y[seen].sum() / pred.sum()) if seen.any() and pred.sum() > 0 else 1.0
     return GBMEnsemble(boosters, scale)
+
+
+DR_CHUNK = 100_000  # pairs featurised at a time (bounds the per-row history copies)
+
+
+def _train_dr(
+    goal: Goal,
+    t: TrainingRows,
+    cf: CustomerFeatures,
+    priors: Priors,
+    params: LearnerParams,
+    cat: ActionCatalog,
+) -> GBMEnsemble:
+    """The DR-learner (dr_learner): cross-fitted reward models (one booster each, as "gbm") give
+    mu for every (row, bank action) pair of the held-out customers; the members are fit with l2 to
+    the pairs' DR scores, so their mean (uncalibrated: l2 keeps the target's mean) is the value."""
+    fp = params.features
+    pr, pa_ = dr_learner.bank_pairs(cf.segments[t.rows], cat, params.dr_max_pairs, params.seed)
+    if not len(pr):
+        raise ValueError("no training row of a segmented customer: nothing for the DR learner to score")
+    x = np.empty((len(pr), len(GBM_FEATURES)), dtype=np.float32)
+    for lo in range(0, len(pr), DR_CHUNK):
+        hi = min(lo + DR_CHUNK, len(pr))
+        x[lo:hi] = _train_x(cf, priors, fp, t.take(pr[lo:hi]), cat, pa_[lo:hi])
+    fold = dr_learner.customer_folds(len(cf), params.dr_folds, params.seed)[t.rows]
+    mu = np.full(len(pr), np.nan)
+    one = replace(params, gbm_members=1)
+    for k in range(params.dr_folds):
+        held = fold[pr] == k
+        train_rows = np.flatnonzero(fold != k)
+        if not held.any():
+            continue
+        if not len(train_rows):
+            raise ValueError("a cross-fitting fold holds every customer: too few customers for dr_folds")
+        reward_model = _train_gbm(goal, t.take(train_rows), cf, priors, one, cat)
+        mu[held] = reward_model.predict(x[held], num_threads=params.threads)
+    gamma = dr_learner.dr_pseudo_outcomes(
+        mu, pa_ == t.actions[pr], _reward(goal, t)[pr], t.propensity[pr], params.dr_propensity_floor
+    )
+    member_pairs = (
+        len(pr) if params.gbm_members == 1 else min(len(pr), params.dr_max_pairs // params.gbm_members)
+    )
+    min_leaf = max(int(params.dr_min_leaf_share * member_pairs), 1)
+    return _fit_members(
+        x,
+        gamma,
+        t.rows[pr],
+        len(cf),
+        goal,
+        params,
+        params.dr_max_pairs,
+        objective="regression",
+        calibrate=False,
+        overrides={"min_data_in_leaf": min_leaf},
+    )
 
 
 def _gbm_config(goal: Goal, params: LearnerParams, seed: int) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from warehouse.truth import expected_reward, load_truth
 FAST = {
     "gbm": LearnerParams(learner="gbm", max_rows=30_000, gbm_rounds=40, gbm_members=5),
     "vw": LearnerParams.for_goal("engagement", "vw", max_rows=60_000),
+    "dr": LearnerParams(learner="dr", max_rows=30_000, gbm_rounds=40, gbm_members=5, dr_max_pairs=100_000),
 }
 
 
@@ -34,7 +35,7 @@ def _allowed(demo_data) -> np.ndarray:  # type: ignore[no-untyped-def]
     return allowed_mask(demo_data.cf.segments, consent, 5.0)
 
 
-@pytest.mark.parametrize("learner", ["gbm", "vw"])
+@pytest.mark.parametrize("learner", ["gbm", "vw", "dr"])
 def test_same_data_and_params_give_the_same_version_and_others_differ(demo_data, models, learner) -> None:  # type: ignore[no-untyped-def]
     m = models[learner]
     again = train(demo_data.touches, demo_data.cf, goal="engagement", params=FAST[learner])
@@ -54,7 +55,7 @@ def test_same_data_and_params_give_the_same_version_and_others_differ(demo_data,
     assert m.version not in others and len(others) == 3
 
 
-@pytest.mark.parametrize("learner", ["gbm", "vw"])
+@pytest.mark.parametrize("learner", ["gbm", "vw", "dr"])
 def test_save_load_roundtrip_gives_identical_scores(demo_data, models, learner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     m = models[learner]
     path = m.save(tmp_path / "models" / m.version)
@@ -92,7 +93,7 @@ def test_vw_numpy_scores_and_pmf_equal_vowpal_wabbits_own(demo_data, models, tmp
         np.testing.assert_allclose(p[i, bank[i]], pmfs[i], atol=1e-6)
 
 
-@pytest.mark.parametrize("learner", ["gbm", "vw"])
+@pytest.mark.parametrize("learner", ["gbm", "vw", "dr"])
 def test_model_trained_on_the_demo_beats_uniform_random_on_the_truth(demo_data, models, learner) -> None:  # type: ignore[no-untyped-def]
     cf, cat = demo_data.cf, default_catalog()
     allowed = _allowed(demo_data)
