@@ -79,7 +79,9 @@ class GBMRewardModel:
         n_actions: int,
         groups: np.ndarray,
     ) -> FittedRewardModel:
-        import lightgbm
+        from core.openmp import lightgbm as _lightgbm
+
+        lightgbm = _lightgbm()
 
         n = len(actions)
         feats = np.zeros((n, 0)) if features is None else np.asarray(features, dtype=np.float64)

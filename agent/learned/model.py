@@ -114,6 +114,11 @@ class LearnerParams:
     # members fit on bootstraps of the customers (more than one member): their spread is the
     # model's uncertainty, and out-of-bag rows calibrate the mean to the logged outcomes
     gbm_bootstrap: bool = True
+    # "free": trees may split an action's effect on any customer feature; "shared": a tree models
+    # either the customer's own value (customer features) or the action's effect, which then depends
+    # on the customer only through the segment, the preferred channel and the customer's own history
+    # with the action's channel, template and discount (LightGBM interaction constraints)
+    gbm_action_effects: Literal["free", "shared"] = "free"
     threads: int = 2
     # learner "dr" only (dr_learner): cross-fitting folds, the propensity floor of its DR scores,
     # and the (row, action) pairs its members train on (sampled beyond, by `seed`)
@@ -128,6 +133,8 @@ class LearnerParams:
         if self.learner != "dr":  # not part of other learners' models: their versions stay as they were
             for k in [k for k in d if k.startswith("dr_")]:
                 del d[k]
+        if self.gbm_action_effects == "free":  # the default: versions stay as they were
+            del d["gbm_action_effects"]
         return d
 
     @classmethod
@@ -258,7 +265,9 @@ class GBMEnsemble:
 
     @classmethod
     def load(cls, directory: Path, members: int, scale: float = 1.0) -> GBMEnsemble:
-        import lightgbm
+        from core.openmp import lightgbm as _lightgbm
+
+        lightgbm = _lightgbm()
 
         boosters = [lightgbm.Booster(model_file=str(directory / cls.file_name(k))) for k in range(members)]
         return cls(boosters, scale)
@@ -550,7 +559,9 @@ def _fit_members(
     """`params.gbm_members` boosters on (x, y), member k on its Poisson bootstrap of the customers
     (`customers`: each row's customer) and, above `budget` rows, on its own sample of budget //
     members rows; `calibrate` scales their mean to y's on the rows each member left out."""
-    import lightgbm
+    from core.openmp import lightgbm as _lightgbm
+
+    lightgbm = _lightgbm()
 
     n_feat = x.shape[1]
     per_member = max(budget // params.gbm_members, 1)
@@ -568,6 +579,8 @@ def _fit_members(
         if objective is not None:
             config["objective"] = objective
         config.update(overrides or {})
+        if params.gbm_action_effects == "shared":
+            config["interaction_constraints"] = action_effect_groups()
         data = lightgbm.Dataset(
             x[rows],
             y[rows],
@@ -643,6 +656,16 @@ def _train_dr(
         calibrate=False,
         overrides={"min_data_in_leaf": min_leaf},
     )
+
+
+def action_effect_groups() -> list[list[int]]:
+    """The two groups of GBM_FEATURES a tree may combine (gbm_action_effects="shared"): the
+    customer's features; and the action's own (template, channel, discount, the customer's history
+    with them) with the segment and the preferred channel."""
+    customer = [i for i, f in enumerate(GBM_FEATURES) if f in CUSTOMER_FEATURES]
+    moderators = [i for i, f in enumerate(GBM_FEATURES) if f.startswith(("seg_", "pref_"))]
+    action = [i for i, f in enumerate(GBM_FEATURES) if f not in CUSTOMER_FEATURES]
+    return [customer, sorted(set(action) | set(moderators))]
 
 
 def _gbm_config(goal: Goal, params: LearnerParams, seed: int) -> dict[str, Any]:
