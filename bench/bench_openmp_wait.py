@@ -44,7 +44,9 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=120_000)
     ap.add_argument("--busy", type=int, default=os.cpu_count() or 2, help="busy processes beside it")
     a = ap.parse_args()
-    print(f"one booster, {a.rows:,} rows x 60 features, 200 rounds, 2 threads; load now {os.getloadavg()[0]:.1f}")
+    print(
+        f"one booster, {a.rows:,} rows x 60 features, 200 rounds, 2 threads; load now {os.getloadavg()[0]:.1f}"
+    )
     for busy in (0, a.busy):
         procs = [mp.Process(target=_spin, args=(time.time() + 600,)) for _ in range(busy)]
         for p in procs:
