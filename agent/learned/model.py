@@ -62,8 +62,8 @@ from warehouse import paths
 Learner = Literal["vw", "gbm", "dr"]
 LEARNERS: tuple[str, ...] = ("vw", "gbm", "dr")
 GBM_BACKED: tuple[str, ...] = ("gbm", "dr")  # learners whose model is a GBMEnsemble
-# Product default, from bench/bench_learned.py (side by side on the truth, demo + seed 7 x 20k):
-# the figures are in bench/README.md.
+# LearnerParams' own default (benchmarks and tests that name no learner). The product's learner is
+# the setting NBA_LEARNED__LEARNER (core.config.LearnedSettings), "dr" by default.
 DEFAULT_LEARNER: Learner = "gbm"
 MODEL_FILE = "model.json"
 FORMAT_VERSION = 1

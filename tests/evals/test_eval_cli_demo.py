@@ -15,6 +15,7 @@ import duckdb
 import pytest
 
 from agent.context import data_as_of
+from core.config import LearnedSettings
 from evals import cli
 from evals.report_model import EvalReport, PolicyValue
 
@@ -133,4 +134,4 @@ def test_a_policy_with_a_learned_model_is_scored_only_after_its_training_cutoff(
     report = EvalReport.model_validate_json(capsys.readouterr().out)
     con = duckdb.connect(str(warehouse_copy), read_only=True)
     assert report.evaluated_from == data_as_of(con) - timedelta(days=180)
-    assert str(report.candidate["identity"]).startswith("learned@gbm-")
+    assert str(report.candidate["identity"]).startswith(f"learned@{LearnedSettings().learner}-")

@@ -12,7 +12,7 @@ import pytest
 from activation.gate import PromotionRefused, check_promotion, eval_hint
 from agent.context import data_as_of, load_contact_history, load_contexts, reference_for
 from agent.pipeline import decide
-from core.config import RunConfig, settings_from
+from core.config import LearnedSettings, RunConfig, settings_from
 from warehouse.ops_tables import ensure_ops_tables
 
 
@@ -50,7 +50,7 @@ def test_learned_decisions_log_true_propensities(learned_runs) -> None:
     assert len(acting) > 200 and stats["model_trained"] == 1
     explored = 0
     for d in acting:
-        assert d.policy == "learned" and d.model and d.model.startswith("gbm-")
+        assert d.policy == "learned" and d.model and d.model.startswith(f"{LearnedSettings().learner}-")
         probs = {(a.template_id, a.discount_pct): a.probability for a in d.action_pmf}
         assert abs(sum(probs.values()) - 1) < 1e-6
         assert d.propensity == pytest.approx(probs[(d.template_id, d.discount_pct)])
@@ -73,8 +73,8 @@ def test_same_inputs_same_decisions_and_the_model_is_reused(learned_runs) -> Non
     versions = [p.name for p in Path(models).iterdir()]
     assert (
         len(versions) == 1
-        and first[0][0].model == f"gbm-{versions[0]}"
-        or any(d.model == f"gbm-{versions[0]}" for d, _ in first)
+        and first[0][0].model == f"{LearnedSettings().learner}-{versions[0]}"
+        or any(d.model == f"{LearnedSettings().learner}-{versions[0]}" for d, _ in first)
     )
 
 
@@ -163,7 +163,7 @@ def test_next_best_action_in_learned_mode_for_a_warehouse_customer(demo_warehous
                            last_contact={}, globally_suppressed=False)  # fmt: skip
     assert (
         nba["policy"] == "learned"
-        and nba["model"].startswith("gbm-")
+        and nba["model"].startswith(f"{LearnedSettings().learner}-")
         and nba["status"] in ("send", "deferred")
     )
     assert nba["template"].startswith("cs_") and 0 < nba["propensity"] <= 1 and nba["discount_pct"] <= 5
