@@ -202,8 +202,8 @@ class LearnedSettings(Section):
     """The learned policy (section NBA_LEARNED__): which learner, when it leaves the incumbent's
     action, and how it explores."""
 
-    # dr: the DR-learner, ahead of gbm on the truth in 4 of the 5 world x goal pairs measured
-    # (bench/README.md, "The GBM's argmax against a DR-learner")
+    # dr: the DR-learner, chosen over gbm on the truth across generated worlds and both goals
+    # (bench/README.md, "Across worlds")
     learner: Literal["gbm", "dr", "vw"] = "dr"
     # thompson: explore by the ensemble members' votes (where the model is unsure); epsilon and
     # softmax: by the values alone

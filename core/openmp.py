@@ -3,7 +3,7 @@
 OpenMP's default wait policy lets a thread spin for a while after each parallel region. On a machine
 whose cores are busy with other work (the shared 2-core machines this project runs on, a scheduler
 worker beside other tasks) the spinning threads take the cores from the threads with work to do,
-and a booster's training slows by an order of magnitude (bench/README.md has the measurement).
+and a booster's training slows many times over (bench/README.md has the measurement).
 `OMP_WAIT_POLICY=PASSIVE` makes a waiting thread yield; it is read once, when the OpenMP runtime
 loads, so it is set before the first import of lightgbm. A value the user set is kept.
 """

@@ -23,20 +23,19 @@ import numpy as np
 
 from agent.learned.actions import ActionCatalog
 
-# Logged propensities below this count as this: a single outcome's weight in Gamma is at most
-# 1/floor = 20x. The demo's log has propensities down to 0.004 (the logging policy's uniform 10%
-# over 26 actions): unclipped, one revenue outcome of a few hundred enters the regression as tens of
-# thousands and the trees chase it (the argmax then picks the luckiest action). Clipping biases
-# only the correction of the clipped rows, shrunk towards the reward model by p / floor, and only
-# by the reward model's error there (the correction is zero in expectation when mu is right).
-# 0.05 measured better than 0.01 on the truth (bench/README.md).
+# Logged propensities below this count as this, which bounds a single outcome's weight in Gamma at
+# 1/floor. A log's rarest actions have tiny propensities: unclipped, one revenue outcome enters the
+# regression magnified by orders of magnitude and the trees chase it (the argmax then picks the
+# luckiest action). Clipping biases only the correction of the clipped rows, shrunk towards the
+# reward model by p / floor, and only by the reward model's error there (the correction is zero in
+# expectation when mu is right). The value was measured on the truth against a lower one
+# (bench/README.md).
 PROPENSITY_FLOOR = 0.05
 DR_FOLDS = 2  # cross-fitting folds (by customer)
 DR_MAX_PAIRS = 1_000_000  # (row, action) pairs the second stage trains on, sampled beyond
 # The second stage's min_data_in_leaf as a share of the pairs each member trains on (up to
-# DR_MAX_PAIRS // members): the DR scores are so noisy that only coarse leaves (at most four per
-# tree) average the corrections out; the GBM's 200 pairs, or 5,000 or 20,000 of a member's 200,000,
-# overfit them (figures in bench/README.md).
+# DR_MAX_PAIRS // members): the DR scores are so noisy that only coarse leaves (a few per tree)
+# average the corrections out; finer leaves overfit them (the settings tried are in bench/README.md).
 DR_MIN_LEAF_SHARE = 0.25
 
 
