@@ -99,9 +99,20 @@ class People:
     favourite_category: np.ndarray
 
 
-def make_customers(rng: np.random.Generator, n: int, as_of_day: int) -> People:
-    num = np.arange(1, n + 1)
-    customer_id = ids("C", num, 7)
+@dataclass
+class _Contacts:
+    """Names, email, city, phone and street of each customer (indices into the name and city pools)."""
+
+    first: np.ndarray
+    last: np.ndarray
+    city: np.ndarray
+    email: pa.Array
+    phone: pa.Array
+    street: pa.Array
+
+
+def _draw_contacts(rng: np.random.Generator, num: np.ndarray) -> _Contacts:
+    n = len(num)
     fi = rng.integers(0, len(FIRST_NAMES), n)
     li = rng.integers(0, len(LAST_NAMES), n)
     first_ascii = tuple(ascii_fold(x) for x in FIRST_NAMES)
@@ -121,30 +132,45 @@ def make_customers(rng: np.random.Generator, n: int, as_of_day: int) -> People:
         take_strings(STREET_KINDS, rng.integers(0, len(STREET_KINDS), n)),
         " ",
     )
+    return _Contacts(first=fi, last=li, city=ci, email=email, phone=phone, street=street)
 
-    # signups: a steady flow over ~3 years plus a fresh cohort in the last weeks (new-user segment)
+
+def _draw_signup_days(rng: np.random.Generator, n: int, as_of_day: int) -> np.ndarray:
+    """Signups: a steady flow over ~3 years plus a fresh cohort in the last weeks (new-user segment)."""
     bucket = rng.random(n)
     days_ago = np.where(
         bucket < 0.03,
         rng.integers(0, 7, n),
         np.where(bucket < 0.05, rng.integers(7, 30, n), rng.integers(30, 1095, n)),
     )
-    signup_day = as_of_day - 1 - days_ago
+    return as_of_day - 1 - days_ago
 
+
+def _draw_channel_consent(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Consent per channel, latent channel affinity, and the preferred channel among the consented."""
     consent = np.stack([rng.random(n) < 0.85, rng.random(n) < 0.45, rng.random(n) < 0.55], axis=1)
     affinity = rng.normal(0.0, 0.4, (n, 3))
     masked = np.where(consent, affinity, -np.inf)
     preferred = np.where(consent.any(axis=1), masked.argmax(axis=1), 0)
     affinity[np.arange(n), preferred] += 0.5
+    return consent, affinity, preferred
 
+
+def make_customers(rng: np.random.Generator, n: int, as_of_day: int) -> People:
+    num = np.arange(1, n + 1)
+    customer_id = ids("C", num, 7)
+    contacts = _draw_contacts(rng, num)
+    signup_day = _draw_signup_days(rng, n, as_of_day)
+    consent, affinity, preferred = _draw_channel_consent(rng, n)
+    ci = contacts.city
     table = pa.table(
         {
             "customer_id": customer_id,
-            "first_name": take_strings(FIRST_NAMES, fi),
-            "last_name": take_strings(LAST_NAMES, li),
-            "email": email,
-            "phone": phone,
-            "address": street,
+            "first_name": take_strings(FIRST_NAMES, contacts.first),
+            "last_name": take_strings(LAST_NAMES, contacts.last),
+            "email": contacts.email,
+            "phone": contacts.phone,
+            "address": contacts.street,
             "city": take_strings(tuple(c[1] for c in CITIES), ci),
             "country": take_strings(tuple(c[0] for c in CITIES), ci),
             "timezone": take_strings(tuple(c[2] for c in CITIES), ci),
