@@ -61,13 +61,10 @@ def _within_group_index(group_sizes: np.ndarray) -> np.ndarray:
     return np.arange(total) - starts
 
 
-def make_orders(
-    rng: np.random.Generator,
-    people: People,
-    as_of_day: int,
-    product_cat: np.ndarray,
-    product_price: np.ndarray,
-) -> tuple[pa.Table, pa.Table, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _order_counts(
+    rng: np.random.Generator, people: People, as_of_day: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each customer's order rate, basket size, lapse (and its day) and number of orders."""
     n = len(people.signup_day)
     tenure = as_of_day - people.signup_day
     rate = rng.lognormal(0.6, 0.9, n)  # orders per year, heterogeneous
@@ -79,24 +76,36 @@ def make_orders(
     counts = rng.poisson(rate * window / 365.0)
     # most established customers placed at least one order
     counts = np.where((counts == 0) & (tenure > 14) & (rng.random(n) < 0.6), 1, counts)
+    return rate, aov, lapsed, lapse_day, counts
 
+
+def _order_times(
+    rng: np.random.Generator, people: People, as_of_day: int, counts: np.ndarray, lapse_day: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each order's customer and timestamp (seasonal, between signup and lapse), sorted by both."""
     start, cdf = _seasonal_cdf(as_of_day)
-    cust = np.repeat(np.arange(n), counts)
+    cust = np.repeat(np.arange(len(counts)), counts)
     lo = cdf[np.clip(people.signup_day[cust] - start, 0, HISTORY_DAYS)]
     hi = cdf[np.clip(lapse_day[cust] - start, 0, HISTORY_DAYS)]
     u = lo + rng.random(len(cust)) * (hi - lo)
     day = start + np.clip(np.searchsorted(cdf, u, side="right") - 1, 0, HISTORY_DAYS - 1)
     ts = day.astype(np.int64) * DAY_US + rng.integers(7 * 3600, 23 * 3600, len(cust)) * US
     order = np.lexsort((ts, cust))
-    cust, ts = cust[order], ts[order]
-    m = len(cust)
+    return cust[order], ts[order]
 
+
+def _basket_targets(rng: np.random.Generator, aov: np.ndarray, cust: np.ndarray) -> np.ndarray:
+    m = len(cust)
     amount_target = aov[cust] * rng.lognormal(-0.08, 0.4, m)
     tail = rng.random(m) < 0.02  # a few very large baskets: heavy tail
-    amount_target = np.where(
-        tail, amount_target * rng.pareto(1.5, m).clip(0, 30) + amount_target, amount_target
-    )
+    return np.where(tail, amount_target * rng.pareto(1.5, m).clip(0, 30) + amount_target, amount_target)
 
+
+def _order_lines(
+    rng: np.random.Generator, people: People, cust: np.ndarray, amount_target: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The lines of each basket: their order, product, quantity and amount, and each order's total."""
+    m = len(cust)
     n_items = 1 + rng.poisson(0.7, m)
     item_order = np.repeat(np.arange(m), n_items)
     share = rng.exponential(1.0, len(item_order))
@@ -110,6 +119,21 @@ def make_orders(
     product = category + len(CATEGORIES) * rng.integers(0, per_cat, len(item_order))
     quantity = np.where(rng.random(len(item_order)) < 0.88, 1, 2)
     amount = np.round(np.bincount(item_order, line_amount, minlength=m), 2)
+    return item_order, product, quantity, line_amount, amount
+
+
+def make_orders(
+    rng: np.random.Generator,
+    people: People,
+    as_of_day: int,
+    product_cat: np.ndarray,
+    product_price: np.ndarray,
+) -> tuple[pa.Table, pa.Table, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    rate, aov, lapsed, lapse_day, counts = _order_counts(rng, people, as_of_day)
+    cust, ts = _order_times(rng, people, as_of_day, counts, lapse_day)
+    m = len(cust)
+    amount_target = _basket_targets(rng, aov, cust)
+    item_order, product, quantity, line_amount, amount = _order_lines(rng, people, cust, amount_target)
 
     status = rng.choice(3, m, p=(0.94, 0.04, 0.02))
     order_id = np.arange(1, m + 1, dtype=np.int64)
