@@ -3,6 +3,7 @@ history (touches chosen by a known stochastic logging policy, outcomes drawn fro
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -171,78 +172,139 @@ def logging_policy_probs(situation: np.ndarray, preferred: np.ndarray, consent: 
     return (1.0 - LOGGING_EPSILON) * soft + LOGGING_EPSILON / k
 
 
+@dataclass(frozen=True)
+class _Actions:
+    """The action grid as arrays; its strings as Arrow dictionaries (a few bytes per touch at millions
+    of rows), each holding distinct values, indexed through the action's template / channel code."""
+
+    k: int
+    discs: np.ndarray
+    template_of: np.ndarray
+    channel_of: np.ndarray
+    template_names: pa.Array
+    channel_names: pa.Array
+    campaign_names: pa.Array
+
+
+def _actions() -> _Actions:
+    grid = truth.action_grid()
+    tids = np.array([a.template_id for a in grid], dtype=object)
+    templates = sorted(set(tids.tolist()))
+    return _Actions(
+        k=len(grid),
+        discs=np.array([a.discount_pct for a in grid]),
+        template_of=np.array([templates.index(t) for t in tids], dtype=np.int32),
+        channel_of=np.array([truth.CHANNELS.index(a.channel) for a in grid], dtype=np.int32),
+        template_names=pa.array(templates, pa.string()),
+        channel_names=pa.array(truth.CHANNELS, pa.string()),
+        campaign_names=pa.array([crm_campaign_id(t) for t in templates], pa.string()),
+    )
+
+
+@dataclass(frozen=True)
+class _TouchPlan:
+    """What every chunk of touches reads: each customer's window and touch count, and the truth."""
+
+    people: People
+    start: np.ndarray  # first day of each customer's window
+    days: np.ndarray  # days in each customer's window
+    count: np.ndarray  # touches per customer
+    situation: np.ndarray
+    s_codes: np.ndarray
+    s_names: pa.Array
+    latent: dict[str, np.ndarray]
+    actions: _Actions
+
+
+def _touch_plan(
+    rng: np.random.Generator, people: People, params: pa.Table, as_of_day: int, lifecycle: np.ndarray
+) -> _TouchPlan:
+    start = np.maximum(people.signup_day, as_of_day - TOUCH_WINDOW_DAYS)
+    days = np.clip(as_of_day - start, 0, None)
+    rate = np.where(lifecycle, LIFECYCLE_TOUCHES_PER_DAY, BASE_TOUCHES_PER_DAY)
+    count = rng.poisson(rate * days)
+    s_codes, s_list = truth.string_codes(params.column("situation"))
+    latent_columns = ("base_logit", "discount_sensitivity", "expected_order_value")
+    latent = {c: params.column(c).to_numpy() for c in latent_columns}
+    latent |= {f"affinity_{ch}": params.column(f"affinity_{ch}").to_numpy() for ch in truth.CHANNELS}
+    return _TouchPlan(
+        people=people,
+        start=start,
+        days=days,
+        count=count,
+        situation=params.column("situation").to_numpy(zero_copy_only=False),
+        s_codes=s_codes,
+        s_names=pa.array(s_list, pa.string()),
+        latent=latent,
+        actions=_actions(),
+    )
+
+
+def _logged_actions(
+    rng: np.random.Generator, plan: _TouchPlan, lo: int, hi: int, local: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each touch's action index and its propensity under the logging policy. The policy depends on the
+    customer only: one row of probabilities per customer, and one inverse-CDF lookup per touch (row
+    r's CDF is shifted by r to search them all at once)."""
+    k = plan.actions.k
+    people = plan.people
+    probs = logging_policy_probs(plan.situation[lo:hi], people.preferred[lo:hi], people.consent[lo:hi])
+    cdf = np.cumsum(probs, axis=1)
+    cdf /= cdf[:, -1:]
+    shifted = (cdf + np.arange(hi - lo)[:, None]).ravel()
+    flat = np.searchsorted(shifted, local + rng.random(len(local)) * (1 - 1e-12), side="right")
+    choice = np.minimum(flat - local * k, k - 1)
+    return choice, probs.ravel()[local * k + choice]
+
+
+def _touch_chunk(rng: np.random.Generator, plan: _TouchPlan, lo: int, hi: int, first_id: int) -> pa.Table:
+    """The touches of customers lo..hi-1, numbered from first_id."""
+    acts = plan.actions
+    local = np.repeat(np.arange(hi - lo), plan.count[lo:hi])  # chunk-local customer of each touch
+    t_cust = lo + local
+    m = len(t_cust)
+    span_us = plan.days[t_cust] * DAY_US - 3600 * US
+    ts = plan.start[t_cust] * DAY_US + (rng.random(m) * span_us).astype(np.int64)
+    ts = ts[np.lexsort((ts, local))]  # touches are grouped by customer already; sort each by time
+    choice, propensity = _logged_actions(rng, plan, lo, hi, local)
+    rows: dict[str, Any] = {c: v[t_cust] for c, v in plan.latent.items()}
+    rows["situation"] = pa.DictionaryArray.from_arrays(
+        pa.array(plan.s_codes[t_cust], pa.int32()), plan.s_names
+    )
+    template_code = pa.array(acts.template_of[choice])
+    template = pa.DictionaryArray.from_arrays(template_code, acts.template_names)
+    conv_p, rev_mean = truth.expected_reward(rows, template, acts.discs[choice])
+    converted = rng.random(m) < conv_p
+    per_conv = np.divide(rev_mean, conv_p, out=np.zeros(m), where=conv_p > 0)
+    sigma = 0.5
+    revenue = np.where(converted, per_conv * rng.lognormal(-(sigma**2) / 2, sigma, m), 0.0)
+    return pa.table(
+        {
+            "touch_id": ids("T", np.arange(first_id, first_id + m), 9),
+            "customer_id": plan.people.customer_id.take(pa.array(t_cust)),
+            "campaign_id": pa.DictionaryArray.from_arrays(template_code, acts.campaign_names),
+            "touched_at": pa.array(ts, pa.timestamp("us")),
+            "template_id": template,
+            "channel": pa.DictionaryArray.from_arrays(pa.array(acts.channel_of[choice]), acts.channel_names),
+            "discount_pct": pa.array(acts.discs[choice], pa.float64()),
+            "propensity": pa.array(propensity, pa.float64()),
+            "converted_14d": pa.array(converted),
+            "revenue_90d": pa.array(np.round(revenue, 2), pa.float64()),
+        }
+    )
+
+
 def make_touches(
     rng: np.random.Generator, people: People, params: pa.Table, as_of_day: int, lifecycle: np.ndarray
 ) -> pa.Table:
     """The campaign history: touches per customer (Poisson, see the rates above), each action drawn
     from the logging policy with its exact propensity, outcomes drawn from the truth."""
+    plan = _touch_plan(rng, people, params, as_of_day, lifecycle)
     n = len(people.signup_day)
-    start = np.maximum(people.signup_day, as_of_day - TOUCH_WINDOW_DAYS)
-    days = np.clip(as_of_day - start, 0, None)
-    rate = np.where(lifecycle, LIFECYCLE_TOUCHES_PER_DAY, BASE_TOUCHES_PER_DAY)
-    count = rng.poisson(rate * days)
-    situation = params.column("situation").to_numpy(zero_copy_only=False)
-    s_codes, s_list = truth.string_codes(params.column("situation"))
-    s_names = pa.array(s_list, pa.string())
-    latent_columns = ("base_logit", "discount_sensitivity", "expected_order_value")
-    latent = {c: params.column(c).to_numpy() for c in latent_columns}
-    latent |= {f"affinity_{ch}": params.column(f"affinity_{ch}").to_numpy() for ch in truth.CHANNELS}
-    grid = truth.action_grid()
-    k = len(grid)
-    tids = np.array([a.template_id for a in grid], dtype=object)
-    discs = np.array([a.discount_pct for a in grid])
-    # string columns as dictionaries (a few bytes per touch at millions of rows); each dictionary
-    # holds distinct values, indexed through the action's template / channel code
-    templates = sorted(set(tids.tolist()))
-    template_of = np.array([templates.index(t) for t in tids], dtype=np.int32)
-    channel_of = np.array([truth.CHANNELS.index(a.channel) for a in grid], dtype=np.int32)
-    template_names = pa.array(templates, pa.string())
-    channel_names = pa.array(truth.CHANNELS, pa.string())
-    campaign_names = pa.array([crm_campaign_id(t) for t in templates], pa.string())
     parts: list[pa.Table] = []
     first_id = 1
     for lo in range(0, n, CUSTOMER_CHUNK):
         hi = min(lo + CUSTOMER_CHUNK, n)
-        local = np.repeat(np.arange(hi - lo), count[lo:hi])  # chunk-local customer of each touch
-        t_cust = lo + local
-        m = len(t_cust)
-        span_us = days[t_cust] * DAY_US - 3600 * US
-        ts = start[t_cust] * DAY_US + (rng.random(m) * span_us).astype(np.int64)
-        ts = ts[np.lexsort((ts, local))]  # touches are grouped by customer already; sort each by time
-        # the logging policy depends on the customer only: one row of probabilities per customer,
-        # and one inverse-CDF lookup per touch (row r's CDF is shifted by r to search them all at once)
-        probs = logging_policy_probs(situation[lo:hi], people.preferred[lo:hi], people.consent[lo:hi])
-        cdf = np.cumsum(probs, axis=1)
-        cdf /= cdf[:, -1:]
-        shifted = (cdf + np.arange(hi - lo)[:, None]).ravel()
-        flat = np.searchsorted(shifted, local + rng.random(m) * (1 - 1e-12), side="right")
-        choice = np.minimum(flat - local * k, k - 1)
-        propensity = probs.ravel()[local * k + choice]
-        del probs, cdf, shifted
-        rows: dict[str, Any] = {c: v[t_cust] for c, v in latent.items()}
-        rows["situation"] = pa.DictionaryArray.from_arrays(pa.array(s_codes[t_cust], pa.int32()), s_names)
-        template_code = pa.array(template_of[choice])
-        template = pa.DictionaryArray.from_arrays(template_code, template_names)
-        conv_p, rev_mean = truth.expected_reward(rows, template, discs[choice])
-        converted = rng.random(m) < conv_p
-        per_conv = np.divide(rev_mean, conv_p, out=np.zeros(m), where=conv_p > 0)
-        sigma = 0.5
-        revenue = np.where(converted, per_conv * rng.lognormal(-(sigma**2) / 2, sigma, m), 0.0)
-        parts.append(
-            pa.table(
-                {
-                    "touch_id": ids("T", np.arange(first_id, first_id + m), 9),
-                    "customer_id": people.customer_id.take(pa.array(t_cust)),
-                    "campaign_id": pa.DictionaryArray.from_arrays(template_code, campaign_names),
-                    "touched_at": pa.array(ts, pa.timestamp("us")),
-                    "template_id": template,
-                    "channel": pa.DictionaryArray.from_arrays(pa.array(channel_of[choice]), channel_names),
-                    "discount_pct": pa.array(discs[choice], pa.float64()),
-                    "propensity": pa.array(propensity, pa.float64()),
-                    "converted_14d": pa.array(converted),
-                    "revenue_90d": pa.array(np.round(revenue, 2), pa.float64()),
-                }
-            )
-        )
-        first_id += m
+        parts.append(_touch_chunk(rng, plan, lo, hi, first_id))
+        first_id += parts[-1].num_rows
     return pa.concat_tables(parts)
