@@ -12,6 +12,7 @@ and, given the organic (no-contact) response too, every policy's lift over leavi
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, cast
 
@@ -317,6 +318,185 @@ def _constraint_costs(
     return out
 
 
+def _eval_specs(candidate: PolicySpec, baseline: PolicySpec) -> list[PolicySpec]:
+    """Baseline and candidate, plus the uniform-random reference unless one of them is uniform."""
+    return [baseline, candidate] + (
+        [random_reference(candidate)] if not any(map(_uniform, (baseline, candidate))) else []
+    )
+
+
+def _contactable(reference: list[tuple[Decision, GuardrailReport]]) -> set[str]:
+    """Who can be contacted at all: eligibility is the same for every policy (the random reference
+    proposes for everyone eligibility lets through)."""
+    return {d.customer_id for d, _ in reference if d.status in (*ACTING_STATUSES, "no_action")}
+
+
+def _new_report(
+    candidate: PolicySpec,
+    baseline: PolicySpec,
+    data: LoggedData,
+    customers: list[str],
+    contactable: set[str],
+    truth: ExpectedRewardFn | None,
+    seed: int,
+    created_at: datetime | None,
+    data_as_of: datetime | None,
+) -> EvalReport:
+    """The report's header; its id hashes when it ran, the two specs, the seed and the logged rows."""
+    report = EvalReport(
+        eval_id="",
+        created_at=created_at or datetime.now(UTC),
+        data_as_of=data_as_of,
+        seed=seed,
+        candidate=candidate.model_dump(),
+        baseline=baseline.model_dump(),
+        sample_size=len(customers),
+        n_logged=data.n,
+        has_truth=truth is not None,
+        primary_metric=PRIMARY_METRIC[candidate.goal],
+        contactable=len(contactable),
+    )
+    report.eval_id = stable_hash(
+        [report.created_at.isoformat(), candidate.model_dump(), baseline.model_dump(), seed, data.n],
+        length=12,
+    )
+    return report
+
+
+def _oracle_values(
+    data: LoggedData,
+    allowed: Mapping[str, Sequence[int]],
+    truth: ExpectedRewardFn,
+    primary_metric: str,
+    targets: dict[str, TargetPolicy],
+) -> dict[str, dict[str, float]]:
+    """The oracle's value per metric, overall and per segment: the best of the actions eligibility and
+    the cap allow each customer (the random reference's support is exactly that set), by the truth.
+    Its target on the primary metric joins `targets` as ORACLE."""
+    oracle_values: dict[str, dict[str, float]] = {}
+    for metric in METRICS:
+        o = oracle_target(data, allowed, truth, metric, name=ORACLE)
+        rows = true_row_values(data, o, truth, metric=metric)
+        segments = data.segments.astype(str)
+        oracle_values[metric] = {
+            seg: float(per_customer(data.take(k), rows[k][:, None])[:, 0].mean())
+            for seg, k in [("all", np.ones(data.n, bool))]
+            + [(g, segments == g) for g in sorted(set(segments))]
+            if k.any()
+        }
+        if metric == primary_metric:
+            targets[ORACLE] = o
+    return oracle_values
+
+
+def _add_organic(
+    report: EvalReport, data: LoggedData, organic: OrganicRewardFn | None
+) -> dict[str, np.ndarray] | None:
+    """Each logged row's no-contact outcome per metric, with its value per contactable customer in the
+    report (None without `organic` or without data)."""
+    if organic is None or not data.n:
+        return None
+    conversion, revenue = organic(data.customer_ids)
+    organic_rows = {
+        "converted_14d": np.asarray(conversion, dtype=np.float64),
+        "revenue_90d": np.asarray(revenue, dtype=np.float64),
+    }
+    report.organic_value = {
+        m: float(per_customer(data, organic_rows[m][:, None])[:, 0].mean()) for m in METRICS
+    }
+    return organic_rows
+
+
+def _reported_specs(
+    specs: list[PolicySpec], candidate: PolicySpec, targets: Mapping[str, TargetPolicy]
+) -> list[PolicySpec]:
+    """The specs the report has rows for: the decided ones, then the oracle when there is one."""
+    oracle = PolicySpec(
+        name=ORACLE, mode=RANDOM.name, goal=candidate.goal, discount_cap=candidate.discount_cap
+    )
+    return [*specs, *([oracle] if ORACLE in targets else [])]
+
+
+@dataclass(frozen=True)
+class _Scoring:
+    """What the rows of every policy are computed from: the scored logged data, each policy's target on
+    it, the truth (or None), the oracle's values, the organic outcomes, the bootstrap and its seed."""
+
+    data: LoggedData
+    targets: dict[str, TargetPolicy]
+    truth: ExpectedRewardFn | None
+    oracle_values: dict[str, dict[str, float]]
+    organic_rows: dict[str, np.ndarray] | None
+    n_bootstrap: int
+    seed: int
+
+
+def _case_results(
+    spec: PolicySpec, decide: Decide, golden: Sequence[GoldenCase], adversarial: Sequence[AdversarialCase]
+) -> list[CaseResult]:
+    """The policy's golden and adversarial cases, decided through `decide`."""
+    gold = decide(spec, [c.context for c in golden]) if golden else []
+    adv = decide(spec, [c.context for c in adversarial]) if adversarial else []
+    return [
+        CaseResult(
+            suite=cast(Literal["golden", "adversarial"], suite),
+            name=n,
+            policy=spec.name,
+            passed=not f,
+            failures=f,
+        )
+        for suite, results in (
+            ("golden", check_cases(golden, [d for d, _ in gold])),
+            ("adversarial", check_adversarial_cases(adversarial, [d for d, _ in adv])),
+        )
+        for n, f in results.items()
+    ]
+
+
+def _add_policy_rows(
+    report: EvalReport,
+    specs: list[PolicySpec],
+    decided: Mapping[str, list[tuple[Decision, GuardrailReport]]],
+    contexts: list[CustomerContext],
+    sc: _Scoring,
+    cases: Callable[[PolicySpec], list[CaseResult]],
+) -> None:
+    """Per policy (the oracle included): its customer values; per decided policy also its OPE values,
+    scores and prompt-version row; per non-uniform policy its golden and adversarial cases."""
+    for i, spec in enumerate(specs):
+        report.customer_values += _customer_rows(
+            spec.name,
+            sc.data,
+            sc.targets[spec.name],
+            sc.truth,
+            sc.oracle_values,
+            sc.n_bootstrap,
+            sc.seed + 100 * i + 50,
+            sc.organic_rows,
+        )
+        if spec.name == ORACLE:
+            continue
+        pairs = decided[spec.name]
+        decisions, reports = [p[0] for p in pairs], [p[1] for p in pairs]
+        values = _value_rows(
+            spec.name, sc.data, sc.targets[spec.name], sc.truth, sc.n_bootstrap, sc.seed + 100 * i
+        )
+        report.policy_values += values
+        scores = score_all(decisions, reports, contexts)
+        report.scores[spec.name] = scores
+        report.prompt_versions.append(_prompt_row(spec, scores, values))
+        if not _uniform(spec):
+            report.cases += cases(spec)
+
+
+def _add_comparisons(report: EvalReport, candidate: PolicySpec, baseline: PolicySpec, sc: _Scoring) -> None:
+    """The candidate against the baseline: the difference, each metric's comparison, the headline."""
+    cand, base = (candidate.name, sc.targets[candidate.name]), (baseline.name, sc.targets[baseline.name])
+    report.difference = _difference(sc.data, cand[1], base[1], sc.n_bootstrap, sc.seed + 7)
+    report.comparisons = _comparisons(sc.data, cand, base, sc.truth, sc.n_bootstrap, sc.seed + 9)
+    report.headline = next(c.sentence for c in report.comparisons if c.metric == report.primary_metric)
+
+
 def run_eval(
     *,
     candidate: PolicySpec,
@@ -342,137 +522,33 @@ def run_eval(
     and what each constraint costs it; with `organic` (customer_ids -> each customer's no-contact
     (conversion, revenue), evals.truth_adapter.warehouse_organic) too, each policy's lift.
     """
-    golden = load_golden() if golden is None else list(golden)
-    adversarial = adversarial_cases() if adversarial is None else list(adversarial)
+    gold = load_golden() if golden is None else list(golden)
+    adv = adversarial_cases() if adversarial is None else list(adversarial)
     everyone = restrict(logged, set(contexts_by_customer))
     customers = sorted(set(everyone.customer_ids.astype(str)))
     contexts = [contexts_by_customer[c] for c in customers]
-    specs = [baseline, candidate] + (
-        [random_reference(candidate)] if not any(map(_uniform, (baseline, candidate))) else []
-    )
+    specs = _eval_specs(candidate, baseline)
     decided = {spec.name: decide(spec, contexts) for spec in specs}
     uniform = next(filter(_uniform, specs))
-    # who can be contacted at all: eligibility is the same for every policy (the random reference
-    # proposes for everyone eligibility lets through)
-    contactable = {
-        d.customer_id for d, _ in decided[uniform.name] if d.status in (*ACTING_STATUSES, "no_action")
-    }
+    contactable = _contactable(decided[uniform.name])
     data = restrict(everyone, contactable)
-    report = EvalReport(
-        eval_id="",
-        created_at=created_at or datetime.now(UTC),
-        data_as_of=data_as_of,
-        seed=seed,
-        candidate=candidate.model_dump(),
-        baseline=baseline.model_dump(),
-        sample_size=len(customers),
-        n_logged=data.n,
-        has_truth=truth is not None,
-        primary_metric=PRIMARY_METRIC[candidate.goal],
-        contactable=len(contactable),
+    report = _new_report(
+        candidate, baseline, data, customers, contactable, truth, seed, created_at, data_as_of
     )
-    targets: dict[str, TargetPolicy] = {}
-    for spec in specs:
-        targets[spec.name] = target_from_decisions(data, [d for d, _ in decided[spec.name]], spec.name)
-    # the oracle: the best of the actions eligibility and the cap allow each customer (the random
-    # reference's support is exactly that set), by the truth
+    targets = {s.name: target_from_decisions(data, [d for d, _ in decided[s.name]], s.name) for s in specs}
     oracle_values: dict[str, dict[str, float]] = {}
     if truth is not None and data.n:
         allowed = {d.customer_id: sorted(decision_distribution(d, data)) for d, _ in decided[uniform.name]}
-        for metric in METRICS:
-            o = oracle_target(data, allowed, truth, metric, name=ORACLE)
-            rows = true_row_values(data, o, truth, metric=metric)
-            segments = data.segments.astype(str)
-            oracle_values[metric] = {
-                seg: float(per_customer(data.take(k), rows[k][:, None])[:, 0].mean())
-                for seg, k in [("all", np.ones(data.n, bool))]
-                + [(g, segments == g) for g in sorted(set(segments))]
-                if k.any()
-            }
-            if metric == report.primary_metric:
-                targets[ORACLE] = o
+        oracle_values = _oracle_values(data, allowed, truth, report.primary_metric, targets)
         report.constraint_costs = _constraint_costs(
             uniform, contexts, decide, data, allowed, contactable, truth
         )
-    organic_rows: dict[str, np.ndarray] | None = None
-    if organic is not None and data.n:
-        conversion, revenue = organic(data.customer_ids)
-        organic_rows = {
-            "converted_14d": np.asarray(conversion, dtype=np.float64),
-            "revenue_90d": np.asarray(revenue, dtype=np.float64),
-        }
-        report.organic_value = {
-            m: float(per_customer(data, organic_rows[m][:, None])[:, 0].mean()) for m in METRICS
-        }
-    for i, spec in enumerate(
-        [
-            *specs,
-            *(
-                [
-                    PolicySpec(
-                        name=ORACLE,
-                        mode=RANDOM.name,
-                        goal=candidate.goal,
-                        discount_cap=candidate.discount_cap,
-                    )
-                ]
-                if ORACLE in targets
-                else []
-            ),
-        ]
-    ):
-        report.customer_values += _customer_rows(
-            spec.name,
-            data,
-            targets[spec.name],
-            truth,
-            oracle_values,
-            n_bootstrap,
-            seed + 100 * i + 50,
-            organic_rows,
-        )
-        if spec.name == ORACLE:
-            continue
-        pairs = decided[spec.name]
-        decisions, reports = [p[0] for p in pairs], [p[1] for p in pairs]
-        values = _value_rows(spec.name, data, targets[spec.name], truth, n_bootstrap, seed + 100 * i)
-        report.policy_values += values
-        scores = score_all(decisions, reports, contexts)
-        report.scores[spec.name] = scores
-        report.prompt_versions.append(_prompt_row(spec, scores, values))
-        if _uniform(spec):
-            continue
-        gold = decide(spec, [c.context for c in golden]) if golden else []
-        adv = decide(spec, [c.context for c in adversarial]) if adversarial else []
-        for suite, results in (
-            ("golden", check_cases(golden, [d for d, _ in gold])),
-            ("adversarial", check_adversarial_cases(adversarial, [d for d, _ in adv])),
-        ):
-            report.cases += [
-                CaseResult(
-                    suite=cast(Literal["golden", "adversarial"], suite),
-                    name=n,
-                    policy=spec.name,
-                    passed=not f,
-                    failures=f,
-                )
-                for n, f in results.items()
-            ]
-    if data.n:
-        report.difference = _difference(
-            data, targets[candidate.name], targets[baseline.name], n_bootstrap, seed + 7
-        )
-        report.comparisons = _comparisons(
-            data,
-            (candidate.name, targets[candidate.name]),
-            (baseline.name, targets[baseline.name]),
-            truth,
-            n_bootstrap,
-            seed + 9,
-        )
-        report.headline = next(c.sentence for c in report.comparisons if c.metric == report.primary_metric)
-    report.eval_id = stable_hash(
-        [report.created_at.isoformat(), candidate.model_dump(), baseline.model_dump(), seed, data.n],
-        length=12,
+    organic_rows = _add_organic(report, data, organic)
+    sc = _Scoring(data, targets, truth, oracle_values, organic_rows, n_bootstrap, seed)
+    reported = _reported_specs(specs, candidate, targets)
+    _add_policy_rows(
+        report, reported, decided, contexts, sc, lambda spec: _case_results(spec, decide, gold, adv)
     )
+    if data.n:
+        _add_comparisons(report, candidate, baseline, sc)
     return report
