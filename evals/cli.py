@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import duckdb
 
@@ -30,10 +30,14 @@ from core.contracts import CustomerContext, Decision, GuardrailReport
 from core.errors import UserError
 from core.policy_kinds import kind, policy_modes, prompted
 from core.reference import ReferenceData
-from evals.harness import PolicySpec
+from evals.harness import Decide, PolicySpec
 from evals.report import gate_sentence, ordered_comparisons, shown_value, truth_note
 from evals.report_model import EvalReport, PolicyValue
 from evals.settings import EvalSettings
+
+if TYPE_CHECKING:
+    from agent.policies import LLMEndpoint
+    from evals.ope import LoggedData
 
 FEATURES = ("lifetime_revenue", "recency_days", "sessions_30d", "latest_nps_score", "tenure_days")
 E = EvalSettings
@@ -56,55 +60,63 @@ def candidate_spec(settings: EvalSettings) -> PolicySpec:
     return spec_for(settings.mode, settings)
 
 
+Mode = Annotated[str | None, setting(E, "mode", "Candidate policy.")]
+PromptVersion = Annotated[
+    str | None, setting(E, "prompt_version", "Candidate prompt version (LLM mode).", metavar="VERSION")
+]
+Baseline = Annotated[
+    str | None,
+    setting(
+        E,
+        "baseline",
+        "Baseline: rules, random, or a prompt version of the LLM.",
+        metavar="rules|random|VERSION",
+    ),
+]
+Sample = Annotated[
+    str | None,
+    setting(
+        E,
+        "sample",
+        "Segmented customers in the frozen sample, or 'all' (the estimated-vs-true check needs all; 40 is for quick prompt iteration).",
+        metavar="N|all",
+    ),
+]
+Goal = Annotated[str | None, setting(E, "goal", "What the policies optimise.")]
+Cap = Annotated[str | None, setting(E, "discount_cap", "No decision offers more (percent).", metavar="0-100")]
+Seed = Annotated[str | None, setting(E, "seed", "Seed of the sample and the bootstrap.", metavar="N")]
+Bootstrap = Annotated[
+    str | None, setting(E, "n_bootstrap", "Bootstrap resamples for the intervals.", metavar="N")
+]
+Output = Annotated[
+    str | None,
+    setting(E, "output", "table: the summary; json: the report as JSON on stdout, nothing else there."),
+]
+FailIfWorse = Annotated[
+    bool | None,
+    setting(
+        E,
+        "fail_if_worse",
+        "Exit 1 unless the candidate is shown at least as good as the baseline: the low end of the "
+        "95% interval of candidate - baseline (DR, primary metric, per contactable customer) must be "
+        ">= 0. The report is written either way.",
+        "--fail-if-worse/--no-fail-if-worse",
+    ),
+]
+
+
 @app.command()
 def evaluate(
-    mode: Annotated[str | None, setting(E, "mode", "Candidate policy.")] = None,
-    prompt_version: Annotated[
-        str | None, setting(E, "prompt_version", "Candidate prompt version (LLM mode).", metavar="VERSION")
-    ] = None,
-    baseline: Annotated[
-        str | None,
-        setting(
-            E,
-            "baseline",
-            "Baseline: rules, random, or a prompt version of the LLM.",
-            metavar="rules|random|VERSION",
-        ),
-    ] = None,
-    sample: Annotated[
-        str | None,
-        setting(
-            E,
-            "sample",
-            "Segmented customers in the frozen sample, or 'all' (the estimated-vs-true check needs all; 40 is for quick prompt iteration).",
-            metavar="N|all",
-        ),
-    ] = None,
-    goal: Annotated[str | None, setting(E, "goal", "What the policies optimise.")] = None,
-    discount_cap: Annotated[
-        str | None, setting(E, "discount_cap", "No decision offers more (percent).", metavar="0-100")
-    ] = None,
-    seed: Annotated[
-        str | None, setting(E, "seed", "Seed of the sample and the bootstrap.", metavar="N")
-    ] = None,
-    n_bootstrap: Annotated[
-        str | None, setting(E, "n_bootstrap", "Bootstrap resamples for the intervals.", metavar="N")
-    ] = None,
-    output: Annotated[
-        str | None,
-        setting(E, "output", "table: the summary; json: the report as JSON on stdout, nothing else there."),
-    ] = None,
-    fail_if_worse: Annotated[
-        bool | None,
-        setting(
-            E,
-            "fail_if_worse",
-            "Exit 1 unless the candidate is shown at least as good as the baseline: the low end of the "
-            "95% interval of candidate - baseline (DR, primary metric, per contactable customer) must be "
-            ">= 0. The report is written either way.",
-            "--fail-if-worse/--no-fail-if-worse",
-        ),
-    ] = None,
+    mode: Mode = None,
+    prompt_version: PromptVersion = None,
+    baseline: Baseline = None,
+    sample: Sample = None,
+    goal: Goal = None,
+    discount_cap: Cap = None,
+    seed: Seed = None,
+    n_bootstrap: Bootstrap = None,
+    output: Output = None,
+    fail_if_worse: FailIfWorse = None,
     version: Annotated[bool, version_option()] = False,
 ) -> int:
     """Evaluate the candidate against the baseline and write the report.
@@ -139,24 +151,83 @@ def evaluate(
     return 0
 
 
+def _specs(settings: EvalSettings) -> tuple[PolicySpec, PolicySpec]:
+    """The candidate and the baseline; the same policy twice is a user error."""
+    candidate = candidate_spec(settings)
+    baseline = spec_for(settings.baseline, settings)
+    if baseline.name == candidate.name:
+        raise UserError(f"candidate and baseline are the same policy ({candidate.name}): change --baseline")
+    return candidate, baseline
+
+
+def _logged(con: duckdb.DuckDBPyConnection, cutoff: datetime | None) -> LoggedData:
+    """The campaign history with the customer features OPE reads (from `cutoff` on, when given)."""
+    from evals.ope import LoggedData
+
+    cols = ", ".join(f"c.{f}" for f in FEATURES)
+    relation = con.sql(
+        f"select h.*, {cols} from main.mart_marketing__campaign_history h "
+        "join main.mart_marketing__customer_360 c using (customer_id)"
+        + (" where h.touched_at >= ?" if cutoff else ""),
+        params=[cutoff.replace(tzinfo=None)] if cutoff else None,
+    )
+    table = relation.to_arrow_table() if hasattr(relation, "to_arrow_table") else relation.arrow()
+    return LoggedData.from_arrow(table, feature_columns=FEATURES)
+
+
+def _decider(
+    settings: EvalSettings,
+    con: duckdb.DuckDBPyConnection,
+    ref: ReferenceData,
+    as_of: datetime,
+    cutoff: datetime | None,
+    endpoint: LLMEndpoint,
+) -> Decide:
+    """run_eval's `decide`: the one decision pipeline, with the spec's goal, cap and prompt, no
+    holdout, and the reference data with the spec's lifted constraint."""
+    from agent.pipeline import decide
+    from evals.constraints import lifted_reference
+
+    def decide_for(spec: PolicySpec, ctxs: list[CustomerContext]) -> list[tuple[Decision, GuardrailReport]]:
+        config = settings.model_copy(
+            update={
+                "goal": spec.goal,
+                "discount_cap": spec.discount_cap,
+                "prompt_version": spec.prompt_version or settings.prompt_version,
+                "global_holdout_pct": 0.0,
+                "segment_holdout_pct": 0.0,
+            }
+        )
+        decided, _ = decide(
+            ctxs,
+            {},
+            config,
+            run_id=f"eval-{spec.name}",
+            as_of=as_of,
+            ref=lifted_reference(ref, spec.lifted),
+            endpoint=endpoint,
+            progress=_progress_printer(spec.name, len(ctxs)) if kind(spec.mode).needs_endpoint else None,
+            mode=spec.mode,
+            con=con,
+            history_before=cutoff,
+        )
+        return decided
+
+    return decide_for
+
+
 def _run(settings: EvalSettings) -> tuple[EvalReport, Path]:
     from agent.context import data_as_of, load_contexts, reference_for
-    from agent.pipeline import decide
     from agent.policies import LLMEndpoint
-    from evals.constraints import lifted_reference
     from evals.datasets.sample import frozen_sample
     from evals.harness import run_eval
-    from evals.ope import LoggedData
     from evals.report import store_eval_run, write_report
     from evals.truth_adapter import warehouse_organic, warehouse_truth
     from warehouse import paths
     from warehouse.build import ensure_warehouse
     from warehouse.ownership import owned_dir
 
-    candidate = candidate_spec(settings)
-    baseline = spec_for(settings.baseline, settings)
-    if baseline.name == candidate.name:
-        raise UserError(f"candidate and baseline are the same policy ({candidate.name}): change --baseline")
+    candidate, baseline = _specs(settings)
     ensure_warehouse()
     truth = warehouse_truth()  # before any decision: a warehouse without it is one line, at once
     organic = warehouse_organic()
@@ -176,52 +247,16 @@ def _run(settings: EvalSettings) -> tuple[EvalReport, Path]:
 
     split = any(learns_from_the_log(s.mode, s.prompt_version) for s in (candidate, baseline))
     cutoff = as_of - timedelta(days=settings.learned.eval_holdout_days) if split else None
-    cols = ", ".join(f"c.{f}" for f in FEATURES)
-    relation = con.sql(
-        f"select h.*, {cols} from main.mart_marketing__campaign_history h "
-        "join main.mart_marketing__customer_360 c using (customer_id)"
-        + (" where h.touched_at >= ?" if cutoff else ""),
-        params=[cutoff.replace(tzinfo=None)] if cutoff else None,
-    )
-    table = relation.to_arrow_table() if hasattr(relation, "to_arrow_table") else relation.arrow()
-    logged = LoggedData.from_arrow(table, feature_columns=FEATURES)
+    logged = _logged(con, cutoff)
     candidate, baseline = (_with_identity(s, settings, ref, con, cutoff) for s in (candidate, baseline))
 
     with LLMEndpoint(settings.llm) as endpoint:
-
-        def decide_for(
-            spec: PolicySpec, ctxs: list[CustomerContext]
-        ) -> list[tuple[Decision, GuardrailReport]]:
-            config = settings.model_copy(
-                update={
-                    "goal": spec.goal,
-                    "discount_cap": spec.discount_cap,
-                    "prompt_version": spec.prompt_version or settings.prompt_version,
-                    "global_holdout_pct": 0.0,
-                    "segment_holdout_pct": 0.0,
-                }
-            )
-            decided, _ = decide(
-                ctxs,
-                {},
-                config,
-                run_id=f"eval-{spec.name}",
-                as_of=as_of,
-                ref=lifted_reference(ref, spec.lifted),
-                endpoint=endpoint,
-                progress=_progress_printer(spec.name, len(ctxs)) if kind(spec.mode).needs_endpoint else None,
-                mode=spec.mode,
-                con=con,
-                history_before=cutoff,
-            )
-            return decided
-
         report = run_eval(
             candidate=candidate,
             baseline=baseline,
             logged=logged,
             contexts_by_customer=contexts,
-            decide=decide_for,
+            decide=_decider(settings, con, ref, as_of, cutoff, endpoint),
             truth=truth,
             organic=organic,
             seed=settings.seed,
