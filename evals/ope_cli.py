@@ -18,6 +18,7 @@ import typer
 
 from core.cli import new_app, run, version_option
 from core.errors import UserError
+from evals.ope import Estimate
 from evals.ope_table import (
     ESTIMATORS,
     EstimatorName,
@@ -65,70 +66,93 @@ def _target(
     return TargetLong(str(long), row_col=row_col)
 
 
+Table = Annotated[
+    str, typer.Option("--table", metavar="FILE", help="The logged decisions: a .parquet or .csv file.")
+]
+ActionCol = Annotated[str, typer.Option(metavar="COL", help="Column of the logged action's label.")]
+RewardCol = Annotated[str, typer.Option(metavar="COL", help="Column of the observed reward.")]
+PropensityCol = Annotated[
+    str,
+    typer.Option(metavar="COL", help="Column of the logging policy's probability of the logged action."),
+]
+FeatureCol = Annotated[
+    list[str] | None,
+    typer.Option(metavar="COL", help="A numeric context feature for DR (repeat the flag)."),
+]
+GroupCol = Annotated[
+    str | None,
+    typer.Option(metavar="COL", help="Column DR's reward model is cross-fitted by (e.g. a customer id)."),
+]
+TargetActionCol = Annotated[
+    str | None,
+    typer.Option(metavar="COL", help="Candidate: column of its action on each row (empty: none)."),
+]
+TargetProbPrefix = Annotated[
+    str | None,
+    typer.Option(
+        metavar="PREFIX", help="Candidate: its probability of each action in columns <prefix><label>."
+    ),
+]
+TargetLoggedProbCol = Annotated[
+    str | None,
+    typer.Option(metavar="COL", help="Candidate: column of its probability of the logged action (no DR)."),
+]
+TargetLongFile = Annotated[
+    str | None,
+    typer.Option(help="Candidate: a long file of (row id, action, prob) rows.", metavar="FILE"),
+]
+RowCol = Annotated[str | None, typer.Option(metavar="COL", help="Row id column shared with --target-long.")]
+Estimators = Annotated[
+    list[str] | None,
+    typer.Option(metavar="NAME", help=f"One of {', '.join(ESTIMATORS)} (repeat; default: all)."),
+]
+Bootstrap = Annotated[int, typer.Option(min=100, max=100_000, metavar="N", help="Bootstrap resamples.")]
+Alpha = Annotated[float, typer.Option(min=0.001, max=0.5, metavar="ALPHA", help="1 - interval level.")]
+Seed = Annotated[int, typer.Option(metavar="N", help="Seed of the bootstrap.")]
+Output = Annotated[Literal["table", "json"], typer.Option(help="table or json on stdout.")]
+
+
+def _estimators(estimator: list[str] | None) -> list[EstimatorName] | None:
+    """The estimators asked for, in ESTIMATORS' order (None: all); an unknown name is a user error."""
+    bad = [e for e in estimator or () if e not in ESTIMATORS]
+    if bad:
+        raise UserError(f"--estimator {bad[0]!r}: choose among {', '.join(ESTIMATORS)}")
+    return [e for e in ESTIMATORS if e in estimator] if estimator else None
+
+
+def _print_estimates(estimates: list[Estimate], alpha: float, output: str) -> None:
+    if output == "json":
+        print(json.dumps([dataclasses.asdict(e) for e in estimates], indent=2))
+        return
+    level = f"{1 - alpha:.0%} interval"
+    print(f"{'estimator':<10}{'value':>12}  {level}")
+    for e in estimates:
+        print(f"{e.estimator:<10}{e.value:>12.4f}  [{e.low:.4f}, {e.high:.4f}]")
+
+
 @app.command()
 def ope(
-    table: Annotated[
-        str, typer.Option("--table", metavar="FILE", help="The logged decisions: a .parquet or .csv file.")
-    ],
-    action_col: Annotated[
-        str, typer.Option(metavar="COL", help="Column of the logged action's label.")
-    ] = "action",
-    reward_col: Annotated[str, typer.Option(metavar="COL", help="Column of the observed reward.")] = "reward",
-    propensity_col: Annotated[
-        str,
-        typer.Option(metavar="COL", help="Column of the logging policy's probability of the logged action."),
-    ] = "propensity",
-    feature_col: Annotated[
-        list[str] | None,
-        typer.Option(metavar="COL", help="A numeric context feature for DR (repeat the flag)."),
-    ] = None,
-    group_col: Annotated[
-        str | None,
-        typer.Option(metavar="COL", help="Column DR's reward model is cross-fitted by (e.g. a customer id)."),
-    ] = None,
-    target_action_col: Annotated[
-        str | None,
-        typer.Option(metavar="COL", help="Candidate: column of its action on each row (empty: none)."),
-    ] = None,
-    target_prob_prefix: Annotated[
-        str | None,
-        typer.Option(
-            metavar="PREFIX", help="Candidate: its probability of each action in columns <prefix><label>."
-        ),
-    ] = None,
-    target_logged_prob_col: Annotated[
-        str | None,
-        typer.Option(
-            metavar="COL", help="Candidate: column of its probability of the logged action (no DR)."
-        ),
-    ] = None,
-    target_long: Annotated[
-        str | None,
-        typer.Option(help="Candidate: a long file of (row id, action, prob) rows.", metavar="FILE"),
-    ] = None,
-    row_col: Annotated[
-        str | None, typer.Option(metavar="COL", help="Row id column shared with --target-long.")
-    ] = None,
-    estimator: Annotated[
-        list[str] | None,
-        typer.Option(metavar="NAME", help=f"One of {', '.join(ESTIMATORS)} (repeat; default: all)."),
-    ] = None,
-    n_bootstrap: Annotated[
-        int, typer.Option(min=100, max=100_000, metavar="N", help="Bootstrap resamples.")
-    ] = 1000,
-    alpha: Annotated[
-        float, typer.Option(min=0.001, max=0.5, metavar="ALPHA", help="1 - interval level.")
-    ] = 0.05,
-    seed: Annotated[int, typer.Option(metavar="N", help="Seed of the bootstrap.")] = 0,
-    output: Annotated[Literal["table", "json"], typer.Option(help="table or json on stdout.")] = "table",
+    table: Table,
+    action_col: ActionCol = "action",
+    reward_col: RewardCol = "reward",
+    propensity_col: PropensityCol = "propensity",
+    feature_col: FeatureCol = None,
+    group_col: GroupCol = None,
+    target_action_col: TargetActionCol = None,
+    target_prob_prefix: TargetProbPrefix = None,
+    target_logged_prob_col: TargetLoggedProbCol = None,
+    target_long: TargetLongFile = None,
+    row_col: RowCol = None,
+    estimator: Estimators = None,
+    n_bootstrap: Bootstrap = 1000,
+    alpha: Alpha = 0.05,
+    seed: Seed = 0,
+    output: Output = "table",
     version: Annotated[bool, version_option()] = False,
 ) -> int:
     """Estimate the candidate's value per logged row. Exit codes: 0 done; 2 bad input."""
     target = _target(target_action_col, target_prob_prefix, target_logged_prob_col, target_long, row_col)
-    bad = [e for e in estimator or () if e not in ESTIMATORS]
-    if bad:
-        raise UserError(f"--estimator {bad[0]!r}: choose among {', '.join(ESTIMATORS)}")
-    chosen: list[EstimatorName] | None = [e for e in ESTIMATORS if e in estimator] if estimator else None
+    chosen = _estimators(estimator)
     try:
         estimates = estimate_from_table(
             table,
@@ -145,13 +169,7 @@ def ope(
         )
     except ValueError as exc:  # the table's fault: its message names the column and the fix
         raise UserError(str(exc)) from None
-    if output == "json":
-        print(json.dumps([dataclasses.asdict(e) for e in estimates], indent=2))
-        return 0
-    level = f"{1 - alpha:.0%} interval"
-    print(f"{'estimator':<10}{'value':>12}  {level}")
-    for e in estimates:
-        print(f"{e.estimator:<10}{e.value:>12.4f}  [{e.low:.4f}, {e.high:.4f}]")
+    _print_estimates(estimates, alpha, output)
     return 0
 
 
