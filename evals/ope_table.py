@@ -276,24 +276,11 @@ def _target_policy(table: pa.Table, target: Target, data: LoggedData, name: str)
     return TargetPolicy.stochastic(probs, name=name)
 
 
-def logged_from_table(
-    table: TableSource,
-    *,
-    action_col: str,
-    reward_col: str,
-    propensity_col: str,
-    target: Target,
-    feature_cols: Sequence[str] = (),
-    group_col: str | None = None,
-    segment_col: str | None = None,
-    actions: ActionSpace | Sequence[str] | None = None,
-    name: str = "target",
-) -> tuple[LoggedData, TargetPolicy]:
-    """The table as evals.ope's inputs: the logged data (the reward in its revenue_90d slot) and the
-    candidate on those rows. Feature nulls take the column's mean (as LoggedData.from_arrow does)."""
-    table = read_table(table)
-    if table.num_rows == 0:
-        raise ValueError("the table has no rows: give at least one logged decision")
+def _logged_columns(
+    table: pa.Table, action_col: str, reward_col: str, propensity_col: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The logged action labels, rewards and propensities, each checked: no null action, a finite
+    reward, a propensity in (0, 1]."""
     logged_labels = _labels(_column(table, action_col, "the logged action", "action_col"))
     if (missing := np.array([x is None for x in logged_labels])).any():
         raise ValueError(
@@ -314,20 +301,47 @@ def logged_from_table(
             f"propensity column {propensity_col!r}: {_bad_rows(bad)} not in (0, 1]; it must be the logging "
             "policy's probability of the action it took (rows logged with probability 0 cannot be used: drop them)"
         )
-    space = _space(logged_labels, actions)
-    feats = None
-    if feature_cols:
-        mat = np.column_stack(
-            [_numbers(_column(table, c, "a feature", "feature_cols"), c, "feature") for c in feature_cols]
+    return logged_labels, reward, prop
+
+
+def _features(table: pa.Table, feature_cols: Sequence[str]) -> np.ndarray | None:
+    """The feature matrix (None without feature columns); nulls take the column's mean."""
+    if not feature_cols:
+        return None
+    mat = np.column_stack(
+        [_numbers(_column(table, c, "a feature", "feature_cols"), c, "feature") for c in feature_cols]
+    )
+    if np.isinf(mat).any():
+        raise ValueError(
+            f"feature columns: {_bad_rows(np.isinf(mat).any(axis=1))} infinite; give finite values"
         )
-        if np.isinf(mat).any():
-            raise ValueError(
-                f"feature columns: {_bad_rows(np.isinf(mat).any(axis=1))} infinite; give finite values"
-            )
-        with warnings.catch_warnings():  # an all-null column has no mean: it takes 0
-            warnings.simplefilter("ignore", RuntimeWarning)
-            col_mean = np.nan_to_num(np.nanmean(mat, axis=0))
-        feats = np.where(np.isnan(mat), col_mean, mat)
+    with warnings.catch_warnings():  # an all-null column has no mean: it takes 0
+        warnings.simplefilter("ignore", RuntimeWarning)
+        col_mean = np.nan_to_num(np.nanmean(mat, axis=0))
+    return np.where(np.isnan(mat), col_mean, mat)
+
+
+def logged_from_table(
+    table: TableSource,
+    *,
+    action_col: str,
+    reward_col: str,
+    propensity_col: str,
+    target: Target,
+    feature_cols: Sequence[str] = (),
+    group_col: str | None = None,
+    segment_col: str | None = None,
+    actions: ActionSpace | Sequence[str] | None = None,
+    name: str = "target",
+) -> tuple[LoggedData, TargetPolicy]:
+    """The table as evals.ope's inputs: the logged data (the reward in its revenue_90d slot) and the
+    candidate on those rows. Feature nulls take the column's mean (as LoggedData.from_arrow does)."""
+    table = read_table(table)
+    if table.num_rows == 0:
+        raise ValueError("the table has no rows: give at least one logged decision")
+    logged_labels, reward, prop = _logged_columns(table, action_col, reward_col, propensity_col)
+    space = _space(logged_labels, actions)
+    feats = _features(table, feature_cols)
     groups = (
         _labels(_column(table, group_col, "the cross-fitting group", "group_col"))
         if group_col
