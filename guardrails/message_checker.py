@@ -11,6 +11,7 @@ import math
 import re
 from functools import cache, lru_cache
 
+from core.contracts import ChannelLimit
 from core.reference import ReferenceData
 from guardrails.message import (
     compile_terms,
@@ -59,29 +60,30 @@ class MessageChecker:
         this customer (subject, body): what it says is exempt from that check, and when its body
         names the customer, the draft's body must too. `context` holds the customer's raw record
         values a draft must not carry (country code, ids, labels)."""
-        out: list[Finding] = []
         limit = self.limits.get(channel)
         if limit is None:
             return (("unknown_channel", channel),)
         subject = subject or None
-        if has_control(body) or (subject is not None and has_control(subject)):
-            out.append(("control_chars", ""))
-        if not body.strip():
-            out.append(("empty_message", ""))
-        if len(body) > limit.max_chars:
-            out.append(("message_too_long", f"{len(body)}>{limit.max_chars}"))
-        if channel == "sms":
-            encoding, segments = sms_segments(body)
-            if segments > limit.max_sms_segments:
-                out.append(("sms_too_many_segments", f"{segments} {encoding}>{limit.max_sms_segments}"))
-        if limit.max_subject_chars <= 0:
-            if subject is not None:
-                out.append(("subject_not_allowed", channel))
-        elif subject is None or not subject.strip():
-            out.append(("subject_missing", channel))
-        elif len(subject) > limit.max_subject_chars:
-            out.append(("subject_too_long", f"{len(subject)}>{limit.max_subject_chars}"))
         text = body if subject is None else f"{subject} | {body}"
+        approved_subject, approved_body = approved or (None, "")
+        return (
+            *_shape_findings(channel, limit, subject, body),
+            *self._content_findings(text, discount_pct, first_name),
+            *self._grounding_findings(
+                text, customer_text, f"{approved_subject or ''} | {approved_body}", context
+            ),
+            *_addressing_findings(
+                subject,
+                body,
+                first_name,
+                needs_name=approved is not None and _names(approved_body, first_name),
+            ),
+        )
+
+    def _content_findings(self, text: str, discount_pct: float, first_name: str) -> list[Finding]:
+        """What the copy says: no placeholder left, no percentage but the discount, no price, banned
+        term, other customer's name or date, no personal data."""
+        out: list[Finding] = []
         unfilled = _PLACEHOLDER_RE.search(text)
         if unfilled:
             out.append(("placeholder", unfilled.group(0)))
@@ -97,30 +99,60 @@ class MessageChecker:
             if found:
                 out.append((code, found[0]))
         out.extend((f"pii_{kind}", found) for kind, found in find_pii(text)[:1])
-        approved_subject, approved_body = approved or (None, "")
-        lifted = find_lifted_text(text, customer_text, approved=f"{approved_subject or ''} | {approved_body}")
+        return out
+
+    def _grounding_findings(
+        self, text: str, customer_text: str | None, approved: str, context: tuple[str, ...]
+    ) -> list[Finding]:
+        """Nothing of the customer's own text, the prompt's machinery or the customer's record reaches
+        the customer (what the approved copy says is exempt)."""
+        out: list[Finding] = []
+        lifted = find_lifted_text(text, customer_text, approved=approved)
         if lifted:
             out.append(("copies_customer_text", lifted[0]))
-        # grounding: nothing of the prompt's machinery or the customer's record reaches the customer
-        internal = find_internal_wording(
-            text, self.descriptions, approved=f"{approved_subject or ''} | {approved_body}"
-        )
+        internal = find_internal_wording(text, self.descriptions, approved=approved)
         if internal:
             out.append(("internal_wording", internal[0]))
         raw = find_context_values(text, context)
         if raw:
             out.append(("context_value", raw[0]))
-        # the draft's body must name the customer where the approved body does
-        needs_name = approved is not None and _names(approved_body, first_name)
-        problems = find_addressing_problems(body, first_name, needs_name=needs_name)
-        problems += [
-            p
-            for p in find_addressing_problems(subject or "", first_name, needs_name=False)
-            if p not in problems
-        ]
-        for problem in problems[:1]:
-            out.append(("addressing", problem))
-        return tuple(out)
+        return out
+
+
+def _shape_findings(channel: str, limit: ChannelLimit, subject: str | None, body: str) -> list[Finding]:
+    """The message's form on its channel: no control characters, a body within the length (and SMS
+    segments), a subject exactly where the channel has one, within its length."""
+    out: list[Finding] = []
+    if has_control(body) or (subject is not None and has_control(subject)):
+        out.append(("control_chars", ""))
+    if not body.strip():
+        out.append(("empty_message", ""))
+    if len(body) > limit.max_chars:
+        out.append(("message_too_long", f"{len(body)}>{limit.max_chars}"))
+    if channel == "sms":
+        encoding, segments = sms_segments(body)
+        if segments > limit.max_sms_segments:
+            out.append(("sms_too_many_segments", f"{segments} {encoding}>{limit.max_sms_segments}"))
+    if limit.max_subject_chars <= 0:
+        if subject is not None:
+            out.append(("subject_not_allowed", channel))
+    elif subject is None or not subject.strip():
+        out.append(("subject_missing", channel))
+    elif len(subject) > limit.max_subject_chars:
+        out.append(("subject_too_long", f"{len(subject)}>{limit.max_subject_chars}"))
+    return out
+
+
+def _addressing_findings(
+    subject: str | None, body: str, first_name: str, *, needs_name: bool
+) -> list[Finding]:
+    """The first addressing problem of body or subject; the body must name the customer where the
+    approved body does (`needs_name`)."""
+    problems = find_addressing_problems(body, first_name, needs_name=needs_name)
+    problems += [
+        p for p in find_addressing_problems(subject or "", first_name, needs_name=False) if p not in problems
+    ]
+    return [("addressing", problem) for problem in problems[:1]]
 
 
 def _names(text: str, first_name: str) -> bool:
