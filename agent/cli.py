@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -17,6 +17,11 @@ from core.cli import new_app, run, setting, version_option
 from core.config import EMBEDDED_MODEL, RunConfig, load_settings
 from core.errors import UserError
 from core.policy_kinds import LLM
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from core.contracts import CustomerContext
 
 app = new_app("nba-agent", "Prompt iteration for the next-best-action agent.", subcommands=True)
 R = RunConfig
@@ -49,10 +54,7 @@ def prompt(
     """Show the context block and the rendered prompt for one customer."""
     import duckdb
 
-    from agent.context import data_as_of, load_contact_history, load_contexts, reference_for
-    from agent.errors import UnknownCustomerError, WarehouseNotReady
-    from agent.pipeline import Pipeline
-    from agent.policies import LLMPolicy
+    from agent.errors import WarehouseNotReady
     from warehouse.paths import duckdb_path
 
     if not customer_id:
@@ -72,13 +74,29 @@ def prompt(
     if not path.exists():
         raise WarehouseNotReady(f"no warehouse at {path}: run `make build` first")
     con = duckdb.connect(str(path), read_only=True)
+    _show_prompt(settings, con, _segmented_customer(con, customer_id))
+    return 0
+
+
+def _segmented_customer(con: duckdb.DuckDBPyConnection, customer_id: str) -> CustomerContext:
+    from agent.context import load_contexts
+    from agent.errors import UnknownCustomerError
+
     contexts = load_contexts(con, customer_ids=[customer_id])
     if not contexts:
         raise UnknownCustomerError(
             f"customer {customer_id!r} is in no segment (or does not exist): pick one from "
             "mart_marketing__segment_scores where segment is not null"
         )
-    ctx = contexts[0]
+    return contexts[0]
+
+
+def _show_prompt(settings: RunConfig, con: duckdb.DuckDBPyConnection, ctx: CustomerContext) -> None:
+    """Print the customer's context block, its hash and eligibility, and the rendered prompts."""
+    from agent.context import data_as_of, load_contact_history, reference_for
+    from agent.pipeline import Pipeline
+    from agent.policies import LLMPolicy
+
     as_of_ts = settings.as_of or data_as_of(con)
     pipe = Pipeline.from_config(settings, run_id="prompt", as_of=as_of_ts, ref=reference_for(con), con=con)
     policy = pipe.policy
@@ -92,7 +110,6 @@ def prompt(
     print(f"# context hash: {ctx.context_hash()}   eligibility: {elig.status} {elig.reasons}")
     print(f"\n# system prompt (agent/prompts/nba/{settings.prompt_version}/system.j2)\n{rendered.system}")
     print(f"\n# user prompt (agent/prompts/nba/{settings.prompt_version}/user.j2)\n{rendered.user}")
-    return 0
 
 
 @app.command("llm-prepare")
