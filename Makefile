@@ -118,7 +118,7 @@ help: ## List every target and every parameter
 	@echo "  apply: PLAN=<run id of a plan> (required)  FORCE=[0]|1  OUTPUT=[table]|json"
 	@echo "  explain: CUSTOMER_ID=<id> (required)  RUN_ID=[latest]  PROMPT=[0]|1  OUTPUT=[table]|json"
 	@echo "  runs: LAST=[10]  OUTPUT=[table]|json     status: OUTPUT=[table]|json"
-	@echo "  eval: MODE=[llm]  BASELINE=[rules]|random|learned|<prompt version>  SAMPLE=[all]|N"
+	@echo "  eval: MODE=[llm]  BASELINE=[in_place]|rules|random|learned|<prompt version>  SAMPLE=[all]|N"
 	@echo "        FAIL_IF_WORSE=[0]|1 (exit 1 unless the candidate is shown at least as good)  OUTPUT=[table]|json"
 	@echo "  llm-batch-export: the plan's (MODE=llm) + OUT=<path>   llm-batch-run, llm-batch-submit: FILE= OUT="
 	@echo "  llm-batch-import: the plan's (as exported) + FILE=<output file>  SKIP_UNKNOWN=[0]|1"

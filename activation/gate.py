@@ -31,7 +31,8 @@ from agent.ramp import ramp_verdict
 from core.config import RampSettings
 from core.contracts import Goal, stable_hash
 from core.errors import UserError
-from core.policy_kinds import fallback, parse_identity
+from core.policy_kinds import fallback
+from warehouse.policy_in_place import baseline_name, policy_in_place
 
 RAMP_FIRST = (
     "a candidate that passed the offline screen goes live on a ramp, not as a whole plan: run "
@@ -65,39 +66,11 @@ class GateVerdict:
         return f"promotion gate {state}: {self.reason}"
 
 
-def policy_in_place(con: duckdb.DuckDBPyConnection) -> str:
-    """The identity of the policy in place: the latest of the last live run that delivered (not a
-    ramp's) and the last promoted candidate; `rules` when there is neither."""
-    rows = con.execute(
-        "select started_at, summary_json from ops.run_log where not dry_run and status in ('completed', 'partial') "
-        "order by started_at desc limit 20"
-    ).fetchall()
-    live = next(
-        (
-            (at, str(ident))
-            for at, raw in rows
-            if (ident := json.loads(raw or "{}").get("policy_identity"))
-            and not str(ident).startswith("ramp:")
-        ),
-        None,
-    )
-    promoted = con.execute(
-        "select updated_at, candidate from ops.ramps where state = 'promoted' order by updated_at desc limit 1"
-    ).fetchone()
-    if promoted and (live is None or promoted[0] >= live[0].replace(tzinfo=None)):
-        return str(promoted[1])
-    return live[1] if live else fallback().name
-
-
 def eval_hint(identity: str, in_place: str) -> str:
     """The `make eval` that would decide this gate."""
     mode = identity.split("@", 1)[0].split(":", 1)
     args = [f"MODE={mode[0]}"] + ([f"PROMPT_VERSION={mode[1]}"] if len(mode) > 1 else [])
-    base = in_place.split("@", 1)[0]
-    kind, version = parse_identity(in_place)
-    if kind is not None and kind.prompted and version:  # an LLM baseline is its prompt version
-        base = version
-    return "make eval " + " ".join([*args, f"BASELINE={base}"])
+    return "make eval " + " ".join([*args, f"BASELINE={baseline_name(in_place)}"])
 
 
 def check_promotion(

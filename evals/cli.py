@@ -28,12 +28,13 @@ from core.cli import new_app, run, setting, version_option
 from core.config import load_settings
 from core.contracts import CustomerContext, Decision, GuardrailReport
 from core.errors import UserError
-from core.policy_kinds import kind, policy_modes, prompted
+from core.policy_kinds import fallback, kind, policy_modes, prompted
 from core.reference import ReferenceData
 from evals.harness import Decide, PolicySpec
 from evals.report import gate_sentence, ordered_comparisons, shown_value, truth_note
 from evals.report_model import EvalReport, PolicyValue
-from evals.settings import EvalSettings
+from evals.settings import IN_PLACE, EvalSettings
+from warehouse.policy_in_place import baseline_name, policy_in_place
 
 if TYPE_CHECKING:
     from agent.policies import LLMEndpoint
@@ -69,8 +70,9 @@ Baseline = Annotated[
     setting(
         E,
         "baseline",
-        "Baseline: rules, random, or a prompt version of the LLM.",
-        metavar="rules|random|VERSION",
+        "Baseline: in_place (the policy deciding for everyone today, the default), rules, random, "
+        "learned, or a prompt version of the LLM.",
+        metavar="in_place|rules|random|learned|VERSION",
     ),
 ]
 Sample = Annotated[
@@ -151,10 +153,23 @@ def evaluate(
     return 0
 
 
-def _specs(settings: EvalSettings) -> tuple[PolicySpec, PolicySpec]:
-    """The candidate and the baseline; the same policy twice is a user error."""
+def _specs(settings: EvalSettings, in_place: str | None = None) -> tuple[PolicySpec, PolicySpec]:
+    """The candidate and the baseline; the same policy twice is a user error. The default baseline
+    is the policy in place (`in_place`, its identity; until it is known, rules); when that is the
+    candidate itself, the candidate is compared with the rules, and a line says so."""
     candidate = candidate_spec(settings)
-    baseline = spec_for(settings.baseline, settings)
+    name = settings.baseline
+    if name == IN_PLACE:
+        name = baseline_name(in_place or fallback().name)
+        if spec_for(name, settings).name == candidate.name:
+            if in_place is not None:
+                print(
+                    f"[eval] the policy in place ({in_place}) is the candidate: compared with "
+                    f"{fallback().name} instead (BASELINE= names another)",
+                    file=sys.stderr,
+                )
+            name = fallback().name
+    baseline = spec_for(name, settings)
     if baseline.name == candidate.name:
         raise UserError(f"candidate and baseline are the same policy ({candidate.name}): change --baseline")
     return candidate, baseline
@@ -225,14 +240,18 @@ def _run(settings: EvalSettings) -> tuple[EvalReport, Path]:
     from evals.truth_adapter import warehouse_organic, warehouse_truth
     from warehouse import paths
     from warehouse.build import ensure_warehouse
+    from warehouse.ops_tables import ensure_ops_tables
     from warehouse.ownership import owned_dir
 
-    candidate, baseline = _specs(settings)
+    candidate, baseline = _specs(settings)  # an explicit baseline's mistake is one line, before any build
     ensure_warehouse()
     truth = warehouse_truth()  # before any decision: a warehouse without it is one line, at once
     organic = warehouse_organic()
     owned_dir("reports")  # where the report goes: refused before any decision if it is not ours
     con = duckdb.connect(str(paths.duckdb_path()))
+    if settings.baseline == IN_PLACE:
+        ensure_ops_tables(con)
+        candidate, baseline = _specs(settings, policy_in_place(con))
     as_of = settings.as_of or data_as_of(con)
     ref = reference_for(con)
 

@@ -11,12 +11,16 @@ from core.config import RunConfig, prompt_versions
 from core.contracts import Mode
 from core.policy_kinds import kinds
 
+IN_PLACE = "in_place"  # the baseline by default: what decides for everyone today
+
 
 class EvalSettings(RunConfig):
     """`nba-eval` / `make eval`."""
 
     mode: Mode = "llm"  # the candidate: `make eval` asks "is the LLM better than the rules?"
-    baseline: str = "rules"  # rules, random, learned, or a prompt version (v1, ...) of the LLM
+    # in_place: the policy in place (warehouse.policy_in_place), else rules, random, learned, or a
+    # prompt version (v1, ...) of the LLM
+    baseline: str = IN_PLACE
     sample: Annotated[int, Field(ge=1)] | Literal["all"] = "all"
     seed: int = 7
     n_bootstrap: int = Field(default=1000, ge=100, le=100_000)
@@ -41,7 +45,7 @@ class EvalSettings(RunConfig):
     @field_validator("baseline")
     @classmethod
     def _baseline(cls, v: str) -> str:
-        valid = [*(k.name for k in kinds() if k.baseline), *prompt_versions()]
+        valid = [IN_PLACE, *(k.name for k in kinds() if k.baseline), *prompt_versions()]
         if v not in valid:
             raise ValueError(f"must be one of {', '.join(valid)}")
         return v
