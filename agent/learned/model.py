@@ -238,19 +238,13 @@ class GBMEnsemble:
     """LightGBM boosters, each fit on its own bootstrap of the customers (member k saved as model.lgb /
     model-k.lgb). Their mean is the value; their spread is the model's own uncertainty, which the
     policy uses to switch away from the incumbent only where the gain is sure and to explore where
-    it is not. `scale` (and `offset`) calibrate the values on the rows each member left out: gbm
-    scales its mean to the logged outcomes; dr maps it linearly onto the DR scores, whose mean given
-    the value is the truth's. Both are increasing maps, the same for every member: they change the
-    values shown, not which action any member ranks first nor the sign of any gain."""
+    it is not. `scale` calibrates the mean to the logged outcomes (out-of-bag rows of each member)."""
 
-    def __init__(self, boosters: list[Any], scale: float = 1.0, offset: float = 0.0) -> None:
+    def __init__(self, boosters: list[Any], scale: float = 1.0) -> None:
         if not boosters:
             raise ValueError("a GBM ensemble needs at least one booster")
-        if not scale > 0:
-            raise ValueError(f"a GBM ensemble's calibration scale must be > 0 (got {scale})")
         self.boosters = boosters
         self.scale = scale
-        self.offset = offset
 
     @staticmethod
     def file_name(k: int) -> str:
@@ -258,10 +252,9 @@ class GBMEnsemble:
 
     def predict_members(self, x: np.ndarray, num_threads: int = 0) -> np.ndarray:
         """(members, rows) calibrated predictions."""
-        raw = np.stack(
+        return self.scale * np.stack(
             [np.asarray(b.predict(x, num_threads=num_threads), dtype=np.float64) for b in self.boosters]
         )
-        return self.scale * raw + self.offset
 
     def predict(self, x: np.ndarray, num_threads: int = 0) -> np.ndarray:
         return self.predict_members(x, num_threads).mean(axis=0)  # type: ignore[no-any-return]
@@ -271,13 +264,13 @@ class GBMEnsemble:
             b.save_model(str(directory / self.file_name(k)))
 
     @classmethod
-    def load(cls, directory: Path, members: int, scale: float = 1.0, offset: float = 0.0) -> GBMEnsemble:
+    def load(cls, directory: Path, members: int, scale: float = 1.0) -> GBMEnsemble:
         from core.openmp import lightgbm as _lightgbm
 
         lightgbm = _lightgbm()
 
         boosters = [lightgbm.Booster(model_file=str(directory / cls.file_name(k))) for k in range(members)]
-        return cls(boosters, scale, offset)
+        return cls(boosters, scale)
 
 
 def _reward(goal: Goal, t: TrainingRows) -> np.ndarray:
@@ -393,7 +386,6 @@ class LearnedModel:
             "data_hash": self.data_hash,
             "n_train": self.n_train,
             "scale": self._backend.scale if self.learner in GBM_BACKED else 1.0,
-            "offset": self._backend.offset if self.learner in GBM_BACKED else 0.0,
             "actions": [self.catalog.label(i) for i in range(len(self.catalog))],
             "customer_features": list(CUSTOMER_FEATURES),
             "pair_features": list(PAIR_FEATURES),
@@ -437,9 +429,7 @@ class LearnedModel:
         p.setdefault("gbm_bootstrap", False)
         p["features"] = FeatureParams(**p["features"])
         params = LearnerParams(**p)
-        backend = _load_backend(
-            directory, params, cat, float(meta.get("scale", 1.0)), float(meta.get("offset", 0.0))
-        )
+        backend = _load_backend(directory, params, cat, float(meta.get("scale", 1.0)))
         return cls(
             goal=meta["goal"],
             params=params,
@@ -452,11 +442,9 @@ class LearnedModel:
         )
 
 
-def _load_backend(
-    directory: Path, params: LearnerParams, cat: ActionCatalog, scale: float = 1.0, offset: float = 0.0
-) -> Any:
+def _load_backend(directory: Path, params: LearnerParams, cat: ActionCatalog, scale: float = 1.0) -> Any:
     if params.learner in GBM_BACKED:
-        return GBMEnsemble.load(directory, params.gbm_members, scale, offset)
+        return GBMEnsemble.load(directory, params.gbm_members, scale)
     blob = (directory / "model.vw").read_bytes()
     scorer = vw_learner.VWScorer.from_model(
         directory / "model.vw", params.vw_args, CUSTOMER_FEATURES, PAIR_FEATURES, cat
@@ -565,13 +553,12 @@ def _fit_members(
     params: LearnerParams,
     budget: int,
     objective: str | None = None,
-    calibrate: Literal["scale", "linear"] = "scale",
+    calibrate: bool = True,
     overrides: dict[str, Any] | None = None,
 ) -> GBMEnsemble:
     """`params.gbm_members` boosters on (x, y), member k on its Poisson bootstrap of the customers
     (`customers`: each row's customer) and, above `budget` rows, on its own sample of budget //
-    members rows; calibrated on the rows each member left out (one member: on its own rows):
-    "scale" scales their mean to y's, "linear" maps it to y by least squares (slope > 0)."""
+    members rows; `calibrate` scales their mean to y's on the rows each member left out."""
     from core.openmp import lightgbm as _lightgbm
 
     lightgbm = _lightgbm()
@@ -604,26 +591,16 @@ def _fit_members(
         )
         booster = lightgbm.train(config, data, num_boost_round=params.gbm_rounds)
         boosters.append(booster)
-        out = rows[weight == 0] if weight is not None else rows
-        oob_sum[out] += booster.predict(x[out], num_threads=params.threads)
-        oob_n[out] += 1
+        if calibrate:
+            out = rows[weight == 0] if weight is not None else rows
+            oob_sum[out] += booster.predict(x[out], num_threads=params.threads)
+            oob_n[out] += 1
+    if not calibrate:
+        return GBMEnsemble(boosters, 1.0)
     seen = oob_n > 0
-    pred, target = oob_sum[seen] / oob_n[seen], y[seen]
-    if calibrate == "linear":
-        return GBMEnsemble(boosters, *_linear_calibration(pred, target))
-    scale = float(target.sum() / pred.sum()) if seen.any() and pred.sum() > 0 else 1.0
+    pred = oob_sum[seen] / oob_n[seen]
+    scale = float(y[seen].sum() / pred.sum()) if seen.any() and pred.sum() > 0 else 1.0
     return GBMEnsemble(boosters, scale)
-
-
-def _linear_calibration(pred: np.ndarray, target: np.ndarray) -> tuple[float, float]:
-    """(scale, offset) of the least-squares line target ~ offset + scale x pred; the identity when
-    the slope is not positive (an increasing map keeps every member's ranking and every gain's sign)."""
-    if len(pred) < 2 or not np.isfinite(pred).all() or float(pred.var()) <= 0:
-        return 1.0, 0.0
-    slope = float(np.cov(pred, target, bias=True)[0, 1] / pred.var())
-    if not np.isfinite(slope) or slope <= 0:
-        return 1.0, 0.0
-    return slope, float(target.mean() - slope * pred.mean())
 
 
 DR_CHUNK = 100_000  # pairs featurised at a time (bounds the per-row history copies)
@@ -639,8 +616,7 @@ def _train_dr(
 ) -> GBMEnsemble:
     """The DR-learner (dr_learner): cross-fitted reward models (one booster each, as "gbm") give
     mu for every (row, bank action) pair of the held-out customers; the members are fit with l2 to
-    the pairs' DR scores, and their mean, mapped linearly onto the DR scores of the pairs each member
-    left out (coarse leaves shrink the values toward the mean), is the value."""
+    the pairs' DR scores, so their mean (uncalibrated: l2 keeps the target's mean) is the value."""
     fp = params.features
     pr, pa_ = dr_learner.bank_pairs(cf.segments[t.rows], cat, params.dr_max_pairs, params.seed)
     if not len(pr):
@@ -677,7 +653,7 @@ def _train_dr(
         params,
         params.dr_max_pairs,
         objective="regression",
-        calibrate="linear",
+        calibrate=False,
         overrides={"min_data_in_leaf": min_leaf},
     )
 

@@ -15,14 +15,7 @@ from agent.learned.actions import default_catalog
 from agent.learned.data import TOUCH_SCHEMA
 from agent.learned.dr_learner import bank_pairs, customer_folds, dr_pseudo_outcomes
 from agent.learned.features import _CUSTOMER_SQL, build_customer_features
-from agent.learned.model import (
-    LearnedModel,
-    LearnerParams,
-    _linear_calibration,
-    data_fingerprint,
-    model_version,
-    train,
-)
+from agent.learned.model import LearnedModel, LearnerParams, data_fingerprint, model_version, train
 from core.contracts import CHANNELS, SEGMENTS
 
 
@@ -141,7 +134,7 @@ def test_dr_learner_trains_scores_saves_and_loads_on_a_synthetic_log(tmp_path: P
         dr_min_leaf_share=0.02,
     )
     m = train(touches, cf, goal="engagement", params=params)
-    assert m.learner == "dr" and m._backend.scale > 0
+    assert m.learner == "dr" and m._backend.scale == 1.0
     members = m.score_members(cf, bank)
     assert members.shape == (3, *bank.shape)
     assert np.isfinite(members[:, bank]).all() and np.isnan(members[:, ~bank]).all()
@@ -152,20 +145,6 @@ def test_dr_learner_trains_scores_saves_and_loads_on_a_synthetic_log(tmp_path: P
     assert 0.1 < np.nanmean(values) < 0.5
     pick = np.where(bank, np.nan_to_num(values, nan=-np.inf), -np.inf).argmax(axis=1)
     assert truth[np.arange(len(pick)), pick].mean() > np.nanmean(truth, axis=1).mean() + 0.05
-    # the linear calibration moves what the model says of its own picks toward their truth, and
-    # changes no member's ranking (one increasing map for all)
-    scale, offset = m._backend.scale, m._backend.offset
-    assert (scale, offset) != (1.0, 0.0)
-    raw = (members - offset) / scale
-    rows = np.arange(len(pick))
-    assert abs(values[rows, pick].mean() - truth[rows, pick].mean()) < abs(
-        raw.mean(axis=0)[rows, pick].mean() - truth[rows, pick].mean()
-    )
-    for k in range(len(members)):
-        ranked = np.where(bank, np.nan_to_num(members[k], nan=-np.inf), -np.inf).argmax(axis=1)
-        np.testing.assert_array_equal(
-            ranked, np.where(bank, np.nan_to_num(raw[k], nan=-np.inf), -np.inf).argmax(axis=1)
-        )
     # save and load give the same scores and the same learner
     loaded = LearnedModel.load(m.save(tmp_path / m.version))
     assert (loaded.learner, loaded.version, loaded.params) == ("dr", m.version, params)
@@ -181,16 +160,3 @@ def test_dr_learner_trains_scores_saves_and_loads_on_a_synthetic_log(tmp_path: P
     for bad in ({"dr_folds": 1}, {"dr_propensity_floor": 0.0}, {"dr_min_leaf_share": 0.5}):
         with pytest.raises(ValueError, match="learner dr needs"):
             train(touches, cf, goal="engagement", params=LearnerParams(**{**params.__dict__, **bad}))
-
-
-def test_linear_calibration_undoes_shrinkage_and_never_reverses_a_ranking() -> None:
-    rng = np.random.default_rng(0)
-    truth = rng.gamma(2.0, 10.0, 50_000)
-    shrunk = 0.5 * truth + 0.5 * truth.mean()  # coarse leaves: values pulled toward the mean
-    noisy = truth + rng.normal(0, 30, truth.size)  # DR scores: unbiased, noisy
-    scale, offset = _linear_calibration(shrunk, noisy)
-    assert scale == pytest.approx(2.0, rel=0.05)
-    assert np.abs(scale * shrunk + offset - truth).mean() < 0.2 * np.abs(shrunk - truth).mean()
-    # a slope that is not positive (or no spread) leaves the values as they are
-    assert _linear_calibration(shrunk, -truth) == (1.0, 0.0)
-    assert _linear_calibration(np.ones(10), np.arange(10.0)) == (1.0, 0.0)
