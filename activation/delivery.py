@@ -27,6 +27,7 @@ import time
 import weakref
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -144,6 +145,17 @@ def batches(items: Sequence[OutboundItem], size: int) -> list[list[OutboundItem]
     return out
 
 
+_Next = Literal["again", "done"]  # after a request: send the rows still pending again, or stop
+
+
+@dataclass
+class _Tries:
+    """What one group has used so far of its budgets: transient retries, and time waited on rate limits."""
+
+    retries: int = 0
+    rate_wait: float = 0.0
+
+
 class _Sender:
     """Sends batches for one destination and writes what happens."""
 
@@ -218,77 +230,96 @@ class _Sender:
         self.summary.rate_wait_s += seconds
         time.sleep(seconds)
 
-    def _group(self, items: list[OutboundItem]) -> None:  # noqa: C901 - one loop, every branch is a case
-        s = self.settings
-        pending, retries, rate_wait = list(items), 0, 0.0
+    def _group(self, items: list[OutboundItem]) -> None:
+        """Send `items` as one request until every row has its final outcome: again after a retryable
+        failure, the request's whole-batch failures handled by _request, each row's by _rows."""
+        pending, tries = list(items), _Tries()
         while pending:
             if self.summary.blocked:
                 self.finish(pending, "failed", f"not sent: {self.summary.blocked}", sent=False)
                 return
-            self.summary.rate_wait_s += self.budget.acquire()
-            self.summary.requests += 1
-            for it in pending:
-                self.attempts[it.decision_id] = self.attempts.get(it.decision_id, 0) + 1
-            try:
-                try:
-                    results = self.dest.send_batch(pending)
-                finally:
-                    self.budget.settle()
-            except RateLimitedError as exc:
-                self.summary.rate_limited += 1
-                wait = exc.retry_after if exc.retry_after is not None else self.backoff.delay(1)
-                rate_wait += wait
-                if rate_wait > s.max_rate_limit_wait_s:
-                    self.finish(pending, "failed", f"{exc.message}; gave up after waiting {rate_wait:.0f}s")
+            results = self._request(pending, tries)
+            if isinstance(results, str):  # the request failed as a whole
+                if results == "done":
                     return
-                self.attempt_failed(pending, f"{exc.message}; retry after {wait:g}s")
-                self.budget.hold(wait)
                 continue
-            except DestinationBlockedError as exc:
-                self.summary.blocked = self.scrub(exc.message)
-                self.finish(pending, "failed", exc.message)
-                return
-            except TransientError as exc:
-                retries += 1
-                if retries > s.max_retries:
-                    self.finish(pending, "failed", f"{exc.message} (gave up after {retries} attempts)")
-                    return
-                self.summary.retries += 1
-                self.attempt_failed(pending, exc.message)
-                self._sleep(self.backoff.delay(retries))
-                continue
-            except TerminalError as exc:
-                if len(pending) == 1:
-                    self.finish(pending, "dead_letter", exc.message)
-                    return
-                self.summary.bisections += 1
-                self.attempt_failed(pending, f"batch of {len(pending)} rejected, bisecting: {exc.message}")
-                mid = len(pending) // 2
-                self._group(pending[:mid])
-                self._group(pending[mid:])
-                return
-            except Exception as exc:  # a bug or an unexpected client error: keep the rows for the next run
-                log.exception("%s: unexpected error while sending", self.dest.name)
-                self.finish(pending, "failed", f"unexpected {type(exc).__name__}: {exc}")
-                return
             pending, row_wait = self._rows(pending, results)
             if not pending:
                 return
-            if row_wait is not None:
-                rate_wait += row_wait
-                if rate_wait > s.max_rate_limit_wait_s:
-                    self.finish(pending, "failed", f"rate limited; gave up after waiting {rate_wait:.0f}s")
-                    return
-                self.budget.hold(row_wait)
-                continue
-            retries += 1
-            if retries > s.max_retries:
-                self.finish(
-                    pending, "failed", f"row kept failing transiently (gave up after {retries} attempts)"
-                )
+            if self._rows_again(pending, row_wait, tries) == "done":
                 return
+
+    def _request(self, pending: list[OutboundItem], tries: _Tries) -> list[ItemResult] | _Next:
+        """One request for `pending` under the rate budget: the rows' results, or what a failure of the
+        whole request leaves to do (wait and go again, bisect, or give the rows up for this run)."""
+        s = self.settings
+        self.summary.rate_wait_s += self.budget.acquire()
+        self.summary.requests += 1
+        for it in pending:
+            self.attempts[it.decision_id] = self.attempts.get(it.decision_id, 0) + 1
+        try:
+            try:
+                return self.dest.send_batch(pending)
+            finally:
+                self.budget.settle()
+        except RateLimitedError as exc:
+            self.summary.rate_limited += 1
+            wait = exc.retry_after if exc.retry_after is not None else self.backoff.delay(1)
+            tries.rate_wait += wait
+            if tries.rate_wait > s.max_rate_limit_wait_s:
+                self.finish(pending, "failed", f"{exc.message}; gave up after waiting {tries.rate_wait:.0f}s")
+                return "done"
+            self.attempt_failed(pending, f"{exc.message}; retry after {wait:g}s")
+            self.budget.hold(wait)
+            return "again"
+        except DestinationBlockedError as exc:
+            self.summary.blocked = self.scrub(exc.message)
+            self.finish(pending, "failed", exc.message)
+            return "done"
+        except TransientError as exc:
+            tries.retries += 1
+            if tries.retries > s.max_retries:
+                self.finish(pending, "failed", f"{exc.message} (gave up after {tries.retries} attempts)")
+                return "done"
             self.summary.retries += 1
-            self._sleep(self.backoff.delay(retries))
+            self.attempt_failed(pending, exc.message)
+            self._sleep(self.backoff.delay(tries.retries))
+            return "again"
+        except TerminalError as exc:
+            if len(pending) == 1:
+                self.finish(pending, "dead_letter", exc.message)
+                return "done"
+            self.summary.bisections += 1
+            self.attempt_failed(pending, f"batch of {len(pending)} rejected, bisecting: {exc.message}")
+            mid = len(pending) // 2
+            self._group(pending[:mid])
+            self._group(pending[mid:])
+            return "done"
+        except Exception as exc:  # a bug or an unexpected client error: keep the rows for the next run
+            log.exception("%s: unexpected error while sending", self.dest.name)
+            self.finish(pending, "failed", f"unexpected {type(exc).__name__}: {exc}")
+            return "done"
+
+    def _rows_again(self, pending: list[OutboundItem], row_wait: float | None, tries: _Tries) -> _Next:
+        """After rows failed transiently: wait what they asked (Retry-After) or back off, then go again,
+        unless the waits or the retries are used up (the rows then fail for this run)."""
+        s = self.settings
+        if row_wait is not None:
+            tries.rate_wait += row_wait
+            if tries.rate_wait > s.max_rate_limit_wait_s:
+                self.finish(pending, "failed", f"rate limited; gave up after waiting {tries.rate_wait:.0f}s")
+                return "done"
+            self.budget.hold(row_wait)
+            return "again"
+        tries.retries += 1
+        if tries.retries > s.max_retries:
+            self.finish(
+                pending, "failed", f"row kept failing transiently (gave up after {tries.retries} attempts)"
+            )
+            return "done"
+        self.summary.retries += 1
+        self._sleep(self.backoff.delay(tries.retries))
+        return "again"
 
     def _rows(
         self, pending: list[OutboundItem], results: list[ItemResult]
@@ -373,18 +404,22 @@ def deliver(
         if dry_run:
             summary.outbox_path = str(write_outbox(outbox_dir, run_id, {**files, **(extra_files or {})}))
             return summary
-        # The intent of the whole run, for every destination, before the first request to any of them: a
-        # kill while the first destination is being sent leaves the others' rows pending, not unknown.
-        started = now_utc()
-        mark_pending(w, [it for _, plan in work for it in plan.send], run_id, started)
-        for sender, plan in work:
-            for decision_id in plan.replaces:
-                mark_replayed(w, sender.dest.name, decision_id, before=started, at=started,
-                              outcome="replaced by a corrected payload")  # fmt: skip
+        _mark_intent(w, work, run_id)
     for sender, plan in work:
         for group in batches(plan.send, sender.dest.max_batch):
             sender.send(group)
     return summary
+
+
+def _mark_intent(w: duckdb.DuckDBPyConnection, work: list[tuple[_Sender, Plan]], run_id: str) -> None:
+    """The intent of the whole run, for every destination, before the first request to any of them: a
+    kill while the first destination is being sent leaves the others' rows pending, not unknown."""
+    started = now_utc()
+    mark_pending(w, [it for _, plan in work for it in plan.send], run_id, started)
+    for sender, plan in work:
+        for decision_id in plan.replaces:
+            mark_replayed(w, sender.dest.name, decision_id, before=started, at=started,
+                          outcome="replaced by a corrected payload")  # fmt: skip
 
 
 def _dry_run(

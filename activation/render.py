@@ -373,8 +373,23 @@ def _steps(steps: Sequence[Mapping[str, Any]], console: Console) -> None:
     console.print(t)
 
 
-def print_explanation(x: Mapping[str, Any], console: Console | None = None) -> None:  # noqa: C901
+def print_explanation(x: Mapping[str, Any], console: Console | None = None) -> None:
     console = console or Console()
+    _explain_segment(x, console)
+    if "decision" not in x:
+        return
+    _explain_eligibility(x, console)
+    _explain_proposal(x, console)
+    d = x["decision"]
+    _explain_decision(d, console)
+    _explain_deliveries(x["deliveries"], d["status"], console)
+    prompt = x.get("prompt")
+    if prompt:
+        _explain_prompt(prompt, console)
+
+
+def _explain_segment(x: Mapping[str, Any], console: Console) -> None:
+    """Who the customer is, where the decision comes from, and the segment with why and its scores."""
     seg = x["segment"]
     console.print(
         f"[b]{escape(x['customer_id'])}[/b] · {escape(str(seg['country']))} · {escape(str(seg['timezone']))}"
@@ -385,8 +400,10 @@ def print_explanation(x: Mapping[str, Any], console: Console | None = None) -> N
     _para(console, seg["why"])
     scores = [f"{k} {v:g}" for k, v in seg["scores"].items() if v]
     _para(console, "scores: " + (", ".join(scores) or "0 for every segment"))
-    if "decision" not in x:
-        return
+
+
+def _explain_eligibility(x: Mapping[str, Any], console: Console) -> None:
+    """The eligibility checks at the run's as-of, warned when the customer's data changed since."""
     run = x["run"]
     if run.get("context_unchanged") is False:
         console.print(
@@ -395,6 +412,10 @@ def print_explanation(x: Mapping[str, Any], console: Console | None = None) -> N
     console.print()
     console.print(f"[b]eligibility[/b] at {run['as_of']}")
     _steps(x["eligibility"], console)
+
+
+def _explain_proposal(x: Mapping[str, Any], console: Console) -> None:
+    """What the policy proposed (or why nothing was asked) and, when it was asked, the guardrails."""
     p = x["proposal"]
     console.print()
     if not p["asked"]:
@@ -417,7 +438,10 @@ def print_explanation(x: Mapping[str, Any], console: Console | None = None) -> N
         console.print()
         console.print("[b]guardrails[/b]")
         _steps(x["guardrails"], console)
-    d = x["decision"]
+
+
+def _explain_decision(d: Mapping[str, Any], console: Console) -> None:
+    """The decision's status and why; when it has a channel, what it sends and when."""
     console.print()
     console.print(f"[b]decision[/b] {escape(str(d['decision_id']))}: [b]{escape(d['status'])}[/b]")
     _para(console, d["why"])
@@ -431,7 +455,11 @@ def print_explanation(x: Mapping[str, Any], console: Console | None = None) -> N
         if d.get("subject"):
             _para(console, f"subject: {d['subject']}")
         _para(console, f"message: {d['message']}")
-    deliveries = x["deliveries"]
+
+
+def _explain_deliveries(deliveries: Mapping[str, Any], status: str, console: Console) -> None:
+    """What is planned per destination, the delivery state, the rows other decisions still owe the
+    customer, or why there is nothing (`status` is the decision's)."""
     console.print()
     console.print("[b]deliveries[/b]")
     planned = deliveries.get("planned")
@@ -452,23 +480,25 @@ def print_explanation(x: Mapping[str, Any], console: Console | None = None) -> N
             "re-sent first; this customer gets nothing else until it is delivered",
         )
     if not planned and not deliveries["state"] and not deliveries["owed_by_other_decisions"]:
-        sent = "nothing to deliver" if d["status"] != "send" else "not sent yet (a plan: make apply PLAN=...)"
+        sent = "nothing to deliver" if status != "send" else "not sent yet (a plan: make apply PLAN=...)"
         console.print(f"  none: {sent}")
-    prompt = x.get("prompt")
-    if prompt:
-        console.print()
-        note = (
-            ""
-            if prompt["eligibility"] in ("send", "deferred")
-            else (
-                f" (not eligible now: {prompt['eligibility']}; no LLM call is made for them: this is what the model "
-                "would see if they were)"
-            )
+
+
+def _explain_prompt(prompt: Mapping[str, Any], console: Console) -> None:
+    """The LLM prompt of the decision's version, as the model sees (or would see) it."""
+    console.print()
+    note = (
+        ""
+        if prompt["eligibility"] in ("send", "deferred")
+        else (
+            f" (not eligible now: {prompt['eligibility']}; no LLM call is made for them: this is what the model "
+            "would see if they were)"
         )
-        console.print(
-            f"[b]LLM prompt[/b] agent/prompts/nba/{escape(prompt['version'])}{escape(note)}", overflow="fold"
-        )
-        console.print("[dim]# system[/dim]")
-        console.print(prompt["system"], markup=False, highlight=False)
-        console.print("[dim]# user[/dim]")
-        console.print(prompt["user"], markup=False, highlight=False)
+    )
+    console.print(
+        f"[b]LLM prompt[/b] agent/prompts/nba/{escape(prompt['version'])}{escape(note)}", overflow="fold"
+    )
+    console.print("[dim]# system[/dim]")
+    console.print(prompt["system"], markup=False, highlight=False)
+    console.print("[dim]# user[/dim]")
+    console.print(prompt["user"], markup=False, highlight=False)

@@ -185,7 +185,18 @@ def write_outcomes(
     if len(set(keys)) != len(keys):
         raise ValueError("one outcome per (decision, destination) per write")
     events = [_contact_event(o) if touch_state else None for o in outcomes]
-    cols: dict[str, list[Any]] = {
+    cols = _outcome_columns(run_id, outcomes, events, touch_state=touch_state)
+    types = dict.fromkeys(cols, _STR) | {"attempt": _INT, "at": _TS, "contacted_at": _TS, "final": _BOOL}
+    _register(con, "_nba_out", cols, types)
+    _transaction(con, _outcome_statements(outcomes, events, touch_state=touch_state), "_nba_out")
+
+
+def _outcome_columns(
+    run_id: str, outcomes: list[Outcome], events: list[ContactEvent | None], *, touch_state: bool
+) -> dict[str, list[Any]]:
+    """The columns of _nba_out, one row per outcome: its log row, whether it settles the state row
+    (final), its payload when it is a dead letter, and its ledger row's values when it has one."""
+    return {
         "run_id": [run_id] * len(outcomes),
         "decision_id": [o.item.decision_id for o in outcomes],
         "customer_id": [o.item.customer_id for o in outcomes],
@@ -203,8 +214,13 @@ def write_outcomes(
         "contacted_at": [e.contacted_at if e else None for e in events],
         "decision_run_id": [e.run_id if e else None for e in events],
     }
-    types = dict.fromkeys(cols, _STR) | {"attempt": _INT, "at": _TS, "contacted_at": _TS, "final": _BOOL}
-    _register(con, "_nba_out", cols, types)
+
+
+def _outcome_statements(
+    outcomes: list[Outcome], events: list[ContactEvent | None], *, touch_state: bool
+) -> list[str]:
+    """The statements of write_outcomes' transaction over _nba_out, in order: the log rows always;
+    the state rows, the ledger rows and the dead letters only when there is something to write."""
     statements = [
         """
         insert into ops.delivery_log (run_id, decision_id, customer_id, destination, idempotency_key,
@@ -244,7 +260,7 @@ def write_outcomes(
             from _nba_out where final and status = 'dead_letter'
             """
         )
-    _transaction(con, statements, "_nba_out")
+    return statements
 
 
 def _contact_event(o: Outcome) -> ContactEvent | None:

@@ -18,9 +18,10 @@ import json
 import os
 import shutil
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import duckdb
 import numpy as np
@@ -30,8 +31,13 @@ from pydantic import Field, computed_field
 
 from core.cli import new_app, run, version_option
 from core.config import RunConfig, settings_from
-from core.contracts import Decision, Goal, Model
+from core.contracts import CustomerContext, Decision, Goal, GuardrailSettings, Model
 from core.errors import UserError
+from core.reference import ReferenceData
+
+if TYPE_CHECKING:
+    from agent.pipeline import Decided, History
+    from evals.ope import ExpectedRewardFn
 
 METRIC = {"90d_clv": "revenue_90d", "engagement": "converted_14d"}
 
@@ -292,23 +298,16 @@ def simulate_days(  # type: ignore[no-untyped-def]
     say=print,
 ) -> SimulationReport:
     """Run `days` daily cycles on a scratch copy of the warehouse under `root`; see the module doc."""
-    from agent.context import data_as_of, load_contact_history, load_contexts, reference_for
-    from agent.pipeline import Pipeline, decide
-    from agent.policies import RulesPolicy, build_policy
+    from agent.context import data_as_of, load_contexts, reference_for
     from evals.truth_adapter import warehouse_truth
     from warehouse import paths
-    from warehouse.build import ensure_warehouse
     from warehouse.ops_tables import ensure_ops_tables
 
     if candidate not in CANDIDATES:
         raise UserError(
             f"CANDIDATE= / --candidate: must be one of {', '.join(CANDIDATES)} (got {candidate!r})"
         )
-    source = ensure_warehouse()
-    root.mkdir(parents=True, exist_ok=True)
-    scratch = root / "warehouse.duckdb"
-    shutil.copy(source, scratch)
-    os.environ["NBA_MODELS_DIR"] = str(root / "models")  # the simulation's models stay with it
+    scratch = _scratch_copy(root)
     # the gate's first step, the offline eval on day 0's log (before this run holds the copy)
     screened = _screen(scratch, goal, say) if screen and candidate == "learned" else None
     con = duckdb.connect(str(scratch))
@@ -324,9 +323,63 @@ def simulate_days(  # type: ignore[no-untyped-def]
     )  # fmt: skip
     config = settings_from(RunConfig, mode="learned", goal=goal, global_holdout_pct=0, segment_holdout_pct=0)
     guard = config.guardrails()
-    # The fixed yardstick: day 0's contactable customers under day 0's eligibility. Every day's model
-    # is scored on them, so days compare like with like (the customers contacted today are capped
-    # tomorrow, which would otherwise change who is measured).
+    yard = _yardstick(con, contexts, config, guard, ref, truth, metric, as_of0)
+    ramp = _Ramp(config, candidate=candidate, ramp_id=f"sim-{seed}-{candidate}")
+    if screened is not None:
+        report.screen, ramp.shown_better = screened, screened.low >= 0
+
+    for day in range(days + 1):
+        as_of = as_of0 + timedelta(days=day)
+        today = _decide_day(con, contexts, yard, ramp, config, guard, ref, day=day, as_of=as_of)
+        row = _day_row(con, truth, metric, yard, today, day)
+        _close_day(con, row, today, ramp, truth, metric, seed=seed, day=day, days=days)
+        report.rows.append(row)
+        say(_line(row, metric))
+    con.close()
+    return report
+
+
+def _scratch_copy(root: Path) -> Path:
+    """The simulation's own copy of the warehouse under `root` (the user's is only read), and its
+    models there too. Returns the copy's path."""
+    from warehouse.build import ensure_warehouse
+
+    source = ensure_warehouse()
+    root.mkdir(parents=True, exist_ok=True)
+    scratch = root / "warehouse.duckdb"
+    shutil.copy(source, scratch)
+    os.environ["NBA_MODELS_DIR"] = str(root / "models")  # the simulation's models stay with it
+    return scratch
+
+
+@dataclass(frozen=True)
+class _Yardstick:
+    """The fixed yardstick: day 0's contactable customers under day 0's eligibility. Every day's model
+    is scored on them, so days compare like with like (the customers contacted today are capped
+    tomorrow, which would otherwise change who is measured)."""
+
+    as_of: datetime  # day 0
+    history: History  # day 0's contact history
+    contexts: list[CustomerContext]
+    cids: list[str]
+    best: np.ndarray  # the oracle's true value per customer
+    rules_true: float  # per contactable customer, what the rules send on day 0
+
+
+def _yardstick(
+    con: duckdb.DuckDBPyConnection,
+    contexts: list[CustomerContext],
+    config: RunConfig,
+    guard: GuardrailSettings,
+    ref: ReferenceData,
+    truth: ExpectedRewardFn,
+    metric: str,
+    as_of0: datetime,
+) -> _Yardstick:
+    """Day 0's contactable customers (those the rules act on), their oracle and the rules' value."""
+    from agent.context import load_contact_history
+    from agent.pipeline import decide
+
     history0 = load_contact_history(con, since=as_of0 - timedelta(days=7))
     rules0, _ = decide(contexts, history0, config, run_id="sim-rules", as_of=as_of0, ref=ref, mode="rules")
     fixed = [i for i, (d, _) in enumerate(rules0) if d.status in ("send", "deferred")]
@@ -334,69 +387,121 @@ def simulate_days(  # type: ignore[no-untyped-def]
     best = _oracle(contexts, fixed, history0, guard, ref, truth, metric, as_of0)
     rules_true = float(_truth_values(truth, cids, [_action(rules0[i][0]) for i in fixed], metric).mean())
     fixed_contexts = [contexts[i] for i in fixed]
-    ramp = _Ramp(config, candidate=candidate, ramp_id=f"sim-{seed}-{candidate}")
-    if screened is not None:
-        report.screen, ramp.shown_better = screened, screened.low >= 0
+    return _Yardstick(as_of0, history0, fixed_contexts, cids, best, rules_true)
 
-    for day in range(days + 1):
-        as_of = as_of0 + timedelta(days=day)
-        history = load_contact_history(con, since=as_of - timedelta(days=7))
-        learned = build_policy(config, guard=guard, ref=ref, mode="learned", con=con, history_before=as_of)
-        sent = ramp.decide(
-            learned, contexts, history, guard=guard, ref=ref, run_id=f"sim-{day:02d}", as_of=as_of
+
+@dataclass(frozen=True)
+class _Today:
+    """One day's decisions: what the ramp sent, today's model and the candidate on the yardstick, and
+    what the rules would send each customer today."""
+
+    as_of: datetime
+    sent: list[Decided]
+    model: list[Decision]  # today's learned model on the yardstick
+    candidate: list[Decision]  # the candidate on the yardstick (learned: the same)
+    rules: dict[str, tuple[str, float] | None]
+
+
+def _decide_day(
+    con: duckdb.DuckDBPyConnection,
+    contexts: list[CustomerContext],
+    yard: _Yardstick,
+    ramp: _Ramp,
+    config: RunConfig,
+    guard: GuardrailSettings,
+    ref: ReferenceData,
+    *,
+    day: int,
+    as_of: datetime,
+) -> _Today:
+    """Today's model (trained on everything before today), what the ramp sends with it, today's model
+    and the candidate on the fixed yardstick, and what the rules would send today."""
+    from agent.context import load_contact_history
+    from agent.pipeline import Pipeline
+    from agent.policies import RulesPolicy, build_policy
+
+    as_of0, history0, fixed_contexts = yard.as_of, yard.history, yard.contexts
+    history = load_contact_history(con, since=as_of - timedelta(days=7))
+    learned = build_policy(config, guard=guard, ref=ref, mode="learned", con=con, history_before=as_of)
+    sent = ramp.decide(learned, contexts, history, guard=guard, ref=ref, run_id=f"sim-{day:02d}", as_of=as_of)
+    # today's model (trained on everything before today) on the fixed yardstick
+    sd = [d for d, _ in Pipeline(learned, guard=guard, ref=ref, run_id="sim-eval", as_of=as_of0).decide(
+        fixed_contexts, history0
+    )]  # fmt: skip
+    cand = sd if ramp.candidate == "learned" else [d for d, _ in Pipeline(
+        ramp.candidate_policy(learned, guard, ref, as_of), guard=guard, ref=ref, run_id="sim-cand", as_of=as_of0
+    ).decide(fixed_contexts, history0)]  # fmt: skip
+    rules_today = {
+        d.customer_id: _action(d)
+        for d, _ in Pipeline(RulesPolicy(guard, ref), guard=guard, ref=ref, run_id="sim-r", as_of=as_of).decide(
+            contexts, history
         )
-        # today's model (trained on everything before today) on the fixed yardstick
-        sd = [d for d, _ in Pipeline(learned, guard=guard, ref=ref, run_id="sim-eval", as_of=as_of0).decide(
-            fixed_contexts, history0
-        )]  # fmt: skip
-        cand = sd if candidate == "learned" else [d for d, _ in Pipeline(
-            ramp.candidate_policy(learned, guard, ref, as_of), guard=guard, ref=ref, run_id="sim-cand", as_of=as_of0
-        ).decide(fixed_contexts, history0)]  # fmt: skip
-        acting = [d for d, _ in sent if _action(d) is not None]
-        rules_today = {
-            d.customer_id: _action(d)
-            for d, _ in Pipeline(RulesPolicy(guard, ref), guard=guard, ref=ref, run_id="sim-r", as_of=as_of).decide(
-                contexts, history
-            )
-        }  # fmt: skip
-        row = DayRow(
-            day=day,
-            as_of=as_of,
-            model=next((d.model for d in sd if d.model), "-"),
-            own_touches=_own_touches(con),
-            contactable=len(cids),
-            learned_true=float(_truth_values(truth, cids, [_action(d) for d in sd], metric).mean()),
-            greedy_true=float(_truth_values(truth, cids, [_greedy(d) for d in sd], metric).mean()),
-            rules_true=rules_true,
-            oracle_true=float(best.mean()),
-            sent_true=float(
-                _truth_values(truth, [d.customer_id for d in acting], [_action(d) for d in acting], metric).mean()
-            )
-            if acting
-            else None,
-            sent_rules_true=float(
-                _truth_values(
-                    truth, [d.customer_id for d in acting], [rules_today.get(d.customer_id) for d in acting], metric
-                ).mean()
-            )
-            if acting
-            else None,
-            candidate_true=float(_truth_values(truth, cids, [_action(d) for d in cand], metric).mean()),
-        )  # fmt: skip
-        dr = _own_log_dr(con, truth, metric, seed + day)
-        if dr is not None:
-            row.dr_greedy, row.dr_low, row.dr_high, row.dr_truth, row.dr_rows = dr
-        if day < days:  # deliver today's sends (the ledger), then their outcomes are observed
-            row.sends = _deliver(con, sent, as_of, f"sim-{day:02d}", seed + day, ramp)
-            v = ramp.update(con)
-            if v is not None:
-                row.gate, row.ramp_decisions = v.state, v.decisions
-                row.ramp_estimate, row.ramp_low, row.ramp_high = v.estimate, v.low, v.high
-        row.gate = ramp.state if not row.ramp_decisions else row.gate
-        report.rows.append(row)
-        say(_line(row, metric))
-    con.close()
-    return report
+    }  # fmt: skip
+    return _Today(as_of, sent, sd, cand, rules_today)
+
+
+def _day_row(
+    con: duckdb.DuckDBPyConnection,
+    truth: ExpectedRewardFn,
+    metric: str,
+    yard: _Yardstick,
+    today: _Today,
+    day: int,
+) -> DayRow:
+    """The day's true values: today's model (as it explores and greedy), the candidate, the rules and
+    the oracle on the yardstick, and what was sent against what the rules would have sent there."""
+    cids, sd, cand, rules_today = yard.cids, today.model, today.candidate, today.rules
+    acting = [d for d, _ in today.sent if _action(d) is not None]
+    return DayRow(
+        day=day,
+        as_of=today.as_of,
+        model=next((d.model for d in sd if d.model), "-"),
+        own_touches=_own_touches(con),
+        contactable=len(cids),
+        learned_true=float(_truth_values(truth, cids, [_action(d) for d in sd], metric).mean()),
+        greedy_true=float(_truth_values(truth, cids, [_greedy(d) for d in sd], metric).mean()),
+        rules_true=yard.rules_true,
+        oracle_true=float(yard.best.mean()),
+        sent_true=float(
+            _truth_values(truth, [d.customer_id for d in acting], [_action(d) for d in acting], metric).mean()
+        )
+        if acting
+        else None,
+        sent_rules_true=float(
+            _truth_values(
+                truth, [d.customer_id for d in acting], [rules_today.get(d.customer_id) for d in acting], metric
+            ).mean()
+        )
+        if acting
+        else None,
+        candidate_true=float(_truth_values(truth, cids, [_action(d) for d in cand], metric).mean()),
+    )  # fmt: skip
+
+
+def _close_day(
+    con: duckdb.DuckDBPyConnection,
+    row: DayRow,
+    today: _Today,
+    ramp: _Ramp,
+    truth: ExpectedRewardFn,
+    metric: str,
+    *,
+    seed: int,
+    day: int,
+    days: int,
+) -> None:
+    """The DR estimate from the product's own log so far; then, except on the last day, today's sends
+    delivered, their outcomes drawn and the ramp's sequential test on them; the gate's state."""
+    dr = _own_log_dr(con, truth, metric, seed + day)
+    if dr is not None:
+        row.dr_greedy, row.dr_low, row.dr_high, row.dr_truth, row.dr_rows = dr
+    if day < days:  # deliver today's sends (the ledger), then their outcomes are observed
+        row.sends = _deliver(con, today.sent, today.as_of, f"sim-{day:02d}", seed + day, ramp)
+        v = ramp.update(con)
+        if v is not None:
+            row.gate, row.ramp_decisions = v.state, v.decisions
+            row.ramp_estimate, row.ramp_low, row.ramp_high = v.estimate, v.low, v.high
+    row.gate = ramp.state if not row.ramp_decisions else row.gate
 
 
 CANDIDATES = ("learned", "degraded")
@@ -637,24 +742,22 @@ def render_html(report: SimulationReport) -> str:
 app = new_app("nba-simulate-days")
 
 
-@app.command()
-def main_command(
-    days: Annotated[int, typer.Option(help="Daily cycles to run (make: DAYS=).")] = 10,
-    goal: Annotated[str, typer.Option(help="90d_clv|engagement")] = "90d_clv",
-    seeds: Annotated[
-        str, typer.Option(help="Outcome seeds, comma-separated: one simulation each (make: SEEDS=).")
-    ] = "0",
-    candidate: Annotated[
-        str,
-        typer.Option(help="learned|degraded: the policy that ramps against the rules (make: CANDIDATE=)."),
-    ] = "learned",
-    screen: Annotated[
-        bool, typer.Option("--screen/--no-screen", help="Run the offline screen (the eval) on day 0 first.")
-    ] = True,
-    version: Annotated[bool, version_option()] = False,
-) -> int:
-    """Run DAYS daily cycles of decide -> deliver -> outcomes -> retrain on a copy of the demo world,
-    the candidate ramping against the rules until the sequential test promotes or rolls it back."""
+Days = Annotated[int, typer.Option(help="Daily cycles to run (make: DAYS=).")]
+GoalOpt = Annotated[str, typer.Option(help="90d_clv|engagement")]
+Seeds = Annotated[
+    str, typer.Option(help="Outcome seeds, comma-separated: one simulation each (make: SEEDS=).")
+]
+Candidate = Annotated[
+    str,
+    typer.Option(help="learned|degraded: the policy that ramps against the rules (make: CANDIDATE=)."),
+]
+ScreenOpt = Annotated[
+    bool, typer.Option("--screen/--no-screen", help="Run the offline screen (the eval) on day 0 first.")
+]
+
+
+def _checked_seeds(days: int, goal: str, candidate: str, seeds: str) -> list[int]:
+    """The outcome seeds, once every argument is checked (each bad one is a user error)."""
     if not 1 <= days <= 60:
         raise UserError(f"DAYS= / --days: must be a whole number from 1 to 60 (got {days})")
     if goal not in METRIC:
@@ -673,6 +776,21 @@ def main_command(
         raise UserError(
             f"SEEDS= / --seeds: whole numbers from 0, separated by commas, e.g. 0,1,2 (got {seeds!r})"
         )
+    return seed_list
+
+
+@app.command()
+def main_command(
+    days: Days = 10,
+    goal: GoalOpt = "90d_clv",
+    seeds: Seeds = "0",
+    candidate: Candidate = "learned",
+    screen: ScreenOpt = True,
+    version: Annotated[bool, version_option()] = False,
+) -> int:
+    """Run DAYS daily cycles of decide -> deliver -> outcomes -> retrain on a copy of the demo world,
+    the candidate ramping against the rules until the sequential test promotes or rolls it back."""
+    seed_list = _checked_seeds(days, goal, candidate, seeds)
     from warehouse.ownership import owned_dir
 
     base = owned_dir("reports") / f"simulate-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"

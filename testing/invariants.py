@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from core.contracts import ContactEvent, CustomerContext, Decision, GuardrailSettings
+from core.contracts import ChannelLimit, ContactEvent, CustomerContext, Decision, GuardrailSettings
 from core.policy_kinds import fell_back
 from core.reference import ReferenceData
 from guardrails.holdout import assign_arm
@@ -135,23 +135,10 @@ def violations(
     ref: ReferenceData,
 ) -> list[str]:
     as_of = _utc(as_of)
-    out: list[str] = []
     arm = assign_arm(ctx.customer_id, ctx.segment, settings)
-    if decision.arm != arm:
-        out.append("arm_mismatch")
-    if decision.customer_id != ctx.customer_id or decision.segment != ctx.segment:
-        out.append("wrong_customer")
-    if decision.context_hash != ctx.context_hash():
-        out.append("context_hash_mismatch")
-    if fell_back(decision.policy) and not decision.fallback_reason:
-        out.append("fallback_without_reason")
-    if decision.status == "holdout" and decision.arm != "holdout":
-        out.append("holdout_status_in_treatment")
+    out = _record_violations(decision, ctx, arm)
     if decision.status not in ("send", "deferred"):
-        if decision.channel is not None or decision.message is not None or decision.template_id is not None:
-            out.append("inert_decision_carries_action")
-        if decision.defer_until is not None:
-            out.append("defer_until_without_deferral")
+        out += _inert_violations(decision)
         return out
 
     if arm != "treatment" or decision.arm != "treatment":
@@ -162,6 +149,56 @@ def violations(
     if ch is None or not ctx.consent.allows(ch):
         out.append("no_consent")
         return out
+    out += _action_violations(decision, ctx, settings, ref)
+    limit = ref.channel_limits.get(ch)
+    out += _contact_violations(ch, ctx, history, as_of, settings, limit)
+    out += message_violations(
+        decision.subject,
+        decision.message,
+        channel=ch,
+        discount_pct=decision.discount_pct,
+        first_name=ctx.first_name,
+        ref=ref,
+    )
+    out += free_text_violations(decision, ctx, ref)
+    out += _timing_violations(decision, ctx, as_of, settings, limit)
+    return out
+
+
+def _record_violations(decision: Decision, ctx: CustomerContext, arm: str) -> list[str]:
+    """What any decision must get right whatever its status: the customer's arm, the customer and
+    context it was made for, a reason for a fallback, and holdout status only in the holdout."""
+    out: list[str] = []
+    if decision.arm != arm:
+        out.append("arm_mismatch")
+    if decision.customer_id != ctx.customer_id or decision.segment != ctx.segment:
+        out.append("wrong_customer")
+    if decision.context_hash != ctx.context_hash():
+        out.append("context_hash_mismatch")
+    if fell_back(decision.policy) and not decision.fallback_reason:
+        out.append("fallback_without_reason")
+    if decision.status == "holdout" and decision.arm != "holdout":
+        out.append("holdout_status_in_treatment")
+    return out
+
+
+def _inert_violations(decision: Decision) -> list[str]:
+    """A decision that sends nothing carries no action and no deferral."""
+    out: list[str] = []
+    if decision.channel is not None or decision.message is not None or decision.template_id is not None:
+        out.append("inert_decision_carries_action")
+    if decision.defer_until is not None:
+        out.append("defer_until_without_deferral")
+    return out
+
+
+def _action_violations(
+    decision: Decision, ctx: CustomerContext, settings: GuardrailSettings, ref: ReferenceData
+) -> list[str]:
+    """The action is in the segment's action bank on its channel, the discount within the cap and
+    within the action's range."""
+    out: list[str] = []
+    ch = decision.channel
     action = next(
         (a for a in ref.actions if a.segment == ctx.segment and a.template_id == decision.template_id), None
     )
@@ -172,24 +209,43 @@ def violations(
         out.append("discount_out_of_range")
     elif action is not None and not (action.min_discount_pct <= d <= action.max_discount_pct):
         out.append("discount_out_of_bank_range")
+    return out
 
+
+def _contact_violations(
+    ch: str,
+    ctx: CustomerContext,
+    history: Sequence[ContactEvent],
+    as_of: datetime,
+    settings: GuardrailSettings,
+    limit: ChannelLimit | None,
+) -> list[str]:
+    """Contact pressure, from the history and the context's last contacts: no contact within the
+    suppression window, and the channel's weekly cap not reached."""
+    out: list[str] = []
     times: set[tuple[str, datetime]] = {
         (e.channel, _utc(e.contacted_at)) for e in history if e.customer_id == ctx.customer_id
     }
     times |= {(c, _utc(t)) for c, t in ctx.last_contact.model_dump().items() if t is not None}
     if any(abs(as_of - t) < timedelta(hours=settings.suppress_hours) for _, t in times):
         out.append("suppression_window")
-    limit = ref.channel_limits.get(ch)
     if limit is None or sum(1 for c, t in times if c == ch and abs(as_of - t) < timedelta(days=7)) >= (
         limit.max_per_7d
     ):
         out.append("frequency_cap")
+    return out
 
-    out += message_violations(
-        decision.subject, decision.message, channel=ch, discount_pct=d, first_name=ctx.first_name, ref=ref
-    )
-    out += free_text_violations(decision, ctx, ref)
 
+def _timing_violations(
+    decision: Decision,
+    ctx: CustomerContext,
+    as_of: datetime,
+    settings: GuardrailSettings,
+    limit: ChannelLimit | None,
+) -> list[str]:
+    """Quiet hours (when enforced): no send inside them, a deferral only from inside them to the next
+    allowed time within a day; and a send carries no deferral."""
+    out: list[str] = []
     if limit is not None and settings.enforce_quiet_hours:
         s, e = limit.quiet_start_hour, limit.quiet_end_hour
         quiet_now = _quiet(as_of, ctx.timezone, s, e)

@@ -19,6 +19,7 @@ import duckdb
 import numpy as np
 
 from agent.learned import (
+    Choice,
     LearnedModel,
     LearnerParams,
     allowed_mask,
@@ -36,6 +37,7 @@ from agent.policies.rules import RulesPolicy
 from core.config import LearnedSettings
 from core.contracts import (
     ActionProbability,
+    CustomerContext,
     Goal,
     GuardrailSettings,
     PolicyOutcome,
@@ -155,51 +157,52 @@ class LearnedPolicy:
             members=members,
             share=s.thompson_share,
         )
-        cat, out = self.catalog, []
-        for i, (ctx, _) in enumerate(batch):
-            a = int(pick.actions[i])
-            if a < 0:
-                out.append(
-                    PolicyOutcome(
-                        customer_id=ctx.customer_id, proposal=None, failure_reason="no_allowed_action"
-                    )
-                )
-                continue
-            template, discount = cat.template_ids[a], float(cat.discounts[a])
-            subject, body = render_template(self.ref.templates[template], ctx.first_name, discount)
-            explored = a != int(pick.greedy[i])
-            value = float(values[i, a])
-            out.append(
-                PolicyOutcome(
-                    customer_id=ctx.customer_id,
-                    proposal=Proposal(
-                        channel=cat.channels[a],  # type: ignore[arg-type]
-                        template_id=template,
-                        discount_pct=discount,
-                        subject=subject,
-                        message=body,
-                        rationale=(
-                            f"learned ({self.model}): {'explored' if explored else 'best'} of "
-                            f"{int(allowed[i].sum())} allowed actions, estimated "
-                            f"{'revenue' if self.guard.goal == '90d_clv' else 'conversion'} {value:.3g}"
-                        ),
-                    ),
-                    model=self.model,
-                    propensity=float(pick.propensity[i]),
-                    pmf=[
-                        ActionProbability(
-                            template_id=cat.template_ids[j],
-                            discount_pct=float(cat.discounts[j]),
-                            probability=float(p),
-                        )
-                        for j, p in enumerate(pick.pmf[i])
-                        if p > 0
-                    ],
-                )
-            )
+        out = [self._outcome(ctx, i, pick, values, allowed) for i, (ctx, _) in enumerate(batch)]
         if progress:
             progress(len(out))
         return out
+
+    def _outcome(
+        self, ctx: CustomerContext, i: int, pick: Choice, values: np.ndarray, allowed: np.ndarray
+    ) -> PolicyOutcome:
+        """Customer `i`'s outcome: the picked action's template rendered for them, with its propensity
+        and the batch's PMF over their actions; no proposal when nothing was allowed."""
+        cat = self.catalog
+        a = int(pick.actions[i])
+        if a < 0:
+            return PolicyOutcome(
+                customer_id=ctx.customer_id, proposal=None, failure_reason="no_allowed_action"
+            )
+        template, discount = cat.template_ids[a], float(cat.discounts[a])
+        subject, body = render_template(self.ref.templates[template], ctx.first_name, discount)
+        explored = a != int(pick.greedy[i])
+        value = float(values[i, a])
+        return PolicyOutcome(
+            customer_id=ctx.customer_id,
+            proposal=Proposal(
+                channel=cat.channels[a],  # type: ignore[arg-type]
+                template_id=template,
+                discount_pct=discount,
+                subject=subject,
+                message=body,
+                rationale=(
+                    f"learned ({self.model}): {'explored' if explored else 'best'} of "
+                    f"{int(allowed[i].sum())} allowed actions, estimated "
+                    f"{'revenue' if self.guard.goal == '90d_clv' else 'conversion'} {value:.3g}"
+                ),
+            ),
+            model=self.model,
+            propensity=float(pick.propensity[i]),
+            pmf=[
+                ActionProbability(
+                    template_id=cat.template_ids[j],
+                    discount_pct=float(cat.discounts[j]),
+                    probability=float(p),
+                )
+                for j, p in enumerate(pick.pmf[i])
+                if p > 0
+            ],
+        )
 
     def greedy_order(
         self,
