@@ -39,6 +39,8 @@ from core.config import LLMSettings, RunConfig
 from core.contracts import LLMAttempt, Mode, Proposal
 from core.errors import ConfigError, UserError
 from core.policy_kinds import LLM, kind
+from warehouse.access import connect
+from warehouse.ownership import check_ours
 from warehouse.paths import duckdb_path
 
 CHAT_URL: Final = "/v1/chat/completions"
@@ -81,8 +83,9 @@ def _warehouse() -> Iterator[duckdb.DuckDBPyConnection]:
     path = duckdb_path()
     if not path.exists():
         raise WarehouseNotReady(f"no warehouse at {path}: run `make build` first")
-    con = duckdb.connect(str(path), read_only=True)
+    con = connect(path, read_only=True)  # not DuckDB, corrupt: one line naming the file
     try:
+        check_ours(con, path)
         yield con
     finally:
         con.close()

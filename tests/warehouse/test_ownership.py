@@ -164,3 +164,52 @@ def test_make_seed_on_a_new_path_leaves_a_warehouse_the_next_build_may_replace(
     monkeypatch.setenv("NBA_DUCKDB_PATH", str(theirs))
     assert warehouse_cli(["seed"]) == 2
     assert "did not build" in _one_line(capsys.readouterr().err) and _digest(theirs) == before
+
+
+def _sqlite(db: Path) -> None:
+    import sqlite3
+
+    con = sqlite3.connect(db)
+    con.execute("create table contacts (id integer, name text)")
+    con.execute("insert into contacts values (1, 'x')")
+    con.commit()
+    con.close()
+
+
+@pytest.mark.parametrize("kind", ["foreign", "sqlite", "missing"])
+def test_commands_that_do_not_build_read_or_write_nothing_that_is_not_ours(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """status, runs, explain, replay-dlq, simulate-outcomes and prompt on another project's DuckDB
+    file, a SQLite file (which DuckDB would open through an extension it downloads) or no file: one
+    line naming the file, exit 2, and the file as it was (replay-dlq wrote ops tables into a foreign
+    file and created a new one at a missing path; simulate-outcomes created one)."""
+    from agent.cli import main as agent_cli
+
+    db = tmp_path / "theirs.duckdb"
+    {"foreign": _foreign, "sqlite": _sqlite, "missing": lambda _db: None}[kind](db)
+    before = _digest(db) if db.exists() else None
+    monkeypatch.setenv("NBA_DUCKDB_PATH", str(db))
+    monkeypatch.setenv("NBA_DESTINATIONS", "webhook")
+    monkeypatch.setenv("NBA_WEBHOOK__URL", "http://127.0.0.1:9/hook")
+    monkeypatch.setenv("NBA_WEBHOOK__SECRET", "s")
+    expected = {
+        "foreign": "is a DuckDB database this project did not build",
+        "sqlite": "is not a DuckDB file",
+        "missing": "no warehouse at",
+    }[kind]
+    commands = [
+        ["status"], ["runs"], ["explain", "--customer-id", "C0000042"], ["replay-dlq"], ["simulate-outcomes"],
+    ]  # fmt: skip
+    for argv in commands:
+        assert activate_cli(argv) == 2, argv
+        line = _one_line(capsys.readouterr().err)
+        assert str(db) in line and expected in line and "extension" not in line, (argv, line)
+    assert agent_cli(["prompt", "--customer-id", "C0000042"]) in (1, 2)
+    line = _one_line(capsys.readouterr().err)
+    assert str(db) in line and "extension" not in line, line
+    assert (_digest(db) if db.exists() else None) == before
+    if kind == "foreign":
+        with duckdb.connect(str(db), read_only=True) as con:
+            schemas = {s for (s,) in con.execute("select schema_name from duckdb_tables()").fetchall()}
+        assert schemas == {"main"}
