@@ -141,6 +141,11 @@ def generate(
     config: GenerateConfig, out: Path | None = None, truth_out: Path | None = None, verbose: bool = False
 ) -> dict[str, int]:
     """Write every raw table and the ground truth; return row counts per table."""
+    from warehouse.ownership import claim_data_dir
+
+    # each folder is replaced whole: refused, before any work, when it holds what we did not write
+    claim_data_dir(out or paths.raw_dir(), "--out" if out else "NBA_RAW_DIR", generated)
+    claim_data_dir(truth_out or paths.truth_dir(), "--truth-out" if truth_out else "NBA_TRUTH_DIR", generated)
     out = out or paths.raw_dir()
     truth_out = truth_out or paths.truth_dir()
     t0 = time.perf_counter()
@@ -246,6 +251,15 @@ def _write_dir(directory: Path, tables: dict[str, pa.Table], texts: dict[str, st
     tmp.rename(directory)
     if old.exists():
         shutil.rmtree(old)
+
+
+def generated(directory: Path) -> bool:
+    """True when `directory` holds the generator's output: its _meta.json names a seed and a size."""
+    try:
+        meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and {"seed", "customers"} <= meta.keys()
 
 
 def read_meta(directory: Path | None = None) -> dict[str, object] | None:

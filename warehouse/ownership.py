@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -214,3 +215,20 @@ def owned_dir(which: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / FOLDER_MARK).write_text(f"{which} folder of {PROJECT}\n", encoding="utf-8")
     return folder
+
+
+def claim_data_dir(folder: Path, env: str, ours: Callable[[Path], bool]) -> None:
+    """Refuse (NotOurs, one line) a folder a build replaces whole (the generator's raw data and ground
+    truth, the mapped sources) when it holds what this project did not write there: missing, empty,
+    marked, or `ours(folder)` is fine; anything else is left as it is."""
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise NotOurs(f"{env}={folder} is a file, not a folder: point {env} at a new or empty folder")
+    entries = sorted(p.name for p in folder.iterdir())
+    if not entries or FOLDER_MARK in entries or ours(folder):
+        return
+    raise NotOurs(
+        f"{env}={folder} is a folder this project did not write (it holds {_names(entries)}), which "
+        f"would be replaced; nothing was written: point {env} at a new or empty folder"
+    )

@@ -255,7 +255,11 @@ def select_sql(t: TableMapping, contract: ContractTable) -> str:
 def materialize(mapping: SourceMapping, out: Path | None = None) -> Path:
     """Write every mapped table as `<out>/<table>.parquet` with the contract's columns and types, into
     a temp folder swapped in at the end (dbt never reads a half-written set); return the folder."""
+    from warehouse.ownership import FOLDER_MARK, claim_data_dir
+
     out = out or mapped_dir()
+    tables = {f"{name}.parquet" for name in load_contract()}
+    claim_data_dir(out, paths.SOURCES_DIR_ENV, lambda d: {p.name for p in d.iterdir()} <= tables)
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -272,6 +276,7 @@ def materialize(mapping: SourceMapping, out: Path | None = None) -> Path:
                                       f"failed ({_first_line(exc)}): fix tables.{name} in {mapping.where}"]) from None  # fmt: skip
     finally:
         con.close()
+    (tmp / FOLDER_MARK).write_text("mapped sources of activate-nba\n", encoding="utf-8")
     old = out.with_name(out.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
     if out.exists():

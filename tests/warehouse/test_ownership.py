@@ -213,3 +213,60 @@ def test_commands_that_do_not_build_read_or_write_nothing_that_is_not_ours(
         with duckdb.connect(str(db), read_only=True) as con:
             schemas = {s for (s,) in con.execute("select schema_name from duckdb_tables()").fetchall()}
         assert schemas == {"main"}
+
+
+def _users_folder(folder: Path) -> list[str]:
+    folder.mkdir(parents=True)
+    (folder / "notes.txt").write_text("mine\n")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "export.csv").write_text("a,b\n1,2\n")
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+@pytest.mark.parametrize("variable", ["NBA_RAW_DIR", "NBA_TRUTH_DIR"])
+def test_the_generator_never_replaces_a_users_folder(
+    variable: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """NBA_RAW_DIR or NBA_TRUTH_DIR at a folder of the user's: make seed, make build and a first
+    make plan replaced it whole with generated data (its files deleted, exit 0). Refused in one
+    line now; the generator's own folder is still replaced."""
+    from warehouse import generate
+
+    monkeypatch.setenv("NBA_RAW_DIR", str(tmp_path / "raw"))
+    monkeypatch.setenv("NBA_TRUTH_DIR", str(tmp_path / "truth"))
+    theirs = tmp_path / "theirs"
+    files = _users_folder(theirs)
+    monkeypatch.setenv(variable, str(theirs))
+    assert warehouse_cli(["generate", "--customers", "200"]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert f"{variable}={theirs}" in line and "notes.txt" in line and "nothing was written" in line
+    assert sorted(str(p.relative_to(theirs)) for p in theirs.rglob("*")) == files
+    monkeypatch.setenv(variable, str(tmp_path / "new"))
+    config = generate.GenerateConfig(customers=200)
+    generate.generate(config)
+    generate.generate(config)  # over its own output: replaced as before
+    assert generate.generated(tmp_path / "new")
+
+
+def test_the_mapped_sources_never_replace_a_users_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NBA_SOURCES__DIR at a folder of the user's: a build from a mapping replaced it whole."""
+    import yaml
+
+    from warehouse import generate, raw_contract, sources
+
+    raw = tmp_path / "raw"
+    generate.generate(generate.GenerateConfig(customers=200), out=raw, truth_out=tmp_path / "truth")
+    mapping = tmp_path / "sources.yml"
+    tables = {name: {"parquet": str(raw / f"{name}.parquet")} for name in raw_contract.load_contract()}
+    mapping.write_text(yaml.safe_dump({"version": 1, "tables": tables}))
+    theirs = tmp_path / "theirs"
+    files = _users_folder(theirs)
+    monkeypatch.setenv("NBA_SOURCES__DIR", str(theirs))
+    with pytest.raises(NotOurs, match=r"NBA_SOURCES__DIR=.*notes\.txt.*nothing was written"):
+        sources.prepare(mapping)
+    assert sorted(str(p.relative_to(theirs)) for p in theirs.rglob("*")) == files
+    monkeypatch.setenv("NBA_SOURCES__DIR", str(tmp_path / "mapped"))
+    assert sources.prepare(mapping) == tmp_path / "mapped"
+    assert sources.prepare(mapping) == tmp_path / "mapped"  # its own output: replaced as before
