@@ -59,6 +59,10 @@ class SalesforceSettings(Section):
                 raise SettingProblem(name, f"is required with NBA_SALESFORCE__AUTH={self.auth}")
         if self.auth == "jwt":
             self.private_key_pem()
+        if self.ca_bundle and not Path(self.ca_bundle).exists():  # else every request fails on it
+            raise SettingProblem(
+                "ca_bundle", f"no file or folder at {self.ca_bundle}: point it at the PEM CA bundle to trust"
+            )
         return self
 
     def private_key_pem(self) -> bytes:
