@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from warehouse import paths, raw_contract, truth
+from warehouse.raw_files import RawFileUnreadable
 from warehouse.synth_activity import make_nps, make_orders, make_web_events
 from warehouse.synth_marketing import make_campaigns, make_spend, make_suppressions, make_touches
 from warehouse.synth_people import DAY_US, People, make_customers, make_products
@@ -254,18 +255,29 @@ def _write_dir(directory: Path, tables: dict[str, pa.Table], texts: dict[str, st
 
 
 def generated(directory: Path) -> bool:
-    """True when `directory` holds the generator's output: its _meta.json names a seed and a size."""
-    try:
-        meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(meta, dict) and {"seed", "customers"} <= meta.keys()
+    """True when `directory` holds the generator's output (its _meta.json, readable or not: a damaged
+    one is regenerated)."""
+    return (directory / META_FILE).is_file()
 
 
 def read_meta(directory: Path | None = None) -> dict[str, object] | None:
     """The generator's _meta.json (seed, customers, as_of), or None if no data was generated."""
     path = (directory or paths.raw_dir()) / META_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else f"not JSON: {str(exc).splitlines()[0]}"
+        raise RawFileUnreadable(
+            f"raw file {path} cannot be read ({reason}): restore it, or generate the raw data again (make seed)"
+        ) from None
+    if not isinstance(meta, dict):
+        raise RawFileUnreadable(
+            f"raw file {path} is not the generator's metadata (a JSON object): restore it, or generate the "
+            "raw data again (make seed)"
+        )
+    return meta
 
 
 # --- command line ----------------------------------------------------------------------------------

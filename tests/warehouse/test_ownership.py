@@ -270,3 +270,33 @@ def test_the_mapped_sources_never_replace_a_users_folder(
     monkeypatch.setenv("NBA_SOURCES__DIR", str(tmp_path / "mapped"))
     assert sources.prepare(mapping) == tmp_path / "mapped"
     assert sources.prepare(mapping) == tmp_path / "mapped"  # its own output: replaced as before
+
+
+def test_a_bad_overwrite_value_is_refused_even_when_no_build_is_needed(
+    demo_warehouse_env: DemoWarehouse, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """NBA_WAREHOUSE__OVERWRITE=maybe was taken silently by make plan on a built warehouse."""
+    monkeypatch.setenv("NBA_WAREHOUSE__OVERWRITE", "maybe")
+    assert activate_cli(["plan", "--no-progress"]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "NBA_WAREHOUSE__OVERWRITE" in line and "'maybe'" in line
+
+
+def test_a_damaged_generator_meta_file_is_one_line_and_make_seed_replaces_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """A raw folder whose _meta.json is not JSON: make build printed a JSONDecodeError traceback."""
+    from warehouse import generate
+
+    raw, truth = tmp_path / "raw", tmp_path / "truth"
+    monkeypatch.setenv("NBA_RAW_DIR", str(raw))
+    monkeypatch.setenv("NBA_TRUTH_DIR", str(truth))
+    monkeypatch.setenv("NBA_DUCKDB_PATH", str(tmp_path / "w.duckdb"))
+    config = generate.GenerateConfig(customers=200)
+    generate.generate(config)
+    (raw / generate.META_FILE).write_text("{not json")
+    assert warehouse_cli(["build"]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert str(raw / generate.META_FILE) in line and "make seed" in line
+    generate.generate(config)  # the generator's own folder, damaged: replaced
+    assert generate.read_meta() == config.meta
