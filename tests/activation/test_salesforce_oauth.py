@@ -108,6 +108,9 @@ def test_client_credentials_and_the_session_id_still_work(con, fast, salesforce_
         # a CA bundle that is not there failed every request of a live run, with a traceback each
         ({"auth": "session", "instance_url": "https://x.my.salesforce.com", "session_id": "s",
           "ca_bundle": "/no/such/ca.pem"}, "NBA_SALESFORCE__CA_BUNDLE"),
+        # an API version Salesforce has not (every request a 404: each row a dead letter)
+        ({"auth": "session", "instance_url": "https://x.my.salesforce.com", "session_id": "s",
+          "api_version": "abc"}, "NBA_SALESFORCE__API_VERSION"),
     ],
 )  # fmt: skip
 def test_settings_name_the_variable_to_set(keys, given, variable) -> None:
