@@ -37,7 +37,7 @@ from agent.policies import LLMPolicy
 from agent.prompts import RenderedPrompt
 from core.config import LLMSettings, RunConfig
 from core.contracts import LLMAttempt, Mode, Proposal
-from core.errors import ConfigError, UserError
+from core.errors import ConfigError, UserError, inline
 from core.policy_kinds import LLM, kind
 from warehouse.access import connect
 from warehouse.ownership import check_ours
@@ -186,7 +186,7 @@ def read_lines(path: Path, what: str) -> list[tuple[int, dict[str, Any]]]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise BatchFileError(f"FILE={path}: no such file: give the path of a {what}") from None
+        raise BatchFileError(f"FILE={inline(path)}: no such file: give the path of a {what}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise BatchFileError(f"FILE={path}: cannot read it ({exc}): give a readable {what}") from None
     rows = []

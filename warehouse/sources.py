@@ -34,6 +34,7 @@ from pathlib import Path
 import duckdb
 import yaml  # type: ignore[import-untyped]  # no stubs installed; safe_load only
 
+from core.errors import inline
 from warehouse import paths
 from warehouse.errors import WarehouseError
 from warehouse.paths import configured_mapping, mapped_dir
@@ -92,11 +93,13 @@ def identity_mapping(raw_dir: Path | None = None) -> SourceMapping:
 def load_mapping(path: Path) -> SourceMapping:
     """Read a mapping file; what is wrong with its shape is kept as problems (reported with the rest)."""
     if not path.is_file():
-        raise SourcesInvalid([f"mapping file {path} does not exist: fix {MAPPING_ENV} (or MAPPING=)"])
+        raise SourcesInvalid([f"mapping file {inline(path)} does not exist: fix {MAPPING_ENV} (or MAPPING=)"])
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise SourcesInvalid([f"mapping file {path} is not YAML ({str(exc).splitlines()[0]})"]) from None
+        raise SourcesInvalid(
+            [f"mapping file {inline(path)} is not YAML ({str(exc).splitlines()[0]})"]
+        ) from None
     if not isinstance(data, dict) or not isinstance(data.get("tables"), dict):
         raise SourcesInvalid([f"mapping file {path}: no `tables:` section (docs/sources.md shows one)"])
     base = path.parent
