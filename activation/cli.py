@@ -279,22 +279,20 @@ def replay_dlq(
 ) -> int:
     """Re-send every outstanding (pending, failed) row and the dead-letter queue to NBA_DESTINATIONS.
     Exit codes as for activate."""
-    import duckdb
-
     from activation.delivery import replay_dead_letters
     from activation.delivery_glue import failure_report
     from activation.destinations import destinations_for
     from activation.errors import EXIT_OK, DeliveryIncomplete
     from activation.render import print_replay
     from activation.run_log import sweep_dead_runs
-    from activation.runs import after_run
+    from activation.runs import after_run, open_ours
     from warehouse import paths
     from warehouse.lock import warehouse_lock
 
     settings = load_settings(ActivateSettings, dry_run=False, output=output)
     destinations = destinations_for(settings)
     with warehouse_lock(paths.duckdb_path(), command="nba-activate replay-dlq"):
-        con = duckdb.connect(str(paths.duckdb_path()))
+        con = open_ours(read_only=False)  # none there, or not ours: one line, nothing created
         try:
             sweep_dead_runs(con, noticed_by="replay-dlq")  # before it re-sends what they owe
             result = replay_dead_letters(
@@ -326,12 +324,10 @@ def simulate_outcomes_cmd(
     seed: Annotated[int, typer.Option(help="Random seed of the draws.")] = 0,
 ) -> int:
     """Draw synthetic outcomes for a run's decisions from the generator's truth (demo only)."""
-    import duckdb
-
-    from warehouse import paths
+    from activation.runs import open_ours
     from warehouse.outcomes import simulate_outcomes
 
-    n = simulate_outcomes(duckdb.connect(str(paths.duckdb_path())), run_id, seed=seed)
+    n = simulate_outcomes(open_ours(read_only=False), run_id, seed=seed)
     print(
         f"{n} outcomes written to ops.decision_outcomes; `make build` refreshes mart_marketing__holdout_lift"
     )

@@ -25,7 +25,7 @@ from activation.settings import ActivateSettings
 from agent.context import data_as_of, load_contact_history, load_contexts, reference_for
 from agent.pipeline import Pipeline
 from core.contracts import SEGMENTS, ContactEvent, CustomerContext, GuardrailCheck, GuardrailSettings
-from core.errors import UserError
+from core.errors import UserError, inline
 from core.policy_kinds import LLM
 from guardrails.checks import Setting, describe, is_eligibility
 from guardrails.checks.words import utc, when
@@ -183,7 +183,7 @@ def explain(
     row = _logged(con, customer_id, run_id)
     if row is None and run_id:
         raise UnknownCustomer(
-            f"run {run_id} has no decision for {customer_id}: leave out RUN_ID= for the latest"
+            f"run {inline(run_id)} has no decision for {customer_id}: leave out RUN_ID= for the latest"
         )
     contexts = load_contexts(con, customer_ids=[customer_id]) if seg["segment"] else []
     ctx = contexts[0] if contexts else None

@@ -34,6 +34,7 @@ from warehouse import errors, paths
 from warehouse.access import check_complete, check_path, connect
 from warehouse.dbt_runner import dbt_env
 from warehouse.lock import Holder, WarehouseBusy, lock_path
+from warehouse.ownership import check_ours
 
 METRICS_MART = "mart_marketing__activation_metrics"
 # How long a reader (runs, status, explain) waits when it meets a run's brief write window
@@ -265,9 +266,28 @@ def read_only(wait_s: float = READ_WAIT_S) -> Iterator[duckdb.DuckDBPyConnection
         raise WarehouseBusy(db, holder(), wait_s) from None
     try:
         check_complete(con, db)  # a truncated file opens, then fails at the first missing block
+        check_ours(con, db)  # another project's database: one line naming it, not a missing table
         yield con
     finally:
         con.close()
+
+
+def open_ours(*, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """The warehouse for a command that neither builds nor decides (replay-dlq, simulate-outcomes):
+    one line, with nothing created or written, when there is none, it is no DuckDB database, or it is
+    not this project's."""
+    db = paths.duckdb_path()
+    check_path(db)
+    if not db.exists():
+        raise UserError(f"no warehouse at {db}: make build (or make plan, which builds it first)")
+    con = connect(db, read_only=read_only)
+    try:
+        check_complete(con, db)
+        check_ours(con, db)
+    except BaseException:
+        con.close()
+        raise
+    return con
 
 
 def warehouse_status() -> dict[str, Any]:

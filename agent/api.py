@@ -115,17 +115,18 @@ def _for_customer(
     as_of: datetime | None,
     overrides: dict[str, Any],
 ) -> dict[str, Any]:
-    import duckdb
-
     from agent.context import data_as_of, load_contact_history, load_contexts, reference_for
     from agent.errors import UnknownCustomerError, WarehouseNotReady
+    from warehouse.access import connect
+    from warehouse.ownership import check_ours
     from warehouse.paths import duckdb_path
 
     path = duckdb_path()
     if not path.exists():
         raise WarehouseNotReady(f"no warehouse at {path}: run `make build` first")
-    con = duckdb.connect(str(path), read_only=True)
+    con = connect(path, read_only=True)  # not DuckDB, corrupt: one line naming the file
     try:
+        check_ours(con, path)
         found = load_contexts(con, customer_ids=[customer_id])
         if not found:
             raise UnknownCustomerError(f"customer {customer_id!r} is in no segment (or does not exist)")

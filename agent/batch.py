@@ -37,8 +37,10 @@ from agent.policies import LLMPolicy
 from agent.prompts import RenderedPrompt
 from core.config import LLMSettings, RunConfig
 from core.contracts import LLMAttempt, Mode, Proposal
-from core.errors import ConfigError, UserError
+from core.errors import ConfigError, UserError, inline
 from core.policy_kinds import LLM, kind
+from warehouse.access import connect
+from warehouse.ownership import check_ours
 from warehouse.paths import duckdb_path
 
 CHAT_URL: Final = "/v1/chat/completions"
@@ -81,8 +83,9 @@ def _warehouse() -> Iterator[duckdb.DuckDBPyConnection]:
     path = duckdb_path()
     if not path.exists():
         raise WarehouseNotReady(f"no warehouse at {path}: run `make build` first")
-    con = duckdb.connect(str(path), read_only=True)
+    con = connect(path, read_only=True)  # not DuckDB, corrupt: one line naming the file
     try:
+        check_ours(con, path)
         yield con
     finally:
         con.close()
@@ -183,7 +186,7 @@ def read_lines(path: Path, what: str) -> list[tuple[int, dict[str, Any]]]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise BatchFileError(f"FILE={path}: no such file: give the path of a {what}") from None
+        raise BatchFileError(f"FILE={inline(path)}: no such file: give the path of a {what}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise BatchFileError(f"FILE={path}: cannot read it ({exc}): give a readable {what}") from None
     rows = []

@@ -22,7 +22,7 @@ import typer
 from agent.batch import BatchSettings
 from core.cli import new_app, run, setting, version_option
 from core.config import LLMSettings, RunConfig, load_settings
-from core.errors import UserError
+from core.errors import UserError, inline
 
 app = new_app(
     "nba-batch",
@@ -81,7 +81,8 @@ def export(
     counts = export_requests(settings, path)
     _print(counts)
     print(
-        f"wrote {path}: run it (make llm-batch-run FILE={path} OUT=...), or on a Batch API", file=sys.stderr
+        f"wrote {inline(path)}: run it (make llm-batch-run FILE={inline(path)} OUT=...), or on a Batch API",
+        file=sys.stderr,
     )
     return 0
 

@@ -29,6 +29,36 @@ class BatchFailed(AgentError):
     """The Batch API refused the batch (its input file): nothing was answered."""
 
 
+class BatchEndpointError(AgentError):
+    """The Batch API could not be reached, or refused a request (the key, the endpoint)."""
+
+
+def _endpoint(client: openai.OpenAI) -> str:
+    """scheme://host[:port] of the client's endpoint: never its path or query, where a key may be."""
+    url = client.base_url
+    return f"{url.scheme}://{url.host}" + (f":{url.port}" if url.port else "")
+
+
+def _endpoint_error(client: openai.OpenAI, exc: openai.OpenAIError, resume: str) -> BatchEndpointError:
+    """The SDK's error as one line naming the setting to check (the key itself never shown)."""
+    where = _endpoint(client)
+    if isinstance(exc, openai.APIConnectionError):  # refused, unreachable, timed out
+        kind = "timed out" if isinstance(exc, openai.APITimeoutError) else "could not be reached"
+        return BatchEndpointError(
+            f"the Batch API at {where} {kind}: check OPENAI_BASE_URL, then run again{resume}"
+        )
+    if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+        return BatchEndpointError(f"the Batch API at {where} refused the key: check OPENAI_API_KEY{resume}")
+    if isinstance(exc, openai.APIStatusError):
+        body = exc.response.text.strip().splitlines()
+        said = f": {body[0][:200]}" if body else ""
+        return BatchEndpointError(
+            f"the Batch API at {where} answered {exc.status_code}{said}: check OPENAI_BASE_URL{resume}"
+        )
+    text = str(exc).strip().splitlines()
+    return BatchEndpointError(f"the Batch API at {where}: {text[0] if text else type(exc).__name__}{resume}")
+
+
 def _client(settings: LLMSettings) -> openai.OpenAI:
     if settings.api_key is None:
         raise UserError(
@@ -65,6 +95,16 @@ def submit_file(
     read_input(file)  # a bad file fails here, in one line, not after an upload
     client = _client(settings)
     state = out.with_name(out.name + ".batch")
+    try:
+        return _submit(client, file, out, state, poll_s, say)
+    except openai.OpenAIError as exc:
+        resume = f" ({state.name} keeps the batch id: the same batch resumes)" if state.exists() else ""
+        raise _endpoint_error(client, exc, resume) from None
+
+
+def _submit(
+    client: openai.OpenAI, file: Path, out: Path, state: Path, poll_s: float, say: Callable[[str], None]
+) -> Batch:
     batch_id = state.read_text().strip() if state.exists() else ""
     if not batch_id:
         with file.open("rb") as fh:

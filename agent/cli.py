@@ -52,9 +52,9 @@ def prompt(
     ] = None,
 ) -> int:
     """Show the context block and the rendered prompt for one customer."""
-    import duckdb
-
     from agent.errors import WarehouseNotReady
+    from warehouse.access import connect
+    from warehouse.ownership import check_ours
     from warehouse.paths import duckdb_path
 
     if not customer_id:
@@ -73,7 +73,8 @@ def prompt(
     path = duckdb_path()
     if not path.exists():
         raise WarehouseNotReady(f"no warehouse at {path}: run `make build` first")
-    con = duckdb.connect(str(path), read_only=True)
+    con = connect(path, read_only=True)  # not DuckDB, corrupt: one line naming the file
+    check_ours(con, path)
     _show_prompt(settings, con, _segmented_customer(con, customer_id))
     return 0
 

@@ -5,6 +5,12 @@ entry point catches one type and prints one line; `exit_code` says how the proce
 from __future__ import annotations
 
 
+def inline(value: object) -> str:
+    """A value the user gave, as it goes inside a one-line message: its line breaks written as \\n
+    (a CLI prints each line of an error as a line of its own)."""
+    return str(value).replace("\r", "\\r").replace("\n", "\\n")
+
+
 class NBAError(Exception):
     """Base class of every error this project raises on purpose: a message a person can act on."""
 

@@ -40,6 +40,7 @@ _CORRUPT = (
     "Is a directory",
     "Not a directory",
 )
+_DUCKDB_MAGIC = b"DUCK"  # bytes 8-11 of every DuckDB database file
 _POLL_S = 0.2
 # A writer between its windows waits this long for readers to let go of the file: they hold it for
 # a query or two, so a longer wait means one that does not (a BI tool, the duckdb shell on the file).
@@ -63,6 +64,11 @@ def describe_pid(pid: int | None) -> str:
         args[0] = Path(args[0]).name
     cmd = " ".join(" ".join(args).split())  # one line, whatever the arguments hold
     return f"pid {pid} ({cmd[:117] + '...' if len(cmd) > 120 else cmd})"
+
+
+def is_duckdb_file(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(12)[8:12] == _DUCKDB_MAGIC
 
 
 def check_path(path: Path) -> None:
@@ -102,6 +108,13 @@ def connect(path: Path | None = None, *, read_only: bool, wait_s: float = 0.0) -
     check_path(path)
     if read_only and not path.exists():
         raise WarehouseError(f"{label(path)} does not exist: run `make build` first")
+    if path.exists() and path.stat().st_size > 0 and not is_duckdb_file(path):
+        # before DuckDB opens it: DuckDB reads some other formats (SQLite) through an extension it
+        # would download and load
+        raise WarehouseUnreadable(
+            f"{label(path)} is not a DuckDB file: point NBA_DUCKDB_PATH at this project's warehouse "
+            f"(default {paths.default_duckdb_path()})"
+        )
     deadline = time.monotonic() + wait_s
     while True:
         try:

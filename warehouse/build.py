@@ -308,6 +308,7 @@ def missing_marts(db_path: Path | None = None) -> list[str]:
 def ensure_warehouse() -> Path:
     """Build the warehouse if the DuckDB file or any mart Python reads is missing; return its path.
     Raises WarehouseError (one line; `exit_code`) when it cannot: busy, unreadable, build failed."""
+    overwrite_requested()  # a bad NBA_WAREHOUSE__OVERWRITE is one line now, not only when a build needs it
     if missing_marts():
         build()
     still = missing_marts()

@@ -26,6 +26,7 @@ import argparse
 import sys
 from datetime import date
 from pathlib import Path
+from typing import NoReturn
 
 from core.cli import package_version
 from warehouse import generate, paths, sources
@@ -49,6 +50,26 @@ def _wait_arg(value: str) -> float:
     return seconds
 
 
+# the make parameter behind each flag a make target passes (make seed SEED=..., make build MAPPING=...)
+_MAKE_PARAMETERS = {
+    "--seed": "SEED=",
+    "--customers": "CUSTOMERS=",
+    "--as-of": "DATA_AS_OF=",
+    "--mapping": "MAPPING=",
+}
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse whose refusal is one line naming the flag and its make parameter (argparse's own
+    prints the usage block first), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        for flag, make_name in _MAKE_PARAMETERS.items():
+            message = message.replace(f"argument {flag}:", f"{flag} / {make_name}:", 1)
+        text = " ".join(message.split("\n"))
+        self.exit(2, f"{self.prog}: error: {text} (see --help)\n")
+
+
 _MAPPING_HELP = (
     "mapping file naming your tables and columns for the raw contract (also NBA_SOURCES__MAPPING; "
     "docs/sources.md); without one the raw Parquet files are read as they are"
@@ -56,7 +77,7 @@ _MAPPING_HELP = (
 
 
 def _parser(prog: str = "nba-warehouse") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description="Synthetic data, dbt warehouse, BI exports")
+    parser = _OneLineParser(prog=prog, description="Synthetic data, dbt warehouse, BI exports")
     parser.add_argument("--version", action="version", version=package_version())
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="generate raw Parquet and ground truth")

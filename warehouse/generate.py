@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from warehouse import paths, raw_contract, truth
+from warehouse.raw_files import RawFileUnreadable
 from warehouse.synth_activity import make_nps, make_orders, make_web_events
 from warehouse.synth_marketing import make_campaigns, make_spend, make_suppressions, make_touches
 from warehouse.synth_people import DAY_US, People, make_customers, make_products
@@ -141,6 +142,11 @@ def generate(
     config: GenerateConfig, out: Path | None = None, truth_out: Path | None = None, verbose: bool = False
 ) -> dict[str, int]:
     """Write every raw table and the ground truth; return row counts per table."""
+    from warehouse.ownership import claim_data_dir
+
+    # each folder is replaced whole: refused, before any work, when it holds what we did not write
+    claim_data_dir(out or paths.raw_dir(), "--out" if out else "NBA_RAW_DIR", generated)
+    claim_data_dir(truth_out or paths.truth_dir(), "--truth-out" if truth_out else "NBA_TRUTH_DIR", generated)
     out = out or paths.raw_dir()
     truth_out = truth_out or paths.truth_dir()
     t0 = time.perf_counter()
@@ -248,10 +254,30 @@ def _write_dir(directory: Path, tables: dict[str, pa.Table], texts: dict[str, st
         shutil.rmtree(old)
 
 
+def generated(directory: Path) -> bool:
+    """True when `directory` holds the generator's output (its _meta.json, readable or not: a damaged
+    one is regenerated)."""
+    return (directory / META_FILE).is_file()
+
+
 def read_meta(directory: Path | None = None) -> dict[str, object] | None:
     """The generator's _meta.json (seed, customers, as_of), or None if no data was generated."""
     path = (directory or paths.raw_dir()) / META_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else f"not JSON: {str(exc).splitlines()[0]}"
+        raise RawFileUnreadable(
+            f"raw file {path} cannot be read ({reason}): restore it, or generate the raw data again (make seed)"
+        ) from None
+    if not isinstance(meta, dict):
+        raise RawFileUnreadable(
+            f"raw file {path} is not the generator's metadata (a JSON object): restore it, or generate the "
+            "raw data again (make seed)"
+        )
+    return meta
 
 
 # --- command line ----------------------------------------------------------------------------------

@@ -26,13 +26,14 @@ import json
 import logging
 import os
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
 from warehouse import paths
-from warehouse.access import check_complete, connect, translate
+from warehouse.access import check_complete, connect, is_duckdb_file, translate
 from warehouse.dbt_runner import MART_TABLES
 from warehouse.errors import BadSetting, NotOurs
 from warehouse.ops_tables import ensure_ops_tables
@@ -41,7 +42,6 @@ PROJECT = "activate-nba"
 MARKER = "ops.warehouse_marker"
 OVERWRITE_ENV = "NBA_WAREHOUSE__OVERWRITE"
 OWNED_TABLES = ("ops.run_log", "ops.decision_log")  # a warehouse from before the marker has these
-_DUCKDB_MAGIC = b"DUCK"  # bytes 8-11 of every DuckDB database file
 log = logging.getLogger("warehouse.ownership")
 
 
@@ -104,11 +104,6 @@ def contents_problem(con: duckdb.DuckDBPyConnection) -> str | None:
     return None
 
 
-def is_duckdb_file(db: Path) -> bool:
-    with open(db, "rb") as fh:
-        return fh.read(12)[8:12] == _DUCKDB_MAGIC
-
-
 def file_problem(db: Path) -> str | None:
     """Why the file at `db` is not ours to rebuild, or None (no file, an empty one, or ours)."""
     if not db.exists() or db.stat().st_size == 0:
@@ -123,6 +118,20 @@ def file_problem(db: Path) -> str | None:
         raise translate(exc, db) from None
     finally:
         con.close()
+
+
+def check_ours(con: duckdb.DuckDBPyConnection, db: Path) -> None:
+    """Refuse (NotOurs, one line) a DuckDB database that is not this project's warehouse, before a
+    command that does not build (status, runs, explain, replay-dlq, ...) reads it or writes into it:
+    ours carries the marker, or (built before the marker) the ops tables."""
+    found = {f"{s}.{t}" for s, t in _relations(con)}
+    if MARKER in found or all(t in found for t in OWNED_TABLES):
+        return
+    problem = contents_problem(con) or "holds none of this project's tables"
+    raise NotOurs(
+        f"{db} (NBA_DUCKDB_PATH) {problem}; nothing was read or written: point NBA_DUCKDB_PATH at this "
+        f"project's warehouse (default {paths.default_duckdb_path()}; make build writes one)"
+    )
 
 
 def refusal(db: Path, problem: str) -> NotOurs:
@@ -206,3 +215,20 @@ def owned_dir(which: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / FOLDER_MARK).write_text(f"{which} folder of {PROJECT}\n", encoding="utf-8")
     return folder
+
+
+def claim_data_dir(folder: Path, env: str, ours: Callable[[Path], bool]) -> None:
+    """Refuse (NotOurs, one line) a folder a build replaces whole (the generator's raw data and ground
+    truth, the mapped sources) when it holds what this project did not write there: missing, empty,
+    marked, or `ours(folder)` is fine; anything else is left as it is."""
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise NotOurs(f"{env}={folder} is a file, not a folder: point {env} at a new or empty folder")
+    entries = sorted(p.name for p in folder.iterdir())
+    if not entries or FOLDER_MARK in entries or ours(folder):
+        return
+    raise NotOurs(
+        f"{env}={folder} is a folder this project did not write (it holds {_names(entries)}), which "
+        f"would be replaced; nothing was written: point {env} at a new or empty folder"
+    )

@@ -34,6 +34,7 @@ from pathlib import Path
 import duckdb
 import yaml  # type: ignore[import-untyped]  # no stubs installed; safe_load only
 
+from core.errors import inline
 from warehouse import paths
 from warehouse.errors import WarehouseError
 from warehouse.paths import configured_mapping, mapped_dir
@@ -92,11 +93,13 @@ def identity_mapping(raw_dir: Path | None = None) -> SourceMapping:
 def load_mapping(path: Path) -> SourceMapping:
     """Read a mapping file; what is wrong with its shape is kept as problems (reported with the rest)."""
     if not path.is_file():
-        raise SourcesInvalid([f"mapping file {path} does not exist: fix {MAPPING_ENV} (or MAPPING=)"])
+        raise SourcesInvalid([f"mapping file {inline(path)} does not exist: fix {MAPPING_ENV} (or MAPPING=)"])
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise SourcesInvalid([f"mapping file {path} is not YAML ({str(exc).splitlines()[0]})"]) from None
+        raise SourcesInvalid(
+            [f"mapping file {inline(path)} is not YAML ({str(exc).splitlines()[0]})"]
+        ) from None
     if not isinstance(data, dict) or not isinstance(data.get("tables"), dict):
         raise SourcesInvalid([f"mapping file {path}: no `tables:` section (docs/sources.md shows one)"])
     base = path.parent
@@ -255,7 +258,11 @@ def select_sql(t: TableMapping, contract: ContractTable) -> str:
 def materialize(mapping: SourceMapping, out: Path | None = None) -> Path:
     """Write every mapped table as `<out>/<table>.parquet` with the contract's columns and types, into
     a temp folder swapped in at the end (dbt never reads a half-written set); return the folder."""
+    from warehouse.ownership import FOLDER_MARK, claim_data_dir
+
     out = out or mapped_dir()
+    tables = {f"{name}.parquet" for name in load_contract()}
+    claim_data_dir(out, paths.SOURCES_DIR_ENV, lambda d: {p.name for p in d.iterdir()} <= tables)
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -272,6 +279,7 @@ def materialize(mapping: SourceMapping, out: Path | None = None) -> Path:
                                       f"failed ({_first_line(exc)}): fix tables.{name} in {mapping.where}"]) from None  # fmt: skip
     finally:
         con.close()
+    (tmp / FOLDER_MARK).write_text("mapped sources of activate-nba\n", encoding="utf-8")
     old = out.with_name(out.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
     if out.exists():

@@ -105,6 +105,12 @@ def test_client_credentials_and_the_session_id_still_work(con, fast, salesforce_
           "login_url": "login.salesforce.com"}, "NBA_SALESFORCE__LOGIN_URL"),
         ({"auth": "client_credentials", "consumer_key": KEY}, "NBA_SALESFORCE__CONSUMER_SECRET"),
         ({"auth": "session", "instance_url": "https://x.my.salesforce.com"}, "NBA_SALESFORCE__SESSION_ID"),
+        # a CA bundle that is not there failed every request of a live run, with a traceback each
+        ({"auth": "session", "instance_url": "https://x.my.salesforce.com", "session_id": "s",
+          "ca_bundle": "/no/such/ca.pem"}, "NBA_SALESFORCE__CA_BUNDLE"),
+        # an API version Salesforce has not (every request a 404: each row a dead letter)
+        ({"auth": "session", "instance_url": "https://x.my.salesforce.com", "session_id": "s",
+          "api_version": "abc"}, "NBA_SALESFORCE__API_VERSION"),
     ],
 )  # fmt: skip
 def test_settings_name_the_variable_to_set(keys, given, variable) -> None:

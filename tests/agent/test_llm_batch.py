@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -327,3 +328,31 @@ def test_settings_without_llm_requests_are_refused(
     code, err = _cli(["export", "--out", str(tmp_path / "r.jsonl")], capsys)
     assert code == 2 and err.startswith(problem) and len(err.splitlines()) == 1
     assert not (tmp_path / "r.jsonl").exists()
+
+
+def test_submit_to_an_endpoint_that_is_down_or_refuses_the_key_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """make llm-batch-submit against a closed port printed the SDK's traceback; a wrong key too.
+    Each is one line naming the setting to check, exit 1, and the key is never shown."""
+    file = tmp_path / "in.jsonl"
+    body = {"model": "m", "messages": [{"role": "user", "content": "q"}]}
+    file.write_text(
+        json.dumps({"custom_id": "r0", "method": "POST", "url": "/v1/chat/completions", "body": body}) + "\n"
+    )
+    key = "sk-sentinel-never-shown"
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{closed}/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    monkeypatch.setenv("NBA_LLM__TIMEOUT_S", "2")
+    code, err = _cli(["submit", "--file", str(file), "--out", str(tmp_path / "out.jsonl")], capsys)
+    assert code == 1 and len(err.splitlines()) == 1, err
+    assert f"127.0.0.1:{closed}" in err and "could not be reached" in err and "OPENAI_BASE_URL" in err
+    assert key not in err and "Traceback" not in err
+    with ChatServer() as chat, BatchAPIServer(upstream=f"{chat.url}/v1") as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", f"{server.url}/v1")
+        code, err = _cli(["submit", "--file", str(file), "--out", str(tmp_path / "out.jsonl")], capsys)
+    assert code == 1 and len(err.splitlines()) == 1 and "refused the key: check OPENAI_API_KEY" in err, err
+    assert key not in err

@@ -73,9 +73,23 @@ def test_build_failure_is_one_line_and_exit_1_and_writes_no_warehouse(
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".duckdb")) == []
 
 
-@pytest.mark.parametrize("argv", [["generate", "--customers", "0"], ["build", "--seed", "-3"]])
-def test_invalid_arguments_exit_2(argv: list[str], capsys) -> None:
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["generate", "--customers", "0"], "--customers / CUSTOMERS="),
+        (["build", "--seed", "-3"], "--seed / SEED="),
+        (["generate", "--seed", "1';touch x;'\nnext line"], "--seed / SEED="),
+        (["generate", "--as-of", "notadate"], "--as-of / DATA_AS_OF="),
+        (["build", "--wait", "abc"], "--wait"),
+        (["generate", "--bogus"], "--bogus"),
+    ],
+)
+def test_invalid_arguments_exit_2_in_one_line_naming_the_flag_and_make_parameter(
+    argv: list[str], named: str, capsys
+) -> None:
+    """make seed SEED=abc: one line naming --seed and SEED= (not argparse's usage block first)."""
     with pytest.raises(SystemExit) as info:
         cli.main(argv)
     assert info.value.code == 2
-    assert "error: argument" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "error:" in err and named in err, err

@@ -164,3 +164,139 @@ def test_make_seed_on_a_new_path_leaves_a_warehouse_the_next_build_may_replace(
     monkeypatch.setenv("NBA_DUCKDB_PATH", str(theirs))
     assert warehouse_cli(["seed"]) == 2
     assert "did not build" in _one_line(capsys.readouterr().err) and _digest(theirs) == before
+
+
+def _sqlite(db: Path) -> None:
+    import sqlite3
+
+    con = sqlite3.connect(db)
+    con.execute("create table contacts (id integer, name text)")
+    con.execute("insert into contacts values (1, 'x')")
+    con.commit()
+    con.close()
+
+
+@pytest.mark.parametrize("kind", ["foreign", "sqlite", "missing"])
+def test_commands_that_do_not_build_read_or_write_nothing_that_is_not_ours(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """status, runs, explain, replay-dlq, simulate-outcomes and prompt on another project's DuckDB
+    file, a SQLite file (which DuckDB would open through an extension it downloads) or no file: one
+    line naming the file, exit 2, and the file as it was (replay-dlq wrote ops tables into a foreign
+    file and created a new one at a missing path; simulate-outcomes created one)."""
+    from agent.cli import main as agent_cli
+
+    db = tmp_path / "theirs.duckdb"
+    {"foreign": _foreign, "sqlite": _sqlite, "missing": lambda _db: None}[kind](db)
+    before = _digest(db) if db.exists() else None
+    monkeypatch.setenv("NBA_DUCKDB_PATH", str(db))
+    monkeypatch.setenv("NBA_DESTINATIONS", "webhook")
+    monkeypatch.setenv("NBA_WEBHOOK__URL", "http://127.0.0.1:9/hook")
+    monkeypatch.setenv("NBA_WEBHOOK__SECRET", "s")
+    expected = {
+        "foreign": "is a DuckDB database this project did not build",
+        "sqlite": "is not a DuckDB file",
+        "missing": "no warehouse at",
+    }[kind]
+    commands = [
+        ["status"], ["runs"], ["explain", "--customer-id", "C0000042"], ["replay-dlq"], ["simulate-outcomes"],
+    ]  # fmt: skip
+    for argv in commands:
+        assert activate_cli(argv) == 2, argv
+        line = _one_line(capsys.readouterr().err)
+        assert str(db) in line and expected in line and "extension" not in line, (argv, line)
+    assert agent_cli(["prompt", "--customer-id", "C0000042"]) in (1, 2)
+    line = _one_line(capsys.readouterr().err)
+    assert str(db) in line and "extension" not in line, line
+    assert (_digest(db) if db.exists() else None) == before
+    if kind == "foreign":
+        with duckdb.connect(str(db), read_only=True) as con:
+            schemas = {s for (s,) in con.execute("select schema_name from duckdb_tables()").fetchall()}
+        assert schemas == {"main"}
+
+
+def _users_folder(folder: Path) -> list[str]:
+    folder.mkdir(parents=True)
+    (folder / "notes.txt").write_text("mine\n")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "export.csv").write_text("a,b\n1,2\n")
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+@pytest.mark.parametrize("variable", ["NBA_RAW_DIR", "NBA_TRUTH_DIR"])
+def test_the_generator_never_replaces_a_users_folder(
+    variable: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """NBA_RAW_DIR or NBA_TRUTH_DIR at a folder of the user's: make seed, make build and a first
+    make plan replaced it whole with generated data (its files deleted, exit 0). Refused in one
+    line now; the generator's own folder is still replaced."""
+    from warehouse import generate
+
+    monkeypatch.setenv("NBA_RAW_DIR", str(tmp_path / "raw"))
+    monkeypatch.setenv("NBA_TRUTH_DIR", str(tmp_path / "truth"))
+    theirs = tmp_path / "theirs"
+    files = _users_folder(theirs)
+    monkeypatch.setenv(variable, str(theirs))
+    assert warehouse_cli(["generate", "--customers", "200"]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert f"{variable}={theirs}" in line and "notes.txt" in line and "nothing was written" in line
+    assert sorted(str(p.relative_to(theirs)) for p in theirs.rglob("*")) == files
+    monkeypatch.setenv(variable, str(tmp_path / "new"))
+    config = generate.GenerateConfig(customers=200)
+    generate.generate(config)
+    generate.generate(config)  # over its own output: replaced as before
+    assert generate.generated(tmp_path / "new")
+
+
+def test_the_mapped_sources_never_replace_a_users_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NBA_SOURCES__DIR at a folder of the user's: a build from a mapping replaced it whole."""
+    import yaml
+
+    from warehouse import generate, raw_contract, sources
+
+    raw = tmp_path / "raw"
+    generate.generate(generate.GenerateConfig(customers=200), out=raw, truth_out=tmp_path / "truth")
+    mapping = tmp_path / "sources.yml"
+    tables = {name: {"parquet": str(raw / f"{name}.parquet")} for name in raw_contract.load_contract()}
+    mapping.write_text(yaml.safe_dump({"version": 1, "tables": tables}))
+    theirs = tmp_path / "theirs"
+    files = _users_folder(theirs)
+    monkeypatch.setenv("NBA_SOURCES__DIR", str(theirs))
+    with pytest.raises(NotOurs, match=r"NBA_SOURCES__DIR=.*notes\.txt.*nothing was written"):
+        sources.prepare(mapping)
+    assert sorted(str(p.relative_to(theirs)) for p in theirs.rglob("*")) == files
+    monkeypatch.setenv("NBA_SOURCES__DIR", str(tmp_path / "mapped"))
+    assert sources.prepare(mapping) == tmp_path / "mapped"
+    assert sources.prepare(mapping) == tmp_path / "mapped"  # its own output: replaced as before
+
+
+def test_a_bad_overwrite_value_is_refused_even_when_no_build_is_needed(
+    demo_warehouse_env: DemoWarehouse, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """NBA_WAREHOUSE__OVERWRITE=maybe was taken silently by make plan on a built warehouse."""
+    monkeypatch.setenv("NBA_WAREHOUSE__OVERWRITE", "maybe")
+    assert activate_cli(["plan", "--no-progress"]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "NBA_WAREHOUSE__OVERWRITE" in line and "'maybe'" in line
+
+
+def test_a_damaged_generator_meta_file_is_one_line_and_make_seed_replaces_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """A raw folder whose _meta.json is not JSON: make build printed a JSONDecodeError traceback."""
+    from warehouse import generate
+
+    raw, truth = tmp_path / "raw", tmp_path / "truth"
+    monkeypatch.setenv("NBA_RAW_DIR", str(raw))
+    monkeypatch.setenv("NBA_TRUTH_DIR", str(truth))
+    monkeypatch.setenv("NBA_DUCKDB_PATH", str(tmp_path / "w.duckdb"))
+    config = generate.GenerateConfig(customers=200)
+    generate.generate(config)
+    (raw / generate.META_FILE).write_text("{not json")
+    assert warehouse_cli(["build"]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert str(raw / generate.META_FILE) in line and "make seed" in line
+    generate.generate(config)  # the generator's own folder, damaged: replaced
+    assert generate.read_meta() == config.meta

@@ -13,6 +13,7 @@ Three ways to sign in (`auth`):
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -59,6 +60,17 @@ class SalesforceSettings(Section):
                 raise SettingProblem(name, f"is required with NBA_SALESFORCE__AUTH={self.auth}")
         if self.auth == "jwt":
             self.private_key_pem()
+        if not re.fullmatch(
+            r"\d{2,3}\.0", self.api_version
+        ):  # else every request is a 404, a dead letter each
+            raise SettingProblem(
+                "api_version",
+                f"must be a Salesforce REST API version such as 62.0 (got {self.api_version!r})",
+            )
+        if self.ca_bundle and not Path(self.ca_bundle).exists():  # else every request fails on it
+            raise SettingProblem(
+                "ca_bundle", f"no file or folder at {self.ca_bundle}: point it at the PEM CA bundle to trust"
+            )
         return self
 
     def private_key_pem(self) -> bytes:

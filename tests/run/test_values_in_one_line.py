@@ -1,0 +1,40 @@
+"""A value given with a line break in it (make explain RUN_ID="a<newline>b", MAPPING=, FILE=) is
+echoed with the break written as \\n: the message stays one line, as every refusal is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from activation.cli import main as activate_cli
+from agent.batch_cli import main as batch_cli
+from testing.demo_warehouse import DemoWarehouse
+from warehouse.cli import main as warehouse_cli
+
+VALUE = "first line\nrm -rf second line"
+
+
+def _one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_a_run_id_with_a_line_break_is_one_line(demo_warehouse_env: DemoWarehouse, capsys) -> None:
+    assert activate_cli(["explain", "--customer-id", "C0000042", "--run-id", VALUE]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "first line\\nrm -rf second line" in line and "RUN_ID=" in line
+
+
+@pytest.mark.parametrize("command", ["check-sources", "build"])
+def test_a_mapping_path_with_a_line_break_is_one_line(command: str, tmp_path: Path, capsys) -> None:
+    assert warehouse_cli([command, "--mapping", str(tmp_path / VALUE)]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "first line\\nrm -rf second line" in line and "MAPPING=" in line
+
+
+def test_a_batch_file_with_a_line_break_is_one_line(tmp_path: Path, capsys) -> None:
+    assert batch_cli(["import", "--file", str(tmp_path / VALUE)]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "first line\\nrm -rf second line" in line and "FILE=" in line
