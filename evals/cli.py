@@ -28,7 +28,7 @@ from core.cli import new_app, run, setting, version_option
 from core.config import load_settings
 from core.contracts import CustomerContext, Decision, GuardrailReport
 from core.errors import UserError
-from core.policy_kinds import fallback, kind, policy_modes, prompted
+from core.policy_kinds import fallback, kind, policy_modes, prompted, reference
 from core.reference import ReferenceData
 from evals.harness import Decide, PolicySpec
 from evals.report import gate_sentence, ordered_comparisons, shown_value, truth_note
@@ -156,19 +156,23 @@ def evaluate(
 def _specs(settings: EvalSettings, in_place: str | None = None) -> tuple[PolicySpec, PolicySpec]:
     """The candidate and the baseline; the same policy twice is a user error. The default baseline
     is the policy in place (`in_place`, its identity; until it is known, rules); when that is the
-    candidate itself, the candidate is compared with the rules, and a line says so."""
+    candidate itself, the candidate is compared with the rules (the rules with the uniform-random
+    reference), and a line says so."""
     candidate = candidate_spec(settings)
     name = settings.baseline
     if name == IN_PLACE:
         name = baseline_name(in_place or fallback().name)
         if spec_for(name, settings).name == candidate.name:
+            instead = fallback().name
+            if spec_for(instead, settings).name == candidate.name:
+                instead = reference().name
             if in_place is not None:
                 print(
                     f"[eval] the policy in place ({in_place}) is the candidate: compared with "
-                    f"{fallback().name} instead (BASELINE= names another)",
+                    f"{instead} instead (BASELINE= names another)",
                     file=sys.stderr,
                 )
-            name = fallback().name
+            name = instead
     baseline = spec_for(name, settings)
     if baseline.name == candidate.name:
         raise UserError(f"candidate and baseline are the same policy ({candidate.name}): change --baseline")

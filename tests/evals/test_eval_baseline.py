@@ -1,6 +1,7 @@
 """The eval's default baseline is the policy in place, read from the run history as the promotion
 gate reads it: rules on a new warehouse, the promoted candidate after a promotion; the candidate
-itself is never its own baseline (then the rules, with a line); an explicit BASELINE= always wins."""
+itself is never its own baseline (then the rules, or for the rules the random reference, with a
+line); an explicit BASELINE= always wins."""
 
 from __future__ import annotations
 
@@ -47,6 +48,9 @@ def test_the_candidate_in_place_is_compared_with_the_rules(capsys: pytest.Captur
     assert _baseline("learned@dr-abc", mode="learned") == "rules"
     assert "the policy in place (learned@dr-abc) is the candidate" in capsys.readouterr().err
     assert _baseline("llm:v3@smollm2", mode="llm", prompt_version="v3") == "rules"
+    # the rules in place, the rules the candidate: the uniform-random reference
+    assert _baseline(None, mode="rules") == "random"
+    assert "is the candidate: compared with random" in capsys.readouterr().err
 
 
 def test_an_explicit_baseline_wins() -> None:
