@@ -11,7 +11,7 @@
     nba-warehouse bi [--out DIR] [--include-pii]
 
 Exit codes: 0 done; 1 a build or a check failed; 2 bad input (an argument, an unreadable warehouse
-file, a bad setting); 3 another process holds the warehouse (the line names it; try again when it is
+file, a bad setting); 4 another process holds the warehouse (the line names it; try again when it is
 done, or `build --wait SECONDS`). Every error is one line; check-sources (and a build whose sources
 fail the check) prints one line per problem and exits 2.
 
