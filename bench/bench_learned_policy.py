@@ -94,8 +94,11 @@ def policy_values(
     order = policy.greedy_order(batch, values, allowed, members)
     safe = np.where(allowed, np.nan_to_num(order, nan=-np.inf), -np.inf).argmax(axis=1)
     rows = np.arange(len(truth))
-    levels = {}
-    for level in LEVELS:  # the safe switch at other confidence levels, on the same trained model
+    levels: dict[str, float] = {}
+    segments = np.array([c.segment for c in world.contexts], dtype=object)
+    for level in sorted({*LEVELS, settings.switch_confidence}):
+        # the safe switch at other confidence levels, on the same trained model, overall and per
+        # segment (the per-segment rows bound what a level chosen per segment could gain)
         other = LearnedPolicy(
             policy.trained,
             guard=guard,
@@ -103,9 +106,10 @@ def policy_values(
             settings=settings.model_copy(update={"switch_confidence": level}),
         )
         o = other.greedy_order(batch, values, allowed, members)
-        levels[f"safe@{level}"] = float(
-            truth[rows, np.where(allowed, np.nan_to_num(o, nan=-np.inf), -np.inf).argmax(axis=1)].mean()
-        )
+        chosen = truth[rows, np.where(allowed, np.nan_to_num(o, nan=-np.inf), -np.inf).argmax(axis=1)]
+        levels[f"safe@{level}"] = float(chosen.mean())
+        for seg in np.unique(segments):
+            levels[f"segment:{seg}@{level}"] = float(chosen[segments == seg].sum() / len(chosen))
     rules = world.value(goal, world.rules_actions(goal))
     oracle = float(np.nanmax(world.truth[goal], axis=1).mean())
     # calibration: the model's value of the sent actions against their truth
@@ -123,6 +127,25 @@ def policy_values(
         **levels,
     }
     return out
+
+
+def print_per_segment(runs: list[dict[str, float]], gap: float) -> None:
+    """Per segment, the level whose mean over the seeds is best on the truth, and what choosing the
+    level per segment that way (with hindsight: an upper bound) adds over the setting's one level,
+    per contactable customer, as a share of the gap, with the spread over the seeds."""
+    keys = [k for k in runs[0] if k.startswith("segment:")]
+    segs = sorted({k.split(":", 1)[1].rsplit("@", 1)[0] for k in keys})
+    one = f"@{LearnedSettings().switch_confidence}"
+    gains = np.zeros(len(runs))
+    for seg in segs:
+        at = {k.rsplit("@", 1)[1]: k for k in keys if k.split(":", 1)[1].rsplit("@", 1)[0] == seg}
+        best = max(at, key=lambda lv: np.mean([r[at[lv]] for r in runs]))
+        gains += np.array([r[at[best]] - r[f"segment:{seg}{one}"] for r in runs])
+        print(f"   segment {seg}: best level {best} (the setting: {one[1:]})")
+    print(
+        f"   a level per segment, chosen with hindsight: +{gains.mean():.4f} per customer "
+        f"({gains.mean() / gap:.1%} of the gap; seeds {gains.min() / gap:.1%} to {gains.max() / gap:.1%})"
+    )
 
 
 def main() -> None:
@@ -178,6 +201,7 @@ def main() -> None:
                 f"from rules on {sw.mean():.0%}; model value / true value of what is sent {cal.mean():.3f}; "
                 f"train {np.mean([r['train_s'] for r in runs]):.0f}s"
             )
+            print_per_segment(runs, gap)
             results += [
                 {"world": label, "goal": goal, "learner": learner, "params": a.param, "seed": s, **r}
                 for s, r in zip(a.seeds.split(","), runs, strict=True)
