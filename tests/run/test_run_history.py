@@ -129,3 +129,26 @@ def test_a_run_stopped_by_an_exception_ends_error_with_its_reason(
     assert json.loads(raw)["error"] == "RuntimeError: the decision step broke"
     with read_only() as con:
         assert recent_runs(con)[0]["status"] == "error"  # not abandoned: it ended, and said why
+
+
+def _runs_table(*runs: dict) -> str:
+    buf = io.StringIO()
+    print_runs(list(runs), Console(file=buf, width=120, color_system=None))
+    return buf.getvalue()
+
+
+def test_runs_shows_what_an_abandoned_run_owes_as_owed_not_failed() -> None:
+    row = {"run_id": "dead", "kind": "live", "mode": "rules", "send": 300, "duration_s": 4.0}
+    dead = {**row, "status": "abandoned", "delivered": 20, "not_delivered": 283, "owed": 280}
+    (line,) = [ln for ln in _runs_table(dead).splitlines() if ln.lstrip().startswith("dead")]
+    assert line.split()[4:] == ["300", "20", "3,", "280", "owed", "4s"]  # 3 dead letters, 280 owed
+    partial = {
+        **row,
+        "run_id": "part",
+        "status": "partial",
+        "delivered": 20,
+        "not_delivered": 280,
+        "owed": 280,
+    }
+    (line,) = [ln for ln in _runs_table(partial).splitlines() if ln.lstrip().startswith("part")]
+    assert line.split()[4:] == ["300", "20", "280", "4s"]  # a run that ended: its failed rows failed
