@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from traceback import format_exc
 from typing import Any, Literal
 
 import duckdb
@@ -296,8 +297,13 @@ class _Sender:
             self._group(pending[mid:])
             return "done"
         except Exception as exc:  # a bug or an unexpected client error: keep the rows for the next run
-            log.exception("%s: unexpected error while sending", self.dest.name)
-            self.finish(pending, "failed", f"unexpected {type(exc).__name__}: {exc}")
+            error = f"unexpected {type(exc).__name__}: {exc}"
+            # one line on the console (the rows' error in ops.delivery_log says the same); the traceback,
+            # scrubbed too, only for a caller that logs at DEBUG
+            line = " ".join(self.scrub(error).split())
+            log.error("%s: %s (%d row(s) kept for the next run)", self.dest.name, line, len(pending))
+            log.debug("%s: traceback of the unexpected error:\n%s", self.dest.name, self.scrub(format_exc()))
+            self.finish(pending, "failed", error)
             return "done"
 
     def _rows_again(self, pending: list[OutboundItem], row_wait: float | None, tries: _Tries) -> _Next:

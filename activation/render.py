@@ -224,7 +224,7 @@ def print_runs(runs: Sequence[Mapping[str, Any]], console: Console | None = None
             f"[{style}]{shown}[/{style}]" if style else shown,
             str(r["send"]),
             "-" if r["kind"] == "plan" else str(r["delivered"]),
-            "-" if r["kind"] == "plan" else str(r["not_delivered"]),
+            "-" if r["kind"] == "plan" else _not_delivered(r),
             _duration(r["duration_s"]),
         )
     console.print(t)
@@ -238,6 +238,15 @@ def print_runs(runs: Sequence[Mapping[str, Any]], console: Console | None = None
         )
     for note in notes:
         _para(console, note, indent=0)
+
+
+def _not_delivered(run: Mapping[str, Any]) -> str:
+    """The `failed` cell: rows not delivered. What an abandoned run still owes (it died before sending
+    them, or before it could retry them) is not a failure: shown apart as owed."""
+    owed = int(run.get("owed") or 0)
+    if run["status"] != "abandoned" or not owed:
+        return str(run["not_delivered"])
+    return f"{int(run['not_delivered']) - owed}, {owed} owed"
 
 
 def _outcome(run: Mapping[str, Any]) -> str:

@@ -10,7 +10,8 @@ A row still `running` whose run no longer holds the warehouse lock belongs to a 
 writer (a run, `replay-dlq`) marks such rows `abandoned` in the same transaction as its own start
 row, with what the dead run delivered and what it still owes, read from ops.delivery_state (the
 rows it took on carry its id in `last_run_id`). Until then, `runs` and `status` show the row as
-abandoned with the same counts, read the same way.
+abandoned with the same counts, read the same way; after, what it owes is still read as it stands
+(`still_owed`): the rows a later run or `replay-dlq` re-sent are no longer owed by it.
 """
 
 from __future__ import annotations
@@ -187,4 +188,20 @@ def as_shown(
     shown = shown_status(status, run_id, live_run_id)
     if shown == ABANDONED and status == RUNNING:
         return shown, abandoned_summary(con, run_id, raw)
-    return shown, json.loads(raw or "{}")
+    summary: dict[str, Any] = json.loads(raw or "{}")
+    if shown == ABANDONED:
+        summary = still_owed(con, run_id, summary)
+    return shown, summary
+
+
+def still_owed(con: duckdb.DuckDBPyConnection, run_id: str, summary: dict[str, Any]) -> dict[str, Any]:
+    """An abandoned run's summary with what it owes as it stands now: the rows it took on that are
+    still pending or failed and no later run (a live run, `replay-dlq`) has taken over. What it owed
+    when it was noticed is history once those rows are re-sent; what it delivered stays as recorded."""
+    now = delivery_counts(con, run_id)
+    dests = {d: dict(c) for d, c in (summary.get("destinations") or {}).items()}
+    for dest, counts in dests.items():
+        for key in ("pending", "failed"):
+            counts[key] = now.get(dest, {}).get(key, 0)
+    owed = sum(int(c.get("pending") or 0) + int(c.get("failed") or 0) for c in dests.values())
+    return {**summary, "destinations": dests, "owed": owed}

@@ -376,3 +376,18 @@ def find_dates(text: str) -> list[str]:
     """Explicit dates, weekdays, months, "tomorrow", "by May 3", times of day and deadlines: an
     approved template states none, so any of these in a draft is invented."""
     return [m.group(0) for m in _DATE_RE.finditer(normalize(text))]
+
+
+# --- figures ------------------------------------------------------------------------------------------
+
+_FIGURE_RE = re.compile(rf"(?<![\d.,]){_NUM}(?!\d)")
+
+
+def find_figures(text: str) -> list[float]:
+    """Every number the text writes in digits outside a percentage, a price or a date (their own
+    checks read those): "1532.4", "3 out of 10", "62 days", "2 items". Number words ("three") are not
+    read: the approved copy uses them in its own wording."""
+    norm = normalize(text)
+    for pattern in (_PCT_RE, _PRICE_RE, _DATE_RE):
+        norm = pattern.sub(" ", norm)
+    return [_parse_number(m.group(1)) for m in _FIGURE_RE.finditer(norm)]

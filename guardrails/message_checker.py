@@ -19,6 +19,7 @@ from guardrails.message import (
     find_banned,
     find_context_values,
     find_dates,
+    find_figures,
     find_internal_wording,
     find_lifted_text,
     find_other_names,
@@ -66,12 +67,12 @@ class MessageChecker:
         subject = subject or None
         text = body if subject is None else f"{subject} | {body}"
         approved_subject, approved_body = approved or (None, "")
+        approved_text = f"{approved_subject or ''} | {approved_body}"
         return (
             *_shape_findings(channel, limit, subject, body),
             *self._content_findings(text, discount_pct, first_name),
-            *self._grounding_findings(
-                text, customer_text, f"{approved_subject or ''} | {approved_body}", context
-            ),
+            *_figure_findings(text, discount_pct, approved_text),
+            *self._grounding_findings(text, customer_text, approved_text, context),
             *_addressing_findings(
                 subject,
                 body,
@@ -117,6 +118,16 @@ class MessageChecker:
         if raw:
             out.append(("context_value", raw[0]))
         return out
+
+
+def _figure_findings(text: str, discount_pct: float, approved: str) -> list[Finding]:
+    """A number written in digits (outside a percentage, price or date, which have their own checks)
+    must be the discount's figure or one the approved copy itself states: nothing else a prompt
+    showed (exact detail: revenue, NPS score, days, counts; any detail: the ranking's model values)
+    and nothing invented reaches the customer."""
+    allowed = [discount_pct, *find_figures(approved)]
+    other = [f for f in find_figures(text) if not any(math.isclose(f, a, abs_tol=1e-9) for a in allowed)]
+    return [("other_figure", f"{other[0]:g}")] if other else []
 
 
 def _shape_findings(channel: str, limit: ChannelLimit, subject: str | None, body: str) -> list[Finding]:

@@ -21,6 +21,7 @@ from guardrails.holdout import assign_arm
 from guardrails.message import (
     find_banned,
     find_dates,
+    find_figures,
     find_other_names,
     find_percentages,
     find_pii,
@@ -77,6 +78,8 @@ def message_violations(
             out.append("percent_mismatch")
         if find_prices(text):
             out.append("invented_price")
+        if any(f != discount_pct for f in find_figures(text)):  # the approved copy states no other figure
+            out.append("other_figure")
         if find_banned(text, [t.term for t in ref.banned_terms]):
             out.append("banned_term")
         if find_pii(text):

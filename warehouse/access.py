@@ -22,6 +22,7 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -169,10 +170,10 @@ class BuildLock:
         self._lease = lease
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: Any) -> None:
         if self._lease is not None:
-            self._lease.__exit__(None, None, None)
-            self._lease = None
+            lease, self._lease = self._lease, None
+            lease.__exit__(*exc)  # the lock sees the error: a refused file gets no lock file left
 
 
 @contextlib.contextmanager

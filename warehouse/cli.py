@@ -142,6 +142,8 @@ def _build(args: argparse.Namespace) -> None:
 
 def _check_sources(args: argparse.Namespace) -> None:
     mapping = sources.current(args.mapping.resolve() if args.mapping else None)
+    if mapping.identity:  # the generator's own folder: its _meta.json is checked as a build checks it
+        generate.read_meta(Path(mapping.where))
     problems = sources.check(mapping)
     if problems:
         raise sources.SourcesInvalid(problems)

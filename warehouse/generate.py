@@ -260,8 +260,13 @@ def generated(directory: Path) -> bool:
     return (directory / META_FILE).is_file()
 
 
+META_KEYS = tuple(GenerateConfig().meta)  # what every _meta.json the generator writes holds
+
+
 def read_meta(directory: Path | None = None) -> dict[str, object] | None:
-    """The generator's _meta.json (seed, customers, as_of), or None if no data was generated."""
+    """The generator's _meta.json (seed, customers, as_of), or None if no data was generated.
+    Raises RawFileUnreadable (one line, exit 2) when it is not JSON, not an object, or lacks a key:
+    the one check of it, for `build` and `check-sources` alike."""
     path = (directory or paths.raw_dir()) / META_FILE
     if not path.exists():
         return None
@@ -272,9 +277,11 @@ def read_meta(directory: Path | None = None) -> dict[str, object] | None:
         raise RawFileUnreadable(
             f"raw file {path} cannot be read ({reason}): restore it, or generate the raw data again (make seed)"
         ) from None
-    if not isinstance(meta, dict):
+    missing = [k for k in META_KEYS if k not in meta] if isinstance(meta, dict) else []
+    if not isinstance(meta, dict) or missing:
+        what = f"no {', '.join(missing)}" if missing else "a JSON object"
         raise RawFileUnreadable(
-            f"raw file {path} is not the generator's metadata (a JSON object): restore it, or generate the "
+            f"raw file {path} is not the generator's metadata ({what}): restore it, or generate the "
             "raw data again (make seed)"
         )
     return meta

@@ -3,8 +3,10 @@
 `<warehouse>.duckdb.lock` says who holds the warehouse (pid, run id, command, host, start time, as
 one JSON line) and the holder keeps an exclusive `flock` on it while it runs. The kernel drops a
 flock when its process ends in any way, kill -9 included, so the file of a dead holder is stale: the
-next writer takes it over and says whose it was. The file is never deleted (deleting it would let
-two processes lock two different files of the same name); a holder empties it when it is done.
+next writer takes it over and says whose it was. A holder empties the file when it is done and never
+deletes it, except the holder that created it when the warehouse it guards is refused (not ours, not
+readable): nothing is left beside a file that is not ours. A writer that gets the flock of a file
+deleted meanwhile opens the path again, so two processes never hold two files of the same name.
 
 A second writer waits up to `wait_s` seconds (default: none), then raises WarehouseBusy, whose one
 line names the holder. Re-entrant within one process (the activation run may build the warehouse
@@ -113,20 +115,59 @@ def warehouse_lock(
                 _HELD[path] = (lease, depth - 1)
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd, created, lease = _open_and_acquire(path, Path(db_path), command, run_id, wait_s, poll_s)
     try:
-        lease = _acquire(fd, path, Path(db_path), command, run_id, wait_s, poll_s)
         with _GUARD:
             _HELD[path] = (lease, 1)
+        refused = False
         try:
             yield lease
+        except errors.WarehouseUnreadable:  # NotOurs included: the file was refused, nothing was done
+            refused = True
+            raise
         finally:
             with _GUARD:
                 del _HELD[path]
+            if refused and created:  # leave nothing beside a file that is not ours (see _same_file)
+                with contextlib.suppress(OSError):
+                    path.unlink()
             os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def _open_and_acquire(
+    path: Path, db_path: Path, command: str, run_id: str | None, wait_s: float, poll_s: float
+) -> tuple[int, bool, Lease]:
+    """Open (creating it if need be) and lock the lock file: (fd, whether this call created it, lease).
+    A lock file is removed only by the process that created it, while it holds it, when the warehouse
+    was refused; a waiter that then gets the flock of the removed file opens the path again."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fd, created = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644), True
+        except FileExistsError:
+            fd, created = os.open(path, os.O_RDWR | os.O_CREAT, 0o644), False
+        try:
+            lease = _acquire(
+                fd, path, db_path, command, run_id, max(0.0, deadline - time.monotonic()), poll_s
+            )
+        except BaseException:
+            os.close(fd)
+            raise
+        if _same_file(fd, path):
+            return fd, created, lease
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether `fd` is still the file at `path` (not one removed, or replaced, while we waited)."""
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
 
 
 def _acquire(
@@ -140,7 +181,11 @@ def _acquire(
         except BlockingIOError:
             waited = time.monotonic() - started
             if waited >= wait_s:
-                raise WarehouseBusy(db_path, Holder.parse(path.read_text()), round(waited, 1)) from None
+                try:
+                    text = path.read_text()
+                except FileNotFoundError:  # its creator, refused, removed it (see _open_and_acquire)
+                    text = ""
+                raise WarehouseBusy(db_path, Holder.parse(text), round(waited, 1)) from None
             time.sleep(min(poll_s, max(0.0, wait_s - waited)))
     previous = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
     holder = Holder(

@@ -1,10 +1,10 @@
 """The message checks on the draft, and the re-render of the approved template when the draft fails.
 
-What a draft may say: the clamped discount and no other figure, within the channel's length, nothing
-banned (the CRM's vocabulary and the words a prompt describes a customer with are banned terms), no
-personal data, no other customer's name, nothing lifted from the customer's own words, nothing
-copied from the action bank's internal descriptions, and no value of the customer's record but the
-first name."""
+What a draft may say: the clamped discount and no other figure (a number in digits is the discount's
+or one the approved copy states), within the channel's length, nothing banned (the CRM's vocabulary
+and the words a prompt describes a customer with are banned terms), no personal data, no other
+customer's name, nothing lifted from the customer's own words, nothing copied from the action bank's
+internal descriptions, and no value of the customer's record but the first name."""
 
 from __future__ import annotations
 

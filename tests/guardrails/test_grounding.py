@@ -112,3 +112,51 @@ def test_a_draft_of_its_own_passes_and_one_copying_a_description_is_rerendered(r
     description = next(a.description for a in ref.actions if a.template_id == "winback_soft")
     d, report = run(ref, make_proposal(message=f"Hi Olivia, {description}. 5% off."))
     rerendered(ref, d, report, "internal_wording")
+
+
+def _exact_ctx():
+    """A customer whose exact-detail prompt (NBA_LLM__PROMPT_DETAIL=exact) shows their figures."""
+    return make_ctx(
+        lifetime_revenue=1532.4,
+        nps_score=3,
+        recency_days=62,
+        segment_reason="lifetime revenue 1532 (monetary quintile 5 of 5); 62 days since last order vs usual "
+        "30 (2.1x)",
+    )
+
+
+@pytest.mark.parametrize(
+    ("message", "figure"),
+    [
+        ("Hi Olivia, you have spent 1532.4 with us: enjoy 5% off your next order.", "1532.4"),
+        ("Hi Olivia, you rated us 3 out of 10, so here is 5% off your next order.", "3"),
+        ("Hi Olivia, it has been 62 days since your last order. Enjoy 5% off.", "62"),
+    ],
+)
+def test_a_figure_the_exact_prompt_shows_is_refused(ref, message, figure):
+    ctx = _exact_ctx()
+    shown = facts(ctx, detail="exact")
+    assert "1532.40" in shown["profile"] and "NPS 3/10" in shown["profile"] and "62 days" in shown["reason"]
+    assert ("other_figure", figure) in get_checker(ref).check(
+        "email", "A little something for you", message, 5.0, ctx.first_name, None, None, context_values(ctx)
+    )
+    d, report = run(ref, make_proposal(message=message), ctx)
+    rerendered(ref, d, report, "other_figure")
+    assert figure not in d.message.replace("5%", "")
+
+
+def test_the_discount_and_the_approved_copy_s_figures_pass_under_exact_detail(ref):
+    ctx = _exact_ctx()
+    for message in (
+        "Hi Olivia, we miss you. Here is 5% off your next order.",
+        "Hi Olivia, 5 percent off for you, and 5 new arrivals we think you will love.",
+    ):
+        d, report = run(ref, make_proposal(message=message), ctx)
+        assert "message_rerendered" not in d.reasons and d.message == message, d.reasons
+        assert check(report, "message").verdict == "pass"
+    # a figure the approved copy states itself is not invented (the checker's own exemption)
+    findings = get_checker(ref).check(
+        "email", "Two for you", "Hi Olivia, 5% off, and 7 new styles.", 5.0, "Olivia", None,
+        ("Two for you", "Hi Olivia, 5% off and 7 new styles."), context_values(ctx),
+    )  # fmt: skip
+    assert "other_figure" not in {code for code, _ in findings}

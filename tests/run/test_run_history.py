@@ -129,3 +129,115 @@ def test_a_run_stopped_by_an_exception_ends_error_with_its_reason(
     assert json.loads(raw)["error"] == "RuntimeError: the decision step broke"
     with read_only() as con:
         assert recent_runs(con)[0]["status"] == "error"  # not abandoned: it ended, and said why
+
+
+def _runs_table(*runs: dict) -> str:
+    buf = io.StringIO()
+    print_runs(list(runs), Console(file=buf, width=120, color_system=None))
+    return buf.getvalue()
+
+
+def test_runs_shows_what_an_abandoned_run_owes_as_owed_not_failed() -> None:
+    row = {"run_id": "dead", "kind": "live", "mode": "rules", "send": 300, "duration_s": 4.0}
+    dead = {**row, "status": "abandoned", "delivered": 20, "not_delivered": 283, "owed": 280}
+    (line,) = [ln for ln in _runs_table(dead).splitlines() if ln.lstrip().startswith("dead")]
+    assert line.split()[4:] == ["300", "20", "3,", "280", "owed", "4s"]  # 3 dead letters, 280 owed
+    partial = {
+        **row,
+        "run_id": "part",
+        "status": "partial",
+        "delivered": 20,
+        "not_delivered": 280,
+        "owed": 280,
+    }
+    (line,) = [ln for ln in _runs_table(partial).splitlines() if ln.lstrip().startswith("part")]
+    assert line.split()[4:] == ["300", "20", "280", "4s"]  # a run that ended: its failed rows failed
+
+
+class _Dest:
+    """A destination that delivers the first `ok` rows of a request and fails the others transiently."""
+
+    name, max_batch, secrets = "crm", 50, ()
+
+    def __init__(self, ok: int) -> None:
+        from activation.destinations.base import RateLimit
+
+        self.ok, self.rate_limit = ok, RateLimit(max_requests=1000, window_s=1.0)
+
+    def accepts(self, decision) -> bool:
+        return True
+
+    def record_key(self, decision) -> str:
+        return decision.customer_id
+
+    def build_payload(self, decision) -> dict:
+        return {"customer_id": decision.customer_id}
+
+    def send_batch(self, items):
+        from activation.destinations.base import ItemResult
+
+        return [
+            ItemResult(decision_id=it.decision_id, outcome="ok" if i < self.ok else "transient", error="busy")
+            for i, it in enumerate(items)
+        ]
+
+    def close(self) -> None:
+        pass
+
+
+def test_status_shows_an_abandoned_run_owing_nothing_once_replay_dlq_delivered_it() -> None:
+    from datetime import UTC, datetime
+
+    import duckdb
+
+    from activation.delivery import deliver, replay_dead_letters
+    from activation.run_log import sweep_dead_runs
+    from activation.runs import owed
+    from activation.settings import DeliverySettings
+    from core.contracts import Decision
+    from warehouse.ops_tables import ensure_ops_tables
+
+    as_of = datetime(2026, 1, 5, 9, tzinfo=UTC)
+    decisions = [
+        Decision(
+            decision_id=f"d{i}",
+            run_id="dead",
+            as_of=as_of,
+            customer_id=f"C{i}",
+            segment="high_value_lapse_risk",
+            goal="90d_clv",
+            arm="treatment",
+            status="send",
+            channel="email",
+            template_id="winback_soft",
+            discount_pct=5.0,
+            subject="We miss you",
+            message="Hi, 5% off.",
+            policy="rules",
+            context_hash="h",
+            propensity=1.0,
+        )  # fmt: skip
+        for i in range(5)
+    ]
+    settings = DeliverySettings(max_retries=0, backoff_base_s=0.001, seed=1)
+    con = duckdb.connect()
+    ensure_ops_tables(con)
+    con.execute(
+        "insert into ops.run_log (run_id, started_at, dry_run, mode, status, summary_json) "
+        "values ('dead', ?, false, 'rules', 'running', '{}')",
+        [as_of.replace(tzinfo=None)],
+    )
+    deliver(decisions, con=con, run_id="dead", dry_run=False, outbox_dir="/nonexistent",
+            destinations=[_Dest(ok=2)], settings=settings)  # fmt: skip
+    # 2 delivered, 3 left failed, and its process died before it wrote its status: replay-dlq notices
+    # it, then re-sends what it owes
+    sweep_dead_runs(con, noticed_by="replay-dlq")
+    (before,) = recent_runs(con, 1)
+    assert (before["status"], before["delivered"], before["owed"]) == ("abandoned", 2, 3)
+    assert replay_dead_letters(con, [_Dest(ok=50)], settings=settings).ok
+    (after,) = recent_runs(con, 1)
+    assert (after["status"], after["delivered"], after["owed"]) == ("abandoned", 2, 0)
+    buf = io.StringIO()
+    print_status({"latest": after, "owed": owed(con)}, Console(file=buf, width=200, color_system=None))
+    text = buf.getvalue()
+    assert "2 rows delivered, 0 owed" in text and "nothing owed" in text, text

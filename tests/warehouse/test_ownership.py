@@ -60,6 +60,35 @@ def test_a_foreign_duckdb_file_is_refused_in_one_line_and_left_untouched(
     assert not list(tmp_path.glob("*.replaced-*")) and not list(tmp_path.glob(".theirs-build"))
 
 
+def test_a_refused_file_gets_no_lock_file_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """build, plan and replay-dlq on another project's file: refused in one line, and no
+    `<file>.lock` left beside it (it was created before the ownership check and kept)."""
+    from warehouse.lock import lock_path, warehouse_lock
+
+    (tmp_path / "theirs").mkdir()
+    db = tmp_path / "theirs" / "theirs.duckdb"
+    _foreign(db)
+    monkeypatch.setenv("NBA_DUCKDB_PATH", str(db))
+    monkeypatch.setenv("NBA_RAW_DIR", str(tmp_path / "raw"))
+    monkeypatch.setenv("NBA_DESTINATIONS", "webhook")
+    monkeypatch.setenv("NBA_WEBHOOK__URL", "http://127.0.0.1:9/hook")
+    monkeypatch.setenv("NBA_WEBHOOK__SECRET", "s")
+    for code, argv in ((warehouse_cli, ["build"]), (activate_cli, ["plan", "--no-progress"]),
+                       (activate_cli, ["replay-dlq"])):  # fmt: skip
+        assert code(argv) == 2, argv
+        assert str(db) in _one_line(capsys.readouterr().err)
+        assert [p.name for p in db.parent.iterdir()] == ["theirs.duckdb"], argv
+    # a lock file it did not create is never removed; and the lock works as before after a refusal
+    lock_path(db).write_text("")
+    assert warehouse_cli(["build"]) == 2 and lock_path(db).exists()
+    lock_path(db).unlink()
+    with warehouse_lock(db, command="test") as lease:
+        assert lease.path == lock_path(db) and lock_path(db).read_text().strip()
+    assert lock_path(db).exists() and lock_path(db).read_text() == ""  # emptied, kept: not refused
+
+
 def test_a_file_that_is_not_duckdb_is_refused_and_an_empty_one_is_not(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

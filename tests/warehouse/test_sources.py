@@ -203,6 +203,44 @@ def test_without_a_mapping_the_build_checks_the_raw_files(
     assert not (tmp_path / "never.duckdb").exists()
 
 
+@pytest.fixture
+def fresh_raw(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The generator's raw folder (200 customers), NBA_RAW_DIR pointing at it, no warehouse file."""
+    raw = tmp_path / "raw"
+    generate.generate(generate.GenerateConfig(customers=200), out=raw, truth_out=tmp_path / "truth")
+    monkeypatch.setenv("NBA_RAW_DIR", str(raw))
+    monkeypatch.setenv("NBA_DUCKDB_PATH", str(tmp_path / "never.duckdb"))
+    return raw
+
+
+@pytest.mark.parametrize(
+    ("damage", "says"),
+    [("{not json", "not JSON"), ("[1, 2]", "(a JSON object)"), ('{"seed": 42}', "(no customers, as_of)")],
+)
+def test_check_sources_refuses_a_damaged_meta_file_in_the_build_s_own_line(
+    fresh_raw: Path, damage: str, says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    meta = fresh_raw / generate.META_FILE
+    meta.write_text(damage)
+    assert warehouse_main(["check-sources"]) == 2
+    (checked,) = capsys.readouterr().err.splitlines()
+    assert warehouse_main(["build"]) == 2  # refused before dbt: nothing is generated or built
+    (built,) = capsys.readouterr().err.splitlines()
+    prefix = "nba-warehouse check-sources: "
+    assert checked.startswith(prefix) and checked.removeprefix(prefix) == built.removeprefix(
+        "nba-warehouse build: "
+    )
+    assert str(meta) in checked and says in checked and "make seed" in checked
+    assert meta.read_text() == damage
+
+
+def test_check_sources_passes_the_intact_raw_folder(
+    fresh_raw: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert warehouse_main(["check-sources"]) == 0
+    assert "sources match the raw contract: 11 tables (raw files" in capsys.readouterr().out
+
+
 def _rules_decisions(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
     from activation.run import run_activation
     from activation.settings import ActivateSettings
