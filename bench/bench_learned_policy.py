@@ -103,7 +103,9 @@ def policy_values(
             policy.trained,
             guard=guard,
             ref=ref,
-            settings=settings.model_copy(update={"switch_confidence": level}),
+            settings=settings.model_copy(
+                update={"switch_confidence": level, "segment_switch_confidence": {}}
+            ),
         )
         o = other.greedy_order(batch, values, allowed, members)
         chosen = truth[rows, np.where(allowed, np.nan_to_num(o, nan=-np.inf), -np.inf).argmax(axis=1)]

@@ -15,6 +15,8 @@ environment variable) and what is allowed.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import typing
 from contextvars import ContextVar
@@ -220,6 +222,18 @@ class LearnedSettings(Section):
     # (bootstraps of the customers); a model's winners among rarely logged actions are often noise.
     # 0.6: chosen across worlds and goals, checked on a world generated after (bench/README.md)
     switch_confidence: float = Field(default=0.6, gt=0.5, lt=1, allow_inf_nan=False)
+    # the level per goal and segment where it differs from switch_confidence (JSON in the variable,
+    # e.g. {"90d_clv": {"high_value_lapse_risk": 0.95}}). On revenue, high-value lapse-risk customers
+    # gained from the stricter level on each of four generated worlds held out in turn, and every
+    # other segment and goal lost from it (bench/README.md, "A switch level per segment")
+    segment_switch_confidence: dict[
+        Goal, dict[str, Annotated[float, Field(gt=0.5, lt=1, allow_inf_nan=False)]]
+    ] = {"90d_clv": {"high_value_lapse_risk": 0.95}}
+
+    def switch_level(self, goal: Goal, segment: str | None) -> float:
+        """The safe switch's confidence level for a customer of `segment` under `goal`."""
+        return self.segment_switch_confidence.get(goal, {}).get(segment or "", self.switch_confidence)
+
     # evals of a learned policy train before as_of - this and score the touches after it: the rows
     # after the cut-off set the estimate's variance, the rows before it the model
     eval_holdout_days: int = Field(default=180, ge=7, le=330)
@@ -473,13 +487,33 @@ def load_settings(cls: type[S], **given: Any) -> S:
         return cls(**{k: v for k, v in given.items() if v is not None})
     except ValidationError as exc:
         raise config_error(exc, cls) from None
-    except SettingsError as exc:  # NBA_<SECTION>=<not JSON>: pydantic-settings parses a section as JSON
+    except SettingsError as exc:  # a variable pydantic-settings parses as JSON is not JSON
         found = re.search(r'field "(\w+)"', str(exc))
         name = f"NBA_{found.group(1).upper()}" if found else "an NBA_<SECTION> variable"
+        field = _not_json_field(cls, found.group(1)) if found else None
+        if field:  # NBA_<SECTION>__<FIELD> whose value is a mapping or a list
+            raise ConfigError(field, "must be JSON (a mapping or a list, as the docs show)") from None
         raise ConfigError(
             name,
             f"is a settings section, not one value: set its fields as {name}__<FIELD>, or give it as JSON",
         ) from None
+
+
+def _not_json_field(cls: type[BaseModel], section: str) -> str | None:
+    """The NBA_<SECTION>__<FIELD> variable of a mapping or list field whose value is not JSON."""
+    info = cls.model_fields.get(section)
+    model = info.annotation if info else None
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return None
+    prefix = f"NBA_{section.upper()}__"
+    for key, value in os.environ.items():
+        field = model.model_fields.get(key[len(prefix) :].lower()) if key.startswith(prefix) else None
+        if field is not None and typing.get_origin(field.annotation) in (dict, list):
+            try:
+                json.loads(value)
+            except ValueError:
+                return key
+    return None
 
 
 def settings_from(cls: type[S], **values: Any) -> S:

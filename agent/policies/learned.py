@@ -114,7 +114,9 @@ class LearnedPolicy:
         self.trained, self.guard, self.ref, self.settings = trained, guard, ref, settings
         m = trained.model
         self.model: str | None = f"{m.learner}-{m.version}"  # this model: its data and parameters
-        recipe = stable_hash({"goal": m.goal, "params": m.params.as_dict()}, length=12)
+        # the recipe: the model's goal and parameters, and the switch levels that choose on top of it
+        levels = {"all": settings.switch_confidence, **settings.segment_switch_confidence.get(m.goal, {})}
+        recipe = stable_hash({"goal": m.goal, "params": m.params.as_dict(), "switch": levels}, length=12)
         self.identity = f"learned@{m.learner}-{recipe}"  # the recipe an eval validates
         self.catalog = default_catalog()
         self.incumbent = RulesPolicy(guard, ref)  # the action the model must clearly beat
@@ -228,7 +230,8 @@ class LearnedPolicy:
             )
             if a0 < 0 or not allowed[i, a0] or not np.isfinite(values[i, a0]):
                 continue
-            a = safe_choice(members[:, i, :], allowed[i], a0, self.settings.switch_confidence)
+            level = self.settings.switch_level(self.guard.goal, ctx.segment)
+            a = safe_choice(members[:, i, :], allowed[i], a0, level)
             best = np.nanmax(np.where(allowed[i], values[i], np.nan))
             out[i, a] = best + abs(best) * 1e-9 + 1e-12  # the safe choice is the greedy one
         return out

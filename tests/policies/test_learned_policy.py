@@ -169,3 +169,66 @@ def test_next_best_action_in_learned_mode_for_a_warehouse_customer(demo_warehous
     assert nba["template"].startswith("cs_") and 0 < nba["propensity"] <= 1 and nba["discount_pct"] <= 5
     with pytest.raises(UserError, match="customer_id"):
         next_best_action("churn_rescue_nps", mode="learned")
+
+
+def test_the_switch_level_is_per_goal_and_segment(learned_runs, demo_warehouse) -> None:
+    """On revenue, high-value lapse-risk customers switch at the stricter level and the others at
+    switch_confidence: each segment's choices are those of the one level it is given, and the
+    per-segment level changes choices (both ways checked against a policy with one level for all)."""
+    import os
+
+    import numpy as np
+
+    from agent.pipeline import Pipeline
+    from agent.policies.learned import LearnedPolicy, model_for
+    from agent.policies.rules import RulesPolicy
+    from core.config import ConfigError
+    from testing.demo_warehouse import warehouse_env
+
+    _, models = learned_runs
+    settings = LearnedSettings()
+    assert settings.switch_level("90d_clv", "high_value_lapse_risk") == 0.95
+    assert settings.switch_level("engagement", "high_value_lapse_risk") == settings.switch_confidence
+    assert settings.switch_level("90d_clv", "churn_rescue_nps") == settings.switch_confidence
+    saved = os.environ.get("NBA_MODELS_DIR")
+    os.environ["NBA_MODELS_DIR"] = str(models)
+    try:
+        with warehouse_env(demo_warehouse):
+            con = duckdb.connect(str(demo_warehouse.duckdb_path), read_only=True)
+            config = settings_from(RunConfig, mode="learned")
+            guard, ref = config.guardrails(), reference_for(con)
+            trained = model_for(con, guard.goal, before=None, settings=settings)
+            assert not trained.trained  # the fixture's saved model
+            pipe = Pipeline(RulesPolicy(guard, ref), guard=guard, ref=ref, run_id="t", as_of=data_as_of(con))
+            batch = [(c, e) for c in load_contexts(con) if (e := pipe.eligibility(c, {})).needs_proposal]
+            con.close()
+    finally:
+        os.environ.pop("NBA_MODELS_DIR") if saved is None else os.environ.__setitem__("NBA_MODELS_DIR", saved)
+
+    def choices(s: LearnedSettings) -> tuple[np.ndarray, str]:
+        policy = LearnedPolicy(trained, guard=guard, ref=ref, settings=s)
+        members, allowed = policy.member_values(batch)
+        order = policy.greedy_order(batch, members.mean(axis=0), allowed, members)
+        return np.where(allowed, np.nan_to_num(order, nan=-np.inf), -np.inf).argmax(axis=1), policy.identity
+
+    ours, ident = choices(settings)
+    loose, ident_loose = choices(settings.model_copy(update={"segment_switch_confidence": {}}))
+    strict, _ = choices(
+        settings.model_copy(update={"switch_confidence": 0.95, "segment_switch_confidence": {}})
+    )
+    hv = np.array([c.segment == "high_value_lapse_risk" for c, _ in batch])
+    assert hv.any() and (~hv).any()
+    assert (ours[hv] == strict[hv]).all() and (ours[~hv] == loose[~hv]).all()
+    assert (ours[hv] != loose[hv]).any(), "the stricter level keeps the rules' action somewhere"
+    assert ident != ident_loose, "the levels are part of the recipe an eval validates"
+    for bad, name in (('{"90d_clv": {"x": 1.5}}', "SEGMENT_SWITCH_CONFIDENCE__.*X: Input should be less than 1"),
+                      ('{"weekly": {"x": 0.9}}', "SEGMENT_SWITCH_CONFIDENCE__WEEKLY"),
+                      ("hvlr=0.9", "NBA_LEARNED__SEGMENT_SWITCH_CONFIDENCE: must be JSON")):  # fmt: skip
+        os.environ["NBA_LEARNED__SEGMENT_SWITCH_CONFIDENCE"] = bad
+        try:
+            with pytest.raises(ConfigError, match=name):
+                from core.config import load_settings
+
+                load_settings(RunConfig)
+        finally:
+            del os.environ["NBA_LEARNED__SEGMENT_SWITCH_CONFIDENCE"]
