@@ -23,7 +23,7 @@ import duckdb
 from activation.reasons import checks_of, why_not_sent
 from activation.settings import ActivateSettings
 from agent.context import data_as_of, load_contact_history, load_contexts, reference_for
-from agent.pipeline import Pipeline
+from agent.pipeline import Pipeline, customer_prompt
 from core.contracts import SEGMENTS, ContactEvent, CustomerContext, GuardrailCheck, GuardrailSettings
 from core.errors import UserError, inline
 from core.policy_kinds import LLM
@@ -295,7 +295,6 @@ def rendered_prompt(
 ) -> dict[str, str]:
     """The LLM prompt for this customer (the decision's prompt version, else PROMPT_VERSION), rendered
     from today's context: what the model sees (or would see, if the customer were eligible)."""
-    from agent.policies import LLMPolicy
     from core.config import settings_from
 
     contexts = load_contexts(con, customer_ids=[customer_id])
@@ -307,13 +306,6 @@ def rendered_prompt(
     llm = settings_from(
         ActivateSettings, **values, mode=LLM.name, prompt_version=prompt_version or settings.prompt_version
     )
-    as_of = llm.as_of or data_as_of(con)
-    pipe = Pipeline.from_config(llm, run_id="explain", as_of=as_of, ref=reference_for(con), con=con)
-    policy = pipe.policy
-    assert isinstance(policy, LLMPolicy)
-    elig = pipe.eligibility(ctx, load_contact_history(con))
-    channels = elig.allowed_channels or [ctx.preferred_channel]
-    ranking = policy.rankings([(ctx, elig.model_copy(update={"allowed_channels": channels}))])[0]
-    rendered = policy.prompt(ctx, channels, ranking)
+    elig, rendered = customer_prompt(llm, con, ctx, run_id="explain")
     return {"version": llm.prompt_version, "eligibility": elig.status, "system": rendered.system,
             "user": rendered.user}  # fmt: skip

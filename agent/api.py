@@ -115,18 +115,10 @@ def _for_customer(
     as_of: datetime | None,
     overrides: dict[str, Any],
 ) -> dict[str, Any]:
-    from agent.context import data_as_of, load_contact_history, load_contexts, reference_for
-    from agent.errors import UnknownCustomerError, WarehouseNotReady
-    from warehouse.access import connect
-    from warehouse.ownership import check_ours
-    from warehouse.paths import duckdb_path
+    from agent.context import data_as_of, load_contact_history, load_contexts, open_warehouse, reference_for
+    from agent.errors import UnknownCustomerError
 
-    path = duckdb_path()
-    if not path.exists():
-        raise WarehouseNotReady(f"no warehouse at {path}: run `make build` first")
-    con = connect(path, read_only=True)  # not DuckDB, corrupt: one line naming the file
-    try:
-        check_ours(con, path)
+    with open_warehouse() as con:
         found = load_contexts(con, customer_ids=[customer_id])
         if not found:
             raise UnknownCustomerError(f"customer {customer_id!r} is in no segment (or does not exist)")
@@ -141,8 +133,6 @@ def _for_customer(
             ref=reference_for(con),
             con=con,
         )
-    finally:
-        con.close()
     return _result(decided[0][0])
 
 

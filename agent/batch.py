@@ -14,23 +14,20 @@ path asks again. One import is one transaction: a bad file stores nothing.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Final
 
-import duckdb
 from instructor.processing.response import handle_response_model, process_response
 from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agent.cache import DecisionCache
-from agent.context import data_as_of, load_contact_history, load_contexts, reference_for
-from agent.errors import AgentError, WarehouseNotReady
+from agent.context import data_as_of, load_contact_history, load_contexts, open_warehouse, reference_for
+from agent.errors import AgentError
 from agent.llm import INSTRUCTOR_MODES, as_proposal, classify_failure, proposal_key, response_model_for_prompt
 from agent.pipeline import Pipeline
 from agent.policies import LLMPolicy
@@ -39,9 +36,6 @@ from core.config import LLMSettings, RunConfig
 from core.contracts import LLMAttempt, Mode, Proposal
 from core.errors import ConfigError, UserError, inline
 from core.policy_kinds import LLM, kind
-from warehouse.access import connect
-from warehouse.ownership import check_ours
-from warehouse.paths import duckdb_path
 
 CHAT_URL: Final = "/v1/chat/completions"
 
@@ -78,23 +72,10 @@ class BatchRequest:
     response_model: type[BaseModel]
 
 
-@contextlib.contextmanager
-def _warehouse() -> Iterator[duckdb.DuckDBPyConnection]:
-    path = duckdb_path()
-    if not path.exists():
-        raise WarehouseNotReady(f"no warehouse at {path}: run `make build` first")
-    con = connect(path, read_only=True)  # not DuckDB, corrupt: one line naming the file
-    try:
-        check_ours(con, path)
-        yield con
-    finally:
-        con.close()
-
-
 def plan_requests(settings: BatchSettings, cache: DecisionCache) -> dict[str, BatchRequest]:
     """The distinct LLM requests `make plan` with these settings makes (cached ones included), by key:
     the same contexts, contact history, eligibility, ranking and prompts as the plan's pipeline."""
-    with _warehouse() as con:
+    with open_warehouse() as con:
         as_of = settings.as_of or data_as_of(con)
         contexts = load_contexts(con, segment=settings.segment)[: settings.limit]
         window = max(settings.suppress_hours, 24 * 7)  # as activation.run reads it

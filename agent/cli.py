@@ -94,18 +94,9 @@ def _segmented_customer(con: duckdb.DuckDBPyConnection, customer_id: str) -> Cus
 
 def _show_prompt(settings: RunConfig, con: duckdb.DuckDBPyConnection, ctx: CustomerContext) -> None:
     """Print the customer's context block, its hash and eligibility, and the rendered prompts."""
-    from agent.context import data_as_of, load_contact_history, reference_for
-    from agent.pipeline import Pipeline
-    from agent.policies import LLMPolicy
+    from agent.pipeline import customer_prompt
 
-    as_of_ts = settings.as_of or data_as_of(con)
-    pipe = Pipeline.from_config(settings, run_id="prompt", as_of=as_of_ts, ref=reference_for(con), con=con)
-    policy = pipe.policy
-    assert isinstance(policy, LLMPolicy)
-    elig = pipe.eligibility(ctx, load_contact_history(con))
-    channels = elig.allowed_channels or [ctx.preferred_channel]
-    ranking = policy.rankings([(ctx, elig.model_copy(update={"allowed_channels": channels}))])[0]
-    rendered = policy.prompt(ctx, channels, ranking)
+    elig, rendered = customer_prompt(settings, con, ctx, run_id="prompt")
     print("# context block (CustomerContext)")
     print(json.dumps(ctx.model_dump(mode="json"), indent=2, ensure_ascii=False))
     print(f"# context hash: {ctx.context_hash()}   eligibility: {elig.status} {elig.reasons}")

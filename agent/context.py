@@ -7,6 +7,7 @@ comment) is whitespace-normalised and length-capped here; the prompt quotes it a
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
@@ -39,6 +40,25 @@ join main.mart_marketing__segment_scores as s using (customer_id)
 where s.segment is not null {filter}
 order by c.customer_id
 """
+
+
+@contextlib.contextmanager
+def open_warehouse() -> Iterator[duckdb.DuckDBPyConnection]:
+    """The configured warehouse, read-only, once it is shown to be ours: one line naming the file
+    when it is missing, not DuckDB, damaged or another project's."""
+    from warehouse.access import connect
+    from warehouse.ownership import check_ours
+    from warehouse.paths import duckdb_path
+
+    path = duckdb_path()
+    if not path.exists():
+        raise WarehouseNotReady(f"no warehouse at {path}: run `make build` first")
+    con = connect(path, read_only=True)
+    try:
+        check_ours(con, path)
+        yield con
+    finally:
+        con.close()
 
 
 def cap_comment(text: str | None, cap: int = COMMENT_CAP) -> str | None:

@@ -20,6 +20,7 @@ import duckdb
 
 from agent.cache import DecisionCache
 from agent.policies import LLMEndpoint, RulesPolicy, build_policy
+from agent.prompts import RenderedPrompt
 from core.config import RunConfig
 from core.contracts import (
     ContactEvent,
@@ -161,6 +162,25 @@ class Pipeline:
     ) -> list[Decided]:
         with fewer_gc_passes():  # see core/gc_passes.py for the measurement
             return asyncio.run(self.decide_async(contexts, history, progress))
+
+
+def customer_prompt(
+    config: RunConfig, con: duckdb.DuckDBPyConnection, ctx: CustomerContext, *, run_id: str
+) -> tuple[Eligibility, RenderedPrompt]:
+    """The customer's eligibility and the LLM prompt their decision is asked with (config's prompt
+    version), from today's context: what the model sees, or would see were the customer eligible
+    (their preferred channel then stands for the reachable ones)."""
+    from agent.context import data_as_of, load_contact_history, reference_for
+    from agent.policies import LLMPolicy
+
+    as_of = config.as_of or data_as_of(con)
+    pipe = Pipeline.from_config(config, run_id=run_id, as_of=as_of, ref=reference_for(con), con=con)
+    if not isinstance(pipe.policy, LLMPolicy):
+        raise TypeError(f"a prompt is rendered by MODE=llm, not {config.mode}")
+    elig = pipe.eligibility(ctx, load_contact_history(con))
+    channels = elig.allowed_channels or [ctx.preferred_channel]
+    ranking = pipe.policy.rankings([(ctx, elig.model_copy(update={"allowed_channels": channels}))])[0]
+    return elig, pipe.policy.prompt(ctx, channels, ranking)
 
 
 def recheck_eligibility(
