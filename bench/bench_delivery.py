@@ -34,6 +34,7 @@ from activation.destinations.webhook import (
 )
 from activation.settings import DeliverySettings  # noqa: E402
 from core.contracts import Decision, stable_hash  # noqa: E402
+from testing.factories import make_decision  # noqa: E402
 from testing.local_servers import HubSpotServer, WebhookServer  # noqa: E402
 from warehouse.ops_tables import ensure_ops_tables  # noqa: E402
 
@@ -42,23 +43,15 @@ AS_OF = datetime(2026, 1, 5, 9, tzinfo=UTC)
 
 def decisions(n: int) -> list[Decision]:
     return [
-        Decision(
+        make_decision(
             decision_id=stable_hash(["bench", i]),
             run_id="bench",
             as_of=AS_OF,
             customer_id=f"B{i:07d}",
-            segment="high_value_lapse_risk",
-            goal="90d_clv",
-            arm="treatment",
-            status="send",
-            channel="email",
-            template_id="winback_soft",
             discount_pct=10.0,
-            subject="We miss you",
             message="Hi there, here is 10% off your next order.",
-            policy="rules",
             context_hash="bench",
-        )  # fmt: skip
+        )
         for i in range(n)
     ]
 

@@ -1,12 +1,13 @@
 """The one CustomerContext factory of the tests and benches: a valid customer of a segment, any
-field overridden (consent and last_contact as dicts). Scenario files pass their own base fields."""
+field overridden (consent and last_contact as dicts). Scenario files pass their own base fields.
+And a Decision to send (a rules email), for the delivery tests and benches."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
-from core.contracts import CustomerContext
+from core.contracts import CustomerContext, Decision
 
 # what a customer of each segment looks like, over the common base below
 SEGMENT_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -70,3 +71,25 @@ def make_context(**overrides: Any) -> CustomerContext:
         globally_suppressed=False,
     )
     return CustomerContext.model_validate(base | SEGMENT_DEFAULTS[segment] | overrides)
+
+
+def make_decision(**overrides: Any) -> Decision:
+    """A rules decision to send one email (5% off) to a high-value lapse-risk customer; `overrides` win."""
+    base: dict[str, Any] = dict(
+        decision_id="d-000001",
+        run_id="run",
+        as_of=datetime(2026, 1, 5, 9, tzinfo=UTC),
+        customer_id="c-000001",
+        segment="high_value_lapse_risk",
+        goal="90d_clv",
+        arm="treatment",
+        status="send",
+        channel="email",
+        template_id="winback_soft",
+        discount_pct=5.0,
+        subject="We miss you",
+        message="Hi, 5% off.",
+        policy="rules",
+        context_hash="h",
+    )
+    return Decision(**(base | overrides))

@@ -194,29 +194,12 @@ def test_status_shows_an_abandoned_run_owing_nothing_once_replay_dlq_delivered_i
     from activation.run_log import sweep_dead_runs
     from activation.runs import owed
     from activation.settings import DeliverySettings
-    from core.contracts import Decision
+    from testing.factories import make_decision
     from warehouse.ops_tables import ensure_ops_tables
 
     as_of = datetime(2026, 1, 5, 9, tzinfo=UTC)
     decisions = [
-        Decision(
-            decision_id=f"d{i}",
-            run_id="dead",
-            as_of=as_of,
-            customer_id=f"C{i}",
-            segment="high_value_lapse_risk",
-            goal="90d_clv",
-            arm="treatment",
-            status="send",
-            channel="email",
-            template_id="winback_soft",
-            discount_pct=5.0,
-            subject="We miss you",
-            message="Hi, 5% off.",
-            policy="rules",
-            context_hash="h",
-            propensity=1.0,
-        )  # fmt: skip
+        make_decision(decision_id=f"d{i}", run_id="dead", as_of=as_of, customer_id=f"C{i}", propensity=1.0)
         for i in range(5)
     ]
     settings = DeliverySettings(max_retries=0, backoff_base_s=0.001, seed=1)
