@@ -52,10 +52,7 @@ def prompt(
     ] = None,
 ) -> int:
     """Show the context block and the rendered prompt for one customer."""
-    from agent.errors import WarehouseNotReady
-    from warehouse.access import connect
-    from warehouse.ownership import check_ours
-    from warehouse.paths import duckdb_path
+    from agent.context import open_warehouse
 
     if not customer_id:
         raise UserError(
@@ -70,12 +67,8 @@ def prompt(
         as_of=as_of,
         mode=LLM.name,
     )
-    path = duckdb_path()
-    if not path.exists():
-        raise WarehouseNotReady(f"no warehouse at {path}: run `make build` first")
-    con = connect(path, read_only=True)  # not DuckDB, corrupt: one line naming the file
-    check_ours(con, path)
-    _show_prompt(settings, con, _segmented_customer(con, customer_id))
+    with open_warehouse() as con:
+        _show_prompt(settings, con, _segmented_customer(con, customer_id))
     return 0
 
 

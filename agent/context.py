@@ -45,16 +45,19 @@ order by c.customer_id
 @contextlib.contextmanager
 def open_warehouse() -> Iterator[duckdb.DuckDBPyConnection]:
     """The configured warehouse, read-only, once it is shown to be ours: one line naming the file
-    when it is missing, not DuckDB, damaged or another project's."""
-    from warehouse.access import connect
+    when it is missing, a directory, not DuckDB, truncated or another project's (the checks
+    activation's readers make too)."""
+    from warehouse.access import check_complete, check_path, connect
     from warehouse.ownership import check_ours
     from warehouse.paths import duckdb_path
 
     path = duckdb_path()
+    check_path(path)
     if not path.exists():
         raise WarehouseNotReady(f"no warehouse at {path}: run `make build` first")
     con = connect(path, read_only=True)
     try:
+        check_complete(con, path)
         check_ours(con, path)
         yield con
     finally:
