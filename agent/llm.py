@@ -342,7 +342,8 @@ class LLMClient:
                 return self._outcome(ctx, prompt, cached, failure, attempts, cached=True)
         if flow is None:
             return await self._ask(ctx, prompt, response_model, key, cache)
-        if not await flow.acquire():
+        ticket = await flow.acquire()
+        if ticket is None:
             return self._outcome(ctx, prompt, None, STOPPED, [])
         out: PolicyOutcome | None = None
         t0 = time.perf_counter()
@@ -351,7 +352,7 @@ class LLMClient:
             return out
         finally:
             failure = out.failure_reason if out is not None else "invalid_output"
-            await flow.release(failure, time.perf_counter() - t0)
+            await flow.release(ticket, failure, time.perf_counter() - t0)
 
     async def _ask(
         self,

@@ -2,15 +2,19 @@
 
 Two CPU-bound processes (`yes > /dev/null`, --hogs) load the machine for the whole run. The same
 demo customers (the first N by id that need a proposal) are decided in MODE=llm (prompt --prompt,
-default the product's) twice, each against a fresh embedded llama-server, decision cache off:
+default the product's) once per client, each against a fresh embedded llama-server, decision cache off:
 
 1. fixed: the client as it was before the window: `concurrency` requests in flight (one per
    server slot), each timed by the wall clock from its send, never backing off, never stopping;
 2. ours: the product's client (agent.llm_flow.Flow: additive-increase / multiplicative-decrease
-   window, slow answers count as congestion, the breaker).
+   window, slow answers count as congestion where their time grows with the number in flight, the
+   breaker);
+3. previous (with --order ...,previous): the window before it read that slope, every slow answer
+   halving it.
 
 Printed per client: LLM calls, timeouts, other fallbacks, whether the breaker tripped, the wall
-time and decisions/s; then ours against fixed. The order alternates with --order.
+time and decisions/s; then ours against fixed. The order alternates with --order; --json keeps
+each request's time, number in flight and the window after it (`trace`).
 
     .venv/bin/python bench/bench_llm_under_load.py [N] [--hogs 2] [--order fixed,ours]
 """
@@ -36,8 +40,38 @@ from bench_llm_embedded import demo_customers, llm_settings, load  # noqa: E402
 
 import agent.llm as agent_llm  # noqa: E402
 from agent import local_llm  # noqa: E402
-from agent.llm_flow import Flow  # noqa: E402
+from agent.llm_flow import CONGESTION, Flow, Ticket  # noqa: E402
 from core.config import RunConfig, load_settings  # noqa: E402
+
+TRACE: list[dict[str, Any]] = []  # one row per request that came back: when, how long, the window after
+
+
+class TracedFlow(Flow):
+    """The product's window, each release traced."""
+
+    async def release(self, ticket: Ticket, failure: str | None, seconds: float) -> None:
+        in_flight = self.in_flight
+        await super().release(ticket, failure, seconds)
+        TRACE.append({"t": round(time.monotonic() - self.t0, 1), "s": round(seconds, 1), "failure": failure,
+                      "in_flight": in_flight, "window": round(self.window, 2), "queue": self.queueing()})  # fmt: skip
+
+
+class PreviousFlow(TracedFlow):
+    """The window before it read the slope (2026-12-07): every answer slower than half the budget
+    halved it, whatever the number in flight."""
+
+    async def release(self, ticket: Ticket, failure: str | None, seconds: float) -> None:
+        async with self._cond:
+            TRACE.append({"t": round(time.monotonic() - self.t0, 1), "s": round(seconds, 1), "failure": failure,
+                          "in_flight": self.in_flight, "window": round(self.window, 2)})  # fmt: skip
+            self.in_flight -= 1
+            self.outcomes[failure or "answered"] += 1
+            if failure in CONGESTION or seconds > self.slow_s:
+                self.window = max(1.0, self.window / 2)
+            else:
+                self.window = min(float(self.ceiling), self.window + 1 / self.window)
+            self._maybe_trip()
+            self._cond.notify_all()
 
 
 class FixedFlow(Flow):
@@ -46,8 +80,10 @@ class FixedFlow(Flow):
     def __init__(self, ceiling: int, *, timeout_s: float, **_: Any) -> None:
         super().__init__(ceiling, timeout_s=timeout_s, start=ceiling)
 
-    async def release(self, failure: str | None, seconds: float) -> None:
+    async def release(self, ticket: Ticket, failure: str | None, seconds: float) -> None:
         async with self._cond:
+            TRACE.append({"t": round(time.monotonic() - self.t0, 1), "s": round(seconds, 1), "failure": failure,
+                          "in_flight": self.in_flight, "window": self.window})  # fmt: skip
             self.in_flight -= 1
             self.outcomes[failure or "answered"] += 1
             self._cond.notify_all()
@@ -67,6 +103,7 @@ def hogs(n: int) -> Iterator[None]:
 
 
 def one_client(label: str, flow: type[Flow], ctxs, history, settings, llm) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    TRACE.clear()
     agent_llm.Flow = flow  # type: ignore[misc]
     try:
         with local_llm.serve(llm) as url:
@@ -87,6 +124,7 @@ def one_client(label: str, flow: type[Flow], ctxs, history, settings, llm) -> di
         "wall_s": wall,
         "per_s": len(decided) / wall,
         "load_after": load(),
+        "trace": list(TRACE),
     }
     print(
         f"{label:<6} {row['decisions']:>4} decisions  {row['llm_calls']:>4} LLM calls  timeouts "
@@ -114,11 +152,13 @@ def main() -> None:
         f"load before: {load()}   hogs: {args.hogs}   customers: {len(ctxs)}   prompt: {prompt}   "
         f"slots: {llm.slots}   concurrency ceiling: {llm.concurrency}   timeout: {llm.timeout_s:.0f} s"
     )
-    flows = {"fixed": FixedFlow, "ours": Flow}
+    flows = {"fixed": FixedFlow, "ours": TracedFlow, "previous": PreviousFlow}
     rows = []
     with hogs(args.hogs):
         for label in args.order.split(","):
             rows.append(one_client(label, flows[label], ctxs, history, settings, llm))
+            if args.json:  # each client's row as soon as it is measured
+                args.json.write_text(json.dumps(rows, indent=1) + "\n")
     by = {r["client"]: r for r in rows}
     if {"fixed", "ours"} <= set(by):
         f, o = by["fixed"], by["ours"]

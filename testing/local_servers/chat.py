@@ -91,12 +91,15 @@ def answer(body: dict[str, Any]) -> dict[str, Any]:
 class ChatServer(LocalServer):
     """`work_ms`: each answer needs this much of the server's time, shared with every request in
     flight (processor sharing, as a CPU-bound model server behaves): n requests at once each take n
-    times as long, and a request its client gave up on keeps its share until it is done."""
+    times as long, and a request its client gave up on keeps its share until it is done. With
+    `shared=False` each answer takes `work_ms` however many are in flight, as a server that batches
+    its slots (llama-server) does on a machine that other work keeps busy."""
 
     name = "chat"
 
-    def __init__(self, *, work_ms: float = 0.0, **kwargs: Any) -> None:
+    def __init__(self, *, work_ms: float = 0.0, shared: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.shared = shared
         self.received: list[str] = []  # body hashes, in arrival order
         self.bodies: list[dict[str, Any]] = []  # the bodies themselves
         self.work_ms = work_ms
@@ -113,7 +116,7 @@ class ChatServer(LocalServer):
                 time.sleep(0.002)
                 now = time.monotonic()
                 with self.lock:
-                    sharing = self.busy
+                    sharing = self.busy if self.shared else 1
                 done, last = done + (now - last) / sharing, now
         finally:
             with self.lock:
