@@ -179,14 +179,21 @@ def claim_file(db: Path, overwrite: bool | None = None) -> Path | None:
         return None
     if not (overwrite_requested() if overwrite is None else overwrite):
         raise refusal(db, problem)
-    aside = db.with_name(f"{db.name}.replaced-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
-    os.replace(db, aside)
+    aside = move_aside(db)
     wal = db.with_name(db.name + ".wal")
     if wal.exists():
         os.replace(wal, aside.with_name(aside.name + ".wal"))
     log.warning(
         "%s %s: moved aside to %s (%s=1); building a new warehouse", db, problem, aside, OVERWRITE_ENV
     )
+    return aside
+
+
+def move_aside(path: Path) -> Path:
+    """What an explicit overwrite (OVERWRITE=1) does to a file first: rename it, beside itself, to
+    `<name>.replaced-<UTC time>`; returns where it went."""
+    aside = path.with_name(f"{path.name}.replaced-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
+    os.replace(path, aside)
     return aside
 
 
