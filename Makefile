@@ -120,7 +120,8 @@ help: ## List every target and every parameter
 	@echo "  runs: LAST=[10]  OUTPUT=[table]|json     status: OUTPUT=[table]|json"
 	@echo "  eval: MODE=[llm]  BASELINE=[in_place]|rules|random|learned|<prompt version>  SAMPLE=[all]|N"
 	@echo "        FAIL_IF_WORSE=[0]|1 (exit 1 unless the candidate is shown at least as good)  OUTPUT=[table]|json"
-	@echo "  llm-batch-export: the plan's (MODE=llm) + OUT=<path>   llm-batch-run, llm-batch-submit: FILE= OUT="
+	@echo "  llm-batch-export: the plan's (MODE=llm) + OUT=<path>  OVERWRITE=[0]|1 (an existing OUT is moved aside first)"
+	@echo "  llm-batch-run, llm-batch-submit: FILE= OUT="
 	@echo "  llm-batch-import: the plan's (as exported) + FILE=<output file>  SKIP_UNKNOWN=[0]|1"
 	@echo "  prompt: CUSTOMER_ID=<id>     simulate-days: DAYS=[10] SEEDS=[0] (comma-separated) CANDIDATE=[learned]|degraded"
 	@echo "  replay-dlq: OUTPUT=[table]|json     bi: BI_INCLUDE_PII=[0]|1 (personal columns in bi/)"
@@ -269,7 +270,8 @@ BATCH_PARAMS := SEGMENT MODE GOAL DISCOUNT_CAP SUPPRESS_HOURS PROMPT_VERSION AS_
 .PHONY: llm-batch-export
 llm-batch-export: ## Write the plan's distinct LLM requests not yet cached as an OpenAI Batch API file OUT=
 .run/llm-batch-export: $(STAMP)
-	@$(call run,$(BATCH_PARAMS),$(PY) -m agent.batch_cli export $(call flag,OUT,--out),OUT)
+	@$(call run,$(BATCH_PARAMS),$(PY) -m agent.batch_cli export $(call flag,OUT,--out) \
+		$(call switch,OVERWRITE,--overwrite),OUT OVERWRITE)
 
 .PHONY: llm-batch-run
 llm-batch-run: ## Answer Batch API file FILE= with the embedded model (or OPENAI_BASE_URL) into OUT=, resumably

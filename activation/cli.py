@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -97,6 +98,14 @@ def _finish(summary: Any, status: str, report: list[str], output: str) -> None:
         print_summary(summary)
     for line in report:  # what failed and how to retry
         print(line, file=sys.stderr)
+
+
+def _show(output: str, data: Any, table: Callable[[Any], None]) -> None:
+    """A read command's answer on stdout: as JSON for OUTPUT=json, else as `table` prints it."""
+    if output == "json":
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        table(data)
 
 
 def _decide(progress: bool, **given: Any) -> int:
@@ -224,10 +233,7 @@ def explain(
             x["prompt"] = rendered_prompt(
                 con, customer_id, settings=settings, prompt_version=prompt_version or version
             )
-    if settings.output == "json":
-        print(json.dumps(x, indent=2, default=str))
-    else:
-        print_explanation(x)
+    _show(settings.output, x, print_explanation)
     return 0
 
 
@@ -250,10 +256,7 @@ def runs(
     live = holder()
     with read_only() as con:
         rows = recent_runs(con, int(count), live.run_id if live else None)
-    if settings.output == "json":
-        print(json.dumps(rows, indent=2, default=str))
-    else:
-        print_runs(rows)
+    _show(settings.output, rows, print_runs)
     return 0
 
 
@@ -265,10 +268,7 @@ def status(output: Output = None) -> int:
 
     settings = load_settings(ActivateSettings, output=output)
     info = warehouse_status()
-    if settings.output == "json":
-        print(json.dumps(info, indent=2, default=str))
-    else:
-        print_status(info)
+    _show(settings.output, info, print_status)
     return 0
 
 

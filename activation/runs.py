@@ -11,11 +11,8 @@ call per run would cost more than a rules run itself (dbt's start-up), the SQL o
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
-import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,11 +27,9 @@ from activation.run_log import RUNNING, as_shown
 from activation.run_progress import read_progress
 from activation.settings import ActivateSettings
 from core.errors import UserError
-from warehouse import errors, paths
-from warehouse.access import check_complete, check_path, connect
+from warehouse import ownership, paths
 from warehouse.dbt_runner import dbt_env
-from warehouse.lock import Holder, WarehouseBusy, lock_path
-from warehouse.ownership import check_ours
+from warehouse.lock import Holder, WarehouseBusy, current_holder
 
 METRICS_MART = "mart_marketing__activation_metrics"
 # How long a reader (runs, status, explain) waits when it meets a run's brief write window
@@ -236,58 +231,26 @@ def latest_unapplied_plan(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | No
 
 def holder() -> Holder | None:
     """Who holds the warehouse lock now (None when nobody does); never takes the lock."""
-    path = lock_path(paths.duckdb_path())
-    if not path.exists():
-        return None
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return Holder.parse(path.read_text()) or Holder(0, "another process", None, "?", "?")
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
+    return current_holder(paths.duckdb_path())
 
 
-@contextlib.contextmanager
-def read_only(wait_s: float = READ_WAIT_S) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-only connection to the warehouse; one line when there is none. A run holds the file
-    for writing only in short windows: one that is writing now is waited for up to `wait_s`, then
-    named in one line (a build, which holds it throughout, is named after the same wait)."""
-    db = paths.duckdb_path()
-    check_path(db)  # a directory is not "in use": say what it is
-    if not db.exists():
-        raise UserError(f"no warehouse at {db}: make build (or make plan, which builds it first)")
-    try:
-        con = connect(db, read_only=True, wait_s=wait_s)  # corrupt, not DuckDB: one line naming the file
-    except errors.WarehouseBusy:
-        raise WarehouseBusy(db, holder(), wait_s) from None
-    try:
-        check_complete(con, db)  # a truncated file opens, then fails at the first missing block
-        check_ours(con, db)  # another project's database: one line naming it, not a missing table
-        yield con
-    finally:
-        con.close()
+def _no_warehouse(db: Path) -> UserError:
+    return UserError(f"no warehouse at {db}: make build (or make plan, which builds it first)")
+
+
+def read_only(wait_s: float = READ_WAIT_S) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the warehouse (`with read_only() as con` closes it); one line when
+    there is none. A run holds the file for writing only in short windows: one that is writing now
+    is waited for up to `wait_s`, then named in one line (a build, which holds it throughout, is
+    named after the same wait)."""
+    return ownership.open_ours(_no_warehouse, read_only=True, wait_s=wait_s)
 
 
 def open_ours(*, read_only: bool) -> duckdb.DuckDBPyConnection:
     """The warehouse for a command that neither builds nor decides (replay-dlq, simulate-outcomes):
     one line, with nothing created or written, when there is none, it is no DuckDB database, or it is
     not this project's."""
-    db = paths.duckdb_path()
-    check_path(db)
-    if not db.exists():
-        raise UserError(f"no warehouse at {db}: make build (or make plan, which builds it first)")
-    con = connect(db, read_only=read_only)
-    try:
-        check_complete(con, db)
-        check_ours(con, db)
-    except BaseException:
-        con.close()
-        raise
-    return con
+    return ownership.open_ours(_no_warehouse, read_only=read_only)
 
 
 def warehouse_status() -> dict[str, Any]:

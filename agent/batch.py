@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -36,6 +37,7 @@ from core.config import LLMSettings, RunConfig
 from core.contracts import LLMAttempt, Mode, Proposal
 from core.errors import ConfigError, UserError, inline
 from core.policy_kinds import LLM, kind
+from warehouse.ownership import move_aside
 
 CHAT_URL: Final = "/v1/chat/completions"
 
@@ -108,8 +110,36 @@ def request_body(settings: LLMSettings, request: BatchRequest) -> dict[str, Any]
     return body
 
 
-def export_requests(settings: BatchSettings, out: Path) -> dict[str, int]:
-    """Write the plan's requests the cache cannot answer as a Batch API input file (atomically)."""
+def claim_out(out: Path, overwrite: bool) -> Path | None:
+    """Refuse (BatchFileError, one line) to write over a file at OUT; with `overwrite`, move it aside
+    to `<OUT>.replaced-<time>` first, as `make build OVERWRITE=1` does, and return where it went."""
+    if not (out.exists() or out.is_symlink()):
+        return None
+    if not overwrite:
+        raise BatchFileError(
+            f"OUT={inline(out)} exists; nothing was written: choose another OUT=, or give OVERWRITE=1 "
+            f"(--overwrite) to move it aside to {inline(out.name)}.replaced-<time> and write a new one"
+        )
+    try:
+        return move_aside(out)
+    except OSError as exc:
+        raise BatchFileError(
+            f"cannot move {inline(out)} aside: {exc.strerror or exc}: choose another OUT="
+        ) from None
+
+
+def export_requests(
+    settings: BatchSettings,
+    out: Path,
+    *,
+    overwrite: bool = False,
+    say: Callable[[str], None] = lambda _s: None,
+) -> dict[str, int]:
+    """Write the plan's requests the cache cannot answer as a Batch API input file (atomically). A file
+    already at `out` is refused before anything is read, or with `overwrite` moved aside first."""
+    aside = claim_out(out, overwrite)
+    if aside is not None:
+        say(f"moved the old {inline(out)} aside to {inline(aside)}")
     cache = DecisionCache()
     try:
         requests = plan_requests(settings, cache)

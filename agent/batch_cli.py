@@ -1,6 +1,7 @@
 """`python -m agent.batch_cli`: a plan's LLM requests through Batch API files (make llm-batch-*).
 
     export --out requests.jsonl          the plan's distinct requests the decision cache cannot answer
+                                         (an existing file is refused; --overwrite moves it aside)
     run --file requests.jsonl --out answers.jsonl      the embedded model (or OPENAI_BASE_URL) answers
                                                        them, resumably
     submit --file requests.jsonl --out answers.jsonl   an endpoint's Batch API answers them
@@ -68,6 +69,13 @@ def _main(version: Annotated[bool, version_option()] = False) -> None:
 @app.command()
 def export(
     out: Annotated[str | None, typer.Option(help="Where to write the input JSONL (make: OUT=).")] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            help="Move a file already at OUT aside to <OUT>.replaced-<time> first (OVERWRITE=1); "
+            "without it, it is refused."
+        ),
+    ] = False,
     segment: Segment = None,
     prompt_version: Prompt = None,
     limit: Limit = None,
@@ -78,7 +86,7 @@ def export(
 
     path = _path(out, "OUT", "llm-batch-export OUT=batch/requests.jsonl")
     settings = _settings(segment=segment, prompt_version=prompt_version, limit=limit, as_of=as_of)
-    counts = export_requests(settings, path)
+    counts = export_requests(settings, path, overwrite=overwrite, say=lambda s: print(s, file=sys.stderr))
     _print(counts)
     print(
         f"wrote {inline(path)}: run it (make llm-batch-run FILE={inline(path)} OUT=...), or on a Batch API",

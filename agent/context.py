@@ -7,7 +7,6 @@ comment) is whitespace-normalised and length-capped here; the prompt quotes it a
 
 from __future__ import annotations
 
-import contextlib
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
@@ -42,26 +41,13 @@ order by c.customer_id
 """
 
 
-@contextlib.contextmanager
-def open_warehouse() -> Iterator[duckdb.DuckDBPyConnection]:
-    """The configured warehouse, read-only, once it is shown to be ours: one line naming the file
-    when it is missing, a directory, not DuckDB, truncated or another project's (the checks
-    activation's readers make too)."""
-    from warehouse.access import check_complete, check_path, connect
-    from warehouse.ownership import check_ours
-    from warehouse.paths import duckdb_path
+def open_warehouse() -> duckdb.DuckDBPyConnection:
+    """The configured warehouse, read-only, once it is shown to be ours (`with open_warehouse() as
+    con` closes it): one line naming the file when it is missing, a directory, not DuckDB, truncated
+    or another project's (warehouse.ownership.open_ours, which activation's readers use too)."""
+    from warehouse.ownership import open_ours
 
-    path = duckdb_path()
-    check_path(path)
-    if not path.exists():
-        raise WarehouseNotReady(f"no warehouse at {path}: run `make build` first")
-    con = connect(path, read_only=True)
-    try:
-        check_complete(con, path)
-        check_ours(con, path)
-        yield con
-    finally:
-        con.close()
+    return open_ours(lambda path: WarehouseNotReady(f"no warehouse at {path}: run `make build` first"))
 
 
 def cap_comment(text: str | None, cap: int = COMMENT_CAP) -> str | None:

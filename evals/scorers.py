@@ -54,6 +54,13 @@ def _share(k: int, n: int) -> float | None:
     return k / n if n else None
 
 
+def _each_passes(name: str, acting: Sequence[Decision], failures: list[str]) -> ScoreResult:
+    """A check each acting decision passes, or fails with one failure line: the share that pass,
+    passed when none fails."""
+    share = _share(len(acting) - len(failures), len(acting))
+    return _result(name, share, not failures, {"n": len(acting)}, failures)
+
+
 def sms_segments(text: str) -> int:
     """SMS segments of a message, counted exactly as the guardrails count them (GSM-7 or UCS-2)."""
     return guardrail_sms_segments(text)[1]
@@ -190,13 +197,7 @@ class OfferConsistency:
                 failures.append(
                     f"customer {d.customer_id}: message mentions {wrong}% but the discount is {d.discount_pct:g}%"
                 )
-        return _result(
-            self.name,
-            _share(len(acting) - len(failures), len(acting)),
-            not failures,
-            {"n": len(acting)},
-            failures,
-        )
+        return _each_passes(self.name, acting, failures)
 
 
 class SmsSegmentCounts:
@@ -241,13 +242,7 @@ class SegmentAlignment:
             for d in acting
             if not str(d.template_id).startswith(SEGMENT_FAMILIES[d.segment])
         ]
-        return _result(
-            self.name,
-            _share(len(acting) - len(failures), len(acting)),
-            not failures,
-            {"n": len(acting)},
-            failures,
-        )
+        return _each_passes(self.name, acting, failures)
 
 
 class MessageQuality:

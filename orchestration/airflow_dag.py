@@ -56,6 +56,12 @@ alert_target()  # a half-configured alert webhook is a DAG import error, not a s
 DBT_TARGET = os.environ.get("NBA_DBT_TARGET", "dev")
 
 
+def _number(name: str, description: str) -> Param:
+    """A numeric run setting as a DAG parameter: its default and bounds from the settings model."""
+    low, high = bounds(name)
+    return Param(default(name), type="number", minimum=low, maximum=high, description=description)
+
+
 def _dbt_env() -> dict[str, str]:
     """The paths dbt reads, absolute (cosmos runs dbt from a temporary copy of the project)."""
     env = {
@@ -232,20 +238,8 @@ with DAG(
         "goal": Param(
             default("goal"), type="string", enum=choices_of("goal"), description="what the policy optimises"
         ),
-        "discount_cap": Param(
-            default("discount_cap"),
-            type="number",
-            minimum=bounds("discount_cap")[0],
-            maximum=bounds("discount_cap")[1],
-            description="max discount percent",
-        ),  # fmt: skip
-        "suppress_hours": Param(
-            default("suppress_hours"),
-            type="number",
-            minimum=bounds("suppress_hours")[0],
-            maximum=bounds("suppress_hours")[1],
-            description="no second contact within H hours",
-        ),  # fmt: skip
+        "discount_cap": _number("discount_cap", "max discount percent"),
+        "suppress_hours": _number("suppress_hours", "no second contact within H hours"),
         # ActivateSettings' default (activation's settings import the destinations' SDKs, not here)
         "dry_run": Param(True, type="boolean", description="true: outbox only; false: send to destinations"),
         "prompt_version": Param(

@@ -92,6 +92,23 @@ def lock_path(db_path: Path | str) -> Path:
     return db.with_name(db.name + ".lock")
 
 
+def current_holder(db_path: Path | str) -> Holder | None:
+    """Who holds the warehouse lock of `db_path` now (None when nobody does); never takes the lock."""
+    path = lock_path(db_path)
+    if not path.exists():
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return Holder.parse(path.read_text()) or Holder(0, "another process", None, "?", "?")
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def warehouse_lock(
     db_path: Path | str,

@@ -32,10 +32,10 @@ from pathlib import Path
 
 import duckdb
 
-from warehouse import paths
-from warehouse.access import check_complete, connect, is_duckdb_file, translate
+from warehouse import lock, paths
+from warehouse.access import check_complete, check_path, connect, is_duckdb_file, translate
 from warehouse.dbt_runner import MART_TABLES
-from warehouse.errors import BadSetting, NotOurs
+from warehouse.errors import BadSetting, NotOurs, WarehouseBusy
 from warehouse.ops_tables import ensure_ops_tables
 
 PROJECT = "activate-nba"
@@ -134,6 +134,34 @@ def check_ours(con: duckdb.DuckDBPyConnection, db: Path) -> None:
     )
 
 
+def open_ours(
+    missing: Callable[[Path], Exception], *, read_only: bool = True, wait_s: float = 0.0
+) -> duckdb.DuckDBPyConnection:
+    """The configured warehouse for a command that reads it, or writes into it, without building:
+    one line, with nothing created or written, when the path is a directory, there is no file (the
+    caller's own line: `missing(path)`), it is no DuckDB database, it is truncated or it is not this
+    project's. A writer holding the file is waited for up to `wait_s`, then named from the warehouse
+    lock (a build, which holds it throughout, is named after the same wait); with no wait, DuckDB's
+    line naming the process stands. The caller closes the connection (`with open_ours(...) as con`)."""
+    db = paths.duckdb_path()
+    check_path(db)  # a directory is not "in use": say what it is
+    if not db.exists():
+        raise missing(db)
+    try:
+        con = connect(db, read_only=read_only, wait_s=wait_s)  # corrupt, not DuckDB: one line naming the file
+    except WarehouseBusy:
+        if not wait_s:
+            raise
+        raise lock.WarehouseBusy(db, lock.current_holder(db), wait_s) from None
+    try:
+        check_complete(con, db)  # a truncated file opens, then fails at the first missing block
+        check_ours(con, db)  # another project's database: one line naming it, not a missing table
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
 def refusal(db: Path, problem: str) -> NotOurs:
     return NotOurs(
         f"{db} (NBA_DUCKDB_PATH) {problem}; nothing was changed: point NBA_DUCKDB_PATH at another file, "
@@ -151,14 +179,21 @@ def claim_file(db: Path, overwrite: bool | None = None) -> Path | None:
         return None
     if not (overwrite_requested() if overwrite is None else overwrite):
         raise refusal(db, problem)
-    aside = db.with_name(f"{db.name}.replaced-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
-    os.replace(db, aside)
+    aside = move_aside(db)
     wal = db.with_name(db.name + ".wal")
     if wal.exists():
         os.replace(wal, aside.with_name(aside.name + ".wal"))
     log.warning(
         "%s %s: moved aside to %s (%s=1); building a new warehouse", db, problem, aside, OVERWRITE_ENV
     )
+    return aside
+
+
+def move_aside(path: Path) -> Path:
+    """What an explicit overwrite (OVERWRITE=1) does to a file first: rename it, beside itself, to
+    `<name>.replaced-<UTC time>`; returns where it went."""
+    aside = path.with_name(f"{path.name}.replaced-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
+    os.replace(path, aside)
     return aside
 
 

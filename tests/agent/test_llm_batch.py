@@ -141,9 +141,9 @@ def test_round_trip_through_the_batch_api_equals_the_live_path(
     assert summary.llm_calls == 0 and len(chat.received) == before  # the plan asked nothing
     assert decided == live  # and decided exactly as the live path did on the same answers
     # the next export finds nothing left to ask
-    again = export_requests(load_settings(BatchSettings), requests)
+    again = export_requests(load_settings(BatchSettings), tmp_path / "again.jsonl")
     assert again == {"distinct": len(lines), "cached": len(lines), "exported": 0}
-    assert requests.read_text() == ""
+    assert (tmp_path / "again.jsonl").read_text() == ""
 
 
 def test_an_expired_batch_leaves_the_rest_to_the_live_path(
@@ -278,6 +278,34 @@ def test_bad_input_is_refused_in_one_line_and_stores_nothing(
     )
     code, err = _cli(["run", "--file", str(tmp_path / "mixed.jsonl"), "--out", str(answers)], capsys)
     assert code == 2 and "is a Batch API output file (answers): import it" in err
+
+
+def test_export_never_writes_over_an_existing_out_unless_asked_and_then_moves_it_aside(
+    warehouse_copy: Path, chat: ChatServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 29: `make llm-batch-export OUT=<file>` replaced an existing file without a word. Now a
+    new path is written; an existing one is refused in one line (exit 2) naming it and the ways out,
+    and left byte for byte; OVERWRITE=1 (--overwrite) moves it aside to <OUT>.replaced-<time> first."""
+    fresh = tmp_path / "fresh.jsonl"
+    assert _cli(["export", "--out", str(fresh)], capsys)[0] == 0
+    exported = fresh.read_bytes()
+    assert len(read_input(fresh)) > 0
+
+    theirs = tmp_path / "theirs.jsonl"
+    theirs.write_bytes(b"someone's notes, not a batch file\n\x00\xff")
+    before = theirs.read_bytes()
+    for existing in (theirs, fresh):
+        code, err = _cli(["export", "--out", str(existing)], capsys)
+        assert code == 2 and len(err.splitlines()) == 1, err
+        assert str(existing) in err and "exists" in err and "another OUT=" in err and "OVERWRITE=1" in err
+    assert theirs.read_bytes() == before and fresh.read_bytes() == exported
+    assert sorted(p.name for p in tmp_path.glob("theirs*")) == ["theirs.jsonl"]
+
+    code, err = _cli(["export", "--out", str(theirs), "--overwrite"], capsys)
+    assert code == 0, err
+    (aside,) = tmp_path.glob("theirs.jsonl.replaced-*")
+    assert aside.read_bytes() == before and f"aside to {aside}" in err
+    assert theirs.read_bytes() == exported  # the new file, as a fresh export writes it
 
 
 def test_an_invalid_answer_is_stored_as_the_live_path_stores_it(

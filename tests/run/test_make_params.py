@@ -120,6 +120,16 @@ def test_a_switch_is_1_or_0_and_anything_else_is_refused_in_one_line(makedir: Pa
     _nothing_ran(makedir)
     proc, got = make(makedir, "llm-batch-import", "SKIP_UNKNOWN=2")
     assert got is None and proc.returncode == 2 and "SKIP_UNKNOWN=: must be 1 or 0" in proc.stderr
+    # the overwrite switch of make build, on llm-batch-export (issue 29); run and submit resume OUT
+    proc, got = make(makedir, "llm-batch-export", "OUT=x.jsonl", "OVERWRITE=1")
+    assert got is not None and "--overwrite" in got["argv"]
+    proc, got = make(makedir, "llm-batch-export", "OUT=x.jsonl", "OVERWRITE=0")
+    assert got is not None and "--overwrite" not in got["argv"]
+    proc, got = make(makedir, "llm-batch-export", "OUT=x.jsonl", f"OVERWRITE={HOSTILE}")
+    assert got is None and proc.returncode == 2 and "OVERWRITE=: must be 1 or 0" in proc.stderr
+    for target in ("llm-batch-run", "llm-batch-submit"):
+        proc, got = make(makedir, target, "FILE=a", "OUT=b", "OVERWRITE=1")
+        assert got is not None and "--overwrite" not in got["argv"], target
     proc, got = make(makedir, "bi", "BI_INCLUDE_PII=true")
     assert got is None and proc.returncode == 2 and "BI_INCLUDE_PII=: must be 1 or 0" in proc.stderr
 
