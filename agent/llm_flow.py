@@ -12,11 +12,12 @@ A slow answer is congestion only where the client's own requests make each other
 keeps each answer's time with the mean number of requests in flight over its life, and reads the
 slope. A queue (or a server that shares its compute among the requests it holds) answers in a time
 that grows with the number in flight; a server that batches its slots, as llama-server does, answers
-in about the same time whether it holds one request or eight, and on a machine other work keeps
-busy every answer is slow. Shrinking the window there gives up the batching and gains nothing, so
-where the slope shows no queue a slow answer opens the window like any other. The same fit sets how
-fast it opens: by one request per answer (doubling per round trip) while no queue shows or the fit
-puts one more request in flight under the slow mark, by one per round trip beyond. Until a few
+in a time that grows far less than the number it holds, and on a machine other work keeps busy
+every answer is slow. Shrinking the window there gives up the batching and gains little, so a slow
+answer cuts only where the slope explains at least half the answers' time (QUEUE_SHARE), and
+opens the window like any other answer elsewhere. The same fit sets how fast it opens: by one
+request per answer (doubling per round trip) while no queue shows or the fit puts one more request
+in flight under the slow mark, by one per round trip beyond. Until a few
 answers have seen different numbers in flight, a slow answer neither cuts nor opens it faster: the
 window opens by one per round trip and timeouts cut it.
 
@@ -35,7 +36,7 @@ from typing import NamedTuple
 CONGESTION = ("timeout", "http_429", "http_500", "http_502", "http_503", "http_504", "connection_error")
 STOPPED = "llm_stopped"
 # Answers whose time the queue test reads, and the share of an answer's time the number in flight
-# must explain (slope x mean in flight / mean time) for slowness to count as a queue: 1 when each
+# must explain (slope x mean in flight / median time) for slowness to count as a queue: 1 when each
 # request's time is proportional to the number in flight, about 0 when the server batches them.
 QUEUE_SAMPLES = 24
 QUEUE_MIN = 6
