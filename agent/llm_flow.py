@@ -100,13 +100,13 @@ class Flow:
                 self.samples.append(((self._area - ticket.area) / (self._at - ticket.sent), seconds))
             self.in_flight -= 1
             self.outcomes[failure or "answered"] += 1
-            queue = self.queueing()
-            if failure in CONGESTION or (seconds > self.slow_s and queue):
+            fit = self.fit()
+            if failure in CONGESTION or (seconds > self.slow_s and self._queueing(fit)):
                 if ticket.cuts == self.cuts:  # once per round trip
                     self.window = max(1.0, self.window / 2)
                     self.cuts += 1
             else:
-                self.window = min(float(self.ceiling), self.window + self._step())
+                self.window = min(float(self.ceiling), self.window + self._step(fit))
             self._maybe_trip()
             self._cond.notify_all()
 
@@ -138,7 +138,10 @@ class Flow:
         """Whether the answers' times grow with the number in flight: True when the slope explains at
         least QUEUE_SHARE of the time, False when less than NO_QUEUE_SHARE, None in between or
         without a fit."""
-        fit = self.fit()
+        return self._queueing(self.fit())
+
+    @staticmethod
+    def _queueing(fit: tuple[float, float, float] | None) -> bool | None:
         if fit is None:
             return None
         share = fit[2]
@@ -146,11 +149,10 @@ class Flow:
             return True
         return False if share < NO_QUEUE_SHARE else None
 
-    def _step(self) -> float:
+    def _step(self, fit: tuple[float, float, float] | None) -> float:
         """How far an answer opens the window: one request (doubling per round trip) where no queue
         shows or where the fit puts one more request in flight still under the slow mark; one
         request per round trip otherwise."""
-        fit = self.fit()
         if fit is not None:
             intercept, slope, share = fit
             if share < NO_QUEUE_SHARE or intercept + slope * (self.window + 1) <= self.slow_s:

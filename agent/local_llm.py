@@ -155,9 +155,8 @@ def busy_cores(seconds: float = 0.5, stat: Path = Path("/proc/stat")) -> float |
 def threads_for(settings: LLMSettings, cores: int, busy: float | None) -> tuple[int, str]:
     """llama-server's threads, and why: NBA_LLM__THREADS when set; else every core on a quiet
     machine and one where other work keeps about a core busy. ggml's threads meet at a barrier after
-    every op, so when other work takes a core away one thread waits for the other: beside two
-    CPU-bound processes two threads answered so slowly that most requests timed out, one thread none
-    (bench/README.md)."""
+    every op, so when other work takes a core away one thread waits for the other and both stall;
+    one thread has no barrier to wait at (the measurements: bench/README.md)."""
     if settings.threads:
         return settings.threads, "NBA_LLM__THREADS"
     if cores > 1 and busy is not None and busy >= BUSY_CORE:

@@ -191,8 +191,13 @@ def claim_file(db: Path, overwrite: bool | None = None) -> Path | None:
 
 def move_aside(path: Path) -> Path:
     """What an explicit overwrite (OVERWRITE=1) does to a file first: rename it, beside itself, to
-    `<name>.replaced-<UTC time>`; returns where it went."""
-    aside = path.with_name(f"{path.name}.replaced-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
+    `<name>.replaced-<UTC time>` (`-2`, `-3`, ... after it when an earlier one took that second's
+    name: a file moved aside is never replaced); returns where it went."""
+    base = f"{path.name}.replaced-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    aside, n = path.with_name(base), 1
+    while aside.exists() or aside.is_symlink():
+        n += 1
+        aside = path.with_name(f"{base}-{n}")
     os.replace(path, aside)
     return aside
 

@@ -329,3 +329,16 @@ def test_a_damaged_generator_meta_file_is_one_line_and_make_seed_replaces_it(
     assert str(raw / generate.META_FILE) in line and "make seed" in line
     generate.generate(config)  # the generator's own folder, damaged: replaced
     assert generate.read_meta() == config.meta
+
+
+def test_moving_aside_never_replaces_an_earlier_file_moved_aside(tmp_path) -> None:
+    from warehouse.ownership import move_aside
+
+    target = tmp_path / "requests.jsonl"
+    kept = []
+    for i in range(3):  # within the same second: each gets its own name
+        target.write_text(f"version {i}\n")
+        kept.append(move_aside(target))
+    assert not target.exists() and len(set(kept)) == 3
+    assert [p.read_text() for p in kept] == ["version 0\n", "version 1\n", "version 2\n"]
+    assert all(p.name.startswith("requests.jsonl.replaced-") for p in kept)
