@@ -16,25 +16,58 @@ contacts as (
     select * from {{ ref('stg_ops__contacts') }}
 ),
 
+-- What was attempted and what was contacted, each with the run and decision it belongs to.
+touches as (
+    select
+        'attempt' as kind,
+        attempted_at as touched_at,
+        run_id,
+        decision_id,
+        destination,
+        status,
+        cast(null as string) as contact_channel
+    from delivery_attempts
+    union all
+    select
+        'contact' as kind,
+        contacted_at as touched_at,
+        run_id,
+        decision_id,
+        destination,
+        cast(null as string) as status,
+        channel as contact_channel
+    from contacts
+),
+
 -- A decision id recurs across runs: rows join their own run's decision ((run_id, decision_id) is
 -- the key), and fall back to the id's latest run for rows written by a dead-letter replay.
+touches_with_decision as (
+    select
+        touches.*,
+        coalesce(decisions.segment, latest_decisions.segment, 'unknown') as segment,
+        coalesce(decisions.channel, latest_decisions.channel, 'unknown') as decision_channel,
+        coalesce(decisions.is_dry_run, false) as decision_is_dry_run
+    from touches
+    left join decisions
+        on touches.run_id = decisions.run_id
+        and touches.decision_id = decisions.decision_id
+    left join latest_decisions
+        on touches.decision_id = latest_decisions.decision_id
+),
+
 delivery_facts as (
     select
-        cast(delivery_attempts.attempted_at as date) as activity_date,
-        coalesce(decisions.segment, latest_decisions.segment, 'unknown') as segment,
-        coalesce(decisions.channel, latest_decisions.channel, 'unknown') as channel,
-        delivery_attempts.destination,
-        coalesce(decisions.is_dry_run, false) as is_dry_run,
-        case when delivery_attempts.status in ('delivered', 'dry_run') then 1 else 0 end as sends,
-        case when delivery_attempts.status in ('failed', 'dead_letter') then 1 else 0 end as failures,
+        cast(touched_at as date) as activity_date,
+        segment,
+        decision_channel as channel,
+        destination,
+        decision_is_dry_run as is_dry_run,
+        case when status in ('delivered', 'dry_run') then 1 else 0 end as sends,
+        case when status in ('failed', 'dead_letter') then 1 else 0 end as failures,
         0 as suppressions,
         0 as contacts
-    from delivery_attempts
-    left join decisions
-        on delivery_attempts.run_id = decisions.run_id
-        and delivery_attempts.decision_id = decisions.decision_id
-    left join latest_decisions
-        on delivery_attempts.decision_id = latest_decisions.decision_id
+    from touches_with_decision
+    where kind = 'attempt'
 ),
 
 suppression_facts as (
@@ -54,21 +87,17 @@ suppression_facts as (
 
 contact_facts as (
     select
-        cast(contacts.contacted_at as date) as activity_date,
-        coalesce(decisions.segment, latest_decisions.segment, 'unknown') as segment,
-        contacts.channel,
-        contacts.destination,
+        cast(touched_at as date) as activity_date,
+        segment,
+        contact_channel as channel,
+        destination,
         false as is_dry_run,
         0 as sends,
         0 as failures,
         0 as suppressions,
         1 as contacts
-    from contacts
-    left join decisions
-        on contacts.run_id = decisions.run_id
-        and contacts.decision_id = decisions.decision_id
-    left join latest_decisions
-        on contacts.decision_id = latest_decisions.decision_id
+    from touches_with_decision
+    where kind = 'contact'
 ),
 
 unioned as (
