@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from agent.learned import keyed
 from agent.learned.actions import ActionCatalog
 
 # Logged propensities below this count as this, which bounds a single outcome's weight in Gamma at
@@ -58,23 +59,23 @@ def dr_pseudo_outcomes(
     return mu + weight * (np.asarray(reward, dtype=np.float64) - mu)  # type: ignore[no-any-return]
 
 
-def customer_folds(n_customers: int, folds: int, seed: int) -> np.ndarray:
-    """(n_customers,) fold of each customer: a seeded shuffle dealt round-robin (sizes differ by
-    at most one), so all of a customer's rows are held out together."""
+def customer_folds(customer_keys: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """The fold of each customer key (one per row, agent.learned.keyed), drawn from the key and the
+    seed: all of a customer's rows are held out together, and a customer keeps its fold when others
+    join the log."""
     if folds < 2:
         raise ValueError(f"cross-fitting needs at least 2 folds, got {folds}")
-    out = np.empty(n_customers, dtype=np.int64)
-    out[np.random.default_rng([seed, 7919]).permutation(n_customers)] = np.arange(n_customers) % folds
-    return out
+    return (keyed.combine(customer_keys, seed, 7919) % np.uint64(folds)).astype(np.int64)  # type: ignore[no-any-return]
 
 
 def bank_pairs(
-    segments: np.ndarray, cat: ActionCatalog, max_pairs: int, seed: int
+    segments: np.ndarray, cat: ActionCatalog, max_pairs: int, seed: int, row_keys: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """(row index, action) of every action of each row's segment's bank (`segments` per row),
-    sampled uniformly to `max_pairs` with `seed` when there are more; sorted by row."""
+    sampled uniformly to `max_pairs` when there are more, keyed by the row's key (one per row,
+    agent.learned.keyed), the action and `seed`; sorted by row."""
     rows, actions = np.nonzero(cat.segment_mask(segments))
     if len(rows) > max_pairs:
-        keep = np.sort(np.random.default_rng([seed, 104729]).choice(len(rows), max_pairs, replace=False))
+        keep = keyed.smallest(keyed.combine(np.asarray(row_keys)[rows], actions, seed, 104729), max_pairs)
         rows, actions = rows[keep], actions[keep]
     return rows.astype(np.int64), actions.astype(np.int64)

