@@ -13,6 +13,7 @@ situation share one prompt and one LLM answer. This bench measures what that cos
 
     .venv/bin/python bench/bench_llm_shared_drafts.py                 # the demo warehouse (make build)
     .venv/bin/python bench/bench_llm_shared_drafts.py --prompts-only  # part 1 only (any warehouse)
+    .venv/bin/python bench/bench_llm_shared_drafts.py --sample 120 --top-k 3,1  # part 2, ranking lengths
 """
 
 from __future__ import annotations
@@ -86,8 +87,9 @@ def distinct_prompts(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def eval_run(detail: str, prompt: str, sample: str) -> dict[str, Any]:
-    """`make eval MODE=llm PROMPT_VERSION=<prompt> BASELINE=rules` with an empty decision cache."""
+def eval_run(detail: str, prompt: str, sample: str, top_k: int | None = None) -> dict[str, Any]:
+    """`make eval MODE=llm PROMPT_VERSION=<prompt> BASELINE=rules` with an empty decision cache
+    (`top_k`: the ranking's length in the prompt, NBA_LLM__RANKING_TOP_K; None: the setting's)."""
     with tempfile.TemporaryDirectory() as cache:
         env = {
             **os.environ,
@@ -98,6 +100,7 @@ def eval_run(detail: str, prompt: str, sample: str) -> dict[str, Any]:
             "NBA_OUTPUT": "json",
             "NBA_LLM__PROMPT_DETAIL": detail,
             "NBA_CACHE_DIR": cache,
+            **({"NBA_LLM__RANKING_TOP_K": str(top_k)} if top_k is not None else {}),
         }
         t0 = time.perf_counter()
         out = subprocess.run(
@@ -118,7 +121,7 @@ def eval_run(detail: str, prompt: str, sample: str) -> dict[str, Any]:
     if out.returncode not in (0, 1):
         raise SystemExit(f"eval ({detail}) failed: {out.stderr[-2000:]}")
     report = json.loads(out.stdout)
-    return {"detail": detail, "wall_s": round(wall, 1), "report": report, "answers": answers}
+    return {"detail": detail, "top_k": top_k, "wall_s": round(wall, 1), "report": report, "answers": answers}
 
 
 def summarise(run: dict[str, Any]) -> dict[str, Any]:
@@ -128,6 +131,7 @@ def summarise(run: dict[str, Any]) -> dict[str, Any]:
     row = next((p for p in r.get("prompt_versions", []) if p["mode"] == "llm"), {})
     return {
         "detail": run["detail"],
+        "ranking_top_k": run["top_k"],
         "share_of_oracle": llm[0]["share_of_oracle"] if llm else None,
         "rules_share": rules[0]["share_of_oracle"] if rules else None,
         "true_value": llm[0]["true_value"] if llm else None,
@@ -145,6 +149,11 @@ def main() -> None:
     ap.add_argument("--prompt", default="v3")
     ap.add_argument("--sample", default="all")
     ap.add_argument(
+        "--top-k",
+        default=None,
+        help="ranking lengths to compare, e.g. 3,1 (banded prompts only; default: the setting's, both details)",
+    )
+    ap.add_argument(
         "--warehouse", type=Path, default=None, help="a DuckDB file (default: the configured one)"
     )
     args = ap.parse_args()
@@ -161,7 +170,12 @@ def main() -> None:
     print(
         f"\n# make eval MODE=llm PROMPT_VERSION={args.prompt} BASELINE=rules, same sample, empty cache each"
     )
-    rows = [summarise(eval_run(d, args.prompt, args.sample)) for d in ("exact", "bucketed")]
+    if args.top_k:
+        rows = [
+            summarise(eval_run("bucketed", args.prompt, args.sample, int(k))) for k in args.top_k.split(",")
+        ]
+    else:
+        rows = [summarise(eval_run(d, args.prompt, args.sample)) for d in ("exact", "bucketed")]
     print(json.dumps(rows, indent=2))
 
 
