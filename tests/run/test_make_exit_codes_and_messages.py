@@ -168,6 +168,23 @@ def test_a_destination_url_that_is_not_one_is_refused_before_a_live_run(
     )
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("NBA_LLM__BASE_URL", "notaurl"), ("NBA_LLM__BASE_URL", "ftp://x"), ("OPENAI_BASE_URL", "notaurl")],
+)
+def test_an_llm_endpoint_url_that_is_not_one_is_refused_before_the_run(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    """It was taken: `make plan MODE=llm` then sent every request nowhere and fell back to the rules
+    for each (connection_error), exit 0, the setting never named."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as err:
+        load_settings(ActivateSettings, mode="llm")
+    assert str(err.value) == "NBA_LLM__BASE_URL / OPENAI_BASE_URL: must be an http:// or https:// URL " + (
+        f"with a host, e.g. https://api.example.com (got {value!r})"
+    )
+
+
 def test_a_good_destination_url_is_taken(servers, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NBA_HUBSPOT__BASE_URL", "https://api.hubapi.com/")
     settings = load_settings(ActivateSettings, dry_run=False)
