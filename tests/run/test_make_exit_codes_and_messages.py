@@ -185,6 +185,21 @@ def test_an_llm_endpoint_url_that_is_not_one_is_refused_before_the_run(
     )
 
 
+@pytest.mark.parametrize("value", ["notaurl", "http://", "ftp://127.0.0.1/alerts"])
+def test_an_alert_url_that_is_not_one_is_named_before_a_live_run(
+    servers, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """`http://` alone was taken as a URL (the line then asked for NBA_ALERTS__SECRET instead)."""
+    monkeypatch.setenv("NBA_ALERTS__WEBHOOK_URL", value)
+    monkeypatch.setenv("NBA_ALERTS__SECRET", "s")
+    with pytest.raises(ConfigError) as err:
+        load_settings(ActivateSettings, dry_run=False)
+    assert str(err.value).startswith(
+        "NBA_ALERTS__WEBHOOK_URL: must be an http:// or https:// URL with a host"
+    )
+    assert f"(got {value!r})" in str(err.value)
+
+
 def test_a_good_destination_url_is_taken(servers, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NBA_HUBSPOT__BASE_URL", "https://api.hubapi.com/")
     settings = load_settings(ActivateSettings, dry_run=False)
