@@ -200,6 +200,17 @@ def test_an_alert_url_that_is_not_one_is_named_before_a_live_run(
     assert f"(got {value!r})" in str(err.value)
 
 
+@pytest.mark.parametrize(("variable", "value"), [("NBA_HUBSPOT__TOKEN", ""), ("NBA_WEBHOOK__SECRET", " ")])
+def test_an_empty_destination_secret_is_named_before_a_live_run(
+    servers, monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    """It was taken: the run then sent its requests unauthorised (or signed with an empty key)."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as err:
+        load_settings(ActivateSettings, dry_run=False)
+    assert str(err.value).startswith(f"{variable}: is empty"), err.value
+
+
 def test_a_good_destination_url_is_taken(servers, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NBA_HUBSPOT__BASE_URL", "https://api.hubapi.com/")
     settings = load_settings(ActivateSettings, dry_run=False)
