@@ -42,7 +42,7 @@ from activation.progress import ProgressFactory, delivery_progress
 from activation.run import PRIMARY_METRIC, new_run_id
 from activation.run_log import end_unfinished_in, start_run
 from activation.run_progress import run_progress
-from activation.runs import after_run
+from activation.runs import after_run, open_ours
 from activation.settings import ActivateSettings
 from activation.state import load_state, outstanding
 from activation.summary import RunSummary, outcomes, summarize
@@ -204,6 +204,7 @@ def apply_plan(
     decisions = [d for d, _ in decided]
     h = plan.header
     with warehouse_lock(paths.duckdb_path(), command="nba-activate apply", run_id=run_id):
+        open_ours(read_only=True).close()  # none there, truncated or not ours: one line, nothing written
         db = WarehouseFile(paths.duckdb_path())  # for writing only while it writes: activation/run.py
         try:
             with db.writing() as con:

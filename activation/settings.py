@@ -20,7 +20,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 
 from activation.destinations import registry
-from core.config import RunConfig, Section
+from core.config import HttpURL, RunConfig, Section
 from core.errors import ConfigError
 
 
@@ -57,7 +57,7 @@ class AlertSettings(Section):
     """Where a failed or partial live run posts its alert (section NBA_ALERTS__): a JSON POST signed
     like the destination webhook (`X-NBA-Signature: t=<ts>,v1=<HMAC-SHA256(secret, "<ts>.<body>")>`)."""
 
-    webhook_url: str | None = None
+    webhook_url: HttpURL | None = None  # a host too: "http://" alone was taken as a URL
     secret: SecretStr | None = None
     timeout_s: float = Field(default=10.0, gt=0, le=120, allow_inf_nan=False)
 
@@ -65,8 +65,6 @@ class AlertSettings(Section):
     def _complete(self) -> AlertSettings:
         if self.webhook_url is None:
             return self
-        if not self.webhook_url.startswith(("http://", "https://")):
-            raise ConfigError("NBA_ALERTS__WEBHOOK_URL", "must be an http:// or https:// URL")
         if self.secret is None or not self.secret.get_secret_value():
             raise ConfigError(
                 "NBA_ALERTS__SECRET", "is required with NBA_ALERTS__WEBHOOK_URL (alerts are signed)"

@@ -14,6 +14,7 @@ Exit codes: 0 done, 1 some requests still unanswered (rerun), 2 bad input.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -89,7 +90,7 @@ def export(
     counts = export_requests(settings, path, overwrite=overwrite, say=lambda s: print(s, file=sys.stderr))
     _print(counts)
     print(
-        f"wrote {inline(path)}: run it (make llm-batch-run FILE={inline(path)} OUT=...), or on a Batch API",
+        f"wrote {inline(path)}: run it (make llm-batch-run FILE={_shell(path)} OUT=...), or on a Batch API",
         file=sys.stderr,
     )
     return 0
@@ -151,8 +152,18 @@ def submit(
     src = _path(file, "FILE", "llm-batch-submit FILE=batch/requests.jsonl OUT=batch/answers.jsonl")
     dst = _path(out, "OUT", "llm-batch-submit FILE=batch/requests.jsonl OUT=batch/answers.jsonl")
     batch = submit_file(_llm(), src, dst, poll_s=poll_s, say=lambda s: print(s, file=sys.stderr))
-    print(f"batch {batch.id}: {batch.status}; answers in {dst}: make llm-batch-import FILE={dst}", flush=True)
+    print(
+        f"batch {batch.id}: {batch.status}; answers in {inline(dst)}: make llm-batch-import FILE={_shell(dst)}",
+        flush=True,
+    )
     return 0
+
+
+def _shell(path: Path) -> str:
+    """A path as a command we print writes it: quoted for the shell, so pasting the command runs
+    nothing a file name holds (`;`, `$(...)`, quotes); a name with a line break as `inline` shows it."""
+    text = str(path)
+    return shlex.quote(text) if text.isprintable() else inline(text)
 
 
 def main(argv: list[str] | None = None, prog: str = "nba-batch") -> int:

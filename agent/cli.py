@@ -79,7 +79,7 @@ def _segmented_customer(con: duckdb.DuckDBPyConnection, customer_id: str) -> Cus
     contexts = load_contexts(con, customer_ids=[customer_id])
     if not contexts:
         raise UnknownCustomerError(
-            f"customer {customer_id!r} is in no segment (or does not exist): pick one from "
+            f"CUSTOMER_ID= / --customer-id: customer {customer_id!r} is in no segment (or does not exist): pick one from "
             "mart_marketing__segment_scores where segment is not null"
         )
     return contexts[0]

@@ -116,7 +116,7 @@ class Section(BaseModel):
 class LLMSettings(Section):
     """The LLM endpoint and client (section NBA_LLM__; endpoint from OPENAI_*)."""
 
-    base_url: str | None = None
+    base_url: HttpURL | None = None  # checked when the settings are built, not met as a connection error
     api_key: SecretStr | None = None
     model: str = EMBEDDED_MODEL
     # auto: JSON_SCHEMA (response_format) for the embedded llama-server, which rejects forced tool

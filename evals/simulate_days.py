@@ -32,7 +32,7 @@ from pydantic import Field, computed_field
 from core.cli import new_app, run, version_option
 from core.config import RunConfig, settings_from
 from core.contracts import CustomerContext, Decision, Goal, GuardrailSettings, Model
-from core.errors import UserError
+from core.errors import UserError, inline
 from core.reference import ReferenceData
 
 if TYPE_CHECKING:
@@ -742,7 +742,8 @@ def render_html(report: SimulationReport) -> str:
 app = new_app("nba-simulate-days")
 
 
-Days = Annotated[int, typer.Option(help="Daily cycles to run (make: DAYS=).")]
+# text, checked here: typer's own message for "abc" named neither DAYS= nor what it takes
+Days = Annotated[str, typer.Option("--days", help="Daily cycles to run, 1 to 60 (make: DAYS=).")]
 GoalOpt = Annotated[str, typer.Option(help="90d_clv|engagement")]
 Seeds = Annotated[
     str, typer.Option(help="Outcome seeds, comma-separated: one simulation each (make: SEEDS=).")
@@ -756,10 +757,19 @@ ScreenOpt = Annotated[
 ]
 
 
+def _checked_days(days: str) -> int:
+    """DAYS= as a whole number from 1 to 60, or one line naming it."""
+    try:
+        n = int(days.strip())
+    except ValueError:
+        n = 0
+    if not 1 <= n <= 60:
+        raise UserError(f"DAYS= / --days: must be a whole number from 1 to 60 (got {inline(days)!r})")
+    return n
+
+
 def _checked_seeds(days: int, goal: str, candidate: str, seeds: str) -> list[int]:
     """The outcome seeds, once every argument is checked (each bad one is a user error)."""
-    if not 1 <= days <= 60:
-        raise UserError(f"DAYS= / --days: must be a whole number from 1 to 60 (got {days})")
     if goal not in METRIC:
         raise UserError(f"GOAL= / --goal: must be one of 90d_clv, engagement (got {goal!r})")
     if candidate not in CANDIDATES:
@@ -781,7 +791,7 @@ def _checked_seeds(days: int, goal: str, candidate: str, seeds: str) -> list[int
 
 @app.command()
 def main_command(
-    days: Days = 10,
+    days_text: Days = "10",
     goal: GoalOpt = "90d_clv",
     seeds: Seeds = "0",
     candidate: Candidate = "learned",
@@ -790,6 +800,7 @@ def main_command(
 ) -> int:
     """Run DAYS daily cycles of decide -> deliver -> outcomes -> retrain on a copy of the demo world,
     the candidate ramping against the rules until the sequential test promotes or rolls it back."""
+    days = _checked_days(days_text)
     seed_list = _checked_seeds(days, goal, candidate, seeds)
     from warehouse.ownership import owned_dir
 

@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from evals.ope import ExpectedRewardFn
+from warehouse.truth import not_in_truth
 
 # customer_ids -> (expected conversion, expected revenue_90d) of each customer left alone
 OrganicRewardFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -22,7 +23,7 @@ def _rows_of(params: pa.Table) -> Callable[[np.ndarray], pa.Array]:
     def rows(customer_ids: np.ndarray) -> pa.Array:
         missing = [c for c in customer_ids[:1000] if str(c) not in row_of]
         if missing:
-            raise KeyError(f"customers without ground truth (e.g. {missing[:3]}): regenerate the warehouse")
+            raise not_in_truth(missing)
         return pa.array(
             np.fromiter((row_of[str(c)] for c in customer_ids), dtype=np.int64, count=len(customer_ids))
         )

@@ -304,6 +304,22 @@ def find_internal_wording(text: str, descriptions: Sequence[str], *, approved: s
     return found
 
 
+def compile_identifiers(exact: Iterable[str], spaced: Iterable[str]) -> re.Pattern[str] | None:
+    """One case-insensitive pattern for the identifiers a prompt shows and a message has no reason
+    to say: `exact` as written (template ids: "winback_soft"), `spaced` also with spaces or hyphens
+    for their underscores (segment names: "high value lapse risk", "High-Value-Lapse-Risk")."""
+    parts = {re.escape(i) for i in exact if i}
+    parts |= {r"[\s_\-]+".join(re.escape(w) for w in s.split("_") if w) for s in spaced if s}
+    if not parts:
+        return None
+    return re.compile(r"(?<!\w)(?:" + "|".join(sorted(parts, key=len, reverse=True)) + r")(?!\w)", re.I)
+
+
+def find_identifiers(text: str, identifiers: re.Pattern[str] | None) -> list[str]:
+    """The prompt's identifiers (see compile_identifiers) the text repeats."""
+    return [m.group(0) for m in identifiers.finditer(normalize(text))] if identifiers else []
+
+
 _COUNTRY_CODE_RE = re.compile(r"[A-Z]{2}")
 
 

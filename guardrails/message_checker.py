@@ -14,12 +14,14 @@ from functools import cache, lru_cache
 from core.contracts import ChannelLimit
 from core.reference import ReferenceData
 from guardrails.message import (
+    compile_identifiers,
     compile_terms,
     find_addressing_problems,
     find_banned,
     find_context_values,
     find_dates,
     find_figures,
+    find_identifiers,
     find_internal_wording,
     find_lifted_text,
     find_other_names,
@@ -42,6 +44,11 @@ class MessageChecker:
         self.banned = compile_terms(t.term for t in ref.banned_terms)
         self.names = name_keys(ref.customer_names)
         self.descriptions = tuple(sorted({a.description for a in ref.actions if a.description}))
+        # what a prompt lists its actions and segments by: template ids as written, segment names
+        # in any spelling
+        self.identifiers = compile_identifiers(
+            {a.template_id for a in ref.actions} | set(ref.templates), {a.segment for a in ref.actions}
+        )
         self.check = lru_cache(maxsize=65536)(self._check)
 
     def _check(
@@ -105,13 +112,15 @@ class MessageChecker:
     def _grounding_findings(
         self, text: str, customer_text: str | None, approved: str, context: tuple[str, ...]
     ) -> list[Finding]:
-        """Nothing of the customer's own text, the prompt's machinery or the customer's record reaches
-        the customer (what the approved copy says is exempt)."""
+        """Nothing of the customer's own text, the prompt's machinery (the actions' descriptions, the
+        template ids and segment names it lists them by) or the customer's record reaches the
+        customer (what the approved copy says is exempt from the descriptions' check)."""
         out: list[Finding] = []
         lifted = find_lifted_text(text, customer_text, approved=approved)
         if lifted:
             out.append(("copies_customer_text", lifted[0]))
         internal = find_internal_wording(text, self.descriptions, approved=approved)
+        internal += find_identifiers(text, self.identifiers)
         if internal:
             out.append(("internal_wording", internal[0]))
         raw = find_context_values(text, context)

@@ -15,11 +15,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from warehouse import paths
 from warehouse.access import reading
 from warehouse.build import ensure_warehouse
 from warehouse.errors import BadSetting, WarehouseError
 from warehouse.model_meta import model_columns
+from warehouse.ownership import owned_dir
 
 BI_TABLES = ("dim_customer", "mart_marketing__customer_360", "mart_marketing__segment_scores")
 _TRUE, _FALSE = ("1", "true", "yes"), ("", "0", "false", "no")
@@ -61,7 +61,8 @@ def exported_columns(table: str, present: list[str], include_pii: bool) -> tuple
 def export_bi(out_dir: Path | None = None, include_pii: bool | None = None) -> BiExport:
     """Export the BI tables to CSV and Parquet, without personal columns unless include_pii."""
     include = include_pii_from_env() if include_pii is None else include_pii
-    out_dir = out_dir or paths.bi_dir()
+    if out_dir is None:  # the configured folder: refused if it is not ours (its files would be replaced)
+        out_dir = owned_dir("bi")
     out_dir.mkdir(parents=True, exist_ok=True)
     db_path = ensure_warehouse()
     written: list[Path] = []

@@ -32,10 +32,11 @@ from core.cli import package_version
 from warehouse import generate, paths, sources
 from warehouse.access import BuildLock
 from warehouse.bi import BI_TABLES, export_bi
-from warehouse.build import build, ensure_warehouse, missing_marts, seed
+from warehouse.build import build, ensure_warehouse, is_duckdb_target, missing_marts, seed
 from warehouse.dbt_runner import MART_TABLES
 from warehouse.docs import docs, freshness, serve_docs
 from warehouse.errors import WarehouseError
+from warehouse.ownership import claim_file, overwrite_requested
 
 __all__ = ["BI_TABLES", "MART_TABLES", "build", "ensure_warehouse", "export_bi", "main", "missing_marts"]
 
@@ -165,6 +166,10 @@ def main(argv: list[str] | None = None, prog: str = "nba-warehouse") -> int:
     try:
         if args.command == "generate":
             with BuildLock(what="generate"):
+                # make seed loads the seeds into the warehouse next: a file there that is not ours is
+                # refused now, before the raw data and the truth are replaced
+                if is_duckdb_target() and not overwrite_requested():
+                    claim_file(paths.duckdb_path(), overwrite=False)
                 generate.run_from_args(args)
         elif args.command == "build":
             _build(args)

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from warehouse.errors import WarehouseError
 from warehouse.ops_tables import insert_atomically
-from warehouse.truth import DISCOUNT_COST_PER_PCT, expected_reward, load_truth, organic_reward
+from warehouse.truth import DISCOUNT_COST_PER_PCT, expected_reward, load_truth, not_in_truth, organic_reward
 
 
 def simulate_outcomes(con: duckdb.DuckDBPyConnection, run_id: str | None = None, *, seed: int = 0) -> int:
@@ -48,7 +48,11 @@ def simulate_outcomes(con: duckdb.DuckDBPyConnection, run_id: str | None = None,
             for d in decisions
         ]
     )
-    take = params.take(pa.array([index[c] for c in rows.column("customer_id").to_pylist()]))
+    ids = rows.column("customer_id").to_pylist()
+    missing = [c for c in ids if c not in index]
+    if missing:
+        raise not_in_truth(missing)
+    take = params.take(pa.array([index[c] for c in ids]))
     treated = np.array([a == "treatment" for a in rows.column("arm").to_pylist()])
     order_value = take.column("expected_order_value").to_numpy().astype(np.float64)
     discount = pc.fill_null(rows.column("discount_pct"), 0.0).to_numpy().astype(np.float64)

@@ -233,11 +233,18 @@ _FOLDERS = {
         re.compile(r"^(eval-[0-9a-f]+|simulate-\d{8}T\d{6}Z)$"),
     ),
     "cache": ("NBA_CACHE_DIR", paths.cache_dir, re.compile(r"^llm_decisions\.sqlite(-wal|-shm|-journal)?$")),
+    "bi": (  # the exports of warehouse/bi.py (BI_TABLES) and its staging folders
+        "NBA_BI_DIR",
+        paths.bi_dir,
+        re.compile(
+            r"^(\.bi-.*|(dim_customer|mart_marketing__customer_360|mart_marketing__segment_scores)\.(csv|parquet))$"
+        ),
+    ),
 }
 
 
 def owned_dir(which: str) -> Path:
-    """The outbox, reports or cache folder, created if missing; refused in one line (NotOurs) when it
+    """The outbox, reports, cache or BI folder, created if missing; refused in one line (NotOurs) when it
     exists and holds anything this project did not write there."""
     env, where, ours = _FOLDERS[which]
     folder = where()

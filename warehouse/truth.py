@@ -15,7 +15,7 @@ An action is (template_id, discount_pct), discount on a grid of 5 within the tem
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -193,6 +193,17 @@ class Truth:
     params: pa.Table
     expected_rewards: pa.Table | None
     meta_dir: Path
+
+
+def not_in_truth(missing: Sequence[str], directory: Path | None = None) -> TruthMissing:
+    """The one line for warehouse customers the truth has no row for: it was generated with other
+    data (NBA_TRUTH_DIR elsewhere, or make seed with other CUSTOMERS/SEED and no build since)."""
+    shown = ", ".join(list(dict.fromkeys(str(c) for c in missing))[:3])
+    return TruthMissing(
+        f"the ground truth at {directory or truth_dir()} (NBA_TRUTH_DIR) has no row for customers of the "
+        f"warehouse (e.g. {shown}): it belongs to other generated data; run `make build` to rebuild the "
+        "warehouse from the data it belongs to, or point NBA_TRUTH_DIR at this warehouse's truth"
+    )
 
 
 def load_truth(directory: Path | None = None) -> Truth:

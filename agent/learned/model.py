@@ -57,6 +57,7 @@ from agent.learned.features import (
     touch_actions,
 )
 from core.contracts import Goal
+from core.errors import ConfigError
 from warehouse import paths
 
 Learner = Literal["vw", "gbm", "dr"]
@@ -89,8 +90,14 @@ def ensemble_size(members: int | Literal["auto"], customers: int, learner: Learn
 
 
 def models_dir() -> Path:
-    """Where models are saved: NBA_MODELS_DIR, default warehouse/models (warehouse.paths)."""
-    return paths.models_dir()
+    """Where models are saved: NBA_MODELS_DIR, default warehouse/models (warehouse.paths); a file
+    there is refused in one line, before any training."""
+    folder = paths.models_dir()
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(
+            "NBA_MODELS_DIR", f"{folder} is a file, not a folder: point it at a new or empty folder"
+        )
+    return folder
 
 
 @dataclass(frozen=True)

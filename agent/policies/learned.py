@@ -66,6 +66,7 @@ def model_for(
     (campaign history + the product's own decisions with outcomes): loaded when this exact version
     was saved before, else trained and saved."""
     t0 = time.perf_counter()
+    models = models_dir()  # where the model is kept: a file there is refused before anything is read
     touches = logged_touches(con, before=before, segmented_only=True)
     # scoring reads the 360 as it is now; the dated facts behind it are read only to train (and
     # stay out of the policy a Spark run broadcasts to its executors)
@@ -73,7 +74,7 @@ def model_for(
     members = ensemble_size(settings.gbm_members, len(features), settings.learner)
     params = LearnerParams.for_goal(goal, settings.learner, gbm_members=members)
     version = model_version(data_fingerprint(touches, features), goal, params)
-    folder = models_dir() / version
+    folder = models / version
     if (folder / "model.json").exists():
         model, trained = LearnedModel.load(folder), False
     else:

@@ -280,6 +280,24 @@ def test_bad_input_is_refused_in_one_line_and_stores_nothing(
     assert code == 2 and "is a Batch API output file (answers): import it" in err
 
 
+def test_the_command_export_suggests_runs_nothing_a_file_name_holds(
+    warehouse_copy: Path, chat: ChatServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make llm-batch-export OUT="x';touch FILE;'"` printed `make llm-batch-run FILE=x';touch FILE;'
+    OUT=...`: pasted into a shell, that line ran the command in the name. The path is quoted."""
+    import shlex
+
+    marker = tmp_path / "pwned"
+    out = tmp_path / f"x';touch {marker};'.jsonl"
+    code, err = _cli(["export", "--out", str(out)], capsys)
+    assert code == 0 and out.exists(), err
+    hint = err.splitlines()[-1]
+    assert f"FILE={shlex.quote(str(out))} OUT=" in hint, hint
+    suggested = hint.split("(", 1)[1].split(" OUT=")[0]
+    assert shlex.split(suggested) == ["make", "llm-batch-run", f"FILE={out}"]
+    assert not marker.exists()
+
+
 def test_export_never_writes_over_an_existing_out_unless_asked_and_then_moves_it_aside(
     warehouse_copy: Path, chat: ChatServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

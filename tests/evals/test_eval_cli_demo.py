@@ -103,6 +103,30 @@ def test_missing_truth_gets_one_line_and_exit_2(
     assert cli.main(["--mode", "rules", "--baseline", "random", "--sample", "5"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no ground truth at" in err[0] and "make seed" in err[0], err
+
+
+def test_a_truth_of_other_data_gets_one_line_and_exit_2(
+    warehouse_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A truth generated for other data (200 customers; NBA_TRUTH_DIR elsewhere, or make seed with
+    other CUSTOMERS and no build since) lacks the warehouse's customers: eval and simulate-outcomes
+    ended in a KeyError traceback (exit 1)."""
+    from activation.cli import main as activate_cli
+    from warehouse import generate
+
+    truth = tmp_path / "truth-200"
+    generate.generate(generate.GenerateConfig(customers=200), out=tmp_path / "raw-200", truth_out=truth)
+    monkeypatch.setenv("NBA_TRUTH_DIR", str(truth))
+    monkeypatch.setenv("NBA_REPORTS_DIR", str(tmp_path / "reports"))
+    monkeypatch.setenv("NBA_OUTBOX_DIR", str(tmp_path / "outbox"))
+    assert cli.main(["--mode", "rules", "--baseline", "random", "--sample", "40"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "NBA_TRUTH_DIR" in err[0] and str(truth) in err[0], err
+    assert activate_cli(["plan", "--no-progress", "--output", "json"]) == 0
+    capsys.readouterr()
+    assert activate_cli(["simulate-outcomes"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "NBA_TRUTH_DIR" in err[0] and "make build" in err[0], err
     assert not list((tmp_path / "reports").glob("eval-*"))  # no report, not even half of one
 
 

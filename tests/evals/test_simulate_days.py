@@ -49,9 +49,16 @@ def test_one_day_of_the_loop_learns_from_its_own_sends_and_says_both_targets(
 
 
 def test_bad_days_get_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--days", "0"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "DAYS=" in err[0]
+    for days in (
+        "0",
+        "61",
+        "abc",
+        "",
+        "1.5",
+    ):  # not a number: typer's own line named neither DAYS= nor the range
+        assert main(["--days", days]) == 2, days
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "DAYS=" in err[0] and "from 1 to 60" in err[0] and repr(days) in err[0], err
     for bad, name in (
         (["--seeds", "1;rm x"], "SEEDS="),
         (["--seeds", "-1"], "SEEDS="),

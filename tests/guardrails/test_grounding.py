@@ -82,6 +82,20 @@ def test_each_raw_record_value_is_refused(ref, field, value):
     assert "context_value" in _refusals(ref, f"Hi Olivia, {value}: enjoy 5% off your next order.", ctx)
 
 
+def test_the_prompt_s_identifiers_are_refused(ref):
+    """A prompt lists its actions by template id and names the segment: a draft that repeats either
+    (any template's, any segment's; a segment name in any spelling) is re-rendered."""
+    drafts = [f"Hi Olivia, {a.template_id} for you: 5% off your next order." for a in ref.actions]
+    for segment in sorted({a.segment for a in ref.actions}):
+        words = segment.split("_")
+        for spelled in (segment, " ".join(words), "-".join(words).title(), segment.upper()):
+            drafts.append(f"Hi Olivia, as a {spelled} customer: 5% off your next order.")
+    for message in drafts:
+        assert "internal_wording" in _refusals(ref, message), message
+        d, report = run(ref, make_proposal(message=message))
+        rerendered(ref, d, report, "internal_wording")
+
+
 def test_the_prompt_s_labels_are_refused(ref):
     for label in ("Reachable channels", "template_id", "discount_pct", "quoted data", "preferred channel"):
         assert "banned_term" in _refusals(ref, f"Hi Olivia, {label}: 5% off your next order."), label

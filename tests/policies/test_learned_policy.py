@@ -232,3 +232,20 @@ def test_the_switch_level_is_per_goal_and_segment(learned_runs, demo_warehouse) 
                 load_settings(RunConfig)
         finally:
             del os.environ["NBA_LEARNED__SEGMENT_SWITCH_CONFIDENCE"]
+
+
+def test_a_file_at_nba_models_dir_is_one_line_before_any_training(
+    warehouse_copy, tmp_path, monkeypatch, capsys
+) -> None:
+    """NBA_MODELS_DIR at a file: make plan MODE=learned trained for a minute, then ended in a
+    FileExistsError traceback (exit 1). Refused in one line naming it (exit 2), the file untouched."""
+    from activation.cli import main as activate_cli
+
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine\n")
+    monkeypatch.setenv("NBA_MODELS_DIR", str(a_file))
+    monkeypatch.setenv("NBA_OUTBOX_DIR", str(tmp_path / "outbox"))
+    assert activate_cli(["plan", "--mode", "learned", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "NBA_MODELS_DIR" in err[0] and str(a_file) in err[0], err
+    assert a_file.read_text() == "mine\n"

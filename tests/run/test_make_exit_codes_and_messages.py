@@ -168,6 +168,49 @@ def test_a_destination_url_that_is_not_one_is_refused_before_a_live_run(
     )
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("NBA_LLM__BASE_URL", "notaurl"), ("NBA_LLM__BASE_URL", "ftp://x"), ("OPENAI_BASE_URL", "notaurl")],
+)
+def test_an_llm_endpoint_url_that_is_not_one_is_refused_before_the_run(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    """It was taken: `make plan MODE=llm` then sent every request nowhere and fell back to the rules
+    for each (connection_error), exit 0, the setting never named."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as err:
+        load_settings(ActivateSettings, mode="llm")
+    assert str(err.value) == "NBA_LLM__BASE_URL / OPENAI_BASE_URL: must be an http:// or https:// URL " + (
+        f"with a host, e.g. https://api.example.com (got {value!r})"
+    )
+
+
+@pytest.mark.parametrize("value", ["notaurl", "http://", "ftp://127.0.0.1/alerts"])
+def test_an_alert_url_that_is_not_one_is_named_before_a_live_run(
+    servers, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """`http://` alone was taken as a URL (the line then asked for NBA_ALERTS__SECRET instead)."""
+    monkeypatch.setenv("NBA_ALERTS__WEBHOOK_URL", value)
+    monkeypatch.setenv("NBA_ALERTS__SECRET", "s")
+    with pytest.raises(ConfigError) as err:
+        load_settings(ActivateSettings, dry_run=False)
+    assert str(err.value).startswith(
+        "NBA_ALERTS__WEBHOOK_URL: must be an http:// or https:// URL with a host"
+    )
+    assert f"(got {value!r})" in str(err.value)
+
+
+@pytest.mark.parametrize(("variable", "value"), [("NBA_HUBSPOT__TOKEN", ""), ("NBA_WEBHOOK__SECRET", " ")])
+def test_an_empty_destination_secret_is_named_before_a_live_run(
+    servers, monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    """It was taken: the run then sent its requests unauthorised (or signed with an empty key)."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as err:
+        load_settings(ActivateSettings, dry_run=False)
+    assert str(err.value).startswith(f"{variable}: is empty"), err.value
+
+
 def test_a_good_destination_url_is_taken(servers, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NBA_HUBSPOT__BASE_URL", "https://api.hubapi.com/")
     settings = load_settings(ActivateSettings, dry_run=False)

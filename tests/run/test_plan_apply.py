@@ -129,6 +129,32 @@ def test_a_stale_plan_and_a_plan_on_another_state_are_refused(
     assert rc == 2 and wh.stats()["requests"] == sent
 
 
+def test_apply_never_writes_into_a_file_that_is_not_our_warehouse(
+    warehouse_copy: Path, servers, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """NBA_DUCKDB_PATH at another project's DuckDB file (or a truncated one) under `make apply` of a
+    valid plan: apply created our ops tables in it (the file changed), then ended in a raw catalog or
+    IO error, exit 1. Refused in one line, exit 2, the file byte for byte as it was, nothing sent."""
+    import duckdb
+
+    _, _, wh = servers.all()
+    s = plan(limit=20)
+    theirs = tmp_path / "theirs.duckdb"
+    with duckdb.connect(str(theirs)) as con:
+        con.execute("create table customers_master as select range as id from range(10)")
+    truncated = tmp_path / "cut.duckdb"
+    truncated.write_bytes(warehouse_copy.read_bytes()[: warehouse_copy.stat().st_size // 2])
+    capsys.readouterr()
+    for db, words in ((theirs, "did not build"), (truncated, "is truncated")):
+        before = hashlib.sha256(db.read_bytes()).hexdigest()
+        monkeypatch.setenv("NBA_DUCKDB_PATH", str(db))
+        assert cli(["apply", "--plan", s.run_id, "--no-progress"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and str(db) in err[0] and words in err[0], err
+        assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+    assert wh.stats()["requests"] == 0
+
+
 def test_an_edited_plan_or_one_the_engine_would_send_differently_is_refused(
     warehouse_copy: Path, servers, capsys
 ) -> None:

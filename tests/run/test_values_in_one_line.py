@@ -9,6 +9,7 @@ import pytest
 
 from activation.cli import main as activate_cli
 from agent.batch_cli import main as batch_cli
+from agent.cli import main as agent_cli
 from testing.demo_warehouse import DemoWarehouse
 from warehouse.cli import main as warehouse_cli
 
@@ -38,3 +39,14 @@ def test_a_batch_file_with_a_line_break_is_one_line(tmp_path: Path, capsys) -> N
     assert batch_cli(["import", "--file", str(tmp_path / VALUE)]) == 2
     line = _one_line(capsys.readouterr().err)
     assert "first line\\nrm -rf second line" in line and "FILE=" in line
+
+
+def test_a_customer_id_make_prompt_does_not_know_is_one_line_naming_it(
+    demo_warehouse_env: DemoWarehouse, capsys
+) -> None:
+    """make prompt CUSTOMER_ID=nosuch said "customer 'nosuch' is in no segment" without naming
+    CUSTOMER_ID= (make explain's line names it)."""
+    for value in ("nosuch", VALUE):
+        assert agent_cli(["prompt", "--customer-id", value]) == 2
+        line = _one_line(capsys.readouterr().err)
+        assert "CUSTOMER_ID=" in line and "no segment" in line, line

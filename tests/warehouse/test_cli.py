@@ -33,6 +33,35 @@ def test_cli_bi_subcommand_prints_paths(demo_warehouse_env: DemoWarehouse, tmp_p
     assert "mart_marketing__customer_360.parquet" in capsys.readouterr().out
 
 
+def test_bi_never_replaces_a_users_files_in_nba_bi_dir(
+    demo_warehouse_env: DemoWarehouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """NBA_BI_DIR at a user's folder: make bi replaced their dim_customer.csv (exit 0); at a file it
+    ended in a FileExistsError traceback. Both are refused in one line (exit 2), left as they were;
+    a folder of ours is written again."""
+    theirs = tmp_path / "exports"
+    theirs.mkdir()
+    (theirs / "dim_customer.csv").write_text("their own export\n")
+    (theirs / "budget.xlsx").write_text("x")
+    monkeypatch.setenv("NBA_BI_DIR", str(theirs))
+    assert cli.main(["bi"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "NBA_BI_DIR" in err[0] and "budget.xlsx" in err[0], err
+    assert sorted(os.listdir(theirs)) == ["budget.xlsx", "dim_customer.csv"]
+    assert (theirs / "dim_customer.csv").read_text() == "their own export\n"
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine\n")
+    monkeypatch.setenv("NBA_BI_DIR", str(a_file))
+    assert cli.main(["bi"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "NBA_BI_DIR" in err[0] and "is a file" in err[0], err
+    assert a_file.read_text() == "mine\n"
+    ours = tmp_path / "bi"
+    monkeypatch.setenv("NBA_BI_DIR", str(ours))
+    assert cli.main(["bi"]) == 0 and cli.main(["bi"]) == 0
+    assert (ours / "dim_customer.csv").exists()
+
+
 def test_ensure_warehouse_is_a_no_op_on_a_built_warehouse(demo_warehouse_env: DemoWarehouse) -> None:
     before = demo_warehouse_env.duckdb_path.stat().st_mtime_ns
     assert build.missing_marts() == []

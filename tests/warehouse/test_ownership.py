@@ -195,6 +195,24 @@ def test_make_seed_on_a_new_path_leaves_a_warehouse_the_next_build_may_replace(
     assert "did not build" in _one_line(capsys.readouterr().err) and _digest(theirs) == before
 
 
+def test_make_seed_over_another_project_s_file_generates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """`make seed` is `generate` then `seed`: generate refused the foreign file only after it had
+    replaced the raw data and the truth (two lines, one of them "nothing was changed")."""
+    theirs = tmp_path / "theirs.duckdb"
+    _foreign(theirs)
+    before = _digest(theirs)
+    monkeypatch.setenv("NBA_DUCKDB_PATH", str(theirs))
+    monkeypatch.setenv("NBA_RAW_DIR", str(tmp_path / "raw"))
+    monkeypatch.setenv("NBA_TRUTH_DIR", str(tmp_path / "truth"))
+    assert warehouse_cli(["generate", "--customers", "200"]) == 2
+    out, err = capsys.readouterr()
+    assert "did not build" in _one_line(err) and not out
+    assert not (tmp_path / "raw").exists() and not (tmp_path / "truth").exists()
+    assert _digest(theirs) == before
+
+
 def _sqlite(db: Path) -> None:
     import sqlite3
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
+from activation.destinations.registry import SettingProblem
 from core.config import HttpURL, Section
 
 # a dry run builds payloads only: it needs no credentials and no endpoint
@@ -17,3 +18,10 @@ class HubSpotSettings(Section):
     rate_per_10s: int = Field(default=100, gt=0)  # burst limit of the app's tier: 100 or 190
     rate_window_s: float = Field(default=10.0, gt=0, allow_inf_nan=False)  # the burst window (10 s)
     max_batch: int = Field(default=100, gt=0, le=100)
+
+    @model_validator(mode="after")
+    def _token_given(self) -> HubSpotSettings:
+        """An empty token was taken: the run then sent every request unauthorised."""
+        if not self.token.get_secret_value().strip():
+            raise SettingProblem("token", "is empty: set it to the private app's access token")
+        return self
