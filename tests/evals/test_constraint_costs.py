@@ -24,6 +24,7 @@ from evals.simulate import simulate_logged, simulate_world
 from evals.truth_adapter import organic_from_params
 from guardrails.eligibility import check_eligibility
 from tests.evals.fakes import contexts_for, fake_decide
+from warehouse.errors import TruthMissing
 from warehouse.truth import organic_reward
 
 AS_OF = datetime(2024, 6, 1, 12, tzinfo=UTC)
@@ -65,7 +66,7 @@ def test_organic_adapter_is_keyed_by_customer():
     conversion, revenue = fn(np.array(["c2", "c0"], dtype=object))
     full_conv, full_rev = organic_reward(_params())
     assert np.array_equal(conversion, full_conv[[2, 0]]) and np.array_equal(revenue, full_rev[[2, 0]])
-    with pytest.raises(KeyError, match="without ground truth"):
+    with pytest.raises(TruthMissing, match="has no row for customers"):
         fn(np.array(["nobody"], dtype=object))
 
 

@@ -21,6 +21,7 @@ from evals.scorers import (
     sms_segments,
 )
 from tests.evals.fakes import AS_OF, fake_decide
+from warehouse.errors import TruthMissing
 
 CTX = load_golden()[0].context  # Olivia, high_value_lapse_risk, all consent
 
@@ -181,5 +182,5 @@ def test_warehouse_truth_adapter_matches_the_generator_function():
     conv, rev = fn(np.array(["b", "a"], dtype=object), tids, discs)
     direct = expected_reward(params.take(pa.array([1, 0])), tids, discs)
     assert np.allclose(conv, direct[0]) and np.allclose(rev, direct[1]) and conv[0] != conv[1]
-    with pytest.raises(KeyError, match="without ground truth"):
+    with pytest.raises(TruthMissing, match="has no row for customers"):
         fn(np.array(["zz"], dtype=object), tids[:1], discs[:1])
