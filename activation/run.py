@@ -42,7 +42,7 @@ from core.policy_kinds import kind
 from core.reference import ReferenceData
 from warehouse import paths
 from warehouse.access import WarehouseFile
-from warehouse.build import ensure_warehouse
+from warehouse.build import dbt_target, ensure_warehouse
 from warehouse.lock import warehouse_lock
 from warehouse.ops_tables import ensure_ops_tables, insert_atomically
 from warehouse.ownership import check_dir, owned_dir
@@ -88,6 +88,7 @@ def run_activation(
     # Destination settings were checked when `settings` was built, before anything is decided or
     # written: a missing variable fails the run at once, naming it, with nothing half-done.
     destinations = destinations_for(settings)
+    dbt_target()  # a target dbt does not have: one line now, before the lock file is created
     if settings.dry_run:
         check_dir("outbox")  # where the plan goes: refused at once if the folder is not ours
     spark = None
