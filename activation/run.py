@@ -42,10 +42,10 @@ from core.policy_kinds import kind
 from core.reference import ReferenceData
 from warehouse import paths
 from warehouse.access import WarehouseFile
-from warehouse.build import ensure_warehouse
+from warehouse.build import dbt_target, ensure_warehouse
 from warehouse.lock import warehouse_lock
 from warehouse.ops_tables import ensure_ops_tables, insert_atomically
-from warehouse.ownership import owned_dir
+from warehouse.ownership import check_dir, owned_dir
 
 if TYPE_CHECKING:
     from agent.spark.decisions import SparkDecisionStep
@@ -88,8 +88,9 @@ def run_activation(
     # Destination settings were checked when `settings` was built, before anything is decided or
     # written: a missing variable fails the run at once, naming it, with nothing half-done.
     destinations = destinations_for(settings)
+    dbt_target()  # a target dbt does not have: one line now, before the lock file is created
     if settings.dry_run:
-        owned_dir("outbox")  # where the plan goes: refused at once if the folder is not ours
+        check_dir("outbox")  # where the plan goes: refused at once if the folder is not ours
     spark = None
     if settings.decide_on == "spark":  # the same Pipeline, per partition of the Spark marts
         from agent.spark.decisions import SparkDecisionStep
@@ -99,6 +100,8 @@ def run_activation(
     # decides or writes anything. The lock is held to the end; DuckDB's file only while writing.
     lock = warehouse_lock(paths.duckdb_path(), command="nba-activate", run_id=run.run_id)
     with lock:
+        if settings.dry_run:
+            owned_dir("outbox")  # created once the run holds the lock: a busy refusal writes nothing
         if con is None and spark is None:
             with building_warehouse(progress_factory is not None):
                 ensure_warehouse()

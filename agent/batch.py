@@ -95,6 +95,13 @@ def plan_requests(settings: BatchSettings, cache: DecisionCache) -> dict[str, Ba
     return out
 
 
+def check_warehouse() -> None:
+    """Refuse (one line, as `open_warehouse` does) a warehouse a plan cannot be read from, before a
+    command creates or writes anything (the decision cache, OUT)."""
+    with open_warehouse():
+        pass
+
+
 def request_body(settings: LLMSettings, request: BatchRequest) -> dict[str, Any]:
     """The chat-completions body the live path sends for this request: instructor's own request
     building for the configured mode (tools, or response_format json_schema) on the client's kwargs."""
@@ -137,6 +144,9 @@ def export_requests(
 ) -> dict[str, int]:
     """Write the plan's requests the cache cannot answer as a Batch API input file (atomically). A file
     already at `out` is refused before anything is read, or with `overwrite` moved aside first."""
+    if not overwrite:
+        claim_out(out, overwrite=False)  # an OUT in the way is refused first, with nothing read
+    check_warehouse()  # a missing or foreign warehouse: refused before OUT is moved or the cache made
     aside = claim_out(out, overwrite)
     if aside is not None:
         say(f"moved the old {inline(out)} aside to {inline(aside)}")
@@ -266,6 +276,7 @@ def import_output(settings: BatchSettings, path: Path, *, skip_unknown: bool = F
     """Fill the decision cache from a Batch API output file, in one transaction. Answers to requests
     this plan does not make refuse the import (unless `skip_unknown`); answers already cached stay."""
     lines = read_output(path)
+    check_warehouse()  # a missing or foreign warehouse: refused before the cache is created
     cache = DecisionCache()
     try:
         requests = plan_requests(settings, cache)

@@ -187,21 +187,45 @@ def find_pii(text: str) -> list[tuple[str, str]]:
 # --- banned terms ---------------------------------------------------------------------------------
 
 
+_KEY_SEP = r"[\W_]*"  # between the words of a label or term: any punctuation, underscore or none
+_APOSTROPHES_RE = re.compile(r"['\u2019\u02bc`]")
+
+
+def singular(word: str) -> str:
+    """The simple singular every internal-wording check compares words by ("actions" -> "action");
+    short words and "-ss" stay as written."""
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
+def _phrase_pattern(phrase: str) -> str:
+    """A term, label or id as a pattern that matches it in any case, with any punctuation, underscore,
+    hyphen or space (or none) between its words and each word in the singular or plural."""
+    words = [w for w in re.split(r"[\W_]+", _APOSTROPHES_RE.sub("", normalize(phrase).lower())) if w]
+    return (
+        _KEY_SEP.join(re.escape(singular(w)) + ("(?:e?s)?" if w.isalpha() else "") for w in words)
+        if words
+        else ""
+    )
+
+
 def compile_terms(terms: Iterable[str]) -> re.Pattern[str] | None:
-    """One case-insensitive, word-boundary-aware pattern; spaces and hyphens inside a term match
-    any run of spaces/hyphens (or none), so "risk free", "risk-free" and "riskfree" all match."""
-    parts = []
-    for term in sorted({normalize(t).lower() for t in terms if t.strip()}, key=len, reverse=True):
-        words = [re.escape(w) for w in re.split(r"[\s\-]+", term) if w]
-        parts.append(r"[\s\-]*".join(words))
+    """One case-insensitive, word-boundary-aware pattern for the banned terms, each matched as
+    `_phrase_pattern` writes it: "risk free", "risk-free", "riskfree" and "Risk_Frees" all match, and
+    "ranked action" matches "Ranked actions"."""
+    parts = sorted({p for p in (_phrase_pattern(t) for t in terms if t.strip()) if p}, key=len, reverse=True)
     if not parts:
         return None
     return re.compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?!\w)", re.I)
 
 
+def _label_text(text: str) -> str:
+    """The text a label or term is looked for in: normalised, apostrophes dropped ("can't" -> "cant")."""
+    return _APOSTROPHES_RE.sub("", normalize(text))
+
+
 def find_banned(text: str, terms: Sequence[str] | re.Pattern[str] | None) -> list[str]:
     pattern = terms if isinstance(terms, re.Pattern) or terms is None else compile_terms(terms)
-    return [m.group(0) for m in pattern.finditer(normalize(text))] if pattern else []
+    return [m.group(0) for m in pattern.finditer(_label_text(text))] if pattern else []
 
 
 # --- other customers' names -------------------------------------------------------------------------
@@ -294,22 +318,69 @@ def find_lifted_text(
     return [g for _, g in sorted(found, key=lambda f: -f[0])]
 
 
-def find_internal_wording(text: str, descriptions: Sequence[str], *, approved: str = "") -> list[str]:
-    """Runs of four or more words a draft shares with the action bank's internal descriptions (what
-    a prompt lists as its allowed actions), beyond what the approved copy itself says: a draft that
-    copies them describes the campaign to the customer instead of writing to them."""
-    found: list[str] = []
+_PROMPT_RUN = 3  # words in a row of the prompt's fixed text or a description a draft may not repeat
+_PROMPT_RUN_CONTENT = 2  # of them not stop words
+# more than this share of a description's content words (and at least `_DESCRIPTION_WORDS` of them)
+# is the description reordered; an approved copy, written by us, may share up to half of its own
+_DESCRIPTION_SHARE = 0.5
+_DESCRIPTION_WORDS = 3
+
+
+def keys(text: str) -> list[str]:
+    """The words internal wording is compared by: normalised, case-folded, apostrophes dropped, split
+    at any punctuation, underscore, hyphen or space, each in the simple singular."""
+    return [singular(w) for w in re.split(r"[\W_]+", _label_text(text).casefold()) if w]
+
+
+def _runs(words: Sequence[str]) -> set[tuple[str, ...]]:
+    return {tuple(words[i : i + _PROMPT_RUN]) for i in range(len(words) - _PROMPT_RUN + 1)}
+
+
+def compile_runs(sources: Iterable[str], ours: Iterable[str] = ()) -> frozenset[tuple[str, ...]]:
+    """The runs of `_PROMPT_RUN` words (at least `_PROMPT_RUN_CONTENT` of them not stop words) of
+    `sources` (the prompt's fixed text, the action bank's descriptions) that no text of `ours` (the
+    approved copy of every template, written by us to be sent) contains. Three words with two that
+    carry meaning make a phrase ("the model's choice", "a CS task", "from past outcomes"); two would
+    refuse the pairs any message shares with the prompt ("next order", "first order")."""
+    sent = {run for text in ours for run in _runs(keys(text))}
+    return frozenset(
+        run
+        for source in sources
+        for run in _runs(keys(source))
+        if sum(w not in _STOPWORDS for w in run) >= _PROMPT_RUN_CONTENT and run not in sent
+    )
+
+
+def find_internal_wording(
+    text: str,
+    descriptions: Sequence[str],
+    *,
+    approved: str = "",
+    runs: Collection[tuple[str, ...]] = frozenset(),
+) -> list[str]:
+    """What a draft carries of the prompt's machinery beyond what the approved copy itself says: a run
+    of `_PROMPT_RUN` words of `runs` (see compile_runs: the prompt's fixed text, the descriptions),
+    and more than half of one description's content words in any order (at least `_DESCRIPTION_WORDS`).
+    A draft that copies them describes the campaign to the customer instead of writing to them; the
+    comparison is on `keys`, so case, punctuation, separators and plurals change nothing."""
+    words = keys(text)
+    exempt = _runs(keys(approved))
+    found = sorted(" ".join(r) for r in _runs(words) if r in runs and r not in exempt)
+    said = set(words) - set(keys(approved))
     for description in descriptions:
-        found += find_lifted_text(text, description, approved=approved, min_words=4, min_content=2)
+        content = {w for w in keys(description) if w not in _STOPWORDS}
+        shared = content & said
+        if len(shared) >= _DESCRIPTION_WORDS and len(shared) > _DESCRIPTION_SHARE * len(content):
+            found.append(description)
     return found
 
 
-def compile_identifiers(exact: Iterable[str], spaced: Iterable[str]) -> re.Pattern[str] | None:
+def compile_identifiers(*identifiers: Iterable[str]) -> re.Pattern[str] | None:
     """One case-insensitive pattern for the identifiers a prompt shows and a message has no reason
-    to say: `exact` as written (template ids: "winback_soft"), `spaced` also with spaces or hyphens
-    for their underscores (segment names: "high value lapse risk", "High-Value-Lapse-Risk")."""
-    parts = {re.escape(i) for i in exact if i}
-    parts |= {r"[\s_\-]+".join(re.escape(w) for w in s.split("_") if w) for s in spaced if s}
+    to say (template ids, segment names), each matched as `_phrase_pattern` writes it: "winback_soft",
+    "winback soft", "High-Value-Lapse-Risks"."""
+    parts = {_phrase_pattern(i) for group in identifiers for i in group if i}
+    parts.discard("")
     if not parts:
         return None
     return re.compile(r"(?<!\w)(?:" + "|".join(sorted(parts, key=len, reverse=True)) + r")(?!\w)", re.I)
@@ -317,7 +388,7 @@ def compile_identifiers(exact: Iterable[str], spaced: Iterable[str]) -> re.Patte
 
 def find_identifiers(text: str, identifiers: re.Pattern[str] | None) -> list[str]:
     """The prompt's identifiers (see compile_identifiers) the text repeats."""
-    return [m.group(0) for m in identifiers.finditer(normalize(text))] if identifiers else []
+    return [m.group(0) for m in identifiers.finditer(_label_text(text))] if identifiers else []
 
 
 _COUNTRY_CODE_RE = re.compile(r"[A-Z]{2}")
@@ -325,15 +396,20 @@ _COUNTRY_CODE_RE = re.compile(r"[A-Z]{2}")
 
 def find_context_values(text: str, values: Sequence[str]) -> list[str]:
     """The customer's raw record values other than the first name (country code, customer id, time
-    zone, a segment label) that appear in the text as whole words: a country code in capitals,
-    anything else in any case."""
+    zone, a segment or RFM label) that appear in the text as whole words: a country code as written
+    in capitals, anything else as `_phrase_pattern` writes it ("cant_lose_them", "Can't lose them")."""
     norm = normalize(text)
+    label_text = _label_text(text)
     out = []
     for value in values:
         if not value:
             continue
-        flags = 0 if _COUNTRY_CODE_RE.fullmatch(value) else re.I
-        if re.search(rf"(?<!\w){re.escape(value)}(?!\w)", norm, flags):
+        if _COUNTRY_CODE_RE.fullmatch(value):
+            found = re.search(rf"(?<!\w){re.escape(value)}(?!\w)", norm)
+        else:
+            pattern = _phrase_pattern(value)
+            found = re.search(rf"(?<!\w){pattern}(?!\w)", label_text, re.I) if pattern else None
+        if found:
             out.append(value)
     return out
 

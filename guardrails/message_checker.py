@@ -12,9 +12,13 @@ import re
 from functools import cache, lru_cache
 
 from core.contracts import ChannelLimit
+from core.errors import TemplateRenderError
+from core.prompt_text import fixed_prompt_text
 from core.reference import ReferenceData
+from core.templates import render_template
 from guardrails.message import (
     compile_identifiers,
+    compile_runs,
     compile_terms,
     find_addressing_problems,
     find_banned,
@@ -44,11 +48,13 @@ class MessageChecker:
         self.banned = compile_terms(t.term for t in ref.banned_terms)
         self.names = name_keys(ref.customer_names)
         self.descriptions = tuple(sorted({a.description for a in ref.actions if a.description}))
-        # what a prompt lists its actions and segments by: template ids as written, segment names
-        # in any spelling
+        # what a prompt lists its actions and segments by, in any spelling
         self.identifiers = compile_identifiers(
             {a.template_id for a in ref.actions} | set(ref.templates), {a.segment for a in ref.actions}
         )
+        # the word runs a prompt shows every customer (its fixed text, the actions' descriptions)
+        # that no approved copy says
+        self.runs = compile_runs((*fixed_prompt_text(), *self.descriptions), _approved_copies(ref))
         self.check = lru_cache(maxsize=65536)(self._check)
 
     def _check(
@@ -112,14 +118,15 @@ class MessageChecker:
     def _grounding_findings(
         self, text: str, customer_text: str | None, approved: str, context: tuple[str, ...]
     ) -> list[Finding]:
-        """Nothing of the customer's own text, the prompt's machinery (the actions' descriptions, the
-        template ids and segment names it lists them by) or the customer's record reaches the
-        customer (what the approved copy says is exempt from the descriptions' check)."""
+        """Nothing of the customer's own text, the prompt's machinery (its fixed text, the actions'
+        descriptions, the template ids and segment names it lists them by) or the customer's record
+        reaches the customer (what the approved copy says is exempt from the fixed text's and the
+        descriptions' check)."""
         out: list[Finding] = []
         lifted = find_lifted_text(text, customer_text, approved=approved)
         if lifted:
             out.append(("copies_customer_text", lifted[0]))
-        internal = find_internal_wording(text, self.descriptions, approved=approved)
+        internal = find_internal_wording(text, self.descriptions, approved=approved, runs=self.runs)
         internal += find_identifiers(text, self.identifiers)
         if internal:
             out.append(("internal_wording", internal[0]))
@@ -178,6 +185,20 @@ def _addressing_findings(
 def _names(text: str, first_name: str) -> bool:
     """Whether `text` (an approved template's copy) names the customer."""
     return "first_name_missing" not in find_addressing_problems(text, first_name, needs_name=True)
+
+
+def _approved_copies(ref: ReferenceData) -> list[str]:
+    """Every template's approved copy, with and without its discount sentence (a template that does
+    not render is named by the reference validation, not here)."""
+    out = []
+    for template in ref.templates.values():
+        for discount in (0.0, 1.0):
+            try:
+                subject, body = render_template(template, "", discount)
+            except TemplateRenderError:
+                continue
+            out.append(f"{subject or ''} | {body}")
+    return out
 
 
 @cache

@@ -19,7 +19,7 @@ from warehouse.access import reading
 from warehouse.build import ensure_warehouse
 from warehouse.errors import BadSetting, WarehouseError
 from warehouse.model_meta import model_columns
-from warehouse.ownership import owned_dir
+from warehouse.ownership import check_dir, owned_dir
 
 BI_TABLES = ("dim_customer", "mart_marketing__customer_360", "mart_marketing__segment_scores")
 _TRUE, _FALSE = ("1", "true", "yes"), ("", "0", "false", "no")
@@ -62,9 +62,10 @@ def export_bi(out_dir: Path | None = None, include_pii: bool | None = None) -> B
     """Export the BI tables to CSV and Parquet, without personal columns unless include_pii."""
     include = include_pii_from_env() if include_pii is None else include_pii
     if out_dir is None:  # the configured folder: refused if it is not ours (its files would be replaced)
-        out_dir = owned_dir("bi")
+        check_dir("bi")
+    db_path = ensure_warehouse()  # refuses a warehouse that is not ours before the folder is created
+    out_dir = owned_dir("bi") if out_dir is None else out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    db_path = ensure_warehouse()
     written: list[Path] = []
     left_out: dict[str, list[str]] = {}
     tmp = Path(tempfile.mkdtemp(prefix=".bi-", dir=out_dir))

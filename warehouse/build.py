@@ -41,8 +41,24 @@ _DBT_SCHEMAS = ("main",)
 _SYSTEM_SCHEMAS = ("information_schema", "pg_catalog")
 
 
+# the outputs of warehouse/dbt/profiles.yml: dev (DuckDB) and spark
+DBT_TARGETS = ("dev", "spark")
+
+
+def dbt_target() -> str:
+    """NBA_DBT_TARGET (default dev); one line naming it and the targets when it is none of them,
+    before anything is built or read (dbt's own line names neither)."""
+    target = os.environ.get("NBA_DBT_TARGET", "dev")
+    if target not in DBT_TARGETS:
+        raise BadSetting(
+            f"NBA_DBT_TARGET={target!r} is not a target of warehouse/dbt/profiles.yml: use one of "
+            f"{', '.join(DBT_TARGETS)} (dev, the default, is DuckDB)"
+        )
+    return target
+
+
 def is_duckdb_target() -> bool:
-    return os.environ.get("NBA_DBT_TARGET", "dev") == "dev"
+    return dbt_target() == "dev"
 
 
 def dbt_build_args(unit_tests: bool = False) -> list[str]:
@@ -73,6 +89,7 @@ def build(
             f"a build from the mapping {mapping} reads your tables: generating demo data "
             f"(--seed, --customers, --as-of, --regenerate) needs {sources.MAPPING_ENV} unset"
         )
+    dbt_target()  # one dbt has, before the lock file is created
     with BuildLock(db, wait_s=wait_s):
         if is_duckdb_target():  # before generating anything: a file that is not ours is refused at once
             check_path(db)
@@ -94,6 +111,7 @@ def build(
 def seed(quiet: bool = True, wait_s: float = 0.0) -> None:
     """`dbt seed` in place (each seed is replaced in one statement), under the build lock."""
     db = paths.duckdb_path()
+    dbt_target()  # one dbt has, before the lock file is created
     with BuildLock(db, wait_s=wait_s, what="seed"):
         if is_duckdb_target():
             check_path(db)
@@ -309,6 +327,7 @@ def ensure_warehouse() -> Path:
     """Build the warehouse if the DuckDB file or any mart Python reads is missing; return its path.
     Raises WarehouseError (one line; `exit_code`) when it cannot: busy, unreadable, build failed."""
     overwrite_requested()  # a bad NBA_WAREHOUSE__OVERWRITE is one line now, not only when a build needs it
+    dbt_target()  # and a target dbt does not have
     if missing_marts():
         build()
     still = missing_marts()

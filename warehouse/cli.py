@@ -35,7 +35,7 @@ from warehouse.bi import BI_TABLES, export_bi
 from warehouse.build import build, ensure_warehouse, is_duckdb_target, missing_marts, seed
 from warehouse.dbt_runner import MART_TABLES
 from warehouse.docs import docs, freshness, serve_docs
-from warehouse.errors import WarehouseError
+from warehouse.errors import BadSetting, WarehouseError
 from warehouse.ownership import claim_file, overwrite_requested
 
 __all__ = ["BI_TABLES", "MART_TABLES", "build", "ensure_warehouse", "export_bi", "main", "missing_marts"]
@@ -101,12 +101,12 @@ def _parser(prog: str = "nba-warehouse") -> argparse.ArgumentParser:
         "--wait", type=_wait_arg, default=0.0, metavar="SECONDS",
         help="wait up to SECONDS for another process holding the warehouse (default: refuse at once)",
     )  # fmt: skip
-    b.add_argument("--mapping", type=Path, default=None, help=_MAPPING_HELP)
+    b.add_argument("--mapping", default=None, help=_MAPPING_HELP)
     check = sub.add_parser(
         "check-sources",
         help="check the raw sources (or your tables through --mapping) against the raw contract",
     )
-    check.add_argument("--mapping", type=Path, default=None, help=_MAPPING_HELP)
+    check.add_argument("--mapping", default=None, help=_MAPPING_HELP)
     sub.add_parser("seed", help="dbt seed (load the reference CSVs)")
     sub.add_parser("docs", help="dbt docs generate")
     serve = sub.add_parser("serve-docs", help="serve the dbt docs on 127.0.0.1 (generated first if stale)")
@@ -136,13 +136,26 @@ def _build(args: argparse.Namespace) -> None:
         wait_s=args.wait,
         unit_tests=args.unit_tests,
         overwrite=args.overwrite,
-        mapping=args.mapping.resolve() if args.mapping else None,
+        mapping=_mapping(args.mapping),
     )
     print(f"warehouse built: {paths.duckdb_path()}")
 
 
+def _mapping(value: str | None) -> Path | None:
+    """The mapping file given (MAPPING=, --mapping); an empty one is named as empty, not taken as the
+    current folder (which then "does not exist" as a mapping file)."""
+    if value is None:
+        return None
+    if not value.strip():
+        raise BadSetting(
+            "MAPPING= (--mapping) is empty: give your mapping file (MAPPING=sources.yml, docs/sources.md), "
+            "or leave MAPPING out to read the generator's raw files"
+        )
+    return Path(value).resolve()
+
+
 def _check_sources(args: argparse.Namespace) -> None:
-    mapping = sources.current(args.mapping.resolve() if args.mapping else None)
+    mapping = sources.current(_mapping(args.mapping))
     if mapping.identity:  # the generator's own folder: its _meta.json is checked as a build checks it
         generate.read_meta(Path(mapping.where))
     problems = sources.check(mapping)

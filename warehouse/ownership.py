@@ -246,6 +246,16 @@ _FOLDERS = {
 def owned_dir(which: str) -> Path:
     """The outbox, reports, cache or BI folder, created if missing; refused in one line (NotOurs) when it
     exists and holds anything this project did not write there."""
+    folder = check_dir(which)
+    if not (folder / FOLDER_MARK).exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / FOLDER_MARK).write_text(f"{which} folder of {PROJECT}\n", encoding="utf-8")
+    return folder
+
+
+def check_dir(which: str) -> Path:
+    """The outbox, reports, cache or BI folder, refused as `owned_dir` refuses it, with nothing created:
+    what a command checks before a later refusal (busy, not our warehouse) could leave a folder behind."""
     env, where, ours = _FOLDERS[which]
     folder = where()
     if folder.exists() and not folder.is_dir():
@@ -259,8 +269,6 @@ def owned_dir(which: str) -> Path:
                 f"{env}={folder} is a folder this project did not create (it holds {_names(others)}); "
                 f"nothing was written: point {env} at a new or empty folder"
             )
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / FOLDER_MARK).write_text(f"{which} folder of {PROJECT}\n", encoding="utf-8")
     return folder
 
 

@@ -54,7 +54,13 @@ class DestinationType:
                 valid = ", ".join(self.variable(f) for f in self.settings.model_fields)
                 problem = f"is not a setting; valid: {valid}"
             spec = self.settings.model_fields.get(str((err.get("loc") or ("",))[0]))
-            shown = kind == "value_error" and spec is not None and spec.annotation is not SecretStr
+            # the value given, beside pydantic's own wording ("Input should be greater than 0"); never
+            # a secret's
+            shown = (
+                kind not in ("missing", "extra_forbidden")
+                and spec is not None
+                and spec.annotation is not SecretStr
+            )
             raise ConfigError(var, problem, err.get("input") if shown else None) from None
 
     def variable(self, field_name: str) -> str:

@@ -20,17 +20,8 @@ from jinja2.sandbox import SandboxedEnvironment
 from agent.errors import PromptError
 from agent.facts import Detail, facts, name_keys
 from core.contracts import CustomerContext
+from core.prompt_text import CHANNEL_STYLE, GOAL_TEXT, VALUE_NAMES
 from core.reference import PROMPTS_DIR, ReferenceData
-
-GOAL_TEXT = {
-    "90d_clv": "maximise 90-day customer lifetime value: a discount costs margin, offer one only when it is "
-    "likely to pay for itself.",
-    "engagement": "maximise reach and engagement: prefer helpful content and no discount.",
-}
-CHANNEL_STYLE = (
-    "Email: subject under 60 characters, message under 80 words. SMS and push: one short sentence."
-)
-
 
 # One ranked action offered to the LLM: (template_id, channel, discount_pct), best first.
 Choice = tuple[str, str, float]
@@ -125,7 +116,7 @@ def render_prompt(
         "allowed_channels": list(allowed_channels),
         "actions": actions,
         "ranking": list(ranking),
-        "value_name": "revenue over 90 days" if goal == "90d_clv" else "conversion probability",
+        "value_name": VALUE_NAMES.get(goal, VALUE_NAMES["engagement"]),
     }
     env = _env(name, version)
     try:

@@ -96,7 +96,9 @@ def test_activate_refuses_before_building_when_another_run_holds_the_warehouse(t
     from activation.cli import main
 
     db = tmp_path / "fresh" / "warehouse.duckdb"  # no warehouse yet: a run would start a dbt build
+    outbox = tmp_path / "outbox"
     monkeypatch.setenv("NBA_DUCKDB_PATH", str(db))
+    monkeypatch.setenv("NBA_OUTBOX_DIR", str(outbox))
     holder = _hold(db)
     try:
         assert main(["activate", "--mode", "rules", "--dry-run", "--no-progress"]) == 4
@@ -106,5 +108,6 @@ def test_activate_refuses_before_building_when_another_run_holds_the_warehouse(t
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "run run-held" in lines[0], lines
     assert not db.exists()  # no build was started beside the holder
+    assert not outbox.exists()  # nor the plan's folder created (nor its .activate-nba mark)
     with warehouse_lock(db, command="after") as lease:  # free again once the holder is gone
         assert lease.stale is not None and lease.stale.run_id == "run-held"

@@ -174,3 +174,57 @@ def test_the_discount_and_the_approved_copy_s_figures_pass_under_exact_detail(re
         ("Two for you", "Hi Olivia, 5% off and 7 new styles."), context_values(ctx),
     )  # fmt: skip
     assert "other_figure" not in {code for code, _ in findings}
+
+
+# Drafts that went out as written for winback_soft to Lucas (IN, RFM cant_lose_them): the prompt's own
+# words in another case, plural, spelling or order. Each is refused and the approved copy is sent.
+_LUCAS_DRAFTS = [
+    ("Ranked actions: 5% off your next order, Lucas.", "banned_term"),
+    ("Hi Lucas, this is the model's choice for you: 5% off your next order.", "internal_wording"),
+    ("Hi Lucas, the best estimated value from past outcomes: 5% off your next order.", "internal_wording"),
+    ("Hi Lucas, within our discount cap: 5% off your next order.", "banned_term"),
+    ("Hi Lucas, we opened a CS task for you. Enjoy 5% off your next order.", "internal_wording"),
+    ("Hi Lucas, you are one we cant lose them. Enjoy 5% off your next order.", "context_value"),
+    ("Hi Lucas, you are one we Can't-Lose Them. Enjoy 5% off your next order.", "context_value"),
+    ("Hi Lucas, a winback soft note: enjoy 5% off your next order.", "internal_wording"),
+    ("Hi Lucas, Winback-Softs for you: enjoy 5% off your next order.", "internal_wording"),
+    ("Hi Lucas, what they loved, soft and by email, reminding you to win back. 5% off.", "internal_wording"),
+]
+
+
+def _lucas():
+    return make_ctx(first_name="Lucas", country="IN", rfm_segment="cant_lose_them")
+
+
+@pytest.mark.parametrize(("message", "code"), _LUCAS_DRAFTS)
+def test_internal_wording_in_any_spelling_or_order_is_refused(ref, message, code):
+    ctx = _lucas()
+    d, report = run(ref, make_proposal(subject="Lucas, a little something for you", message=message), ctx)
+    assert d.status == "send" and "message_rerendered" in d.reasons and code in d.reasons, d.reasons
+    assert check(report, "message_rerender").verdict == "fixed"
+    assert d.message.startswith("Hi Lucas, it has been a while")
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Hi Lucas, we miss you. Here is 5% off your next order.",
+        "Hi Lucas, it has been a while! Come back for 5% off your next order.",
+        # words the approved copies say are ours: "make it right" (cs_followup's subject)
+        "Hi Lucas, we want to make it right: enjoy 5% off your next order.",
+        "Hi Lucas, we can't lose you: enjoy 5% off your next order, in person or online.",
+    ],
+)
+def test_a_draft_in_its_own_words_still_passes(ref, message):
+    d, _ = run(ref, make_proposal(subject="Lucas, a little something for you", message=message), _lucas())
+    assert "message_rerendered" not in d.reasons and d.message == message, d.reasons
+
+
+def test_every_run_of_three_words_of_the_prompt_s_fixed_text_is_refused(ref):
+    """Any three words in a row (two of them not stop words) of any prompt version's fixed text, in
+    any case: the rule is the run, not a list of phrases."""
+    runs = [r for r in get_checker(ref).runs if not any(w.isdigit() for w in r)]
+    assert ("the", "model", "choice") in runs and ("from", "past", "outcome") in runs
+    for run_ in runs:
+        message = f"Hi Olivia, {' '.join(run_).upper()}. 5% off."
+        assert "internal_wording" in _refusals(ref, message), run_

@@ -215,3 +215,72 @@ def test_a_good_destination_url_is_taken(servers, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("NBA_HUBSPOT__BASE_URL", "https://api.hubapi.com/")
     settings = load_settings(ActivateSettings, dry_run=False)
     assert settings.destination_settings("hubspot").base_url == "https://api.hubapi.com/"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("value", ["", " "])
+def test_an_empty_hubspot_id_property_is_named(servers, monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    """It was taken: every upsert then named no property to match contacts by."""
+    monkeypatch.setenv("NBA_HUBSPOT__ID_PROPERTY", value)
+    with pytest.raises(ConfigError) as err:
+        load_settings(ActivateSettings, dry_run=False)
+    assert str(err.value).startswith("NBA_HUBSPOT__ID_PROPERTY: is empty"), err.value
+    assert "\n" not in str(err.value)
+    monkeypatch.setenv("NBA_HUBSPOT__ID_PROPERTY", "crm_id")
+    settings = load_settings(ActivateSettings, dry_run=False)
+    assert settings.destination_settings("hubspot").id_property == "crm_id"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"), [("NBA_HUBSPOT__MAX_BATCH", "0"), ("NBA_HUBSPOT__RATE_PER_10S", "-5")]
+)
+def test_a_destination_number_out_of_range_names_the_value_given(
+    servers, monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    """pydantic's "Input should be greater than 0" named the variable, not what it was given."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as err:
+        load_settings(ActivateSettings, dry_run=False)
+    assert str(err.value).startswith(f"{variable}: ") and str(err.value).endswith(f"(got {value!r})")
+    monkeypatch.setenv(variable, "50")
+    load_settings(ActivateSettings, dry_run=False)  # a value in range is taken
+
+
+def test_an_unknown_dbt_target_is_one_line_before_anything_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """NBA_DBT_TARGET=oracle: `make plan` exited 0 and `make build` printed dbt's raw line."""
+    import yaml
+
+    monkeypatch.setenv("NBA_DUCKDB_PATH", str(tmp_path / "w" / "warehouse.duckdb"))
+    monkeypatch.setenv("NBA_OUTBOX_DIR", str(tmp_path / "outbox"))
+    monkeypatch.setenv("NBA_RAW_DIR", str(tmp_path / "raw"))
+    monkeypatch.setenv("NBA_DBT_TARGET", "oracle")
+    for run, argv in ((warehouse_cli.main, ["build"]), (warehouse_cli.main, ["seed"]),
+                      (cli, ["plan", "--no-progress"])):  # fmt: skip
+        assert run(argv) == 2, argv
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and "NBA_DBT_TARGET='oracle'" in lines[0] and "dev, spark" in lines[0], lines
+    assert list(tmp_path.iterdir()) == []  # no lock file, outbox or raw data
+    from warehouse.build import DBT_TARGETS, dbt_target
+
+    profiles = yaml.safe_load((ROOT / "warehouse" / "dbt" / "profiles.yml").read_text())
+    assert set(DBT_TARGETS) == set(profiles["nba_warehouse"]["outputs"])
+    for target in DBT_TARGETS:
+        monkeypatch.setenv("NBA_DBT_TARGET", target)
+        assert dbt_target() == target
+    monkeypatch.delenv("NBA_DBT_TARGET")
+    assert dbt_target() == "dev"
+
+
+def test_an_empty_mapping_is_named_as_empty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """MAPPING= was taken as the current folder: "mapping file /work/... does not exist"."""
+    monkeypatch.setenv("NBA_DUCKDB_PATH", str(tmp_path / "warehouse.duckdb"))
+    monkeypatch.setenv("NBA_RAW_DIR", str(tmp_path / "raw"))
+    for command in ("build", "check-sources"):
+        assert warehouse_cli.main([command, "--mapping", ""]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and "MAPPING= (--mapping) is empty" in lines[0], lines
+        assert "does not exist" not in lines[0]
+        missing = tmp_path / "sources.yml"  # a file named, but not there: said as before
+        assert warehouse_cli.main([command, "--mapping", str(missing)]) == 2
+        assert f"mapping file {missing} does not exist" in capsys.readouterr().err

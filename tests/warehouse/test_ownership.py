@@ -360,3 +360,31 @@ def test_moving_aside_never_replaces_an_earlier_file_moved_aside(tmp_path) -> No
     assert not target.exists() and len(set(kept)) == 3
     assert [p.read_text() for p in kept] == ["version 0\n", "version 1\n", "version 2\n"]
     assert all(p.name.startswith("requests.jsonl.replaced-") for p in kept)
+
+
+def test_a_refusal_creates_no_folder_of_ours_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """`make bi` and `make llm-batch-export` on another project's file: refused in one line naming it,
+    and neither the BI folder nor the decision cache (NBA_CACHE_DIR/llm_decisions.sqlite) was
+    created before the refusal; the folder check alone creates nothing, owned_dir does."""
+    from agent import batch_cli
+
+    db = tmp_path / "theirs.duckdb"
+    _foreign(db)
+    bi, cache = tmp_path / "bi", tmp_path / "cache"
+    monkeypatch.setenv("NBA_DUCKDB_PATH", str(db))
+    monkeypatch.setenv("NBA_RAW_DIR", str(tmp_path / "raw"))
+    monkeypatch.setenv("NBA_BI_DIR", str(bi))
+    monkeypatch.setenv("NBA_CACHE_DIR", str(cache))
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-local-test")
+    assert warehouse_cli(["bi"]) == 2
+    assert str(db) in _one_line(capsys.readouterr().err) and not bi.exists()
+    assert batch_cli.main(["export", "--out", str(tmp_path / "requests.jsonl")]) == 2
+    assert str(db) in _one_line(capsys.readouterr().err)
+    assert not cache.exists() and not (tmp_path / "requests.jsonl").exists()
+    from warehouse.ownership import check_dir
+
+    assert check_dir("bi") == bi and not bi.exists()
+    assert owned_dir("bi") == bi and (bi / FOLDER_MARK).exists()

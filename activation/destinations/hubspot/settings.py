@@ -21,7 +21,14 @@ class HubSpotSettings(Section):
 
     @model_validator(mode="after")
     def _token_given(self) -> HubSpotSettings:
-        """An empty token was taken: the run then sent every request unauthorised."""
+        """An empty token was taken: the run then sent every request unauthorised. An empty id
+        property was taken too: every upsert then named no property to match contacts by."""
         if not self.token.get_secret_value().strip():
             raise SettingProblem("token", "is empty: set it to the private app's access token")
+        if not self.id_property.strip():
+            raise SettingProblem(
+                "id_property",
+                "is empty: set it to the contact property that holds the customer id, or unset it "
+                "for the default nba_customer_id",
+            )
         return self
