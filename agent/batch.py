@@ -144,10 +144,12 @@ def export_requests(
 ) -> dict[str, int]:
     """Write the plan's requests the cache cannot answer as a Batch API input file (atomically). A file
     already at `out` is refused before anything is read, or with `overwrite` moved aside first."""
+    aside = None
     if not overwrite:
         claim_out(out, overwrite=False)  # an OUT in the way is refused first, with nothing read
     check_warehouse()  # a missing or foreign warehouse: refused before OUT is moved or the cache made
-    aside = claim_out(out, overwrite)
+    if overwrite:
+        aside = claim_out(out, overwrite=True)
     if aside is not None:
         say(f"moved the old {inline(out)} aside to {inline(aside)}")
     cache = DecisionCache()

@@ -8,8 +8,9 @@ with another seed: the decisions churn by the seed's noise, which hides what the
 Keyed by the customer id, the touch's time and the action, every earlier choice stays and only the
 new rows draw their own; what moves the model is the data.
 
-The key of a row is a 64-bit hash (splitmix64's finaliser over blake2b of the customer id); the
-draws are functions of (key, seed, purpose), so a seed still changes all of them.
+A customer's key is 8 bytes of blake2b of its id; a row's key mixes it (splitmix64's finaliser) with
+the touch's time and action. The draws are functions of (key, seed, purpose), so a seed still
+changes all of them.
 """
 
 from __future__ import annotations

@@ -388,3 +388,14 @@ def test_a_refusal_creates_no_folder_of_ours_first(
 
     assert check_dir("bi") == bi and not bi.exists()
     assert owned_dir("bi") == bi and (bi / FOLDER_MARK).exists()
+
+
+def test_the_bi_folder_claims_every_file_the_bi_export_writes() -> None:
+    """The BI folder's pattern spells out the export's tables (ownership sits below warehouse/bi.py):
+    a table added to BI_TABLES and not here would make our own folder look foreign."""
+    from warehouse.bi import BI_TABLES
+    from warehouse.ownership import _FOLDERS
+
+    ours = _FOLDERS["bi"][2]
+    assert all(ours.match(f"{t}.{ext}") for t in BI_TABLES for ext in ("csv", "parquet"))
+    assert not ours.match("customers.csv") and not ours.match("dim_customer.csv.bak")
