@@ -177,7 +177,9 @@ def write_atomically(path: Path, data: str | bytes) -> None:
         tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
         os.replace(tmp, path)
     except OSError as exc:
-        raise BatchFileError(f"cannot write {path}: {exc.strerror or exc}: choose a writable OUT=") from None
+        raise BatchFileError(
+            f"cannot write {inline(path)}: {exc.strerror or exc}: choose a writable OUT="
+        ) from None
 
 
 # --- Batch API output files ----------------------------------------------------------------------
@@ -211,7 +213,7 @@ def read_lines(path: Path, what: str) -> list[tuple[int, dict[str, Any]]]:
     except FileNotFoundError:
         raise BatchFileError(f"FILE={inline(path)}: no such file: give the path of a {what}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise BatchFileError(f"FILE={path}: cannot read it ({exc}): give a readable {what}") from None
+        raise BatchFileError(f"FILE={inline(path)}: cannot read it ({exc}): give a readable {what}") from None
     rows = []
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -221,10 +223,12 @@ def read_lines(path: Path, what: str) -> list[tuple[int, dict[str, Any]]]:
         except json.JSONDecodeError:
             row = None
         if not isinstance(row, dict):
-            raise BatchFileError(f"FILE={path}: line {n} is not a JSON object: it is not a {what} (JSONL)")
+            raise BatchFileError(
+                f"FILE={inline(path)}: line {n} is not a JSON object: it is not a {what} (JSONL)"
+            )
         rows.append((n, row))
     if not rows:
-        raise BatchFileError(f"FILE={path}: the file is empty: give a {what}")
+        raise BatchFileError(f"FILE={inline(path)}: the file is empty: give a {what}")
     return rows
 
 
@@ -235,7 +239,7 @@ def read_output(path: Path) -> dict[str, OutputLine]:
     for n, row in read_lines(path, what):
         if "response" not in row and {"body", "method"} <= row.keys():
             raise BatchFileError(
-                f"FILE={path} is a Batch API input file (requests), not the output: run it "
+                f"FILE={inline(path)} is a Batch API input file (requests), not the output: run it "
                 "(make llm-batch-run FILE=... OUT=..., or on a Batch API) and import the output"
             )
         try:
@@ -244,7 +248,7 @@ def read_output(path: Path) -> dict[str, OutputLine]:
             problem = exc.errors()[0]
             where = ".".join(str(p) for p in problem["loc"])
             raise BatchFileError(
-                f"FILE={path}: line {n} is not a {what} line ({where}: {problem['msg']}): "
+                f"FILE={inline(path)}: line {n} is not a {what} line ({where}: {problem['msg']}): "
                 "give the file the Batch API returned (output_file_id or error_file_id)"
             ) from None
         if line.custom_id not in out or (line.answered and not out[line.custom_id].answered):
@@ -285,7 +289,7 @@ def import_output(settings: BatchSettings, path: Path, *, skip_unknown: bool = F
         unknown = [c for c in lines if c not in requests]
         if unknown and (not skip_unknown or len(unknown) == len(lines)):
             raise BatchFileError(
-                f"FILE={path}: {len(unknown)} of {len(lines)} custom_ids are not requests of this plan "
+                f"FILE={inline(path)}: {len(unknown)} of {len(lines)} custom_ids are not requests of this plan "
                 f"(first: {unknown[0]}): import with the settings the export used (SEGMENT, PROMPT_VERSION, "
                 "GOAL, DISCOUNT_CAP, AS_OF, LIMIT, OPENAI_MODEL, NBA_LLM__*)"
                 + ("" if len(unknown) == len(lines) else ", or SKIP_UNKNOWN=1 to import the others")

@@ -52,6 +52,7 @@ class SourcesInvalid(WarehouseError):
     exit_code = 2
 
     def __init__(self, problems: list[str]):
+        problems = [inline(p) for p in problems]  # a path with a line break is still one problem's line
         super().__init__("\n".join(problems))
         self.problems = problems
 

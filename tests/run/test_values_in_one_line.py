@@ -50,3 +50,46 @@ def test_a_customer_id_make_prompt_does_not_know_is_one_line_naming_it(
         assert agent_cli(["prompt", "--customer-id", value]) == 2
         line = _one_line(capsys.readouterr().err)
         assert "CUSTOMER_ID=" in line and "no segment" in line, line
+
+
+@pytest.mark.parametrize("command", ["check-sources", "build"])
+@pytest.mark.parametrize(
+    "text",
+    ["nothing: here\n", "tables:\n  not_a_table: {parquet: x.parquet}\n"],
+    ids=["no tables", "bad table"],
+)
+def test_a_mapping_file_with_a_line_break_in_its_name_is_one_line_per_problem(
+    command: str, text: str, tmp_path: Path, capsys
+) -> None:
+    """An existing mapping file under such a name: its problems named the path with the break as it
+    is, so `make check-sources MAPPING=...` printed each problem on two lines."""
+    mapping = tmp_path / VALUE
+    mapping.parent.mkdir(parents=True, exist_ok=True)
+    mapping.write_text(text, encoding="utf-8")
+    assert warehouse_cli([command, "--mapping", str(mapping)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert all(line.startswith(f"nba-warehouse {command}: ") for line in lines), lines
+    assert "first line\\nrm -rf second line" in lines[0], lines
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("custom_id,answer\n", "is not a JSON object"),
+        ("", "the file is empty"),
+        ('{"custom_id": "x", "method": "POST", "url": "/v1/chat/completions", "body": {}}\n', "input file"),
+        ('{"custom_id": "x", "answer": 1}\n', "is not a Batch API output file line"),
+    ],
+    ids=["not jsonl", "empty", "requests", "wrong shape"],
+)
+def test_an_existing_batch_file_with_a_line_break_in_its_name_is_one_line(
+    text: str, problem: str, tmp_path: Path, capsys
+) -> None:
+    """make llm-batch-import FILE=<such a name> that exists: the refusal echoed the name as it is,
+    on two lines (a missing one was already one line)."""
+    answers = tmp_path / VALUE
+    answers.parent.mkdir(parents=True, exist_ok=True)
+    answers.write_text(text, encoding="utf-8")
+    assert batch_cli(["import", "--file", str(answers)]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "first line\\nrm -rf second line" in line and "FILE=" in line and problem in line, line
