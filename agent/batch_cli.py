@@ -161,9 +161,27 @@ def submit(
 
 def _shell(path: Path) -> str:
     """A path as a command we print writes it: quoted for the shell, so pasting the command runs
-    nothing a file name holds (`;`, `$(...)`, quotes); a name with a line break as `inline` shows it."""
+    nothing a file name holds (`;`, `$(...)`, quotes, backticks). A name holding a line break or
+    another character that does not print is ANSI-C quoted (`$'a\\nb'`, bash and zsh): still one
+    line, and still nothing runs (it was shown bare, and pasting that ran what followed a `;`)."""
     text = str(path)
-    return shlex.quote(text) if text.isprintable() else inline(text)
+    if text.isprintable():
+        return shlex.quote(text)
+    return "$'" + "".join(_ansi_c(char) for char in text) + "'"
+
+
+def _ansi_c(char: str) -> str:
+    """One character inside $'...': quote and backslash escaped, what does not print as its code."""
+    if char in "\\'":
+        return "\\" + char
+    if char.isprintable():
+        return char
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte of a name that is not UTF-8 (os.fsdecode's surrogate)
+        return f"\\x{code - 0xDC00:02x}"
+    return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(char) or (
+        f"\\x{code:02x}" if code < 0x80 else f"\\U{code:08x}"
+    )
 
 
 def main(argv: list[str] | None = None, prog: str = "nba-batch") -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import sqlite3
 from collections.abc import Iterator
@@ -296,6 +297,28 @@ def test_the_command_export_suggests_runs_nothing_a_file_name_holds(
     suggested = hint.split("(", 1)[1].split(" OUT=")[0]
     assert shlex.split(suggested) == ["make", "llm-batch-run", f"FILE={out}"]
     assert not marker.exists()
+
+
+def test_the_command_export_suggests_for_a_name_with_a_line_break_runs_nothing_either(
+    warehouse_copy: Path, chat: ChatServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A name with a line break was shown bare in the suggested command (`FILE=x;touch F;...\\n...`):
+    pasted into bash, it ran `touch F`. It is ANSI-C quoted now: one line, and bash reads back the
+    exact name from it, running nothing."""
+    import subprocess
+
+    marker = tmp_path / "pwned"
+    out = tmp_path / f"x';touch {marker};$(touch {marker}2)`touch {marker}3`\ntouch {marker}4 ñ\\.jsonl"
+    code, err = _cli(["export", "--out", str(out)], capsys)
+    assert code == 0 and out.exists(), err
+    hint = err.splitlines()[-1]
+    suggested = hint.split("(make ", 1)[1].split(" OUT=")[0]
+    assert suggested.startswith("llm-batch-run FILE=$'"), hint
+    echoed = subprocess.run(
+        ["bash", "-c", f"printf '%s\\0' {suggested}"], capture_output=True, check=True
+    ).stdout
+    assert echoed.split(b"\0")[:-1] == [b"llm-batch-run", b"FILE=" + os.fsencode(out)]
+    assert not list(tmp_path.glob("pwned*"))
 
 
 def test_export_never_writes_over_an_existing_out_unless_asked_and_then_moves_it_aside(
