@@ -52,11 +52,19 @@ class Holder:
 
     @classmethod
     def parse(cls, text: str) -> Holder | None:
+        """The holder a lock file names, or None when the text is not a lock's (JSON of another shape
+        included: a list, or an object without our pid and command, is someone else's file)."""
         try:
             data = json.loads(text)
-            return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})
-        except (ValueError, TypeError):
+        except ValueError:
             return None
+        if (
+            not isinstance(data, dict)
+            or not isinstance(data.get("pid"), int)
+            or not isinstance(data.get("command"), str)
+        ):
+            return None
+        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})
 
 
 class WarehouseBusy(errors.WarehouseBusy):
@@ -131,7 +139,10 @@ def warehouse_lock(
                 lease, depth = _HELD[path]
                 _HELD[path] = (lease, depth - 1)
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _unusable(Path(db_path), path, exc) from None
     fd, created, lease = _open_and_acquire(path, Path(db_path), command, run_id, wait_s, poll_s)
     try:
         with _GUARD:
@@ -163,9 +174,12 @@ def _open_and_acquire(
     deadline = time.monotonic() + wait_s
     while True:
         try:
-            fd, created = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644), True
-        except FileExistsError:
-            fd, created = os.open(path, os.O_RDWR | os.O_CREAT, 0o644), False
+            try:
+                fd, created = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644), True
+            except FileExistsError:
+                fd, created = os.open(path, os.O_RDWR | os.O_CREAT, 0o644), False
+        except OSError as exc:
+            raise _unusable(db_path, path, exc) from None
         try:
             lease = _acquire(
                 fd, path, db_path, command, run_id, max(0.0, deadline - time.monotonic()), poll_s
@@ -177,6 +191,25 @@ def _open_and_acquire(
             return fd, created, lease
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+def _unusable(db_path: Path, path: Path, exc: OSError) -> errors.WarehouseUnreadable:
+    """One line for a lock file that cannot be opened: its folder is a file, it is a folder, ..."""
+    where = f"the warehouse {db_path} (NBA_DUCKDB_PATH)"
+    if (path.parent.exists() and not path.parent.is_dir()) or isinstance(exc, NotADirectoryError):
+        return errors.WarehouseUnreadable(f"{where}: {path.parent} is not a directory")
+    if path.is_dir():
+        return _not_ours(db_path, path, "is a directory")
+    return errors.WarehouseUnreadable(
+        f"{where}: its lock file {path} cannot be opened ({exc.strerror or type(exc).__name__})"
+    )
+
+
+def _not_ours(db_path: Path, path: Path, what: str) -> errors.NotOurs:
+    return errors.NotOurs(
+        f"the warehouse {db_path} (NBA_DUCKDB_PATH): its lock file {path} {what}, not this project's lock; "
+        "nothing was changed: move it away, or point NBA_DUCKDB_PATH at another file"
+    )
 
 
 def _same_file(fd: int, path: Path) -> bool:
@@ -205,6 +238,9 @@ def _acquire(
                 raise WarehouseBusy(db_path, Holder.parse(text), round(waited, 1)) from None
             time.sleep(min(poll_s, max(0.0, wait_s - waited)))
     previous = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
+    if previous and (os.fstat(fd).st_size > 4096 or Holder.parse(previous) is None):
+        # someone else's file at <warehouse>.lock: never emptied (it was, and then written over)
+        raise _not_ours(db_path, path, "holds something else")
     holder = Holder(
         pid=os.getpid(),
         command=command,

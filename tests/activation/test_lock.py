@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from warehouse.errors import NotOurs, WarehouseUnreadable
 from warehouse.lock import WarehouseBusy, lock_path, warehouse_lock
 
 REPO = Path(__file__).resolve().parents[2]
@@ -79,6 +80,41 @@ def test_a_stale_lock_file_of_a_dead_pid_is_taken_over(tmp_path):
     lock_path(db).write_text(json.dumps(stale))
     with warehouse_lock(db, command="next") as lease:
         assert lease.stale is not None and lease.stale.run_id == "old"
+
+
+@pytest.mark.parametrize(
+    "theirs",
+    ["my notes, not a lock\n", "[1, 2]\n", '{"owner": "another tool"}\n', "x" * 5000],
+    ids=["text", "a JSON list", "another JSON object", "a large file"],
+)
+def test_someone_else_s_file_at_the_lock_path_is_refused_and_left_as_it_is(tmp_path, theirs):
+    """A file of the user's at <warehouse>.lock was emptied by every run (its text read as a stale
+    holder, then truncated; a JSON list was a raw AttributeError): refused in one line, untouched."""
+    db = tmp_path / "warehouse.duckdb"
+    lock_path(db).write_text(theirs)
+    with pytest.raises(NotOurs) as refused, warehouse_lock(db, command="next"):
+        pytest.fail("the lock was taken over someone else's file")
+    message = str(refused.value)
+    assert len(message.splitlines()) == 1 and str(lock_path(db)) in message and "NBA_DUCKDB_PATH" in message
+    assert lock_path(db).read_text() == theirs
+
+
+def test_a_lock_path_that_cannot_be_a_lock_file_is_one_line(tmp_path):
+    """<warehouse>.lock a directory, or the warehouse's folder a file: one line naming it (they were
+    raw IsADirectoryError / FileExistsError tracebacks from make plan), nothing created."""
+    db = tmp_path / "warehouse.duckdb"
+    lock_path(db).mkdir()
+    with pytest.raises(NotOurs, match="is a directory") as refused, warehouse_lock(db, command="next"):
+        pass
+    assert str(lock_path(db)) in str(refused.value) and lock_path(db).is_dir()
+    (tmp_path / "notes.txt").write_text("mine")
+    inside_a_file = tmp_path / "notes.txt" / "warehouse.duckdb"
+    with (
+        pytest.raises(WarehouseUnreadable, match="notes.txt is not a directory"),
+        warehouse_lock(inside_a_file, command="next"),
+    ):
+        pass
+    assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
 def test_the_lock_is_reentrant_within_a_process(tmp_path):
