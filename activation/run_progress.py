@@ -51,6 +51,7 @@ class RunProgress:
         self.t0, self.started_at = clock(), datetime.now(UTC)
         self._last = float("-inf")
         self._step = ""  # the step written last: a report from another one is written at once
+        self.foreign = _someone_elses(self.path)  # then left as it is: this run shows no progress
 
     def step(self, label: str, total: int = 0) -> Advance:
         """A step of the run (`total` items to do, 0 for a step without a count); returns `advance(n)`."""
@@ -84,6 +85,8 @@ class RunProgress:
         return make
 
     def _write(self, label: str, done: int, total: int, start: float, left: float | None) -> None:
+        if self.foreign:
+            return
         now = self.clock()
         self._last, self._step = now, label
         data = {
@@ -107,8 +110,25 @@ class RunProgress:
             pass
 
     def close(self) -> None:
+        if self.foreign:
+            return
         with suppress(OSError):
             self.path.unlink(missing_ok=True)
+
+
+def _someone_elses(path: Path) -> bool:
+    """Whether what is at the progress path is not a run's progress file (ours, or one a dead run
+    left, is a small JSON object with its run id and command): a user's file or folder of that name
+    is never replaced, nor deleted at the run's end (both happened)."""
+    if not (path.exists() or path.is_symlink()):
+        return False
+    try:
+        if not path.is_file() or path.stat().st_size > 65536:
+            return True
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True
+    return not (isinstance(data, dict) and "run_id" in data and "command" in data)
 
 
 @contextmanager
