@@ -104,6 +104,19 @@ def test_client_credentials_and_the_session_id_still_work(con, fast, salesforce_
         ({"auth": "jwt", "consumer_key": KEY, "username": USER, "private_key_file": "KEY",
           "login_url": "login.salesforce.com"}, "NBA_SALESFORCE__LOGIN_URL"),
         ({"auth": "client_credentials", "consumer_key": KEY}, "NBA_SALESFORCE__CONSUMER_SECRET"),
+        # blank: the consumer key "   " went to the token endpoint (the run then failed, exit 1), an
+        # empty key file path was read as the current folder ("cannot be read (Is a directory)")
+        ({"auth": "jwt", "consumer_key": "   ", "username": USER, "private_key_file": "KEY"},
+         "NBA_SALESFORCE__CONSUMER_KEY"),
+        ({"auth": "jwt", "consumer_key": KEY, "username": " ", "private_key_file": "KEY"},
+         "NBA_SALESFORCE__USERNAME"),
+        ({"auth": "jwt", "consumer_key": KEY, "username": USER, "private_key_file": ""},
+         "NBA_SALESFORCE__PRIVATE_KEY_FILE"),
+        ({"auth": "client_credentials", "consumer_key": KEY, "consumer_secret": "  "},
+         "NBA_SALESFORCE__CONSUMER_SECRET"),
+        # /dev/zero as the key file: read whole, the run grew to 15 GB of memory and never ended
+        ({"auth": "jwt", "consumer_key": KEY, "username": USER, "private_key_file": "/dev/zero"},
+         "NBA_SALESFORCE__PRIVATE_KEY_FILE"),
         ({"auth": "session", "instance_url": "https://x.my.salesforce.com"}, "NBA_SALESFORCE__SESSION_ID"),
         # a CA bundle that is not there failed every request of a live run, with a traceback each
         ({"auth": "session", "instance_url": "https://x.my.salesforce.com", "session_id": "s",
@@ -119,6 +132,7 @@ def test_settings_name_the_variable_to_set(keys, given, variable) -> None:
     with pytest.raises(ConfigError) as err:
         get("salesforce").settings_from(given, dry_run=False)
     assert str(err.value).startswith(f"{variable}:") and "\n" not in str(err.value)
+    assert "Is a directory" not in str(err.value)
 
 
 def test_secrets_never_reach_logs_or_the_ops_tables(con, fast, keys, caplog) -> None:

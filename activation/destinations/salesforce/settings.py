@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from activation.destinations.registry import SettingProblem
 from core.config import HttpURL, Section
@@ -25,6 +25,7 @@ from core.config import HttpURL, Section
 # a dry run builds payloads only: it needs no credentials and no endpoint
 DRY_RUN = {"instance_url": "https://dry-run.invalid", "session_id": "dry-run-no-secret"}
 LOGIN_URL = "https://login.salesforce.com"
+MAX_KEY_BYTES = 64 * 1024  # a PEM RSA key is a few KB (16384 bits: about 12 KB)
 
 
 class SalesforceSettings(Section):
@@ -46,6 +47,21 @@ class SalesforceSettings(Section):
         None  # CA file to trust (a self-signed local server); wins over REQUESTS_CA_BUNDLE
     )
     max_batch: int = Field(default=200, gt=0, le=200)
+
+    @field_validator(
+        "consumer_key",
+        "username",
+        "private_key_file",
+        "private_key",
+        "consumer_secret",
+        "session_id",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_not_given(cls, value: object) -> object:
+        """An empty or blank credential is a missing one, named as such (a blank consumer key went to
+        the token endpoint; an empty key file path was read as the current folder, "Is a directory")."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
     def _sign_in(self) -> SalesforceSettings:
@@ -83,9 +99,15 @@ class SalesforceSettings(Section):
         elif self.private_key_file is not None:
             name = "private_key_file"
             try:
-                pem = self.private_key_file.read_bytes()
+                with self.private_key_file.open("rb") as file:  # never a whole /dev/zero into memory
+                    pem = file.read(MAX_KEY_BYTES + 1)
             except OSError as exc:
                 raise SettingProblem(name, f"cannot be read ({exc.strerror or type(exc).__name__})") from None
+            if len(pem) > MAX_KEY_BYTES:
+                raise SettingProblem(
+                    name,
+                    f"is not a PEM private key (it is over {MAX_KEY_BYTES // 1024} KB, a key is a few KB)",
+                )
         else:
             raise SettingProblem("private_key_file", "is required with NBA_SALESFORCE__AUTH=jwt")
         try:
