@@ -121,14 +121,22 @@ def test_client_credentials_and_the_session_id_still_work(con, fast, salesforce_
         # a CA bundle that is not there failed every request of a live run, with a traceback each
         ({"auth": "session", "instance_url": "https://x.my.salesforce.com", "session_id": "s",
           "ca_bundle": "/no/such/ca.pem"}, "NBA_SALESFORCE__CA_BUNDLE"),
+        # a CA bundle with no certificate in it (here: a private key) failed every request as a bare
+        # ConnectionError, exit 1, naming no setting
+        ({"auth": "session", "instance_url": "https://x.my.salesforce.com", "session_id": "s",
+          "ca_bundle": "KEY"}, "NBA_SALESFORCE__CA_BUNDLE"),
+        # an external id field is a segment of every request's URL path: "x'; drop" or "../.." was sent
+        ({"auth": "session", "instance_url": "https://x.my.salesforce.com", "session_id": "s",
+          "external_id_field": "x'; drop"}, "NBA_SALESFORCE__EXTERNAL_ID_FIELD"),
+        ({"auth": "session", "instance_url": "https://x.my.salesforce.com", "session_id": "s",
+          "task_external_id_field": "../../sobjects/User"}, "NBA_SALESFORCE__TASK_EXTERNAL_ID_FIELD"),
         # an API version Salesforce has not (every request a 404: each row a dead letter)
         ({"auth": "session", "instance_url": "https://x.my.salesforce.com", "session_id": "s",
           "api_version": "abc"}, "NBA_SALESFORCE__API_VERSION"),
     ],
 )  # fmt: skip
 def test_settings_name_the_variable_to_set(keys, given, variable) -> None:
-    if given.get("private_key_file") == "KEY":
-        given = given | {"private_key_file": keys[0]}
+    given = {k: keys[0] if v == "KEY" else v for k, v in given.items()}
     with pytest.raises(ConfigError) as err:
         get("salesforce").settings_from(given, dry_run=False)
     assert str(err.value).startswith(f"{variable}:") and "\n" not in str(err.value)

@@ -28,6 +28,23 @@ LOGIN_URL = "https://login.salesforce.com"
 MAX_KEY_BYTES = 64 * 1024  # a PEM RSA key is a few KB (16384 bits: about 12 KB)
 
 
+_API_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,79}")
+
+
+def _check_ca_bundle(path: str) -> None:
+    """A CA file that holds no certificate failed every request as a bare ConnectionError."""
+    import ssl
+
+    try:
+        ssl.create_default_context(cafile=path)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or "no PEM certificate in it"
+        raise SettingProblem(
+            "ca_bundle",
+            f"{path} cannot be read as a CA bundle ({reason}): point it at the PEM CA bundle to trust",
+        ) from None
+
+
 class SalesforceSettings(Section):
     auth: Literal["session", "jwt", "client_credentials"] = "session"
     instance_url: HttpURL | None = None  # session: required; OAuth: from the token answer unless set
@@ -87,6 +104,14 @@ class SalesforceSettings(Section):
             raise SettingProblem(
                 "ca_bundle", f"no file or folder at {self.ca_bundle}: point it at the PEM CA bundle to trust"
             )
+        if self.ca_bundle and Path(self.ca_bundle).is_file():
+            _check_ca_bundle(self.ca_bundle)
+        for name in ("external_id_field", "task_external_id_field"):
+            value = getattr(self, name)
+            if not _API_NAME.fullmatch(value):  # it is a segment of every request's URL path
+                raise SettingProblem(
+                    name, f"must be a Salesforce field API name such as NBA_Customer_Id__c (got {value!r})"
+                )
         return self
 
     def private_key_pem(self) -> bytes:
