@@ -121,7 +121,7 @@ help: ## List every target and every parameter
 	@echo "  eval: MODE=[llm]  BASELINE=[in_place]|rules|random|learned|<prompt version>  SAMPLE=[all]|N"
 	@echo "        FAIL_IF_WORSE=[0]|1 (exit 1 unless the candidate is shown at least as good)  OUTPUT=[table]|json"
 	@echo "  llm-batch-export: the plan's (MODE=llm) + OUT=<path>  OVERWRITE=[0]|1 (an existing OUT is moved aside first)"
-	@echo "  llm-batch-run, llm-batch-submit: FILE= OUT="
+	@echo "  llm-batch-run, llm-batch-submit: FILE= OUT=  (submit: OVERWRITE=[0]|1, an existing OUT is moved aside first)"
 	@echo "  llm-batch-import: the plan's (as exported) + FILE=<output file>  SKIP_UNKNOWN=[0]|1"
 	@echo "  prompt: CUSTOMER_ID=<id>     simulate-days: DAYS=[10] SEEDS=[0] (comma-separated) CANDIDATE=[learned]|degraded"
 	@echo "  replay-dlq: OUTPUT=[table]|json     bi: BI_INCLUDE_PII=[0]|1 (personal columns in bi/)"
@@ -281,7 +281,8 @@ llm-batch-run: ## Answer Batch API file FILE= with the embedded model (or OPENAI
 .PHONY: llm-batch-submit
 llm-batch-submit: ## Run Batch API file FILE= on the endpoint's Batch API (OPENAI_*); answers to OUT=
 .run/llm-batch-submit: $(STAMP)
-	@$(call run,,$(PY) -m agent.batch_cli submit $(call flag,FILE,--file) $(call flag,OUT,--out),FILE OUT)
+	@$(call run,,$(PY) -m agent.batch_cli submit $(call flag,FILE,--file) $(call flag,OUT,--out) \
+		$(call switch,OVERWRITE,--overwrite),FILE OUT OVERWRITE)
 
 .PHONY: llm-batch-import
 llm-batch-import: ## Store Batch API answers FILE= in the decision cache (the plan's parameters, as exported)

@@ -145,13 +145,18 @@ def submit(
     file: Annotated[str | None, typer.Option(help="A Batch API input file (make: FILE=).")] = None,
     out: Annotated[str | None, typer.Option(help="Where to write the answers (make: OUT=).")] = None,
     poll_s: Annotated[float, typer.Option(help="Seconds between status checks.")] = 30.0,
+    overwrite: Annotated[
+        bool, typer.Option(help="Move an existing OUT aside to <OUT>.replaced-<time> first (OVERWRITE=1).")
+    ] = False,
 ) -> int:
     """Upload the file to the endpoint's Batch API, wait for the batch and download its answers."""
     from agent.batch_submit import submit_file
 
     src = _path(file, "FILE", "llm-batch-submit FILE=batch/requests.jsonl OUT=batch/answers.jsonl")
     dst = _path(out, "OUT", "llm-batch-submit FILE=batch/requests.jsonl OUT=batch/answers.jsonl")
-    batch = submit_file(_llm(), src, dst, poll_s=poll_s, say=lambda s: print(s, file=sys.stderr))
+    batch = submit_file(
+        _llm(), src, dst, poll_s=poll_s, overwrite=overwrite, say=lambda s: print(s, file=sys.stderr)
+    )
     print(
         f"batch {batch.id}: {batch.status}; answers in {inline(dst)}: make llm-batch-import FILE={_shell(dst)}",
         flush=True,

@@ -9,6 +9,7 @@ leaves the rest to the live path.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,11 +17,11 @@ from pathlib import Path
 import openai
 from openai.types import Batch
 
-from agent.batch import CHAT_URL, write_atomically
+from agent.batch import CHAT_URL, BatchFileError, claim_out, write_atomically
 from agent.batch_run import read_input
 from agent.errors import AgentError
 from core.config import LLMSettings
-from core.errors import UserError
+from core.errors import UserError, inline
 
 TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
 
@@ -88,13 +89,28 @@ def _wait(client: openai.OpenAI, batch_id: str, poll_s: float, say: Callable[[st
         time.sleep(poll_s)
 
 
+_BATCH_ID = re.compile(r"[A-Za-z0-9_-]{1,200}")
+
+
 def submit_file(
-    settings: LLMSettings, file: Path, out: Path, *, poll_s: float = 30.0, say: Callable[[str], None] = print
+    settings: LLMSettings,
+    file: Path,
+    out: Path,
+    *,
+    poll_s: float = 30.0,
+    overwrite: bool = False,
+    say: Callable[[str], None] = print,
 ) -> Batch:
-    """Upload `file`, create its batch (or resume the one OUT.batch names), wait, write OUT."""
+    """Upload `file`, create its batch (or resume the one OUT.batch names), wait, write OUT. A file
+    already at OUT (a folder included) is refused before anything is uploaded, unless this resumes
+    a batch, or, with `overwrite`, moved aside first: it was replaced once the batch was done."""
     read_input(file)  # a bad file fails here, in one line, not after an upload
-    client = _client(settings)
     state = out.with_name(out.name + ".batch")
+    if not _resumed_batch(state):
+        aside = claim_out(out, overwrite)
+        if aside is not None:
+            say(f"moved the old {inline(out)} aside to {inline(aside)}")
+    client = _client(settings)
     try:
         return _submit(client, file, out, state, poll_s, say)
     except openai.OpenAIError as exc:
@@ -102,10 +118,31 @@ def submit_file(
         raise _endpoint_error(client, exc, resume) from None
 
 
+def _resumed_batch(state: Path) -> str:
+    """The batch id OUT.batch keeps from an earlier submit to OUT, or "" without one; a file there
+    that holds no batch id is someone else's: refused, left as it is (it was sent as a batch id)."""
+    if not (state.exists() or state.is_symlink()):
+        return ""
+    try:
+        text = (
+            state.read_text(encoding="utf-8").strip()
+            if state.is_file() and state.stat().st_size < 4096
+            else None
+        )
+    except (OSError, UnicodeDecodeError):
+        text = None
+    if text is None or not _BATCH_ID.fullmatch(text):
+        raise BatchFileError(
+            f"{inline(state)} does not hold a batch id of an earlier submit to OUT=; nothing was sent: "
+            "move it away, or choose another OUT="
+        )
+    return text
+
+
 def _submit(
     client: openai.OpenAI, file: Path, out: Path, state: Path, poll_s: float, say: Callable[[str], None]
 ) -> Batch:
-    batch_id = state.read_text().strip() if state.exists() else ""
+    batch_id = _resumed_batch(state)
     if not batch_id:
         with file.open("rb") as fh:
             uploaded = client.files.create(file=fh, purpose="batch")

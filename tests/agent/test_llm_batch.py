@@ -21,7 +21,7 @@ from agent_cases import CASES
 from activation.run import run_activation
 from activation.settings import ActivateSettings
 from agent import batch_cli, llm
-from agent.batch import BatchRequest, BatchSettings, export_requests, import_output, request_body
+from agent.batch import BatchRequest, BatchSettings, export_requests, import_output, read_output, request_body
 from agent.batch_run import read_input
 from agent.batch_submit import BatchFailed, submit_file
 from agent.cache import cache_path
@@ -425,3 +425,43 @@ def test_submit_to_an_endpoint_that_is_down_or_refuses_the_key_is_one_line(
         code, err = _cli(["submit", "--file", str(file), "--out", str(tmp_path / "out.jsonl")], capsys)
     assert code == 1 and len(err.splitlines()) == 1 and "refused the key: check OPENAI_API_KEY" in err, err
     assert key not in err
+
+
+def test_submit_never_writes_over_an_existing_out_and_uploads_nothing_when_it_refuses(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """make llm-batch-submit OUT=<a file of the user's> replaced it once the batch was done; OUT=<a
+    folder> ran (and paid for) the batch, then failed to write, leaving .<OUT>.tmp and <OUT>.batch;
+    a file of the user's at <OUT>.batch was sent as a batch id. Each is refused in one line (exit 2)
+    before anything is uploaded, left as it is; OVERWRITE=1 (--overwrite) moves an OUT aside first."""
+    file = tmp_path / "in.jsonl"
+    body = {"model": "m", "messages": [{"role": "user", "content": "q"}]}
+    file.write_text(
+        json.dumps({"custom_id": "r0", "method": "POST", "url": "/v1/chat/completions", "body": body}) + "\n"
+    )
+    theirs = tmp_path / "notes.txt"
+    theirs.write_text("my notes\n")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("keep")
+    (tmp_path / "answers.jsonl.batch").write_text("my batch notes\n")
+    with ChatServer() as chat, BatchAPIServer(upstream=f"{chat.url}/v1") as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", f"{server.url}/v1")
+        monkeypatch.setenv("OPENAI_API_KEY", server.api_key)
+        before = sorted(p.name for p in tmp_path.rglob("*"))
+        for out, problem in (
+            (theirs, "exists; nothing was written"),
+            (folder, "exists; nothing was written"),
+            (tmp_path / "answers.jsonl", "does not hold a batch id"),
+        ):
+            code, err = _cli(["submit", "--file", str(file), "--out", str(out), "--poll-s", "0.02"], capsys)
+            assert code == 2 and len(err.splitlines()) == 1 and problem in err, err
+        assert server.stats()["requests"] == 0 and server.files == {} and server.batches == {}
+        assert sorted(p.name for p in tmp_path.rglob("*")) == before
+        assert theirs.read_text() == "my notes\n"
+        code, err = _cli(
+            ["submit", "--file", str(file), "--out", str(theirs), "--poll-s", "0.02", "--overwrite"], capsys
+        )
+    assert code == 0, err
+    (aside,) = tmp_path.glob("notes.txt.replaced-*")
+    assert aside.read_text() == "my notes\n" and read_output(theirs)
