@@ -23,7 +23,7 @@ import httpx
 from agent.batch import CHAT_URL, BatchFileError, read_lines
 from agent.policies import LLMEndpoint
 from core.config import LLMSettings
-from core.errors import UserError
+from core.errors import UserError, inline
 from core.gc_passes import fewer_gc_passes
 
 _RETRYABLE = frozenset({408, 409, 429})
@@ -59,26 +59,46 @@ def read_input(path: Path) -> list[InputLine]:
 
 
 def answered_ids(out: Path) -> set[str]:
-    """The custom_ids OUT already holds; a half-written last line (a killed run's) is cut off first."""
+    """The custom_ids OUT already holds; a half-written last line (a killed run's) is cut off, once
+    every whole line is known to be an answer: a file of someone else's at OUT is refused as it is
+    (its last line, or the whole of a one-line file, was cut off first when it had no line break)."""
+    if out.is_dir():
+        raise BatchFileError(
+            f"OUT={inline(out)} is a folder: give the path of a file (new, or this FILE's answers)"
+        )
     if not out.exists():
         return set()
     data = out.read_bytes()
     end = data.rfind(b"\n") + 1
-    if end < len(data):  # the line a killed run was writing
-        with out.open("r+b") as fh:
+    ids = set()
+    for n, line in enumerate(data[:end].splitlines(), 1):
+        ids.add(_answered_id(out, n, line))
+    tail = data[end:]
+    if tail:
+        try:
+            json.loads(tail)
+            complete = True
+        except ValueError:
+            complete = False
+        if complete:
+            _answered_id(out, len(data[:end].splitlines()) + 1, tail)  # whole, but not ended: ours?
+        elif not tail.startswith(b'{"'):
+            _answered_id(out, len(data[:end].splitlines()) + 1, tail)  # raises: not an answer's start
+        with out.open("r+b") as fh:  # the line a killed run was writing
             fh.truncate(end)
             fh.flush()
             os.fsync(fh.fileno())
-    ids = set()
-    for n, line in enumerate(data[:end].splitlines(), 1):
-        try:
-            ids.add(str(json.loads(line)["custom_id"]))
-        except (ValueError, KeyError, TypeError):
-            raise BatchFileError(
-                f"OUT={out}: line {n} is not a Batch API output line: give a new OUT= (or the one this "
-                "FILE was run into before)"
-            ) from None
     return ids
+
+
+def _answered_id(out: Path, n: int, line: bytes) -> str:
+    try:
+        return str(json.loads(line)["custom_id"])
+    except (ValueError, KeyError, TypeError):
+        raise BatchFileError(
+            f"OUT={inline(out)}: line {n} is not a Batch API output line: give a new OUT= (or the one this "
+            "FILE was run into before)"
+        ) from None
 
 
 def _stable_id(prefix: str, custom_id: str) -> str:

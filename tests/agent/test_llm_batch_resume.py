@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from agent.batch import BatchFileError
 from agent.batch_run import run_file
 from core.config import RunConfig, load_settings
 from testing.local_servers.chat import ChatServer, body_hash
@@ -122,6 +123,39 @@ def test_a_half_written_last_line_is_dropped_and_asked_again(chat: ChatServer, t
     assert counts == {"requests": REQUESTS, "already_answered": 5, "answered": REQUESTS - 5, "failed": 0}
     assert len(chat.received) == REQUESTS - 5
     assert sorted(out.read_text().splitlines()) == sorted(lines)
+
+
+def test_the_first_line_half_written_is_dropped_too(chat: ChatServer, tmp_path: Path) -> None:
+    file, out = tmp_path / "requests.jsonl", tmp_path / "answers.jsonl"
+    _input(file)
+    settings = load_settings(RunConfig).llm
+    run_file(settings, file, out)
+    lines = out.read_text().splitlines()
+    out.write_text(lines[0][:40])  # killed while writing the first line
+    assert run_file(settings, file, out)["answered"] == REQUESTS
+    assert sorted(out.read_text().splitlines()) == sorted(lines)
+
+
+@pytest.mark.parametrize(
+    "theirs",
+    [b"my notes\nthe last line, not ended", b"one line, not ended", b'{"a": 1}', b"my notes\n"],
+    ids=["last line not ended", "one line not ended", "JSON, not an answer", "text"],
+)
+def test_someone_else_s_file_at_out_is_refused_and_left_as_it_is(
+    chat: ChatServer, tmp_path: Path, theirs: bytes
+) -> None:
+    """make llm-batch-run OUT=<a file of the user's>: its last line, when not ended by a line break,
+    was cut off as a killed run's half-written line before the refusal; a one-line file was emptied
+    and then written into. OUT=<a folder> was a raw IsADirectoryError."""
+    file, out = tmp_path / "requests.jsonl", tmp_path / "notes.txt"
+    _input(file)
+    out.write_bytes(theirs)
+    settings = load_settings(RunConfig).llm
+    with pytest.raises(BatchFileError, match="line 1 is not a Batch API output line"):
+        run_file(settings, file, out)
+    assert out.read_bytes() == theirs and chat.received == []
+    with pytest.raises(BatchFileError, match="is a folder"):
+        run_file(settings, file, tmp_path)
 
 
 def test_failed_requests_are_not_written_and_a_rerun_asks_them(chat: ChatServer, tmp_path: Path) -> None:
