@@ -391,6 +391,22 @@ def find_identifiers(text: str, identifiers: re.Pattern[str] | None) -> list[str
     return [m.group(0) for m in identifiers.finditer(_label_text(text))] if identifiers else []
 
 
+_READER = r"(?:customer|user|recipient|client|shopper|buyer)"
+_THIRD_PERSON_RE = re.compile(
+    rf"(?<![\w-])(?:(?:the|this|that)\s+{_READER}s?|{_READER}['\u2019]s)(?![\w-])", re.I
+)
+
+
+def find_third_person(text: str, approved: str = "") -> list[str]:
+    """The reader named in the third person ("The customer's request is for a discount", "this user"):
+    a draft written about the customer, as a rationale or a brief is, not to them (one such subject
+    went out). "Our customer-success team" and "as our customer" address the reader and pass."""
+    said = {m.group(0).casefold() for m in _THIRD_PERSON_RE.finditer(normalize(approved))}
+    return [
+        m.group(0) for m in _THIRD_PERSON_RE.finditer(normalize(text)) if m.group(0).casefold() not in said
+    ]
+
+
 _COUNTRY_CODE_RE = re.compile(r"[A-Z]{2}")
 
 

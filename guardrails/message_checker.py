@@ -32,6 +32,7 @@ from guardrails.message import (
     find_percentages,
     find_pii,
     find_prices,
+    find_third_person,
     has_control,
     name_keys,
     sms_segments,
@@ -128,6 +129,7 @@ class MessageChecker:
             out.append(("copies_customer_text", lifted[0]))
         internal = find_internal_wording(text, self.descriptions, approved=approved, runs=self.runs)
         internal += find_identifiers(text, self.identifiers)
+        internal += find_third_person(text, approved)
         if internal:
             out.append(("internal_wording", internal[0]))
         raw = find_context_values(text, context)

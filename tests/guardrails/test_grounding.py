@@ -228,3 +228,37 @@ def test_every_run_of_three_words_of_the_prompt_s_fixed_text_is_refused(ref):
     for run_ in runs:
         message = f"Hi Olivia, {' '.join(run_).upper()}. 5% off."
         assert "internal_wording" in _refusals(ref, message), run_
+
+
+# A draft of the hostile pass's LLM-mode live run that went out as written, to Yuki (winback_soft):
+# the subject speaks of the reader in the third person, as the model's rationale does.
+_ABOUT_THE_CUSTOMER = [
+    (
+        "The customer's request is for a discount and they are not available to make it.",
+        "Hi Lucas! We just received your order. Let me help you out!",
+    ),
+    ("Lucas, a little something for you", "Hi Lucas, the customer gets 5% off the next order."),
+    ("Lucas, a little something for you", "Hi Lucas, this user is offered 5% off your next order."),
+    ("A note for the recipient", "Hi Lucas, enjoy 5% off your next order."),
+]
+
+
+@pytest.mark.parametrize(("subject", "message"), _ABOUT_THE_CUSTOMER)
+def test_a_draft_about_the_customer_instead_of_to_them_is_rerendered(ref, subject, message):
+    d, report = run(ref, make_proposal(subject=subject, message=message), _lucas())
+    assert d.status == "send" and "internal_wording" in d.reasons, d.reasons
+    assert check(report, "message_rerender").verdict == "fixed"
+    assert "customer" not in f"{d.subject} {d.message}".lower().replace("customer-success", "")
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Hi Lucas, as our customer you get 5% off your next order.",
+        "Hi Lucas, our customer-success team saved 5% off your next order for you.",
+        "Hi Lucas, thank you for being one of our customers: 5% off your next order.",
+    ],
+)
+def test_a_draft_that_calls_the_reader_our_customer_passes(ref, message):
+    d, _ = run(ref, make_proposal(subject="Lucas, a little something for you", message=message), _lucas())
+    assert "message_rerendered" not in d.reasons and d.message == message, d.reasons
