@@ -37,7 +37,7 @@ from core.config import LLMSettings, RunConfig
 from core.contracts import LLMAttempt, Mode, Proposal
 from core.errors import ConfigError, UserError, inline
 from core.policy_kinds import LLM, kind
-from warehouse.ownership import move_aside
+from warehouse.ownership import check_dir, move_aside
 
 CHAT_URL: Final = "/v1/chat/completions"
 
@@ -148,6 +148,7 @@ def export_requests(
     if not overwrite:
         claim_out(out, overwrite=False)  # an OUT in the way is refused first, with nothing read
     check_warehouse()  # a missing or foreign warehouse: refused before OUT is moved or the cache made
+    check_dir("cache")  # so is a cache folder that is not ours (OUT was moved aside, then refused)
     if overwrite:
         aside = claim_out(out, overwrite=True)
     if aside is not None:

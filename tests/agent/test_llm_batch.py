@@ -349,6 +349,27 @@ def test_export_never_writes_over_an_existing_out_unless_asked_and_then_moves_it
     assert theirs.read_bytes() == exported  # the new file, as a fresh export writes it
 
 
+def test_export_with_overwrite_moves_nothing_aside_when_the_cache_folder_is_refused(
+    warehouse_copy: Path,
+    chat: ChatServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """OVERWRITE=1 with an NBA_CACHE_DIR that is someone else's folder: OUT was moved aside, then
+    the export was refused ("nothing was written"). The folder is checked before OUT is touched."""
+    theirs = tmp_path / "theirs.jsonl"
+    theirs.write_text("my notes\n")
+    folder = tmp_path / "their_folder"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("keep")
+    monkeypatch.setenv("NBA_CACHE_DIR", str(folder))
+    code, err = _cli(["export", "--out", str(theirs), "--overwrite"], capsys)
+    assert code == 2 and len(err.splitlines()) == 1 and "NBA_CACHE_DIR" in err, err
+    assert theirs.read_text() == "my notes\n" and not list(tmp_path.glob("theirs.jsonl.replaced-*"))
+    assert sorted(p.name for p in folder.iterdir()) == ["keep.txt"]
+
+
 def test_an_invalid_answer_is_stored_as_the_live_path_stores_it(
     warehouse_copy: Path, chat: ChatServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
