@@ -47,12 +47,17 @@ define newline
 
 
 endef
-# $(call announce,PARAMS): the run's first line (stderr) when any of them is in the environment
-announce = $(call announce_,$(strip $(call env_taken,$(1))),$(strip $(call env_ignored,$(1))))
-announce_ = $(if $(1)$(2),{ printf 'make $(@F):'; \
+# $(call env_other,PARAMS): the parameters that count from the environment found there but not in PARAMS
+env_other = $(foreach v,$(filter-out $(1),$(FROM_ENVIRONMENT)),$(if $(filter environment,$(origin $(v))),$(v)))
+# $(call announce,PARAMS): the run's first line (stderr) when any of them is in the environment, or
+# any parameter that counts from the environment is there and the target does not take it
+announce = $(call announce_,$(strip $(call env_taken,$(1))),$(strip $(call env_ignored,$(1))),$(strip \
+	$(call env_other,$(1))))
+announce_ = $(if $(1)$(2)$(3),{ printf 'make $(@F):'; \
 	$(if $(1),printf ' %s' 'from the environment:'; printf ' %s=%q' $(foreach v,$(1),$(v) "$$$(v)"); \
 		printf '%s' " (make's command line wins)";) \
 	$(if $(2),printf '%s' "$(if $(1),;) ignored from the environment (they count on make's command line only): $(2)";) \
+	$(if $(3),printf '%s' "$(if $(1)$(2),;) ignored from the environment (not parameters of make $(@F)): $(3)";) \
 	echo; } >&2;)
 PLAN_PARAMS := SEGMENT MODE GOAL DISCOUNT_CAP SUPPRESS_HOURS PROMPT_VERSION AS_OF GLOBAL_HOLDOUT_PCT \
 	SEGMENT_HOLDOUT_PCT LIMIT OUTPUT

@@ -127,9 +127,11 @@ def test_a_switch_is_1_or_0_and_anything_else_is_refused_in_one_line(makedir: Pa
     assert got is not None and "--overwrite" not in got["argv"]
     proc, got = make(makedir, "llm-batch-export", "OUT=x.jsonl", f"OVERWRITE={HOSTILE}")
     assert got is None and proc.returncode == 2 and "OVERWRITE=: must be 1 or 0" in proc.stderr
-    for target in ("llm-batch-run", "llm-batch-submit"):
-        proc, got = make(makedir, target, "FILE=a", "OUT=b", "OVERWRITE=1")
-        assert got is not None and "--overwrite" not in got["argv"], target
+    # llm-batch-run resumes into its OUT and takes no OVERWRITE; llm-batch-submit moves an OUT aside
+    proc, got = make(makedir, "llm-batch-run", "FILE=a", "OUT=b", "OVERWRITE=1")
+    assert got is not None and "--overwrite" not in got["argv"]
+    proc, got = make(makedir, "llm-batch-submit", "FILE=a", "OUT=b", "OVERWRITE=1")
+    assert got is not None and "--overwrite" in got["argv"]
     proc, got = make(makedir, "bi", "BI_INCLUDE_PII=true")
     assert got is None and proc.returncode == 2 and "BI_INCLUDE_PII=: must be 1 or 0" in proc.stderr
 
@@ -173,6 +175,23 @@ def test_other_parameters_in_the_environment_are_ignored_and_reported(makedir: P
     # nothing in the environment: nothing said
     proc, got = make(makedir, "status")
     assert got is not None and proc.stderr == ""
+
+
+def test_a_documented_environment_parameter_a_target_does_not_take_is_named(makedir: Path) -> None:
+    """SEGMENT, MODE, ... count from the environment: where a target does not take one, the run says
+    so instead of leaving the user to think it applied (SEGMENT=... make eval ran every segment)."""
+    proc, got = make(makedir, "eval", env={"SEGMENT": "churn_rescue_nps", "DRY_RUN": "0", "MODE": "rules"})
+    assert got is not None and "NBA_SEGMENT" not in got["env"] and got["env"]["NBA_MODE"] == "rules"
+    (line,) = proc.stderr.strip().splitlines()
+    taken, _, ignored = line.partition("ignored from the environment (not parameters of make eval): ")
+    assert "MODE=rules" in taken and "SEGMENT" not in taken
+    assert ignored.split() == ["SEGMENT", "DRY_RUN"]
+    proc, got = make(makedir, "simulate-days", env={"MODE": "llm"})
+    assert got is not None and "NBA_MODE" not in got["env"] and "llm" not in got["argv"]
+    assert proc.stderr.strip() == "make simulate-days: ignored from the environment (not parameters of make simulate-days): MODE"
+    # one the target takes is not named as ignored
+    proc, got = make(makedir, "plan", env={"SEGMENT": "churn_rescue_nps"})
+    assert got is not None and "not parameters" not in proc.stderr and "SEGMENT=churn_rescue_nps" in proc.stderr
 
 
 def test_nba_variables_on_makes_command_line_still_reach_the_program(makedir: Path) -> None:
