@@ -58,13 +58,18 @@ class Holder:
             data = json.loads(text)
         except ValueError:
             return None
-        if (
-            not isinstance(data, dict)
-            or not isinstance(data.get("pid"), int)
-            or not isinstance(data.get("command"), str)
-        ):
+        if not isinstance(data, dict):
             return None
-        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})
+        pid, command, run_id = data.get("pid"), data.get("command"), data.get("run_id")
+        if not isinstance(pid, int) or not isinstance(command, str):
+            return None
+        return cls(
+            pid=pid,
+            command=command,
+            run_id=run_id if isinstance(run_id, str) else None,
+            host=str(data.get("host")),
+            started_at=str(data.get("started_at")),
+        )
 
 
 class WarehouseBusy(errors.WarehouseBusy):

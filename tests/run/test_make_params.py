@@ -188,10 +188,15 @@ def test_a_documented_environment_parameter_a_target_does_not_take_is_named(make
     assert ignored.split() == ["SEGMENT", "DRY_RUN"]
     proc, got = make(makedir, "simulate-days", env={"MODE": "llm"})
     assert got is not None and "NBA_MODE" not in got["env"] and "llm" not in got["argv"]
-    assert proc.stderr.strip() == "make simulate-days: ignored from the environment (not parameters of make simulate-days): MODE"
+    assert (
+        proc.stderr.strip()
+        == "make simulate-days: ignored from the environment (not parameters of make simulate-days): MODE"
+    )
     # one the target takes is not named as ignored
     proc, got = make(makedir, "plan", env={"SEGMENT": "churn_rescue_nps"})
-    assert got is not None and "not parameters" not in proc.stderr and "SEGMENT=churn_rescue_nps" in proc.stderr
+    assert (
+        got is not None and "not parameters" not in proc.stderr and "SEGMENT=churn_rescue_nps" in proc.stderr
+    )
 
 
 def test_nba_variables_on_makes_command_line_still_reach_the_program(makedir: Path) -> None:
