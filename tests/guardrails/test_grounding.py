@@ -213,6 +213,10 @@ def test_internal_wording_in_any_spelling_or_order_is_refused(ref, message, code
         # words the approved copies say are ours: "make it right" (cs_followup's subject)
         "Hi Lucas, we want to make it right: enjoy 5% off your next order.",
         "Hi Lucas, we can't lose you: enjoy 5% off your next order, in person or online.",
+        # calling the reader "our customer" addresses them (the third-person rule below must not bite)
+        "Hi Lucas, as our customer you get 5% off your next order.",
+        "Hi Lucas, our customer-success team saved 5% off your next order for you.",
+        "Hi Lucas, thank you for being one of our customers: 5% off your next order.",
     ],
 )
 def test_a_draft_in_its_own_words_still_passes(ref, message):
@@ -249,16 +253,3 @@ def test_a_draft_about_the_customer_instead_of_to_them_is_rerendered(ref, subjec
     assert d.status == "send" and "internal_wording" in d.reasons, d.reasons
     assert check(report, "message_rerender").verdict == "fixed"
     assert "customer" not in f"{d.subject} {d.message}".lower().replace("customer-success", "")
-
-
-@pytest.mark.parametrize(
-    "message",
-    [
-        "Hi Lucas, as our customer you get 5% off your next order.",
-        "Hi Lucas, our customer-success team saved 5% off your next order for you.",
-        "Hi Lucas, thank you for being one of our customers: 5% off your next order.",
-    ],
-)
-def test_a_draft_that_calls_the_reader_our_customer_passes(ref, message):
-    d, _ = run(ref, make_proposal(subject="Lucas, a little something for you", message=message), _lucas())
-    assert "message_rerendered" not in d.reasons and d.message == message, d.reasons
