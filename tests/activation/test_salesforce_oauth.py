@@ -4,7 +4,10 @@ credentials work, the session id still works, and no secret reaches a log line o
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import resource
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -91,6 +94,19 @@ def test_client_credentials_and_the_session_id_still_work(con, fast, salesforce_
     assert sf.delivered == 5 and "token_grants" not in salesforce_server.stats()
 
 
+@contextlib.contextmanager
+def _memory_bounded(extra: int = 2 << 30) -> Iterator[None]:
+    """At most `extra` more bytes of address space meanwhile: a key file read whole (/dev/zero) fails
+    this test with a MemoryError instead of growing the test process without end."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    size = int(Path("/proc/self/statm").read_text().split()[0]) * resource.getpagesize()
+    resource.setrlimit(resource.RLIMIT_AS, (size + extra if hard == resource.RLIM_INFINITY else hard, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
 @pytest.mark.parametrize(
     ("given", "variable"),
     [
@@ -137,7 +153,7 @@ def test_client_credentials_and_the_session_id_still_work(con, fast, salesforce_
 )  # fmt: skip
 def test_settings_name_the_variable_to_set(keys, given, variable) -> None:
     given = {k: keys[0] if v == "KEY" else v for k, v in given.items()}
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(ConfigError) as err, _memory_bounded():
         get("salesforce").settings_from(given, dry_run=False)
     assert str(err.value).startswith(f"{variable}:") and "\n" not in str(err.value)
     assert "Is a directory" not in str(err.value)
