@@ -70,25 +70,26 @@ def answered_ids(out: Path) -> set[str]:
         return set()
     data = out.read_bytes()
     end = data.rfind(b"\n") + 1
-    ids = set()
-    for n, line in enumerate(data[:end].splitlines(), 1):
-        ids.add(_answered_id(out, n, line))
+    lines = data[:end].splitlines()
+    ids = {_answered_id(out, n, line) for n, line in enumerate(lines, 1)}
     tail = data[end:]
     if tail:
-        try:
-            json.loads(tail)
-            complete = True
-        except ValueError:
-            complete = False
-        if complete:
-            _answered_id(out, len(data[:end].splitlines()) + 1, tail)  # whole, but not ended: ours?
-        elif not tail.startswith(b'{"'):
-            _answered_id(out, len(data[:end].splitlines()) + 1, tail)  # raises: not an answer's start
-        with out.open("r+b") as fh:  # the line a killed run was writing
+        # the line a killed run was writing starts as an answer does; a whole JSON value must be one
+        if not tail.startswith(b'{"') or _is_json(tail):
+            _answered_id(out, len(lines) + 1, tail)  # raises unless it is an answer
+        with out.open("r+b") as fh:  # cut off: its request is asked again
             fh.truncate(end)
             fh.flush()
             os.fsync(fh.fileno())
     return ids
+
+
+def _is_json(data: bytes) -> bool:
+    try:
+        json.loads(data)
+    except ValueError:
+        return False
+    return True
 
 
 def _answered_id(out: Path, n: int, line: bytes) -> str:

@@ -106,13 +106,14 @@ def submit_file(
     a batch, or, with `overwrite`, moved aside first: it was replaced once the batch was done."""
     read_input(file)  # a bad file fails here, in one line, not after an upload
     state = out.with_name(out.name + ".batch")
-    if not _resumed_batch(state):
+    batch_id = _resumed_batch(state)
+    if not batch_id:
         aside = claim_out(out, overwrite)
         if aside is not None:
             say(f"moved the old {inline(out)} aside to {inline(aside)}")
     client = _client(settings)
     try:
-        return _submit(client, file, out, state, poll_s, say)
+        return _submit(client, file, out, state, batch_id, poll_s, say)
     except openai.OpenAIError as exc:
         resume = f" ({state.name} keeps the batch id: the same batch resumes)" if state.exists() else ""
         raise _endpoint_error(client, exc, resume) from None
@@ -140,9 +141,15 @@ def _resumed_batch(state: Path) -> str:
 
 
 def _submit(
-    client: openai.OpenAI, file: Path, out: Path, state: Path, poll_s: float, say: Callable[[str], None]
+    client: openai.OpenAI,
+    file: Path,
+    out: Path,
+    state: Path,
+    batch_id: str,
+    poll_s: float,
+    say: Callable[[str], None],
 ) -> Batch:
-    batch_id = _resumed_batch(state)
+    """Resume `batch_id` (kept in `state`), or upload `file` and create one when it is ""."""
     if not batch_id:
         with file.open("rb") as fh:
             uploaded = client.files.create(file=fh, purpose="batch")

@@ -109,12 +109,17 @@ def test_kill_9_mid_run_then_rerun_asks_nothing_twice_and_loses_nothing(
     assert sorted(whole.read_text().splitlines()) == sorted(out.read_text().splitlines())
 
 
-def test_a_half_written_last_line_is_dropped_and_asked_again(chat: ChatServer, tmp_path: Path) -> None:
+def _answered_once(tmp_path: Path):
+    """(settings, FILE, OUT, OUT's lines) after one whole run of the input file."""
     file, out = tmp_path / "requests.jsonl", tmp_path / "answers.jsonl"
     _input(file)
     settings = load_settings(RunConfig).llm
     run_file(settings, file, out)
-    lines = out.read_text().splitlines()
+    return settings, file, out, out.read_text().splitlines()
+
+
+def test_a_half_written_last_line_is_dropped_and_asked_again(chat: ChatServer, tmp_path: Path) -> None:
+    settings, file, out, lines = _answered_once(tmp_path)
     out.write_text(
         "\n".join(lines[:5]) + "\n" + lines[5][: len(lines[5]) // 2]
     )  # killed while writing line 6
@@ -126,11 +131,7 @@ def test_a_half_written_last_line_is_dropped_and_asked_again(chat: ChatServer, t
 
 
 def test_the_first_line_half_written_is_dropped_too(chat: ChatServer, tmp_path: Path) -> None:
-    file, out = tmp_path / "requests.jsonl", tmp_path / "answers.jsonl"
-    _input(file)
-    settings = load_settings(RunConfig).llm
-    run_file(settings, file, out)
-    lines = out.read_text().splitlines()
+    settings, file, out, lines = _answered_once(tmp_path)
     out.write_text(lines[0][:40])  # killed while writing the first line
     assert run_file(settings, file, out)["answered"] == REQUESTS
     assert sorted(out.read_text().splitlines()) == sorted(lines)
